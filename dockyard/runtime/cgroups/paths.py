@@ -1,0 +1,163 @@
+"""Host cgroup layout: mode detection, hierarchy mounts (parsed once) and cgroupsPath resolution."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from functools import cache
+from typing import NamedTuple
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+UNIFIED = ""  # key of the cgroup2 hierarchy in /proc/<pid>/cgroup ("0::/path")
+
+
+class Hierarchy(NamedTuple):
+    """One mounted cgroup hierarchy: its key in /proc/<pid>/cgroup, mountpoint and mount root."""
+
+    key: str  # "cpu,cpuacct", "memory", "name=systemd", or "" for cgroup2
+    mountpoint: str
+    root: str
+
+    @property
+    def controllers(self) -> list[str]:
+        """The controllers (or the "name=..." of a named hierarchy) in this hierarchy."""
+        return self.key.split(",") if self.key else []
+
+    def host_path(self, cgroup: str) -> str:
+        """Host path of a cgroup as named in /proc/<pid>/cgroup, given this mount's root."""
+        rel = posixpath.relpath(cgroup, self.root)
+        if rel.startswith(".."):  # outside the mounted subtree: best effort, relative to the mount
+            rel = cgroup.lstrip("/")
+        return posixpath.normpath(posixpath.join(self.mountpoint, rel))
+
+
+@cache
+def cgroup_mode() -> str:
+    """The host's cgroup mode: "v2" (pure cgroup2), "hybrid" (v1 controllers plus cgroup2) or "v1"."""
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
+        return "v2"
+    return "hybrid" if any(h.key == UNIFIED for h in hierarchies()) else "v1"
+
+
+@cache
+def hierarchies() -> tuple[Hierarchy, ...]:
+    """Every cgroup hierarchy mounted in this mount namespace, from /proc/self/mountinfo (read once)."""
+    with open("/proc/self/mountinfo") as f:
+        return parse_mountinfo(f.read())
+
+
+def parse_mountinfo(text: str) -> tuple[Hierarchy, ...]:
+    """The cgroup hierarchies in mountinfo text (first mount of each); co-mounted controllers share a key."""
+    found: dict[str, Hierarchy] = {}
+    for line in text.splitlines():
+        fields, sep, tail = line.partition(" - ")
+        if not sep or not tail.startswith("cgroup"):
+            continue
+        fstype, _source, superopts = tail.split(" ", 2)
+        parts = fields.split(" ")
+        root, mountpoint = _unescape(parts[3]), _unescape(parts[4])
+        if fstype == "cgroup2":
+            key = UNIFIED
+        elif fstype == "cgroup":
+            key = ",".join(o for o in superopts.split(",") if o.startswith("name=") or
+                           ("=" not in o and o not in _GENERIC_OPTS))
+        else:
+            continue
+        found.setdefault(key, Hierarchy(key, mountpoint, root))
+    return tuple(found.values())
+
+
+_GENERIC_OPTS = {"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods", "nsdelegate",
+                 "memory_recursiveprot", "memory_localevents", "memory_hugetlb_accounting"}
+
+
+def _unescape(field: str) -> str:
+    """Undo mountinfo's octal escaping (\\040 for a space, etc.)."""
+    if "\\" not in field:
+        return field
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def proc_cgroups(pid: int | str = "self") -> dict[str, str]:
+    """/proc/<pid>/cgroup as {hierarchy key: cgroup path}."""
+    out: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _id, key, path = line.rstrip("\n").split(":", 2)
+            out[key] = path
+    return out
+
+
+@cache
+def own_cgroups() -> dict[str, str]:
+    """The calling process's cgroups (read once)."""
+    return proc_cgroups("self")
+
+
+def clean_path(path: str | None) -> str:
+    """Normalise cgroupsPath like runc: absolute stays absolute, relative paths cannot climb above their base."""
+    if not path:
+        return ""
+    path = posixpath.normpath(path)
+    if not path.startswith("/"):
+        path = posixpath.relpath(posixpath.normpath("/" + path), "/")
+    return "" if path == "." else path
+
+
+def inner_path(cgroups_path: str | None, container_id: str) -> str:
+    """The cgroup path to use: cgroupsPath, or the container id when it is empty."""
+    return clean_path(cgroups_path) or clean_path(container_id)
+
+
+def locate_under(pid_cgroup: str, inner: str) -> str | None:
+    """The prefix of pid_cgroup that ends in the relative path inner (deepest match), or None."""
+    want = [p for p in inner.split("/") if p]
+    have = [p for p in pid_cgroup.split("/") if p]
+    for end in range(len(have), len(want) - 1, -1):
+        if have[end - len(want):end] == want:
+            return "/" + "/".join(have[:end])
+    return None
+
+
+def resolve_v1(inner: str, root_pid: int | None = None) -> list[tuple[Hierarchy, str]]:
+    """Host path of the cgroup in each v1 hierarchy (plus the cgroup2 one in hybrid mode).
+
+    Absolute paths are below each hierarchy's mountpoint; relative ones below the caller's own cgroup,
+    or, when root_pid is given and already lives under such a path, where that process actually is.
+    """
+    own = own_cgroups()
+    theirs = _pid_cgroups(root_pid) if root_pid and not inner.startswith("/") else {}
+    out = []
+    for h in hierarchies():
+        if h.key not in own or (h.key.startswith("name=") and h.key != "name=systemd"):
+            continue  # like runc, other tools' named hierarchies are left alone
+        if inner.startswith("/"):
+            out.append((h, posixpath.join(h.mountpoint, inner.lstrip("/"))))
+            continue
+        found = locate_under(theirs.get(h.key, ""), inner)
+        out.append((h, h.host_path(found) if found else posixpath.join(h.host_path(own[h.key]), inner)))
+    return out
+
+
+def resolve_v2(inner: str, root_pid: int | None = None) -> str:
+    """Host path of the cgroup on a pure cgroup2 host.
+
+    Like runc, a relative path is placed below the parent of the caller's cgroup (the caller's own cgroup
+    holds processes, so controllers could not be enabled for a child of it).
+    """
+    if inner.startswith("/"):
+        return posixpath.join(CGROUP_ROOT, inner.lstrip("/"))
+    if root_pid:
+        found = locate_under(_pid_cgroups(root_pid).get(UNIFIED, ""), inner)
+        if found:
+            return posixpath.join(CGROUP_ROOT, found.lstrip("/"))
+    parent = posixpath.dirname(own_cgroups().get(UNIFIED, "/"))
+    return posixpath.normpath(posixpath.join(CGROUP_ROOT, parent.lstrip("/"), inner))
+
+
+def _pid_cgroups(pid: int) -> dict[str, str]:
+    try:
+        return proc_cgroups(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return {}

@@ -1,0 +1,264 @@
+"""One function per runtime verb, over the lifecycle library (the CLI's thin layer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from dockyard.runtime import container
+from dockyard.runtime.errors import RuntimeFailure
+from dockyard.runtime.signals import parse_signal
+from dockyard.runtime.state import OCI_VERSION, StateStore
+
+VERSION = "0.1.0"
+
+
+def version() -> int:
+    print(f"dockyard-runtime version {VERSION}\nspec: {OCI_VERSION}")
+    return 0
+
+
+def _console(path: str | None) -> Any:
+    if not path:
+        return None
+    from dockyard.runtime.console import connect_console_socket
+
+    return connect_console_socket(path)
+
+
+def cmd_create(store: StateStore, a: argparse.Namespace) -> int:
+    container.create(store, a.id, a.bundle, a.pid_file, _console(a.console_socket), a.no_pivot, a.preserve_fds)
+    return 0
+
+
+def cmd_start(store: StateStore, a: argparse.Namespace) -> int:
+    container.start(store, a.id)
+    return 0
+
+
+def cmd_run(store: StateStore, a: argparse.Namespace) -> int:
+    from dockyard.runtime.foreground import ForegroundConsole, become_subreaper, wait_foreground
+
+    if not a.detach:
+        become_subreaper()
+    console = _console(a.console_socket)
+    fg = None
+    if console is None and not a.detach:
+        from dockyard.runtime.config import load_bundle
+
+        if load_bundle(os.path.abspath(a.bundle))[0]["process"].get("terminal"):
+            fg = ForegroundConsole()
+            console = fg.theirs
+    state = container.create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, a.preserve_fds)
+    try:
+        if fg is not None:
+            fg.receive()
+        container.start(store, a.id)
+    except BaseException:
+        container.delete(store, a.id, force=True)
+        raise
+    if a.detach:
+        return 0
+    code = wait_foreground(state["pid"], fg)
+    if not a.keep:
+        container.delete(store, a.id, force=True)
+    return code
+
+
+def cmd_state(store: StateStore, a: argparse.Namespace) -> int:
+    print(json.dumps(store.oci_state(store.load(a.id)), indent=2))
+    return 0
+
+
+def cmd_kill(store: StateStore, a: argparse.Namespace) -> int:
+    container.kill(store, a.id, parse_signal(a.signal), a.all)
+    return 0
+
+
+def cmd_delete(store: StateStore, a: argparse.Namespace) -> int:
+    container.delete(store, a.id, a.force)
+    return 0
+
+
+def cmd_exec(store: StateStore, a: argparse.Namespace) -> int:
+    from dockyard.runtime.execute import exec_process, load_process_file, process_from_args
+    from dockyard.runtime.foreground import ForegroundConsole, become_subreaper, wait_foreground
+
+    if a.process:
+        proc = load_process_file(a.process)
+    else:
+        if not a.args:
+            raise RuntimeFailure("exec needs a command (or --process FILE)")
+        proc = process_from_args(store.load(a.id)["config"]["process"], a.args, vars(a))
+    if not a.detach:
+        become_subreaper()
+    console = _console(a.console_socket)
+    fg = None
+    if console is None and proc.get("terminal") and not a.detach:
+        fg = ForegroundConsole()
+        console = fg.theirs
+    pid = exec_process(store, a.id, proc, console, a.pid_file, a.preserve_fds)
+    if fg is not None:
+        fg.receive()
+    if a.detach:
+        return 0
+    return wait_foreground(pid, fg)
+
+
+def cmd_list(store: StateStore, a: argparse.Namespace) -> int:
+    states = []
+    for cid in store.ids():
+        try:
+            states.append(store.oci_state(store.load(cid)))
+        except RuntimeFailure:
+            continue
+    if a.quiet:
+        for s in states:
+            print(s["id"])
+    elif a.format == "json":
+        print(json.dumps(states))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root") for s in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        for r in rows:
+            print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _container_cgroup(store: StateStore, cid: str) -> Any:
+    from dockyard.runtime.cgroups import open_cgroup
+
+    state = store.load(cid)
+    return state, open_cgroup(state.get("cgroups_path"), cid)
+
+
+def cmd_ps(store: StateStore, a: argparse.Namespace) -> int:
+    state, cgroup = _container_cgroup(store, a.id)
+    if store.status(state) == "stopped":
+        raise RuntimeFailure("container not running")
+    pids = sorted(cgroup.pids())
+    if a.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+
+    out = subprocess.run(["ps", *(a.ps_args or ["-ef"])], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeFailure(f"ps failed: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return 0
+    try:
+        col = lines[0].split().index("PID")
+    except ValueError:
+        raise RuntimeFailure("couldn't find PID field in ps output") from None
+    print(lines[0])
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            print(line)
+    return 0
+
+
+def cmd_pause(store: StateStore, a: argparse.Namespace) -> int:
+    state, cgroup = _container_cgroup(store, a.id)
+    status = store.status(state)
+    if status != "running":
+        raise RuntimeFailure(f"container not running (status: {status})")
+    cgroup.freeze()
+    return 0
+
+
+def cmd_resume(store: StateStore, a: argparse.Namespace) -> int:
+    state, cgroup = _container_cgroup(store, a.id)
+    if store.status(state) != "paused":
+        raise RuntimeFailure("container not paused")
+    cgroup.thaw()
+    return 0
+
+
+def _int_flag(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    from dockyard.runtime.units import parse_bytes_or_int
+
+    return parse_bytes_or_int(value, name)
+
+
+def resources_from_flags(a: argparse.Namespace) -> dict[str, Any]:
+    """linux.resources from `update`'s flags (sizes accept k/m/g suffixes, -1 = unlimited)."""
+    res: dict[str, Any] = {}
+    mem = {k: _int_flag(getattr(a, f), f) for k, f in (("limit", "memory"), ("reservation", "memory_reservation"),
+                                                       ("swap", "memory_swap"))}
+    cpu: dict[str, Any] = {k: _int_flag(getattr(a, f), f) for k, f in (
+        ("shares", "cpu_shares"), ("quota", "cpu_quota"), ("period", "cpu_period"),
+        ("realtimePeriod", "cpu_rt_period"), ("realtimeRuntime", "cpu_rt_runtime"))}
+    cpu.update({"cpus": a.cpuset_cpus, "mems": a.cpuset_mems})
+    for key, values in (("memory", mem), ("cpu", cpu)):
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            res[key] = values
+    if a.pids_limit is not None:
+        res["pids"] = {"limit": _int_flag(a.pids_limit, "pids-limit")}
+    if a.blkio_weight is not None:
+        res["blockIO"] = {"weight": _int_flag(a.blkio_weight, "blkio-weight")}
+    return res
+
+
+def cmd_update(store: StateStore, a: argparse.Namespace) -> int:
+    state, cgroup = _container_cgroup(store, a.id)
+    if store.status(state) == "stopped":
+        raise RuntimeFailure("container not running")
+    if a.resources:
+        try:
+            text = sys.stdin.read() if a.resources == "-" else open(a.resources).read()
+            res = json.loads(text)
+        except (OSError, ValueError) as e:
+            raise RuntimeFailure(f"cannot read resources {a.resources}: {e}") from None
+        if not isinstance(res, dict):
+            raise RuntimeFailure("resources must be a JSON object (linux.resources)")
+    else:
+        res = resources_from_flags(a)
+    cgroup.apply(res)
+    linux = state["config"].setdefault("linux", {})
+    merged = linux.setdefault("resources", {})
+    for key, value in res.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    store.save(state)
+    return 0
+
+
+def cmd_features(store: StateStore, a: argparse.Namespace) -> int:
+    from dockyard.runtime.features import features
+
+    print(json.dumps(features(), indent=4))
+    return 0
+
+
+def cmd_spec(store: StateStore, a: argparse.Namespace) -> int:
+    from dockyard.runtime.spec_template import default_spec
+
+    path = os.path.join(a.bundle, "config.json")
+    if os.path.exists(path):
+        raise RuntimeFailure(f"File {path} exists. Remove it first")
+    spec = default_spec()
+    if a.rootless:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
+    with open(path, "w") as f:
+        json.dump(spec, f, indent=2)
+    return 0
+
+
+def cmd_events(store: StateStore, a: argparse.Namespace) -> int:
+    if not a.stats:
+        raise RuntimeFailure("only `events --stats` is supported")
+    state, cgroup = _container_cgroup(store, a.id)
+    print(json.dumps({"type": "stats", "id": a.id, "data": cgroup.stats()}))
+    return 0

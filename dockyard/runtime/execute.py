@@ -1,0 +1,81 @@
+"""`exec`: run another process inside a running container, joining everything it is in."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from dockyard.runtime.caps import normalise
+from dockyard.runtime.cgroups import open_cgroup
+from dockyard.runtime.config import validate_process
+from dockyard.runtime.container import compile_seccomp, spawn, write_pid_file
+from dockyard.runtime.errors import RuntimeFailure
+from dockyard.runtime.init import Launch, exec_child
+from dockyard.runtime.namespaces import NamespacePlan, process_namespace_fds
+from dockyard.runtime.process import ProcessSetup
+from dockyard.runtime.state import StateStore
+from dockyard.runtime.sync import SyncChannel
+
+
+def process_from_args(base: dict[str, Any], args: list[str], opts: dict[str, Any]) -> dict[str, Any]:
+    """runc's exec without --process: the container's process, with args and flags applied."""
+    proc = copy.deepcopy(base)
+    proc["args"] = args
+    proc["terminal"] = bool(opts.get("tty"))
+    if opts.get("cwd"):
+        proc["cwd"] = opts["cwd"]
+    if opts.get("env"):
+        proc["env"] = list(proc.get("env") or []) + list(opts["env"])
+    if opts.get("user"):
+        uid, _, gid = opts["user"].partition(":")
+        try:
+            proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        except ValueError:
+            raise RuntimeFailure(f"--user must be UID[:GID], got {opts['user']!r}") from None
+    if opts.get("additional_gids"):
+        proc.setdefault("user", {})["additionalGids"] = [int(g) for g in opts["additional_gids"]]
+    if opts.get("caps"):
+        caps = proc.setdefault("capabilities", {})
+        for key in ("bounding", "effective", "permitted", "ambient"):
+            caps[key] = list(caps.get(key) or []) + [normalise(c) for c in opts["caps"]]
+    if opts.get("no_new_privs"):
+        proc["noNewPrivileges"] = True
+    return proc
+
+
+def load_process_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            proc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeFailure(f"cannot read process file {path}: {e}") from None
+    validate_process(proc, "process")
+    return proc
+
+
+def exec_process(store: StateStore, cid: str, proc: dict[str, Any], console: Any = None,
+                 pid_file: str | None = None, preserve_fds: int = 0) -> int:
+    """Start proc inside the container; return its host pid once it is about to exec."""
+    state = store.load(cid)
+    status = store.status(state)
+    if status in ("stopped", "paused", "created"):
+        raise RuntimeFailure(f"cannot exec in a {status} container")
+    validate_process(proc)
+    if proc.get("terminal") and console is None:
+        raise RuntimeFailure("cannot allocate tty if the runtime will detach without setting console socket")
+    config = state["config"]
+    namespaces = (config.get("linux") or {}).get("namespaces") or []
+    plan = NamespacePlan.joining({ns["type"] for ns in namespaces})
+    launch = Launch(config=config, rootfs=state["rootfs"], namespaces=plan, process=ProcessSetup(proc),
+                    cgroup=None, seccomp=compile_seccomp(config), console=console, preserve_fds=preserve_fds)
+    join_fds = process_namespace_fds(state["pid"], plan.types | {"user"})
+    cgroup = open_cgroup(state.get("cgroups_path"), cid)
+    parent, child = SyncChannel.pair()
+    pid = spawn(launch, parent, child, cgroup, join_fds, exec_child)
+    try:
+        parent.expect("ready")
+    finally:
+        parent.close()
+    write_pid_file(pid_file, pid)
+    return pid

@@ -1,0 +1,160 @@
+"""Code that runs in the processes the runtime forks: the namespace-creating intermediate,
+the container's init, and an exec'd process. None of it returns: it execs or exits."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.runtime import rootfs as rootfs_mod
+from dockyard.runtime import syscalls
+from dockyard.runtime.console import setup_terminal
+from dockyard.runtime.errors import RuntimeFailure
+from dockyard.runtime.hooks import run_hooks
+from dockyard.runtime.namespaces import NamespacePlan, join_all
+from dockyard.runtime.process import (
+    ProcessSetup,
+    apply_oom_score_adj,
+    apply_rlimits,
+    build_env,
+    close_fds_except,
+    lookup_executable,
+)
+from dockyard.runtime.sync import SyncChannel, report_and_exit
+
+
+@dataclass
+class Launch:
+    """Everything a forked child needs, prepared (and validated) by the runtime before fork."""
+
+    config: dict[str, Any]
+    rootfs: str
+    namespaces: NamespacePlan
+    process: ProcessSetup
+    cgroup: Any
+    seccomp: Any
+    console: socket.socket | None
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    fifo_fd: int = -1
+
+
+def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], child_main) -> None:
+    """First child: wait to be placed in the cgroup, enter/create namespaces, fork the process that
+    will be pid 1 of the new pid namespace, report its pid, and exit."""
+    try:
+        chan.expect("go")
+        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
+        ns = launch.namespaces
+        user_fds = [f for f in join_fds if f[0] == "user"]
+        join_all(user_fds)
+        if ns.new_user:
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
+            chan.send("userns")
+            chan.expect("maps")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        join_all([f for f in join_fds if f[0] != "user"])
+        flags = ns.unshare_flags()
+        if flags:
+            syscalls.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            child_main(launch, chan)
+            os._exit(1)
+        chan.send("pid", pid=pid)
+    except BaseException as e:  # noqa: BLE001 - every failure goes to the runtime
+        report_and_exit(chan, e)
+    os._exit(0)
+
+
+def _finalize(launch: Launch) -> tuple[str, list[str], dict[str, str]]:
+    """Process attributes applied while still privileged; returns what to exec."""
+    proc = launch.process
+    apply_oom_score_adj(proc.proc)
+    apply_rlimits(proc.proc)
+    proc.chdir()
+    if launch.seccomp is not None and not proc.no_new_privs:
+        launch.seccomp.load()  # without no_new_privs, loading needs CAP_SYS_ADMIN: do it before setuid
+    proc.switch_user()
+    env = build_env(proc.proc, proc.uid)
+    path = lookup_executable(proc.proc["args"][0], env)
+    proc.set_no_new_privs()
+    return path, proc.proc["args"], env
+
+
+def _exec(launch: Launch, path: str, args: list[str], env: dict[str, str]) -> None:
+    """Final step: close every runtime fd, reset signals Python ignores, seccomp, execve."""
+    close_fds_except(2 + launch.preserve_fds)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    if launch.seccomp is not None and launch.process.no_new_privs:
+        launch.seccomp.load()
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        os.write(2, f"exec {args[0]}: {e.strerror}\n".encode())
+        os._exit(127 if e.errno == errno.ENOENT else 126)
+
+
+def _apply_sysctls(config: dict[str, Any]) -> None:
+    for key, value in ((config.get("linux") or {}).get("sysctl") or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot set sysctl {key}={value}: {e.strerror}") from None
+
+
+def container_init(launch: Launch, chan: SyncChannel) -> None:
+    """The container's pid 1 before exec: build the rootfs, pivot, apply the process settings,
+    report 'created', then wait on the exec fifo until `start` and exec the user process."""
+    config = launch.config
+    try:
+        rootfs_mod.prepare(launch.rootfs, config, launch.cgroup, launch.namespaces.types)
+        chan.send("mounted")
+        state = chan.expect("hooks")["state"]
+        run_hooks(config, "createContainer", state)
+        rootfs_mod.pivot(launch.rootfs, launch.no_pivot)
+        if config.get("hostname"):
+            socket.sethostname(config["hostname"])
+        if config.get("domainname"):
+            syscalls.setdomainname(config["domainname"])
+        _apply_sysctls(config)
+        rootfs_mod.finish(config)
+        if launch.console is not None:
+            setup_terminal(launch.console, launch.process.proc.get("consoleSize"), bind_console=True)
+        path, args, env = _finalize(launch)
+        chan.send("created")
+    except BaseException as e:  # noqa: BLE001
+        report_and_exit(chan, e)
+    chan.close()
+    try:
+        fd = os.open(f"/proc/self/fd/{launch.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until `start`
+        os.close(launch.fifo_fd)
+        # startContainer hooks run before `start` is released, so they precede poststart.
+        run_hooks(config, "startContainer", state)
+        os.write(fd, b"0")
+        os.close(fd)
+    except (RuntimeFailure, OSError) as e:
+        os.write(2, f"container init: {e}\n".encode())
+        os._exit(1)
+    _exec(launch, path, args, env)
+
+
+def exec_child(launch: Launch, chan: SyncChannel) -> None:
+    """A process joining a running container (`exec`), after the namespaces were entered."""
+    try:
+        if launch.console is not None:
+            setup_terminal(launch.console, launch.process.proc.get("consoleSize"), bind_console=False)
+        path, args, env = _finalize(launch)
+        chan.send("ready")
+    except BaseException as e:  # noqa: BLE001
+        report_and_exit(chan, e)
+    chan.close()
+    _exec(launch, path, args, env)

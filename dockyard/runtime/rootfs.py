@@ -1,0 +1,229 @@
+"""Building the container's root filesystem inside its new mount namespace.
+
+Order (as runc): set root propagation, bind the rootfs onto itself, do the config's mounts (in
+order, destinations resolved inside the rootfs), create /dev's devices and links, then — after
+the createContainer hooks — pivot_root into it, mask and write-protect paths, and make the
+root read-only when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from dockyard.runtime import syscalls as s
+from dockyard.runtime.errors import RuntimeFailure
+from dockyard.runtime.mountopts import PROPAGATION, MountOptions
+from dockyard.runtime.paths import make_destination, secure_join
+
+DEFAULT_DEVICES = [  # path, type, major, minor
+    ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
+    ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0),
+]
+DEV_LINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+             ("pts/ptmx", "/dev/ptmx")]
+
+
+def _current_flags(path: str) -> int:
+    """nosuid/nodev/noexec of the mount at path: a bind remount must keep them (the kernel
+    locks them in user namespaces)."""
+    st = os.statvfs(path)
+    flags = 0
+    for bit, flag in ((os.ST_NOSUID, s.MS_NOSUID), (os.ST_NODEV, s.MS_NODEV), (os.ST_NOEXEC, s.MS_NOEXEC)):
+        if st.f_flag & bit:
+            flags |= flag
+    return flags
+
+
+def _remount_readonly(path: str) -> None:
+    s.mount(None, path, None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | _current_flags(path))
+
+
+def _mount_bind(src: str, dest: str, opts: MountOptions) -> None:
+    s.mount(src, dest, None, opts.flags & (s.MS_BIND | s.MS_REC))
+    extra = opts.remount_flags
+    if extra:
+        try:
+            s.mount(None, dest, None, s.MS_BIND | s.MS_REMOUNT | extra)
+        except PermissionError:
+            s.mount(None, dest, None, s.MS_BIND | s.MS_REMOUNT | extra | _current_flags(dest))
+
+
+def _mount_cgroups(dest: str, m: dict[str, Any], opts: MountOptions, cgroup: Any, cgroupns: bool) -> None:
+    sources = cgroup.mount_sources() if cgroup is not None else []
+    flags = opts.flags & ~s.MS_RDONLY
+    if cgroup is not None and cgroup.version == 2:
+        if cgroupns:
+            s.mount("cgroup2", dest, "cgroup2", opts.flags)
+        else:
+            s.mount(sources[0][1], dest, None, s.MS_BIND | s.MS_REC)
+            s.mount(None, dest, None, s.MS_BIND | s.MS_REMOUNT | opts.remount_flags)
+        return
+    s.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
+    controllers = _kernel_controllers() if cgroupns else set()
+    for sub, host_path in sources:
+        target = os.path.join(dest, sub)
+        os.makedirs(target, exist_ok=True)
+        if cgroupns:
+            # A hierarchy named after no controller (systemd's) is a named one: "none,name=X".
+            known = set(sub.split(",")) <= controllers
+            s.mount("cgroup", target, "cgroup", opts.flags, sub if known else f"none,name={sub}")
+        else:
+            s.mount(host_path, target, None, s.MS_BIND | s.MS_REC)
+            s.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | opts.remount_flags)
+        if "," in sub:
+            for alias in sub.split(","):
+                link = os.path.join(dest, alias)
+                if not os.path.lexists(link):
+                    os.symlink(sub, link)
+    if opts.flags & s.MS_RDONLY:
+        s.mount(None, dest, None, s.MS_REMOUNT | opts.flags, "mode=755")
+
+
+def _kernel_controllers() -> set[str]:
+    with open("/proc/cgroups") as f:
+        return {line.split()[0] for line in f if not line.startswith("#")}
+
+
+def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
+    """Perform one entry of config.mounts under rootfs."""
+    opts = MountOptions(m.get("options") or [])
+    kind = m.get("type") or ("bind" if opts.is_bind else "")
+    source = m.get("source", "")
+    if kind == "bind" and not opts.is_bind:
+        opts.flags |= s.MS_BIND
+    dest = secure_join(rootfs, m["destination"])
+    if opts.is_bind:
+        if not os.path.exists(source):
+            raise RuntimeFailure(f"mount {m['destination']}: bind source {source} does not exist")
+        make_destination(dest, is_file=not os.path.isdir(source))
+        _mount_bind(source, dest, opts)
+    else:
+        make_destination(dest, is_file=False)
+        if kind == "cgroup":
+            _mount_cgroups(dest, m, opts, cgroup, "cgroup" in ns_types)
+        elif kind == "sysfs" and "network" not in ns_types:
+            # sysfs cannot be mounted from another network namespace's view: bind the host's.
+            _mount_bind("/sys", dest, MountOptions(["rbind", *(m.get("options") or [])]))
+        else:
+            if kind == "mqueue" and "ipc" not in ns_types:
+                _mount_bind("/dev/mqueue", dest, MountOptions(["rbind", *(m.get("options") or [])]))
+            else:
+                s.mount(source or kind, dest, kind, opts.flags, opts.data)
+    for prop in opts.propagation:
+        s.mount(None, dest, None, prop)
+
+
+def _make_device(rootfs: str, path: str, kind: str, major: int, minor: int, mode: int,
+                 uid: int, gid: int, in_userns: bool) -> None:
+    dest = secure_join(rootfs, path)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    if in_userns:  # mknod is not allowed in a user namespace: bind the host's node instead
+        make_destination(dest, is_file=True)
+        s.mount(path, dest, None, s.MS_BIND)
+        return
+    type_bits = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
+    old = os.umask(0)
+    try:
+        os.mknod(dest, type_bits | (mode & 0o7777), os.makedev(major, minor))
+    finally:
+        os.umask(old)
+    os.chown(dest, uid, gid)
+
+
+def setup_dev(rootfs: str, config: dict[str, Any], ns_types: set[str]) -> None:
+    """Create default devices, config devices and the standard /dev symlinks."""
+    in_userns = "user" in ns_types
+    binds_dev = any(m["destination"].rstrip("/") == "/dev" and MountOptions(m.get("options") or []).is_bind
+                    for m in config.get("mounts") or [])
+    if not binds_dev:
+        for path, kind, major, minor in DEFAULT_DEVICES:
+            _make_device(rootfs, path, kind, major, minor, 0o666, 0, 0, in_userns)
+        for src, link in DEV_LINKS:
+            dest = secure_join(rootfs, link)
+            if not os.path.lexists(dest) and os.path.isdir(os.path.dirname(dest)):
+                os.symlink(src, dest)
+    for dev in (config.get("linux") or {}).get("devices") or []:
+        mode = dev.get("fileMode", 0o666)
+        _make_device(rootfs, dev["path"], dev["type"], dev.get("major", 0), dev.get("minor", 0), mode,
+                     dev.get("uid", 0), dev.get("gid", 0), in_userns)
+
+
+def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
+    """Everything before pivot_root: propagation, the rootfs bind, mounts and /dev."""
+    linux = config.get("linux") or {}
+    prop = PROPAGATION.get(linux.get("rootfsPropagation") or "", s.MS_SLAVE | s.MS_REC)
+    s.mount(None, "/", None, prop | s.MS_REC)
+    _make_parent_private(rootfs)
+    s.mount(rootfs, rootfs, None, s.MS_BIND | s.MS_REC)
+    for m in config.get("mounts") or []:
+        try:
+            mount_entry(rootfs, m, cgroup, ns_types)
+        except OSError as e:
+            raise RuntimeFailure(f"error mounting {m.get('source', '')!r} to rootfs at "
+                                 f"{m['destination']!r}: {e.strerror or e}") from None
+    setup_dev(rootfs, config, ns_types)
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared: make that mount private."""
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mnt = line.split(" ", 5)[4]
+            if (rootfs == mnt or rootfs.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                best = mnt
+    s.mount(None, best, None, s.MS_PRIVATE)
+
+
+def pivot(rootfs: str, no_pivot: bool = False) -> None:
+    """Make rootfs the root: pivot_root, or MS_MOVE + chroot where pivot_root cannot work."""
+    if not no_pivot:
+        old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
+        new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY)
+        try:
+            os.fchdir(new_root)
+            s.pivot_root(".", ".")
+            os.fchdir(old_root)
+            s.mount(None, ".", None, s.MS_SLAVE | s.MS_REC)
+            s.umount2(".", s.MNT_DETACH)
+            os.chdir("/")
+            return
+        except OSError as e:
+            if e.errno != 22:  # EINVAL: the current root is a ramfs; fall back below
+                raise
+        finally:
+            os.close(old_root)
+            os.close(new_root)
+    os.chdir(rootfs)
+    s.mount(rootfs, "/", None, s.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def finish(config: dict[str, Any]) -> None:
+    """After pivot_root: masked and read-only paths, the propagation asked for, a read-only root."""
+    linux = config.get("linux") or {}
+    for path in linux.get("readonlyPaths") or []:
+        try:
+            s.mount(path, path, None, s.MS_BIND | s.MS_REC)
+        except FileNotFoundError:
+            continue
+        _remount_readonly(path)
+    for path in linux.get("maskedPaths") or []:
+        try:
+            if os.path.isdir(path):
+                s.mount("tmpfs", path, "tmpfs", s.MS_RDONLY)
+            else:
+                s.mount("/dev/null", path, None, s.MS_BIND)
+        except FileNotFoundError:
+            continue
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        s.mount(None, "/", None, PROPAGATION[prop])
+    if (config.get("root") or {}).get("readonly"):
+        _remount_readonly("/")

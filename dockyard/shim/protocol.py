@@ -1,0 +1,58 @@
+"""The shim's control-socket protocol: one JSON object per line, and attach stream framing.
+
+Requests are {"op": NAME, ...args}; every reply is {"ok": true, ...} or {"ok": false, "error": TEXT}.
+
+  state                                  -> id, pid, shim_pid, status (created|running|stopped),
+                                            tty, started_at, exit (null or the exit record)
+  start                                  -> started_at                  (runs `runtime start ID`)
+  signal  {signal: int|str, all: bool}   -> {}                          (runs `runtime kill ID SIG [--all]`)
+  resize  {width: int, height: int}      -> {}                          (TIOCSWINSZ; tty only)
+  wait                                   -> the exit record, once the container has exited
+  close_stdin                            -> {}                          (tty: sends EOT instead)
+  attach  {stdin, stdout, stderr: bool, stdin_once: bool} -> tty, stdin; then the connection is a stream
+
+The exit record (also <state-dir>/exit.json) is {"exit_code": N, "exited_at": RFC3339Nano[, "signal": S]}.
+After a successful attach the shim sends output frames (see frame()) or, with a tty, raw bytes; bytes
+from the client go to the container's stdin, and with stdin_once the client's EOF closes that stdin.
+"""
+
+from __future__ import annotations
+
+import json
+
+SOCKET_NAME = "shim.sock"
+EXIT_FILE = "exit.json"
+STDOUT, STDERR = 1, 2
+STREAM_IDS = {"stdout": STDOUT, "stderr": STDERR}
+MAX_LINE = 64 * 1024
+Message = dict[str, object]  # a decoded JSON object (typing.Any is not imported: it costs resident memory)
+
+
+class ProtocolError(Exception):
+    """A malformed request or reply."""
+
+
+def encode(msg: Message) -> bytes:
+    """Serialize one message as a JSON line."""
+    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> Message:
+    """Parse one JSON line into a dict."""
+    try:
+        msg = json.loads(line)
+    except ValueError as exc:
+        raise ProtocolError(f"invalid JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return msg
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    """Docker's multiplexed stream frame: [stream,0,0,0] + big-endian uint32 length + payload."""
+    return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
+
+
+def error(text: str) -> Message:
+    """A failure reply."""
+    return {"ok": False, "error": text}
