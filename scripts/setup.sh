@@ -29,4 +29,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
+scripts/fast-launchers.sh
+.venv/bin/python -m compileall -q dockyard >/dev/null
 echo "setup: ready (.venv/bin/dockyard-runtime, .venv/bin/dockyard-shim)"

@@ -2,130 +2,122 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from typing import Any
 
+from dockyard.runtime import jsonfast
+from dockyard.runtime.argv import Command, Flag, UsageError, global_usage, parse
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.state import DEFAULT_ROOT, StateStore, now_rfc3339
 
+PROG = "dockyard-runtime"
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dockyard-runtime", description="OCI runtime of dockyard")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
-    p.add_argument("--log", help="log file for errors (as runc: containerd reads it)")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true", help="not supported: refused")
-    p.add_argument("--cgroup-manager", choices=("cgroupfs", "systemd"), default="cgroupfs")
-    p.add_argument("--criu", help=argparse.SUPPRESS)
-    p.add_argument("--rootless", help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+GLOBAL_FLAGS = [
+    Flag("root", "value", DEFAULT_ROOT, "state directory"),
+    Flag("log", "value", None, "file for error records (containerd reads it)"),
+    Flag("log-format", "value", "text", "text or json", choices=("text", "json")),
+    Flag("debug", help="accepted for compatibility"),
+    Flag("systemd-cgroup", help="refused: only the cgroupfs driver exists"),
+    Flag("cgroup-manager", "value", "cgroupfs", "cgroupfs (systemd is refused)", choices=("cgroupfs", "systemd")),
+    Flag("criu", "value", None, "accepted and ignored"),
+    Flag("rootless", "value", None, "accepted and ignored"),
+    Flag("v,version", help="print the version"),
+    Flag("h,help", help="show this help"),
+]
 
-    def cmd(name: str, help_text: str, *aliases: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, aliases=list(aliases))
+_CREATE_FLAGS = [
+    Flag("b,bundle", "value", ".", "bundle directory"),
+    Flag("pid-file", "value", None, "write the init pid here"),
+    Flag("console-socket", "value", None, "unix socket that receives the pty master"),
+    Flag("no-pivot", help="use MS_MOVE + chroot instead of pivot_root"),
+    Flag("no-new-keyring", help="accepted; no session keyring is created"),
+    Flag("preserve-fds", "value", "0", "pass this many extra fds (from 3) to the process"),
+]
+_SIZE_FLAGS = ("memory", "memory-reservation", "memory-swap", "cpu-shares", "cpu-quota", "cpu-period",
+               "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight")
 
-    for name, text in (("create", "create a container"), ("run", "create and start a container")):
-        c = cmd(name, text)
-        c.add_argument("id")
-        c.add_argument("-b", "--bundle", default=".")
-        c.add_argument("--pid-file")
-        c.add_argument("--console-socket")
-        c.add_argument("--no-pivot", action="store_true")
-        c.add_argument("--no-new-keyring", action="store_true")
-        c.add_argument("--preserve-fds", type=int, default=0)
-        if name == "run":
-            c.add_argument("-d", "--detach", action="store_true")
-            c.add_argument("--keep", action="store_true")
-    for name, text in (("start", "start a created container"), ("state", "print a container's state"),
-                       ("pause", "freeze every process of a container"),
-                       ("resume", "thaw a paused container")):
-        cmd(name, text).add_argument("id")
-    c = cmd("kill", "send a signal to a container")
-    c.add_argument("id")
-    c.add_argument("signal", nargs="?", default="SIGTERM")
-    c.add_argument("-a", "--all", action="store_true")
-    c = cmd("delete", "delete a container", "rm")
-    c.add_argument("id")
-    c.add_argument("-f", "--force", action="store_true")
-    c = cmd("exec", "run a process in a running container")
-    c.add_argument("-p", "--process")
-    c.add_argument("-t", "--tty", action="store_true")
-    c.add_argument("--console-socket")
-    c.add_argument("--cwd")
-    c.add_argument("-e", "--env", action="append", default=[])
-    c.add_argument("-u", "--user")
-    c.add_argument("-g", "--additional-gids", action="append", default=[])
-    c.add_argument("-c", "--cap", action="append", default=[], dest="caps")
-    c.add_argument("--no-new-privs", action="store_true")
-    c.add_argument("-d", "--detach", action="store_true")
-    c.add_argument("--pid-file")
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("--process-label", help=argparse.SUPPRESS)
-    c.add_argument("--apparmor", help=argparse.SUPPRESS)
-    c.add_argument("--cgroup", help=argparse.SUPPRESS)
-    c.add_argument("id")
-    c.add_argument("args", nargs=argparse.REMAINDER)
-    c = cmd("list", "list containers", "ls")
-    c.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    c.add_argument("-q", "--quiet", action="store_true")
-    c = cmd("ps", "list the processes of a container")
-    c.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    c.add_argument("id")
-    c.add_argument("ps_args", nargs=argparse.REMAINDER)
-    c = cmd("update", "change a container's resource limits")
-    c.add_argument("id")
-    c.add_argument("-r", "--resources", help="linux.resources JSON file, '-' for stdin")
-    for flag in ("memory", "memory-reservation", "memory-swap", "cpu-shares", "cpu-quota", "cpu-period",
-                 "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems", "pids-limit",
-                 "blkio-weight", "kernel-memory", "kernel-memory-tcp", "l3-cache-schema", "mem-bw-schema"):
-        c.add_argument(f"--{flag}")
-    cmd("features", "print the features this runtime supports")
-    c = cmd("spec", "write a default config.json")
-    c.add_argument("-b", "--bundle", default=".")
-    c.add_argument("--rootless", action="store_true")
-    c = cmd("events", "print container events (--stats: one resource snapshot)")
-    c.add_argument("--stats", action="store_true")
-    c.add_argument("--interval", default="5s")
-    c.add_argument("id")
-    return p
+COMMANDS = [
+    Command("create", "create a container (its process waits for `start`)", _CREATE_FLAGS, ("id",)),
+    Command("start", "start a created container", args=("id",)),
+    Command("run", "create and start a container, and wait for it", _CREATE_FLAGS + [
+        Flag("d,detach", help="do not wait"), Flag("keep", help="keep the container after it exits")],
+        ("id",)),
+    Command("state", "print a container's state as JSON", args=("id",)),
+    Command("kill", "send a signal (default SIGTERM) to a container", [
+        Flag("a,all", help="signal every process of the container")], ("id",), ("signal",)),
+    Command("delete", "delete a container", [Flag("f,force", help="kill it first if it runs")], ("id",),
+            aliases=("rm",)),
+    Command("exec", "run a process in a running container", [
+        Flag("p,process", "value", None, "process.json to run"),
+        Flag("t,tty", help="allocate a terminal"),
+        Flag("console-socket", "value", None, "unix socket that receives the pty master"),
+        Flag("cwd", "value", None, "working directory"),
+        Flag("e,env", "list", help="KEY=value, repeatable"),
+        Flag("u,user", "value", None, "UID[:GID]"),
+        Flag("g,additional-gids", "list", help="additional group, repeatable"),
+        Flag("c,cap", "list", help="additional capability, repeatable", dest="caps"),
+        Flag("no-new-privs", help="set no_new_privs"),
+        Flag("d,detach", help="do not wait"),
+        Flag("pid-file", "value", None, "write the process pid here"),
+        Flag("preserve-fds", "value", "0", "pass this many extra fds"),
+        Flag("process-label", "value", None, "accepted and ignored"),
+        Flag("apparmor", "value", None, "accepted and ignored"),
+        Flag("cgroup", "value", None, "accepted and ignored"),
+    ], ("id",), rest="args"),
+    Command("list", "list containers", [
+        Flag("f,format", "value", "table", "table or json", choices=("table", "json")),
+        Flag("q,quiet", help="ids only")], aliases=("ls",)),
+    Command("ps", "list the processes of a container", [
+        Flag("f,format", "value", "table", "table or json", choices=("table", "json"))], ("id",), rest="ps_args"),
+    Command("pause", "freeze every process of a container", args=("id",)),
+    Command("resume", "thaw a paused container", args=("id",)),
+    Command("update", "change a container's resource limits", [
+        Flag("r,resources", "value", None, "linux.resources JSON file, '-' for stdin"),
+        *(Flag(name, "value") for name in _SIZE_FLAGS)], ("id",)),
+    Command("features", "print the features this runtime supports"),
+    Command("spec", "write a default config.json", [
+        Flag("b,bundle", "value", ".", "bundle directory"), Flag("rootless", help="add a user namespace")]),
+    Command("events", "print a container's resource usage (--stats)", [
+        Flag("stats", help="one snapshot"), Flag("interval", "value", "5s", "accepted")], ("id",)),
+]
 
 
-def _log_error(args: argparse.Namespace, message: str) -> None:
-    sys.stderr.write(f"dockyard-runtime: {message}\n")
-    if getattr(args, "log", None):
-        try:
-            with open(args.log, "a") as f:
-                if args.log_format == "json":
-                    f.write(json.dumps({"level": "error", "msg": message, "time": now_rfc3339()}) + "\n")
-                else:
-                    f.write(f'time="{now_rfc3339()}" level=error msg={json.dumps(message)}\n')
-        except OSError:
-            pass
+def _log_error(log: str | None, log_format: str, message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    if not log:
+        return
+    try:
+        with open(log, "a") as f:
+            if log_format == "json":
+                f.write(jsonfast.dumps({"level": "error", "msg": message, "time": now_rfc3339()}) + "\n")
+            else:
+                f.write(f'time="{now_rfc3339()}" level=error msg={jsonfast.dumps(message)}\n')
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        cmd, args = parse(sys.argv[1:] if argv is None else argv, GLOBAL_FLAGS, COMMANDS, PROG)
+    except UsageError as e:
+        sys.stderr.write(f"{PROG}: {e}\n")
+        return 1
     if args.version:
         from dockyard.runtime.commands import version
 
         return version()
-    if not args.command:
-        parser.print_help()
+    if cmd is None or args.help:
+        print(global_usage(PROG, "The OCI runtime of dockyard (runc's command line).", GLOBAL_FLAGS, COMMANDS))
         return 0
     try:
         if args.systemd_cgroup or args.cgroup_manager == "systemd":
             raise RuntimeFailure("the systemd cgroup driver is not supported: use cgroupfs")
         from dockyard.runtime import commands
 
-        handler: Any = getattr(commands, "cmd_" + {"rm": "delete", "ls": "list"}.get(args.command, args.command))
+        handler = getattr(commands, "cmd_" + cmd.name)
         return handler(StateStore(os.path.abspath(args.root)), args) or 0
     except RuntimeFailure as e:
-        _log_error(args, str(e))
+        _log_error(args.log, args.log_format, str(e))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from typing import Any
 
-from dockyard.runtime import container
+from dockyard.runtime import container, jsonfast
+from dockyard.runtime.argv import Namespace
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.signals import parse_signal
 from dockyard.runtime.state import OCI_VERSION, StateStore
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = "0.1.0"
 
@@ -19,6 +21,12 @@ VERSION = "0.1.0"
 def version() -> int:
     print(f"dockyard-runtime version {VERSION}\nspec: {OCI_VERSION}")
     return 0
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise RuntimeFailure(f"--preserve-fds must be a number, got {value!r}")
+    return int(value)
 
 
 def _console(path: str | None) -> Any:
@@ -29,17 +37,17 @@ def _console(path: str | None) -> Any:
     return connect_console_socket(path)
 
 
-def cmd_create(store: StateStore, a: argparse.Namespace) -> int:
-    container.create(store, a.id, a.bundle, a.pid_file, _console(a.console_socket), a.no_pivot, a.preserve_fds)
+def cmd_create(store: StateStore, a: Namespace) -> int:
+    container.create(store, a.id, a.bundle, a.pid_file, _console(a.console_socket), a.no_pivot, _count(a.preserve_fds))
     return 0
 
 
-def cmd_start(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_start(store: StateStore, a: Namespace) -> int:
     container.start(store, a.id)
     return 0
 
 
-def cmd_run(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_run(store: StateStore, a: Namespace) -> int:
     from dockyard.runtime.foreground import ForegroundConsole, become_subreaper, wait_foreground
 
     if not a.detach:
@@ -52,7 +60,7 @@ def cmd_run(store: StateStore, a: argparse.Namespace) -> int:
         if load_bundle(os.path.abspath(a.bundle))[0]["process"].get("terminal"):
             fg = ForegroundConsole()
             console = fg.theirs
-    state = container.create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, a.preserve_fds)
+    state = container.create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds))
     try:
         if fg is not None:
             fg.receive()
@@ -68,22 +76,24 @@ def cmd_run(store: StateStore, a: argparse.Namespace) -> int:
     return code
 
 
-def cmd_state(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_state(store: StateStore, a: Namespace) -> int:
+    import json
+
     print(json.dumps(store.oci_state(store.load(a.id)), indent=2))
     return 0
 
 
-def cmd_kill(store: StateStore, a: argparse.Namespace) -> int:
-    container.kill(store, a.id, parse_signal(a.signal), a.all)
+def cmd_kill(store: StateStore, a: Namespace) -> int:
+    container.kill(store, a.id, parse_signal(a.signal or "SIGTERM"), a.all)
     return 0
 
 
-def cmd_delete(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_delete(store: StateStore, a: Namespace) -> int:
     container.delete(store, a.id, a.force)
     return 0
 
 
-def cmd_exec(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_exec(store: StateStore, a: Namespace) -> int:
     from dockyard.runtime.execute import exec_process, load_process_file, process_from_args
     from dockyard.runtime.foreground import ForegroundConsole, become_subreaper, wait_foreground
 
@@ -100,7 +110,7 @@ def cmd_exec(store: StateStore, a: argparse.Namespace) -> int:
     if console is None and proc.get("terminal") and not a.detach:
         fg = ForegroundConsole()
         console = fg.theirs
-    pid = exec_process(store, a.id, proc, console, a.pid_file, a.preserve_fds)
+    pid = exec_process(store, a.id, proc, console, a.pid_file, _count(a.preserve_fds))
     if fg is not None:
         fg.receive()
     if a.detach:
@@ -108,7 +118,7 @@ def cmd_exec(store: StateStore, a: argparse.Namespace) -> int:
     return wait_foreground(pid, fg)
 
 
-def cmd_list(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_list(store: StateStore, a: Namespace) -> int:
     states = []
     for cid in store.ids():
         try:
@@ -119,7 +129,7 @@ def cmd_list(store: StateStore, a: argparse.Namespace) -> int:
         for s in states:
             print(s["id"])
     elif a.format == "json":
-        print(json.dumps(states))
+        print(jsonfast.dumps(states))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root") for s in states]
@@ -136,13 +146,13 @@ def _container_cgroup(store: StateStore, cid: str) -> Any:
     return state, open_cgroup(state.get("cgroups_path"), cid)
 
 
-def cmd_ps(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_ps(store: StateStore, a: Namespace) -> int:
     state, cgroup = _container_cgroup(store, a.id)
     if store.status(state) == "stopped":
         raise RuntimeFailure("container not running")
     pids = sorted(cgroup.pids())
     if a.format == "json":
-        print(json.dumps(pids))
+        print(jsonfast.dumps(pids))
         return 0
     import subprocess
 
@@ -165,7 +175,7 @@ def cmd_ps(store: StateStore, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pause(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_pause(store: StateStore, a: Namespace) -> int:
     state, cgroup = _container_cgroup(store, a.id)
     status = store.status(state)
     if status != "running":
@@ -174,7 +184,7 @@ def cmd_pause(store: StateStore, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_resume(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_resume(store: StateStore, a: Namespace) -> int:
     state, cgroup = _container_cgroup(store, a.id)
     if store.status(state) != "paused":
         raise RuntimeFailure("container not paused")
@@ -190,7 +200,7 @@ def _int_flag(value: str | None, name: str) -> int | None:
     return parse_bytes_or_int(value, name)
 
 
-def resources_from_flags(a: argparse.Namespace) -> dict[str, Any]:
+def resources_from_flags(a: Namespace) -> dict[str, Any]:
     """linux.resources from `update`'s flags (sizes accept k/m/g suffixes, -1 = unlimited)."""
     res: dict[str, Any] = {}
     mem = {k: _int_flag(getattr(a, f), f) for k, f in (("limit", "memory"), ("reservation", "memory_reservation"),
@@ -210,14 +220,14 @@ def resources_from_flags(a: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def cmd_update(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_update(store: StateStore, a: Namespace) -> int:
     state, cgroup = _container_cgroup(store, a.id)
     if store.status(state) == "stopped":
         raise RuntimeFailure("container not running")
     if a.resources:
         try:
             text = sys.stdin.read() if a.resources == "-" else open(a.resources).read()
-            res = json.loads(text)
+            res = jsonfast.loads(text)
         except (OSError, ValueError) as e:
             raise RuntimeFailure(f"cannot read resources {a.resources}: {e}") from None
         if not isinstance(res, dict):
@@ -233,14 +243,16 @@ def cmd_update(store: StateStore, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_features(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_features(store: StateStore, a: Namespace) -> int:
+    import json
+
     from dockyard.runtime.features import features
 
     print(json.dumps(features(), indent=4))
     return 0
 
 
-def cmd_spec(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_spec(store: StateStore, a: Namespace) -> int:
     from dockyard.runtime.spec_template import default_spec
 
     path = os.path.join(a.bundle, "config.json")
@@ -251,14 +263,16 @@ def cmd_spec(store: StateStore, a: argparse.Namespace) -> int:
         spec["linux"]["namespaces"].append({"type": "user"})
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
+    import json
+
     with open(path, "w") as f:
         json.dump(spec, f, indent=2)
     return 0
 
 
-def cmd_events(store: StateStore, a: argparse.Namespace) -> int:
+def cmd_events(store: StateStore, a: Namespace) -> int:
     if not a.stats:
         raise RuntimeFailure("only `events --stats` is supported")
     state, cgroup = _container_cgroup(store, a.id)
-    print(json.dumps({"type": "stats", "id": a.id, "data": cgroup.stats()}))
+    print(jsonfast.dumps({"type": "stats", "id": a.id, "data": cgroup.stats()}))
     return 0

@@ -7,9 +7,12 @@ import os
 import socket
 import struct
 import termios
-from typing import Any
 
 from dockyard.runtime import syscalls
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def connect_console_socket(path: str) -> socket.socket:

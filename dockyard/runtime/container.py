@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
@@ -15,6 +14,10 @@ from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
 from dockyard.runtime.process import ProcessSetup
 from dockyard.runtime.state import EXEC_FIFO, StateStore, now_rfc3339, process_alive, process_start_time
 from dockyard.runtime.sync import SyncChannel
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 # Devices every container may use whatever the config's device rules say (as runc appends them).
 ALLOWED_DEVICES = [
@@ -62,7 +65,7 @@ def write_pid_file(path: str | None, pid: int) -> None:
 
 def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
           join_fds: list[tuple[str, int]], child_main) -> int:
-    """Fork the intermediate process, place it in the cgroup, map its user namespace, and
+    """Fork the intermediate process, get it into the cgroup and its user namespace mapped, and
     return the pid of the final process (reported back by the intermediate)."""
     first = os.fork()
     if first == 0:
@@ -72,14 +75,21 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
     for _, fd in join_fds:
         os.close(fd)
     try:
-        if cgroup is not None:
+        # v1 hierarchies are joined by the child itself (cheap); anything else is done from here:
+        # before the fork of the final process on v2 (whose cgroup namespace must be rooted at the
+        # container's cgroup), or after it, overlapping its set-up, for a hybrid host's cgroup2.
+        late = cgroup is not None and cgroup.version == 1
+        if cgroup is not None and not late:
             cgroup.add_process(first)
-        chan_parent.send("go")
+        chan_parent.send("go", join_self=late)
         if launch.namespaces.new_user:
             chan_parent.expect("userns")
             write_id_maps(first, launch.config.get("linux") or {})
             chan_parent.send("maps")
-        return chan_parent.expect("pid")["pid"]
+        pid = chan_parent.expect("pid")["pid"]
+        if late:
+            cgroup.add_remaining(pid)
+        return pid
     except BaseException:
         os.kill(first, 9)
         raise
@@ -94,10 +104,12 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     linux = config.get("linux") or {}
-    if config["process"].get("terminal") and console is None:
-        raise RuntimeFailure("cannot allocate tty if the runtime will detach without setting console socket")
+    if config["process"].get("terminal"):
+        if console is None:
+            raise RuntimeFailure("cannot allocate tty if the runtime will detach without setting console socket")
+        import dockyard.runtime.console  # noqa: F401 - the container init uses it after pivot_root
     launch = Launch(config=config, rootfs=rootfs, namespaces=NamespacePlan(linux.get("namespaces") or []),
-                    process=ProcessSetup(config["process"]), cgroup=None, seccomp=compile_seccomp(config),
+                    process=ProcessSetup(config["process"]), seccomp=compile_seccomp(config),
                     console=console, preserve_fds=preserve_fds, no_pivot=no_pivot)
     sdir = store.reserve(cid)
     init_pid = 0

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-import json
-from typing import Any
-
+from dockyard.runtime import jsonfast
 from dockyard.runtime.caps import normalise
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import validate_process
@@ -17,10 +14,14 @@ from dockyard.runtime.process import ProcessSetup
 from dockyard.runtime.state import StateStore
 from dockyard.runtime.sync import SyncChannel
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def process_from_args(base: dict[str, Any], args: list[str], opts: dict[str, Any]) -> dict[str, Any]:
     """runc's exec without --process: the container's process, with args and flags applied."""
-    proc = copy.deepcopy(base)
+    proc: dict[str, Any] = jsonfast.loads(jsonfast.dumps(base))  # type: ignore[assignment]
     proc["args"] = args
     proc["terminal"] = bool(opts.get("tty"))
     if opts.get("cwd"):
@@ -46,8 +47,8 @@ def process_from_args(base: dict[str, Any], args: list[str], opts: dict[str, Any
 
 def load_process_file(path: str) -> dict[str, Any]:
     try:
-        with open(path) as f:
-            proc = json.load(f)
+        with open(path, "rb") as f:
+            proc = jsonfast.loads(f.read())
     except (OSError, ValueError) as e:
         raise RuntimeFailure(f"cannot read process file {path}: {e}") from None
     validate_process(proc, "process")
@@ -62,17 +63,19 @@ def exec_process(store: StateStore, cid: str, proc: dict[str, Any], console: Any
     if status in ("stopped", "paused", "created"):
         raise RuntimeFailure(f"cannot exec in a {status} container")
     validate_process(proc)
-    if proc.get("terminal") and console is None:
-        raise RuntimeFailure("cannot allocate tty if the runtime will detach without setting console socket")
+    if proc.get("terminal"):
+        if console is None:
+            raise RuntimeFailure("cannot allocate tty if the runtime will detach without setting console socket")
+        import dockyard.runtime.console  # noqa: F401 - used by the child after entering the container
     config = state["config"]
     namespaces = (config.get("linux") or {}).get("namespaces") or []
     plan = NamespacePlan.joining({ns["type"] for ns in namespaces})
     launch = Launch(config=config, rootfs=state["rootfs"], namespaces=plan, process=ProcessSetup(proc),
-                    cgroup=None, seccomp=compile_seccomp(config), console=console, preserve_fds=preserve_fds)
+                    seccomp=compile_seccomp(config), console=console, preserve_fds=preserve_fds)
     join_fds = process_namespace_fds(state["pid"], plan.types | {"user"})
-    cgroup = open_cgroup(state.get("cgroups_path"), cid)
+    launch.cgroup = open_cgroup(state.get("cgroups_path"), cid)
     parent, child = SyncChannel.pair()
-    pid = spawn(launch, parent, child, cgroup, join_fds, exec_child)
+    pid = spawn(launch, parent, child, launch.cgroup, join_fds, exec_child)
     try:
         parent.expect("ready")
     finally:

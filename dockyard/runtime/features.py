@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dockyard.runtime.caps import CAPABILITIES
 from dockyard.runtime.config import HOOK_KINDS, NAMESPACE_TYPES
 from dockyard.runtime.mountopts import FLAGS, PROPAGATION
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def features() -> dict[str, Any]:

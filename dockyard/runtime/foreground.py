@@ -3,14 +3,16 @@ subreaper, forward signals to it, and copy a terminal when the runtime owns the 
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` imports enum, too slow for every `run`
 import os
 import select
-import signal
-import socket
 import sys
-from typing import Any
 
 from dockyard.runtime import syscalls
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
@@ -25,10 +27,14 @@ class ForegroundConsole:
     """A console socket pair whose far end goes to the container; we receive the pty master."""
 
     def __init__(self) -> None:
+        import socket
+
         self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.master: int | None = None
 
     def receive(self) -> int:
+        import socket
+
         self.theirs.close()
         _, fds, _, _ = socket.recv_fds(self.ours, 1024, 1)
         self.ours.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import time
-from typing import Any
 
+from dockyard.runtime import jsonfast
 from dockyard.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_hook(hook: dict[str, Any], state: dict[str, Any], kind: str) -> None:
@@ -28,7 +30,7 @@ def run_hook(hook: dict[str, Any], state: dict[str, Any], kind: str) -> None:
         os._exit(127)
     os.close(r)
     try:
-        os.write(w, json.dumps(state).encode())
+        os.write(w, jsonfast.dumps(state).encode())
     except BrokenPipeError:
         pass
     finally:
@@ -41,7 +43,7 @@ def run_hook(hook: dict[str, Any], state: dict[str, Any], kind: str) -> None:
         if done:
             break
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, 9)  # SIGKILL
             os.waitpid(pid, 0)
             raise RuntimeFailure(f"{kind} hook {path} timed out after {timeout}s")
         time.sleep(delay)

@@ -3,16 +3,12 @@ the container's init, and an exec'd process. None of it returns: it execs or exi
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` imports enum, too slow for every container start
 import errno
 import os
-import signal
-import socket
-from dataclasses import dataclass
-from typing import Any
 
 from dockyard.runtime import rootfs as rootfs_mod
 from dockyard.runtime import syscalls
-from dockyard.runtime.console import setup_terminal
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
 from dockyard.runtime.namespaces import NamespacePlan, join_all
@@ -26,28 +22,36 @@ from dockyard.runtime.process import (
 )
 from dockyard.runtime.sync import SyncChannel, report_and_exit
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    import socket
+    from typing import Any
 
-@dataclass
+
 class Launch:
     """Everything a forked child needs, prepared (and validated) by the runtime before fork."""
 
-    config: dict[str, Any]
-    rootfs: str
-    namespaces: NamespacePlan
-    process: ProcessSetup
-    cgroup: Any
-    seccomp: Any
-    console: socket.socket | None
-    preserve_fds: int = 0
-    no_pivot: bool = False
-    fifo_fd: int = -1
+    def __init__(self, config: dict[str, Any], rootfs: str, namespaces: NamespacePlan, process: ProcessSetup,
+                 seccomp: Any, console: socket.socket | None, preserve_fds: int = 0,
+                 no_pivot: bool = False) -> None:
+        self.config = config
+        self.rootfs = rootfs
+        self.namespaces = namespaces
+        self.process = process
+        self.seccomp = seccomp
+        self.console = console
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.cgroup: Any = None
+        self.fifo_fd = -1
 
 
 def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], child_main) -> None:
     """First child: wait to be placed in the cgroup, enter/create namespaces, fork the process that
     will be pid 1 of the new pid namespace, report its pid, and exit."""
     try:
-        chan.expect("go")
+        if chan.expect("go")["join_self"]:
+            launch.cgroup.join_self()
         syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
         ns = launch.namespaces
         user_fds = [f for f in join_fds if f[0] == "user"]
@@ -62,8 +66,14 @@ def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, in
         flags = ns.unshare_flags()
         if flags:
             syscalls.unshare(flags)
+        # The final process shares our channel: it must not speak before we reported its pid,
+        # so it waits for this pipe to close (when we exit).
+        hold_r, hold_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(hold_w)
+            os.read(hold_r, 1)
+            os.close(hold_r)
             child_main(launch, chan)
             os._exit(1)
         chan.send("pid", pid=pid)
@@ -90,8 +100,8 @@ def _finalize(launch: Launch) -> tuple[str, list[str], dict[str, str]]:
 def _exec(launch: Launch, path: str, args: list[str], env: dict[str, str]) -> None:
     """Final step: close every runtime fd, reset signals Python ignores, seccomp, execve."""
     close_fds_except(2 + launch.preserve_fds)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
     if launch.seccomp is not None and launch.process.no_new_privs:
         launch.seccomp.load()
     try:
@@ -122,12 +132,14 @@ def container_init(launch: Launch, chan: SyncChannel) -> None:
         run_hooks(config, "createContainer", state)
         rootfs_mod.pivot(launch.rootfs, launch.no_pivot)
         if config.get("hostname"):
-            socket.sethostname(config["hostname"])
+            syscalls.sethostname(config["hostname"])
         if config.get("domainname"):
             syscalls.setdomainname(config["domainname"])
         _apply_sysctls(config)
         rootfs_mod.finish(config)
         if launch.console is not None:
+            from dockyard.runtime.console import setup_terminal  # loaded before fork by the runtime
+
             setup_terminal(launch.console, launch.process.proc.get("consoleSize"), bind_console=True)
         path, args, env = _finalize(launch)
         chan.send("created")
@@ -151,6 +163,8 @@ def exec_child(launch: Launch, chan: SyncChannel) -> None:
     """A process joining a running container (`exec`), after the namespaces were entered."""
     try:
         if launch.console is not None:
+            from dockyard.runtime.console import setup_terminal  # loaded before fork by the runtime
+
             setup_terminal(launch.console, launch.process.proc.get("consoleSize"), bind_console=False)
         path, args, env = _finalize(launch)
         chan.send("ready")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_FLAGS = {
     "pid": s.CLONE_NEWPID, "network": s.CLONE_NEWNET, "mount": s.CLONE_NEWNS, "ipc": s.CLONE_NEWIPC,

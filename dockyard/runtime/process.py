@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import resource  # imported here: after pivot_root the host's modules are out of reach
-from typing import Any
 
 from dockyard.runtime import syscalls
 from dockyard.runtime.caps import CapabilitySets
 from dockyard.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

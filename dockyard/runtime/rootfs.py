@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.mountopts import PROPAGATION, MountOptions
 from dockyard.runtime.paths import make_destination, secure_join
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_DEVICES = [  # path, type, major, minor
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),

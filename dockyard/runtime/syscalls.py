@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -101,7 +100,7 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (glibc has no wrapper)."""
-    nr = _SYSCALL_NUMBERS[platform.machine()]["pivot_root"]
+    nr = _SYSCALL_NUMBERS[os.uname().machine]["pivot_root"]
     _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
 
 
@@ -110,6 +109,12 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     ret = _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                       ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
     return _check(ret, f"prctl({option})")
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2)."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
 
 
 def setdomainname(name: str) -> None:

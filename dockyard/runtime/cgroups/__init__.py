@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dockyard.runtime.cgroups.base import Cgroup, CgroupError
-from dockyard.runtime.cgroups.paths import cgroup_mode, inner_path, resolve_v1, resolve_v2
+from dockyard.runtime.cgroups.paths import UNIFIED, cgroup_mode, inner_path, resolve_v1, resolve_v2
 
 __all__ = ["Cgroup", "CgroupError", "cgroup_mode", "open_cgroup"]
 
@@ -29,7 +29,18 @@ def open_cgroup(cgroups_path: str | None, container_id: str, root_pid: int | Non
         return CgroupV2(resolve_v2(inner, root_pid))
     from dockyard.runtime.cgroups.v1 import CgroupV1
 
-    targets = resolve_v1(inner, root_pid)
+    # A hybrid host's cgroup2 hierarchy only matters when it holds controllers: joining it costs
+    # an RCU grace period per container start (see Cgroup.join_self), for bookkeeping alone.
+    targets = [(h, path) for h, path in resolve_v1(inner, root_pid)
+               if h.key != UNIFIED or _has_controllers(h.mountpoint)]
     if not targets:
         raise CgroupError("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
     return CgroupV1(targets)
+
+
+def _has_controllers(mountpoint: str) -> bool:
+    try:
+        with open(f"{mountpoint}/cgroup.controllers") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False

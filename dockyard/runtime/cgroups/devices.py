@@ -8,20 +8,21 @@ skip rewriting an unchanged devices cgroup, v2 to compile the eBPF program, so b
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from dockyard.runtime.cgroups.base import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 WILDCARD = -1
 
 
-class DeviceException(NamedTuple):
+class DeviceException(namedtuple("DeviceException", "type major minor access")):
     """A device exception: type "c" or "b", major/minor (WILDCARD for "*") and access letters."""
 
-    type: str
-    major: int
-    minor: int
-    access: str
+    __slots__ = ()
 
     def __str__(self) -> str:
         def num(n: int) -> str:

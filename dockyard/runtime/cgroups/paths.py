@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
+from collections import namedtuple
 from functools import cache
-from typing import NamedTuple
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 UNIFIED = ""  # key of the cgroup2 hierarchy in /proc/<pid>/cgroup ("0::/path")
 
 
-class Hierarchy(NamedTuple):
-    """One mounted cgroup hierarchy: its key in /proc/<pid>/cgroup, mountpoint and mount root."""
+class Hierarchy(namedtuple("Hierarchy", "key mountpoint root")):
+    """One mounted cgroup hierarchy: its key in /proc/<pid>/cgroup ("cpu,cpuacct", "memory",
+    "name=systemd", or "" for cgroup2), its mountpoint and its mount root."""
 
-    key: str  # "cpu,cpuacct", "memory", "name=systemd", or "" for cgroup2
-    mountpoint: str
-    root: str
+    __slots__ = ()
 
     @property
     def controllers(self) -> list[str]:
@@ -76,7 +74,15 @@ def _unescape(field: str) -> str:
     """Undo mountinfo's octal escaping (\\040 for a space, etc.)."""
     if "\\" not in field:
         return field
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
 
 
 def proc_cgroups(pid: int | str = "self") -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any
 
 from dockyard.runtime.cgroups import stats as host
 from dockyard.runtime.cgroups.base import (
@@ -24,6 +23,10 @@ from dockyard.runtime.cgroups.base import (
 )
 from dockyard.runtime.cgroups.devices import state_from_list, state_from_rules
 from dockyard.runtime.cgroups.paths import UNIFIED, Hierarchy
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 FREEZE_TIMEOUT = 10.0
 _PROCS_FROM = ("pids", "freezer", "memory", "devices", "cpu", "name=systemd", UNIFIED)
@@ -61,6 +64,18 @@ class CgroupV1(Cgroup):
         """Move pid into the cgroup in every hierarchy."""
         for path in self.paths.values():
             write_pid(path, pid)
+
+    def join_self(self) -> bool:
+        """Join every v1 hierarchy through `tasks` ("0" = the caller's own thread)."""
+        for key, path in self.paths.items():
+            if key != UNIFIED:
+                write(path, "tasks", "0")
+        return UNIFIED not in self.paths
+
+    def add_remaining(self, pid: int) -> None:
+        """On hybrid hosts, the cgroup2 hierarchy (no `tasks` file there)."""
+        if UNIFIED in self.paths:
+            write_pid(self.paths[UNIFIED], pid)
 
     def pids(self) -> list[int]:
         """All processes in the cgroup (read from one hierarchy that every member joined)."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-import signal
-from typing import Any
 
 from dockyard.runtime.cgroups import stats as host
 from dockyard.runtime.cgroups.base import (
+    SIGKILL,
     Cgroup,
     CgroupError,
     mkdirs,
@@ -30,6 +29,10 @@ from dockyard.runtime.cgroups.convert import (
     memory_swap_to_v2,
 )
 from dockyard.runtime.cgroups.paths import CGROUP_ROOT
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 FREEZE_TIMEOUT = 10.0
 _IO_MAX = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
@@ -103,7 +106,7 @@ class CgroupV2(Cgroup):
 
     def kill_all(self, sig: int) -> None:
         """SIGKILL through cgroup.kill when the kernel has it; other signals while frozen."""
-        if sig == signal.SIGKILL and os.path.exists(self._file("cgroup.kill")):
+        if sig == SIGKILL and os.path.exists(self._file("cgroup.kill")):
             write(self.path, "cgroup.kill", "1")
         else:
             self._signal_frozen(sig)

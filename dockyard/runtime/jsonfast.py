@@ -1,0 +1,54 @@
+"""JSON through CPython's C accelerator without importing the json package.
+
+`import json` pulls in re and enum, which costs more start-up time than a container start
+should take; the runtime reads config.json and writes state on every command. The C scanner
+and encoder are the same ones json uses, so documents parse and print identically (errors
+fall back to json itself for its precise messages)."""
+
+from __future__ import annotations
+
+import _json
+
+_WHITESPACE = " \t\n\r"
+
+
+class _Context:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+    memo: dict = {}
+
+
+_scan = _json.make_scanner(_Context())
+
+
+def _no_default(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_encode = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ": ", ", ",
+                             False, False, True)
+
+
+def loads(text: str | bytes) -> object:
+    """Parse one JSON document (raises ValueError, with json's message, when it is not one)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig" if text.startswith(b"\xef\xbb\xbf") else "utf-8")
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        end = -1
+    if end < 0 or text[end:].strip(_WHITESPACE):
+        import json
+
+        return json.loads(text)  # raises json.JSONDecodeError naming line and column
+    return value
+
+
+def dumps(obj: object) -> str:
+    """Compact-ish JSON (json.dumps' default separators)."""
+    return "".join(_encode(obj, 0))
