@@ -345,3 +345,12 @@ def test_raising_hard_rlimit_is_explained(dockyard_runtime: Runtime, bundle_fact
     if out.returncode == 0:
         pytest.skip("this machine lets root raise hard limits")
     assert "RLIMIT_NOFILE" in out.stderr and "CAP_SYS_RESOURCE" in out.stderr
+
+
+def test_no_pivot_uses_move_and_chroot(runtime: Runtime, bundle_factory) -> None:
+    # The MS_MOVE + chroot path is what a ramfs root needs (pivot_root refuses it).
+    b = bundle_factory(["sh", "-c", "cat /etc/passwd | head -1; ls /"]).write()
+    out = runtime("run", "--no-pivot", "--bundle", str(b.path), unique_id(), check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("root:x:0:0:")
+    assert "bin" in out.stdout.split()
