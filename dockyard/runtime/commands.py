@@ -103,8 +103,7 @@ def cmd_exec(store: StateStore, a: Namespace) -> int:
         if not a.args:
             raise RuntimeFailure("exec needs a command (or --process FILE)")
         proc = process_from_args(store.load(a.id)["config"]["process"], a.args, vars(a))
-    if not a.detach:
-        become_subreaper()
+    become_subreaper()  # also with -d: a process that fails before its exec is ours to reap
     console = _console(a.console_socket)
     fg = None
     if console is None and proc.get("terminal") and not a.detach:

@@ -200,6 +200,45 @@ def validate(config: Any) -> None:
         raise _fail("linux.namespaces", "must include a mount namespace")
     if config.get("hostname") and "uts" not in ns_types:
         raise _fail("hostname", "requires a new uts namespace")
+    if config.get("domainname") and "uts" not in ns_types:
+        raise _fail("domainname", "requires a new uts namespace")
+    _validate_sysctl_namespaces(config.get("linux") or {}, ns_types)
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _validate_sysctl_namespaces(linux: dict[str, Any], ns_types: set[str]) -> None:
+    """A sysctl must belong to a namespace the container does not share with the host (as runc):
+    anything else would change the host's setting."""
+    sysctl = linux.get("sysctl")
+    if not sysctl:
+        return
+    paths = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
+    for key in sysctl:
+        name = key.replace("/", ".")
+        if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            need = "ipc"
+        elif name.startswith("net."):
+            need = "network"
+        elif name in ("kernel.hostname", "kernel.domainname"):
+            need = "uts"
+        else:
+            raise _fail(f"linux.sysctl[{key!r}]", "is not in a separate kernel namespace")
+        if need not in ns_types:
+            raise _fail(f"linux.sysctl[{key!r}]", f"requires a {need} namespace")
+        path = paths.get(need)
+        if need == "network" and path and _same_file(path, "/proc/self/ns/net"):
+            raise _fail(f"linux.sysctl[{key!r}]", "is not allowed in the host's network namespace")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def load_bundle(bundle: str) -> tuple[dict, str]:

@@ -34,9 +34,13 @@ def cgroup_resources(config: dict[str, Any]) -> dict[str, Any]:
     resources = dict(linux.get("resources") or {})
     devices = list(resources.get("devices") or [])
     devices += ALLOWED_DEVICES
+    # Unlike runc (which needs a resources.devices rule too), config devices are usable as listed.
+    # A fifo ("p") is no device to the cgroup; "u" (unbuffered) is a character device.
     for dev in linux.get("devices") or []:
-        devices.append({"allow": True, "type": dev["type"], "major": dev.get("major"),
-                        "minor": dev.get("minor"), "access": "rwm"})
+        if dev["type"] == "p":
+            continue
+        devices.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
+                        "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
     resources["devices"] = devices
     return resources
 

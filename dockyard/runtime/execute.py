@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dockyard.runtime import jsonfast
 from dockyard.runtime.caps import normalise
 from dockyard.runtime.cgroups import open_cgroup
@@ -55,6 +57,17 @@ def load_process_file(path: str) -> dict[str, Any]:
     return proc
 
 
+def _reap_failed(pid: int) -> None:
+    """Reap a process that failed before its exec (it was reparented to us, a subreaper): a
+    zombie left in the container's pid namespace would keep its init from finishing its exit."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == 0:  # our child, still exiting (or stuck): end it
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    except ChildProcessError:  # not reparented to us: its reaper's business
+        pass
+
+
 def exec_process(store: StateStore, cid: str, proc: dict[str, Any], console: Any = None,
                  pid_file: str | None = None, preserve_fds: int = 0) -> int:
     """Start proc inside the container; return its host pid once it is about to exec."""
@@ -78,6 +91,9 @@ def exec_process(store: StateStore, cid: str, proc: dict[str, Any], console: Any
     pid = spawn(launch, parent, child, launch.cgroup, join_fds, exec_child)
     try:
         parent.expect("ready")
+    except BaseException:
+        _reap_failed(pid)
+        raise
     finally:
         parent.close()
     write_pid_file(pid_file, pid)

@@ -130,8 +130,13 @@ class ProcessSetup:
         except OSError as e:
             raise RuntimeFailure(f"chdir to cwd ({self.cwd!r}) set in config.json failed: "
                                  f"{e.strerror.lower()}") from None
-        if not os.getcwd().startswith("/"):
-            raise RuntimeFailure(f"cwd {self.cwd!r} is outside the container root")
+        try:
+            inside = os.getcwd().startswith("/")
+        except OSError:  # ENOENT: the directory is unreachable from our root
+            inside = False
+        if not inside:
+            raise RuntimeFailure(f"cwd {self.cwd!r} is outside the container root "
+                                 "(possible container breakout)")
 
     def switch_user(self) -> None:
         """Drop the bounding set, change uid/gid/groups keeping caps, then set the cap sets."""

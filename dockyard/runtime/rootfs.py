@@ -90,6 +90,21 @@ def _kernel_controllers() -> set[str]:
         return {line.split()[0] for line in f if not line.startswith("#")}
 
 
+def _check_plain_directory(rootfs: str, destination: str, kind: str) -> None:
+    """proc and sysfs go on an ordinary directory only, never through a symlink (as runc): a
+    rootfs whose /proc leads elsewhere must not get procfs mounted over what it points to."""
+    path = rootfs
+    for part in os.path.normpath("/" + destination.lstrip("/")).split("/")[1:]:
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise RuntimeFailure(f"filesystem {kind!r} must be mounted on an ordinary directory: "
+                                 f"{destination} is not one in the rootfs")
+
+
 def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
     """Perform one entry of config.mounts under rootfs."""
     opts = MountOptions(m.get("options") or [])
@@ -97,6 +112,8 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str])
     source = m.get("source", "")
     if kind == "bind" and not opts.is_bind:
         opts.flags |= s.MS_BIND
+    if kind in ("proc", "sysfs"):
+        _check_plain_directory(rootfs, m["destination"], kind)
     dest = secure_join(rootfs, m["destination"])
     if opts.is_bind:
         if not os.path.exists(source):
