@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.runtime import container, jsonfast
+from dockyard.runtime import jsonfast, lifecycle
 from dockyard.runtime.argv import Namespace
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.signals import parse_signal
@@ -38,12 +38,14 @@ def _console(path: str | None) -> Any:
 
 
 def cmd_create(store: StateStore, a: Namespace) -> int:
-    container.create(store, a.id, a.bundle, a.pid_file, _console(a.console_socket), a.no_pivot, _count(a.preserve_fds))
+    from dockyard.runtime.create import create
+
+    create(store, a.id, a.bundle, a.pid_file, _console(a.console_socket), a.no_pivot, _count(a.preserve_fds))
     return 0
 
 
 def cmd_start(store: StateStore, a: Namespace) -> int:
-    container.start(store, a.id)
+    lifecycle.start(store, a.id)
     return 0
 
 
@@ -60,19 +62,21 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
         if load_bundle(os.path.abspath(a.bundle))[0]["process"].get("terminal"):
             fg = ForegroundConsole()
             console = fg.theirs
-    state = container.create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds))
+    from dockyard.runtime.create import create
+
+    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds))
     try:
         if fg is not None:
             fg.receive()
-        container.start(store, a.id)
+        lifecycle.start(store, a.id)
     except BaseException:
-        container.delete(store, a.id, force=True)
+        lifecycle.delete(store, a.id, force=True)
         raise
     if a.detach:
         return 0
     code = wait_foreground(state["pid"], fg)
     if not a.keep:
-        container.delete(store, a.id, force=True)
+        lifecycle.delete(store, a.id, force=True)
     return code
 
 
@@ -84,12 +88,12 @@ def cmd_state(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_kill(store: StateStore, a: Namespace) -> int:
-    container.kill(store, a.id, parse_signal(a.signal or "SIGTERM"), a.all)
+    lifecycle.kill(store, a.id, parse_signal(a.signal or "SIGTERM"), a.all)
     return 0
 
 
 def cmd_delete(store: StateStore, a: Namespace) -> int:
-    container.delete(store, a.id, a.force)
+    lifecycle.delete(store, a.id, a.force)
     return 0
 
 
@@ -139,10 +143,8 @@ def cmd_list(store: StateStore, a: Namespace) -> int:
 
 
 def _container_cgroup(store: StateStore, cid: str) -> Any:
-    from dockyard.runtime.cgroups import open_cgroup
-
     state = store.load(cid)
-    return state, open_cgroup(state.get("cgroups_path"), cid)
+    return state, lifecycle.container_cgroup(state)
 
 
 def cmd_ps(store: StateStore, a: Namespace) -> int:

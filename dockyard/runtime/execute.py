@@ -8,9 +8,10 @@ from dockyard.runtime import jsonfast
 from dockyard.runtime.caps import normalise
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import validate_process
-from dockyard.runtime.container import compile_seccomp, spawn, write_pid_file
+from dockyard.runtime.create import compile_seccomp, spawn
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.init import Launch, exec_child
+from dockyard.runtime.lifecycle import write_pid_file
 from dockyard.runtime.namespaces import NamespacePlan, process_namespace_fds
 from dockyard.runtime.process import ProcessSetup
 from dockyard.runtime.state import StateStore

@@ -118,7 +118,7 @@ class StateStore:
             return "created"
         from dockyard.runtime.cgroups import open_cgroup
 
-        cg = open_cgroup(state.get("cgroups_path"), state["id"])
+        cg = open_cgroup(state.get("cgroups_path"), state["id"], root_pid=state["pid"])
         if cg.exists() and cg.frozen():
             return "paused"
         return "running"

@@ -1,18 +1,19 @@
-"""Container lifecycle operations: create, start, kill, delete (runc's semantics)."""
+"""Creating a container: validate the bundle, set up its cgroup, fork the processes that build
+it, run the create-time hooks, and leave its init waiting on the exec fifo until `start`."""
 
 from __future__ import annotations
 
 import os
-import time
 
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
 from dockyard.runtime.init import Launch, container_init, intermediate
+from dockyard.runtime.lifecycle import kill_and_wait, write_pid_file
 from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
 from dockyard.runtime.process import ProcessSetup
-from dockyard.runtime.state import EXEC_FIFO, StateStore, now_rfc3339, process_alive, process_start_time
+from dockyard.runtime.state import EXEC_FIFO, StateStore, now_rfc3339, process_start_time
 from dockyard.runtime.sync import SyncChannel
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -29,18 +30,13 @@ ALLOWED_DEVICES = [
 
 
 def cgroup_resources(config: dict[str, Any]) -> dict[str, Any]:
-    """linux.resources with the device rules completed: config rules, defaults, config devices."""
+    """linux.resources with the device rules completed: the config's rules, then the defaults.
+
+    As in runc, the devices of linux.devices are created but usable only when a rule allows them."""
     linux = config.get("linux") or {}
     resources = dict(linux.get("resources") or {})
     devices = list(resources.get("devices") or [])
     devices += ALLOWED_DEVICES
-    # Unlike runc (which needs a resources.devices rule too), config devices are usable as listed.
-    # A fifo ("p") is no device to the cgroup; "u" (unbuffered) is a character device.
-    for dev in linux.get("devices") or []:
-        if dev["type"] == "p":
-            continue
-        devices.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
-                        "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
     resources["devices"] = devices
     return resources
 
@@ -55,16 +51,6 @@ def compile_seccomp(config: dict[str, Any]) -> Any:
         return compile_filter(spec)
     except SeccompError as e:
         raise RuntimeFailure(str(e)) from None
-
-
-def write_pid_file(path: str | None, pid: int) -> None:
-    """Write pid to path atomically (nothing when path is empty)."""
-    if not path:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
 
 
 def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
@@ -146,7 +132,7 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         return state
     except BaseException:
         if init_pid:
-            _kill_and_wait(init_pid, None)
+            kill_and_wait(init_pid, None)
         if launch.cgroup is not None:
             launch.cgroup.kill_all(9)
             launch.cgroup.destroy()
@@ -154,83 +140,3 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         raise
 
 
-def start(store: StateStore, cid: str) -> dict[str, Any]:
-    """Let a created container's init exec the user process; run poststart hooks."""
-    state = store.load(cid)
-    status = store.status(state)
-    if status == "stopped":
-        raise RuntimeFailure("cannot start a container that has stopped")
-    if status != "created":
-        raise RuntimeFailure(f"cannot start an already {status} container")
-    fifo = os.path.join(store.dir(cid), EXEC_FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        delay = 0.0002
-        while True:
-            try:
-                if os.read(fd, 1):
-                    break
-            except BlockingIOError:  # the init has the fifo open but has not written yet
-                pass
-            if not process_alive(state["pid"], state.get("pid_start")):
-                raise RuntimeFailure("cannot start a container that has stopped")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
-    finally:
-        os.close(fd)
-    os.unlink(fifo)
-    oci = store.oci_state(state)
-    run_hooks(state["config"], "poststart", oci, fatal=False)
-    return state
-
-
-def kill(store: StateStore, cid: str, sig: int, all_processes: bool = False) -> None:
-    """Send a signal to the init process, or with all_processes to every process in the cgroup."""
-    state = store.load(cid)
-    if store.status(state) == "stopped":
-        raise RuntimeFailure("container not running")
-    if all_processes:
-        open_cgroup(state.get("cgroups_path"), cid).kill_all(sig)
-    else:
-        os.kill(state["pid"], sig)
-
-
-def _kill_and_wait(pid: int, start_time: int | None, timeout: float = 10.0) -> None:
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while process_alive(pid, start_time) and time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-        except ChildProcessError:
-            pass
-        time.sleep(0.001)
-
-
-def delete(store: StateStore, cid: str, force: bool = False) -> None:
-    """Remove a stopped (or, with force, any) container: processes, cgroup, state; poststop hooks."""
-    try:
-        state = store.load(cid)
-    except RuntimeFailure:
-        if force:
-            return
-        raise
-    status = store.status(state)
-    if status in ("running", "paused") and not force:
-        raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
-    cgroup = open_cgroup(state.get("cgroups_path"), cid)
-    if status != "stopped":
-        if cgroup.exists():
-            cgroup.kill_all(9)
-            if status == "paused":
-                cgroup.thaw()
-        _kill_and_wait(state["pid"], state.get("pid_start"))
-    elif cgroup.exists() and cgroup.pids():
-        cgroup.kill_all(9)  # leftovers of a container that shared the host pid namespace
-    cgroup.destroy()
-    oci = store.oci_state(state)
-    run_hooks(state["config"], "poststop", oci, fatal=False)
-    store.remove(cid)
