@@ -16,12 +16,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building a busybox root filesystem in $work/bundle/rootfs"
-mkdir -p "$work/bundle/rootfs"/{bin,etc,tmp,proc,sys,dev,root}
-cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$work/bundle/rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/bundle/rootfs/etc/group"
+echo "== building a busybox root filesystem in $work/bundle/rootfs (from busybox-static)"
+"$PY" -c 'import sys; from dockyard.image.bootstrap_busybox import build_rootfs; build_rootfs(sys.argv[1])' \
+  "$work/bundle/rootfs"
 
 echo "== dockyard-runtime spec (runc's default config), then a 64 MiB memory and 32-pid limit"
 "$RT" spec --bundle "$work/bundle"

@@ -4,40 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.image.bootstrap_busybox import build_rootfs
 from dockyard.runtime.spec_template import default_spec
 
-BUSYBOX = "/bin/busybox"
-PASSWD = (
-    "root:x:0:0:root:/root:/bin/sh\n"
-    "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
-    "tester:x:1000:1000:tester:/home/tester:/bin/sh\n"
-    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-)
-GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\ntester:x:1000:\nextra:x:1001:tester\nnogroup:x:65534:\n"
+# Test users on top of the image's: a regular user with a supplementary group.
+TEST_PASSWD = "tester:x:1000:1000:tester:/home/tester:/bin/sh\n"
+TEST_GROUP = "tester:x:1000:\nextra:x:1001:tester\n"
 
 
 def make_busybox_rootfs(dest: Path) -> Path:
-    """Create a minimal busybox root filesystem at dest (bin/ with every applet, etc/, tmp/)."""
-    if not os.path.exists(BUSYBOX):
-        raise RuntimeError("busybox-static is not installed (make setup installs it)")
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "proc", "sys", "dev", "root",
-              "home/tester", "var"):
-        (dest / d).mkdir(parents=True, exist_ok=True)
-    os.chmod(dest / "tmp", 0o1777)
-    shutil.copy2(BUSYBOX, dest / "bin/busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
-    for applet in applets:
-        link = dest / "bin" / applet
-        if not link.exists():
-            link.symlink_to("busybox")
-    (dest / "etc/passwd").write_text(PASSWD)
-    (dest / "etc/group").write_text(GROUP)
+    """The bootstrap busybox root filesystem plus a test user (uid 1000, groups 1000 and 1001)."""
+    build_rootfs(str(dest))
+    with open(dest / "etc/passwd", "a") as f:
+        f.write(TEST_PASSWD)
+    with open(dest / "etc/group", "a") as f:
+        f.write(TEST_GROUP)
+    (dest / "home/tester").mkdir(parents=True, exist_ok=True)
     os.chown(dest / "home/tester", 1000, 1000)
     return dest
 

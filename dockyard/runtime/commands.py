@@ -81,9 +81,10 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_state(store: StateStore, a: Namespace) -> int:
+    state = store.oci_state(store.load(a.id))
     import json
 
-    print(json.dumps(store.oci_state(store.load(a.id)), indent=2))
+    print(json.dumps(state, indent=2))
     return 0
 
 
