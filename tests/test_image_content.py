@@ -505,3 +505,41 @@ def test_large_stream_uses_bounded_memory(root: Path) -> None:
     store = ContentStore(root)
     assert store.size(got) == size
     assert int(maxrss_kib) < 64 * 1024, f"peak RSS {int(maxrss_kib) // 1024} MiB for a 200 MiB blob"
+
+
+def test_oversized_stream_is_refused_while_writing(store: ContentStore) -> None:
+    announced = 1024
+
+    class Endless(io.RawIOBase):
+        """A hostile stream far longer than announced; counts what was read from it."""
+
+        read_total = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[override]
+            self.read_total += len(b)
+            b[:] = b"x" * len(b)
+            return len(b)
+
+    stream = Endless()
+    with pytest.raises(SizeMismatch):
+        store.ingest(io.BufferedReader(stream), size=announced)
+    assert stream.read_total < 4 * 1024 * 1024  # stopped after the first chunk, not at EOF
+    assert list(store.list()) == []
+    assert list(store.ingests()) == []
+
+
+def test_ingest_of_stored_content_does_not_read_the_stream(store: ContentStore) -> None:
+    data = b"already here"
+    d = store.put(data)
+
+    class Unreadable(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[override]
+            raise AssertionError("the stream was read although its content is stored")
+
+    assert store.ingest(io.BufferedReader(Unreadable()), expected=d, size=len(data)) == d

@@ -241,6 +241,8 @@ class ContentStore:
         written under that ref is skipped in the stream (seeked over, or read and dropped),
         and a failure of the stream leaves the partial ingest for a later call. Without a
         ref a failure removes everything."""
+        if expected is not None and self._touch(expected):
+            return expected  # already stored and verified: no need to read the stream again
         anonymous = ref is None
         w = self.writer(ref or ANONYMOUS_PREFIX + uuid.uuid4().hex, expected, size)
         try:
@@ -434,6 +436,10 @@ class Writer:
         """Append bytes to the ingest."""
         if self._lock_fd is None:
             raise ValueError(f"ingest {self.ref!r} is closed")
+        if self.size is not None and self.offset + len(data) > self.size:
+            # Refuse at once: a stream longer than announced must not fill the disk first.
+            self.abort()
+            raise SizeMismatch(self.size, self.offset + len(data))
         self._file.write(data)
         self._hash.update(data)
         self.offset += len(data)
