@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,17 @@ class Runtime:
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.name} {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc
+
+    def wait_status(self, cid: str, want: str, timeout: float = 10) -> dict:
+        """Poll `state` until the container's status is `want` ("absent" once deleted)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self("state", cid, check=False)
+            state = json.loads(proc.stdout) if proc.returncode == 0 else {"status": "absent"}
+            if state["status"] == want or time.monotonic() > deadline:
+                assert state["status"] == want, state
+                return state
+            time.sleep(0.02)
 
     def container_ids(self) -> list[str]:
         out = self("list", "--format", "json", check=False).stdout.strip()
@@ -143,9 +155,8 @@ def reap_orphans() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def no_leftover_children() -> Iterator[None]:
+    """Every test must end with no child process left (orphaned containers included)."""
     yield
-    import time
-
     deadline = time.monotonic() + 5
     while True:
         try:

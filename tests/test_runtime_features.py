@@ -36,23 +36,12 @@ def run(runtime: Runtime, bundle: Bundle, *flags: str, timeout: float = 30) -> s
     return runtime("run", *flags, "--bundle", str(bundle.path), unique_id(), check=False, timeout=timeout)
 
 
-def wait_status(runtime: Runtime, cid: str, want: str, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        proc = runtime("state", cid, check=False)
-        state = json.loads(proc.stdout) if proc.returncode == 0 else {"status": "absent"}
-        if state["status"] == want or time.monotonic() > deadline:
-            assert state["status"] == want, state
-            return state
-        time.sleep(0.02)
-
-
 def start_detached(runtime: Runtime, bundle: Bundle, *flags: str) -> str:
     """`run -d` a bundle; return the id once the container runs."""
     bundle.write()
     cid = unique_id()
     runtime("run", "-d", *flags, "--bundle", str(bundle.path), cid)
-    wait_status(runtime, cid, "running")
+    runtime.wait_status(cid, "running")
     return cid
 
 
@@ -611,7 +600,7 @@ def test_run_detached_state_and_pid_file(runtime: Runtime, bundle_factory, tmp_p
     cid = unique_id()
     pid_file = tmp_path / "init.pid"
     runtime("run", "-d", "--pid-file", str(pid_file), "--bundle", str(b.path), cid)
-    state = wait_status(runtime, cid, "running")
+    state = runtime.wait_status(cid, "running")
     assert state["id"] == cid and state["pid"] > 0
     assert state["bundle"] == str(b.path)
     assert int(pid_file.read_text()) == state["pid"]
@@ -623,7 +612,7 @@ def test_create_pid_file(runtime: Runtime, bundle_factory, tmp_path: Path) -> No
     cid = unique_id()
     pid_file = tmp_path / "created.pid"
     runtime("create", "--pid-file", str(pid_file), "--bundle", str(b.path), cid)
-    state = wait_status(runtime, cid, "created")
+    state = runtime.wait_status(cid, "created")
     assert int(pid_file.read_text()) == state["pid"]
 
 
@@ -633,7 +622,7 @@ def test_kill_all(runtime: Runtime, bundle_factory) -> None:
     procs = cgroup_dir(b, "pids") / "cgroup.procs"
     wait_for(lambda: len(procs.read_text().split()) == 3, what="three processes")
     runtime("kill", "--all", cid, "KILL")
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     wait_for(lambda: procs.read_text().split() == [], what="an empty cgroup")
 
 
@@ -641,7 +630,7 @@ def test_delete_created_container_without_force(runtime: Runtime, bundle_factory
     b = bundle_factory(["sleep", "100"]).write()
     cid = unique_id()
     runtime("create", "--bundle", str(b.path), cid)
-    pid = wait_status(runtime, cid, "created")["pid"]
+    pid = runtime.wait_status(cid, "created")["pid"]
     runtime("delete", cid)
     assert cid not in runtime.container_ids()
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _read(f"/proc/{pid}/stat").split()[2] == "Z",
@@ -703,10 +692,10 @@ def test_pause_resume(runtime: Runtime, bundle_factory) -> None:
     b = bundle_factory(["sleep", "100"])
     cid = start_detached(runtime, b)
     runtime("pause", cid)
-    wait_status(runtime, cid, "paused")
+    runtime.wait_status(cid, "paused")
     assert _read(str(cgroup_dir(b, "freezer") / "freezer.state")) == "FROZEN"
     runtime("resume", cid)
-    wait_status(runtime, cid, "running")
+    runtime.wait_status(cid, "running")
     assert _read(str(cgroup_dir(b, "freezer") / "freezer.state")) == "THAWED"
     if runtime.name != "crun":  # crun resumes a running container without complaint
         assert runtime("resume", cid, check=False).returncode != 0
@@ -816,7 +805,7 @@ def test_exec_into_stopped_container_fails(runtime: Runtime, bundle_factory) -> 
     b = bundle_factory(["true"]).write()
     cid = unique_id()
     runtime("run", "-d", "--bundle", str(b.path), cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     out = runtime("exec", cid, "true", check=False)
     assert out.returncode != 0
     assert re.search(r"stopped|not running", out.stderr), out.stderr

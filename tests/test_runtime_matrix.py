@@ -134,7 +134,7 @@ def test_killed_container_exits_137(runtime: Runtime, bundle_factory) -> None:
     proc = subprocess.Popen(runtime.cmd("run", "--bundle", str(b.path), cid), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait_status(runtime, cid, "running")
+        runtime.wait_status(cid, "running")
         runtime("kill", cid, "KILL")
         assert proc.wait(timeout=10) == 137
     finally:
@@ -166,43 +166,30 @@ def test_signal_reaches_the_container(runtime: Runtime, bundle_factory) -> None:
     cid = unique_id()
     runtime("create", "--bundle", str(b.path), cid)
     runtime("start", cid)
-    state = _wait_status(runtime, cid, "running")
+    state = runtime.wait_status(cid, "running")
     assert state["pid"] > 0
     time.sleep(0.2)
     runtime("kill", cid, "TERM")
-    _wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     runtime("delete", cid)
     assert cid not in runtime.container_ids()
-
-
-def _wait_status(runtime: Runtime, cid: str, want: str, timeout: float = 10) -> dict:
-    import json
-
-    deadline = time.monotonic() + timeout
-    while True:
-        proc = runtime("state", cid, check=False)
-        state = json.loads(proc.stdout) if proc.returncode == 0 else {"status": "absent"}
-        if state["status"] == want or time.monotonic() > deadline:
-            assert state["status"] == want, state
-            return state
-        time.sleep(0.02)
 
 
 def test_lifecycle_states(runtime: Runtime, bundle_factory) -> None:
     b = bundle_factory(["sleep", "100"]).write()
     cid = unique_id()
     runtime("create", "--bundle", str(b.path), cid)
-    assert _wait_status(runtime, cid, "created")["pid"] > 0
+    assert runtime.wait_status(cid, "created")["pid"] > 0
     runtime("start", cid)
-    _wait_status(runtime, cid, "running")
+    runtime.wait_status(cid, "running")
     assert runtime("start", cid, check=False).returncode != 0
     runtime("pause", cid)
-    _wait_status(runtime, cid, "paused")
+    runtime.wait_status(cid, "paused")
     runtime("resume", cid)
-    _wait_status(runtime, cid, "running")
+    runtime.wait_status(cid, "running")
     assert runtime("delete", cid, check=False).returncode != 0  # running: needs --force
     runtime("kill", cid, "KILL")
-    _wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     runtime("delete", cid)
     assert runtime("state", cid, check=False).returncode != 0
 
@@ -214,7 +201,7 @@ def test_exec_joins_the_container(runtime: Runtime, bundle_factory) -> None:
     cid = unique_id()
     runtime("create", "--bundle", str(b.path), cid)
     runtime("start", cid)
-    _wait_status(runtime, cid, "running")
+    runtime.wait_status(cid, "running")
     deadline = time.monotonic() + 5
     while True:
         out = runtime("exec", cid, "cat", "/tmp/marker", check=False)
