@@ -387,3 +387,12 @@ def test_shim_rss(shims) -> None:
     assert rss_kb < 13 * 1024
     shim.client.signal("KILL")
     assert shim.client.wait(timeout=20)["exit_code"] == 137
+
+
+def test_default_runtime_is_dockyard_runtime(tmp_path) -> None:
+    from dockyard.shim.main import parse_args
+
+    opts = parse_args(["--id", "x", "--bundle", str(tmp_path), "--state-dir", str(tmp_path / "s"),
+                       "--log-path", str(tmp_path / "log")])
+    assert os.path.basename(opts.runtime) == "dockyard-runtime"
+    assert os.access(opts.runtime, os.X_OK)

@@ -20,13 +20,20 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from dockyard.shim import
          "daemon.run(int(sys.argv[2]), sys.argv[3])")
 
 
+def _default_runtime() -> str:
+    """dockyard-runtime beside this interpreter (the project's venv), else the one on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
+    return beside if os.access(beside, os.X_OK) else "dockyard-runtime"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line; paths are made absolute (the shim runs in /)."""
     p = argparse.ArgumentParser(prog="dockyard-shim", description="Monitor one OCI container.")
     p.add_argument("--id", required=True, help="container id, as given to the runtime")
     p.add_argument("--bundle", required=True, help="OCI bundle directory")
     p.add_argument("--state-dir", required=True, help="directory for shim.sock, exit.json, init.pid, shim.log")
-    p.add_argument("--runtime", required=True, help="OCI runtime binary (path or name on PATH)")
+    p.add_argument("--runtime", default=_default_runtime(),
+                   help="OCI runtime binary, path or name on PATH (default: dockyard-runtime)")
     p.add_argument("--runtime-root", help="passed to the runtime as --root")
     p.add_argument("--runtime-arg", action="append", default=[], metavar="ARG",
                    help="extra global runtime option (repeatable; write --runtime-arg=--flag)")
