@@ -26,8 +26,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(PROJECT_ROOT / ".venv" / "bin" / "python")
 
-# Each prints its own peak RSS (KiB): a child's ru_maxrss would include this big parent's, copied at fork.
-PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+# Each prints its own peak RSS (VmHWM, KiB): ru_maxrss would include this big parent's, kept across exec.
+PEAK = "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
 APPLY = ("import sys; from dockyard.image.layer_apply import apply_layer; "
          "apply_layer(open(sys.argv[1], 'rb'), sys.argv[2]); " + PEAK)
 WRITE = ("import sys; from dockyard.image.layer_diff import write_layer; "
