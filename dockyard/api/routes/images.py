@@ -1,0 +1,141 @@
+"""Image routes: list, inspect, history, tag, remove, prune, save, load, import (create), commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from dockyard.api.errors import ApiError, NotImplementedYet, json_line
+from dockyard.api.routes import api_path
+from dockyard.api.server import bool_query, engine, json_query, json_response, read_json, start_stream
+from dockyard.api.streams import body_file, drain, response_writer
+
+T = TypeVar("T")
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get(api_path("/images/json"), list_images),
+        web.get(api_path("/images/get"), save_images),
+        web.post(api_path("/images/load"), load_images),
+        web.post(api_path("/images/create"), create_image),
+        web.post(api_path("/images/prune"), prune_images),
+        web.post(api_path("/commit"), commit),
+        web.get(api_path("/images/{name:.+}/json"), inspect_image),
+        web.get(api_path("/images/{name:.+}/history"), image_history),
+        web.post(api_path("/images/{name:.+}/tag"), tag_image),
+        web.get(api_path("/images/{name:.+}/get"), save_images),
+        web.delete(api_path("/images/{name:.+}"), remove_image),
+    ]
+
+
+async def list_images(request: web.Request) -> web.Response:
+    """GET /images/json?all&filters&digests."""
+    return json_response(await engine(request).images.list(bool_query(request, "all"),
+                                                           json_query(request, "filters")))
+
+
+async def inspect_image(request: web.Request) -> web.Response:
+    """GET /images/{name}/json."""
+    return json_response(await engine(request).images.inspect(request.match_info["name"]))
+
+
+async def image_history(request: web.Request) -> web.Response:
+    """GET /images/{name}/history."""
+    return json_response(await engine(request).images.history(request.match_info["name"]))
+
+
+async def tag_image(request: web.Request) -> web.Response:
+    """POST /images/{name}/tag?repo&tag → 201."""
+    repo, tag = request.query.get("repo", ""), request.query.get("tag", "")
+    if not repo:
+        raise ApiError(400, "repository name must have at least one component")
+    await engine(request).images.tag(request.match_info["name"], f"{repo}:{tag}" if tag else repo)
+    return web.Response(status=201)
+
+
+async def remove_image(request: web.Request) -> web.Response:
+    """DELETE /images/{name}?force&noprune."""
+    records = await engine(request).images.remove(request.match_info["name"], bool_query(request, "force"),
+                                                  not bool_query(request, "noprune"))
+    return json_response(records)
+
+
+async def prune_images(request: web.Request) -> web.Response:
+    """POST /images/prune?filters."""
+    return json_response(await engine(request).images.prune(json_query(request, "filters")))
+
+
+async def save_images(request: web.Request) -> web.StreamResponse:
+    """GET /images/{name}/get and /images/get?names=...: the archive, streamed as it is written."""
+    names = [request.match_info["name"]] if "name" in request.match_info else request.query.getall("names", [])
+    if not names:
+        raise ApiError(400, "no images named: use names=")
+    service = engine(request).images
+    await service.resolve_all(names)
+    response = await start_stream(request, "application/x-tar")
+    out = response_writer(response, asyncio.get_running_loop())
+
+    def write() -> None:
+        with out:
+            service.save(names, out)
+
+    await service.run(write)
+    await response.write_eof()
+    return response
+
+
+async def _consume_upload(request: web.Request, work: Callable[[BinaryIO], T]) -> T:
+    """Run work(body) in the pool as the body arrives; on failure drain the upload before the
+    error answer."""
+    service = engine(request).images
+    try:
+        return await service.run(work, body_file(request))
+    except Exception:
+        await drain(request)
+        raise
+
+
+async def _message_stream(request: web.Request, messages: list[dict[str, str]]) -> web.StreamResponse:
+    response = await start_stream(request, "application/json")
+    for message in messages:
+        await response.write(json_line(message))
+    await response.write_eof()
+    return response
+
+
+async def load_images(request: web.Request) -> web.StreamResponse:
+    """POST /images/load?quiet: the upload is read by a worker thread as it arrives."""
+    lines = await _consume_upload(request, engine(request).images.load)
+    return await _message_stream(request, [{"stream": line + "\n"} for line in lines])
+
+
+async def create_image(request: web.Request) -> web.StreamResponse:
+    """POST /images/create: fromSrc=- imports the request body; pulls and URL imports need the
+    network, which dockyardd has no client for yet."""
+    query = request.query
+    if query.get("fromImage"):
+        raise ApiError(500, "pull is not available yet: no registry client")
+    source = query.get("fromSrc", "")
+    if not source:
+        raise ApiError(400, "either fromImage or fromSrc is required")
+    if source != "-":
+        kind = "a URL" if urlsplit(source).scheme else "a file path"
+        raise ApiError(400, f"importing from {kind} is not available: dockyardd has no network client; "
+                            "send the tarball in the request body (fromSrc=-)")
+    repo, tag = query.get("repo", ""), query.get("tag", "")
+    ref = (f"{repo}:{tag}" if tag else repo) or None
+    service = engine(request).images
+    image_id = await _consume_upload(request, lambda stream: service.import_tarball(
+        stream, ref, query.getall("changes", []), query.get("message") or None, query.get("platform"), source))
+    return await _message_stream(request, [{"status": image_id}])
+
+
+async def commit(request: web.Request) -> web.Response:
+    """POST /commit: validates its body; committing needs the container engine (501 until then)."""
+    await read_json(request)
+    raise NotImplementedYet("commit is not available yet: dockyardd has no container engine")

@@ -1,0 +1,206 @@
+"""dockyardd's configuration: dockerd's flags and daemon.json keys, merged as dockerd merges
+them (a key set both ways is an error, unknown keys are an error, the file names the problem)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _engine_version() -> str:
+    try:
+        return importlib.metadata.version("dockyard")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0-dev"
+
+
+ENGINE_VERSION = _engine_version()
+DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
+DEFAULT_DATA_ROOT = "/var/lib/dockyard"
+DEFAULT_EXEC_ROOT = "/run/dockyard"
+DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
+DEFAULT_RUNTIME = "dockyard-runtime"
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+TCP_PORT, TLS_PORT = 2375, 2376
+
+# daemon.json key → expected JSON type; the flag spelling is the key (hosts is -H/--host).
+FILE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "data-root": str, "exec-root": str, "hosts": list, "pidfile": str, "debug": bool, "log-level": str,
+    "log-driver": str, "log-opts": dict, "default-runtime": str, "runtimes": dict, "live-restore": bool,
+    "insecure-registries": list, "default-ulimits": dict,
+    "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
+}
+FLAG_KEYS = ("hosts", "data-root", "exec-root", "pidfile", "debug", "log-level",
+             "tlsverify", "tlscacert", "tlscert", "tlskey")
+
+
+class ConfigError(Exception):
+    """A configuration dockyardd refuses to start with; the message says why."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One -H address: unix (path) or tcp (host, port)."""
+
+    scheme: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        return f"unix://{self.path}" if self.scheme == "unix" else f"tcp://{self.host}:{self.port}"
+
+
+@dataclass
+class DaemonConfig:
+    """Everything dockyardd runs with."""
+
+    hosts: list[Listener]
+    data_root: str = DEFAULT_DATA_ROOT
+    exec_root: str = DEFAULT_EXEC_ROOT
+    pidfile: str = ""
+    config_file: str = ""
+    debug: bool = False
+    log_level: str = "info"
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    default_runtime: str = DEFAULT_RUNTIME
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    live_restore: bool = True
+    insecure_registries: list[str] = field(default_factory=list)
+    default_ulimits: dict[str, Any] = field(default_factory=dict)
+    tlsverify: bool = False
+    tlscacert: str = ""
+    tlscert: str = ""
+    tlskey: str = ""
+
+    @property
+    def image_root(self) -> str:
+        """The ImageStore root inside the data root."""
+        return os.path.join(self.data_root, "image-store")
+
+
+def arg_parser() -> argparse.ArgumentParser:
+    """dockerd's flags that dockyardd has."""
+    p = argparse.ArgumentParser(prog="dockyardd", description="The dockyard engine daemon (Docker Engine API).")
+    p.add_argument("-H", "--host", dest="hosts", action="append", metavar="ADDR",
+                   help=f"address to listen on (repeatable; default {DEFAULT_HOST})")
+    p.add_argument("--data-root", help=f"root of persisted state (default {DEFAULT_DATA_ROOT})")
+    p.add_argument("--exec-root", help=f"root of execution state (default {DEFAULT_EXEC_ROOT})")
+    p.add_argument("-p", "--pidfile", help="path of the pid file (default <exec-root>/dockyardd.pid)")
+    p.add_argument("--config-file", help=f"daemon configuration file (default {DEFAULT_CONFIG_FILE})")
+    p.add_argument("-l", "--log-level", choices=LOG_LEVELS, help="logging level (default info)")
+    p.add_argument("-D", "--debug", action="store_true", default=None, help="enable debug mode")
+    p.add_argument("--tlsverify", action="store_true", default=None, help="use TLS and verify the remote")
+    p.add_argument("--tlscacert", help="trust certs signed only by this CA")
+    p.add_argument("--tlscert", help="path to TLS certificate file")
+    p.add_argument("--tlskey", help="path to TLS key file")
+    p.add_argument("-v", "--version", action="version", version=f"Dockyard version {ENGINE_VERSION}, build dockyardd")
+    return p
+
+
+def load(argv: list[str] | None = None) -> DaemonConfig:
+    """Parse flags and the config file; ConfigError for anything dockerd would refuse."""
+    args = arg_parser().parse_args(argv)
+    flags = {key: getattr(args, key.replace("-", "_")) for key in FLAG_KEYS}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    path = args.config_file or DEFAULT_CONFIG_FILE
+    from_file = read_file(path) if args.config_file or os.path.exists(path) else {}
+    conflicts = [f"{key}: (from flag: {_show(flags[key])}, from file: {_show(from_file[key])})"
+                 for key in FLAG_KEYS if key in flags and key in from_file]
+    if conflicts:
+        raise ConfigError(f"unable to configure the dockyard daemon with file {path}: the following directives "
+                          f"are specified both as a flag and in the configuration file: {', '.join(conflicts)}")
+    merged = {**from_file, **flags}
+    config = DaemonConfig(hosts=[parse_host(h) for h in merged.pop("hosts", None) or [DEFAULT_HOST]],
+                          config_file=path if from_file else "",
+                          **{key.replace("-", "_"): value for key, value in merged.items()})
+    return validate(config)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + " ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """daemon.json as a dict, with every key known and of the right type."""
+    prefix = f"unable to configure the dockyard daemon with file {path}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"{prefix}: {e.strerror}") from None
+    except ValueError as e:
+        raise ConfigError(f"{prefix}: invalid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{prefix}: the file must hold a JSON object")
+    unknown = sorted(set(doc) - set(FILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{prefix}: the following directives don't match any configuration option: "
+                          f"{', '.join(unknown)}")
+    for key, value in doc.items():
+        if not isinstance(value, FILE_KEYS[key]):
+            raise ConfigError(f"{prefix}: invalid value for {key}: {json.dumps(value)}")
+    return doc
+
+
+def parse_host(addr: str) -> Listener:
+    """A -H address: unix:///path, unix:// (the default socket) or tcp://host[:port]."""
+    if addr.startswith("unix://"):
+        return Listener("unix", path=addr[len("unix://"):] or DEFAULT_HOST[len("unix://"):])
+    if addr.startswith("tcp://"):
+        hostport = addr[len("tcp://"):].rstrip("/")
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not port.isdigit():
+            host, port = hostport, ""
+        host = host.strip("[]") or "127.0.0.1"
+        return Listener("tcp", host=host, port=int(port) if port else 0)
+    if addr.startswith("/"):
+        return Listener("unix", path=addr)
+    raise ConfigError(f"invalid -H address {addr!r}: only unix:// and tcp:// are supported")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a tcp listener's host only accepts local connections."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(config: DaemonConfig) -> DaemonConfig:
+    """Check what the parser could not: log level, TLS files, non-loopback tcp without TLS."""
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"unable to parse logging level: {config.log_level}")
+    tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
+    if config.tlsverify:
+        missing = [flag for flag, value in tls_files.items() if not value]
+        if missing:
+            raise ConfigError(f"--tlsverify needs {', '.join(missing)}")
+    for i, listener in enumerate(config.hosts):
+        if listener.scheme != "tcp":
+            continue
+        if not listener.port:
+            config.hosts[i] = listener = Listener("tcp", host=listener.host,
+                                                  port=TLS_PORT if config.tlsverify else TCP_PORT)
+        if not config.tlsverify and not is_loopback(listener.host):
+            raise ConfigError(f"refusing to listen on {listener} without TLS: anyone who can reach it gets root "
+                              "on this host; use --tlsverify with --tlscacert, --tlscert and --tlskey, "
+                              "or a loopback address")
+    config.data_root = os.path.abspath(config.data_root)
+    config.exec_root = os.path.abspath(config.exec_root)
+    config.pidfile = os.path.abspath(config.pidfile or os.path.join(config.exec_root, "dockyardd.pid"))
+    if config.debug:
+        config.log_level = "debug"
+    return config
