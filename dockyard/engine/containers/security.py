@@ -1,0 +1,137 @@
+"""Capabilities, devices, masked paths, no-new-privileges and seccomp for a container."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Any
+
+from dockyard.engine.containers import seccomp
+from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.engine.containers.seccomp_default import default_profile
+from dockyard.runtime import caps as runtime_caps
+from dockyard.runtime.spec_template import MASKED_PATHS, READONLY_PATHS
+
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+DOCKER_MASKED_PATHS = [*MASKED_PATHS, "/sys/devices/virtual/powercap"]
+# what every container may use: null, zero, full, random, urandom, tty, console, ptmx, pts, tun; mknod of any
+DEFAULT_DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
+    {"allow": True, "type": t, "major": ma, "minor": mi, "access": acc} for t, ma, mi, acc in (
+        ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"),
+        ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"),
+        ("c", 5, 1, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"))]
+_SKIP_DEV_DIRS = {"/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.lxc", "/dev/.udev"}
+
+
+def _own_bounding_set() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return (1 << 64) - 1
+
+
+def all_caps() -> list[str]:
+    """Every capability this kernel knows and the daemon itself holds (a container cannot be
+    given more than its creator's bounding set)."""
+    own = _own_bounding_set()
+    return [c for i, c in enumerate(runtime_caps.CAPABILITIES[:runtime_caps.last_cap() + 1]) if own >> i & 1]
+
+
+def _normalise(names: list[str] | None) -> list[str]:
+    out = []
+    known = set(all_caps())
+    for name in names or []:
+        cap = "ALL" if name.strip().upper() in ("ALL", "CAP_ALL") else runtime_caps.normalise(name)
+        if cap != "ALL" and cap not in known:
+            raise InvalidParameter(f"unknown capability: {name!r}")
+        out.append(cap)
+    return out
+
+
+def capabilities(host_config: dict[str, Any]) -> list[str]:
+    """Docker's capability set: the defaults, CapDrop removed and CapAdd added ("ALL" either side)."""
+    if host_config.get("Privileged"):
+        return all_caps()
+    add, drop = _normalise(host_config.get("CapAdd")), _normalise(host_config.get("CapDrop"))
+    if "ALL" in add:
+        return [c for c in all_caps() if c not in drop]
+    if "ALL" in drop:
+        return [c for c in all_caps() if c in add]
+    return [c for c in DEFAULT_CAPS if c not in drop] + [c for c in all_caps() if c in add and c not in DEFAULT_CAPS]
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """Every device node under /dev, as OCI linux.devices entries (for privileged containers)."""
+    devices = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in _SKIP_DEV_DIRS]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
+            if kind is None or path in ("/dev/console", "/dev/ptmx"):  # the runtime sets these up
+                continue
+            devices.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return devices
+
+
+def parse_security_opts(opts: list[str] | None) -> tuple[bool, str | None]:
+    """SecurityOpt -> (no_new_privileges, seccomp: None (default) | "unconfined" | profile JSON)."""
+    nnp, profile = False, None
+    for opt in opts or []:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "no-new-privileges":
+            if value not in ("", "true", "false"):
+                raise InvalidParameter(f"invalid --security-opt 2: {opt!r}")
+            nnp = value != "false"
+        elif key == "seccomp":
+            profile = value
+        elif key not in ("apparmor", "label", "systempaths", "writable-cgroups"):
+            raise InvalidParameter(f"invalid --security-opt 1: {opt!r}")
+    return nnp, profile
+
+
+def seccomp_config(profile_opt: str | None, caps: list[str], privileged: bool) -> dict[str, Any] | None:
+    """The OCI seccomp object, or None when unconfined (or privileged with the default profile)."""
+    if profile_opt == "unconfined" or (privileged and profile_opt is None):
+        return None
+    if profile_opt is None or profile_opt == "builtin":
+        profile = default_profile()
+    else:
+        try:
+            profile = json.loads(profile_opt)
+        except ValueError as e:
+            raise InvalidParameter(f"decoding seccomp profile failed: {e}") from None
+    return seccomp.to_oci(profile, set(caps))
+
+
+def apply(spec: dict[str, Any], host_config: dict[str, Any]) -> None:
+    """Set capabilities, devices, masked paths, no-new-privileges and seccomp on spec."""
+    privileged = bool(host_config.get("Privileged"))
+    caps = capabilities(host_config)
+    spec["process"]["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    nnp, profile = parse_security_opts(host_config.get("SecurityOpt"))
+    spec["process"]["noNewPrivileges"] = nnp
+    linux = spec["linux"]
+    if privileged:
+        linux["devices"] = host_devices()
+        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+    else:
+        linux["devices"] = []
+        linux["resources"]["devices"] = [{k: v for k, v in rule.items() if v is not None}
+                                         for rule in DEFAULT_DEVICE_RULES]
+        linux["maskedPaths"] = list(DOCKER_MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+    sec = seccomp_config(profile, caps, privileged)
+    if sec is not None:
+        linux["seccomp"] = sec

@@ -1,0 +1,491 @@
+"""ContainerService: Docker's container lifecycle over the image store, dockyard-shim and an OCI
+runtime. Blocking methods; the API server calls them from worker threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from dockyard.engine.containers import mounts, policy, resources, security, spec, views
+from dockyard.engine.containers.errors import (
+    Conflict,
+    ContainerError,
+    InvalidParameter,
+    NotFound,
+    NotModified,
+)
+from dockyard.engine.containers.etcfiles import write_atomic, write_etc_files
+from dockyard.engine.containers.logs import LogOptions, parse_time, read_logs
+from dockyard.engine.containers.names import new_id
+from dockyard.engine.containers.store import ContainerStore, Record
+from dockyard.image.errors import NoSuchImage
+from dockyard.image.snapshot import mount_all, unmount
+from dockyard.image.snapshot.mount import mounts_under
+from dockyard.shim.client import ShimClient, ShimError, launch_shim, read_exit
+from dockyard.shim.logs import rfc3339nano
+
+DEFAULT_STOP_TIMEOUT = 10
+DEFAULT_LOG_ROTATION = (10 * 1024 * 1024, 3)  # json-file max-size, max-file when none is configured
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def _size(text: str) -> int:
+    """"10m" -> bytes."""
+    text = text.strip().lower()
+    text = text[:-1] if len(text) > 1 and text.endswith("b") and not text[-2].isdigit() else text
+    unit = text[-1] if text and text[-1] in _UNITS else ""
+    try:
+        return int(float(text[:-1] if unit else text) * _UNITS[unit])
+    except ValueError:
+        raise InvalidParameter(f"invalid size: {text!r}") from None
+
+
+def _default_runtime() -> str:
+    beside = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
+    return beside if os.access(beside, os.X_OK) else "dockyard-runtime"
+
+
+class ContainerService:
+    """Containers of one daemon: records in <data_root>, shims and runtime state in <exec_root>."""
+
+    def __init__(self, data_root: str, image_store: Any, exec_root: str, runtime: str = "dockyard-runtime") -> None:
+        self.images = image_store
+        self.store = ContainerStore(data_root)
+        self.exec_root = exec_root
+        self.runtime = _default_runtime() if runtime == "dockyard-runtime" else runtime
+        self.runtime_root = os.path.join(exec_root, "runtime")
+        os.makedirs(self.runtime_root, mode=0o700, exist_ok=True)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._exits: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (exit count, wait result)
+        self._removed: set[str] = set()
+        self._closed = False
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _record(self, ref: str) -> Record:
+        return self.store.get(self.store.resolve(ref))
+
+    def _shim_dir(self, cid: str) -> str:
+        return os.path.join(self.exec_root, cid)
+
+    def _rootfs(self, cid: str) -> str:
+        return os.path.join(self.store.directory(cid), "rootfs")
+
+    def _runtime(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([self.runtime, "--root", self.runtime_root, *args], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        if check and proc.returncode:
+            raise ContainerError(proc.stderr.strip() or f"{self.runtime} {args[0]} failed")
+        return proc
+
+    def _save(self, record: Record) -> None:
+        with self._changed:
+            self.store.save(record)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Stop acting on exits (the daemon is going away; containers keep running)."""
+        with self._lock:
+            self._closed = True
+            self.store.close()
+
+    # -- create -----------------------------------------------------------------------------------
+
+    def create(self, body: dict[str, Any], name: str | None = None) -> str:
+        """POST /containers/create: record the container, prepare its rootfs; returns the ID."""
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        hc = dict(body.get("HostConfig") or {})
+        if not config.get("Image"):
+            raise InvalidParameter("Config cannot be empty in order to create a container")
+        try:
+            image_id = self.images.resolve(config["Image"])
+        except NoSuchImage:
+            raise NotFound(f"No such image: {config['Image']}") from None
+        merged = spec.merge_config(config, self.images.config(image_id).get("config") or {})
+        self._validate_host_config(hc)
+        _, mount_points = mounts.user_mounts(hc)
+        cid = new_id()
+        merged["Hostname"] = merged.get("Hostname") or cid[:12]
+        directory = self.store.directory(cid)
+        path, args = spec.path_and_args(merged)
+        record: Record = {
+            "ID": cid, "Created": rfc3339nano(), "Path": path, "Args": args, "Config": merged, "HostConfig": hc,
+            "Image": image_id, "State": views.initial_state(), "RestartCount": 0, "Mounts": mount_points,
+            "LogPath": os.path.join(directory, f"{cid}-json.log"),
+            "ResolvConfPath": os.path.join(directory, "resolv.conf"),
+            "HostnamePath": os.path.join(directory, "hostname"), "HostsPath": os.path.join(directory, "hosts"),
+            "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
+        }
+        os.makedirs(os.path.join(directory, "rootfs"), mode=0o700)
+        try:
+            self.store.add(record, name)
+            self.images.prepare_rootfs(cid, image_id)
+            write_etc_files(directory, merged["Hostname"], merged, hc)
+        except BaseException:
+            self._destroy(cid)
+            raise
+        return cid
+
+    @staticmethod
+    def _validate_host_config(hc: dict[str, Any]) -> None:
+        resources.validate(hc)
+        policy.validate_restart_policy(hc)
+        security.capabilities(hc)
+        security.parse_security_opts(hc.get("SecurityOpt"))
+        log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        if (log.get("Type") or "json-file") != "json-file":
+            raise InvalidParameter(f"logging driver {log['Type']!r} is not supported (json-file is)")
+        hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+        hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
+        hc["NetworkMode"] = hc.get("NetworkMode") or "default"
+        if hc["NetworkMode"] not in ("default", "bridge", "none", "host"):
+            raise InvalidParameter(f"network {hc['NetworkMode']} not found")
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def start(self, ref: str) -> None:
+        """POST /containers/{id}/start."""
+        with self._lock:
+            record = self._record(ref)
+            state = record["State"]
+            if state["Paused"]:
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if state["Running"] and not state["Restarting"]:
+                raise NotModified("container already started")
+            record["HasBeenManuallyStopped"] = False
+            self._start(record)
+
+    def _start(self, record: Record) -> None:
+        cid = record["ID"]
+        rootfs = self._rootfs(cid)
+        shim_dir = self._shim_dir(cid)
+        try:
+            if not mounts_under(rootfs):
+                mount_all(self.images.snapshots.mounts(cid), rootfs)
+            etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
+            oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc)
+            bundle = os.path.join(self.store.directory(cid), "bundle")
+            os.makedirs(bundle, exist_ok=True)
+            write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
+            self._runtime("delete", "--force", cid, check=False)
+            shutil.rmtree(shim_dir, ignore_errors=True)
+            size, files = self._log_rotation(record["HostConfig"])
+            info = launch_shim(cid, bundle, shim_dir, self.runtime, record["LogPath"], runtime_root=self.runtime_root,
+                               stdin=bool(record["Config"].get("OpenStdin")), tty=bool(record["Config"].get("Tty")),
+                               log_max_size=size, log_max_file=files)
+            started = ShimClient(shim_dir).start()
+        except BaseException as e:
+            self._runtime("delete", "--force", cid, check=False)
+            unmount(rootfs)
+            record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
+                                   Running=False, Restarting=False, Pid=0, ExitCode=128, Error=str(e))
+            self._save(record)
+            raise ContainerError(str(e)) from None if isinstance(e, ShimError) else e
+        record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                               Dead=False, Pid=info.pid, ExitCode=0, Error="",
+                               StartedAt=started.get("started_at") or rfc3339nano())
+        record["HasBeenStartedBefore"] = True
+        self._save(record)
+        self._watch(cid, shim_dir)
+
+    @staticmethod
+    def _log_rotation(hc: dict[str, Any]) -> tuple[int, int]:
+        opts = (hc.get("LogConfig") or {}).get("Config") or {}
+        if not opts:
+            return DEFAULT_LOG_ROTATION
+        size = _size(opts["max-size"]) if opts.get("max-size") else -1
+        return size, int(opts.get("max-file") or 1)
+
+    # -- exits ------------------------------------------------------------------------------------
+
+    def _watch(self, cid: str, shim_dir: str) -> None:
+        def run() -> None:
+            try:
+                result = ShimClient(shim_dir, timeout=None).wait()
+            except (ShimError, OSError):
+                result = read_exit(shim_dir) or {"exit_code": 255}
+            self._on_exit(cid, shim_dir, result)
+
+        threading.Thread(target=run, name=f"watch-{cid[:12]}", daemon=True).start()
+
+    def _on_exit(self, cid: str, shim_dir: str, result: dict[str, Any]) -> None:
+        """Record an exit; then remove (AutoRemove) or restart (policy) the container."""
+        with self._lock:
+            if self._closed or cid in self._removed:
+                return
+            try:
+                record = self.store.get(cid)
+            except NotFound:
+                return
+            if record["State"]["Pid"] == 0 or self._shim_dir(cid) != shim_dir:
+                return  # this exit was handled already (by reconcile or a restart)
+            hc = record["HostConfig"]
+            code = int(result.get("exit_code", 255))
+            oom = policy.oom_killed(spec.cgroups_path(cid, hc))
+            self._runtime("delete", "--force", cid, check=False)
+            unmount(self._rootfs(cid))
+            state = record["State"]
+            finished = result.get("exited_at") or rfc3339nano()
+            ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))
+            state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=code,
+                         OOMKilled=oom, FinishedAt=finished)
+            count = self._exits.get(cid, (0, {}))[0] + 1
+            self._exits[cid] = (count, {"StatusCode": code, "Error": None})
+            restart = policy.should_restart(hc, code, record.get("RestartCount", 0), record["HasBeenManuallyStopped"])
+            if restart:
+                state.update(Status="restarting", Restarting=True, Running=True)
+                record["RestartCount"] = record.get("RestartCount", 0) + 1
+                record["Backoff"] = policy.next_backoff(record.get("Backoff", 0.0), ran_for)
+            self._save(record)
+            if hc.get("AutoRemove"):
+                self._remove(cid)
+                return
+        if restart:
+            threading.Timer(record["Backoff"], self._restart_after_backoff, (cid,)).start()
+
+    def _restart_after_backoff(self, cid: str) -> None:
+        with self._lock:
+            if self._closed or cid in self._removed:
+                return
+            try:
+                record = self.store.get(cid)
+            except NotFound:
+                return
+            if record["State"]["Restarting"] and not record["HasBeenManuallyStopped"]:
+                try:
+                    self._start(record)
+                except ContainerError:
+                    pass  # recorded in State.Error
+
+    # -- wait, stop, kill, restart, pause -----------------------------------------------------------
+
+    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> dict[str, Any]:
+        """POST /containers/{id}/wait: {"StatusCode", "Error"} once the condition holds."""
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            cid = self.store.resolve(ref)
+            seen = self._exits.get(cid, (0, {}))[0]
+            while True:
+                done = self._wait_result(cid, condition, seen)
+                if done is not None:
+                    return done
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"container {cid[:12]} did not reach {condition!r}")
+                self._changed.wait(remaining)
+
+    def _wait_result(self, cid: str, condition: str, seen: int) -> dict[str, Any] | None:
+        count, last = self._exits.get(cid, (0, {}))
+        if cid in self._removed:
+            return last or {"StatusCode": 0, "Error": None} if condition == "removed" or count > seen else \
+                {"StatusCode": -1, "Error": {"Message": "container removed"}}
+        if condition == "removed":
+            return None
+        if condition == "next-exit":
+            return last if count > seen else None
+        state = self.store.get(cid)["State"]
+        if state["Running"]:
+            return None
+        return {"StatusCode": state["ExitCode"], "Error": None}
+
+    def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        """POST /containers/{id}/stop: StopSignal, then SIGKILL after timeout seconds."""
+        with self._lock:
+            record = self._record(ref)
+            if not record["State"]["Running"]:
+                raise NotModified("container already stopped")
+            record["HasBeenManuallyStopped"] = True
+            self._save(record)
+            cid = record["ID"]
+            if record["State"]["Restarting"]:
+                record["State"].update(Status="exited", Running=False, Restarting=False)
+                self._save(record)
+                return
+        if timeout is None:
+            timeout = record["Config"].get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+        sig = policy.parse_signal(signal or record["Config"].get("StopSignal"))
+        self._signal(record, sig)
+        try:
+            self.wait(cid, "not-running", timeout=timeout if timeout >= 0 else None)
+        except TimeoutError:
+            self._signal(record, 9)
+            self.wait(cid, "not-running")
+
+    def _signal(self, record: Record, sig: int) -> None:
+        if record["State"]["Paused"] and sig == 9:
+            self._runtime("resume", record["ID"], check=False)
+        try:
+            ShimClient(self._shim_dir(record["ID"])).signal(sig)
+        except (ShimError, OSError) as e:
+            if self.store.get(record["ID"])["State"]["Running"]:
+                raise ContainerError(f"Cannot kill container: {record['ID']}: {e}") from None
+
+    def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
+        """POST /containers/{id}/kill."""
+        sig = policy.parse_signal(signal, 9)
+        with self._lock:
+            record = self._record(ref)
+            if not record["State"]["Running"] or record["State"]["Restarting"]:
+                raise Conflict(f"Container {record['ID']} is not running")
+            record["HasBeenManuallyStopped"] = True
+            self._save(record)
+        self._signal(record, sig)
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        """POST /containers/{id}/restart."""
+        cid = self.store.resolve(ref)
+        try:
+            self.stop(cid, timeout)
+        except NotModified:
+            pass
+        self.start(cid)
+
+    def pause(self, ref: str) -> None:
+        """POST /containers/{id}/pause (freezer)."""
+        self._set_paused(ref, True)
+
+    def unpause(self, ref: str) -> None:
+        """POST /containers/{id}/unpause."""
+        self._set_paused(ref, False)
+
+    def _set_paused(self, ref: str, paused: bool) -> None:
+        with self._lock:
+            record = self._record(ref)
+            cid, state = record["ID"], record["State"]
+            if not state["Running"] or state["Restarting"]:
+                raise Conflict(f"Container {cid} is not running")
+            if state["Paused"] == paused:
+                raise Conflict(f"Container {cid} is {'already' if paused else 'not'} paused")
+            self._runtime("pause" if paused else "resume", cid)
+            state.update(Paused=paused, Status="paused" if paused else "running")
+            self._save(record)
+
+    # -- remove, rename ---------------------------------------------------------------------------
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """DELETE /containers/{id}; volumes is accepted for anonymous volumes (none exist yet)."""
+        with self._lock:
+            record = self._record(ref)
+            cid, state = record["ID"], record["State"]
+            if state["Running"] and not force:
+                what = "paused" if state["Paused"] else "restarting" if state["Restarting"] else "running"
+                raise Conflict(f"You cannot remove a {what} container {cid}. Stop the container before "
+                               "attempting removal or force remove")
+            self._removed.add(cid)
+            if state["Running"] and not state["Restarting"]:
+                self._signal(record, 9)
+            self._remove(cid)
+
+    def _remove(self, cid: str) -> None:
+        with self._changed:
+            self._removed.add(cid)
+            client = ShimClient(self._shim_dir(cid), timeout=10)
+            try:
+                client.wait(timeout=10)
+            except (ShimError, OSError):
+                pass
+            self._destroy(cid)
+            self._changed.notify_all()
+
+    def _destroy(self, cid: str) -> None:
+        """Delete every trace of a container: runtime state, mounts, snapshot, files, record."""
+        self._runtime("delete", "--force", cid, check=False)
+        unmount(self._rootfs(cid))
+        self.images.remove_rootfs(cid)
+        shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
+        shutil.rmtree(self.store.directory(cid), ignore_errors=True)
+        self.store.delete(cid)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        """POST /containers/{id}/rename."""
+        with self._lock:
+            self.store.rename(self.store.resolve(ref), new_name)
+
+    # -- logs, inspect, list ----------------------------------------------------------------------
+
+    def logs(self, ref: str, stdout: bool = True, stderr: bool = True, since: float = 0, until: float = 0,
+             tail: int | str | None = None, timestamps: bool = False, follow: bool = False
+             ) -> Iterator[tuple[str, bytes]]:
+        """GET /containers/{id}/logs: (stream, bytes) entries from the json-file log."""
+        record = self._record(ref)
+        if tail in (None, "", "all"):
+            tail = None
+        elif int(tail) < 0:
+            tail = None
+        opts = LogOptions(stdout, stderr, since, until, None if tail is None else int(tail), timestamps, follow)
+
+        def running() -> bool:
+            try:
+                return bool(self.store.get(record["ID"])["State"]["Running"])
+            except NotFound:
+                return False
+
+        return read_logs(record["LogPath"], opts, running)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """GET /containers/{id}/json."""
+        return views.inspect(self._record(ref), self.images.snapshots.driver)
+
+    def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
+             size: bool = False) -> list[dict[str, Any]]:
+        """GET /containers/json."""
+        filters = filters or {}
+        views.check_filters(filters)
+        ancestors = {}
+        for ref in filters.get("ancestor", []):
+            try:
+                ancestors[ref] = self.images.resolve(ref)
+            except NoSuchImage:
+                pass
+        out = []
+        for record in self.store.all():
+            if not all and not record["State"]["Running"] and "status" not in filters:
+                continue
+            if not views.matches(record, filters, ancestors):
+                continue
+            usage = self.images.snapshots.usage(record["ID"]) if size else None
+            out.append(views.summary(record, record["Config"].get("Image") or record["Image"],
+                                     (usage[0], usage[0]) if usage else None))
+        return out
+
+    # -- daemon start -----------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Reconnect to live shims; record exits of containers whose shim or init died while no
+        daemon watched; unmount rootfs of containers that are not running."""
+        for record in self.store.all():
+            cid, state = record["ID"], record["State"]
+            shim_dir = self._shim_dir(cid)
+            if not state["Running"] or state["Restarting"]:
+                if state["Restarting"]:
+                    state.update(Status="exited", Running=False, Restarting=False)
+                    self._save(record)
+                unmount(self._rootfs(cid))
+                continue
+            try:
+                shim_state = ShimClient(shim_dir, timeout=5).state()
+            except (ShimError, OSError):
+                shim_state = None
+            if shim_state is not None and shim_state.get("status") != "stopped":
+                self._watch(cid, shim_dir)
+                continue
+            result = read_exit(shim_dir) or (shim_state or {}).get("exit") or {"exit_code": 255}
+            self._on_exit(cid, shim_dir, result)
+
+
+def _parse_epoch(stamp: str) -> float:
+    try:
+        return parse_time(stamp) / 1e9
+    except ValueError:
+        return 0.0

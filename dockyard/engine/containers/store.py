@@ -1,0 +1,153 @@
+"""Container records: SQLite (WAL) at <data-root>/containers.db, one transaction per change, and a
+config.v2.json copy in each container's directory (for humans and disaster recovery)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dockyard.engine.containers.errors import Conflict, InvalidParameter, no_such_container
+from dockyard.engine.containers.etcfiles import write_atomic
+from dockyard.engine.containers.names import check_name, random_name
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+"""
+Record = dict[str, Any]
+
+
+class ContainerStore:
+    """Persistent container records keyed by ID, with unique names."""
+
+    def __init__(self, data_root: str) -> None:
+        self.data_root = data_root
+        self.containers_dir = os.path.join(data_root, "containers")
+        os.makedirs(self.containers_dir, mode=0o710, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(os.path.join(data_root, "containers.db"), check_same_thread=False,
+                                   isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def directory(self, cid: str) -> str:
+        """<data-root>/containers/<id>."""
+        return os.path.join(self.containers_dir, cid)
+
+    def _write_copy(self, record: Record) -> None:
+        directory = self.directory(record["ID"])
+        if os.path.isdir(directory):
+            write_atomic(os.path.join(directory, "config.v2.json"), json.dumps(record), 0o600)
+
+    def add(self, record: Record, name: str | None) -> Record:
+        """Insert a new record under name (a generated one when None); set record["Name"]."""
+        with self._tx() as db:
+            if name is not None:
+                name = check_name(name)
+                row = db.execute("SELECT id FROM containers WHERE name = ?", (name,)).fetchone()
+                if row:
+                    raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                                   f'"{row[0]}". You have to remove (or rename) that container to be able to '
+                                   "reuse that name.")
+            else:
+                for attempt in range(100):
+                    name = random_name(attempt // 10)
+                    if not db.execute("SELECT 1 FROM containers WHERE name = ?", (name,)).fetchone():
+                        break
+            record["Name"] = "/" + name
+            db.execute("INSERT INTO containers (id, name, created, record) VALUES (?, ?, ?, ?)",
+                       (record["ID"], name, record["Created"], json.dumps(record)))
+        self._write_copy(record)
+        return record
+
+    def save(self, record: Record) -> None:
+        """Store a changed record (its name is changed only through rename)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), record["ID"]))
+            if cur.rowcount == 0:
+                raise no_such_container(record["ID"])
+        self._write_copy(record)
+
+    def get(self, cid: str) -> Record:
+        """The record of a full ID."""
+        with self._lock:
+            row = self._db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
+        if not row:
+            raise no_such_container(cid)
+        return json.loads(row[0])
+
+    def resolve(self, ref: str) -> str:
+        """Full ID of a container given by full ID, name (with or without "/") or unique ID prefix."""
+        if not ref:
+            raise no_such_container(ref)
+        with self._lock:
+            row = self._db.execute("SELECT id FROM containers WHERE id = ? OR name = ?",
+                                   (ref, ref.lstrip("/"))).fetchone()
+            if row:
+                return row[0]
+            if not all(c in "0123456789abcdef" for c in ref):
+                raise no_such_container(ref)
+            rows = self._db.execute("SELECT id FROM containers WHERE id >= ? AND id < ? LIMIT 2",
+                                    (ref, ref + "g")).fetchall()
+        if len(rows) > 1:
+            raise InvalidParameter(f"Multiple IDs found with provided prefix: {ref}")
+        if not rows:
+            raise no_such_container(ref)
+        return rows[0][0]
+
+    def rename(self, cid: str, new_name: str) -> Record:
+        """Give a container a new unique name."""
+        new_name = check_name(new_name)
+        with self._tx() as db:
+            row = db.execute("SELECT record, name FROM containers WHERE id = ?", (cid,)).fetchone()
+            if not row:
+                raise no_such_container(cid)
+            if row[1] == new_name:
+                raise InvalidParameter("Renaming a container with the same name as its current name")
+            other = db.execute("SELECT id FROM containers WHERE name = ?", (new_name,)).fetchone()
+            if other:
+                raise Conflict(f'Conflict. The container name "/{new_name}" is already in use by container '
+                               f'"{other[0]}". You have to remove (or rename) that container to be able to '
+                               "reuse that name.")
+            record = json.loads(row[0])
+            record["Name"] = "/" + new_name
+            db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?",
+                       (new_name, json.dumps(record), cid))
+        self._write_copy(record)
+        return record
+
+    def delete(self, cid: str) -> None:
+        """Forget a container."""
+        with self._tx() as db:
+            db.execute("DELETE FROM containers WHERE id = ?", (cid,))
+
+    def all(self) -> list[Record]:
+        """Every record, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM containers ORDER BY created DESC").fetchall()
+        return [json.loads(r[0]) for r in rows]

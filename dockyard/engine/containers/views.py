@@ -1,0 +1,117 @@
+"""Docker's API shapes for containers: GET /containers/{id}/json and GET /containers/json."""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import time
+from typing import Any
+
+from dockyard.engine.containers.errors import InvalidParameter
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def initial_state() -> dict[str, Any]:
+    """State of a container that has just been created."""
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
+            "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
+    """The GET /containers/{id}/json body."""
+    r = copy.deepcopy(record)
+    return {
+        "Id": r["ID"], "Created": r["Created"], "Path": r["Path"], "Args": r["Args"], "State": r["State"],
+        "Image": r["Image"], "ResolvConfPath": r["ResolvConfPath"], "HostnamePath": r["HostnamePath"],
+        "HostsPath": r["HostsPath"], "LogPath": r["LogPath"], "Name": r["Name"],
+        "RestartCount": r.get("RestartCount", 0), "Driver": driver, "Platform": "linux", "MountLabel": "",
+        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": r["HostConfig"],
+        "GraphDriver": {"Name": driver, "Data": None}, "Mounts": r.get("Mounts") or [], "Config": r["Config"],
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+                            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+                            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+                            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}},
+    }
+
+
+def _epoch(stamp: str) -> int:
+    return calendar.timegm(time.strptime(stamp.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S"))
+
+
+def _ago(stamp: str) -> str:
+    seconds = max(0, int(time.time()) - _epoch(stamp))
+    for size, unit in ((86400 * 7, "weeks"), (86400, "days"), (3600, "hours"), (60, "minutes")):
+        if seconds >= 2 * size:
+            return f"{seconds // size} {unit}"
+    if seconds >= 3600:
+        return "About an hour"
+    if seconds >= 60:
+        return "About a minute"
+    return "Less than a second" if seconds < 1 else f"{seconds} seconds"
+
+
+def status_text(state: dict[str, Any]) -> str:
+    """The `docker ps` STATUS column."""
+    if state["Status"] == "restarting":
+        return f"Restarting ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
+    if state["Running"]:
+        return f"Up {_ago(state['StartedAt'])}" + (" (Paused)" if state["Paused"] else "")
+    if state["Status"] == "exited":
+        return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
+    return state["Status"].capitalize()
+
+
+def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | None) -> dict[str, Any]:
+    """One entry of GET /containers/json."""
+    path_args = " ".join([record["Path"], *record["Args"]])
+    out = {
+        "Id": record["ID"], "Names": [record["Name"]], "Image": image_name, "ImageID": record["Image"],
+        "Command": path_args, "Created": _epoch(record["Created"]), "Ports": [],
+        "Labels": record["Config"].get("Labels") or {}, "State": record["State"]["Status"],
+        "Status": status_text(record["State"]),
+        "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode") or "default"},
+        "NetworkSettings": {"Networks": {}}, "Mounts": record.get("Mounts") or [],
+    }
+    if size is not None:
+        out["SizeRw"], out["SizeRootFs"] = size
+    return out
+
+
+_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since", "health", "network",
+            "volume", "publish", "expose", "is-task"}
+_STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+
+
+def _label_match(labels: dict[str, str], wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def check_filters(filters: dict[str, list[str]]) -> None:
+    """Refuse unknown filter names and statuses, with Docker's texts."""
+    for key, values in filters.items():
+        if key not in _FILTERS:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if key == "status":
+            for v in values:
+                if v not in _STATUSES:
+                    raise InvalidParameter(f"Invalid filter 'status={v}'")
+
+
+def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:
+    """Whether a record passes the filters (values of one key are OR-ed, keys AND-ed, as Docker)."""
+    tests = {
+        "id": lambda v: record["ID"].startswith(v),
+        "name": lambda v: v.lstrip("/") in record["Name"].lstrip("/"),
+        "label": lambda v: _label_match(record["Config"].get("Labels") or {}, v),
+        "status": lambda v: record["State"]["Status"] == v,
+        "exited": lambda v: record["State"]["Status"] == "exited" and str(record["State"]["ExitCode"]) == v,
+        "ancestor": lambda v: image_ids.get(v) == record["Image"] or record["Config"].get("Image") == v,
+    }
+    for key, values in filters.items():
+        test = tests.get(key)
+        if test and values and not any(test(v) for v in values):
+            return False
+    return True
