@@ -12,14 +12,13 @@ import io
 import queue
 import threading
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from dockyard.image import digest as digests
 
-try:
-    from isal import igzip as _gzip
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    import gzip as _gzip
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import BinaryIO
 
 ALGORITHMS = ("gzip", "zstd", "bzip2", "xz", "none")
 _MAGICS = (
@@ -30,6 +29,15 @@ _MAGICS = (
 )
 _HEAD_SIZE = 6
 CHUNK_SIZE = 1 << 20
+
+
+def _gzip() -> ModuleType:
+    """isal's igzip, else the stdlib's gzip; imported on first use (plain layers never need it)."""
+    try:
+        from isal import igzip
+    except ImportError:  # pragma: no cover - isal is a declared dependency
+        import gzip as igzip
+    return igzip
 
 
 def detect(head: bytes) -> str:
@@ -80,7 +88,7 @@ def open_decompressed(stream: BinaryIO) -> BinaryIO:
     algorithm = detect(head)
     raw = _Prefixed(head, stream)
     if algorithm == "gzip":
-        return _gzip.GzipFile(fileobj=raw, mode="rb")
+        return _gzip().GzipFile(fileobj=raw, mode="rb")
     if algorithm == "zstd":
         import zstandard
 
@@ -130,7 +138,7 @@ def open_compressed(out, algorithm: str = "gzip", level: int | None = None):
     carries no name and mtime 0, so equal input gives equal output."""
     if algorithm == "gzip":
         if level is None or 0 <= level <= 3:
-            return _gzip.GzipFile(fileobj=out, mode="wb", compresslevel=2 if level is None else level, mtime=0)
+            return _gzip().GzipFile(fileobj=out, mode="wb", compresslevel=2 if level is None else level, mtime=0)
         import gzip
 
         return gzip.GzipFile(fileobj=out, mode="wb", compresslevel=level, mtime=0)

@@ -15,10 +15,13 @@ import errno
 import os
 import stat
 from collections import namedtuple
-from typing import BinaryIO
 
 from dockyard.image.compression import DecompressedChunks, DecompressionError
 from dockyard.image.tarstream import BLK, CHR, DIR, LINK, REG, SYMLINK, Entry, TarFormatError, TarReader
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -39,6 +42,18 @@ class LayerApplyError(ValueError):
 
 ApplyResult = namedtuple("ApplyResult", "diff_id size")
 ApplyResult.__doc__ = "diff_id: sha256 of the uncompressed tar stream; size: its length in bytes."
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (0o777, "unknown", if /proc does not say)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line[6:], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777
 
 
 def clean_path(name: str, *, clamp_absolute: bool = True) -> str:
@@ -69,6 +84,8 @@ class _DirFds:
     def __init__(self, dest: str) -> None:
         self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._cache: dict[str, int] = {}
+        self.setgid: set[int] = set()  # the open dir fds of setgid dirs: new files get their group
+        self.mode_set(self.root, os.fstat(self.root).st_mode)
         self._stale: list[int] = []  # fds dropped from the cache, closed once the entry is done
 
     def get(self, path: str, create: bool = True) -> int:
@@ -85,10 +102,18 @@ class _DirFds:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
             fd = self._resolve(path, create)
+        self.mode_set(fd, os.fstat(fd).st_mode)
         if len(self._cache) >= _FD_CACHE:
             self._stale.append(self._cache.pop(next(iter(self._cache))))
         self._cache[path] = fd
         return fd
+
+    def mode_set(self, fd: int, mode: int) -> None:
+        """Record that directory `fd` (the root, a cached or a stale one) now has `mode`."""
+        if mode & stat.S_ISGID:
+            self.setgid.add(fd)
+        else:
+            self.setgid.discard(fd)
 
     @staticmethod
     def _open(parent_fd: int, name: str, create: bool) -> int:
@@ -146,7 +171,9 @@ class _DirFds:
     def release(self) -> None:
         """Close fds dropped from the cache; call once no fd from `get` is in use."""
         while self._stale:
-            os.close(self._stale.pop())
+            fd = self._stale.pop()
+            self.setgid.discard(fd)  # its number may be reused
+            os.close(fd)
 
     def close(self) -> None:
         self.invalidate()
@@ -161,6 +188,8 @@ class _Applier:
         self.dirs = _DirFds(dest)
         self.naive = naive
         self.same_owner = same_owner
+        self.owner = (os.geteuid(), os.getegid())  # what a new file gets (outside setgid dirs)
+        self.chmod_bits = ~0o777 | _umask()  # mode bits a new file cannot get from open()
         self.unpacked: set[str] = set()  # naive mode: paths this layer created (kept by opaque dirs)
         self.dir_times: dict[str, tuple[int, int]] = {}  # set last, once directories are complete
 
@@ -170,7 +199,7 @@ class _Applier:
         if not path:
             if e.type != DIR:
                 raise LayerApplyError(f"entry {e.name!r} would replace the layer root")
-            self._fd_meta(self.dirs.root, e)
+            self._dir_meta(self.dirs.root, e)
             self.dir_times[""] = _times(e)
             return
         if path.startswith(WHITEOUT_META_PREFIX) and path != WHITEOUT_OPAQUE:
@@ -273,19 +302,19 @@ class _Applier:
             if not stat.S_ISDIR(os.stat(base, dir_fd=pfd, follow_symlinks=False).st_mode):
                 self._remove(pfd, base)
                 os.mkdir(base, 0o700, dir_fd=pfd)
-        self._fd_meta(self.dirs.get(path), e)
+        self._dir_meta(self.dirs.get(path), e)
         self.dir_times[path] = _times(e)
 
     def _file(self, e: Entry, pfd: int, base: str, reader: TarReader) -> None:
         try:
-            fd = os.open(base, _O_NEWFILE, 0o600, dir_fd=pfd)
+            fd = os.open(base, _O_NEWFILE, e.mode & 0o777, dir_fd=pfd)
         except FileExistsError:
             self._remove(pfd, base)
-            fd = os.open(base, _O_NEWFILE, 0o600, dir_fd=pfd)
+            fd = os.open(base, _O_NEWFILE, e.mode & 0o777, dir_fd=pfd)
         try:
             if e.size:
                 reader.copy_data(fd)
-            self._fd_meta(fd, e)
+            self._fd_meta(fd, e, pfd)
             os.utime(fd, ns=(e.mtime, e.mtime) if e.atime is None else _times(e))
         finally:
             os.close(fd)
@@ -328,13 +357,23 @@ class _Applier:
 
     # --- metadata ------------------------------------------------------------------------
 
-    def _fd_meta(self, fd: int, e: Entry) -> None:
-        """Owner, then mode (chown clears setuid bits), then xattrs (chown clears capabilities)."""
-        if self.same_owner:
+    def _fd_meta(self, fd: int, e: Entry, new_in: int | None = None) -> None:
+        """Owner, then mode (chown clears setuid bits), then xattrs (chown clears capabilities).
+
+        `new_in`: `fd` is a file just created in that directory fd with mode `e.mode & 0o777`;
+        a chown or chmod that would not change anything is then skipped."""
+        new = new_in is not None
+        if self.same_owner and not (new and (e.uid, e.gid) == self.owner and new_in not in self.dirs.setgid):
             os.fchown(fd, e.uid, e.gid)
-        os.fchmod(fd, e.mode)
+        if not new or e.mode & self.chmod_bits:
+            os.fchmod(fd, e.mode)
         if e.xattrs:
             _set_xattrs(fd, e)
+
+    def _dir_meta(self, fd: int, e: Entry) -> None:
+        """Metadata of directory `fd`, keeping track of whether it is setgid."""
+        self._fd_meta(fd, e)
+        self.dirs.mode_set(fd, e.mode)
 
     def _path_meta(self, pfd: int, base: str, e: Entry, *, chmod: bool) -> None:
         """Metadata of a symlink or node just created as `base` in `pfd`, never following it."""
@@ -403,10 +442,10 @@ def apply_layer(stream: BinaryIO, dest: str, *, whiteouts: str = "overlay", same
                         exc.add_note(f"while applying layer entry {entry.name!r}")
                         raise
                     release()
+                applier.finish()  # while the worker still hashes the end of the stream
                 chunks.drain()
             except (TarFormatError, DecompressionError) as exc:
                 raise LayerApplyError(str(exc)) from exc
-        applier.finish()
         return ApplyResult(chunks.digest, chunks.size)
     finally:
         applier.close()

@@ -222,9 +222,13 @@ class TarReader:
         pax: dict[str, bytes] = {}
         long_name = long_link = None
         while True:
-            if self._data_left or self._pad_left:
-                what = self.current.name if self.current else "data"
-                self._skip(self._data_left + self._pad_left, repr(what))
+            left = self._data_left + self._pad_left
+            if left:
+                end = self._pos + left
+                if end <= len(self._buf):  # the common case: within the current chunk
+                    self._pos = end
+                else:
+                    self._skip(left, f"the data of {self.current.name!r}")
                 self._data_left = self._pad_left = 0
             h = self._read(BLOCK, "header")
             if not h or h == _ZERO_BLOCK:
