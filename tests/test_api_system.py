@@ -86,7 +86,7 @@ def test_version_out_of_range(daemon: Dockyardd) -> None:
 
 
 def test_unknown_route_is_json_404(daemon: Dockyardd) -> None:
-    status, headers, body = daemon.request("GET", "/v1.45/containers/json")
+    status, headers, body = daemon.request("GET", "/v1.45/no/such/route")
     assert status == 404 and headers["Content-Type"] == "application/json" and "Server" in headers
     assert json.loads(body) == {"message": "page not found"}
 

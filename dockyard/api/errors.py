@@ -1,5 +1,6 @@
 """Docker's error shape: every failure is `{"message": "..."}` with the status dockerd gives
-its error class (404 not found, 409 conflict, 400 invalid parameter, 501, 500)."""
+its error class (404 not found, 409 conflict, 400 invalid parameter, 501, 500); the
+container engine's errors carry their status."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dockyard.engine.containers.errors import ContainerError
 from dockyard.image.archive.changes import ChangeError
 from dockyard.image.archive.tario import ArchiveError
 from dockyard.image.errors import ImageConflict, InvalidFilter, InvalidImage, NoSuchImage, ReferenceConflict
@@ -53,7 +55,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status dockerd would answer for exc (500 when it is not a known client error)."""
-    if isinstance(exc, ApiError):
+    if isinstance(exc, (ApiError, ContainerError)):
         return exc.status
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
 

@@ -4,6 +4,7 @@ loopback or TLS tcp)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import grp
 import json
@@ -11,7 +12,7 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -19,11 +20,13 @@ from aiohttp import web
 from dockyard.api import routes, versions
 from dockyard.api.errors import JSON_HEADERS, ApiError, error_response, json_line, status_of
 from dockyard.engine.config import ENGINE_VERSION, ConfigError, DaemonConfig, Listener
+from dockyard.engine.containers import ContainerError
 from dockyard.engine.daemon import Engine
 
 log = logging.getLogger("dockyardd.api")
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
+LONG_POLLS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("long_polls", set)
 SERVER_HEADER = f"Docker/{ENGINE_VERSION} (linux)"
 JSON_LIMIT = 4 * 1024 * 1024  # the largest JSON request body accepted
 SOCKET_GROUP = "dockyard"
@@ -88,6 +91,25 @@ def json_query(request: web.Request, name: str) -> dict[str, Any] | None:
     return value
 
 
+@contextlib.contextmanager
+def long_poll(request: web.Request) -> Iterator[None]:
+    """Mark the running handler as one that may wait indefinitely (attach, exec, wait, logs
+    --follow): daemon shutdown cancels it rather than waiting for it to end."""
+    tasks = request.app[LONG_POLLS]
+    task = asyncio.current_task()
+    assert task is not None
+    tasks.add(task)
+    try:
+        yield
+    finally:
+        tasks.discard(task)
+
+
+async def _cancel_long_polls(app: web.Application) -> None:
+    for task in list(app[LONG_POLLS]):
+        task.cancel()
+
+
 # ---- middlewares and headers ----------------------------------------------------------------
 
 @web.middleware
@@ -104,7 +126,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         status = status_of(e)
         if status >= 500:
-            log.error("%s %s: %s", request.method, request.path, e, exc_info=not isinstance(e, ApiError))
+            log.error("%s %s: %s", request.method, request.path, e,
+                      exc_info=not isinstance(e, (ApiError, ContainerError)))
         return error_response(status, str(e))
 
 
@@ -131,7 +154,9 @@ def make_app(eng: Engine) -> web.Application:
     """The API application over an engine."""
     app = web.Application(client_max_size=JSON_LIMIT, middlewares=[errors_middleware, version_middleware])
     app[ENGINE] = eng
+    app[LONG_POLLS] = set()
     app.on_response_prepare.append(docker_headers)
+    app.on_shutdown.append(_cancel_long_polls)
     routes.add_routes(app)
     return app
 

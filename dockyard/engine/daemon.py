@@ -7,6 +7,8 @@ Data root layout::
     <data-root>/engine-id        the daemon's ID (GET /info "ID"), made on first start
     <data-root>/dockyardd.lock   flock held by the daemon using this root
     <data-root>/image-store/     ImageStore root (content/, image.db, snapshots/, locks/)
+    <data-root>/containers.db    container records; <data-root>/containers/<id>/ their files
+    <exec-root>/<id>/            a running container's shim state; <exec-root>/runtime/ the runtime's
     <exec-root>/dockyardd.pid    default pidfile (flock held while running)
     <exec-root>/dockyard.sock    default API socket
 """
@@ -20,17 +22,24 @@ import logging
 import os
 import signal
 import sys
+import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from dockyard.engine.config import ConfigError, DaemonConfig, load
+from dockyard.engine.containers import ContainerService
+from dockyard.engine.containers.execs import ExecService
+from dockyard.engine.containers.store import Record
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
-from dockyard.image.store import ImageStore
+from dockyard.image.store import ImageStore, UsedBy
 
 log = logging.getLogger("dockyardd")
-WORKERS = 8
+WORKERS = 16
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,6 +51,52 @@ class Engine:
     events: EventBus
     images: ImageService
     executor: ThreadPoolExecutor
+    containers: ContainerService
+    execs: ExecService
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) in the thread pool (blocking engine work off the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def run_detached(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) in a daemon thread of its own: for calls that may block until a container
+        exits or starts (wait, attach), which must neither starve the pool nor delay shutdown."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def settle(result: T, error: BaseException | None) -> None:
+            if future.done():
+                return  # the awaiting request was cancelled
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        def work() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as e:  # handed to the awaiting coroutine
+                error = e
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (daemon stopping)
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=work, name="dockyardd-detached", daemon=True).start()
+        return await future
+
+    def container_event(self, record: Record, action: str, extra: dict[str, str] | None = None) -> None:
+        """Publish a container event: attributes are the labels, image and name, then extra."""
+        labels = record["Config"].get("Labels") or {}
+        attributes = {**labels, "image": record["Config"].get("Image") or record["Image"],
+                      "name": record["Name"].lstrip("/"), **(extra or {})}
+        self.events.publish("container", action, record["ID"], attributes)
+
+    def image_in_use(self, image_id: str) -> UsedBy | None:
+        """The container using image_id, a running one first (rmi's conflicts)."""
+        users = [r for r in self.containers.store.all() if r["Image"] == image_id]
+        users.sort(key=lambda r: not r["State"]["Running"])
+        return UsedBy(users[0]["ID"], bool(users[0]["State"]["Running"])) if users else None
 
 
 class LockedFile:
@@ -88,7 +143,13 @@ def open_engine(config: DaemonConfig) -> Engine:
     store = ImageStore(config.image_root)
     store.repair()
     events = EventBus()
-    return Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor)
+    containers = ContainerService(config.data_root, store, config.exec_root)
+    engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
+                    containers, ExecService(containers))
+    engine.images.in_use = engine.image_in_use
+    containers.on_event = engine.container_event
+    containers.reconcile()
+    return engine
 
 
 async def serve(engine: Engine) -> None:
@@ -127,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(serve(engine))
         finally:
+            engine.containers.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()
     except (ConfigError, OSError) as e:

@@ -14,7 +14,7 @@ def api_path(path: str) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the system and image routes."""
-    from dockyard.api.routes import images, system
-    app.router.add_routes(system.routes())
-    app.router.add_routes(images.routes())
+    """Register the system, image, container and exec routes."""
+    from dockyard.api.routes import containers, execs, images, system
+    for module in (system, images, containers, execs):
+        app.router.add_routes(module.routes())

@@ -9,6 +9,7 @@ import re
 import socket
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -90,14 +91,18 @@ def _cgroup_version() -> str:
 
 
 async def info(request: web.Request) -> web.Response:
-    """GET /info: Docker's SystemInfo (containers are zero until the container engine lands)."""
+    """GET /info: Docker's SystemInfo."""
     eng = engine(request)
     config = eng.config
+    states = [r["State"] for r in await eng.run(eng.containers.store.all)]
+    paused = sum(1 for st in states if st["Paused"])
+    running = sum(1 for st in states if st["Running"]) - paused
     runtimes = {config.default_runtime: {"path": config.default_runtime}, "runc": {"path": "runc"},
                 **config.runtimes}
     security = ["name=seccomp,profile=builtin"] + (["name=cgroupns"] if _cgroup_version() == "2" else [])
     return json_response({
-        "ID": eng.id, "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "ID": eng.id, "Containers": len(states), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": len(states) - running - paused,
         "Images": await eng.images.count(), "Driver": eng.images.store.snapshots.driver, "DriverStatus": [],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": None,
                     "Log": ["json-file"]},
@@ -129,9 +134,15 @@ async def info(request: web.Request) -> web.Response:
 
 
 async def system_df(request: web.Request) -> web.Response:
-    """GET /system/df: images are real; containers, volumes and build cache are empty for now."""
-    usage = await engine(request).images.disk_usage()
-    return json_response({**usage, "Containers": [], "Volumes": [], "BuildCache": []})
+    """GET /system/df: images and containers (with their sizes); volumes and build cache are
+    empty for now."""
+    eng = engine(request)
+    usage = await eng.images.disk_usage()
+    containers = await eng.run(eng.containers.list, True, None, True)
+    counts = Counter(c["ImageID"] for c in containers)
+    for image in usage["Images"]:
+        image["Containers"] = counts[image["Id"]]
+    return json_response({**usage, "Containers": containers, "Volumes": [], "BuildCache": []})
 
 
 def parse_time_ns(value: str) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dockyard.engine.containers import mounts, policy, resources, security, spec, views
@@ -67,6 +69,12 @@ class ContainerService:
         self._exits: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (exit count, wait result)
         self._removed: set[str] = set()
         self._closed = False
+        self.on_event: Callable[[Record, str, dict[str, str]], None] | None = None  # die, destroy
+        self._attach_waiters: dict[str, list[tuple[tuple[bool, bool, bool, bool], queue.Queue]]] = {}
+
+    def _notify(self, record: Record, action: str, **extra: str) -> None:
+        if self.on_event is not None:
+            self.on_event(record, action, extra)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -181,8 +189,10 @@ class ContainerService:
             info = launch_shim(cid, bundle, shim_dir, self.runtime, record["LogPath"], runtime_root=self.runtime_root,
                                stdin=bool(record["Config"].get("OpenStdin")), tty=bool(record["Config"].get("Tty")),
                                log_max_size=size, log_max_file=files)
+            self._serve_attach_waiters(cid)
             started = ShimClient(shim_dir).start()
         except BaseException as e:
+            self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._runtime("delete", "--force", cid, check=False)
             unmount(rootfs)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
@@ -239,6 +249,7 @@ class ContainerService:
                          OOMKilled=oom, FinishedAt=finished)
             count = self._exits.get(cid, (0, {}))[0] + 1
             self._exits[cid] = (count, {"StatusCode": code, "Error": None})
+            self._notify(record, "die", exitCode=str(code))
             restart = policy.should_restart(hc, code, record.get("RestartCount", 0), record["HasBeenManuallyStopped"])
             if restart:
                 state.update(Status="restarting", Restarting=True, Running=True)
@@ -371,6 +382,43 @@ class ContainerService:
             state.update(Paused=paused, Status="paused" if paused else "running")
             self._save(record)
 
+    def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> tuple[Record, socket.socket]:
+        """POST /containers/{id}/attach: (record, stream socket to the shim). A container that is not
+        running is attached to at its next start, before its process runs (docker run attaches
+        first). Stdin is closed on the client's EOF when the container has StdinOnce."""
+        with self._lock:
+            record = self._record(ref)
+            config = record["Config"]
+            args = (stdin and bool(config.get("OpenStdin")), stdout, stderr, bool(config.get("StdinOnce")))
+            if record["State"]["Running"] and not record["State"]["Restarting"]:
+                return record, ShimClient(self._shim_dir(record["ID"])).attach(*args)
+            slot: queue.Queue[socket.socket | Exception] = queue.Queue(1)
+            self._attach_waiters.setdefault(record["ID"], []).append((args, slot))
+        found = slot.get()
+        if isinstance(found, Exception):
+            raise found
+        return record, found
+
+    def _serve_attach_waiters(self, cid: str, error: Exception | None = None) -> None:
+        """Connect the attach requests waiting for cid's start (or fail them with error)."""
+        for args, slot in self._attach_waiters.pop(cid, []):
+            try:
+                slot.put(error or ShimClient(self._shim_dir(cid)).attach(*args))
+            except (ShimError, OSError) as e:
+                slot.put(ContainerError(f"cannot attach: {e}"))
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        """POST /containers/{id}/resize."""
+        record = self._record(ref)
+        if not record["State"]["Running"]:
+            raise Conflict(f"Container {record['ID']} is not running")
+        try:
+            ShimClient(self._shim_dir(record["ID"])).resize(width, height)
+        except OSError:  # the shim is gone: the container just exited
+            raise Conflict(f"Container {record['ID']} is not running") from None
+        except ShimError as e:
+            raise ContainerError(f"Cannot resize container {record['ID']}: {e}") from None
+
     # -- remove, rename ---------------------------------------------------------------------------
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -395,7 +443,10 @@ class ContainerService:
                 client.wait(timeout=10)
             except (ShimError, OSError):
                 pass
+            record = self.store.get(cid)
+            self._serve_attach_waiters(cid, Conflict(f"container {cid} was removed"))
             self._destroy(cid)
+            self._notify(record, "destroy")
             self._changed.notify_all()
 
     def _destroy(self, cid: str) -> None:

@@ -1,0 +1,346 @@
+"""Container routes: create, list, inspect, lifecycle (start, stop, restart, kill, pause, unpause,
+wait), rename, remove, prune, logs, attach and resize. Each action publishes Docker's event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from aiohttp import web
+
+from dockyard.api import hijack
+from dockyard.api.errors import ApiError, json_line
+from dockyard.api.routes import api_path
+from dockyard.api.server import (
+    bool_query,
+    engine,
+    json_query,
+    json_response,
+    long_poll,
+    read_json,
+    start_stream,
+)
+from dockyard.engine.containers import NotModified
+from dockyard.engine.containers.logs import parse_time
+from dockyard.engine.containers.policy import parse_signal
+from dockyard.engine.daemon import Engine
+from dockyard.image import filters as flt
+from dockyard.shim.protocol import STREAM_IDS, frame
+
+LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "is-task", "isolation",
+                          "label", "name", "network", "publish", "since", "status", "volume"})
+PATH = "/containers/{id}"
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post(api_path("/containers/create"), create),
+        web.get(api_path("/containers/json"), list_containers),
+        web.post(api_path("/containers/prune"), prune),
+        web.get(api_path(PATH + "/json"), inspect),
+        web.post(api_path(PATH + "/start"), start),
+        web.post(api_path(PATH + "/stop"), stop),
+        web.post(api_path(PATH + "/restart"), restart),
+        web.post(api_path(PATH + "/kill"), kill),
+        web.post(api_path(PATH + "/pause"), pause),
+        web.post(api_path(PATH + "/unpause"), unpause),
+        web.post(api_path(PATH + "/wait"), wait),
+        web.post(api_path(PATH + "/rename"), rename),
+        web.post(api_path(PATH + "/resize"), resize),
+        web.post(api_path(PATH + "/attach"), attach),
+        web.get(api_path(PATH + "/logs"), logs),
+        web.delete(api_path(PATH), remove),
+    ]
+
+
+def _ref(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+def _int_query(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid value for {name}: {raw!r}") from None
+
+
+async def _event(eng: Engine, ref: str, action: str, **extra: str) -> None:
+    record = await eng.run(eng.containers.store.get, await eng.run(eng.containers.store.resolve, ref))
+    eng.container_event(record, action, extra)
+
+
+async def _no_content(eng: Engine, ref: str, action: str, work: Any, *args: Any, **extra: str) -> web.Response:
+    """Run a lifecycle call, publish its event; 204, or 304 when there was nothing to do."""
+    try:
+        await eng.run(work, ref, *args)
+    except NotModified:
+        return web.Response(status=304)
+    await _event(eng, ref, action, **extra)
+    return web.Response(status=204)
+
+
+# ---- create, list, inspect ------------------------------------------------------------------------
+
+async def create(request: web.Request) -> web.Response:
+    """POST /containers/create?name: 404 "No such image" lets the CLI pull and retry."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Config cannot be empty in order to create a container")
+    eng = engine(request)
+    if body.get("Image"):
+        await eng.images.run(eng.images.store.resolve, body["Image"])  # Docker's "No such image: x:tag"
+    cid = await eng.run(eng.containers.create, body, request.query.get("name") or None)
+    await _event(eng, cid, "create")
+    return json_response({"Id": cid, "Warnings": []}, status=201)
+
+
+async def list_containers(request: web.Request) -> web.Response:
+    """GET /containers/json?all&limit&size&filters: newest first."""
+    eng = engine(request)
+    limit = _int_query(request, "limit") or 0
+    filters = flt.normalize(json_query(request, "filters"), LIST_FILTERS)
+    found = await eng.run(eng.containers.list, bool_query(request, "all") or limit > 0, filters,
+                          bool_query(request, "size"))
+    found.sort(key=lambda c: c["Created"], reverse=True)
+    return json_response(found[:limit] if limit > 0 else found)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    """GET /containers/{id}/json."""
+    eng = engine(request)
+    return json_response(await eng.run(eng.containers.inspect, _ref(request)))
+
+
+# ---- lifecycle ------------------------------------------------------------------------------------
+
+async def start(request: web.Request) -> web.Response:
+    """POST /containers/{id}/start."""
+    eng = engine(request)
+    return await _no_content(eng, _ref(request), "start", eng.containers.start)
+
+
+async def stop(request: web.Request) -> web.Response:
+    """POST /containers/{id}/stop?t&signal: kill (the stop signal), die, stop events."""
+    eng = engine(request)
+    ref = _ref(request)
+    record = await eng.run(eng.containers.inspect, ref)
+    sig = request.query.get("signal") or None
+    if record["State"]["Running"]:
+        number = parse_signal(sig or record["Config"].get("StopSignal"))
+        await _event(eng, ref, "kill", signal=str(number))
+    return await _no_content(eng, ref, "stop", eng.containers.stop, _int_query(request, "t"), sig)
+
+
+async def restart(request: web.Request) -> web.Response:
+    """POST /containers/{id}/restart?t."""
+    eng = engine(request)
+    ref = _ref(request)
+    await eng.run(eng.containers.restart, ref, _int_query(request, "t"))
+    await _event(eng, ref, "start")
+    await _event(eng, ref, "restart")
+    return web.Response(status=204)
+
+
+async def kill(request: web.Request) -> web.Response:
+    """POST /containers/{id}/kill?signal."""
+    eng = engine(request)
+    sig = parse_signal(request.query.get("signal") or "SIGKILL", 9)
+    return await _no_content(eng, _ref(request), "kill", eng.containers.kill, sig, signal=str(sig))
+
+
+async def pause(request: web.Request) -> web.Response:
+    """POST /containers/{id}/pause."""
+    eng = engine(request)
+    return await _no_content(eng, _ref(request), "pause", eng.containers.pause)
+
+
+async def unpause(request: web.Request) -> web.Response:
+    """POST /containers/{id}/unpause."""
+    eng = engine(request)
+    return await _no_content(eng, _ref(request), "unpause", eng.containers.unpause)
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    """POST /containers/{id}/wait?condition: headers at once (the CLI waits for them before it
+    starts the container), the body when the condition holds."""
+    eng = engine(request)
+    condition = request.query.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise ApiError(400, f"invalid condition: {condition!r}")
+    cid = await eng.run(eng.containers.store.resolve, _ref(request))
+    response = await start_stream(request, "application/json")
+    try:
+        with long_poll(request):
+            result = await eng.run_detached(eng.containers.wait, cid, condition)
+    except Exception as e:  # the headers are out: report in the body, as dockerd does
+        result = {"StatusCode": -1, "Error": {"Message": str(e)}}
+    await response.write(json_line({"Error": result.get("Error"), "StatusCode": result["StatusCode"]}))
+    await response.write_eof()
+    return response
+
+
+async def rename(request: web.Request) -> web.Response:
+    """POST /containers/{id}/rename?name."""
+    eng = engine(request)
+    ref, name = _ref(request), request.query.get("name", "")
+    old = (await eng.run(eng.containers.inspect, ref))["Name"]
+    await eng.run(eng.containers.rename, ref, name)
+    await _event(eng, name, "rename", oldName=old)
+    return web.Response(status=204)
+
+
+async def resize(request: web.Request) -> web.Response:
+    """POST /containers/{id}/resize?h&w."""
+    eng = engine(request)
+    await eng.run(eng.containers.resize, _ref(request), _int_query(request, "h") or 0, _int_query(request, "w") or 0)
+    return web.Response(status=200)
+
+
+# ---- remove, prune --------------------------------------------------------------------------------
+
+async def remove(request: web.Request) -> web.Response:
+    """DELETE /containers/{id}?force&v (destroy is published by the engine)."""
+    eng = engine(request)
+    await eng.run(eng.containers.remove, _ref(request), bool_query(request, "force"), bool_query(request, "v"))
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.Response:
+    """POST /containers/prune?filters: every stopped container (label and until filters)."""
+    eng = engine(request)
+    filters = flt.normalize(json_query(request, "filters"), frozenset({"label", "label!", "until"}))
+    until = flt.timestamp(filters["until"][0]) if filters.get("until") else None
+
+    def wanted(record: dict[str, Any]) -> bool:
+        if not flt.labels_pass(filters, record["Config"].get("Labels")):
+            return False
+        return until is None or parse_time(record["Created"]) / 1e9 < until
+
+    records = [r for r in await eng.run(eng.containers.store.all) if not r["State"]["Running"] and wanted(r)]
+    deleted = []
+    for record in records:
+        with contextlib.suppress(Exception):
+            await eng.run(eng.containers.remove, record["ID"])
+            deleted.append(record["ID"])
+    eng.events.publish("container", "prune", "", {"reclaimed": "0"})
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
+# ---- logs -----------------------------------------------------------------------------------------
+
+def _seconds(request: web.Request, name: str) -> float:
+    raw = request.query.get(name, "")
+    if not raw:
+        return 0
+    try:
+        return float(raw)
+    except ValueError:
+        return flt.timestamp(raw)
+
+
+def _encode(tty: bool, stream: str, data: bytes) -> bytes:
+    """Output as a client reads it: raw with a tty, else in multiplexed frames."""
+    return data if tty else frame(STREAM_IDS[stream], data)
+
+
+async def _threaded(entries: Iterator[tuple[str, bytes]]) -> AsyncIterator[tuple[str, bytes]]:
+    """Iterate entries in a daemon thread (following blocks), handing them over through a bounded
+    queue; the thread stops once the consumer is gone or the engine closed under it."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(256)
+    stop = threading.Event()
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the loop or the container store closed (daemon stopping)
+            try:
+                for entry in entries:
+                    if stop.is_set():
+                        return
+                    asyncio.run_coroutine_threadsafe(queue.put(entry), loop).result()
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+
+    threading.Thread(target=run, name="dockyardd-logs", daemon=True).start()
+    try:
+        while (entry := await queue.get()) is not None:
+            yield entry
+    finally:
+        stop.set()
+        while not queue.empty():  # unblock a pending put so that the thread sees stop
+            queue.get_nowait()
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    """GET /containers/{id}/logs: frames without a tty, raw bytes with one."""
+    stdout, stderr = bool_query(request, "stdout"), bool_query(request, "stderr")
+    if not stdout and not stderr:
+        raise ApiError(400, "Bad parameters: you must choose at least one stream")
+    eng = engine(request)
+    record = await eng.run(eng.containers.inspect, _ref(request))
+    tty = bool(record["Config"].get("Tty"))
+    entries = await eng.run(lambda: eng.containers.logs(
+        record["Id"], stdout, stderr, _seconds(request, "since"), _seconds(request, "until"),
+        request.query.get("tail") or None, bool_query(request, "timestamps"), bool_query(request, "follow")))
+    response = await start_stream(request, hijack.RAW_STREAM if tty else hijack.MULTIPLEXED_STREAM)
+    with long_poll(request):
+        async with contextlib.aclosing(_threaded(entries)) as threaded:
+            async for entry in threaded:
+                await response.write(_encode(tty, *entry))
+    await response.write_eof()
+    return response
+
+
+# ---- attach ---------------------------------------------------------------------------------------
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    """POST /containers/{id}/attach?stream&logs&stdin&stdout&stderr: hijacked; logs=1 replays the
+    log first; stream=1 then proxies the shim's attach stream from the container's (next) start
+    until its output ends."""
+    eng = engine(request)
+    ref = _ref(request)
+    record = await eng.run(eng.containers.inspect, ref)
+    want_stdin, stdout, stderr = (bool_query(request, name) for name in ("stdin", "stdout", "stderr"))
+    async with hijack.hijack(request) as (reader, writer):
+        if bool_query(request, "logs") and (stdout or stderr):
+            entries = await eng.run(lambda: list(eng.containers.logs(ref, stdout, stderr)))
+            writer.write(b"".join(_encode(bool(record["Config"].get("Tty")), *entry) for entry in entries))
+        if bool_query(request, "stream"):
+            current, shim = await eng.run_detached(eng.containers.attach, ref, want_stdin, stdout, stderr)
+            eng.container_event(current, "attach")
+            await _proxy(reader, writer, shim, want_stdin and bool(current["Config"].get("OpenStdin")))
+    return hijack.done()
+
+
+async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shim: socket.socket,
+                 stdin: bool) -> None:
+    """Client bytes → the shim (its EOF half-closes toward the shim), shim output → the client."""
+    shim.setblocking(False)
+    shim_reader, shim_writer = await asyncio.open_connection(sock=shim)
+
+    async def upstream() -> None:
+        with contextlib.suppress(ConnectionError):
+            while stdin and (data := await reader.read(65536)):
+                shim_writer.write(data)
+                await shim_writer.drain()
+            if stdin:
+                shim_writer.write_eof()
+
+    async def downstream() -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await shim_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+    feeding = asyncio.create_task(upstream())
+    try:
+        await downstream()
+    finally:
+        feeding.cancel()
+        shim_writer.close()

@@ -1,0 +1,92 @@
+"""Exec routes: create, start (hijacked like attach, or detached), resize, inspect; with Docker's
+exec_create / exec_start / exec_die container events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from dockyard.api import hijack
+from dockyard.api.errors import ApiError
+from dockyard.api.routes import api_path
+from dockyard.api.server import engine, json_response, read_json
+from dockyard.engine.containers.execs import Exec
+from dockyard.engine.daemon import Engine
+
+log = logging.getLogger("dockyardd.api")
+_background: set[asyncio.Task[None]] = set()  # detached execs (a reference keeps each task alive)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post(api_path("/containers/{id}/exec"), create),
+        web.post(api_path("/exec/{id}/start"), start),
+        web.post(api_path("/exec/{id}/resize"), resize),
+        web.get(api_path("/exec/{id}/json"), inspect),
+    ]
+
+
+async def _event(eng: Engine, ex: Exec, action: str, **extra: str) -> None:
+    record = await eng.run(eng.containers.store.get, ex.container_id)
+    eng.container_event(record, action, {"execID": ex.id, **extra})
+
+
+async def create(request: web.Request) -> web.Response:
+    """POST /containers/{id}/exec → 201 {"Id"}."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "No exec command specified")
+    eng = engine(request)
+    exec_id = await eng.run(eng.execs.create, request.match_info["id"], body)
+    ex = eng.execs.get(exec_id)
+    await _event(eng, ex, "exec_create: " + " ".join(ex.config["Cmd"]))
+    return json_response({"Id": exec_id}, status=201)
+
+
+async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    await _event(eng, ex, "exec_start: " + " ".join(ex.config["Cmd"]))
+    await eng.execs.start(ex.id, stream)
+    await _event(eng, ex, "exec_die", exitCode=str(ex.exit_code))
+
+
+async def _detached(eng: Engine, ex: Exec) -> None:
+    try:
+        await _run(eng, ex, None)
+    except Exception as e:  # nobody waits for a detached exec: log its failure
+        log.error("exec %s: %s", ex.id[:12], e)
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    """POST /exec/{id}/start {"Detach", "Tty"}: Detach answers 200 at once; otherwise the
+    connection is hijacked and carries the process's stdio until it exits."""
+    body = await read_json(request) or {}
+    eng = engine(request)
+    ex = await eng.run(eng.execs.startable, request.match_info["id"])
+    if body.get("Detach"):
+        task = asyncio.create_task(_detached(eng, ex))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return web.Response(status=200)
+    async with hijack.hijack(request) as stream:
+        try:
+            await _run(eng, ex, stream)
+        except Exception as e:  # the stream is raw now: report on it, as dockerd does
+            stream[1].write(f"{e}\r\n".encode())
+    return hijack.done()
+
+
+async def resize(request: web.Request) -> web.Response:
+    """POST /exec/{id}/resize?h&w."""
+    try:
+        height, width = int(request.query.get("h", "0")), int(request.query.get("w", "0"))
+    except ValueError:
+        raise ApiError(400, "invalid h or w") from None
+    engine(request).execs.resize(request.match_info["id"], height, width)
+    return web.Response(status=200)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    """GET /exec/{id}/json."""
+    return json_response(engine(request).execs.inspect(request.match_info["id"]))

@@ -1,0 +1,275 @@
+"""docker exec: processes started in a running container with `RUNTIME exec` (foreground, so
+its exit status is the process's), their stdio piped or, with a tty, a pty master received on a
+console socket. Exec instances live in memory, as in dockerd.
+
+The process follows Docker's rules: the container's process settings (env, user, capabilities,
+no-new-privileges, rlimits) with the exec's Cmd, its Env merged over the container's, its User
+and WorkingDir when given, a tty when asked, every capability when Privileged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import struct
+import termios
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.engine.containers.errors import Conflict, ContainerError, InvalidParameter, NotFound
+from dockyard.engine.containers.etcfiles import write_atomic
+from dockyard.engine.containers.names import new_id
+from dockyard.engine.containers.security import all_caps
+from dockyard.engine.containers.service import ContainerService
+from dockyard.engine.containers.spec import merge_env
+from dockyard.engine.containers.users import resolve_user
+from dockyard.shim.protocol import STDERR, STDOUT, frame
+
+CHUNK = 32 * 1024
+CONSOLE_TIMEOUT = 30
+
+
+@dataclass
+class Exec:
+    """One exec instance (GET /exec/{id}/json)."""
+
+    id: str
+    container_id: str
+    config: dict[str, Any]
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    started: bool = False
+    master: int | None = None  # the pty master while a tty exec runs
+
+    def inspect(self) -> dict[str, Any]:
+        cmd = self.config["Cmd"]
+        return {
+            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code, "CanRemove": False,
+            "ContainerID": self.container_id, "DetachKeys": self.config.get("DetachKeys") or "",
+            "OpenStdin": bool(self.config.get("AttachStdin")), "OpenStdout": bool(self.config.get("AttachStdout")),
+            "OpenStderr": bool(self.config.get("AttachStderr")), "Pid": self.pid,
+            "ProcessConfig": {"tty": bool(self.config.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
+                              "privileged": bool(self.config.get("Privileged")),
+                              "user": self.config.get("User") or ""},
+        }
+
+
+class ExecService:
+    """Exec instances of a daemon's containers."""
+
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+        self._execs: dict[str, Exec] = {}
+
+    def _running_container(self, ref: str) -> dict[str, Any]:
+        record = self.containers.store.get(self.containers.store.resolve(ref))
+        state = record["State"]
+        if not state["Running"] or state["Restarting"]:
+            raise Conflict(f"Container {record['ID']} is not running")
+        if state["Paused"]:
+            raise Conflict(f"Container {record['ID']} is paused, unpause the container before exec")
+        return record
+
+    def get(self, exec_id: str) -> Exec:
+        """The exec instance exec_id (404 with Docker's text)."""
+        found = self._execs.get(exec_id)
+        if found is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return found
+
+    def create(self, ref: str, body: dict[str, Any]) -> str:
+        """POST /containers/{id}/exec: the new exec's ID."""
+        record = self._running_container(ref)
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd:
+            raise InvalidParameter("No exec command specified")
+        exec_id = new_id()
+        self._execs[exec_id] = Exec(exec_id, record["ID"], {**body, "Cmd": list(cmd)})
+        return exec_id
+
+    def inspect(self, exec_id: str) -> dict[str, Any]:
+        """GET /exec/{id}/json."""
+        return self.get(exec_id).inspect()
+
+    def _process(self, ex: Exec) -> dict[str, Any]:
+        """The OCI process for ex: the container's, with the exec's settings applied."""
+        directory = self.containers.store.directory(ex.container_id)
+        with open(os.path.join(directory, "bundle", "config.json")) as f:
+            proc = json.load(f)["process"]
+        cfg = ex.config
+        proc.pop("consoleSize", None)
+        if cfg.get("Tty") and any(cfg.get("ConsoleSize") or ()):
+            proc["consoleSize"] = {"height": cfg["ConsoleSize"][0], "width": cfg["ConsoleSize"][1]}
+        proc["args"] = cfg["Cmd"]
+        proc["terminal"] = bool(cfg.get("Tty"))
+        proc["env"] = merge_env(proc.get("env") or [], list(cfg.get("Env") or []))
+        if cfg.get("User"):
+            proc["user"] = resolve_user(os.path.join(directory, "rootfs"), cfg["User"])
+        if cfg.get("WorkingDir"):
+            proc["cwd"] = cfg["WorkingDir"]
+        if cfg.get("Privileged"):
+            caps = all_caps()
+            proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+        return proc
+
+    def startable(self, exec_id: str) -> Exec:
+        """The exec, if it can start now: not run yet, its container running (404 / 409 otherwise)."""
+        ex = self.get(exec_id)
+        if ex.started:
+            raise Conflict(f"Exec {exec_id} has already run")
+        self._running_container(ex.container_id)
+        return ex
+
+    def _prepare(self, exec_id: str) -> tuple[Exec, str]:
+        ex = self.startable(exec_id)
+        workdir = os.path.join(self.containers.exec_root, "execs", exec_id[:12])
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        write_atomic(os.path.join(workdir, "process.json"), json.dumps(self._process(ex)), 0o600)
+        ex.started = True
+        return ex, workdir
+
+    async def start(self, exec_id: str, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        """POST /exec/{id}/start: run the process; pipe its stdio through stream (None: detached,
+        output dropped). Returns once it exited and its output was sent."""
+        ex, workdir = self._prepare(exec_id)
+        tty = bool(ex.config.get("Tty"))
+        argv = [self.containers.runtime, "--root", self.containers.runtime_root, "exec",
+                "--process", os.path.join(workdir, "process.json"), "--pid-file", os.path.join(workdir, "pid")]
+        console = os.path.join(workdir, "console.sock") if tty else None
+        if console:
+            argv += ["--console-socket", console]
+        want_stdin = stream is not None and bool(ex.config.get("AttachStdin"))
+        ex.running = True
+        try:
+            if console:
+                await self._run_tty(ex, workdir, [*argv, ex.container_id], console, stream, want_stdin)
+            else:
+                await self._run_pipes(ex, workdir, [*argv, ex.container_id], stream, want_stdin)
+        finally:
+            ex.running = False
+            ex.master = None
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _read_pid(self, workdir: str) -> int:
+        with contextlib.suppress(OSError, ValueError), open(os.path.join(workdir, "pid")) as f:
+            return int(f.read().strip())
+        return 0
+
+    async def _run_pipes(self, ex: Exec, workdir: str, argv: list[str],
+                         stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool) -> None:
+        out = asyncio.subprocess.PIPE if stream is not None else asyncio.subprocess.DEVNULL
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            stdout=out, stderr=out)
+        pumps, feeder = [], None
+        if stream is not None:
+            reader, writer = stream
+            assert proc.stdout is not None and proc.stderr is not None
+            pumps = [asyncio.create_task(_copy_framed(proc.stdout, writer, STDOUT)),
+                     asyncio.create_task(_copy_framed(proc.stderr, writer, STDERR))]
+            feeder = asyncio.create_task(_feed_pipe(reader, proc.stdin)) if want_stdin else None
+        await self._settle(ex, workdir, proc, pumps, feeder)
+
+    async def _settle(self, ex: Exec, workdir: str, proc: asyncio.subprocess.Process,
+                      pumps: list[asyncio.Task[None]], feeder: asyncio.Task[None] | None) -> None:
+        """Wait for the process and its output; record the exit code."""
+        for _ in range(100):
+            ex.pid = self._read_pid(workdir)
+            if ex.pid or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+        try:
+            code = await proc.wait()
+            await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+        ex.exit_code = 128 - code if code < 0 else code
+
+    async def _run_tty(self, ex: Exec, workdir: str, argv: list[str], console: str,
+                       stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool) -> None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(console)
+        listener.listen(1)
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
+        try:
+            master = await asyncio.wait_for(asyncio.to_thread(_receive_master, listener), CONSOLE_TIMEOUT)
+        except (OSError, TimeoutError) as e:
+            proc.kill()
+            await proc.wait()
+            raise ContainerError(f"exec failed: no terminal from the runtime: {e}") from None
+        finally:
+            listener.close()
+        ex.master = master
+        try:
+            loop = asyncio.get_running_loop()
+            pty_out = asyncio.StreamReader()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(pty_out),
+                                         os.fdopen(os.dup(master), "rb", buffering=0))
+            pumps, feeder = [], None
+            if stream is not None:
+                reader, writer = stream
+                pumps = [asyncio.create_task(_copy_raw(pty_out, writer))]
+                feeder = asyncio.create_task(_feed_fd(reader, master)) if want_stdin else None
+            await self._settle(ex, workdir, proc, pumps, feeder)
+        finally:
+            os.close(master)
+
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        """POST /exec/{id}/resize (tty execs while they run)."""
+        ex = self.get(exec_id)
+        if ex.master is None:
+            raise ContainerError(f"exec {exec_id} is not running with a tty")
+        fcntl.ioctl(ex.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def _receive_master(listener: socket.socket) -> int:
+    """Accept the runtime's connection and take the pty master it sends."""
+    listener.settimeout(CONSOLE_TIMEOUT)
+    conn, _ = listener.accept()
+    with conn:
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    if not fds:
+        raise OSError("no pty master received")
+    return fds[0]
+
+
+async def _copy_framed(source: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: int) -> None:
+    while data := await source.read(CHUNK):
+        writer.write(frame(stream, data))
+        await writer.drain()
+
+
+async def _copy_raw(source: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):  # EIO: the pty's last slave closed
+        while data := await source.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+
+
+async def _feed_pipe(reader: asyncio.StreamReader, pipe: asyncio.StreamWriter | None) -> None:
+    assert pipe is not None
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(CHUNK):
+            pipe.write(data)
+            await pipe.drain()
+        pipe.close()
+
+
+async def _feed_fd(reader: asyncio.StreamReader, fd: int) -> None:
+    while data := await reader.read(CHUNK):
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                await asyncio.sleep(0.005)
