@@ -2,12 +2,15 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-runtime test lint bench clean
 
 setup:
 	@scripts/setup.sh
 
 demo: setup
+	@examples/engine-demo.sh
+
+demo-runtime: setup
 	@examples/runtime-demo.sh
 
 lint: setup

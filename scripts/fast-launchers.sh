@@ -20,3 +20,4 @@ LAUNCHER
   mv "$tmp" ".venv/bin/$1"
 }
 write_launcher dockyard-runtime dockyard.runtime.cli
+write_launcher dockyard dockyard.cli.main

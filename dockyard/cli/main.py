@@ -1,31 +1,136 @@
-"""`dockyard`: the user-facing CLI. Until the engine daemon exists (issue 4), it knows only
-`version`; every other docker command is reported as not available yet, with docker's exit code."""
+"""`dockyard`: the user CLI, docker's commands, flags, output and exit codes over the Engine API.
+Command modules are imported only when their command runs, so start-up stays small."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 VERSION = "0.1.0"
-USAGE = """Usage:  dockyard [OPTIONS] COMMAND
+PROG = "dockyard"
+DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
 
-A Docker-compatible container engine.
+# command words → (module under dockyard.cli.commands, command name in its COMMANDS table)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("version",): ("system", "version"), ("info",): ("system", "info"),
+    ("system", "info"): ("system", "info"), ("system", "df"): ("system", "df"),
+    ("events",): ("system", "events"), ("system", "events"): ("system", "events"),
+    ("images",): ("images", "ls"), ("image", "ls"): ("images", "ls"), ("image", "list"): ("images", "ls"),
+    ("image", "inspect"): ("images", "inspect"), ("history",): ("images", "history"),
+    ("image", "history"): ("images", "history"), ("tag",): ("images", "tag"), ("image", "tag"): ("images", "tag"),
+    ("rmi",): ("images", "rm"), ("image", "rm"): ("images", "rm"), ("image", "remove"): ("images", "rm"),
+    ("image", "prune"): ("images", "prune"), ("save",): ("images", "save"), ("image", "save"): ("images", "save"),
+    ("load",): ("images", "load"), ("image", "load"): ("images", "load"),
+    ("import",): ("images", "import"), ("image", "import"): ("images", "import"),
+    ("inspect",): ("inspect", "inspect"),
+    ("ps",): ("containers", "ls"), ("container", "ls"): ("containers", "ls"),
+    ("container", "list"): ("containers", "ls"), ("container", "inspect"): ("containers", "inspect"),
+    ("stop",): ("containers", "stop"), ("container", "stop"): ("containers", "stop"),
+    ("restart",): ("containers", "restart"), ("container", "restart"): ("containers", "restart"),
+    ("kill",): ("containers", "kill"), ("container", "kill"): ("containers", "kill"),
+    ("rm",): ("containers", "rm"), ("container", "rm"): ("containers", "rm"),
+    ("pause",): ("containers", "pause"), ("container", "pause"): ("containers", "pause"),
+    ("unpause",): ("containers", "unpause"), ("container", "unpause"): ("containers", "unpause"),
+    ("rename",): ("containers", "rename"), ("container", "rename"): ("containers", "rename"),
+    ("wait",): ("containers", "wait"), ("container", "wait"): ("containers", "wait"),
+    ("top",): ("containers", "top"), ("container", "top"): ("containers", "top"),
+    ("container", "prune"): ("containers", "prune"),
+    ("logs",): ("containers", "logs"), ("container", "logs"): ("containers", "logs"),
+    ("run",): ("run", "run"), ("container", "run"): ("run", "run"),
+    ("create",): ("run", "create"), ("container", "create"): ("run", "create"),
+    ("start",): ("run", "start"), ("container", "start"): ("run", "start"),
+    ("attach",): ("run", "attach"), ("container", "attach"): ("run", "attach"),
+    ("exec",): ("run", "exec"), ("container", "exec"): ("run", "exec"),
+}
+GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker"}
+
+USAGE = f"""
+Usage:  {PROG} [OPTIONS] COMMAND
+
+A Docker-compatible container engine client
+
+Common Commands:
+  run         Create and run a new container from an image
+  exec        Execute a command in a running container
+  ps          List containers
+  images      List images
+  version     Show the dockyard version information
+  info        Display system-wide information
+
+Management Commands:
+  container   Manage containers
+  image       Manage images
+  system      Manage dockyard
 
 Commands:
-  version     Show the dockyard version information
+  attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
+  rm, rmi, save, start, stop, tag, top, unpause, wait
 
-The engine commands (run, ps, images, build, ...) arrive with dockyardd.
-For containers today, use the OCI runtime directly: dockyard-runtime --help
+Global Options:
+  -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)
+  -v, --version       Print version information and quit
+
+Run '{PROG} COMMAND --help' for more information on a command.
 """
+
+
+def select_host(flag: str | None) -> str:
+    """-H, then DOCKYARD_HOST, then DOCKER_HOST, then the default socket."""
+    return flag or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+def split_globals(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Global options before the command word: (-H value, the rest)."""
+    host = None
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg in ("-H", "--host") and i + 1 < len(argv):
+            host = argv[i + 1]
+            i += 2
+        elif arg.startswith(("--host=", "-H=")):
+            host = arg.split("=", 1)[1]
+            i += 1
+        elif arg in ("-D", "--debug"):
+            i += 1
+        elif arg in ("-l", "--log-level", "--config", "--context", "-c") and i + 1 < len(argv):
+            i += 2
+        else:
+            break
+    return host, argv[i:]
+
+
+def group_help(group: str) -> str:
+    """`dockyard image` with no subcommand: its subcommands."""
+    subs = sorted({words[1] for words in COMMANDS if words[0] == group and len(words) == 2})
+    return (f"\nUsage:  {PROG} {group} COMMAND\n\n{GROUPS[group]}\n\nCommands:\n"
+            + "".join(f"  {s}\n" for s in subs)
+            + f"\nRun '{PROG} {group} COMMAND --help' for more information on a command.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    host, args = split_globals(args)
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0
-    if args[0] in ("version", "-v", "--version"):
-        print(f"Client: dockyard\n Version:    {VERSION}\n API version: 1.45 (not served yet)")
+    if args[0] in ("-v", "--version"):
+        print(f"Dockyard version {VERSION}")
         return 0
-    sys.stderr.write(f"dockyard: '{args[0]}' needs the engine daemon, which is not part of this build yet.\n"
-                     "See 'dockyard --help'.\n")
-    return 125
+    if args[0].startswith("-"):
+        sys.stderr.write(f"unknown flag: {args[0]}\nSee '{PROG} --help'.\n")
+        return 125
+    if args[0] in GROUPS and (len(args) == 1 or args[1] in ("-h", "--help")):
+        sys.stdout.write(group_help(args[0]))
+        return 0
+    words = tuple(args[:2]) if tuple(args[:2]) in COMMANDS else (args[0],)
+    if words not in COMMANDS:
+        unknown = " ".join(args[:2]) if args[0] in GROUPS else args[0]
+        sys.stderr.write(f"{PROG}: unknown command: {PROG} {unknown}\n\nRun '{PROG} --help' for more information\n")
+        return 1
+    from dockyard.cli.runner import run_command
+    return run_command(COMMANDS[words], " ".join(words), args[len(words):], select_host(host))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

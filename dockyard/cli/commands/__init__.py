@@ -1,0 +1,1 @@
+"""dockyard command groups: each module has a COMMANDS table of flags.Command."""

@@ -1,0 +1,43 @@
+"""inspect: containers first, then images (docker's lookup order), or only the --type given."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from dockyard.cli import format as fmt
+from dockyard.cli.flags import BOOL, STR, Command, Flag, UsageError
+from dockyard.cli.runner import Cli, CommandError
+from dockyard.client.api import APIError
+
+TYPES = ("container", "image")
+
+
+def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    if opts.type and opts.type not in TYPES:
+        raise UsageError(f'"{opts.type}" is not a valid value for --type')
+    kinds = (opts.type,) if opts.type else TYPES
+    found, errors = [], []
+    for name in args:
+        for kind in kinds:
+            try:
+                found.append(cli.client.inspect_container(name, opts.size) if kind == "container"
+                             else cli.client.inspect_image(name))
+                break
+            except APIError as exc:
+                if exc.status != 404:
+                    raise
+                last = exc.message
+        else:
+            errors.append(f"Error response from daemon: {last}" if opts.type else f"Error: No such object: {name}")
+    fmt.print_inspect(found, opts.format or "", cli.write)
+    if errors:
+        raise CommandError("\n".join(errors))
+    return 0
+
+
+COMMANDS = {
+    "inspect": Command("[OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on Docker objects",
+                       [Flag("f", "format", STR, "Format output using a custom template"),
+                        Flag("s", "size", BOOL, "Display total file sizes if the type is container"),
+                        Flag("", "type", STR, "Only inspect objects of the given type")], inspect, 1),
+}

@@ -1,0 +1,303 @@
+"""run, create, start, attach, exec: the commands that build a container or stream its stdio."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from types import SimpleNamespace
+
+from dockyard.cli.commands.containers import wait_result
+from dockyard.cli.commands.images import display_messages
+from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError
+from dockyard.cli.runner import Cli, CommandError
+from dockyard.cli.stream import Detached, RawTerminal, copy_streams, terminal_size
+from dockyard.client.api import APIError
+
+TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
+if TYPE_CHECKING:
+    from typing import Any
+
+ERROR_CODES = {"run": 125, "create": 125}
+_BINARY = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
+
+
+def ram_bytes(value: str) -> int:
+    """go-units RAMInBytes: '512m' → 536870912."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", value.strip().lower())
+    if not match:
+        raise UsageError(f"invalid size: '{value}'")
+    return int(float(match.group(1)) * _BINARY[match.group(2)])
+
+
+def parse_env(values: list[str], files: list[str]) -> list[str]:
+    """--env-file lines, then -e values; 'VAR' alone takes the caller's value if set."""
+    items = []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                items += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise UsageError(f"open {path}: {(exc.strerror or '').lower()}") from None
+    env = []
+    for item in items + values:
+        if "=" in item:
+            env.append(item)
+        elif item in os.environ:
+            env.append(f"{item}={os.environ[item]}")
+    return env
+
+
+def parse_ports(values: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """-p [ip:][host:]container[/proto] → (ExposedPorts, PortBindings)."""
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for value in values:
+        spec, _, proto = value.partition("/")
+        parts = spec.rsplit(":", 2)
+        container = parts[-1]
+        host_port = parts[-2] if len(parts) > 1 else ""
+        host_ip = parts[0] if len(parts) > 2 else ""
+        key = f"{container}/{proto or 'tcp'}"
+        exposed[key] = {}
+        bindings.setdefault(key, []).append({"HostIp": host_ip.strip("[]"), "HostPort": host_port})
+    return exposed, bindings
+
+
+def parse_ulimit(value: str) -> dict[str, Any]:
+    name, _, limits = value.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        return {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
+    except ValueError:
+        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit argument') from None
+
+
+def parse_restart(value: str) -> dict[str, Any]:
+    name, _, count = value.partition(":")
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count or 0)}
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    return dict((v.split("=", 1) + [""])[:2] for v in values)
+
+
+def _bind(value: str) -> str:
+    source, sep, rest = value.partition(":")
+    if sep and source.startswith("."):
+        source = os.path.abspath(source)
+    return source + sep + rest
+
+
+def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool) -> dict[str, Any]:
+    """The POST /containers/create body for run/create flags."""
+    exposed, bindings = parse_ports(opts.publish)
+    host: dict[str, Any] = {
+        "Binds": [_bind(v) for v in opts.volume] or None, "AutoRemove": opts.rm, "Init": opts.init or None,
+        "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged, "CapAdd": opts.cap_add or None,
+        "CapDrop": opts.cap_drop or None, "Memory": ram_bytes(opts.memory) if opts.memory else 0,
+        "NanoCpus": int(float(opts.cpus) * 1e9) if opts.cpus else 0, "PidsLimit": opts.pids_limit,
+        "Ulimits": [parse_ulimit(u) for u in opts.ulimit] or None,
+        "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
+        "ExtraHosts": opts.add_host or None, "PortBindings": bindings or None,
+        "LogConfig": {"Type": opts.log_driver or "", "Config": _pairs(opts.log_opt)},
+        "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": opts.network or "default",
+        "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
+    }
+    stdin = opts.interactive
+    body: dict[str, Any] = {
+        "Hostname": opts.hostname or "", "User": opts.user or "", "Env": parse_env(opts.env, opts.env_file),
+        "Cmd": cmd or None, "Image": image, "WorkingDir": opts.workdir or "", "Labels": _pairs(opts.label),
+        "Tty": opts.tty, "OpenStdin": stdin, "StdinOnce": stdin and attach, "AttachStdin": stdin and attach,
+        "AttachStdout": attach, "AttachStderr": attach, "ExposedPorts": exposed or None,
+        "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "HostConfig": host,
+    }
+    if opts.entrypoint is not None:
+        body["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
+    if opts.tty and sys.stdout.isatty():
+        body["HostConfig"]["ConsoleSize"] = list(terminal_size())
+    return body
+
+
+def create_container(cli: Cli, opts: SimpleNamespace, args: list[str], attach: bool) -> str:
+    """Create (pulling a missing image unless --pull never); the new ID; warnings to stderr."""
+    body = create_body(opts, args[0], args[1:], attach)
+    try:
+        result = cli.client.create_container(body, opts.name)
+    except APIError as exc:
+        if exc.status != 404 or "image" not in exc.message.lower() or opts.pull == "never":
+            raise
+        ref = args[0] if ":" in args[0].rpartition("/")[2] or "@" in args[0] else args[0] + ":latest"
+        cli.error(f"Unable to find image '{ref}' locally")
+        display_messages(cli, cli.client.call("POST", "/images/create", {"fromImage": ref},
+                                              headers={"X-Registry-Auth": "e30="}, stream=True))
+        result = cli.client.create_container(body, opts.name)
+    for warning in result.get("Warnings") or []:
+        cli.error(f"WARNING: {warning}")
+    return result["Id"]
+
+
+def start_error_code(message: str) -> int:
+    """docker's code for a failed start: 127 not found, 126 cannot invoke, else 125."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return 125
+
+
+def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    cli.write(create_container(cli, opts, args, attach=False) + "\n")
+    return 0
+
+
+def stream_container(cli: Cli, container: str, tty: bool, stdin: bool, start: bool,
+                     condition: str | None) -> int:
+    """Attach, wait (own connection), optionally start, copy stdio; the container's exit code."""
+    resp = cli.client.attach(container, stdin)
+    waiting = cli.client.wait(container, condition)  # registered before the start, as docker does
+    status: dict[str, Any] = {}
+
+    def waiter() -> None:
+        try:
+            status["code"] = wait_result(waiting)
+        except (APIError, CommandError) as exc:
+            status["error"] = exc
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    if start:
+        try:
+            cli.client.start(container)
+        except APIError as exc:
+            resp.close()
+            raise CommandError(f"dockyard: Error response from daemon: {exc.message}\n\n"
+                               f"Run 'dockyard {cli.name} --help' for more information",
+                               start_error_code(exc.message)) from None
+    try:
+        if tty and sys.stdin.isatty():
+            with RawTerminal(lambda h, w: cli.client.resize("containers", container, h, w)) as term:
+                term.send_size()
+                copy_streams(resp, tty, stdin)
+        else:
+            copy_streams(resp, tty, stdin)
+    except Detached:
+        return 0
+    thread.join()
+    if "error" in status:
+        raise status["error"]
+    return status.get("code", 0)
+
+
+def run(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    container = create_container(cli, opts, args, attach=not opts.detach)
+    if opts.detach:
+        try:
+            cli.client.start(container)
+        except APIError as exc:
+            raise CommandError(f"dockyard: Error response from daemon: {exc.message}\n\n"
+                               "Run 'dockyard run --help' for more information",
+                               start_error_code(exc.message)) from None
+        cli.write(container + "\n")
+        return 0
+    return stream_container(cli, container, opts.tty, opts.interactive, True,
+                            "removed" if opts.rm else "next-exit")
+
+
+def start(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    if opts.attach or opts.interactive:
+        if len(args) > 1:
+            raise CommandError("you cannot start and attach multiple containers at once")
+        info = cli.client.inspect_container(args[0])
+        condition = "removed" if (info.get("HostConfig") or {}).get("AutoRemove") else "next-exit"
+        return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), opts.interactive, True, condition)
+    errors = []
+    for name in args:
+        try:
+            cli.client.start(name)
+            cli.write(name + "\n")
+        except APIError as exc:
+            errors.append(f"Error response from daemon: {exc.message}")
+    if errors:
+        raise CommandError("\n".join(errors + ["Error: failed to start containers: " + ", ".join(args)]))
+    return 0
+
+
+def attach(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    info = cli.client.inspect_container(args[0])
+    if not (info.get("State") or {}).get("Running"):
+        raise CommandError("You cannot attach to a stopped container, start it first")
+    return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), not opts.no_stdin, False, None)
+
+
+def exec_(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    info = cli.client.inspect_container(args[0])
+    if not (info.get("State") or {}).get("Running"):
+        raise CommandError(f"Error response from daemon: container {info['Id']} is not running")
+    body = {"User": opts.user or "", "Privileged": opts.privileged, "Tty": opts.tty,
+            "AttachStdin": opts.interactive and not opts.detach, "AttachStdout": not opts.detach,
+            "AttachStderr": not opts.detach, "Env": parse_env(opts.env, opts.env_file),
+            "WorkingDir": opts.workdir or "", "Cmd": args[1:]}
+    exec_id = cli.client.exec_create(args[0], body)["Id"]
+    if opts.detach:
+        cli.client.exec_start(exec_id, opts.tty, True)
+        return 0
+    resp = cli.client.exec_start(exec_id, opts.tty, False)
+    assert resp is not None
+    try:
+        if opts.tty and sys.stdin.isatty():
+            with RawTerminal(lambda h, w: cli.client.resize("exec", exec_id, h, w)) as term:
+                term.send_size()
+                copy_streams(resp, True, opts.interactive)
+        else:
+            copy_streams(resp, opts.tty, opts.interactive)
+    except Detached:
+        return 0
+    return int(cli.client.exec_inspect(exec_id).get("ExitCode") or 0)
+
+
+ENV = Flag("e", "env", LIST, "Set environment variables")
+ENV_FILE = Flag("", "env-file", LIST, "Read in a file of environment variables")
+INTERACTIVE = Flag("i", "interactive", BOOL, "Keep STDIN open even if not attached")
+TTY = Flag("t", "tty", BOOL, "Allocate a pseudo-TTY")
+USER = Flag("u", "user", STR, "Username or UID (format: <name|uid>[:<group|gid>])")
+WORKDIR = Flag("w", "workdir", STR, "Working directory inside the container")
+PRIVILEGED = Flag("", "privileged", BOOL, "Give extended privileges to the command")
+CREATE_FLAGS = [
+    Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
+    Flag("", "cap-add", LIST, "Add Linux capabilities"), Flag("", "cap-drop", LIST, "Drop Linux capabilities"),
+    Flag("", "cpus", STR, "Number of CPUs"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
+    Flag("h", "hostname", STR, "Container host name"),
+    Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
+    INTERACTIVE, Flag("l", "label", LIST, "Set meta data on a container"),
+    Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
+    Flag("m", "memory", STR, "Memory limit"), Flag("", "name", STR, "Assign a name to the container"),
+    Flag("", "network", STR, "Connect a container to a network"),
+    Flag("", "pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"), PRIVILEGED,
+    Flag("p", "publish", LIST, "Publish a container's port(s) to the host"),
+    Flag("", "pull", STR, "Pull image before running (\"always\", \"missing\", \"never\")", "missing"),
+    Flag("", "read-only", BOOL, "Mount the container's root filesystem as read only"),
+    Flag("", "restart", STR, "Restart policy to apply when a container exits"),
+    Flag("", "rm", BOOL, "Automatically remove the container and its associated anonymous volumes when it exits"),
+    Flag("", "runtime", STR, "Runtime to use for this container"),
+    Flag("", "security-opt", LIST, "Security Options"),
+    Flag("", "stop-signal", STR, "Signal to stop the container"),
+    Flag("", "stop-timeout", INT, "Timeout (in seconds) to stop a container"),
+    Flag("", "tmpfs", LIST, "Mount a tmpfs directory"), TTY,
+    Flag("", "ulimit", LIST, "Ulimit options"), USER, Flag("v", "volume", LIST, "Bind mount a volume"), WORKDIR,
+]
+COMMANDS = {
+    "run": Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
+                   [*CREATE_FLAGS, Flag("d", "detach", BOOL, "Run container in background and print container ID")],
+                   run, 1, interspersed=False),
+    "create": Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container", CREATE_FLAGS, create, 1,
+                      interspersed=False),
+    "start": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
+                     [Flag("a", "attach", BOOL, "Attach STDOUT/STDERR and forward signals"),
+                      Flag("i", "interactive", BOOL, "Attach container's STDIN")], start, 1),
+    "attach": Command("[OPTIONS] CONTAINER", "Attach local standard input, output, and error streams to a running container",
+                      [Flag("", "no-stdin", BOOL, "Do not attach STDIN")], attach, 1, 1),
+    "exec": Command("[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container",
+                    [Flag("d", "detach", BOOL, "Detached mode: run command in the background"), ENV, ENV_FILE,
+                     INTERACTIVE, PRIVILEGED, TTY, USER, WORKDIR], exec_, 2, interspersed=False),
+}

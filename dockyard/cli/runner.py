@@ -1,0 +1,118 @@
+"""Running one command: parse its flags, call it with a `Cli` context, and turn errors into
+docker's messages and exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from dockyard.cli.flags import Command, UsageError
+from dockyard.cli.main import DEFAULT_HOST, PROG
+from dockyard.client import http
+from dockyard.client.api import APIError, Client
+
+
+class CommandError(Exception):
+    """A failure the command reports itself: message for stderr, exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Cli:
+    """What a command gets: the API client, output streams, and its own name for messages."""
+
+    def __init__(self, host: str, name: str) -> None:
+        self.host = host
+        self.name = name
+        self.client = Client(host)
+        self.out = sys.stdout
+        self.err = sys.stderr
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+
+    def error(self, text: str) -> None:
+        self.out.flush()
+        self.err.write(text.rstrip("\n") + "\n")
+
+
+def autostart(host: str) -> bool:
+    """Start dockyardd in the background when the default socket is absent and we are root;
+    True if it was started and answers."""
+    path = host.removeprefix("unix://")
+    if (host != DEFAULT_HOST or os.path.exists(path) or os.geteuid() != 0
+            or os.environ.get("DOCKYARD_NO_AUTOSTART") == "1"):
+        return False
+    import subprocess
+    import time
+    daemon = os.path.join(os.path.dirname(sys.executable), "dockyardd")
+    argv = [daemon] if os.path.exists(daemon) else [sys.executable, "-m", "dockyard.engine.daemon"]
+    sys.stderr.write(f"{PROG}: {path} is absent: starting dockyardd in the background "
+                     "(log: /var/log/dockyardd.log; DOCKYARD_NO_AUTOSTART=1 to opt out)\n")
+    with open("/var/log/dockyardd.log", "ab") as log:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http.request(host, "HEAD", "/_ping", timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -> int:
+    """Parse argv for the command and run it; docker's error texts and exit codes."""
+    module = importlib.import_module(f"dockyard.cli.commands.{where[0]}")
+    command: Command = module.COMMANDS[where[1]]
+    prog = f"{PROG} {name}"
+    usage = f"\nUsage:  {prog} {command.usage}\n\n%s '{prog} --help' for more information\n"
+    try:
+        opts, args = command.parse(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"{exc}\n{usage % 'Run'}")
+        return 125
+    if opts.help:
+        sys.stdout.write(command.help(prog))
+        return 0
+    if len(args) < command.min_args or (command.max_args is not None and len(args) > command.max_args):
+        exact = command.max_args == command.min_args
+        sys.stderr.write(f"{PROG}: '{prog}' requires {_arity(command)}\n{usage % ('Run' if exact else 'See')}")
+        return 1
+    cli = Cli(host, name)
+    error_code = getattr(module, "ERROR_CODES", {}).get(where[1], 1)
+    prefix = f"{PROG}: " if error_code == 125 else ""
+    suffix = f"\n\nRun '{prog} --help' for more information" if error_code == 125 else ""
+    for attempt in (0, 1):
+        try:
+            return command.run(cli, opts, args)
+        except http.ConnectError:
+            if attempt == 0 and autostart(host):
+                continue
+            cli.error(f"{prefix}Cannot connect to the dockyard daemon at {host}. Is the dockyard daemon running?{suffix}")
+            return error_code
+        except APIError as exc:
+            cli.error(f"{prefix}Error response from daemon: {exc.message}{suffix}")
+            return error_code
+        except (CommandError, UsageError) as exc:
+            cli.error(str(exc))
+            return getattr(exc, "code", 125)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 0
+    return error_code
+
+
+def _arity(command: Command) -> str:
+    n = command.min_args
+    plural = "s" if n != 1 else ""
+    if command.max_args == n:
+        return f"{n} argument{plural}"
+    if command.max_args is None:
+        return f"at least {n} argument{plural}"
+    return f"at most {command.max_args} argument{'s' if command.max_args != 1 else ''}"
+
