@@ -93,6 +93,8 @@ def test_detached_lifecycle(daemon: Dockyardd) -> None:
     assert ok(daemon, "exec", "web", "echo", "hi") == "hi\n"
     assert ok(daemon, "exec", "-i", "web", "cat", input=b"in\n") == "in\n"
     assert daemon.docker("exec", "web", "sh", "-c", "exit 5").returncode == 5
+    missing = daemon.docker("exec", "web", "nosuchcmd")  # as Docker: 127 and the runtime's reason
+    assert missing.returncode == 127 and "executable file not found" in missing.stderr
     assert ok(daemon, "exec", "-u", "nobody", "-e", "X=y", "web", "sh", "-c", "echo $X $(id -u)") == "y 65534\n"
     doc = json.loads(ok(daemon, "inspect", "web"))[0]
     assert doc["Name"] == "/web" and doc["Config"]["Cmd"] == ["sh", "-c", "echo started; exec sleep 100"]
@@ -134,6 +136,15 @@ def test_wait_kill_and_remove(daemon: Dockyardd) -> None:
     ok(daemon, "rm", "-f", restarted)
     ok(daemon, "container", "prune", "-f")
     assert ok(daemon, "ps", "-aq") == ""
+
+
+def test_run_rm_of_a_missing_command(daemon: Dockyardd) -> None:
+    # The start fails; the --rm container is removed so the CLI's wait returns (it used to hang).
+    proc = daemon.docker("run", "--rm", "busybox", "nosuchcmd", timeout=30)
+    assert proc.returncode == 127, proc
+    assert "executable file not found" in proc.stderr
+    assert "Error waiting for container" not in proc.stderr
+    assert daemon.docker("ps", "-aq").stdout.strip() == ""
 
 
 def test_missing_image(daemon: Dockyardd) -> None:

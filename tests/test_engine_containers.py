@@ -155,6 +155,21 @@ def test_auto_remove(engine: Engine) -> None:
     assert not os.path.exists(os.path.join(engine.data_root, "containers", cid))
 
 
+def test_auto_remove_after_a_failed_start(engine: Engine) -> None:
+    # `docker run --rm busybox nosuchcmd`: start fails, the container is removed, waiters return.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cid = engine.create(["nosuchcmd"], {"AutoRemove": True})
+    with ThreadPoolExecutor(1) as pool:
+        removed = pool.submit(engine.service.wait, cid, "removed", 10)  # the docker CLI waits first
+        time.sleep(0.2)
+        with pytest.raises(ContainerError, match="executable file not found"):
+            engine.service.start(cid)
+        assert removed.result(timeout=15) == {"StatusCode": 128, "Error": None}
+    with pytest.raises(NotFound, match="No such container"):
+        engine.service.inspect(cid)
+
+
 def test_restart_policy_always(engine: Engine) -> None:
     s = engine.service
     cid = engine.create(["sh", "-c", "echo run; sleep 0.2"], {"RestartPolicy": {"Name": "always"}})

@@ -114,12 +114,30 @@ def cmd_exec(store: StateStore, a: Namespace) -> int:
     if console is None and proc.get("terminal") and not a.detach:
         fg = ForegroundConsole()
         console = fg.theirs
-    pid = exec_process(store, a.id, proc, console, a.pid_file, _count(a.preserve_fds))
+    try:
+        pid = exec_process(store, a.id, proc, console, a.pid_file, _count(a.preserve_fds))
+    except RuntimeFailure as e:
+        # The process never ran: report it with the shell's codes (127 not found, 126 cannot
+        # execute), which is what Docker shows for `docker exec` of a missing command.
+        code = exec_failure_code(str(e))
+        if code is None:
+            raise
+        sys.stderr.write(f"dockyard-runtime: {e}\n")
+        return code
     if fg is not None:
         fg.receive()
     if a.detach:
         return 0
     return wait_foreground(pid, fg)
+
+
+def exec_failure_code(message: str) -> int | None:
+    """127 / 126 for a command that could not be found / executed, else None."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message:
+        return 126
+    return None
 
 
 def cmd_list(store: StateStore, a: Namespace) -> int:

@@ -198,6 +198,11 @@ class ContainerService:
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
                                    Running=False, Restarting=False, Pid=0, ExitCode=128, Error=str(e))
             self._save(record)
+            if record["HostConfig"].get("AutoRemove"):
+                # As Docker: a --rm container that cannot start is removed (its `wait removed` returns).
+                count = self._exits.get(cid, (0, {}))[0] + 1
+                self._exits[cid] = (count, {"StatusCode": 128, "Error": None})
+                self._remove(cid)
             raise ContainerError(str(e)) from None if isinstance(e, ShimError) else e
         record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                                Dead=False, Pid=info.pid, ExitCode=0, Error="",
