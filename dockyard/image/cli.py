@@ -11,46 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dockyard.humanize import human_duration, human_size
 from dockyard.image import digest as digests
 from dockyard.image.store import DEFAULT_ROOT, ImageStore
-
-_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-
-
-def human_size(size: float, precision: int = 3) -> str:
-    """go-units HumanSizeWithPrecision: decimal units, %g with `precision` significant digits."""
-    unit = 0
-    while size >= 1000 and unit < len(_DECIMAL_UNITS) - 1:
-        size /= 1000
-        unit += 1
-    return f"{size:.{precision}g}{_DECIMAL_UNITS[unit]}"
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration."""
-    s = int(seconds)
-    minutes, hours = int(seconds / 60), round(seconds / 3600)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def created_ago(created: int, now: float | None = None) -> str:
