@@ -156,3 +156,19 @@ class Dockyardd:
         """A docker-py client for this daemon."""
         import docker
         return docker.DockerClient(base_url=self.host, timeout=60)
+
+
+def busybox_archive(directory: Path) -> Path:
+    """busybox, built offline, as a `docker save` archive at directory/busybox.tar."""
+    from dockyard.image.archive import docker_archive
+    from dockyard.image.bootstrap import bootstrap_busybox
+    from dockyard.image.store import ImageStore
+
+    store = ImageStore(str(directory / "store"))
+    try:
+        bootstrap_busybox(store)
+        with open(directory / "busybox.tar", "wb") as out:
+            docker_archive.save(store, ["busybox:latest"], out)
+    finally:
+        store.close()
+    return directory / "busybox.tar"

@@ -13,26 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.image.archive import docker_archive
-from dockyard.image.bootstrap import bootstrap_busybox
-from dockyard.image.store import ImageStore
-from tests.daemon import Dockyardd, other_children
+from tests.daemon import Dockyardd, busybox_archive, other_children
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    tmp = tmp_path_factory.mktemp("busybox")
-    store = ImageStore(str(tmp / "store"))
-    try:
-        bootstrap_busybox(store)
-        with open(tmp / "busybox.tar", "wb") as out:
-            docker_archive.save(store, ["busybox:latest"], out)
-    finally:
-        store.close()
+    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
     with Dockyardd() as d:
-        proc = d.docker("load", "-i", str(tmp / "busybox.tar"))
+        proc = d.docker("load", "-i", str(archive))
         assert proc.returncode == 0, proc.stderr
         yield d
 

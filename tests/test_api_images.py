@@ -15,23 +15,17 @@ from pathlib import Path
 import pytest
 
 from dockyard.image.archive import docker_archive
-from dockyard.image.bootstrap import bootstrap_busybox, image_from_rootfs
+from dockyard.image.bootstrap import image_from_rootfs
 from dockyard.image.bootstrap_busybox import build_rootfs
 from dockyard.image.store import ImageStore
-from tests.daemon import Dockyardd, other_children
+from tests.daemon import Dockyardd, busybox_archive, other_children
 
 
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """busybox as a `docker save` archive (made by dockyard.image.archive) and as a rootfs tar."""
     tmp = tmp_path_factory.mktemp("busybox")
-    store = ImageStore(str(tmp / "store"))
-    try:
-        bootstrap_busybox(store)
-        with open(tmp / "busybox.tar", "wb") as out:
-            docker_archive.save(store, ["busybox:latest"], out)
-    finally:
-        store.close()
+    busybox_archive(tmp)
     rootfs = build_rootfs(str(tmp / "rootfs"))
     with tarfile.open(tmp / "rootfs.tar", "w") as tar:
         tar.add(rootfs, arcname=".")

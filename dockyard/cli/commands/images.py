@@ -81,18 +81,10 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    found, errors = [], []
-    for name in args:
-        try:
-            found.append(cli.client.inspect_image(name))
-        except APIError as exc:
-            if exc.status != 404:
-                raise
-            errors.append(f"Error response from daemon: {exc.message}")
-    fmt.print_inspect(found, opts.format or "", cli.write)
-    if errors:
-        raise CommandError("\n".join(errors))
-    return 0
+    """`image inspect`: the generic inspect restricted to images."""
+    from dockyard.cli.commands.inspect import inspect as inspect_objects
+
+    return inspect_objects(cli, SimpleNamespace(type="image", size=False, format=opts.format), args)
 
 
 def history(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
