@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -167,3 +168,20 @@ def no_leftover_children() -> Iterator[None]:
             if time.monotonic() > deadline:
                 raise AssertionError("a test left child processes running")
             time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def mount_checked_dir(prefix: str, parent: str | None = None) -> Iterator[Path]:
+    """A temporary directory that must hold no mount when the test ends (any is unmounted,
+    the directory removed, then the test fails)."""
+    from dockyard.image.snapshot.mount import mounts_under, unmount
+
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield path
+    finally:
+        leftover = mounts_under(str(path))
+        for point in reversed(leftover):
+            unmount(point)
+        shutil.rmtree(path)
+        assert not leftover, f"mounts left behind: {leftover}"

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
@@ -27,11 +26,10 @@ from dockyard.image.errors import ImageConflict, InvalidFilter, InvalidImage, No
 from dockyard.image.manifest import Descriptor
 from dockyard.image.reference import InvalidReference
 from dockyard.image.snapshot import mount_all, unmount
-from dockyard.image.snapshot.mount import mounts_under
 from dockyard.image.store import ImageStore, Layer, UsedBy
 from dockyard.image.unpack import EXTRACT_PREFIX, LayerMismatch
 from dockyard.runtime.spec_template import default_spec
-from tests.conftest import TEST_CGROUP_PARENT, Runtime, unique_id
+from tests.conftest import TEST_CGROUP_PARENT, Runtime, mount_checked_dir, unique_id
 
 REPO = Path(__file__).resolve().parent.parent
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -41,15 +39,8 @@ OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="dockyard-store-", dir="/var/tmp"))
-    try:
+    with mount_checked_dir("dockyard-store-", "/var/tmp") as path:
         yield path
-    finally:
-        leftover = mounts_under(str(path))
-        for point in reversed(leftover):
-            unmount(point)
-        shutil.rmtree(path)
-        assert not leftover, f"mounts left behind: {leftover}"
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +38,7 @@ from dockyard.image.snapshot import (
     unmount,
 )
 from dockyard.image.snapshot.mount import PAGE_SIZE, mounts_under
+from tests.conftest import mount_checked_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,15 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="dockyard-snap-"))
-    try:
+    with mount_checked_dir("dockyard-snap-") as path:
         yield path
-    finally:
-        leftover = mounts_under(str(path))
-        for point in reversed(leftover):
-            unmount(point)
-        shutil.rmtree(path)
-        assert not leftover, f"mounts left behind: {leftover}"
 
 
 @pytest.fixture(params=sorted(DRIVERS))

@@ -234,11 +234,8 @@ class ContainerService:
     def _on_exit(self, cid: str, shim_dir: str, result: dict[str, Any]) -> None:
         """Record an exit; then remove (AutoRemove) or restart (policy) the container."""
         with self._lock:
-            if self._closed or cid in self._removed:
-                return
-            try:
-                record = self.store.get(cid)
-            except NotFound:
+            record = self._live_record(cid)
+            if record is None:
                 return
             if record["State"]["Pid"] == 0 or self._shim_dir(cid) != shim_dir:
                 return  # this exit was handled already (by reconcile or a restart)
@@ -267,13 +264,19 @@ class ContainerService:
         if restart:
             threading.Timer(record["Backoff"], self._restart_after_backoff, (cid,)).start()
 
+    def _live_record(self, cid: str) -> Record | None:
+        """The container's record, or None once the service closed or the container went away."""
+        if self._closed or cid in self._removed:
+            return None
+        try:
+            return self.store.get(cid)
+        except NotFound:
+            return None
+
     def _restart_after_backoff(self, cid: str) -> None:
         with self._lock:
-            if self._closed or cid in self._removed:
-                return
-            try:
-                record = self.store.get(cid)
-            except NotFound:
+            record = self._live_record(cid)
+            if record is None:
                 return
             if record["State"]["Restarting"] and not record["HasBeenManuallyStopped"]:
                 try:
