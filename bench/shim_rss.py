@@ -12,15 +12,12 @@ Usage: .venv/bin/python bench/shim_rss.py [--containers 10] [--shim-runtime NAME
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -42,19 +39,14 @@ from _common import (
     raise_on_termination,
     reap_children,
     remove_cgroups,
-    run_quiet,
     wait_gone,
 )
+from _peers import IMAGE, DockerEngine, PeerEngine, PodmanEngine, Skip, mounts_under, rootfs_tarball
 
 from dockyard.shim.client import ShimClient, ShimError, launch_shim
 
 CGROUP_PARENT = f"{BENCH_CGROUP}/shim-{os.getpid()}"
-IMAGE = "localhost/dockyard-bench/busybox:latest"
 SLEEP = ["sleep", "3600"]
-
-
-class Skip(Exception):
-    """A reference peer is not installed or not usable here."""
 
 
 def memory_kb(pid: int) -> tuple[int, int, int]:
@@ -67,15 +59,6 @@ def memory_kb(pid: int) -> tuple[int, int, int]:
     rollup = fields(f"/proc/{pid}/smaps_rollup")
     uss = rollup["Private_Clean"] + rollup["Private_Dirty"]
     return fields(f"/proc/{pid}/status")["VmRSS"], rollup["Pss"], uss
-
-
-def run_checked(argv: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    """Run a CLI command (no container inherits its stdio) and return stdout; raise on failure."""
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])}... exited with {proc.returncode}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 class Setup:
@@ -159,185 +142,39 @@ class IdlePython(Setup):
         return []
 
 
-class PeerSetup(Setup):
-    """Common parts of the Docker and Podman references: a tarball image and path bookkeeping."""
+class Peer(Setup):
+    """A reference engine (Docker or Podman) running K containers; its monitors are found by name."""
 
-    # default state paths the tools create whatever flags say; removed afterwards if new (and empty)
-    default_dirs: tuple[str, ...] = ()
-
-    def __init__(self, tmp: Path, template: Path) -> None:
-        self.tmp = tmp
-        self.template = template
-        self.preexisting = {d for d in self.default_dirs if os.path.exists(d)}
-
-    def image_tarball(self) -> Path:
-        """The busybox rootfs as a tarball for `docker import` / `podman import`."""
-        path = self.tmp / "busybox.tar"
-        with tarfile.open(path, "w") as tar:
-            for entry in sorted(self.template.iterdir()):
-                tar.add(entry, arcname=entry.name)
-        return path
-
-    def monitors(self, predicate: str, argv0_suffix: str) -> list[int]:
-        """Live processes whose argv[0] ends with argv0_suffix and whose command line names predicate."""
-        return [p for p in pids_with_arg(predicate) if cmdline(p)[:1]
-                and cmdline(p)[0].endswith(argv0_suffix)]
-
-    def finish(self, problems: list[str]) -> list[str]:
-        """Kill stragglers naming our temp dir, unmount leftovers, remove new default dirs."""
-        wait_gone(pids_with_arg(str(self.tmp)), 10)  # e.g. podman's `container cleanup` exit commands
-        for pid in pids_with_arg(str(self.tmp)):
-            problems.append(f"{self.name}: pid {pid} ({' '.join(cmdline(pid)[:2])}) killed")
-            kill_pid(pid, signal.SIGKILL)
-        wait_gone(pids_with_arg(str(self.tmp)), 5)
-        for mnt in mounts_under(self.tmp):
-            subprocess.run(["umount", "-l", mnt], check=False)
-        if mounts_under(self.tmp):
-            problems.append(f"{self.name}: mounts left under {self.tmp}: not removing it")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        for d in self.default_dirs:
-            if d not in self.preexisting and os.path.exists(d) and not mounts_under(Path(d)):
-                shutil.rmtree(d, ignore_errors=True)  # created by this run: sockets, locks, caches
-        return problems
-
-
-def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below path, deepest first."""
-    prefix = str(path.resolve())
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True)
-
-
-class Docker(PeerSetup):
-    """dockerd (with its own containerd) on a temp data root and socket; containerd-shim-runc-v2."""
-
-    name = "docker: containerd-shim-runc-v2"
-    default_dirs = ("/run/containerd", "/run/docker")
-
-    def __init__(self, tmp: Path, template: Path) -> None:
-        dockerd = shutil.which("dockerd")
-        cli = dockerd and (shutil.which("docker", path=os.path.dirname(dockerd)) or shutil.which("docker"))
-        if not dockerd or not cli or not shutil.which("containerd"):
-            raise Skip("docker.io (dockerd, docker, containerd) is not installed")
-        super().__init__(tmp / "docker", template)
-        self.dockerd, self.cli = dockerd, cli
-        self.sock = self.tmp / "docker.sock"
-        self.exec_root = self.tmp / "exec"
-        self.proc: subprocess.Popen | None = None
-        self.env = {**os.environ, "DOCKER_CONFIG": str(self.tmp / "cli")}
-
-    def docker(self, *args: str) -> str:
-        return run_checked([self.cli, "-H", f"unix://{self.sock}", *args], env=self.env)
+    def __init__(self, engine: PeerEngine, template: Path, monitor: str, where: Path) -> None:
+        self.engine, self.template, self.monitor, self.where = engine, template, monitor, where
+        self.name = f"{engine.name}: {monitor}"
 
     def up(self, k: int) -> list[int]:
-        self.tmp.mkdir(parents=True)
-        (self.tmp / "daemon.json").write_text("{}")
-        with open(self.tmp / "dockerd.log", "wb") as log:  # own session: Ctrl-C must not stop it before us
-            self.proc = subprocess.Popen(self.dockerd_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
-        self.wait_ready()
-        self.docker("import", str(self.image_tarball()), IMAGE)
+        self.engine.start()
+        self.engine.run("import", str(rootfs_tarball(self.template, self.engine.tmp / "busybox.tar")), IMAGE)
         for _ in range(k):
-            self.docker("run", "-d", "--network", "none", IMAGE, *SLEEP)
-        return self.monitors(f"{self.exec_root}/", "containerd-shim-runc-v2")
-
-    def dockerd_argv(self) -> list[str]:
-        """A private daemon: temp data/exec roots and socket, no bridge or iptables, vfs storage."""
-        return [self.dockerd, "--config-file", str(self.tmp / "daemon.json"), "--data-root", str(self.tmp / "data"),
-                "--exec-root", str(self.exec_root), "--pidfile", str(self.tmp / "docker.pid"),
-                "-H", f"unix://{self.sock}", "--bridge", "none", "--iptables=false", "--ip6tables=false",
-                "--ip-masq=false", "--userland-proxy=false", "--storage-driver", "vfs",
-                "--cgroup-parent", f"{CGROUP_PARENT}/docker"]
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc and self.proc.poll() is not None:
-                raise Skip(f"dockerd exited with {self.proc.returncode} (see its log)")
-            if run_quiet([self.cli, "-H", f"unix://{self.sock}", "version"])[0] == 0:
-                return
-            time.sleep(0.2)
-        raise Skip("dockerd did not answer within a minute")
+            self.engine.run("run", "-d", "--network", "none", IMAGE, *SLEEP)
+        if isinstance(self.engine, PodmanEngine):
+            self.name = f"podman: conmon (+ {self.engine.runtime_name()})"
+        return self.engine.monitors(str(self.where), self.monitor)
 
     def extra(self) -> list[tuple[str, int]]:
-        daemons = [("dockerd (one per host)", self.proc.pid)] if self.proc else []
-        return daemons + [("containerd (one per host)", p) for p in self.monitors(str(self.exec_root), "containerd")]
+        return [(f"{label} (one per host)", pid) for label, pid in self.engine.daemons()]
 
     def down(self) -> list[str]:
-        problems = []
-        if self.proc and self.proc.poll() is None:
-            try:
-                ids = self.docker("ps", "-aq").split()
-                if ids:
-                    self.docker("rm", "-f", *ids)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                problems.append(f"{self.name}: removing containers: {e}")
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                problems.append(f"{self.name}: dockerd ignored SIGTERM; killed")
-                self.proc.kill()
-                self.proc.wait()
-        return self.finish(problems)
+        return self.engine.stop()
 
 
-class Podman(PeerSetup):
-    """podman with temp storage, run root and containers.conf; one conmon per container."""
+def docker_peer(tmp: Path, template: Path) -> Peer:
+    """dockerd (vfs storage) with one containerd-shim-runc-v2 per container."""
+    engine = DockerEngine(tmp, CGROUP_PARENT, storage_driver="vfs")
+    return Peer(engine, template, "containerd-shim-runc-v2", engine.exec_root)
 
-    name = "podman: conmon"
-    default_dirs = ("/var/lib/containers", "/run/containers", "/run/libpod", "/run/crun")
 
-    def __init__(self, tmp: Path, template: Path) -> None:
-        if not shutil.which("podman") or not shutil.which("conmon"):
-            raise Skip("podman (with conmon) is not installed")
-        super().__init__(tmp / "podman", template)
-        self.runroot = self.tmp / "run"
-        self.env = {**os.environ, "CONTAINERS_CONF": str(self.tmp / "containers.conf")}
-        self.runtime = "?"
-
-    def podman(self, *args: str) -> str:
-        base = ["podman", "--root", str(self.tmp / "storage"), "--runroot", str(self.runroot),
-                "--tmpdir", str(self.tmp / "libpod"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
-                "--events-backend", "file"]
-        return run_checked([*base, *args], env=self.env)
-
-    def write_conf(self) -> None:
-        """Default ulimits at or below this process's hard limits (without CAP_SYS_RESOURCE the runtime
-        cannot raise them: podman's default of 1048576 open files fails here)."""
-        limits = []
-        for name, res in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
-            hard = resource.getrlimit(res)[1]
-            value = 1024 if hard == resource.RLIM_INFINITY else min(hard, 1024)
-            limits.append(f'"{name}={value}:{value}"')
-        (self.tmp / "containers.conf").write_text(
-            f"[containers]\ndefault_ulimits = [{', '.join(limits)}]\n\n"
-            '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-
-    def up(self, k: int) -> list[int]:
-        self.tmp.mkdir(parents=True)
-        self.write_conf()
-        self.podman("import", str(self.image_tarball()), IMAGE)
-        for _ in range(k):
-            self.podman("run", "-d", "--network", "none", "--cgroup-parent", f"{CGROUP_PARENT}/podman",
-                        IMAGE, *SLEEP)
-        info = json.loads(self.podman("info", "--format", "json"))
-        self.runtime = info.get("host", {}).get("ociRuntime", {}).get("name", "?")
-        self.name = f"podman: conmon (+ {self.runtime})"
-        return self.monitors(str(self.runroot), "conmon")
-
-    def down(self) -> list[str]:
-        problems = []
-        conmons = self.monitors(str(self.runroot), "conmon")
-        if self.tmp.exists():
-            try:
-                self.podman("rm", "--all", "--force", "--time", "0")
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                problems.append(f"{self.name}: removing containers: {e}")
-        problems += [f"{self.name}: conmon {p} did not exit" for p in wait_gone(conmons, 20)]
-        return self.finish(problems)
+def podman_peer(tmp: Path, template: Path) -> Peer:
+    """podman (vfs storage) with one conmon per container."""
+    engine = PodmanEngine(tmp, CGROUP_PARENT, storage_driver="vfs")
+    return Peer(engine, template, "conmon", engine.runroot)
 
 
 def measure(setup: Setup, k: int, settle: float) -> dict[str, object]:
@@ -361,7 +198,7 @@ def run_setup(setup: Setup, k: int, settle: float, problems: list[str]) -> dict[
         print(f"  skipped {setup.name}: {e}", file=sys.stderr)
         return None
     except Exception as e:  # a reference peer that fails here is reported, not fatal
-        if not isinstance(setup, PeerSetup):
+        if not isinstance(setup, Peer):
             raise
         print(f"  skipped {setup.name}: {e}", file=sys.stderr)
         return None
@@ -406,7 +243,7 @@ def setups(opts: argparse.Namespace, tmp: Path, template: Path) -> list[Setup]:
                         for rt in find_runtimes(tmp, opts.shim_runtime or ("dockyard-runtime", "runc"))]
     out.append(IdlePython())
     if not opts.no_peers:
-        for peer in (Docker, Podman):
+        for peer in (docker_peer, podman_peer):
             try:
                 out.append(peer(tmp, template))
             except Skip as e:
