@@ -96,13 +96,13 @@ def shims(runtime: Runtime, tmp_path: Path, bundle_factory) -> Iterator[Callable
     started: list[Shim] = []
 
     def launch(args: list[str], *, tty: bool = False, configure: Callable[[dict], None] | None = None,
-               **kw) -> Shim:
+               state_parent: Path = tmp_path, **kw) -> Shim:
         bundle = bundle_factory(args, terminal=tty)
         if configure:
             configure(bundle.config)
             bundle.write()
         cid = unique_id("shim")
-        state = tmp_path / f"s{len(started)}"
+        state = state_parent / f"s{len(started)}"
         log = state / "ctr.log"
         info = launch_shim(cid, str(bundle.path), str(state), runtime.argv0, str(log),
                            runtime_root=str(runtime.root), tty=tty, **kw)
@@ -278,6 +278,20 @@ def test_tty_close_stdin_sends_eof(shims) -> None:
         _read_until(sock, b"hi\r\nhi\r\n", framed=False)  # the tty's echo, then cat's output
         shim.client.close_stdin()
         assert shim.client.wait(timeout=20)["exit_code"] == 0
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_state_dir_longer_than_a_socket_address(shims, tmp_path: Path, tty: bool) -> None:
+    """Control and console sockets work when their paths exceed sun_path's 107 bytes."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    shim = shims(["sh", "-c", "echo deep"], tty=tty, stdin=tty, state_parent=deep)
+    assert len(str(shim.state_dir / "shim.sock")) > 107
+    sock = shim.client.attach()
+    with sock:
+        shim.client.start()
+        assert b"deep" in _read_until(sock, b"deep", framed=not tty)
+    assert shim.client.wait(timeout=20)["exit_code"] == 0
 
 
 def test_resize_without_tty_fails(shims) -> None:

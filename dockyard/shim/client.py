@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from dockyard.shim import protocol
 
-SHIM_COMMAND = [sys.executable, "-m", "dockyard.shim.main"]
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# what the shim's interpreter runs: argv is [-c, project root, sync fd, options as JSON]
+_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from dockyard.shim import daemon; "
+         "daemon.run(int(sys.argv[2]), sys.argv[3])")
 
 
 class ShimError(Exception):
@@ -31,23 +36,58 @@ class ShimInfo:
 def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: str, *,
                 runtime_root: str | None = None, runtime_args: tuple[str, ...] = (), stdin: bool = False,
                 tty: bool = False, log_max_size: int | None = None, log_max_file: int | None = None,
-                delete_on_exit: bool = False, command: list[str] | None = None, timeout: float = 60) -> ShimInfo:
-    """Start a shim (which creates the container); raise ShimError with the runtime's error text."""
-    argv = [*(command or SHIM_COMMAND), "--id", cid, "--bundle", bundle, "--state-dir", state_dir,
-            "--runtime", runtime, "--log-path", log_path]
-    if runtime_root:
-        argv += ["--runtime-root", runtime_root]
-    argv += [f"--runtime-arg={arg}" for arg in runtime_args]
-    if log_max_size is not None:
-        argv += ["--log-max-size", str(log_max_size)]
-    if log_max_file is not None:
-        argv += ["--log-max-file", str(log_max_file)]
-    argv += [flag for flag, on in (("--stdin", stdin), ("--tty", tty), ("--delete-on-exit", delete_on_exit)) if on]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise ShimError(proc.stderr.strip() or f"dockyard-shim exited with status {proc.returncode}")
-    report = json.loads(proc.stdout)
+                delete_on_exit: bool = False, python: str | None = None, timeout: float = 60) -> ShimInfo:
+    """Start a detached shim (which creates the container); raise ShimError with the runtime's error.
+
+    `setsid -f` forks the shim's interpreter into a new session and returns at once, so the shim is
+    never our child (it outlives us, and nobody has to reap it) and no interpreter runs in between;
+    the shim reports on a pipe once the container is created."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    options = {"id": cid, "bundle": os.path.abspath(bundle), "state_dir": os.path.abspath(state_dir),
+               "runtime": os.path.abspath(runtime) if os.sep in runtime else runtime,
+               "runtime_root": runtime_root and os.path.abspath(runtime_root), "runtime_arg": list(runtime_args),
+               "log_path": os.path.abspath(log_path), "log_max_size": -1 if log_max_size is None else log_max_size,
+               "log_max_file": 1 if log_max_file is None else log_max_file, "stdin": stdin, "tty": tty,
+               "delete_on_exit": delete_on_exit}
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    log_fd = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                     0o600)
+    try:
+        # -I -S: no site-packages, no environment: a smaller interpreter per container
+        argv = ["setsid", "-f", python or sys.executable, "-I", "-S", "-c", _BOOT, PROJECT_ROOT, str(write_fd),
+                json.dumps(options)]
+        code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd, cwd="/",
+                              pass_fds=(write_fd,), timeout=timeout).returncode
+        os.close(write_fd)
+        write_fd = -1
+        if code != 0:
+            raise ShimError(f"cannot start dockyard-shim: setsid exited with status {code}")
+        report = _read_report(read_fd, timeout, state_dir)
+    finally:
+        for fd in (read_fd, write_fd, log_fd):
+            if fd >= 0:
+                os.close(fd)
+    if "error" in report:
+        raise ShimError(str(report["error"]))
     return ShimInfo(pid=report["pid"], socket=report["socket"], shim_pid=report["shim_pid"])
+
+
+def _read_report(fd: int, timeout: float, state_dir: str) -> dict[str, Any]:
+    """The shim's start-up report: everything written to the sync pipe until it is closed."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise ShimError(f"dockyard-shim did not report within {timeout:g}s (see {state_dir}/shim.log)")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"error": f"dockyard-shim died during start-up (see {state_dir}/shim.log)"}
 
 
 def read_exit(state_dir: str) -> dict[str, Any] | None:
@@ -70,11 +110,15 @@ class ShimClient:
     def _connect(self, timeout: float | None) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
+        name, dir_fd = protocol.short_name(self.path)
         try:
-            sock.connect(self.path)
+            sock.connect(name)
         except OSError:
             sock.close()
             raise
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
         return sock
 
     @staticmethod

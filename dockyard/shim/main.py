@@ -1,7 +1,7 @@
 """dockyard-shim: the per-container monitor.
 
-The foreground command forks a detached shim (new session, double fork, then exec of a lean
-interpreter running daemon.py) and waits on a pipe: the shim creates the container and reports
+The foreground command starts a detached shim (a lean interpreter running daemon.py in a new
+session, see client.launch_shim) and waits on a pipe: the shim creates the container and reports
 {"pid", "socket", "shim_pid"} (printed as JSON, exit 0) or the runtime's error (printed to stderr,
 exit 1). The shim then serves its control socket and records the container's exit in
 <state-dir>/exit.json. Its own diagnostics go to <state-dir>/shim.log.
@@ -13,11 +13,8 @@ import argparse
 import json
 import os
 import sys
-import traceback
 
-# what the exec'd interpreter runs: argv is [-c, project root, sync fd, options as JSON]
-_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from dockyard.shim import daemon; "
-         "daemon.run(int(sys.argv[2]), sys.argv[3])")
+from dockyard.shim.client import ShimError, launch_shim
 
 
 def _default_runtime() -> str:
@@ -55,62 +52,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Launch a detached shim and report its result; the exit status says whether create worked."""
     opts = parse_args(argv)
-    os.makedirs(opts.state_dir, mode=0o700, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _daemon(opts, write_fd)
-    os.close(write_fd)
-    os.waitpid(pid, 0)
-    with os.fdopen(read_fd, "rb") as f:
-        data = f.read()
     try:
-        report = json.loads(data)
-    except ValueError:
-        report = {"error": f"dockyard-shim died during start-up (see {opts.state_dir}/shim.log)"}
-    if "error" in report:
-        print(report["error"], file=sys.stderr)
+        info = launch_shim(opts.id, opts.bundle, opts.state_dir, opts.runtime, opts.log_path,
+                           runtime_root=opts.runtime_root, runtime_args=tuple(opts.runtime_arg), stdin=opts.stdin,
+                           tty=opts.tty, log_max_size=opts.log_max_size, log_max_file=opts.log_max_file,
+                           delete_on_exit=opts.delete_on_exit)
+    except ShimError as e:
+        print(e, file=sys.stderr)
         return 1
-    print(json.dumps(report))
+    print(json.dumps({"pid": info.pid, "socket": info.socket, "shim_pid": info.shim_pid}))
     return 0
-
-
-def _daemon(opts: argparse.Namespace, sync_fd: int) -> None:
-    """The forked child: detach (new session, second fork) and exec the lean shim; never returns."""
-    try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        _redirect_stdio(opts.state_dir, sync_fd)
-        os.chdir("/")
-        os.set_inheritable(sync_fd, True)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        # -I -S: no site-packages, no environment: a smaller interpreter per container
-        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", _BOOT, root, str(sync_fd),
-                                  json.dumps(vars(opts))])
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(1)
-
-
-def _redirect_stdio(state_dir: str, keep: int) -> None:
-    """stdin/stdout to /dev/null, stderr to shim.log; close every other inherited fd but keep."""
-    null = os.open(os.devnull, os.O_RDWR)
-    log = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    os.dup2(log, 2)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd != keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 if __name__ == "__main__":

@@ -19,12 +19,14 @@ from the client go to the container's stdin, and with stdin_once the client's EO
 from __future__ import annotations
 
 import json
+import os
 
 SOCKET_NAME = "shim.sock"
 EXIT_FILE = "exit.json"
 STDOUT, STDERR = 1, 2
 STREAM_IDS = {"stdout": STDOUT, "stderr": STDERR}
 MAX_LINE = 64 * 1024
+MAX_SUN_PATH = 107  # bytes of a unix socket path (sun_path less its NUL)
 Message = dict[str, object]  # a decoded JSON object (typing.Any is not imported: it costs resident memory)
 
 
@@ -56,3 +58,13 @@ def frame(stream: int, payload: bytes) -> bytes:
 def error(text: str) -> Message:
     """A failure reply."""
     return {"ok": False, "error": text}
+
+
+def short_name(path: str, pid: int | None = None) -> tuple[str, int]:
+    """(name, fd): a name of at most MAX_SUN_PATH bytes for the unix socket at path, as bind and
+    connect need: path itself (fd -1), or /proc/<pid|self>/fd/<fd>/<basename> through fd, an O_PATH
+    descriptor of the socket's directory that the caller closes once the name has been used."""
+    if len(path.encode()) <= MAX_SUN_PATH:
+        return path, -1
+    fd = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/{pid or 'self'}/fd/{fd}/{os.path.basename(path)}", fd

@@ -7,6 +7,7 @@ import select
 import socket
 import time
 
+from dockyard.shim import protocol
 from dockyard.shim.oci import OciRuntime, RuntimeFailed, spawn, wait_status
 
 CONSOLE_TIMEOUT = 10.0
@@ -23,19 +24,22 @@ class Stdio:
 
 
 def unix_listener(path: str, backlog: int = 64) -> socket.socket:
-    """A listening unix stream socket at path (replacing a stale one), mode 0600."""
-    if len(path.encode()) > 107:
-        raise RuntimeFailed(f"socket path too long for a unix socket: {path}")
+    """A listening unix stream socket at path (replacing a stale one), mode 0600; a path longer
+    than a socket address holds is bound through its directory's descriptor."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    name, dir_fd = protocol.short_name(path)
     try:
         if os.path.exists(path):
             os.unlink(path)
-        sock.bind(path)
+        sock.bind(name)
         os.chmod(path, 0o600)
         sock.listen(backlog)
     except OSError:
         sock.close()
         raise
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
     return sock
 
 
@@ -56,7 +60,13 @@ def create(runtime: OciRuntime, cid: str, bundle: str, pid_file: str, want_stdin
     """Run `runtime create`; return the init pid and the shim's stdio ends, or raise RuntimeFailed."""
     args = ["create", "--bundle", bundle, "--pid-file", pid_file]
     if tty:
-        stdio = _create_tty(runtime, [*args, "--console-socket", console_path, cid], console_path)
+        # the runtime connects by name: a long path is named through a descriptor that we hold
+        name, dir_fd = protocol.short_name(console_path, os.getpid())
+        try:
+            stdio = _create_tty(runtime, [*args, "--console-socket", name, cid], console_path)
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
         if not want_stdin:
             stdio.stdin_fd = None
     else:
