@@ -94,6 +94,12 @@ class ContainerService:
             raise ContainerError(proc.stderr.strip() or f"{self.runtime} {args[0]} failed")
         return proc
 
+    def _delete_runtime_state(self, cid: str) -> None:
+        """`runtime delete --force` of a container the runtime still knows (runc, crun and
+        dockyard-runtime all keep <root>/<id>); no runtime process when there is nothing to delete."""
+        if os.path.lexists(os.path.join(self.runtime_root, cid)):
+            self._runtime("delete", "--force", cid, check=False)
+
     def _save(self, record: Record) -> None:
         with self._changed:
             self.store.save(record)
@@ -183,7 +189,7 @@ class ContainerService:
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
-            self._runtime("delete", "--force", cid, check=False)
+            self._delete_runtime_state(cid)
             shutil.rmtree(shim_dir, ignore_errors=True)
             size, files = self._log_rotation(record["HostConfig"])
             info = launch_shim(cid, bundle, shim_dir, self.runtime, record["LogPath"], runtime_root=self.runtime_root,
@@ -193,7 +199,7 @@ class ContainerService:
             started = ShimClient(shim_dir).start()
         except BaseException as e:
             self._serve_attach_waiters(cid, ContainerError(str(e)))
-            self._runtime("delete", "--force", cid, check=False)
+            self._delete_runtime_state(cid)
             unmount(rootfs)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
                                    Running=False, Restarting=False, Pid=0, ExitCode=128, Error=str(e))
@@ -242,7 +248,7 @@ class ContainerService:
             hc = record["HostConfig"]
             code = int(result.get("exit_code", 255))
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
-            self._runtime("delete", "--force", cid, check=False)
+            self._delete_runtime_state(cid)
             unmount(self._rootfs(cid))
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
@@ -459,7 +465,7 @@ class ContainerService:
 
     def _destroy(self, cid: str) -> None:
         """Delete every trace of a container: runtime state, mounts, snapshot, files, record."""
-        self._runtime("delete", "--force", cid, check=False)
+        self._delete_runtime_state(cid)
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
