@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api import hijack
+from dockyard.api import bodies, hijack
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
 from dockyard.api.server import (
@@ -71,18 +71,27 @@ def _int_query(request: web.Request, name: str) -> int | None:
         raise ApiError(400, f"invalid value for {name}: {raw!r}") from None
 
 
+async def _record(eng: Engine, ref: str) -> dict[str, Any]:
+    """The container's record (404 "No such container")."""
+    return await eng.run(eng.containers.store.get, await eng.run(eng.containers.store.resolve, ref))
+
+
 async def _event(eng: Engine, ref: str, action: str, **extra: str) -> None:
-    record = await eng.run(eng.containers.store.get, await eng.run(eng.containers.store.resolve, ref))
-    eng.container_event(record, action, extra)
+    eng.container_event(await _record(eng, ref), action, extra)
 
 
-async def _no_content(eng: Engine, ref: str, action: str, work: Any, *args: Any, **extra: str) -> web.Response:
-    """Run a lifecycle call, publish its event; 204, or 304 when there was nothing to do."""
+async def _no_content(eng: Engine, ref: str, action: str | None, work: Any, *args: Any,
+                      **extra: str) -> web.Response:
+    """Run a lifecycle call, publish its event (unless the service does); 204, or 304 when there
+    was nothing to do. The record is read first: the container may be gone once the call returns
+    (a --rm container that exited at once)."""
+    record = await _record(eng, ref)
     try:
-        await eng.run(work, ref, *args)
+        await eng.run(work, record["ID"], *args)
     except NotModified:
         return web.Response(status=304)
-    await _event(eng, ref, action, **extra)
+    if action:
+        eng.container_event(record, action, extra)
     return web.Response(status=204)
 
 
@@ -90,9 +99,7 @@ async def _no_content(eng: Engine, ref: str, action: str, work: Any, *args: Any,
 
 async def create(request: web.Request) -> web.Response:
     """POST /containers/create?name: 404 "No such image" lets the CLI pull and retry."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "Config cannot be empty in order to create a container")
+    body = bodies.container_create(await read_json(request))
     eng = engine(request)
     if body.get("Image"):
         await eng.images.run(eng.images.store.resolve, body["Image"])  # Docker's "No such image: x:tag"
@@ -123,7 +130,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.Response:
     """POST /containers/{id}/start."""
     eng = engine(request)
-    return await _no_content(eng, _ref(request), "start", eng.containers.start)
+    return await _no_content(eng, _ref(request), None, eng.containers.start)  # the service publishes "start"
 
 
 async def stop(request: web.Request) -> web.Response:
@@ -141,11 +148,7 @@ async def stop(request: web.Request) -> web.Response:
 async def restart(request: web.Request) -> web.Response:
     """POST /containers/{id}/restart?t."""
     eng = engine(request)
-    ref = _ref(request)
-    await eng.run(eng.containers.restart, ref, _int_query(request, "t"))
-    await _event(eng, ref, "start")
-    await _event(eng, ref, "restart")
-    return web.Response(status=204)
+    return await _no_content(eng, _ref(request), "restart", eng.containers.restart, _int_query(request, "t"))
 
 
 async def kill(request: web.Request) -> web.Response:

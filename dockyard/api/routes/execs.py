@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 
-from dockyard.api import hijack
+from dockyard.api import bodies, hijack
 from dockyard.api.errors import ApiError
 from dockyard.api.routes import api_path
 from dockyard.api.server import engine, json_response, read_json
@@ -35,9 +35,7 @@ async def _event(eng: Engine, ex: Exec, action: str, **extra: str) -> None:
 
 async def create(request: web.Request) -> web.Response:
     """POST /containers/{id}/exec → 201 {"Id"}."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "No exec command specified")
+    body = bodies.exec_create(await read_json(request))
     eng = engine(request)
     exec_id = await eng.run(eng.execs.create, request.match_info["id"], body)
     ex = eng.execs.get(exec_id)
@@ -61,7 +59,7 @@ async def _detached(eng: Engine, ex: Exec) -> None:
 async def start(request: web.Request) -> web.StreamResponse:
     """POST /exec/{id}/start {"Detach", "Tty"}: Detach answers 200 at once; otherwise the
     connection is hijacked and carries the process's stdio until it exits."""
-    body = await read_json(request) or {}
+    body = bodies.exec_start(await read_json(request))
     eng = engine(request)
     ex = await eng.run(eng.execs.startable, request.match_info["id"])
     if body.get("Detach"):
