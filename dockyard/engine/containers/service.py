@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dockyard.engine.containers import mounts, policy, resources, security, spec, views
+from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, views
 from dockyard.engine.containers.errors import (
     Conflict,
     ContainerError,
@@ -29,6 +29,7 @@ from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
+from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.shim.client import ShimClient, ShimError, launch_shim, read_exit
 from dockyard.shim.logs import rfc3339nano
@@ -215,6 +216,7 @@ class ContainerService:
                                StartedAt=started.get("started_at") or rfc3339nano())
         record["HasBeenStartedBefore"] = True
         self._save(record)
+        self._notify(record, "start")  # before the watcher can report the exit
         self._watch(cid, shim_dir)
 
     @staticmethod
@@ -528,15 +530,25 @@ class ContainerService:
 
     def reconcile(self) -> None:
         """Reconnect to live shims; record exits of containers whose shim or init died while no
-        daemon watched; unmount rootfs of containers that are not running."""
-        for record in self.store.all():
+        daemon watched; repair what a killed daemon left half-done (see _repair); remove stopped
+        --rm containers, as Docker does at start."""
+        records = self.store.all()
+        self._remove_orphans({r["ID"] for r in records})
+        for record in records:
             cid, state = record["ID"], record["State"]
             shim_dir = self._shim_dir(cid)
+            if not self._has_rootfs(cid):  # killed during create: the client never got this ID
+                self._destroy(cid)
+                continue
             if not state["Running"] or state["Restarting"]:
                 if state["Restarting"]:
                     state.update(Status="exited", Running=False, Restarting=False)
                     self._save(record)
+                repair.stop_shim(shim_dir)  # killed during start: a created container nobody will start
+                self._delete_runtime_state(cid)
                 unmount(self._rootfs(cid))
+                if record["HostConfig"].get("AutoRemove"):
+                    self._destroy(cid)
                 continue
             try:
                 shim_state = ShimClient(shim_dir, timeout=5).state()
@@ -547,6 +559,27 @@ class ContainerService:
                 continue
             result = read_exit(shim_dir) or (shim_state or {}).get("exit") or {"exit_code": 255}
             self._on_exit(cid, shim_dir, result)
+
+    def _has_rootfs(self, cid: str) -> bool:
+        try:
+            self.images.snapshots.stat(cid)
+        except SnapshotNotFound:
+            return False
+        return True
+
+    def _remove_orphans(self, known: set[str]) -> None:
+        """Shims, runtime state, mounts, directories and snapshots of containers without a record."""
+        for cid in repair.orphan_ids(self.exec_root, known):
+            repair.stop_shim(self._shim_dir(cid))
+            shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
+        for cid in repair.orphan_ids(self.runtime_root, known):
+            self._delete_runtime_state(cid)
+        for cid in repair.orphan_ids(self.store.containers_dir, known):
+            unmount(self._rootfs(cid))
+            shutil.rmtree(self.store.directory(cid), ignore_errors=True)
+        for info in list(self.images.snapshots.walk()):
+            if info.kind == "active" and repair.is_container_id(info.key) and info.key not in known:
+                self.images.remove_rootfs(info.key)
 
 
 def _parse_epoch(stamp: str) -> float:
