@@ -61,12 +61,13 @@ def version_line(argv: list[str]) -> str:
     return out.splitlines()[0].strip() if out.strip() else "?"
 
 
-def run_quiet(argv: list[str], cwd: str | Path | None = None, timeout: float = 60) -> tuple[int, str]:
+def run_quiet(argv: list[str], cwd: str | Path | None = None, timeout: float = 60,
+              env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run argv with stdin and stdout on /dev/null and stderr in a file (never a pipe: a container
     created by the command inherits its stdio and may hold a pipe open); return (status, stderr)."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                stderr=err, env=env)
         # wait() without a timeout blocks in waitpid; with one it polls with growing sleeps,
         # which would round every measurement up to the next 1, 3, 7, 15, 31, 63... ms
         watchdog = threading.Timer(timeout, proc.kill)
@@ -79,10 +80,10 @@ def run_quiet(argv: list[str], cwd: str | Path | None = None, timeout: float = 6
         return code, err.read().decode(errors="replace").strip()
 
 
-def timed(argv: list[str], cwd: str | Path | None = None) -> float:
+def timed(argv: list[str], cwd: str | Path | None = None, env: dict[str, str] | None = None) -> float:
     """Wall time of one command in milliseconds; raise RuntimeError if it fails."""
     start = time.perf_counter()
-    code, err = run_quiet(argv, cwd)
+    code, err = run_quiet(argv, cwd, env=env)
     elapsed = (time.perf_counter() - start) * 1000
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {code}: {err}")

@@ -32,7 +32,6 @@ from _common import (
     raise_on_termination,
     reap_children,
     remove_cgroups,
-    run_quiet,
     timed,
 )
 from _peers import DockerEngine, PeerEngine, PodmanEngine, Skip, run_checked
@@ -126,7 +125,7 @@ def run_detached(engine: PeerEngine) -> float:
     start = time.perf_counter()
     cid = run_checked(engine.cli("run", "-d", "--network", "none", IMAGE, "sleep", "3600"), env=engine.env).strip()
     elapsed = (time.perf_counter() - start) * 1000
-    run_quiet(engine.cli("rm", "-f", cid))
+    run_checked(engine.cli("rm", "-f", cid), env=engine.env)
     return elapsed
 
 
@@ -136,19 +135,13 @@ def batch_starts(engine: PeerEngine, n: int) -> float:
     ids = [run_checked(engine.cli("run", "-d", "--network", "none", IMAGE, "sleep", "3600"), env=engine.env).strip()
            for _ in range(n)]
     elapsed = time.perf_counter() - start
-    run_quiet(engine.cli("rm", "-f", *ids), timeout=300)
+    run_checked(engine.cli("rm", "-f", *ids), env=engine.env, timeout=300)
     return elapsed
 
 
 def jobs_for(engine: PeerEngine) -> dict[str, Callable[[], float]]:
     def timed_env(*args: str) -> float:
-        saved = dict(os.environ)
-        os.environ.update(engine.env)
-        try:
-            return timed(engine.cli(*args))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        return timed(engine.cli(*args), env=engine.env)
 
     return {
         "run --rm": lambda: timed_env("run", "--rm", "--network", "none", IMAGE, "true"),
