@@ -141,3 +141,11 @@ def exec_start(body: Any) -> dict[str, Any]:
         raise ApiError(400, "json: cannot unmarshal into Go value of type container.ExecStartOptions")
     check_fields(body, EXEC_START, "ExecStartCheck")
     return body
+
+
+def container_update(body: Any) -> dict[str, Any]:
+    """The POST /containers/{id}/update body (resources and restart policy), type-checked."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "json: cannot unmarshal into Go value of type container.UpdateConfig")
+    check_fields(body, HOST_CONFIG, "UpdateConfig")
+    return body

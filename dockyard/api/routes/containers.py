@@ -1,5 +1,5 @@
 """Container routes: create, list, inspect, lifecycle (start, stop, restart, kill, pause, unpause,
-wait), rename, remove, prune, logs, attach and resize. Each action publishes Docker's event."""
+wait), rename, remove, prune, logs, attach, resize and update. Each action publishes Docker's event."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def routes() -> list[web.RouteDef]:
         web.post(api_path(PATH + "/wait"), wait),
         web.post(api_path(PATH + "/rename"), rename),
         web.post(api_path(PATH + "/resize"), resize),
+        web.post(api_path(PATH + "/update"), update),
         web.post(api_path(PATH + "/attach"), attach),
         web.get(api_path(PATH + "/logs"), logs),
         web.delete(api_path(PATH), remove),
@@ -197,6 +198,16 @@ async def rename(request: web.Request) -> web.Response:
     await eng.run(eng.containers.rename, ref, name)
     await _event(eng, name, "rename", oldName=old)
     return web.Response(status=204)
+
+
+async def update(request: web.Request) -> web.Response:
+    """POST /containers/{id}/update: {"Warnings": [...]}."""
+    eng = engine(request)
+    body = bodies.container_update(await read_json(request))
+    record = await _record(eng, _ref(request))
+    warnings = await eng.run(eng.containers.update, record["ID"], body)
+    eng.container_event(record, "update")
+    return json_response({"Warnings": warnings})
 
 
 async def resize(request: web.Request) -> web.Response:

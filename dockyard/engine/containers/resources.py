@@ -30,6 +30,33 @@ def validate(hc: dict[str, Any]) -> None:
             raise InvalidParameter(f"invalid ulimit type: {ulimit.get('Name')}")
 
 
+UPDATABLE = ("CpuShares", "Memory", "NanoCpus", "BlkioWeight", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
+             "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "MemoryReservation", "MemorySwap",
+             "MemorySwappiness", "PidsLimit", "OomKillDisable")
+
+
+def updated(hc: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """POST /containers/{id}/update: hc with the body's resource fields (zero/absent: unchanged)
+    and restart policy, checked as Docker checks them."""
+    out = dict(hc)
+    for key in UPDATABLE:
+        if body.get(key):
+            out[key] = body[key]
+    if body.get("Memory") and not body.get("MemorySwap") and (hc.get("MemorySwap") or 0) > 0 \
+            and body["Memory"] > hc["MemorySwap"]:
+        raise InvalidParameter("Memory limit should be smaller than already set memoryswap limit, update the "
+                               "memoryswap at the same time")
+    if body.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")) and not body.get("CpuQuota"):
+        out["CpuQuota"], out["CpuPeriod"] = 0, 0
+    policy = body.get("RestartPolicy") or {}
+    if policy.get("Name"):
+        if hc.get("AutoRemove") and policy["Name"] != "no":
+            raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        out["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+    validate(out)
+    return out
+
+
 def linux_resources(hc: dict[str, Any]) -> dict[str, Any]:
     """linux.resources without devices."""
     res: dict[str, Any] = {}

@@ -398,6 +398,27 @@ class ContainerService:
             state.update(Paused=paused, Status="paused" if paused else "running")
             self._save(record)
 
+    def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """POST /containers/{id}/update: new resource limits (applied at once to a running
+        container through `runtime update`) and restart policy; Docker's warnings."""
+        with self._lock:
+            record = self._record(ref)
+            hc = resources.updated(record["HostConfig"], body)
+            policy.validate_restart_policy(hc)
+            cid = record["ID"]
+            if record["State"]["Running"] and not record["State"]["Restarting"]:
+                path = os.path.join(self.store.directory(cid), "update.json")
+                write_atomic(path, json.dumps(resources.linux_resources(hc)), 0o600)
+                try:
+                    self._runtime("update", "--resources", path, cid)
+                except ContainerError as e:
+                    raise ContainerError(f"Cannot update container {cid}: {e}") from None
+                finally:
+                    os.unlink(path)
+            record["HostConfig"] = hc
+            self._save(record)
+        return []
+
     def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> tuple[Record, socket.socket]:
         """POST /containers/{id}/attach: (record, stream socket to the shim). A container that is not
         running is attached to at its next start, before its process runs (docker run attaches
