@@ -24,7 +24,7 @@ from dockyard.api.server import (
     read_json,
     start_stream,
 )
-from dockyard.engine.containers import NotModified
+from dockyard.engine.containers import NotModified, detach
 from dockyard.engine.containers.logs import parse_time
 from dockyard.engine.containers.policy import parse_signal
 from dockyard.engine.daemon import Engine
@@ -321,6 +321,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     ref = _ref(request)
     record = await eng.run(eng.containers.inspect, ref)
     want_stdin, stdout, stderr = (bool_query(request, name) for name in ("stdin", "stdout", "stderr"))
+    keys = _detach_keys(request.query.get("detachKeys") or detach.DEFAULT_KEYS)
     async with hijack.hijack(request) as (reader, writer):
         if bool_query(request, "logs") and (stdout or stderr):
             entries = await eng.run(lambda: list(eng.containers.logs(ref, stdout, stderr)))
@@ -328,23 +329,40 @@ async def attach(request: web.Request) -> web.StreamResponse:
         if bool_query(request, "stream"):
             current, shim = await eng.run_detached(eng.containers.attach, ref, want_stdin, stdout, stderr)
             eng.container_event(current, "attach")
-            await _proxy(reader, writer, shim, want_stdin and bool(current["Config"].get("OpenStdin")))
+            stdin = want_stdin and bool(current["Config"].get("OpenStdin"))
+            watcher = detach.DetachWatcher(keys) if stdin and current["Config"].get("Tty") else None
+            if await _proxy(reader, writer, shim, stdin, watcher):
+                eng.container_event(current, "detach")
     return hijack.done()
 
 
+def _detach_keys(spec: str) -> bytes:
+    try:
+        return detach.parse_keys(spec)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+
+
 async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shim: socket.socket,
-                 stdin: bool) -> None:
-    """Client bytes → the shim (its EOF half-closes toward the shim), shim output → the client."""
+                 stdin: bool, watcher: detach.DetachWatcher | None = None) -> bool:
+    """Client bytes → the shim (its EOF half-closes toward the shim), shim output → the client;
+    True when the client's detach keys ended the session (the container keeps running)."""
     shim.setblocking(False)
     shim_reader, shim_writer = await asyncio.open_connection(sock=shim)
 
-    async def upstream() -> None:
+    async def upstream() -> bool:
         with contextlib.suppress(ConnectionError):
             while stdin and (data := await reader.read(65536)):
+                detached = False
+                if watcher is not None:
+                    data, detached = watcher.feed(data)
                 shim_writer.write(data)
                 await shim_writer.drain()
+                if detached:
+                    return True
             if stdin:
                 shim_writer.write_eof()
+        return False
 
     async def downstream() -> None:
         with contextlib.suppress(ConnectionError):
@@ -353,8 +371,14 @@ async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shi
                 await writer.drain()
 
     feeding = asyncio.create_task(upstream())
+    draining = asyncio.create_task(downstream())
     try:
-        await downstream()
+        await asyncio.wait({feeding, draining}, return_when=asyncio.FIRST_COMPLETED)
+        if not (feeding.done() and not feeding.cancelled() and feeding.result()):
+            await draining  # the output ends (the container exited, or its stdout closed)
+            return False
+        return True
     finally:
         feeding.cancel()
+        draining.cancel()
         shim_writer.close()

@@ -20,6 +20,7 @@ import termios
 from dataclasses import dataclass
 from typing import Any
 
+from dockyard.engine.containers import detach
 from dockyard.engine.containers.errors import Conflict, ContainerError, InvalidParameter, NotFound
 from dockyard.engine.containers.etcfiles import write_atomic
 from dockyard.engine.containers.names import new_id
@@ -90,6 +91,10 @@ class ExecService:
             cmd = [cmd]
         if not cmd:
             raise InvalidParameter("No exec command specified")
+        try:
+            detach.parse_keys(body.get("DetachKeys") or detach.DEFAULT_KEYS)
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
         exec_id = new_id()
         self._execs[exec_id] = Exec(exec_id, record["ID"], {**body, "Cmd": list(cmd)})
         return exec_id
@@ -219,7 +224,8 @@ class ExecService:
             if stream is not None:
                 reader, writer = stream
                 pumps = [asyncio.create_task(_copy_raw(pty_out, writer))]
-                feeder = asyncio.create_task(_feed_fd(reader, master)) if want_stdin else None
+                watcher = detach.DetachWatcher(detach.parse_keys(ex.config.get("DetachKeys") or detach.DEFAULT_KEYS))
+                feeder = asyncio.create_task(_feed_fd(reader, master, watcher, writer)) if want_stdin else None
             await self._settle(ex, workdir, proc, pumps, feeder)
         finally:
             os.close(master)
@@ -265,11 +271,18 @@ async def _feed_pipe(reader: asyncio.StreamReader, pipe: asyncio.StreamWriter | 
         pipe.close()
 
 
-async def _feed_fd(reader: asyncio.StreamReader, fd: int) -> None:
+async def _feed_fd(reader: asyncio.StreamReader, fd: int, watcher: detach.DetachWatcher,
+                   writer: asyncio.StreamWriter) -> None:
+    """Client input to the pty until EOF or the detach keys (which close the client's connection;
+    the process keeps running)."""
     while data := await reader.read(CHUNK):
+        data, detached = watcher.feed(data)
         view = memoryview(data)
         while view:
             try:
                 view = view[os.write(fd, view):]
             except BlockingIOError:
                 await asyncio.sleep(0.005)
+        if detached:
+            writer.close()
+            return

@@ -426,7 +426,9 @@ class ContainerService:
         with self._lock:
             record = self._record(ref)
             config = record["Config"]
-            args = (stdin and bool(config.get("OpenStdin")), stdout, stderr, bool(config.get("StdinOnce")))
+            # as dockerd: the client's EOF closes stdin only without a tty (a tty session can be detached and resumed)
+            args = (stdin and bool(config.get("OpenStdin")), stdout, stderr,
+                    bool(config.get("StdinOnce")) and not config.get("Tty"))
             if record["State"]["Running"] and not record["State"]["Restarting"]:
                 return record, ShimClient(self._shim_dir(record["ID"])).attach(*args)
             slot: queue.Queue[socket.socket | Exception] = queue.Queue(1)
