@@ -36,25 +36,31 @@ class ShimInfo:
 def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: str, *,
                 runtime_root: str | None = None, runtime_args: tuple[str, ...] = (), stdin: bool = False,
                 tty: bool = False, log_max_size: int | None = None, log_max_file: int | None = None,
-                delete_on_exit: bool = False, python: str | None = None, timeout: float = 60) -> ShimInfo:
+                delete_on_exit: bool = False, python: str | None = None, in_process: bool | None = None,
+                timeout: float = 60) -> ShimInfo:
     """Start a detached shim (which creates the container); raise ShimError with the runtime's error.
 
     `setsid -f` forks the shim's interpreter into a new session and returns at once, so the shim is
     never our child (it outlives us, and nobody has to reap it) and no interpreter runs in between;
-    the shim reports on a pipe once the container is created."""
+    the shim reports on a pipe once the container is created. in_process (default: whether runtime
+    is this project's dockyard-runtime beside the interpreter) runs the runtime's commands in forks
+    of the shim instead of new interpreters."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    python = python or sys.executable
+    if in_process is None:
+        in_process = is_own_runtime(runtime, python)
     options = {"id": cid, "bundle": os.path.abspath(bundle), "state_dir": os.path.abspath(state_dir),
                "runtime": os.path.abspath(runtime) if os.sep in runtime else runtime,
                "runtime_root": runtime_root and os.path.abspath(runtime_root), "runtime_arg": list(runtime_args),
                "log_path": os.path.abspath(log_path), "log_max_size": -1 if log_max_size is None else log_max_size,
                "log_max_file": 1 if log_max_file is None else log_max_file, "stdin": stdin, "tty": tty,
-               "delete_on_exit": delete_on_exit}
+               "delete_on_exit": delete_on_exit, "runtime_in_process": in_process}
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     log_fd = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
     try:
         # -I -S: no site-packages, no environment: a smaller interpreter per container
-        argv = ["setsid", "-f", python or sys.executable, "-I", "-S", "-c", _BOOT, PROJECT_ROOT, str(write_fd),
+        argv = ["setsid", "-f", python, "-I", "-S", "-c", _BOOT, PROJECT_ROOT, str(write_fd),
                 json.dumps(options)]
         code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd, cwd="/",
                               pass_fds=(write_fd,), timeout=timeout).returncode
@@ -70,6 +76,12 @@ def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: s
     if "error" in report:
         raise ShimError(str(report["error"]))
     return ShimInfo(pid=report["pid"], socket=report["socket"], shim_pid=report["shim_pid"])
+
+
+def is_own_runtime(runtime: str, python: str) -> bool:
+    """Whether runtime is the dockyard-runtime launcher of the venv that python belongs to."""
+    beside = os.path.join(os.path.dirname(python), "dockyard-runtime")
+    return os.path.realpath(runtime) == os.path.realpath(beside) and os.access(beside, os.X_OK)
 
 
 def _read_report(fd: int, timeout: float, state_dir: str) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def _serve(opts: dict, sync_fd: int) -> int:
     state = opts["state_dir"]
     sock_path = os.path.join(state, protocol.SOCKET_NAME)
     log_path = opts["log_path"]
-    runtime = OciRuntime(opts["runtime"], opts["runtime_root"], opts["runtime_arg"], state)
+    runtime = OciRuntime(opts["runtime"], opts["runtime_root"], opts["runtime_arg"], state,
+                         in_process=bool(opts.get("runtime_in_process")))
     try:
         os.unlink(os.path.join(state, protocol.EXIT_FILE))
     except FileNotFoundError:

@@ -8,7 +8,7 @@ import socket
 import time
 
 from dockyard.shim import protocol
-from dockyard.shim.oci import OciRuntime, RuntimeFailed, spawn, wait_status
+from dockyard.shim.oci import OciRuntime, RuntimeFailed, wait_status
 
 CONSOLE_TIMEOUT = 10.0
 ERROR_DRAIN_TIMEOUT = 2.0
@@ -88,7 +88,7 @@ def _create_pipes(runtime: OciRuntime, args: list[str], want_stdin: bool) -> Std
         err_r, err_w = os.pipe()
         child += [out_w, err_w]
         ours += [out_r, err_r]
-        pid = spawn(runtime.command(*args), stdin_child, out_w, err_w)
+        pid = runtime.spawn(args, stdin_child, out_w, err_w)
     except BaseException:
         for fd in child + ours:
             os.close(fd)
