@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.engine.containers.errors import InvalidParameter, NotFound
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 _TMPFS_DEFAULTS = ["noexec", "nosuid", "nodev"]
@@ -127,7 +127,11 @@ def plan(config: dict[str, Any], hc: dict[str, Any], mounts_of: Callable[[str], 
     tmpfs = {clean_destination("tmpfs", d) for d in hc.get("Tmpfs") or {}}
     for spec in hc.get("VolumesFrom") or []:
         ref, rw = parse_volumes_from(spec)
-        for p in mounts_of(ref):
+        try:
+            found = mounts_of(ref)
+        except NotFound as e:  # a 400, as Docker answers (a 404 would make the CLI pull the image)
+            raise InvalidParameter(str(e)) from None
+        for p in found:
             points[p["Destination"]] = {**p, "RW": p["RW"] and rw, "Mode": "", "_copy": False}
     explicit: set[str] = set()
     for point in [parse_bind(b) for b in hc.get("Binds") or []] + [parse_mount(m) for m in hc.get("Mounts") or []]:
