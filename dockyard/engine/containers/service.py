@@ -3,6 +3,7 @@ runtime. Blocking methods; the API server calls them from worker threads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dockyard.engine.containers import mounts, policy, resources, security, spec, views
+from dockyard.engine.containers import fsview, mounts, policy, resources, security, spec, views
 from dockyard.engine.containers.errors import (
     Conflict,
     ContainerError,
@@ -487,6 +488,24 @@ class ContainerService:
         shutil.rmtree(self.store.directory(cid), ignore_errors=True)
         self.store.delete(cid)
         self.volumes.release(cid, volumes)
+
+    @contextlib.contextmanager
+    def filesystem(self, ref: str) -> Iterator[str]:
+        """The container's files with its volumes and binds at their destinations, for archive
+        and export calls: a running container's root as its processes see it, else its rootfs
+        with them bound below it for the duration."""
+        record = self._record(ref)
+        cid, state = record["ID"], record["State"]
+        if state["Running"] and state["Pid"]:
+            yield f"/proc/{state['Pid']}/root"
+            return
+        holder = f"view-{cid}-{threading.get_ident()}"
+        self.volumes.activate(holder, record["Mounts"])
+        try:
+            with fsview.bound(self._rootfs(cid), lambda: self.images.snapshots.mounts(cid), record["Mounts"]) as root:
+                yield root
+        finally:
+            self.volumes.deactivate(holder)
 
     def rename(self, ref: str, new_name: str) -> None:
         """POST /containers/{id}/rename."""
