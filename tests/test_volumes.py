@@ -414,3 +414,33 @@ def test_volumes_survive_restarts_and_repair(archives: dict[str, Path]) -> None:
         assert "volume is in use" in fails(d, 1, "volume", "rm", "used")
         ok(d, "rm", cid)
         ok(d, "volume", "rm", "used", "tmp1", "orphan", "keep")
+
+
+# -- the dockyard CLI, compared with docker's --------------------------------------------------------
+
+
+def test_dockyard_volume_commands_match_docker(daemon: Dockyardd, host_dir: Path) -> None:
+    from tests.test_cli import dy, same
+
+    vol = name()
+    assert dy(daemon, "volume", "create", "--label", "k=v", vol).stdout == vol + "\n"
+    assert same(daemon, "volume", "create", vol).stdout == vol + "\n"
+    same(daemon, "volume", "ls")
+    same(daemon, "volume", "ls", "-q", "--filter", "label=k=v")
+    same(daemon, "volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}")
+    same(daemon, "volume", "inspect", vol)
+    same(daemon, "volume", "inspect", "-f", "{{.Name}} {{.Mountpoint}}", vol)
+    same(daemon, "volume", "inspect", "nosuch", stderr=True)
+    same(daemon, "volume", "rm", "nosuch", stderr=True)
+    same(daemon, "volume", "create", "-o", "bogus=1", "x1", stderr=True)
+    (host_dir / "in").write_text("host\n")
+    out = dy(daemon, "run", "--rm", "-v", f"{vol}:/d", "-v", f"{host_dir}:/h:ro", "--mount",
+             "type=tmpfs,dst=/t,tmpfs-mode=1770", "busybox", "sh", "-c", "cp /h/in /d/f; stat -c %a /t")
+    assert out.returncode == 0 and out.stdout == "1770\n", out.stderr
+    holder = dy(daemon, "create", "-v", "/anon", "-v", f"{vol}:/d", "busybox", "true").stdout.strip()
+    assert dy(daemon, "run", "--rm", "--volumes-from", f"{holder}:ro", "busybox", "cat", "/d/f").stdout == "host\n"
+    anon = mounts_of(daemon, holder)["/anon"]["Name"]
+    assert dy(daemon, "rm", "-v", holder).returncode == 0 and anon not in volumes(daemon)
+    same(daemon, "volume", "prune", "-f")
+    assert dy(daemon, "volume", "prune", "-af").stdout.startswith("Deleted Volumes:\n")
+    assert vol not in volumes(daemon)
