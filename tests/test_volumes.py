@@ -241,6 +241,21 @@ def test_bind_mounts_live_readonly_and_created(daemon: Dockyardd, host_dir: Path
                                             f"type=bind,source={host_dir},target=/m,ro", "busybox", "touch", "/m/z")
 
 
+def test_file_binds_workdir_in_a_volume_and_create_mountpoint(daemon: Dockyardd, host_dir: Path) -> None:
+    (host_dir / "f.txt").write_text("file\n")
+    assert ok(daemon, "run", "--rm", "-v", f"{host_dir}/f.txt:/etc/f.txt:ro", "busybox", "cat", "/etc/f.txt") == "file\n"
+    assert ok(daemon, "run", "--rm", "-v", f"{name()}:/app", "-w", "/app/sub", "busybox", "pwd") == "/app/sub\n"
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Mounts": [  # compose's create_host_path
+        {"Type": "bind", "Source": str(host_dir / "new"), "Target": "/n", "BindOptions": {"CreateMountpoint": True}}]}}
+    status, _, out = daemon.request("POST", "/v1.45/containers/create", json.dumps(body).encode(),
+                                    {"Content-Type": "application/json"})
+    assert status == 201, out
+    cid = json.loads(out)["Id"]
+    ok(daemon, "start", "-a", cid)
+    assert (host_dir / "new").is_dir()
+    ok(daemon, "rm", cid)
+
+
 def test_mount_specs_refused_with_docker_texts(daemon: Dockyardd, host_dir: Path) -> None:
     assert "invalid specification: destination can't be '/'" in \
         fails(daemon, 125, "run", "--rm", "-v", f"{name()}:/a/../..", "busybox", "true")
@@ -431,6 +446,7 @@ def test_dockyard_volume_commands_match_docker(daemon: Dockyardd, host_dir: Path
     same(daemon, "volume", "inspect", vol)
     same(daemon, "volume", "inspect", "-f", "{{.Name}} {{.Mountpoint}}", vol)
     same(daemon, "volume", "inspect", "nosuch", stderr=True)
+    same(daemon, "inspect", "-f", "{{.Name}} {{.Scope}}", vol)
     same(daemon, "volume", "rm", "nosuch", stderr=True)
     same(daemon, "volume", "create", "-o", "bogus=1", "x1", stderr=True)
     (host_dir / "in").write_text("host\n")

@@ -195,6 +195,12 @@ def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]
             raise RuntimeFailure(f"error mounting {m.get('source', '')!r} to rootfs at "
                                  f"{m['destination']!r}: {e.strerror or e}") from None
     setup_dev(rootfs, config, ns_types)
+    cwd = (config.get("process") or {}).get("cwd") or "/"
+    if cwd != "/":  # as runc: a missing cwd (say, inside a fresh volume) is made after the mounts
+        try:
+            os.close(open_in_root(rootfs, cwd, "dir"))
+        except OSError:
+            pass  # chdir reports it
 
 
 def _make_parent_private(rootfs: str) -> None:

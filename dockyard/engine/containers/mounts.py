@@ -153,11 +153,14 @@ def public(points: list[Point]) -> list[Point]:
 
 
 def make_bind_sources(hc: dict[str, Any]) -> None:
-    """Create the missing host directories of `-v` binds, as Docker does at start (`--mount`
-    sources must exist)."""
-    for point in map(parse_bind, hc.get("Binds") or []):
-        if point["Type"] == "bind":
-            os.makedirs(point["Source"], mode=0o755, exist_ok=True)
+    """Create the missing host directories of `-v` binds and of `--mount` binds asking for it
+    (CreateMountpoint), as Docker does at start."""
+    sources = [p["Source"] for p in map(parse_bind, hc.get("Binds") or []) if p["Type"] == "bind"]
+    sources += [m["Source"] for m in hc.get("Mounts") or []
+                if m.get("Type") == "bind" and (m.get("BindOptions") or {}).get("CreateMountpoint")]
+    for source in sources:
+        if not os.path.lexists(source):
+            os.makedirs(source, mode=0o755, exist_ok=True)
 
 
 def _tmpfs(destination: str, options: list[str]) -> dict[str, Any]:
