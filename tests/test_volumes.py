@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +136,20 @@ def test_run_creates_a_missing_named_volume(daemon: Dockyardd) -> None:
     finally:
         daemon.docker("rm", "-f", *ok(daemon, "ps", "-aq", "--filter", f"volume={vol}").split())
         daemon.docker("volume", "rm", vol)
+
+
+def test_volume_events(daemon: Dockyardd) -> None:
+    vol = name()
+    since = str(int(time.time()) - 1)
+    cid = ok(daemon, "run", "-d", "-v", f"{vol}:/data:ro", "busybox", "true").strip()
+    ok(daemon, "wait", cid)
+    ok(daemon, "rm", cid)
+    ok(daemon, "volume", "rm", vol)
+    out = ok(daemon, "events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=volume",
+             "--filter", f"volume={vol}", "--format", "{{.Action}} {{.Actor.Attributes}}")
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["create", "mount", "unmount", "destroy"], out
+    assert f"container:{cid}" in lines[1] and "destination:/data" in lines[1] and "read/write:false" in lines[1]
 
 
 def test_volume_in_use_cannot_be_removed(daemon: Dockyardd) -> None:

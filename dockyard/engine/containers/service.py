@@ -197,7 +197,7 @@ class ContainerService:
                 mount_all(self.images.snapshots.mounts(cid), rootfs)
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
             mounts.make_bind_sources(record["HostConfig"])
-            self.volumes.activate(cid, record["Mounts"])
+            self.volumes.activate(cid, record["Mounts"], announce=True)
             oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc, record["Mounts"])
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
@@ -214,7 +214,7 @@ class ContainerService:
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._runtime("delete", "--force", cid, check=False)
             unmount(rootfs)
-            self.volumes.deactivate(cid)
+            self.volumes.deactivate(cid, announce=True)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
                                    Running=False, Restarting=False, Pid=0, ExitCode=128, Error=str(e))
             self._save(record)
@@ -264,7 +264,7 @@ class ContainerService:
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
             self._runtime("delete", "--force", cid, check=False)
             unmount(self._rootfs(cid))
-            self.volumes.deactivate(cid)
+            self.volumes.deactivate(cid, announce=True)
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
             ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))

@@ -6,6 +6,7 @@ deactivate (refcounted mounts of driver-option volumes) and release. Blocking me
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -181,34 +182,42 @@ class VolumeService:
         finally:
             self.deactivate(holder)
 
-    def activate(self, cid: str, points: list[Point]) -> None:
-        """Before a start: mount the driver-option volumes cid uses (refcounted by holder)."""
+    def activate(self, holder: str, points: list[Point], announce: bool = False) -> None:
+        """Before a start (holder: the container) or a look at its files: mount the
+        driver-option volumes among points (refcounted by holder); announce publishes Docker's
+        volume mount events."""
         try:
             for p in points:
                 if p["Type"] == "volume":
-                    self._activate(p["Name"], cid)
+                    self._activate(p["Name"], holder)
+                    if announce:
+                        self._notify("mount", p["Name"], container=holder, destination=p["Destination"],
+                                     propagation=p.get("Propagation") or "", **{"read/write": str(p["RW"]).lower()})
         except BaseException:
-            self.deactivate(cid)
+            self.deactivate(holder)
             raise
 
     def _activate(self, name: str, holder: str) -> None:
         options = self.store.get(name)["options"]
-        if not local.needs_mount(options):
-            return
         path = self.store.path(name)
         with self.store.tx() as db:
             db.execute("INSERT OR IGNORE INTO active VALUES (?, ?)", (name, holder))
-            if not local.is_mounted(path):
+            if local.needs_mount(options) and not local.is_mounted(path):
                 local.mount(options, path)
 
-    def deactivate(self, holder: str) -> None:
-        """After an exit: unmount the driver-option volumes no other holder uses."""
+    def deactivate(self, holder: str, announce: bool = False) -> None:
+        """After an exit (or a look): unmount the driver-option volumes no other holder uses;
+        announce publishes the unmount events."""
         with self.store.tx() as db:
             names = [r[0] for r in db.execute("SELECT volume FROM active WHERE holder = ?", (holder,))]
             db.execute("DELETE FROM active WHERE holder = ?", (holder,))
             for name in names:
-                if not self.store.holders(db, name):
+                row = db.execute("SELECT options FROM volumes WHERE name = ?", (name,)).fetchone()
+                if row and local.needs_mount(json.loads(row[0])) and not self.store.holders(db, name):
                     local.unmount(self.store.path(name))
+        if announce:
+            for name in names:
+                self._notify("unmount", name, container=holder)
 
     def release(self, cid: str, remove_anonymous: bool) -> None:
         """The container is gone: drop its references (and mounts); with remove_anonymous
