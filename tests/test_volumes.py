@@ -4,6 +4,7 @@ in-use conflict, and volumes kept across daemon restarts."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.image.snapshot.mount import mounts_under
+from dockyard.runtime.syscalls import MNT_DETACH, umount2
 from tests.daemon import Dockyardd
 
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
@@ -60,14 +63,33 @@ def daemon(archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
         member("data/link", tarfile.SYMTYPE, 0o777, link="/etc/passwd"),
         member("data/hard", tarfile.LNKTYPE, 0o640, 1000, link="data/file"),
     ])
-    with Dockyardd() as d:
-        ok(d, "load", "-i", str(archives["save"]))
+    with volume_daemon(archives) as d:
         ok(d, "import", "--change", "VOLUME /data", "--change", 'CMD ["sh"]', str(tar), VOLIMG)
         yield d
-        leftover = d.docker("ps", "-aq").stdout.split()
-        if leftover:
-            d.docker("rm", "-fv", *leftover)
-        d.docker("volume", "prune", "-af")
+
+
+@contextlib.contextmanager
+def volume_daemon(archives: dict[str, Path]) -> Iterator[Dockyardd]:  # noqa: F811
+    """A daemon with busybox; afterwards its containers and volumes are removed and no mount may
+    remain under its directory (any left is detached, then reported)."""
+    d = Dockyardd()
+    try:
+        d.start()
+        ok(d, "load", "-i", str(archives["save"]))
+        yield d
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            leftover = d.docker("ps", "-aq").stdout.split()
+            if leftover:
+                d.docker("rm", "-fv", *leftover)
+            names = d.docker("volume", "ls", "-q").stdout.split()
+            if names:
+                d.docker("volume", "rm", "-f", *names)
+        d.cleanup()
+        left = mounts_under(str(d.tmp))
+        for path in reversed(left):
+            umount2(path, MNT_DETACH)
+        assert not left, f"mounts left behind: {left}"
 
 
 @pytest.fixture
@@ -420,8 +442,7 @@ def test_concurrent_creates_and_removals_stay_consistent(daemon: Dockyardd) -> N
 
 
 def test_volumes_survive_restarts_and_repair(archives: dict[str, Path]) -> None:  # noqa: F811
-    with Dockyardd() as d:
-        ok(d, "load", "-i", str(archives["save"]))
+    with volume_daemon(archives) as d:
         ok(d, "run", "--rm", "-v", "keep:/k", "busybox", "sh", "-c", "echo kept > /k/f")
         ok(d, "volume", "create", "tmp1")
         cid = ok(d, "create", "-v", "used:/u", "busybox", "true").strip()

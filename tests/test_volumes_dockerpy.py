@@ -18,13 +18,12 @@ from tests.daemon import Dockyardd
 
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
 from tests.test_api_images import archives, no_leftover_children  # noqa: F401
+from tests.test_volumes import volume_daemon
 
 
 @pytest.fixture(scope="module")
 def daemon(archives: dict[str, Path]) -> Iterator[Dockyardd]:  # noqa: F811
-    with Dockyardd() as d:
-        proc = d.docker("load", "-i", str(archives["save"]))
-        assert proc.returncode == 0, proc.stderr
+    with volume_daemon(archives) as d:
         yield d
 
 

@@ -21,7 +21,7 @@ from tests.daemon import Dockyardd
 
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
 from tests.test_api_images import archives, no_leftover_children  # noqa: F401
-from tests.test_volumes import fails, image_tar, member, ok
+from tests.test_volumes import fails, image_tar, member, ok, volume_daemon
 
 UNIQUE = "dyhostile-" + uuid.uuid4().hex[:8]  # a name no host path has
 
@@ -47,14 +47,9 @@ def daemon(archives: dict[str, Path], host_secret: Path,  # noqa: F811
         member("esc", tarfile.SYMTYPE, 0o777, link="../../../../../../../../tmp"),
         member("leak", tarfile.SYMTYPE, 0o777, link=str(host_secret)),
     ])
-    with Dockyardd() as d:
-        ok(d, "load", "-i", str(archives["save"]))
+    with volume_daemon(archives) as d:
         ok(d, "import", "--change", "VOLUME /leak", "--change", 'CMD ["sh"]', str(tar), "evil:1")
         yield d
-        leftover = d.docker("ps", "-aq").stdout.split()
-        if leftover:
-            d.docker("rm", "-fv", *leftover)
-        d.docker("volume", "prune", "-af")
 
 
 def test_symlinked_destinations_stay_in_the_rootfs(daemon: Dockyardd) -> None:
