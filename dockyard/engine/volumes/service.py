@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ class VolumeService:
     def __init__(self, data_root: str) -> None:
         self.store = VolumeStore(os.path.join(data_root, "volumes"))
         self.on_event: Callable[[str, str, dict[str, str]], None] | None = None  # (action, name, attributes)
+        self._pruning = threading.Lock()
 
     def close(self) -> None:
         """Close the database."""
@@ -118,7 +120,14 @@ class VolumeService:
     def prune(self, filters: dict[str, Any] | None = None) -> tuple[list[str], int]:
         """POST /volumes/prune: unreferenced local volumes without driver options, only the
         anonymous ones unless the `all` filter is true; (names removed, bytes reclaimed)."""
-        wanted = flt.normalize(filters, PRUNE_FILTERS)
+        if not self._pruning.acquire(blocking=False):
+            raise Conflict("a prune operation is already running")
+        try:
+            return self._prune(flt.normalize(filters, PRUNE_FILTERS))
+        finally:
+            self._pruning.release()
+
+    def _prune(self, wanted: dict[str, list[str]]) -> tuple[list[str], int]:
         if len(wanted.get("all", [])) > 1:
             raise InvalidParameter(f"invalid filter 'all={','.join(wanted['all'])}': only one value is expected")
         if not flt.get_bool(wanted, "all", False):
