@@ -492,6 +492,8 @@ def test_dockyard_volume_commands_match_docker(daemon: Dockyardd, host_dir: Path
     holder = dy(daemon, "create", "-v", "/anon", "-v", f"{vol}:/d", "busybox", "true").stdout.strip()
     assert dy(daemon, "run", "--rm", "--volumes-from", f"{holder}:ro", "busybox", "cat", "/d/f").stdout == "host\n"
     anon = mounts_of(daemon, holder)["/anon"]["Name"]
+    same(daemon, "system", "df", "-v")
+    same(daemon, "system", "df")
     assert dy(daemon, "rm", "-v", holder).returncode == 0 and anon not in volumes(daemon)
     same(daemon, "volume", "prune", "-f")
     assert dy(daemon, "volume", "prune", "-af").stdout.startswith("Deleted Volumes:\n")
