@@ -91,9 +91,9 @@ class VolumeStore:
         with self.tx() as db:
             row = db.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
             created = row is None
+            os.makedirs(os.path.join(self.root, name), mode=0o701, exist_ok=True)
+            os.makedirs(self.path(name), mode=0o755, exist_ok=True)  # (again, if someone deleted it)
             if created:
-                os.makedirs(os.path.join(self.root, name), mode=0o701, exist_ok=True)
-                os.makedirs(self.path(name), mode=0o755, exist_ok=True)
                 row = (name, "local", time.time(), json.dumps(labels), json.dumps(options))
                 db.execute("INSERT INTO volumes VALUES (?, ?, ?, ?, ?)", row)
             if ref is not None:
