@@ -103,6 +103,9 @@ def parse_mount(m: dict[str, Any]) -> Point:
             raise refuse("field Source must not be specified")
         return _point("tmpfs", destination, rw)
     options = m.get("VolumeOptions") or {}
+    if options.get("Subpath"):
+        raise refuse("must not set Subpath when using anonymous volumes" if not source else
+                     "volume subpaths are not supported by dockyard yet")
     driver = (options.get("DriverConfig") or {}).get("Name") or "local"
     return _point("volume", destination, rw, Name=source, Driver=driver, Mode="z", _copy=not options.get("NoCopy"),
                   _labels=options.get("Labels"), _options=(options.get("DriverConfig") or {}).get("Options"))
