@@ -41,8 +41,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("start",): ("run", "start"), ("container", "start"): ("run", "start"),
     ("attach",): ("run", "attach"), ("container", "attach"): ("run", "attach"),
     ("exec",): ("run", "exec"), ("container", "exec"): ("run", "exec"),
+    ("volume", "create"): ("volume", "create"), ("volume", "ls"): ("volume", "ls"),
+    ("volume", "list"): ("volume", "ls"), ("volume", "inspect"): ("volume", "inspect"),
+    ("volume", "rm"): ("volume", "rm"), ("volume", "remove"): ("volume", "rm"),
+    ("volume", "prune"): ("volume", "prune"),
 }
-GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker"}
+GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker",
+          "volume": "Manage volumes"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -61,6 +66,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   system      Manage dockyard
+  volume      Manage volumes
 
 Commands:
   attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,

@@ -8,6 +8,7 @@ Data root layout::
     <data-root>/dockyardd.lock   flock held by the daemon using this root
     <data-root>/image-store/     ImageStore root (content/, image.db, snapshots/, locks/)
     <data-root>/containers.db    container records; <data-root>/containers/<id>/ their files
+    <data-root>/volumes/         metadata.db (volumes, references, active mounts); <name>/_data each
     <exec-root>/<id>/            a running container's shim state; <exec-root>/runtime/ the runtime's
     <exec-root>/dockyardd.pid    default pidfile (flock held while running)
     <exec-root>/dockyard.sock    default API socket
@@ -35,6 +36,7 @@ from dockyard.engine.containers.execs import ExecService
 from dockyard.engine.containers.store import Record
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
+from dockyard.engine.volumes import VolumeService
 from dockyard.image.store import ImageStore, UsedBy
 
 log = logging.getLogger("dockyardd")
@@ -53,6 +55,7 @@ class Engine:
     executor: ThreadPoolExecutor
     containers: ContainerService
     execs: ExecService
+    volumes: VolumeService
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool (blocking engine work off the event loop)."""
@@ -143,12 +146,16 @@ def open_engine(config: DaemonConfig) -> Engine:
     store = ImageStore(config.image_root)
     store.repair()
     events = EventBus()
-    containers = ContainerService(config.data_root, store, config.exec_root)
+    volumes = VolumeService(config.data_root)
+    containers = ContainerService(config.data_root, store, config.exec_root, volumes=volumes)
     engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
-                    containers, ExecService(containers))
+                    containers, ExecService(containers), volumes)
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event
+    volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)
     containers.reconcile()
+    records = containers.store.all()
+    volumes.repair({r["ID"] for r in records}, {r["ID"] for r in records if r["State"]["Running"]})
     return engine
 
 

@@ -14,7 +14,7 @@ import stat
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.mountopts import PROPAGATION, MountOptions
-from dockyard.runtime.paths import make_destination, secure_join
+from dockyard.runtime.paths import make_destination, open_in_root, secure_join
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
@@ -44,8 +44,10 @@ def _remount_readonly(path: str) -> None:
     s.mount(None, path, None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | _current_flags(path))
 
 
-def _mount_bind(src: str, dest: str, opts: MountOptions) -> None:
-    s.mount(src, dest, None, opts.flags & (s.MS_BIND | s.MS_REC))
+def _mount_bind(src: str, dest: str, opts: MountOptions, via: str | None = None) -> None:
+    """Bind src on dest (through via, a /proc/self/fd path of dest, when given), then remount
+    with the flags a bind mount cannot take at once."""
+    s.mount(src, via or dest, None, opts.flags & (s.MS_BIND | s.MS_REC))
     extra = opts.remount_flags
     if extra:
         try:
@@ -54,17 +56,17 @@ def _mount_bind(src: str, dest: str, opts: MountOptions) -> None:
             s.mount(None, dest, None, s.MS_BIND | s.MS_REMOUNT | extra | _current_flags(dest))
 
 
-def _mount_cgroups(dest: str, m: dict[str, Any], opts: MountOptions, cgroup: Any, cgroupns: bool) -> None:
+def _mount_cgroups(dest: str, via: str, opts: MountOptions, cgroup: Any, cgroupns: bool) -> None:
     sources = cgroup.mount_sources() if cgroup is not None else []
     flags = opts.flags & ~s.MS_RDONLY
     if cgroup is not None and cgroup.version == 2:
         if cgroupns:
-            s.mount("cgroup2", dest, "cgroup2", opts.flags)
+            s.mount("cgroup2", via, "cgroup2", opts.flags)
         else:
-            s.mount(sources[0][1], dest, None, s.MS_BIND | s.MS_REC)
+            s.mount(sources[0][1], via, None, s.MS_BIND | s.MS_REC)
             s.mount(None, dest, None, s.MS_BIND | s.MS_REMOUNT | opts.remount_flags)
         return
-    s.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
+    s.mount("tmpfs", via, "tmpfs", flags, "mode=755")
     controllers = _kernel_controllers() if cgroupns else set()
     for sub, host_path in sources:
         target = os.path.join(dest, sub)
@@ -114,24 +116,30 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str])
         opts.flags |= s.MS_BIND
     if kind in ("proc", "sysfs"):
         _check_plain_directory(rootfs, m["destination"], kind)
-    dest = secure_join(rootfs, m["destination"])
-    if opts.is_bind:
-        if not os.path.exists(source):
-            raise RuntimeFailure(f"mount {m['destination']}: bind source {source} does not exist")
-        make_destination(dest, is_file=not os.path.isdir(source))
-        _mount_bind(source, dest, opts)
-    else:
-        make_destination(dest, is_file=False)
-        if kind == "cgroup":
-            _mount_cgroups(dest, m, opts, cgroup, "cgroup" in ns_types)
+    if opts.is_bind and not os.path.exists(source):
+        raise RuntimeFailure(f"mount {m['destination']}: bind source {source} does not exist")
+    # The destination is opened inside the rootfs (created if missing) and the first mount goes
+    # through its descriptor: a path swapped for a symlink meanwhile cannot move it elsewhere.
+    fd = open_in_root(rootfs, m["destination"], "file" if opts.is_bind and not os.path.isdir(source) else "dir")
+    try:
+        via = f"/proc/self/fd/{fd}"
+        dest = os.readlink(via)
+        root = os.path.realpath(rootfs)
+        if dest != root and not dest.startswith(root.rstrip("/") + "/"):
+            raise RuntimeFailure(f"mount destination {m['destination']} resolves outside the rootfs: {dest}")
+        if opts.is_bind:
+            _mount_bind(source, dest, opts, via)
+        elif kind == "cgroup":
+            _mount_cgroups(dest, via, opts, cgroup, "cgroup" in ns_types)
         elif kind == "sysfs" and "network" not in ns_types:
             # sysfs cannot be mounted from another network namespace's view: bind the host's.
-            _mount_bind("/sys", dest, MountOptions(["rbind", *(m.get("options") or [])]))
+            _mount_bind("/sys", dest, MountOptions(["rbind", *(m.get("options") or [])]), via)
+        elif kind == "mqueue" and "ipc" not in ns_types:
+            _mount_bind("/dev/mqueue", dest, MountOptions(["rbind", *(m.get("options") or [])]), via)
         else:
-            if kind == "mqueue" and "ipc" not in ns_types:
-                _mount_bind("/dev/mqueue", dest, MountOptions(["rbind", *(m.get("options") or [])]))
-            else:
-                s.mount(source or kind, dest, kind, opts.flags, opts.data)
+            s.mount(source or kind, via, kind, opts.flags, opts.data)
+    finally:
+        os.close(fd)
     for prop in opts.propagation:
         s.mount(None, dest, None, prop)
 
@@ -187,6 +195,12 @@ def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]
             raise RuntimeFailure(f"error mounting {m.get('source', '')!r} to rootfs at "
                                  f"{m['destination']!r}: {e.strerror or e}") from None
     setup_dev(rootfs, config, ns_types)
+    cwd = (config.get("process") or {}).get("cwd") or "/"
+    if cwd != "/":  # as runc: a missing cwd (say, inside a fresh volume) is made after the mounts
+        try:
+            os.close(open_in_root(rootfs, cwd, "dir"))
+        except OSError:
+            pass  # chdir reports it
 
 
 def _make_parent_private(rootfs: str) -> None:

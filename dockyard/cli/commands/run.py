@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from dockyard.cli.commands.containers import wait_result
 from dockyard.cli.commands.images import display_messages
 from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError
+from dockyard.cli.mounts import parse_mount, split_volumes
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.cli.stream import Detached, RawTerminal, copy_streams, terminal_size
 from dockyard.client.api import APIError
@@ -83,18 +84,13 @@ def _pairs(values: list[str]) -> dict[str, str]:
     return dict((v.split("=", 1) + [""])[:2] for v in values)
 
 
-def _bind(value: str) -> str:
-    source, sep, rest = value.partition(":")
-    if sep and source.startswith("."):
-        source = os.path.abspath(source)
-    return source + sep + rest
-
-
 def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool) -> dict[str, Any]:
     """The POST /containers/create body for run/create flags."""
     exposed, bindings = parse_ports(opts.publish)
+    binds, anonymous = split_volumes(opts.volume)
     host: dict[str, Any] = {
-        "Binds": [_bind(v) for v in opts.volume] or None, "AutoRemove": opts.rm, "Init": opts.init or None,
+        "Binds": binds or None, "Mounts": [parse_mount(m, ram_bytes) for m in opts.mount] or None,
+        "VolumesFrom": opts.volumes_from or None, "VolumeDriver": opts.volume_driver or "", "AutoRemove": opts.rm, "Init": opts.init or None,
         "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged, "CapAdd": opts.cap_add or None,
         "CapDrop": opts.cap_drop or None, "Memory": ram_bytes(opts.memory) if opts.memory else 0,
         "NanoCpus": int(float(opts.cpus) * 1e9) if opts.cpus else 0, "PidsLimit": opts.pids_limit,
@@ -111,7 +107,8 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "Cmd": cmd or None, "Image": image, "WorkingDir": opts.workdir or "", "Labels": _pairs(opts.label),
         "Tty": opts.tty, "OpenStdin": stdin, "StdinOnce": stdin and attach, "AttachStdin": stdin and attach,
         "AttachStdout": attach, "AttachStderr": attach, "ExposedPorts": exposed or None,
-        "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "HostConfig": host,
+        "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "Volumes": anonymous or None,
+        "HostConfig": host,
     }
     if opts.entrypoint is not None:
         body["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
@@ -271,7 +268,7 @@ CREATE_FLAGS = [
     Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
     INTERACTIVE, Flag("l", "label", LIST, "Set meta data on a container"),
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
-    Flag("m", "memory", STR, "Memory limit"), Flag("", "name", STR, "Assign a name to the container"),
+    Flag("m", "memory", STR, "Memory limit"), Flag("", "mount", LIST, "Attach a filesystem mount to the container"), Flag("", "name", STR, "Assign a name to the container"),
     Flag("", "network", STR, "Connect a container to a network"),
     Flag("", "pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"), PRIVILEGED,
     Flag("p", "publish", LIST, "Publish a container's port(s) to the host"),
@@ -284,7 +281,9 @@ CREATE_FLAGS = [
     Flag("", "stop-signal", STR, "Signal to stop the container"),
     Flag("", "stop-timeout", INT, "Timeout (in seconds) to stop a container"),
     Flag("", "tmpfs", LIST, "Mount a tmpfs directory"), TTY,
-    Flag("", "ulimit", LIST, "Ulimit options"), USER, Flag("v", "volume", LIST, "Bind mount a volume"), WORKDIR,
+    Flag("", "ulimit", LIST, "Ulimit options"), USER, Flag("v", "volume", LIST, "Bind mount a volume"),
+    Flag("", "volume-driver", STR, "Optional volume driver for the container"),
+    Flag("", "volumes-from", LIST, "Mount volumes from the specified container(s)"), WORKDIR,
 ]
 COMMANDS = {
     "run": Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",

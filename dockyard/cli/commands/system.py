@@ -114,6 +114,9 @@ def _binary_size(size: float) -> str:
 
 def df(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     data = cli.client.df()
+    if opts.verbose and not opts.format:
+        _df_verbose(cli, data)
+        return 0
     images = data.get("Images") or []
     containers = data.get("Containers") or []
     volumes = data.get("Volumes") or []
@@ -143,6 +146,38 @@ def df(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                       {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
                        "Reclaimable": "RECLAIMABLE"}, cli.write)
     return 0
+
+
+def _df_verbose(cli: Cli, data: dict[str, Any]) -> None:
+    """`system df -v`: a table per kind (the first tag of each image, no virtual sizes)."""
+    from dockyard.cli.commands.containers import PS_HEADERS, container_row
+    from dockyard.cli.commands.images import LS_HEADERS, image_rows
+
+    images = [{**next(image_rows(i, False)), "UniqueSize": _size_or_na(i["Size"] - i["SharedSize"])
+               if i.get("SharedSize", -1) >= 0 else "N/A"} for i in data.get("Images") or []]
+    containers = [container_row({**c, "SizeRootFs": 0}, True) for c in data.get("Containers") or []]
+    volumes = [{"Name": v["Name"], "Links": str((v.get("UsageData") or {}).get("RefCount", "N/A")),
+                "Size": _size_or_na((v.get("UsageData") or {}).get("Size", -1))} for v in data.get("Volumes") or []]
+    cache = sum(c.get("Size") or 0 for c in data.get("BuildCache") or [] if not c.get("Shared"))
+    sections = (
+        ("Images space usage:", images, "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
+         "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}", LS_HEADERS),
+        ("\nContainers space usage:", containers, "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t"
+         "{{.RunningFor}}\t{{.Status}}\t{{.Names}}", PS_HEADERS),
+        ("\nLocal Volumes space usage:", volumes, "{{.Name}}\t{{.Links}}\t{{.Size}}",
+         {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
+        (f"\nBuild cache usage: {fmt.human_size(cache, 4)}", [],
+         "{{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+         {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
+          "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"}),
+    )
+    for title, rows, template, headers in sections:
+        cli.write(title + "\n\n")
+        fmt.print_objects(rows, "", template, headers, cli.write)
+
+
+def _size_or_na(size: int) -> str:
+    return "N/A" if size < 0 else fmt.human_size(size, 4)
 
 
 def _reclaimable(total: int, reclaimable: int) -> str:

@@ -3,6 +3,7 @@ runtime. Blocking methods; the API server calls them from worker threads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, views
+from dockyard.engine.containers import fsview, mounts, policy, repair, resources, security, spec, views
 from dockyard.engine.containers.errors import (
     Conflict,
     ContainerError,
@@ -27,6 +28,7 @@ from dockyard.engine.containers.etcfiles import write_atomic, write_etc_files
 from dockyard.engine.containers.logs import LogOptions, parse_time, read_logs
 from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
+from dockyard.engine.volumes import VolumeService
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
@@ -58,8 +60,10 @@ def _default_runtime() -> str:
 class ContainerService:
     """Containers of one daemon: records in <data_root>, shims and runtime state in <exec_root>."""
 
-    def __init__(self, data_root: str, image_store: Any, exec_root: str, runtime: str = "dockyard-runtime") -> None:
+    def __init__(self, data_root: str, image_store: Any, exec_root: str, runtime: str = "dockyard-runtime",
+                 volumes: VolumeService | None = None) -> None:
         self.images = image_store
+        self.volumes = volumes or VolumeService(data_root)
         self.store = ContainerStore(data_root)
         self.exec_root = exec_root
         self.runtime = _default_runtime() if runtime == "dockyard-runtime" else runtime
@@ -111,6 +115,7 @@ class ContainerService:
         with self._lock:
             self._closed = True
             self.store.close()
+            self.volumes.close()
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -126,14 +131,14 @@ class ContainerService:
             raise NotFound(f"No such image: {config['Image']}") from None
         merged = spec.merge_config(config, self.images.config(image_id).get("config") or {})
         self._validate_host_config(hc)
-        _, mount_points = mounts.user_mounts(hc)
+        planned = mounts.plan(merged, hc, lambda ref: self._record(ref)["Mounts"] or [])
         cid = new_id()
         merged["Hostname"] = merged.get("Hostname") or cid[:12]
         directory = self.store.directory(cid)
         path, args = spec.path_and_args(merged)
         record: Record = {
             "ID": cid, "Created": rfc3339nano(), "Path": path, "Args": args, "Config": merged, "HostConfig": hc,
-            "Image": image_id, "State": views.initial_state(), "RestartCount": 0, "Mounts": mount_points,
+            "Image": image_id, "State": views.initial_state(), "RestartCount": 0, "Mounts": [],
             "LogPath": os.path.join(directory, f"{cid}-json.log"),
             "ResolvConfPath": os.path.join(directory, "resolv.conf"),
             "HostnamePath": os.path.join(directory, "hostname"), "HostsPath": os.path.join(directory, "hosts"),
@@ -141,13 +146,25 @@ class ContainerService:
         }
         os.makedirs(os.path.join(directory, "rootfs"), mode=0o700)
         try:
+            points = self.volumes.attach(cid, planned)
+            record["Mounts"] = mounts.public(points)
             self.store.add(record, name)
             self.images.prepare_rootfs(cid, image_id)
+            self._populate_volumes(cid, points)
             write_etc_files(directory, merged["Hostname"], merged, hc)
         except BaseException:
-            self._destroy(cid)
+            self._destroy(cid, volumes=True)
             raise
         return cid
+
+    def _populate_volumes(self, cid: str, points: list[dict[str, Any]]) -> None:
+        """Docker's copy-up at create: the image's content goes into the empty volumes."""
+        if self.volumes.wants_population(points):
+            mount_all(self.images.snapshots.mounts(cid), self._rootfs(cid))
+            try:
+                self.volumes.populate(cid, self._rootfs(cid), points)
+            finally:
+                unmount(self._rootfs(cid))
 
     @staticmethod
     def _validate_host_config(hc: dict[str, Any]) -> None:
@@ -186,7 +203,9 @@ class ContainerService:
             if not mounts_under(rootfs):
                 mount_all(self.images.snapshots.mounts(cid), rootfs)
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
-            oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc)
+            mounts.make_bind_sources(record["HostConfig"])
+            self.volumes.activate(cid, record["Mounts"], announce=True)
+            oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc, record["Mounts"])
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
@@ -202,6 +221,7 @@ class ContainerService:
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._delete_runtime_state(cid)
             unmount(rootfs)
+            self.volumes.deactivate(cid, announce=True)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
                                    Running=False, Restarting=False, Pid=0, ExitCode=128, Error=str(e))
             self._save(record)
@@ -209,7 +229,7 @@ class ContainerService:
                 # As Docker: a --rm container that cannot start is removed (its `wait removed` returns).
                 count = self._exits.get(cid, (0, {}))[0] + 1
                 self._exits[cid] = (count, {"StatusCode": 128, "Error": None})
-                self._remove(cid)
+                self._remove(cid, volumes=True)
             raise ContainerError(str(e)) from None if isinstance(e, ShimError) else e
         record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                                Dead=False, Pid=info.pid, ExitCode=0, Error="",
@@ -252,6 +272,7 @@ class ContainerService:
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
             self._delete_runtime_state(cid)
             unmount(self._rootfs(cid))
+            self.volumes.deactivate(cid, announce=True)
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
             ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))
@@ -267,7 +288,7 @@ class ContainerService:
                 record["Backoff"] = policy.next_backoff(record.get("Backoff", 0.0), ran_for)
             self._save(record)
             if hc.get("AutoRemove"):
-                self._remove(cid)
+                self._remove(cid, volumes=True)
                 return
         if restart:
             threading.Timer(record["Backoff"], self._restart_after_backoff, (cid,)).start()
@@ -461,7 +482,7 @@ class ContainerService:
     # -- remove, rename ---------------------------------------------------------------------------
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        """DELETE /containers/{id}; volumes is accepted for anonymous volumes (none exist yet)."""
+        """DELETE /containers/{id}; volumes (`rm -v`) removes its anonymous volumes too."""
         with self._lock:
             record = self._record(ref)
             cid, state = record["ID"], record["State"]
@@ -472,9 +493,9 @@ class ContainerService:
             self._removed.add(cid)
             if state["Running"] and not state["Restarting"]:
                 self._signal(record, 9)
-            self._remove(cid)
+            self._remove(cid, volumes)
 
-    def _remove(self, cid: str) -> None:
+    def _remove(self, cid: str, volumes: bool = False) -> None:
         with self._changed:
             self._removed.add(cid)
             client = ShimClient(self._shim_dir(cid), timeout=10)
@@ -484,18 +505,38 @@ class ContainerService:
                 pass
             record = self.store.get(cid)
             self._serve_attach_waiters(cid, Conflict(f"container {cid} was removed"))
-            self._destroy(cid)
+            self._destroy(cid, volumes)
             self._notify(record, "destroy")
             self._changed.notify_all()
 
-    def _destroy(self, cid: str) -> None:
-        """Delete every trace of a container: runtime state, mounts, snapshot, files, record."""
+    def _destroy(self, cid: str, volumes: bool = False) -> None:
+        """Delete every trace of a container: runtime state, mounts, snapshot, files, record,
+        volume references (and its anonymous volumes when volumes)."""
         self._delete_runtime_state(cid)
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
         shutil.rmtree(self.store.directory(cid), ignore_errors=True)
         self.store.delete(cid)
+        self.volumes.release(cid, volumes)
+
+    @contextlib.contextmanager
+    def filesystem(self, ref: str) -> Iterator[str]:
+        """The container's files with its volumes and binds at their destinations, for archive
+        and export calls: a running container's root as its processes see it, else its rootfs
+        with them bound below it for the duration."""
+        record = self._record(ref)
+        cid, state = record["ID"], record["State"]
+        if state["Running"] and state["Pid"]:
+            yield f"/proc/{state['Pid']}/root"
+            return
+        holder = f"view-{cid}-{threading.get_ident()}"
+        self.volumes.activate(holder, record["Mounts"])
+        try:
+            with fsview.bound(self._rootfs(cid), lambda: self.images.snapshots.mounts(cid), record["Mounts"]) as root:
+                yield root
+        finally:
+            self.volumes.deactivate(holder)
 
     def rename(self, ref: str, new_name: str) -> None:
         """POST /containers/{id}/rename."""
@@ -561,7 +602,7 @@ class ContainerService:
             cid, state = record["ID"], record["State"]
             shim_dir = self._shim_dir(cid)
             if not self._has_rootfs(cid):  # killed during create: the client never got this ID
-                self._destroy(cid)
+                self._destroy(cid, volumes=True)
                 continue
             if not state["Running"] or state["Restarting"]:
                 if state["Restarting"]:
@@ -571,7 +612,7 @@ class ContainerService:
                 self._delete_runtime_state(cid)
                 unmount(self._rootfs(cid))
                 if record["HostConfig"].get("AutoRemove"):
-                    self._destroy(cid)
+                    self._destroy(cid, volumes=True)
                 continue
             try:
                 shim_state = ShimClient(shim_dir, timeout=5).state()

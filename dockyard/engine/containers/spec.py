@@ -102,12 +102,13 @@ def workdir(rootfs: str, path: str) -> str:
 
 
 def build_spec(cid: str, config: dict[str, Any], hc: dict[str, Any], rootfs: str,
-               etc_files: dict[str, str]) -> dict[str, Any]:
-    """The OCI config for a container whose (merged) Config and HostConfig are given; rootfs is
-    mounted already (the user is looked up in it and the working directory created)."""
+               etc_files: dict[str, str], points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The OCI config for a container whose (merged) Config and HostConfig are given, with its
+    MountPoints (sources resolved); rootfs is mounted already (the user is looked up in it and
+    the working directory created)."""
     path, args = path_and_args(config)
     argv = [path, *args]
-    user_mounts, _ = mounts.user_mounts(hc)
+    user_mounts = mounts.oci_mounts(points or [], hc)
     if hc.get("Init"):
         argv = [INIT_PATH, "--", *argv]
         user_mounts.append({"destination": INIT_PATH, "type": "bind", "source": mounts.init_binary(),

@@ -109,6 +109,7 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
         "status": lambda v: record["State"]["Status"] == v,
         "exited": lambda v: record["State"]["Status"] == "exited" and str(record["State"]["ExitCode"]) == v,
         "ancestor": lambda v: image_ids.get(v) == record["Image"] or record["Config"].get("Image") == v,
+        "volume": lambda v: any(v in (m.get("Name") or m["Source"], m["Destination"]) for m in record.get("Mounts") or []),
     }
     for key, values in filters.items():
         test = tests.get(key)
