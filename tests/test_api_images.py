@@ -80,6 +80,17 @@ def test_inspect_and_history(daemon: Dockyardd) -> None:
     assert lines[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"] and len(lines) >= 2
 
 
+def test_fields_of_api_versions_before_1_44(daemon: Dockyardd) -> None:
+    """Older clients (docker-compose v1 reads ContainerConfig) get what dockerd gave them."""
+    old = json.loads(daemon.request("GET", "/v1.41/images/busybox/json")[2])
+    assert old["Container"] == "" and old["ContainerConfig"]["Cmd"] is None and old["VirtualSize"] == old["Size"]
+    new = json.loads(daemon.request("GET", "/v1.45/images/busybox/json")[2])
+    assert not {"Container", "ContainerConfig", "VirtualSize"} & set(new)
+    listed = json.loads(daemon.request("GET", "/v1.43/images/json")[2])
+    assert all(image["VirtualSize"] == image["Size"] for image in listed)
+    assert all("VirtualSize" not in image for image in json.loads(daemon.request("GET", "/images/json")[2]))
+
+
 def test_unknown_image(daemon: Dockyardd) -> None:
     for args in (("image", "inspect", "nosuch:1"), ("rmi", "nosuch:1"), ("history", "nosuch:1"),
                  ("tag", "nosuch:1", "other:1")):

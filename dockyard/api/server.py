@@ -131,6 +131,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(status, str(e))
 
 
+def api_version(request: web.Request) -> tuple[int, ...]:
+    """The API version the client asked for in the path (the newest one when unversioned)."""
+    prefix = request.match_info.get("version", "").strip("v/")
+    return versions.parse(prefix or versions.API_VERSION)
+
+
 @web.middleware
 async def version_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse /vX.Y/ prefixes outside the supported range, as dockerd does."""

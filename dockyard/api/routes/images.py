@@ -11,7 +11,15 @@ from aiohttp import web
 
 from dockyard.api.errors import ApiError, NotImplementedYet, json_line
 from dockyard.api.routes import api_path
-from dockyard.api.server import bool_query, engine, json_query, json_response, read_json, start_stream
+from dockyard.api.server import (
+    api_version,
+    bool_query,
+    engine,
+    json_query,
+    json_response,
+    read_json,
+    start_stream,
+)
 from dockyard.api.streams import body_file, drain, response_writer
 
 T = TypeVar("T")
@@ -33,15 +41,31 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
+# what API versions before 1.44 still show (dockerd dropped them then): an empty ContainerConfig
+_LEGACY_CONTAINER_CONFIG = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+}
+
+
 async def list_images(request: web.Request) -> web.Response:
-    """GET /images/json?all&filters&digests."""
-    return json_response(await engine(request).images.list(bool_query(request, "all"),
-                                                           json_query(request, "filters")))
+    """GET /images/json?all&filters&digests (with VirtualSize before API 1.44)."""
+    images = await engine(request).images.list(bool_query(request, "all"), json_query(request, "filters"))
+    if api_version(request) < (1, 44):
+        for image in images:
+            image["VirtualSize"] = image.get("Size", 0)
+    return json_response(images)
 
 
 async def inspect_image(request: web.Request) -> web.Response:
-    """GET /images/{name}/json."""
-    return json_response(await engine(request).images.inspect(request.match_info["name"]))
+    """GET /images/{name}/json (with Container, ContainerConfig and VirtualSize before API 1.44)."""
+    image = await engine(request).images.inspect(request.match_info["name"])
+    if api_version(request) < (1, 44):
+        image.setdefault("Container", "")
+        image.setdefault("ContainerConfig", dict(_LEGACY_CONTAINER_CONFIG))
+        image["VirtualSize"] = image.get("Size", 0)
+    return json_response(image)
 
 
 async def image_history(request: web.Request) -> web.Response:
