@@ -57,7 +57,8 @@ def leftovers(d: Dockyardd, ids: set[str]) -> list[str]:
     for hierarchy in CGROUP_ROOT.iterdir():
         found += [f"cgroup {hierarchy / 'dockyard' / cid}" for cid in ids if (hierarchy / "dockyard" / cid).exists()]
     runtime_root = d.exec_root / "runtime"
-    found += [f"runtime state {p}" for p in runtime_root.iterdir()] if runtime_root.exists() else []
+    found += [f"runtime state {p}" for p in runtime_root.iterdir() if not p.name.startswith(".")] \
+        if runtime_root.exists() else []
     containers = d.data_root / "containers"
     found += [f"container dir {p.name}" for p in containers.iterdir() if p.is_dir()] if containers.exists() else []
     shims = [p for p in d.exec_root.iterdir() if len(p.name) == 64] if d.exec_root.exists() else []

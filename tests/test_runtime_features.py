@@ -873,6 +873,29 @@ def test_seccomp_errno_rule(runtime: Runtime, bundle_factory, nnp: bool) -> None
     assert out.returncode != 0 and "Operation not permitted" in out.stderr
 
 
+def test_seccomp_program_cache(runtime: Runtime, bundle_factory) -> None:
+    """dockyard-runtime stores a compiled profile's BPF program under its root and loads it from
+    there for the next container with the same profile (a damaged file is recompiled)."""
+    if runtime.name != "dockyard":
+        pytest.skip("the program cache is dockyard-runtime's")
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": seccomp_arches(),
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    b = bundle_factory(["sh", "-c", "mkdir /x || echo refused"])
+    b.config["linux"]["seccomp"] = profile
+    assert "refused" in run(runtime, b).stdout
+    cache = runtime.root / ".seccomp-cache"
+    (stored,) = cache.iterdir()
+    assert stored.stat().st_size % 8 == 0 and runtime("list", "-q").stdout.strip() == ""
+    assert "refused" in run(runtime, b).stdout  # from the cache
+    # the stored program is what gets loaded: swap in an allow-everything program (ret ALLOW)
+    stored.write_bytes((0x06).to_bytes(2, "little") + b"\0\0" + (0x7FFF0000).to_bytes(4, "little"))
+    out = run(runtime, b)
+    assert "refused" not in out.stdout and out.returncode == 0
+    stored.write_bytes(b"\0" * 5)  # not a whole program: ignored and replaced
+    assert "refused" in run(runtime, b).stdout
+    assert stored.stat().st_size % 8 == 0 and stored.stat().st_size > 8
+
+
 # ---------------------------------------------------------------------------------------------
 # 10. rlimits and oom_score_adj
 

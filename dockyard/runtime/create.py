@@ -41,14 +41,16 @@ def cgroup_resources(config: dict[str, Any]) -> dict[str, Any]:
     return resources
 
 
-def compile_seccomp(config: dict[str, Any]) -> Any:
+def compile_seccomp(config: dict[str, Any], root: str) -> Any:
+    """The container's seccomp filter (None without one), through the compiled-program cache of
+    the runtime root."""
     spec = (config.get("linux") or {}).get("seccomp")
     if not spec:
         return None
-    from dockyard.runtime.seccomp import SeccompError, compile_filter
+    from dockyard.runtime.seccomp import SeccompError, compile_cached
 
     try:
-        return compile_filter(spec)
+        return compile_cached(spec, root)
     except SeccompError as e:
         raise RuntimeFailure(str(e)) from None
 
@@ -99,7 +101,7 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
             raise RuntimeFailure("cannot allocate tty if the runtime will detach without setting console socket")
         import dockyard.runtime.console  # noqa: F401 - the container init uses it after pivot_root
     launch = Launch(config=config, rootfs=rootfs, namespaces=NamespacePlan(linux.get("namespaces") or []),
-                    process=ProcessSetup(config["process"]), seccomp=compile_seccomp(config),
+                    process=ProcessSetup(config["process"]), seccomp=compile_seccomp(config, store.root),
                     console=console, preserve_fds=preserve_fds, no_pivot=no_pivot)
     sdir = store.reserve(cid)
     init_pid = 0

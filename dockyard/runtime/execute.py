@@ -85,7 +85,7 @@ def exec_process(store: StateStore, cid: str, proc: dict[str, Any], console: Any
     namespaces = (config.get("linux") or {}).get("namespaces") or []
     plan = NamespacePlan.joining({ns["type"] for ns in namespaces})
     launch = Launch(config=config, rootfs=state["rootfs"], namespaces=plan, process=ProcessSetup(proc),
-                    seccomp=compile_seccomp(config), console=console, preserve_fds=preserve_fds)
+                    seccomp=compile_seccomp(config, store.root), console=console, preserve_fds=preserve_fds)
     join_fds = process_namespace_fds(state["pid"], plan.types | {"user"})
     launch.cgroup = open_cgroup(state.get("cgroups_path"), cid)
     parent, child = SyncChannel.pair()

@@ -7,6 +7,8 @@ ctypes, imported lazily so that importing this module stays cheap.
 
 from __future__ import annotations
 
+import os
+
 from dockyard.runtime.seccomp_spec import (
     ACTIONS,
     ARCHES,
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from dockyard.runtime.seccomp_lib import Context
 
-__all__ = ["SeccompError", "SeccompFilter", "compile_filter", "features"]
+__all__ = ["SeccompError", "SeccompFilter", "compile_cached", "compile_filter", "features"]
 
 _OPTIMIZE_ABOVE = 32  # rules; like runc, use libseccomp's binary tree for long profiles
 
@@ -131,6 +133,33 @@ def compile_filter(spec: dict[str, Any]) -> SeccompFilter:
         context.release()
         raise
     return SeccompFilter(context)
+
+
+def compile_cached(spec: dict[str, Any], root: str) -> Any:
+    """compile_filter through the program cache under root (see seccomp_bpf): a profile seen
+    before on this machine costs a file read; a new one is compiled, exported and stored."""
+    from dockyard.runtime import seccomp_bpf as bpf
+
+    nr = bpf.nr_seccomp()
+    if nr is None:
+        return compile_filter(spec)
+    lib = _lib()
+    api = lib.api_level()
+    path = os.path.join(root, bpf.CACHE_DIR, bpf.cache_key(spec, lib.version(), api) + ".bpf")
+    spec_allow = api >= lib.FLAG_ATTRS[FLAG_SPEC_ALLOW][1]
+    flags = bpf.kernel_flags(spec.get("flags"), spec_allow)
+    cached = bpf.load_cached(path, flags, nr)
+    if cached is not None:
+        return cached
+    compiled = compile_filter(spec)
+    if compiled._context is None:
+        return compiled
+    try:
+        program = bpf.export_program(compiled._context)
+    finally:
+        compiled.release()
+    bpf.store(path, program)
+    return bpf.BpfFilter(program, flags, nr)
 
 
 def features() -> dict[str, Any]:

@@ -59,6 +59,7 @@ _PROTOTYPES = {
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)],
     ),
     "seccomp_load": (ctypes.c_int, [ctypes.c_void_p]),
+    "seccomp_export_bpf": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
 }
 
 
@@ -126,6 +127,10 @@ class Context:
         conds = [ArgCmp(*c) for c in conditions]
         array = (ArgCmp * len(conds))(*conds)
         _check(self._lib.seccomp_rule_add_array(self._handle, action, syscall, len(conds), array))
+
+    def export_bpf(self, fd: int) -> None:
+        """seccomp_export_bpf(): write the filter's BPF program (struct sock_filter[]) to fd."""
+        _check(self._lib.seccomp_export_bpf(self._handle, fd))
 
     def load(self) -> None:
         """seccomp_load() into the calling process."""
