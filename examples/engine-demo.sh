@@ -11,6 +11,7 @@ daemon_pid=""
 cleanup() {
   if [ -n "$daemon_pid" ]; then
     "$BIN/dockyard" -H "unix://$sock" rm -f web >/dev/null 2>&1 || true
+    "$BIN/dockyard" -H "unix://$sock" volume rm -f demo-data >/dev/null 2>&1 || true
     kill "$daemon_pid" 2>/dev/null || true
     wait "$daemon_pid" 2>/dev/null || true
   fi
@@ -40,4 +41,10 @@ dy exec web sh -c 'echo "exec sees pid 1: $(cat /proc/1/comm)"'
 dy stop -t 1 web
 dy ps -a
 dy rm web
+echo "== a named volume outlives the containers that use it"
+dy volume create demo-data
+dy run --rm -v demo-data:/data busybox sh -c 'echo "written at $(date +%T)" > /data/note'
+dy run --rm -v demo-data:/data:ro busybox cat /data/note
+dy volume ls
+dy volume rm demo-data
 echo "== done"
