@@ -34,6 +34,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("rename",): ("containers", "rename"), ("container", "rename"): ("containers", "rename"),
     ("wait",): ("containers", "wait"), ("container", "wait"): ("containers", "wait"),
     ("top",): ("containers", "top"), ("container", "top"): ("containers", "top"),
+    ("stats",): ("stats", "stats"), ("container", "stats"): ("stats", "stats"),
     ("container", "prune"): ("containers", "prune"),
     ("logs",): ("containers", "logs"), ("container", "logs"): ("containers", "logs"),
     ("run",): ("run", "run"), ("container", "run"): ("run", "run"),
@@ -64,7 +65,7 @@ Management Commands:
 
 Commands:
   attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
-  rm, rmi, save, start, stop, tag, top, unpause, wait
+  rm, rmi, save, start, stats, stop, tag, top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)

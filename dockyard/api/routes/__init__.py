@@ -15,6 +15,6 @@ def api_path(path: str) -> str:
 
 def add_routes(app: web.Application) -> None:
     """Register the system, image, container and exec routes."""
-    from dockyard.api.routes import containers, execs, images, system
-    for module in (system, images, containers, execs):
+    from dockyard.api.routes import container_files, container_stats, containers, execs, images, system
+    for module in (system, images, containers, container_stats, container_files, execs):
         app.router.add_routes(module.routes())

@@ -1,0 +1,7 @@
+"""placeholder"""
+
+from aiohttp import web
+
+
+def routes() -> list[web.RouteDef]:
+    return []
