@@ -35,6 +35,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("wait",): ("containers", "wait"), ("container", "wait"): ("containers", "wait"),
     ("top",): ("containers", "top"), ("container", "top"): ("containers", "top"),
     ("stats",): ("stats", "stats"), ("container", "stats"): ("stats", "stats"),
+    ("cp",): ("files", "cp"), ("container", "cp"): ("files", "cp"),
+    ("diff",): ("files", "diff"), ("container", "diff"): ("files", "diff"),
+    ("export",): ("files", "export"), ("container", "export"): ("files", "export"),
+    ("commit",): ("files", "commit"), ("container", "commit"): ("files", "commit"),
     ("container", "prune"): ("containers", "prune"),
     ("logs",): ("containers", "logs"), ("container", "logs"): ("containers", "logs"),
     ("run",): ("run", "run"), ("container", "run"): ("run", "run"),
@@ -64,8 +68,8 @@ Management Commands:
   system      Manage dockyard
 
 Commands:
-  attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
-  rm, rmi, save, start, stats, stop, tag, top, unpause, wait
+  attach, commit, cp, create, diff, events, export, history, import, inspect, kill, load, logs,
+  pause, rename, restart, rm, rmi, save, start, stats, stop, tag, top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)

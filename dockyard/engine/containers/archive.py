@@ -1,0 +1,148 @@
+"""docker cp and docker export: a container's files seen from the host (its rootfs mount, mounted
+for the time of the call when the container does not run, plus its bind mounts), paths resolved
+with symlinks followed inside the container only, tars written by the image store's layer writer
+and read by its safe layer applier."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import stat
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dockyard.engine.containers.errors import ContainerError, InvalidParameter, NotFound
+from dockyard.image.layer_apply import LayerApplyError, apply_layer
+from dockyard.image.layer_diff import write_layer, write_tree
+from dockyard.image.snapshot import mount_all, unmount
+from dockyard.image.snapshot.mount import mounts_under
+from dockyard.runtime.errors import RuntimeFailure
+from dockyard.runtime.paths import secure_join
+from dockyard.shim.logs import rfc3339nano
+
+if TYPE_CHECKING:
+    from dockyard.engine.containers.service import ContainerService
+
+# Go's os.FileMode type bits (the "mode" of X-Docker-Container-Path-Stat)
+_GO_TYPES = ((stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISBLK, 1 << 26), (stat.S_ISFIFO, 1 << 25),
+             (stat.S_ISSOCK, 1 << 24), (stat.S_ISCHR, (1 << 26) | (1 << 21)))
+_GO_SPECIAL = ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22), (stat.S_ISVTX, 1 << 20))
+_users: dict[str, int] = {}  # container ID -> calls using its rootfs mount (under the service's lock)
+
+
+class Forbidden(ContainerError):
+    """Writing where the container may not (403)."""
+
+    status = 403
+
+
+def go_file_mode(mode: int) -> int:
+    """A st_mode as Go's os.FileMode (what the docker CLI decodes)."""
+    out = mode & 0o777
+    out |= next((bit for test, bit in _GO_TYPES if test(mode)), 0)
+    return out | sum(bit for flag, bit in _GO_SPECIAL if mode & flag)
+
+
+def mount_points(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(destination, host source) of the container's mounts that the host can see, deepest first.
+    The hook for volumes: a mount point with a host Source in record["Mounts"] is used as is."""
+    points = [(m["Destination"], m["Source"]) for m in record.get("Mounts") or []
+              if m.get("Source") and m.get("Destination") and os.path.isabs(m["Source"])]
+    return sorted(points, key=lambda p: len(p[0]), reverse=True)
+
+
+class ContainerFiles:
+    """A container's filesystem for one call (a context manager: the rootfs is mounted while in use)."""
+
+    def __init__(self, service: ContainerService, ref: str) -> None:
+        self.service = service
+        self.ref = ref
+        self.record = service.store.get(service.store.resolve(ref))
+        self.cid = self.record["ID"]
+        self.rootfs = service._rootfs(self.cid)
+        self.mounts = mount_points(self.record)
+
+    def __enter__(self) -> ContainerFiles:
+        with self.service._lock:
+            if not mounts_under(self.rootfs):
+                mount_all(self.service.images.snapshots.mounts(self.cid), self.rootfs)
+            _users[self.cid] = _users.get(self.cid, 0) + 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.service._lock:
+            _users[self.cid] -= 1
+            if _users[self.cid]:
+                return
+            del _users[self.cid]
+            with contextlib.suppress(NotFound):
+                if not self.service.store.get(self.cid)["State"]["Running"]:
+                    unmount(self.rootfs)
+
+    def _host(self, path: str) -> str:
+        for destination, source in self.mounts:
+            if path == destination or path.startswith(destination.rstrip("/") + "/"):
+                return os.path.join(source, path[len(destination):].lstrip("/"))
+        return os.path.join(self.rootfs, path.lstrip("/"))
+
+    def resolve(self, path: str, follow: bool = False) -> tuple[str, str]:
+        """(host path, container path) of path: symlinks followed inside the container, the last
+        component's only when follow (or when path ends in "/" or "/.")."""
+        clean = posixpath.normpath("/" + path)
+        follow = follow or path.endswith(("/", "/.")) or clean == "/"
+        parent, base = (clean, "") if follow else posixpath.split(clean)
+        try:
+            inside = secure_join(self.rootfs, parent)
+        except RuntimeFailure as e:
+            raise InvalidParameter(str(e)) from None
+        resolved = posixpath.normpath("/" + os.path.relpath(inside, self.rootfs))
+        resolved = posixpath.join(resolved, base) if base else resolved
+        return self._host(resolved), resolved
+
+    def lstat(self, path: str) -> tuple[str, os.stat_result]:
+        """(host path, lstat) of path; Docker's 404 when it does not exist."""
+        host, _ = self.resolve(path)
+        try:
+            return host, os.lstat(host)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container {self.ref}") from None
+
+    def stat(self, path: str) -> dict[str, Any]:
+        """HEAD /containers/{id}/archive: the X-Docker-Container-Path-Stat document."""
+        _, st = self.lstat(path)
+        clean = posixpath.normpath("/" + path)
+        target = self.resolve(path, follow=True)[1] if stat.S_ISLNK(st.st_mode) else ""
+        return {"name": posixpath.basename(clean) or "/", "size": st.st_size, "mode": go_file_mode(st.st_mode),
+                "mtime": rfc3339nano(st.st_mtime_ns), "linkTarget": target}
+
+    def write_archive(self, path: str, out: BinaryIO) -> None:
+        """GET /containers/{id}/archive: path as a tar (named after its last component, "." for
+        a path ending in "/.", whose contents are then the entries)."""
+        host, _ = self.lstat(path)
+        name = "." if path.endswith("/.") or posixpath.normpath("/" + path) == "/" else \
+            posixpath.basename(posixpath.normpath("/" + path))
+        write_tree(host, out, name)
+
+    def extract(self, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
+        """PUT /containers/{id}/archive: unpack a tar into the directory path."""
+        host, resolved = self.resolve(path, follow=True)
+        try:
+            st = os.stat(host)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container {self.ref}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParameter("extraction point is not a directory")
+        on_mount = any(host == s or host.startswith(s.rstrip("/") + "/") for _, s in self.mounts)
+        if self.record["HostConfig"].get("ReadonlyRootfs") and not on_mount:
+            raise Forbidden("container rootfs is marked read-only")
+        try:
+            apply_layer(stream, host, whiteouts="naive", same_owner=copy_uid_gid,
+                        replace_kind=not no_overwrite_dir_non_dir)
+        except LayerApplyError as e:
+            raise InvalidParameter(str(e)) from None
+
+
+def export(service: ContainerService, ref: str, out: BinaryIO) -> None:
+    """GET /containers/{id}/export: the container's whole filesystem as a tar."""
+    with ContainerFiles(service, ref) as files:
+        write_layer(files.rootfs, out, mode="compare")
