@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from dockyard.engine.config import ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
+from dockyard.engine.containers.health import HealthMonitor
 from dockyard.engine.containers.store import Record
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
@@ -53,6 +54,7 @@ class Engine:
     executor: ThreadPoolExecutor
     containers: ContainerService
     execs: ExecService
+    health: HealthMonitor | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool (blocking engine work off the event loop)."""
@@ -148,6 +150,8 @@ def open_engine(config: DaemonConfig) -> Engine:
                     containers, ExecService(containers))
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event
+    engine.health = HealthMonitor(containers, engine.execs, engine.container_event)
+    containers.on_running = engine.health.update
     containers.reconcile()
     return engine
 
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(serve(engine))
         finally:
+            if engine.health is not None:
+                engine.health.close()
             engine.containers.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()

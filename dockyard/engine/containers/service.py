@@ -70,6 +70,7 @@ class ContainerService:
         self._removed: set[str] = set()
         self._closed = False
         self.on_event: Callable[[Record, str, dict[str, str]], None] | None = None  # die, destroy
+        self.on_running: Callable[[str, bool], None] | None = None  # a container runs (True) or stopped
         self._attach_waiters: dict[str, list[tuple[tuple[bool, bool, bool, bool], queue.Queue]]] = {}
 
     def _notify(self, record: Record, action: str, **extra: str) -> None:
@@ -222,6 +223,9 @@ class ContainerService:
     # -- exits ------------------------------------------------------------------------------------
 
     def _watch(self, cid: str, shim_dir: str) -> None:
+        if self.on_running is not None:
+            self.on_running(cid, True)
+
         def run() -> None:
             try:
                 result = ShimClient(shim_dir, timeout=None).wait()
@@ -239,6 +243,8 @@ class ContainerService:
                 return
             if record["State"]["Pid"] == 0 or self._shim_dir(cid) != shim_dir:
                 return  # this exit was handled already (by reconcile or a restart)
+            if self.on_running is not None:
+                self.on_running(cid, False)
             hc = record["HostConfig"]
             code = int(result.get("exit_code", 255))
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
