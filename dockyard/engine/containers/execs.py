@@ -179,12 +179,17 @@ class ExecService:
             ex.exit_code = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
             return ex.exit_code, out[:limit]
         except subprocess.TimeoutExpired:
+            # SIGKILL the process; the runtime (its parent) then reaps it and exits. Killing the
+            # runtime instead would orphan it, and a pid namespace's init cannot finish exiting
+            # before every process of the namespace has been reaped.
             with contextlib.suppress(OSError):
-                pid = self._read_pid(workdir)
-                if pid:
+                if pid := self._read_pid(workdir):
                     os.kill(pid, 9)
-            proc.kill()
-            proc.communicate()
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
             return -1, b""
         finally:
             ex.running = False

@@ -528,7 +528,9 @@ class ContainerService:
 
     def reconcile(self) -> None:
         """Reconnect to live shims; record exits of containers whose shim or init died while no
-        daemon watched; unmount rootfs of containers that are not running."""
+        daemon watched (their restart policy then applies); unmount rootfs of containers that are
+        not running; start the stopped ones their restart policy brings back at daemon start."""
+        boot: list[Record] = []
         for record in self.store.all():
             cid, state = record["ID"], record["State"]
             shim_dir = self._shim_dir(cid)
@@ -537,6 +539,8 @@ class ContainerService:
                     state.update(Status="exited", Running=False, Restarting=False)
                     self._save(record)
                 unmount(self._rootfs(cid))
+                if policy.start_at_daemon_start(record):
+                    boot.append(record)
                 continue
             try:
                 shim_state = ShimClient(shim_dir, timeout=5).state()
@@ -547,6 +551,18 @@ class ContainerService:
                 continue
             result = read_exit(shim_dir) or (shim_state or {}).get("exit") or {"exit_code": 255}
             self._on_exit(cid, shim_dir, result)
+        self._start_by_policy(boot)
+
+    def _start_by_policy(self, records: list[Record]) -> None:
+        """Start containers whose restart policy says so at daemon start (failures are recorded)."""
+        for record in records:
+            with self._lock:
+                record["HasBeenManuallyStopped"] = False
+                try:
+                    self._start(record)
+                except ContainerError:
+                    continue
+            self._notify(record, "start")
 
 
 def _parse_epoch(stamp: str) -> float:
