@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -76,6 +77,7 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     await eng.run(files.__enter__)
     try:
         headers = _stat_header(await eng.run(files.stat, path))
+        eng.container_event(files.record, "archive-path")
         return await _tar_response(request, eng, headers, lambda out: files.write_archive(path, out))
     finally:  # shielded: aiohttp cancels the handler when the client hangs up after the tar
         await asyncio.shield(eng.run(files.__exit__, None, None, None))
@@ -87,13 +89,14 @@ async def put_archive(request: web.Request) -> web.Response:
     path = _path(request)
     body = body_file(request)
 
-    def extract() -> None:
+    def extract() -> dict[str, Any]:
         with ContainerFiles(eng.containers, request.match_info["id"]) as files:
             files.extract(path, body, bool_query(request, "noOverwriteDirNonDir"),
                           bool_query(request, "copyUIDGID"))
+            return files.record
 
     try:
-        await eng.run(extract)
+        eng.container_event(await eng.run(extract), "extract-to-dir")
     except Exception:
         await drain(request)
         raise

@@ -118,7 +118,16 @@ class HealthMonitor:
         timeout = hc.get("Timeout") or DEFAULT_TIMEOUT
         begin = time.time_ns()
         result = self.execs.run(cid, probe_command(config) or [], timeout / SECOND, MAX_OUTPUT)
-        if result is None or stop.is_set():
+        if result is None:
+            try:
+                self.containers.store.get(cid)
+            except NotFound:  # removed (its exit is then not handled): end this thread
+                with self._lock:
+                    if self._stops.get(cid) is stop:
+                        del self._stops[cid]
+                stop.set()
+            return None
+        if stop.is_set():
             return None
         code, output = result
         text = output.decode(errors="replace") if code != -1 else f"Health check exceeded timeout ({go_duration(timeout)})"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -41,15 +42,7 @@ def _epoch(stamp: str) -> int:
 
 
 def _ago(stamp: str) -> str:
-    seconds = max(0, int(time.time()) - _epoch(stamp))
-    for size, unit in ((86400 * 7, "weeks"), (86400, "days"), (3600, "hours"), (60, "minutes")):
-        if seconds >= 2 * size:
-            return f"{seconds // size} {unit}"
-    if seconds >= 3600:
-        return "About an hour"
-    if seconds >= 60:
-        return "About a minute"
-    return "Less than a second" if seconds < 1 else f"{seconds} seconds"
+    return human_duration(time.time() - _epoch(stamp))
 
 
 def status_text(state: dict[str, Any]) -> str:
