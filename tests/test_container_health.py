@@ -105,3 +105,20 @@ def test_probes_resume_after_daemon_restart(daemon: Dockyardd) -> None:  # noqa:
     last = health(daemon, "kept")["Log"][-1]["Start"]
     until(lambda: health(daemon, "kept")["Log"][-1]["Start"] != last)
     until(lambda: health(daemon, "kept")["Status"] == "healthy")
+
+
+def test_start_period_with_docker_py(daemon: Dockyardd) -> None:  # noqa: F811
+    """Failures within the start period do not count (probes every start interval meanwhile)."""
+    ms = 1_000_000
+    client = daemon.client()
+    container = client.containers.run("busybox", "sleep 1000", detach=True, name="period", healthcheck={
+        "test": "echo x >> /counter.txt && test `wc -l < /counter.txt` -ge 3", "interval": 200 * ms,
+        "timeout": 1000 * ms, "retries": 1, "start_period": 1000 * ms, "start_interval": 100 * ms})
+    try:
+        until(lambda: health(daemon, "period")["Status"] == "healthy")
+        state = health(daemon, "period")
+        assert [e["ExitCode"] for e in state["Log"]][:3] == [1, 1, 0] and state["FailingStreak"] == 0
+        assert client.api.inspect_container("period")["Config"]["Healthcheck"]["Test"] == [
+            "CMD-SHELL", "echo x >> /counter.txt && test `wc -l < /counter.txt` -ge 3"]
+    finally:
+        container.remove(force=True)

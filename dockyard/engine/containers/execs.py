@@ -164,7 +164,7 @@ class ExecService:
 
     def run(self, ref: str, cmd: list[str], timeout: float, limit: int = 4096) -> tuple[int, bytes] | None:
         """Run cmd in the running container ref (blocking): (exit code, the first limit bytes of
-        stdout+stderr); (-1, b"") when it ran out of time (the process is then killed); None when
+        stdout+stderr); exit code -1 when it ran out of time (the process is then killed); None when
         the container is not running or is paused. Health probes use this."""
         try:
             exec_id = self.create(ref, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
@@ -186,11 +186,11 @@ class ExecService:
                 if pid := self._read_pid(workdir):
                     os.kill(pid, 9)
             try:
-                proc.communicate(timeout=5)
+                out, _ = proc.communicate(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.communicate()
-            return -1, b""
+                out, _ = proc.communicate()
+            return -1, out[:limit]
         finally:
             ex.running = False
             self._execs.pop(exec_id, None)

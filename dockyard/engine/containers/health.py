@@ -46,11 +46,9 @@ def merge(container: dict[str, Any] | None, image: dict[str, Any] | None) -> dic
 def probe_command(config: dict[str, Any]) -> list[str] | None:
     """The argv of the container's probe, None when it has none (no test, or ["NONE"])."""
     test = list((config.get("Healthcheck") or {}).get("Test") or [])
-    if not test or test[0] == "NONE":
-        return None
-    if test[0] == "CMD-SHELL":
-        return [*(config.get("Shell") or ["/bin/sh", "-c"]), " ".join(test[1:])]
-    return test[1:] if test[0] == "CMD" else test
+    if not test or test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2:
+        return None  # none, NONE, or an unknown type (dockerd only warns about it)
+    return [*(config.get("Shell") or ["/bin/sh", "-c"]), *test[1:]] if test[0] == "CMD-SHELL" else test[1:]
 
 
 def go_duration(ns: int) -> str:
@@ -108,8 +106,16 @@ class HealthMonitor:
         interval = (hc.get("Interval") or DEFAULT_INTERVAL) / SECOND
         start_interval = (hc.get("StartInterval") or DEFAULT_START_INTERVAL) / SECOND
         status = "starting"
-        while not stop.wait(start_interval if status == "starting" and time.time() - started < start_period
-                            else interval):
+
+        def delay() -> float:
+            """dockerd's: the start interval while starting within the start period, which is
+            never overrun; the interval otherwise."""
+            left = start_period - (time.time() - started)
+            if left <= 0:
+                return interval
+            return left if left < interval else start_interval if status == "starting" else interval
+
+        while not stop.wait(delay()):
             status = self._probe(cid, record["Config"], hc, started, stop) or status
 
     def _probe(self, cid: str, config: dict[str, Any], hc: dict[str, Any], started: float,
@@ -117,7 +123,7 @@ class HealthMonitor:
         """Run the probe once and record its result; the new status (None when nothing ran)."""
         timeout = hc.get("Timeout") or DEFAULT_TIMEOUT
         begin = time.time_ns()
-        result = self.execs.run(cid, probe_command(config) or [], timeout / SECOND, MAX_OUTPUT)
+        result = self.execs.run(cid, probe_command(config) or [], timeout / SECOND, MAX_OUTPUT + 1)
         if result is None:
             try:
                 self.containers.store.get(cid)
@@ -130,7 +136,9 @@ class HealthMonitor:
         if stop.is_set():
             return None
         code, output = result
-        text = output.decode(errors="replace") if code != -1 else f"Health check exceeded timeout ({go_duration(timeout)})"
+        text = output[:MAX_OUTPUT].decode(errors="replace") + ("..." if len(output) > MAX_OUTPUT else "")
+        if code == -1:
+            text = f"Health check exceeded timeout ({go_duration(timeout)})" + (f": {text}" if text else "")
         entry = {"Start": rfc3339nano(begin), "End": rfc3339nano(), "ExitCode": code, "Output": text}
         with self.containers._lock:
             if stop.is_set():
