@@ -70,6 +70,24 @@ def test_archive_api(daemon: Dockyardd) -> None:  # noqa: F811
     assert not [line for line in open("/proc/self/mountinfo") if container.id in line]
 
 
+def test_archive_read_only_and_bind_mounts(daemon: Dockyardd, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "rw").mkdir()
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "inside").write_text("from the host\n")
+    ok(daemon, "create", "--name", "binds", "--read-only", "-v", f"{tmp_path / 'rw'}:/mnt/rw",
+       "-v", f"{tmp_path / 'ro'}:/mnt/ro:ro", "busybox")
+    data = _tar({"new.txt": b"copied"})
+    status, _, body = daemon.request("PUT", "/containers/binds/archive?path=/tmp", data)
+    assert status == 400 and json.loads(body)["message"] == "container rootfs is marked read-only"
+    status, _, body = daemon.request("PUT", "/containers/binds/archive?path=/mnt/ro", data)
+    assert status == 400 and json.loads(body)["message"] == "mounted volume is marked read-only"
+    assert daemon.request("PUT", "/containers/binds/archive?path=/mnt/rw", data)[0] == 200
+    assert (tmp_path / "rw" / "new.txt").read_bytes() == b"copied"  # written through the bind mount
+    body = daemon.request("GET", "/containers/binds/archive?path=/mnt/ro/inside")[2]
+    member = tarfile.open(fileobj=io.BytesIO(body)).extractfile("inside")
+    assert member is not None and member.read() == b"from the host\n"
+
+
 def _tar(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:

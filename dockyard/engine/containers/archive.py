@@ -11,7 +11,7 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockyard.engine.containers.errors import ContainerError, InvalidParameter, NotFound
+from dockyard.engine.containers.errors import InvalidParameter, NotFound
 from dockyard.image.layer_apply import LayerApplyError, apply_layer
 from dockyard.image.layer_diff import write_layer, write_tree
 from dockyard.image.snapshot import mount_all, unmount
@@ -30,12 +30,6 @@ _GO_SPECIAL = ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22), (stat.S_ISVTX, 
 _users: dict[str, int] = {}  # container ID -> calls using its rootfs mount (under the service's lock)
 
 
-class Forbidden(ContainerError):
-    """Writing where the container may not (403)."""
-
-    status = 403
-
-
 def go_file_mode(mode: int) -> int:
     """A st_mode as Go's os.FileMode (what the docker CLI decodes)."""
     out = mode & 0o777
@@ -43,10 +37,11 @@ def go_file_mode(mode: int) -> int:
     return out | sum(bit for flag, bit in _GO_SPECIAL if mode & flag)
 
 
-def mount_points(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """(destination, host source) of the container's mounts that the host can see, deepest first.
-    The hook for volumes: a mount point with a host Source in record["Mounts"] is used as is."""
-    points = [(m["Destination"], m["Source"]) for m in record.get("Mounts") or []
+def mount_points(record: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(destination, host source, writable) of the container's mounts that the host can see,
+    deepest first. The hook for volumes: a mount point with a host Source in record["Mounts"]
+    (inspect's MountPoints) is used as is."""
+    points = [(m["Destination"], m["Source"], m.get("RW", True) is not False) for m in record.get("Mounts") or []
               if m.get("Source") and m.get("Destination") and os.path.isabs(m["Source"])]
     return sorted(points, key=lambda p: len(p[0]), reverse=True)
 
@@ -79,11 +74,15 @@ class ContainerFiles:
                 if not self.service.store.get(self.cid)["State"]["Running"]:
                     unmount(self.rootfs)
 
+    def _mount_of(self, path: str) -> tuple[str, str, bool] | None:
+        """The mount point holding the container path, None for the rootfs."""
+        return next((m for m in self.mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")), None)
+
     def _host(self, path: str) -> str:
-        for destination, source in self.mounts:
-            if path == destination or path.startswith(destination.rstrip("/") + "/"):
-                return os.path.join(source, path[len(destination):].lstrip("/"))
-        return os.path.join(self.rootfs, path.lstrip("/"))
+        mount = self._mount_of(path)
+        if mount is None:
+            return os.path.join(self.rootfs, path.lstrip("/"))
+        return os.path.join(mount[1], path[len(mount[0]):].lstrip("/"))
 
     def resolve(self, path: str, follow: bool = False) -> tuple[str, str]:
         """(host path, container path) of path: symlinks followed inside the container, the last
@@ -112,7 +111,8 @@ class ContainerFiles:
         _, st = self.lstat(path)
         clean = posixpath.normpath("/" + path)
         target = self.resolve(path, follow=True)[1] if stat.S_ISLNK(st.st_mode) else ""
-        return {"name": posixpath.basename(clean) or "/", "size": st.st_size, "mode": go_file_mode(st.st_mode),
+        name = "." if path.endswith("/.") else posixpath.basename(clean) or "/"
+        return {"name": name, "size": st.st_size, "mode": go_file_mode(st.st_mode),
                 "mtime": rfc3339nano(st.st_mtime_ns), "linkTarget": target}
 
     def write_archive(self, path: str, out: BinaryIO) -> None:
@@ -132,9 +132,11 @@ class ContainerFiles:
             raise NotFound(f"Could not find the file {path} in container {self.ref}") from None
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidParameter("extraction point is not a directory")
-        on_mount = any(host == s or host.startswith(s.rstrip("/") + "/") for _, s in self.mounts)
-        if self.record["HostConfig"].get("ReadonlyRootfs") and not on_mount:
-            raise Forbidden("container rootfs is marked read-only")
+        mount = self._mount_of(resolved)
+        if mount is not None and not mount[2]:
+            raise InvalidParameter("mounted volume is marked read-only")
+        if mount is None and self.record["HostConfig"].get("ReadonlyRootfs"):
+            raise InvalidParameter("container rootfs is marked read-only")
         try:
             apply_layer(stream, host, whiteouts="naive", same_owner=copy_uid_gid,
                         replace_kind=not no_overwrite_dir_non_dir)
