@@ -162,9 +162,12 @@ def test_diff_export_commit(daemon: Dockyardd, tmp_path: Path) -> None:  # noqa:
     assert ours.returncode == 0 and ours.stdout.startswith("sha256:")
     assert ok(daemon, "run", "--rm", "committed:2") == "ours\n"
     ok(daemon, "run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /live; exec sleep 1000")
-    image = daemon.client().containers.get("live").commit(repository="committed", tag="3")
-    assert ok(daemon, "run", "--rm", "committed:3", "cat", "/live") == "live\n"
-    assert image.id.startswith("sha256:")
+    image = daemon.client().containers.get("live").commit(repository="committed", tag="3",
+                                                          conf={"Env": ["Z=9"], "Cmd": ["cat", "/live"]})
+    assert ok(daemon, "run", "--rm", "committed:3") == "live\n"
+    assert image.id.startswith("sha256:") and "Z=9" in image.attrs["Config"]["Env"]
+    assert any(e.startswith("PATH=") for e in image.attrs["Config"]["Env"])  # merged with the container's
+    assert ok(daemon, "inspect", "-f", "{{.State.Status}}", "live").strip() == "running"  # paused, then not
     proc = daemon.docker("commit", "-c", "FOO bar", "chg")
     assert proc.returncode == 1 and "foo is not a valid change command" in proc.stderr
     proc = daemon.docker("commit", "nosuch")

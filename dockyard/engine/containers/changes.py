@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.containers.errors import Conflict, InvalidParameter
+from dockyard.engine.containers.spec import merge_env
 from dockyard.image.archive.changes import ChangeError, apply_changes
 from dockyard.image.layer_apply import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from dockyard.image.layer_diff import write_layer
@@ -99,13 +100,17 @@ def commit(service: ContainerService, ref: str, repo: str = "", tag: str = "", c
            author: str = "", pause: bool = True, change_lines: list[str] | None = None,
            config: dict[str, Any] | None = None) -> str:
     """POST /commit: a new image from the container's layer on its image, its config being the
-    container's with the body's fields over it and the --change lines applied; the image ID."""
+    container's with the body's set fields over it (Env merged by name) and the --change lines
+    applied; the image ID."""
     record = service.store.get(service.store.resolve(ref))
     cid = record["ID"]
     if repo and not tag and ":" in repo.rsplit("/", 1)[-1]:
         repo, tag = repo.rsplit(":", 1)
+    body = {k: v for k, v in (config or {}).items() if v not in (None, "", [], {})}  # unset: the container's
+    if body.get("Env"):
+        body["Env"] = merge_env(record["Config"].get("Env") or [], body["Env"])
     try:
-        run_config = apply_changes({**record["Config"], **(config or {})}, change_lines or [])
+        run_config = apply_changes({**record["Config"], **body}, change_lines or [])
     except ChangeError as e:
         raise InvalidParameter(str(e)) from None
     paused_here = False
