@@ -86,6 +86,13 @@ def test_archive_read_only_and_bind_mounts(daemon: Dockyardd, tmp_path: Path) ->
     body = daemon.request("GET", "/containers/binds/archive?path=/mnt/ro/inside")[2]
     member = tarfile.open(fileobj=io.BytesIO(body)).extractfile("inside")
     assert member is not None and member.read() == b"from the host\n"
+    # a symlink inside a bind-mounted directory resolves inside it, never on the host
+    (tmp_path / "rw" / "esc").symlink_to("/etc")
+    status, _, body = daemon.request("GET", "/containers/binds/archive?path=/mnt/rw/esc/hostname")
+    assert status == 404, body
+    status, headers, _ = daemon.request("HEAD", "/containers/binds/archive?path=/mnt/rw/esc")
+    stat = json.loads(base64.b64decode(headers["X-Docker-Container-Path-Stat"]))
+    assert stat["linkTarget"] == "/mnt/rw/etc"
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

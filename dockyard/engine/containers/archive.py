@@ -78,11 +78,20 @@ class ContainerFiles:
         """The mount point holding the container path, None for the rootfs."""
         return next((m for m in self.mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")), None)
 
-    def _host(self, path: str) -> str:
-        mount = self._mount_of(path)
-        if mount is None:
-            return os.path.join(self.rootfs, path.lstrip("/"))
-        return os.path.join(mount[1], path[len(mount[0]):].lstrip("/"))
+    def _inside(self, path: str) -> tuple[str, str]:
+        """(host path, container path) of a container path with its symlinks resolved inside the
+        rootfs, then, past a mount point, inside that mount's source (never on the host)."""
+        try:
+            host = secure_join(self.rootfs, path)
+            resolved = posixpath.normpath("/" + os.path.relpath(host, self.rootfs))
+            mount = self._mount_of(resolved)
+            if mount is None:
+                return host, resolved
+            destination, source, _ = mount
+            host = secure_join(source, resolved[len(destination):])
+        except RuntimeFailure as e:
+            raise InvalidParameter(str(e)) from None
+        return host, posixpath.normpath(posixpath.join(destination, os.path.relpath(host, source)))
 
     def resolve(self, path: str, follow: bool = False) -> tuple[str, str]:
         """(host path, container path) of path: symlinks followed inside the container, the last
@@ -90,13 +99,8 @@ class ContainerFiles:
         clean = posixpath.normpath("/" + path)
         follow = follow or path.endswith(("/", "/.")) or clean == "/"
         parent, base = (clean, "") if follow else posixpath.split(clean)
-        try:
-            inside = secure_join(self.rootfs, parent)
-        except RuntimeFailure as e:
-            raise InvalidParameter(str(e)) from None
-        resolved = posixpath.normpath("/" + os.path.relpath(inside, self.rootfs))
-        resolved = posixpath.join(resolved, base) if base else resolved
-        return self._host(resolved), resolved
+        host, resolved = self._inside(parent)
+        return (os.path.join(host, base), posixpath.join(resolved, base)) if base else (host, resolved)
 
     def lstat(self, path: str) -> tuple[str, os.stat_result]:
         """(host path, lstat) of path; Docker's 404 when it does not exist."""
