@@ -52,6 +52,8 @@ def test_stats(daemon: Dockyardd) -> None:  # noqa: F811
     idle = json.loads(daemon.request("GET", "/containers/stopped/stats?stream=0")[2])
     assert idle["read"].startswith("0001-") and idle["name"] == "/stopped"
     assert daemon.request("GET", "/containers/nosuch/stats?stream=0")[0] == 404
+    status, _, body = daemon.request("GET", "/containers/busy/stats?one-shot=1")
+    assert status == 400 and json.loads(body)["message"] == "cannot have stream=true and one-shot=true"
 
     streamed = daemon.client().api.stats("busy", decode=True, stream=True)
     first, second = next(streamed), next(streamed)

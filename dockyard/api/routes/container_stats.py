@@ -6,7 +6,7 @@ import contextlib
 
 from aiohttp import web
 
-from dockyard.api.errors import json_line
+from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
 from dockyard.api.routes.containers import PATH, _threaded
 from dockyard.api.server import bool_query, engine, json_response, long_poll, start_stream
@@ -31,8 +31,10 @@ async def container_stats(request: web.Request) -> web.StreamResponse:
     stream = request.query.get("stream", "") == "" or bool_query(request, "stream")  # default true
     one_shot = bool_query(request, "one-shot")
     await eng.run(eng.containers.store.resolve, request.match_info["id"])  # 404 before any output
-    entries = stats.samples(eng.containers, request.match_info["id"], stream and not one_shot, one_shot)
-    if not stream or one_shot:
+    if stream and one_shot:
+        raise ApiError(400, "cannot have stream=true and one-shot=true")
+    entries = stats.samples(eng.containers, request.match_info["id"], stream, one_shot)
+    if not stream:
         return json_response(await eng.run_detached(next, entries))
     response = await start_stream(request, "application/json")
     with long_poll(request):
