@@ -83,6 +83,8 @@ def test_archive_read_only_and_bind_mounts(daemon: Dockyardd, tmp_path: Path) ->
     assert status == 400 and json.loads(body)["message"] == "mounted volume is marked read-only"
     assert daemon.request("PUT", "/containers/binds/archive?path=/mnt/rw", data)[0] == 200
     assert (tmp_path / "rw" / "new.txt").read_bytes() == b"copied"  # written through the bind mount
+    body = daemon.request("GET", "/containers/binds/archive?path=/mnt/rw")[2]
+    assert sorted(tarfile.open(fileobj=io.BytesIO(body)).getnames()) == ["rw", "rw/new.txt"]
     body = daemon.request("GET", "/containers/binds/archive?path=/mnt/ro/inside")[2]
     member = tarfile.open(fileobj=io.BytesIO(body)).extractfile("inside")
     assert member is not None and member.read() == b"from the host\n"

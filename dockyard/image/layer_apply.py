@@ -82,7 +82,7 @@ class _DirFds:
     """Directory fds inside the root, opened component by component, never escaping the root."""
 
     def __init__(self, dest: str) -> None:
-        self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self._cache: dict[str, int] = {}
         self.setgid: set[int] = set()  # the open dir fds of setgid dirs: new files get their group
         self.mode_set(self.root, os.fstat(self.root).st_mode)
@@ -441,7 +441,7 @@ def apply_layer(stream: BinaryIO, dest: str, *, whiteouts: str = "overlay", same
     whiteouts="overlay": dest is an overlay layer dir; `.wh.NAME` becomes a 0/0 char device and
     `.wh..wh..opq` sets trusted.overlay.opaque=y. whiteouts="naive": dest holds the parent's
     files; whiteouts delete, and an opaque marker removes what lower layers put in the directory.
-    same_owner=False leaves files owned by the caller. replace_kind=False refuses an entry that would
+    dest itself must not be a symlink. same_owner=False leaves files owned by the caller. replace_kind=False refuses an entry that would
     replace a directory with a non-directory or the other way round (docker cp's
     noOverwriteDirNonDir). Raises LayerApplyError for malformed or
     hostile archives; nothing outside dest is created, modified or deleted in any case."""

@@ -59,9 +59,17 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "setns": 308},
-    "aarch64": {"pivot_root": 41, "setns": 268},
+    "x86_64": {"pivot_root": 155, "setns": 308, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "setns": 268, "openat2": 437},
 }
+
+# openat2(2) resolve flags.
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 def _check(ret: int, what: str) -> int:
@@ -102,6 +110,14 @@ def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (glibc has no wrapper)."""
     nr = _SYSCALL_NUMBERS[os.uname().machine]["pivot_root"]
     _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Linux 5.6+, no glibc wrapper): the new fd; OSError(ENOSYS) on older kernels."""
+    how = _OpenHow(flags, mode, resolve)
+    nr = _SYSCALL_NUMBERS[os.uname().machine]["openat2"]
+    return _check(_libc.syscall(ctypes.c_long(nr), ctypes.c_int(dir_fd), _b(path), ctypes.byref(how),
+                                ctypes.c_size_t(ctypes.sizeof(how))), f"openat2 {path}")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -62,7 +62,7 @@ async def archive_stat(request: web.Request) -> web.Response:
     """HEAD /containers/{id}/archive?path: the path's stat in the header."""
     eng = engine(request)
 
-    def stat() -> dict[str, object]:
+    def stat() -> dict[str, Any]:
         with ContainerFiles(eng.containers, request.match_info["id"]) as files:
             return files.stat(_path(request))
 

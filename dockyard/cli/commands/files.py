@@ -119,12 +119,13 @@ def copy_from(cli: Cli, opts: SimpleNamespace, container: str, src: str, dst: st
         if dst.endswith("/") and not into:
             raise CommandError(f'destination "{dst}" must be a directory' if not src_dir else "no such directory")
         if into and path == src and (src.endswith("/.") or not src.strip("/") or not src_dir or not os.path.lexists(os.path.join(dst, name))):
-            apply_layer(_Stream(resp.iter_raw()), dst, whiteouts="naive", same_owner=opts.archive)
+            apply_layer(_Stream(resp.iter_raw()), os.path.realpath(dst), whiteouts="naive", same_owner=opts.archive)
             return
         final = os.path.join(dst, name) if into else dst
         if src.endswith("/.") or not src.strip("/"):  # the directory's contents (the daemon names them "."), into final
             os.makedirs(final, exist_ok=True)
-            apply_layer(_Stream(resp.iter_raw()), final, whiteouts="naive", same_owner=opts.archive)
+            apply_layer(_Stream(resp.iter_raw()), os.path.realpath(final), whiteouts="naive",
+                        same_owner=opts.archive)
             return
         staging = tempfile.mkdtemp(prefix=".dockyard-cp-", dir=os.path.dirname(os.path.abspath(final)))
         try:

@@ -9,6 +9,7 @@ import contextlib
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockyard.engine.containers.errors import InvalidParameter, NotFound
@@ -17,7 +18,7 @@ from dockyard.image.layer_diff import write_layer, write_tree
 from dockyard.image.snapshot import mount_all, unmount
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.paths import secure_join
+from dockyard.runtime.paths import open_in_root, secure_join
 from dockyard.shim.logs import rfc3339nano
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ def mount_points(record: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(destination, host source, writable) of the container's mounts that the host can see,
     deepest first. The hook for volumes: a mount point with a host Source in record["Mounts"]
     (inspect's MountPoints) is used as is."""
-    points = [(m["Destination"], m["Source"], m.get("RW", True) is not False) for m in record.get("Mounts") or []
+    points = [(m["Destination"], os.path.realpath(m["Source"]), m.get("RW", True) is not False)
+              for m in record.get("Mounts") or []
               if m.get("Source") and m.get("Destination") and os.path.isabs(m["Source"])]
     return sorted(points, key=lambda p: len(p[0]), reverse=True)
 
@@ -78,43 +80,70 @@ class ContainerFiles:
         """The mount point holding the container path, None for the rootfs."""
         return next((m for m in self.mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")), None)
 
-    def _inside(self, path: str) -> tuple[str, str]:
-        """(host path, container path) of a container path with its symlinks resolved inside the
-        rootfs, then, past a mount point, inside that mount's source (never on the host)."""
+    def _root_of(self, path: str) -> tuple[str, str, str]:
+        """(host directory, its container path, the rest of path below it) of a container path
+        whose symlinks are resolved inside the rootfs: the mount point holding it, or the rootfs."""
         try:
-            host = secure_join(self.rootfs, path)
-            resolved = posixpath.normpath("/" + os.path.relpath(host, self.rootfs))
-            mount = self._mount_of(resolved)
-            if mount is None:
-                return host, resolved
-            destination, source, _ = mount
-            host = secure_join(source, resolved[len(destination):])
+            resolved = posixpath.normpath("/" + os.path.relpath(secure_join(self.rootfs, path), self.rootfs))
         except RuntimeFailure as e:
             raise InvalidParameter(str(e)) from None
-        return host, posixpath.normpath(posixpath.join(destination, os.path.relpath(host, source)))
+        mount = self._mount_of(resolved)
+        if mount is None:
+            return self.rootfs, "/", resolved
+        return mount[1], mount[0], resolved[len(mount[0]):] or "/"
 
-    def resolve(self, path: str, follow: bool = False) -> tuple[str, str]:
-        """(host path, container path) of path: symlinks followed inside the container, the last
-        component's only when follow (or when path ends in "/" or "/.")."""
+    def _resolved(self, path: str) -> str:
+        """The container path of path with every symlink resolved (inside a mount's source past
+        a mount point); what a symlink's linkTarget reports."""
+        root, prefix, rest = self._root_of(path)
+        if root != self.rootfs:
+            try:
+                rest = os.path.relpath(secure_join(root, rest), root)
+            except RuntimeFailure as e:
+                raise InvalidParameter(str(e)) from None
+        return posixpath.normpath(posixpath.join(prefix, rest))
+
+    @contextlib.contextmanager
+    def opened(self, path: str, follow: bool = False) -> Iterator[tuple[str, str]]:
+        """(host path, container path) of path, valid inside the block: its directory is held open
+        (resolved by the kernel inside the rootfs or a mount's source), so a running container
+        cannot redirect it meanwhile; the last component is followed only when follow (or when
+        path ends in "/" or "/."). Docker's 404 when a directory on the way is missing."""
         clean = posixpath.normpath("/" + path)
-        follow = follow or path.endswith(("/", "/.")) or clean == "/"
-        parent, base = (clean, "") if follow else posixpath.split(clean)
-        host, resolved = self._inside(parent)
-        return (os.path.join(host, base), posixpath.join(resolved, base)) if base else (host, resolved)
-
-    def lstat(self, path: str) -> tuple[str, os.stat_result]:
-        """(host path, lstat) of path; Docker's 404 when it does not exist."""
-        host, _ = self.resolve(path)
+        if follow or path.endswith(("/", "/.")):
+            clean = self._resolved(clean)
+        if clean == "/":
+            yield self.rootfs, "/"
+            return
+        parent, base = posixpath.split(clean)
+        root, prefix, rest = self._root_of(parent)
+        target = posixpath.normpath(posixpath.join(prefix, rest, base))
+        mount = next((m for m in self.mounts if m[0] == target), None)
+        if mount is not None:  # a mount point itself: its source
+            yield mount[1], target
+            return
         try:
-            return host, os.lstat(host)
+            fd = open_in_root(root, rest)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container {self.ref}") from None
+        try:
+            inside = posixpath.normpath(posixpath.join(prefix, os.path.relpath(os.readlink(f"/proc/self/fd/{fd}"), root)))
+            yield f"/proc/self/fd/{fd}/{base}", posixpath.join(inside, base)
+        finally:
+            os.close(fd)
+
+    def _lstat(self, host: str, path: str) -> os.stat_result:
+        try:
+            return os.lstat(host)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"Could not find the file {path} in container {self.ref}") from None
 
     def stat(self, path: str) -> dict[str, Any]:
         """HEAD /containers/{id}/archive: the X-Docker-Container-Path-Stat document."""
-        _, st = self.lstat(path)
+        with self.opened(path) as (host, _):
+            st = self._lstat(host, path)
         clean = posixpath.normpath("/" + path)
-        target = self.resolve(path, follow=True)[1] if stat.S_ISLNK(st.st_mode) else ""
+        target = self._resolved(clean) if stat.S_ISLNK(st.st_mode) else ""
         name = "." if path.endswith("/.") else posixpath.basename(clean) or "/"
         return {"name": name, "size": st.st_size, "mode": go_file_mode(st.st_mode),
                 "mtime": rfc3339nano(st.st_mtime_ns), "linkTarget": target}
@@ -122,30 +151,27 @@ class ContainerFiles:
     def write_archive(self, path: str, out: BinaryIO) -> None:
         """GET /containers/{id}/archive: path as a tar (named after its last component, "." for
         a path ending in "/.", whose contents are then the entries)."""
-        host, _ = self.lstat(path)
-        name = "." if path.endswith("/.") or posixpath.normpath("/" + path) == "/" else \
-            posixpath.basename(posixpath.normpath("/" + path))
-        write_tree(host, out, name)
+        clean = posixpath.normpath("/" + path)
+        name = "." if path.endswith("/.") or clean == "/" else posixpath.basename(clean)
+        with self.opened(path) as (host, _):
+            self._lstat(host, path)
+            write_tree(host, out, name)
 
     def extract(self, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
         """PUT /containers/{id}/archive: unpack a tar into the directory path."""
-        host, resolved = self.resolve(path, follow=True)
-        try:
-            st = os.stat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"Could not find the file {path} in container {self.ref}") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter("extraction point is not a directory")
-        mount = self._mount_of(resolved)
-        if mount is not None and not mount[2]:
-            raise InvalidParameter("mounted volume is marked read-only")
-        if mount is None and self.record["HostConfig"].get("ReadonlyRootfs"):
-            raise InvalidParameter("container rootfs is marked read-only")
-        try:
-            apply_layer(stream, host, whiteouts="naive", same_owner=copy_uid_gid,
-                        replace_kind=not no_overwrite_dir_non_dir)
-        except LayerApplyError as e:
-            raise InvalidParameter(str(e)) from None
+        with self.opened(path, follow=True) as (host, resolved):
+            if not stat.S_ISDIR(self._lstat(host, path).st_mode):
+                raise InvalidParameter("extraction point is not a directory")
+            mount = self._mount_of(resolved)
+            if mount is not None and not mount[2]:
+                raise InvalidParameter("mounted volume is marked read-only")
+            if mount is None and self.record["HostConfig"].get("ReadonlyRootfs"):
+                raise InvalidParameter("container rootfs is marked read-only")
+            try:
+                apply_layer(stream, host, whiteouts="naive", same_owner=copy_uid_gid,
+                            replace_kind=not no_overwrite_dir_non_dir)
+            except LayerApplyError as e:
+                raise InvalidParameter(str(e)) from None
 
 
 def export(service: ContainerService, ref: str, out: BinaryIO) -> None:
