@@ -183,3 +183,20 @@ def test_diff_export_commit(daemon: Dockyardd, tmp_path: Path) -> None:  # noqa:
     assert proc.returncode == 1 and "No such container: nosuch" in proc.stderr
     ok(daemon, "rm", "-f", "live", "chg")
     ok(daemon, "rmi", "committed:1", "committed:2", "committed:3")
+
+
+def test_open_in_root_stays_inside(tmp_path: Path) -> None:
+    """The kernel resolves symlinks and '..' as if the root were '/' (absolute links included)."""
+    from dockyard.runtime.paths import open_in_root
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("inside\n")
+    (root / "abs").symlink_to("/etc")
+    (root / "rel").symlink_to("../../../../../../etc")
+    for path in ("/abs/passwd", "rel/passwd", "/../../etc/passwd"):
+        fd = open_in_root(str(root), path, os.O_RDONLY)
+        try:
+            assert os.read(fd, 100) == b"inside\n", path
+        finally:
+            os.close(fd)
