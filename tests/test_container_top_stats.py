@@ -8,7 +8,7 @@ import re
 
 from tests.daemon import Dockyardd
 from tests.test_api_containers import daemon, no_leftover_children, ok, pytestmark  # noqa: F401
-from tests.test_cli import dy
+from tests.test_cli import dy, same
 
 STATS_HEADER = ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "MEM", "%", "NET", "I/O",
                 "BLOCK", "I/O", "PIDS"]
@@ -21,7 +21,8 @@ def test_top(daemon: Dockyardd) -> None:  # noqa: F811
     assert sorted(line.split(None, 7)[7] for line in lines[1:]) == ["sleep 1000", "sleep 999"]
     aux = ok(daemon, "top", "topc", "aux").splitlines()
     assert aux[0].split()[:2] == ["USER", "PID"] and len(aux) == 3
-    assert dy(daemon, "top", "topc", "-o", "pid,comm").stdout.split()[:2] == ["PID", "COMMAND"]
+    assert same(daemon, "top", "topc", "-o", "pid,comm", stderr=True).stdout.split()[:2] == ["PID", "COMMAND"]
+    same(daemon, "top", "nosuch", stderr=True)
     top = daemon.client().containers.get("topc").top()
     assert top["Titles"][1] == "PID" and len(top["Processes"]) == 2
     assert "sleep 999" in [p[-1] for p in top["Processes"]]
