@@ -71,5 +71,8 @@ def test_stats(daemon: Dockyardd) -> None:  # noqa: F811
         assert row[7:10] == ["0B", "/", "0B"]
     assert "stopped" in dy(daemon, "stats", "-a", "--no-stream").stdout
     assert dy(daemon, "stats", "--no-stream", "--format", "{{.Name}}:{{.PIDs}}", "busy").stdout == "busy:1\n"
+    fields = json.loads(dy(daemon, "stats", "--no-stream", "--format", "json", "busy").stdout)
+    assert list(fields) == sorted(fields) == list(json.loads(ok(daemon, "stats", "--no-stream", "--format", "json",
+                                                                  "busy")))
     proc = dy(daemon, "stats", "--no-stream", "nosuch")
     assert proc.returncode == 1 and "No such container: nosuch" in proc.stderr

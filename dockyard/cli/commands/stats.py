@@ -42,7 +42,8 @@ def memory_usage(mem: dict[str, Any]) -> int:
 
 
 def row(name: str, doc: dict[str, Any]) -> dict[str, str]:
-    """The template fields of one container's sample (zeroes for a container that does not run)."""
+    """The template fields of one container's sample (zeroes for a container that does not run),
+    keys sorted as `{{json .}}` prints them."""
     out = {"Container": name, "ID": doc.get("id", "")[:12], "Name": (doc.get("name") or "").lstrip("/")}
     mem = doc.get("memory_stats") or {}
     used, limit = memory_usage(mem), mem.get("limit", 0)
@@ -50,12 +51,13 @@ def row(name: str, doc: dict[str, Any]) -> dict[str, str]:
     blkio = (doc.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
     read = sum(e.get("value", 0) for e in blkio if str(e.get("op", "")).lower() == "read")
     write = sum(e.get("value", 0) for e in blkio if str(e.get("op", "")).lower() == "write")
-    return {**out, "CPUPerc": f"{cpu_percent(doc):.2f}%", "MemUsage": f"{bytes_size(used)} / {bytes_size(limit)}",
-            "MemPerc": f"{used / limit * 100 if limit else 0:.2f}%",
-            "NetIO": f"{human_size(sum(n.get('rx_bytes', 0) for n in nets))} / "
-                     f"{human_size(sum(n.get('tx_bytes', 0) for n in nets))}",
-            "BlockIO": f"{human_size(read)} / {human_size(write)}",
-            "PIDs": str((doc.get("pids_stats") or {}).get("current", 0))}
+    fields = {**out, "CPUPerc": f"{cpu_percent(doc):.2f}%", "MemUsage": f"{bytes_size(used)} / {bytes_size(limit)}",
+              "MemPerc": f"{used / limit * 100 if limit else 0:.2f}%",
+              "NetIO": f"{human_size(sum(n.get('rx_bytes', 0) for n in nets))} / "
+                       f"{human_size(sum(n.get('tx_bytes', 0) for n in nets))}",
+              "BlockIO": f"{human_size(read)} / {human_size(write)}",
+              "PIDs": str((doc.get("pids_stats") or {}).get("current", 0))}
+    return dict(sorted(fields.items()))
 
 
 def _samples(cli: Cli, names: list[str]) -> tuple[dict[str, dict[str, Any] | None], list[str]]:
