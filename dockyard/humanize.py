@@ -4,6 +4,7 @@ CLIs: pure functions, no imports)."""
 from __future__ import annotations
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
 
 def human_size(size: float, precision: int = 3) -> str:
@@ -13,6 +14,15 @@ def human_size(size: float, precision: int = 3) -> str:
         size /= 1000
         i += 1
     return f"{size:.{precision}g}{_SIZE_UNITS[i]}"
+
+
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: 679936 → '664KiB' (binary units, 4 significant digits)."""
+    i = 0
+    while size >= 1024 and i < len(_BINARY_UNITS) - 1:
+        size /= 1024
+        i += 1
+    return f"{size:.4g}{_BINARY_UNITS[i]}"
 
 
 def human_duration(seconds: float) -> str:

@@ -48,9 +48,10 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json_line(data), headers=JSON_HEADERS)
 
 
-async def start_stream(request: web.Request, content_type: str) -> web.StreamResponse:
+async def start_stream(request: web.Request, content_type: str,
+                       headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Begin a streamed (chunked) 200 response; errors after this point end the connection."""
-    response = web.StreamResponse(headers={"Content-Type": content_type})
+    response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
     response.enable_chunked_encoding()
     request[STREAMING] = True
     await response.prepare(request)

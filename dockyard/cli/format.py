@@ -46,13 +46,14 @@ def ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def tabwrite(rows: Iterable[list[str]]) -> str:
-    """Go's tabwriter as docker sets it up (minwidth 10, padding 3, spaces); last cell unpadded."""
+def tabwrite(rows: Iterable[list[str]], minwidth: int = 10) -> str:
+    """Go's tabwriter as docker sets it up (minwidth 10, 20 for top; padding 3, spaces); last cell
+    unpadded."""
     rows = list(rows)
     widths: dict[int, int] = {}
     for row in rows:
         for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths.get(i, 0), max(len(cell) + 3, 10))
+            widths[i] = max(widths.get(i, 0), max(len(cell) + 3, minwidth))
     return "".join("".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1]))
                    + (row[-1] if row else "") + "\n" for row in rows)
 

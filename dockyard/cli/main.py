@@ -34,6 +34,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("rename",): ("containers", "rename"), ("container", "rename"): ("containers", "rename"),
     ("wait",): ("containers", "wait"), ("container", "wait"): ("containers", "wait"),
     ("top",): ("containers", "top"), ("container", "top"): ("containers", "top"),
+    ("stats",): ("stats", "stats"), ("container", "stats"): ("stats", "stats"),
+    ("cp",): ("files", "cp"), ("container", "cp"): ("files", "cp"),
+    ("diff",): ("files", "diff"), ("container", "diff"): ("files", "diff"),
+    ("export",): ("files", "export"), ("container", "export"): ("files", "export"),
+    ("commit",): ("files", "commit"), ("container", "commit"): ("files", "commit"),
     ("container", "prune"): ("containers", "prune"),
     ("logs",): ("containers", "logs"), ("container", "logs"): ("containers", "logs"),
     ("run",): ("run", "run"), ("container", "run"): ("run", "run"),
@@ -69,8 +74,8 @@ Management Commands:
   volume      Manage volumes
 
 Commands:
-  attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
-  rm, rmi, save, start, stop, tag, top, unpause, wait
+  attach, commit, cp, create, diff, events, export, history, import, inspect, kill, load, logs,
+  pause, rename, restart, rm, rmi, save, start, stats, stop, tag, top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from dockyard.engine.config import ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
+from dockyard.engine.containers.health import HealthMonitor
 from dockyard.engine.containers.store import Record
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
@@ -56,6 +57,7 @@ class Engine:
     containers: ContainerService
     execs: ExecService
     volumes: VolumeService
+    health: HealthMonitor | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool (blocking engine work off the event loop)."""
@@ -153,6 +155,8 @@ def open_engine(config: DaemonConfig) -> Engine:
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event
     volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)
+    engine.health = HealthMonitor(containers, engine.execs, engine.container_event)
+    containers.on_running = engine.health.update
     containers.reconcile()
     records = containers.store.all()
     volumes.repair({r["ID"] for r in records}, {r["ID"] for r in records if r["State"]["Running"]})
@@ -195,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(serve(engine))
         finally:
+            if engine.health is not None:
+                engine.health.close()
             engine.containers.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()

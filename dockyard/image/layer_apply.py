@@ -82,7 +82,7 @@ class _DirFds:
     """Directory fds inside the root, opened component by component, never escaping the root."""
 
     def __init__(self, dest: str) -> None:
-        self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self._cache: dict[str, int] = {}
         self.setgid: set[int] = set()  # the open dir fds of setgid dirs: new files get their group
         self.mode_set(self.root, os.fstat(self.root).st_mode)
@@ -184,10 +184,11 @@ class _DirFds:
 class _Applier:
     """Creates the entries of one layer under a root; one instance per apply."""
 
-    def __init__(self, dest: str, naive: bool, same_owner: bool) -> None:
+    def __init__(self, dest: str, naive: bool, same_owner: bool, replace_kind: bool = True) -> None:
         self.dirs = _DirFds(dest)
         self.naive = naive
         self.same_owner = same_owner
+        self.replace_kind = replace_kind
         self.owner = (os.geteuid(), os.getegid())  # what a new file gets (outside setgid dirs)
         self.chmod_bits = ~0o777 | _umask()  # mode bits a new file cannot get from open()
         self.unpacked: set[str] = set()  # naive mode: paths this layer created (kept by opaque dirs)
@@ -211,6 +212,8 @@ class _Applier:
             self._whiteout(e, parent, base)
             return
         pfd = self.dirs.get(parent)
+        if not self.replace_kind:
+            self._check_kind(e, pfd, base)
         if self.naive:
             self._mark(path)
         if e.type == DIR:
@@ -225,6 +228,18 @@ class _Applier:
             self._hardlink(e, pfd, base)
         else:
             self._node(e, pfd, base)
+
+    @staticmethod
+    def _check_kind(e: Entry, pfd: int, base: str) -> None:
+        """Refuse to replace a directory with a non-directory or the other way round."""
+        try:
+            is_dir = stat.S_ISDIR(os.stat(base, dir_fd=pfd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            return
+        if is_dir and e.type != DIR:
+            raise LayerApplyError(f'cannot overwrite directory "{e.name}" with non-directory "{e.name}"')
+        if not is_dir and e.type == DIR:
+            raise LayerApplyError(f'cannot overwrite non-directory "{e.name}" with directory "{e.name}"')
 
     def _mark(self, path: str) -> None:
         unpacked = self.unpacked
@@ -419,17 +434,20 @@ def _set_xattrs(target: int | str, e: Entry) -> None:
                 raise  # like Docker: a filesystem without (that kind of) xattrs is not an error
 
 
-def apply_layer(stream: BinaryIO, dest: str, *, whiteouts: str = "overlay", same_owner: bool = True) -> ApplyResult:
+def apply_layer(stream: BinaryIO, dest: str, *, whiteouts: str = "overlay", same_owner: bool = True,
+                replace_kind: bool = True) -> ApplyResult:
     """Extract a layer tar (gzip/zstd/bzip2/xz/plain, detected) from `stream` into directory `dest`.
 
     whiteouts="overlay": dest is an overlay layer dir; `.wh.NAME` becomes a 0/0 char device and
     `.wh..wh..opq` sets trusted.overlay.opaque=y. whiteouts="naive": dest holds the parent's
     files; whiteouts delete, and an opaque marker removes what lower layers put in the directory.
-    same_owner=False leaves files owned by the caller. Raises LayerApplyError for malformed or
+    dest itself must not be a symlink. same_owner=False leaves files owned by the caller. replace_kind=False refuses an entry that would
+    replace a directory with a non-directory or the other way round (docker cp's
+    noOverwriteDirNonDir). Raises LayerApplyError for malformed or
     hostile archives; nothing outside dest is created, modified or deleted in any case."""
     if whiteouts not in ("overlay", "naive"):
         raise ValueError(f"whiteouts must be 'overlay' or 'naive', not {whiteouts!r}")
-    applier = _Applier(dest, whiteouts == "naive", same_owner)
+    applier = _Applier(dest, whiteouts == "naive", same_owner, replace_kind)
     try:
         with DecompressedChunks(stream) as chunks:
             reader = TarReader(chunks)

@@ -211,3 +211,17 @@ def write_layer(src: str, out: BinaryIO, *, mode: str = "overlay", parent: str |
         if parent_fd is not None:
             os.close(parent_fd)
     return DiffResult(tar_sink.digest(), sink.digest(), sink.size)
+
+
+def write_tree(path: str, out: BinaryIO, name: str) -> None:
+    """Write an uncompressed tar of the file or directory tree at `path` (a symlink is archived as
+    a symlink), its entries named `name` and `name/...` (docker cp's archives)."""
+    writer = TarWriter(out.write)
+    parent, base = os.path.split(os.path.abspath(path))
+    parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st = os.stat(base or ".", dir_fd=parent_fd, follow_symlinks=False)
+        _Differ(writer, False, None).entry(parent_fd, base or ".", name, st, None, None)
+        writer.close()
+    finally:
+        os.close(parent_fd)

@@ -15,6 +15,14 @@ def api_path(path: str) -> str:
 
 def add_routes(app: web.Application) -> None:
     """Register the system, image, container, exec and volume routes."""
-    from dockyard.api.routes import containers, execs, images, system, volumes
-    for module in (system, images, containers, execs, volumes):
+    from dockyard.api.routes import (
+        container_files,
+        container_stats,
+        containers,
+        execs,
+        images,
+        system,
+        volumes,
+    )
+    for module in (system, images, containers, container_stats, container_files, execs, volumes):
         app.router.add_routes(module.routes())

@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -34,6 +34,7 @@ from dockyard.shim.protocol import STREAM_IDS, frame
 LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "is-task", "isolation",
                           "label", "name", "network", "publish", "since", "status", "volume"})
 PATH = "/containers/{id}"
+T = TypeVar("T")
 
 
 def routes() -> list[web.RouteDef]:
@@ -264,11 +265,11 @@ def _encode(tty: bool, stream: str, data: bytes) -> bytes:
     return data if tty else frame(STREAM_IDS[stream], data)
 
 
-async def _threaded(entries: Iterator[tuple[str, bytes]]) -> AsyncIterator[tuple[str, bytes]]:
+async def _threaded(entries: Iterator[T]) -> AsyncIterator[T]:
     """Iterate entries in a daemon thread (following blocks), handing them over through a bounded
     queue; the thread stops once the consumer is gone or the engine closed under it."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(256)
+    queue: asyncio.Queue[T | None] = asyncio.Queue(256)
     stop = threading.Event()
 
     def run() -> None:

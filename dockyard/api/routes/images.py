@@ -1,4 +1,4 @@
-"""Image routes: list, inspect, history, tag, remove, prune, save, load, import (create), commit."""
+"""Image routes: list, inspect, history, tag, remove, prune, save, load, import (create)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from dockyard.api.errors import ApiError, NotImplementedYet, json_line
+from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
-from dockyard.api.server import (
-    api_version,
-    bool_query,
-    engine,
-    json_query,
-    json_response,
-    read_json,
-    start_stream,
-)
+from dockyard.api.server import api_version, bool_query, engine, json_query, json_response, start_stream
 from dockyard.api.streams import body_file, drain, response_writer
 
 T = TypeVar("T")
@@ -32,7 +24,6 @@ def routes() -> list[web.RouteDef]:
         web.post(api_path("/images/load"), load_images),
         web.post(api_path("/images/create"), create_image),
         web.post(api_path("/images/prune"), prune_images),
-        web.post(api_path("/commit"), commit),
         web.get(api_path("/images/{name:.+}/json"), inspect_image),
         web.get(api_path("/images/{name:.+}/history"), image_history),
         web.post(api_path("/images/{name:.+}/tag"), tag_image),
@@ -158,8 +149,3 @@ async def create_image(request: web.Request) -> web.StreamResponse:
         stream, ref, query.getall("changes", []), query.get("message") or None, query.get("platform"), source))
     return await _message_stream(request, [{"status": image_id}])
 
-
-async def commit(request: web.Request) -> web.Response:
-    """POST /commit: validates its body; committing needs the container engine (501 until then)."""
-    await read_json(request)
-    raise NotImplementedYet("commit is not available yet: dockyardd has no container engine")

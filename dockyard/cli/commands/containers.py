@@ -157,7 +157,7 @@ def wait(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def top(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     result = cli.client.top(args[0], " ".join(args[1:]) or None)
     titles = result.get("Titles") or []
-    cli.write(fmt.tabwrite([titles, *(row for row in result.get("Processes") or [])]))
+    cli.write(fmt.tabwrite([titles, *(row for row in result.get("Processes") or [])], minwidth=20))
     return 0
 
 

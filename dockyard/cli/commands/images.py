@@ -169,30 +169,34 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
-def save(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    if not opts.output and sys.stdout.isatty():
-        raise CommandError("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    resp = cli.client.save(args)
+def write_output(resp: Response, output: str | None, failure: str) -> None:
+    """A streamed body to stdout, or to the file output (through a temporary file beside it)."""
     try:
-        if not opts.output:
+        if not output:
             out = sys.stdout.buffer
             for data in resp.iter_raw():
                 out.write(data)
             out.flush()
-            return 0
-        directory = os.path.dirname(os.path.abspath(opts.output))
+            return
+        directory = os.path.dirname(os.path.abspath(output))
         tmp = os.path.join(directory, f".docker_temp_{os.getpid()}")
         try:
             with open(tmp, "wb") as out:
                 for data in resp.iter_raw():
                     out.write(data)
-            os.replace(tmp, opts.output)
+            os.replace(tmp, output)
         except OSError as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            raise CommandError(f"failed to save image: {exc.strerror}: {opts.output}") from None
+            raise CommandError(f"{failure}: {exc.strerror}: {output}") from None
     finally:
         resp.close()
+
+
+def save(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    if not opts.output and sys.stdout.isatty():
+        raise CommandError("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    write_output(cli.client.save(args), opts.output, "failed to save image")
     return 0
 
 

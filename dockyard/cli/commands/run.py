@@ -84,6 +84,37 @@ def _pairs(values: list[str]) -> dict[str, str]:
     return dict((v.split("=", 1) + [""])[:2] for v in values)
 
 
+HEALTH_DURATIONS = (("health_interval", "Interval"), ("health_timeout", "Timeout"),
+                    ("health_start_period", "StartPeriod"), ("health_start_interval", "StartInterval"))
+
+
+def health_config(opts: SimpleNamespace) -> dict[str, Any] | None:
+    """Config.Healthcheck from --health-* / --no-healthcheck (None: the image's applies)."""
+    given = [name for name, _ in HEALTH_DURATIONS if getattr(opts, name)] + \
+        [name for name in ("health_cmd", "health_retries") if getattr(opts, name)]
+    if opts.no_healthcheck:
+        if given:
+            raise CommandError("--no-healthcheck conflicts with --health-* options", 125)
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    from dockyard.image.archive.changes import ChangeError, parse_duration
+
+    out: dict[str, Any] = {"Test": ["CMD-SHELL", opts.health_cmd] if opts.health_cmd else None}
+    for name, key in HEALTH_DURATIONS:
+        flag = "--" + name.replace("_", "-")
+        try:
+            out[key] = parse_duration(getattr(opts, name)) if getattr(opts, name) else 0
+        except ChangeError as exc:
+            raise CommandError(f'invalid argument "{getattr(opts, name)}" for "{flag}" flag: {exc}', 125) from None
+        if out[key] < 0:
+            raise CommandError(f"{flag} cannot be negative", 125)
+    if (opts.health_retries or 0) < 0:
+        raise CommandError("--health-retries cannot be negative", 125)
+    out["Retries"] = opts.health_retries or 0
+    return out
+
+
 def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool) -> dict[str, Any]:
     """The POST /containers/create body for run/create flags."""
     exposed, bindings = parse_ports(opts.publish)
@@ -110,6 +141,8 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "Volumes": anonymous or None,
         "HostConfig": host,
     }
+    if (healthcheck := health_config(opts)) is not None:
+        body["Healthcheck"] = healthcheck
     if opts.entrypoint is not None:
         body["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
     if opts.tty and sys.stdout.isatty():
@@ -264,6 +297,14 @@ CREATE_FLAGS = [
     Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
     Flag("", "cap-add", LIST, "Add Linux capabilities"), Flag("", "cap-drop", LIST, "Drop Linux capabilities"),
     Flag("", "cpus", STR, "Number of CPUs"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
+    Flag("", "health-cmd", STR, "Command to run to check health"),
+    Flag("", "health-interval", STR, "Time between running the check (ms|s|m|h) (default 0s)"),
+    Flag("", "health-retries", INT, "Consecutive failures needed to report unhealthy"),
+    Flag("", "health-start-interval", STR, "Time between running the check during the start period (ms|s|m|h)"),
+    Flag("", "health-start-period", STR, "Start period for the container to initialize before starting health-retries "
+                                         "countdown (ms|s|m|h) (default 0s)"),
+    Flag("", "health-timeout", STR, "Maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
+    Flag("", "no-healthcheck", BOOL, "Disable any container-specified HEALTHCHECK"),
     Flag("h", "hostname", STR, "Container host name"),
     Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
     INTERACTIVE, Flag("l", "label", LIST, "Set meta data on a container"),

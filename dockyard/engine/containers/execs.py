@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
 import termios
 from dataclasses import dataclass
 from typing import Any
@@ -145,8 +146,7 @@ class ExecService:
         output dropped). Returns once it exited and its output was sent."""
         ex, workdir = self._prepare(exec_id)
         tty = bool(ex.config.get("Tty"))
-        argv = [self.containers.runtime, "--root", self.containers.runtime_root, "exec",
-                "--process", os.path.join(workdir, "process.json"), "--pid-file", os.path.join(workdir, "pid")]
+        argv = self._argv(workdir)
         console = os.path.join(workdir, "console.sock") if tty else None
         if console:
             argv += ["--console-socket", console]
@@ -160,6 +160,45 @@ class ExecService:
         finally:
             ex.running = False
             ex.master = None
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _argv(self, workdir: str) -> list[str]:
+        """`RUNTIME exec` of the process prepared in workdir (the container ID still to append)."""
+        return [self.containers.runtime, "--root", self.containers.runtime_root, "exec",
+                "--process", os.path.join(workdir, "process.json"), "--pid-file", os.path.join(workdir, "pid")]
+
+    def run(self, ref: str, cmd: list[str], timeout: float, limit: int = 4096) -> tuple[int, bytes] | None:
+        """Run cmd in the running container ref (blocking): (exit code, the first limit bytes of
+        stdout+stderr); exit code -1 when it ran out of time (the process is then killed); None when
+        the container is not running or is paused. Health probes use this."""
+        try:
+            exec_id = self.create(ref, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+            ex, workdir = self._prepare(exec_id)
+        except (Conflict, NotFound):
+            return None
+        ex.running = True
+        proc = subprocess.Popen([*self._argv(workdir), ex.container_id], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            ex.exit_code = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+            return ex.exit_code, out[:limit]
+        except subprocess.TimeoutExpired:
+            # SIGKILL the process; the runtime (its parent) then reaps it and exits. Killing the
+            # runtime instead would orphan it, and a pid namespace's init cannot finish exiting
+            # before every process of the namespace has been reaped.
+            with contextlib.suppress(OSError):
+                if pid := self._read_pid(workdir):
+                    os.kill(pid, 9)
+            try:
+                out, _ = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            return -1, out[:limit]
+        finally:
+            ex.running = False
+            self._execs.pop(exec_id, None)
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _read_pid(self, workdir: str) -> int:

@@ -55,6 +55,17 @@ def should_restart(hc: dict[str, Any], exit_code: int, restart_count: int, manua
     return True
 
 
+def start_at_daemon_start(record: dict[str, Any]) -> bool:
+    """Whether a container that is not running when the daemon starts is started by its restart
+    policy, as dockerd's restore does: always (even after a manual stop), unless-stopped unless
+    stopped by hand, on-failure after a non-zero exit with retries left; only once started before."""
+    hc = record["HostConfig"]
+    always = ((hc.get("RestartPolicy") or {}).get("Name") or "no") == "always"
+    return bool(record.get("HasBeenStartedBefore")) and should_restart(
+        hc, record["State"]["ExitCode"], record.get("RestartCount", 0),
+        bool(record.get("HasBeenManuallyStopped")) and not always)
+
+
 def next_backoff(previous: float, ran_for: float) -> float:
     """Delay before the next restart."""
     if ran_for >= RESET_AFTER or previous <= 0:

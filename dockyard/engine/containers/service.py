@@ -3,7 +3,6 @@ runtime. Blocking methods; the API server calls them from worker threads."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -16,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dockyard.engine.containers import fsview, mounts, policy, repair, resources, security, spec, views
+from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, views
 from dockyard.engine.containers.errors import (
     Conflict,
     ContainerError,
@@ -75,6 +74,7 @@ class ContainerService:
         self._removed: set[str] = set()
         self._closed = False
         self.on_event: Callable[[Record, str, dict[str, str]], None] | None = None  # die, destroy
+        self.on_running: Callable[[str, bool], None] | None = None  # a container runs (True) or stopped
         self._attach_waiters: dict[str, list[tuple[tuple[bool, bool, bool, bool], queue.Queue]]] = {}
 
     def _notify(self, record: Record, action: str, **extra: str) -> None:
@@ -250,6 +250,9 @@ class ContainerService:
     # -- exits ------------------------------------------------------------------------------------
 
     def _watch(self, cid: str, shim_dir: str) -> None:
+        if self.on_running is not None:
+            self.on_running(cid, True)
+
         def run() -> None:
             try:
                 result = ShimClient(shim_dir, timeout=None).wait()
@@ -267,6 +270,8 @@ class ContainerService:
                 return
             if record["State"]["Pid"] == 0 or self._shim_dir(cid) != shim_dir:
                 return  # this exit was handled already (by reconcile or a restart)
+            if self.on_running is not None:
+                self.on_running(cid, False)
             hc = record["HostConfig"]
             code = int(result.get("exit_code", 255))
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
@@ -520,24 +525,6 @@ class ContainerService:
         self.store.delete(cid)
         self.volumes.release(cid, volumes)
 
-    @contextlib.contextmanager
-    def filesystem(self, ref: str) -> Iterator[str]:
-        """The container's files with its volumes and binds at their destinations, for archive
-        and export calls: a running container's root as its processes see it, else its rootfs
-        with them bound below it for the duration."""
-        record = self._record(ref)
-        cid, state = record["ID"], record["State"]
-        if state["Running"] and state["Pid"]:
-            yield f"/proc/{state['Pid']}/root"
-            return
-        holder = f"view-{cid}-{threading.get_ident()}"
-        self.volumes.activate(holder, record["Mounts"])
-        try:
-            with fsview.bound(self._rootfs(cid), lambda: self.images.snapshots.mounts(cid), record["Mounts"]) as root:
-                yield root
-        finally:
-            self.volumes.deactivate(holder)
-
     def rename(self, ref: str, new_name: str) -> None:
         """POST /containers/{id}/rename."""
         with self._lock:
@@ -594,10 +581,12 @@ class ContainerService:
 
     def reconcile(self) -> None:
         """Reconnect to live shims; record exits of containers whose shim or init died while no
-        daemon watched; repair what a killed daemon left half-done (see _repair); remove stopped
-        --rm containers, as Docker does at start."""
+        daemon watched (their restart policy then applies); repair what a killed daemon left
+        half-done (see _remove_orphans); remove stopped --rm containers and start the stopped ones
+        their restart policy brings back, as dockerd does at start."""
         records = self.store.all()
         self._remove_orphans({r["ID"] for r in records})
+        boot: list[Record] = []
         for record in records:
             cid, state = record["ID"], record["State"]
             shim_dir = self._shim_dir(cid)
@@ -613,6 +602,8 @@ class ContainerService:
                 unmount(self._rootfs(cid))
                 if record["HostConfig"].get("AutoRemove"):
                     self._destroy(cid, volumes=True)
+                elif policy.start_at_daemon_start(record):
+                    boot.append(record)
                 continue
             try:
                 shim_state = ShimClient(shim_dir, timeout=5).state()
@@ -623,6 +614,17 @@ class ContainerService:
                 continue
             result = read_exit(shim_dir) or (shim_state or {}).get("exit") or {"exit_code": 255}
             self._on_exit(cid, shim_dir, result)
+        self._start_by_policy(boot)
+
+    def _start_by_policy(self, records: list[Record]) -> None:
+        """Start containers whose restart policy says so at daemon start (failures are recorded)."""
+        for record in records:
+            with self._lock:
+                record["HasBeenManuallyStopped"] = False
+                try:
+                    self._start(record)  # publishes "start"
+                except ContainerError:
+                    continue
 
     def _has_rootfs(self, cid: str) -> bool:
         try:

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from dockyard.engine.containers import mounts, resources, security
+from dockyard.engine.containers import health, mounts, resources, security
 from dockyard.engine.containers.errors import InvalidParameter
 from dockyard.engine.containers.loopback import hook as loopback_hook
 from dockyard.engine.containers.users import resolve_user
@@ -48,6 +48,8 @@ def merge_config(config: dict[str, Any], image: dict[str, Any]) -> dict[str, Any
             out["Entrypoint"] = image.get("Entrypoint")
     out["Env"] = merge_env(image.get("Env") or [], out.get("Env") or [])
     out["Labels"] = {**(image.get("Labels") or {}), **(out.get("Labels") or {})}
+    if healthcheck := health.merge(out.get("Healthcheck"), image.get("Healthcheck")):
+        out["Healthcheck"] = healthcheck
     for key in ("User", "WorkingDir", "StopSignal"):
         if not out.get(key):
             out[key] = image.get(key) or ""

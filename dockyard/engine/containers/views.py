@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -41,15 +42,7 @@ def _epoch(stamp: str) -> int:
 
 
 def _ago(stamp: str) -> str:
-    seconds = max(0, int(time.time()) - _epoch(stamp))
-    for size, unit in ((86400 * 7, "weeks"), (86400, "days"), (3600, "hours"), (60, "minutes")):
-        if seconds >= 2 * size:
-            return f"{seconds // size} {unit}"
-    if seconds >= 3600:
-        return "About an hour"
-    if seconds >= 60:
-        return "About a minute"
-    return "Less than a second" if seconds < 1 else f"{seconds} seconds"
+    return human_duration(time.time() - _epoch(stamp))
 
 
 def status_text(state: dict[str, Any]) -> str:
@@ -57,7 +50,10 @@ def status_text(state: dict[str, Any]) -> str:
     if state["Status"] == "restarting":
         return f"Restarting ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
     if state["Running"]:
-        return f"Up {_ago(state['StartedAt'])}" + (" (Paused)" if state["Paused"] else "")
+        health = (state.get("Health") or {}).get("Status")
+        suffix = " (Paused)" if state["Paused"] else f" (health: {health})" if health == "starting" else \
+            f" ({health})" if health else ""
+        return f"Up {_ago(state['StartedAt'])}{suffix}"
     if state["Status"] == "exited":
         return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
     return state["Status"].capitalize()
@@ -82,6 +78,7 @@ def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | Non
 _FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since", "health", "network",
             "volume", "publish", "expose", "is-task"}
 _STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+_HEALTH = {"starting", "healthy", "unhealthy", "none"}
 
 
 def _label_match(labels: dict[str, str], wanted: str) -> bool:
@@ -98,6 +95,10 @@ def check_filters(filters: dict[str, list[str]]) -> None:
             for v in values:
                 if v not in _STATUSES:
                     raise InvalidParameter(f"Invalid filter 'status={v}'")
+        if key == "health":
+            for v in values:
+                if v not in _HEALTH:
+                    raise InvalidParameter(f"Unrecognised filter value for health: {v}")
 
 
 def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:
@@ -107,6 +108,7 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
         "name": lambda v: v.lstrip("/") in record["Name"].lstrip("/"),
         "label": lambda v: _label_match(record["Config"].get("Labels") or {}, v),
         "status": lambda v: record["State"]["Status"] == v,
+        "health": lambda v: (record["State"].get("Health") or {}).get("Status", "none") == v,
         "exited": lambda v: record["State"]["Status"] == "exited" and str(record["State"]["ExitCode"]) == v,
         "ancestor": lambda v: image_ids.get(v) == record["Image"] or record["Config"].get("Image") == v,
         "volume": lambda v: any(v in (m.get("Name") or m["Source"], m["Destination"]) for m in record.get("Mounts") or []),
