@@ -183,6 +183,8 @@ def validate(config: DaemonConfig) -> DaemonConfig:
     """Check what the parser could not: log level, TLS files, non-loopback tcp without TLS."""
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"unable to parse logging level: {config.log_level}")
+    if config.log_driver != "json-file":
+        raise ConfigError(f"logging driver {config.log_driver!r} is not supported (json-file is)")
     tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
     if config.tlsverify:
         missing = [flag for flag, value in tls_files.items() if not value]

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from dockyard.engine import runtimes
 from dockyard.engine.config import ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
@@ -142,6 +143,16 @@ def engine_id(data_root: str) -> str:
         return value
 
 
+def default_ulimits(config: DaemonConfig) -> list[dict[str, Any]]:
+    """daemon.json default-ulimits ({"nofile": {"Name", "Soft", "Hard"}}) as HostConfig.Ulimits entries."""
+    out = []
+    for name, entry in config.default_ulimits.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("Soft"), int) or not isinstance(entry.get("Hard"), int):
+            raise ConfigError(f"default-ulimits: {name} needs integer Soft and Hard values")
+        out.append({"Name": entry.get("Name") or name, "Soft": entry["Soft"], "Hard": entry["Hard"]})
+    return out
+
+
 def open_engine(config: DaemonConfig) -> Engine:
     """The engine's services over config's data root (crash repair done)."""
     executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="dockyardd")
@@ -149,7 +160,10 @@ def open_engine(config: DaemonConfig) -> Engine:
     store.repair()
     events = EventBus()
     volumes = VolumeService(config.data_root)
-    containers = ContainerService(config.data_root, store, config.exec_root, volumes=volumes)
+    containers = ContainerService(config.data_root, store, config.exec_root, volumes=volumes,
+                                  runtimes=runtimes.registry(config), default_runtime=config.default_runtime,
+                                  log_config={"Type": config.log_driver, "Config": dict(config.log_opts)},
+                                  default_ulimits=default_ulimits(config))
     engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
                     containers, ExecService(containers), volumes)
     engine.images.in_use = engine.image_in_use
@@ -201,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if engine.health is not None:
                 engine.health.close()
+            if not config.live_restore:
+                engine.containers.stop_all()
             engine.containers.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()

@@ -97,8 +97,7 @@ async def info(request: web.Request) -> web.Response:
     states = [r["State"] for r in await eng.run(eng.containers.store.all)]
     paused = sum(1 for st in states if st["Paused"])
     running = sum(1 for st in states if st["Running"]) - paused
-    runtimes = {config.default_runtime: {"path": config.default_runtime}, "runc": {"path": "runc"},
-                **config.runtimes}
+    runtimes = {name: rt.info() for name, rt in eng.containers.runtimes.items()}
     security = ["name=seccomp,profile=builtin"] + (["name=cgroupns"] if _cgroup_version() == "2" else [])
     return json_response({
         "ID": eng.id, "Containers": len(states), "ContainersRunning": running, "ContainersPaused": paused,

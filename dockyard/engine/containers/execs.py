@@ -146,7 +146,7 @@ class ExecService:
         output dropped). Returns once it exited and its output was sent."""
         ex, workdir = self._prepare(exec_id)
         tty = bool(ex.config.get("Tty"))
-        argv = self._argv(workdir)
+        argv = self._argv(ex.container_id, workdir)
         console = os.path.join(workdir, "console.sock") if tty else None
         if console:
             argv += ["--console-socket", console]
@@ -162,10 +162,10 @@ class ExecService:
             ex.master = None
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _argv(self, workdir: str) -> list[str]:
+    def _argv(self, cid: str, workdir: str) -> list[str]:
         """`RUNTIME exec` of the process prepared in workdir (the container ID still to append)."""
-        return [self.containers.runtime, "--root", self.containers.runtime_root, "exec",
-                "--process", os.path.join(workdir, "process.json"), "--pid-file", os.path.join(workdir, "pid")]
+        return self.containers.runtime_argv(cid, "exec", "--process", os.path.join(workdir, "process.json"),
+                                            "--pid-file", os.path.join(workdir, "pid"))
 
     def run(self, ref: str, cmd: list[str], timeout: float, limit: int = 4096) -> tuple[int, bytes] | None:
         """Run cmd in the running container ref (blocking): (exit code, the first limit bytes of
@@ -177,7 +177,7 @@ class ExecService:
         except (Conflict, NotFound):
             return None
         ex.running = True
-        proc = subprocess.Popen([*self._argv(workdir), ex.container_id], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([*self._argv(ex.container_id, workdir), ex.container_id], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out, _ = proc.communicate(timeout=timeout)

@@ -9,12 +9,12 @@ import queue
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dockyard.engine import runtimes as runtimes_mod
 from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, views
 from dockyard.engine.containers.errors import (
     Conflict,
@@ -27,6 +27,7 @@ from dockyard.engine.containers.etcfiles import write_atomic, write_etc_files
 from dockyard.engine.containers.logs import LogOptions, parse_time, read_logs
 from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
+from dockyard.engine.runtimes import Runtime
 from dockyard.engine.volumes import VolumeService
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
@@ -51,28 +52,29 @@ def _size(text: str) -> int:
         raise InvalidParameter(f"invalid size: {text!r}") from None
 
 
-def _default_runtime() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
-    return beside if os.access(beside, os.X_OK) else "dockyard-runtime"
-
-
 class ContainerService:
     """Containers of one daemon: records in <data_root>, shims and runtime state in <exec_root>."""
 
-    def __init__(self, data_root: str, image_store: Any, exec_root: str, runtime: str = "dockyard-runtime",
-                 volumes: VolumeService | None = None) -> None:
+    def __init__(self, data_root: str, image_store: Any, exec_root: str, volumes: VolumeService | None = None,
+                 runtimes: dict[str, Runtime] | None = None, default_runtime: str = runtimes_mod.DEFAULT,
+                 log_config: dict[str, Any] | None = None, default_ulimits: list[dict[str, Any]] | None = None
+                 ) -> None:
         self.images = image_store
         self.volumes = volumes or VolumeService(data_root)
         self.store = ContainerStore(data_root)
         self.exec_root = exec_root
-        self.runtime = _default_runtime() if runtime == "dockyard-runtime" else runtime
-        self.runtime_root = os.path.join(exec_root, "runtime")
-        os.makedirs(self.runtime_root, mode=0o700, exist_ok=True)
+        self.runtimes = runtimes or {runtimes_mod.DEFAULT: Runtime(runtimes_mod.DEFAULT, runtimes_mod.own_runtime())}
+        self.default_runtime = default_runtime
+        self.log_config = log_config or {"Type": "json-file", "Config": {}}  # daemon.json log-driver, log-opts
+        self.default_ulimits = default_ulimits or []  # daemon.json default-ulimits
+        for rt in self.runtimes.values():
+            os.makedirs(rt.root(exec_root), mode=0o700, exist_ok=True)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._exits: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (exit count, wait result)
         self._removed: set[str] = set()
         self._closed = False
+        self._shutting_down = False  # the daemon stops its containers: no restart policy applies
         self.on_event: Callable[[Record, str, dict[str, str]], None] | None = None  # die, destroy
         self.on_running: Callable[[str, bool], None] | None = None  # a container runs (True) or stopped
         self._attach_waiters: dict[str, list[tuple[tuple[bool, bool, bool, bool], queue.Queue]]] = {}
@@ -92,23 +94,55 @@ class ContainerService:
     def _rootfs(self, cid: str) -> str:
         return os.path.join(self.store.directory(cid), "rootfs")
 
-    def _runtime(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.runtime, "--root", self.runtime_root, *args], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=60)
+    def oci_runtime(self, cid: str) -> Runtime:
+        """The OCI runtime a container runs with (HostConfig.Runtime; the default for a record
+        that is gone)."""
+        try:
+            name = self.store.get(cid)["HostConfig"].get("Runtime") or self.default_runtime
+        except NotFound:
+            name = self.default_runtime
+        return self.runtimes.get(name) or self.runtimes[self.default_runtime]
+
+    def runtime_argv(self, cid: str, *args: str) -> list[str]:
+        """The command line of a runtime subcommand for a container: path, runtimeArgs, --root."""
+        rt = self.oci_runtime(cid)
+        return [rt.path, *rt.args, "--root", rt.root(self.exec_root), *args]
+
+    def _runtime(self, cid: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`RUNTIME args... ID` for container cid."""
+        argv = self.runtime_argv(cid, *args, cid)
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
         if check and proc.returncode:
-            raise ContainerError(proc.stderr.strip() or f"{self.runtime} {args[0]} failed")
+            raise ContainerError(proc.stderr.strip() or f"{argv[0]} {args[0]} failed")
         return proc
 
     def _delete_runtime_state(self, cid: str) -> None:
         """`runtime delete --force` of a container the runtime still knows (runc, crun and
         dockyard-runtime all keep <root>/<id>); no runtime process when there is nothing to delete."""
-        if os.path.lexists(os.path.join(self.runtime_root, cid)):
-            self._runtime("delete", "--force", cid, check=False)
+        if os.path.lexists(os.path.join(self.oci_runtime(cid).root(self.exec_root), cid)):
+            self._runtime(cid, "delete", "--force", check=False)
 
     def _save(self, record: Record) -> None:
         with self._changed:
             self.store.save(record)
             self._changed.notify_all()
+
+    def stop_all(self) -> None:
+        """Daemon shutdown without live restore: stop every running container (in parallel; no
+        restart policy applies, and restart policies still count them as not stopped by hand)."""
+        self._shutting_down = True
+        running = [r["ID"] for r in self.store.all() if r["State"]["Running"]]
+        threads = [threading.Thread(target=self._stop_for_shutdown, args=(cid,)) for cid in running]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _stop_for_shutdown(self, cid: str) -> None:
+        try:
+            self.stop(cid, by_user=False)
+        except (ContainerError, NotFound, NotModified):
+            pass
 
     def close(self) -> None:
         """Stop acting on exits (the daemon is going away; containers keep running)."""
@@ -130,7 +164,13 @@ class ContainerService:
         except NoSuchImage:
             raise NotFound(f"No such image: {config['Image']}") from None
         merged = spec.merge_config(config, self.images.config(image_id).get("config") or {})
+        if not (hc.get("LogConfig") or {}).get("Type"):  # the daemon's driver, and its options if none given
+            given = (hc.get("LogConfig") or {}).get("Config")
+            hc["LogConfig"] = {"Type": self.log_config["Type"], "Config": dict(given or self.log_config["Config"])}
         self._validate_host_config(hc)
+        hc["Runtime"] = hc.get("Runtime") or self.default_runtime
+        if hc["Runtime"] not in self.runtimes:
+            raise InvalidParameter(f"unknown or invalid runtime name: {hc['Runtime']}")
         planned = mounts.plan(merged, hc, lambda ref: self._record(ref)["Mounts"] or [])
         cid = new_id()
         merged["Hostname"] = merged.get("Hostname") or cid[:12]
@@ -205,16 +245,18 @@ class ContainerService:
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
             mounts.make_bind_sources(record["HostConfig"])
             self.volumes.activate(cid, record["Mounts"], announce=True)
-            oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc, record["Mounts"])
+            oci = spec.build_spec(cid, record["Config"], self._with_default_ulimits(record["HostConfig"]), rootfs,
+                                  etc, record["Mounts"])
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
             self._delete_runtime_state(cid)
             shutil.rmtree(shim_dir, ignore_errors=True)
             size, files = self._log_rotation(record["HostConfig"])
-            info = launch_shim(cid, bundle, shim_dir, self.runtime, record["LogPath"], runtime_root=self.runtime_root,
-                               stdin=bool(record["Config"].get("OpenStdin")), tty=bool(record["Config"].get("Tty")),
-                               log_max_size=size, log_max_file=files)
+            rt = self.oci_runtime(cid)
+            info = launch_shim(cid, bundle, shim_dir, rt.path, record["LogPath"], runtime_root=rt.root(self.exec_root),
+                               runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
+                               tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files)
             self._serve_attach_waiters(cid)
             started = ShimClient(shim_dir).start()
         except BaseException as e:
@@ -238,6 +280,12 @@ class ContainerService:
         self._save(record)
         self._notify(record, "start")  # before the watcher can report the exit
         self._watch(cid, shim_dir)
+
+    def _with_default_ulimits(self, hc: dict[str, Any]) -> dict[str, Any]:
+        """hc with the daemon's default ulimits for the names the container does not set."""
+        own = {u.get("Name") for u in hc.get("Ulimits") or []}
+        extra = [u for u in self.default_ulimits if u.get("Name") not in own]
+        return {**hc, "Ulimits": [*(hc.get("Ulimits") or []), *extra]} if extra else hc
 
     @staticmethod
     def _log_rotation(hc: dict[str, Any]) -> tuple[int, int]:
@@ -286,7 +334,8 @@ class ContainerService:
             count = self._exits.get(cid, (0, {}))[0] + 1
             self._exits[cid] = (count, {"StatusCode": code, "Error": None})
             self._notify(record, "die", exitCode=str(code))
-            restart = policy.should_restart(hc, code, record.get("RestartCount", 0), record["HasBeenManuallyStopped"])
+            restart = not self._shutting_down and policy.should_restart(
+                hc, code, record.get("RestartCount", 0), record["HasBeenManuallyStopped"])
             if restart:
                 state.update(Status="restarting", Restarting=True, Running=True)
                 record["RestartCount"] = record.get("RestartCount", 0) + 1
@@ -351,13 +400,14 @@ class ContainerService:
             return None
         return {"StatusCode": state["ExitCode"], "Error": None}
 
-    def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
-        """POST /containers/{id}/stop: StopSignal, then SIGKILL after timeout seconds."""
+    def stop(self, ref: str, timeout: int | None = None, signal: str | None = None, by_user: bool = True) -> None:
+        """POST /containers/{id}/stop: StopSignal, then SIGKILL after timeout seconds (by_user:
+        restart policies then leave it stopped; a daemon shutdown's stop is not one)."""
         with self._lock:
             record = self._record(ref)
             if not record["State"]["Running"]:
                 raise NotModified("container already stopped")
-            record["HasBeenManuallyStopped"] = True
+            record["HasBeenManuallyStopped"] = by_user
             self._save(record)
             cid = record["ID"]
             if record["State"]["Restarting"]:
@@ -377,7 +427,7 @@ class ContainerService:
 
     def _signal(self, record: Record, sig: int) -> None:
         if record["State"]["Paused"] and sig == 9:
-            self._runtime("resume", record["ID"], check=False)
+            self._runtime(record["ID"], "resume", check=False)
         try:
             ShimClient(self._shim_dir(record["ID"])).signal(sig)
         except (ShimError, OSError) as e:
@@ -420,7 +470,7 @@ class ContainerService:
                 raise Conflict(f"Container {cid} is not running")
             if state["Paused"] == paused:
                 raise Conflict(f"Container {cid} is {'already' if paused else 'not'} paused")
-            self._runtime("pause" if paused else "resume", cid)
+            self._runtime(cid, "pause" if paused else "resume")
             state.update(Paused=paused, Status="paused" if paused else "running")
             self._save(record)
 
@@ -436,7 +486,7 @@ class ContainerService:
                 path = os.path.join(self.store.directory(cid), "update.json")
                 write_atomic(path, json.dumps(resources.linux_resources(hc)), 0o600)
                 try:
-                    self._runtime("update", "--resources", path, cid)
+                    self._runtime(cid, "update", "--resources", path)
                 except ContainerError as e:
                     raise ContainerError(f"Cannot update container {cid}: {e}") from None
                 finally:
@@ -638,8 +688,10 @@ class ContainerService:
         for cid in repair.orphan_ids(self.exec_root, known):
             repair.stop_shim(self._shim_dir(cid))
             shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
-        for cid in repair.orphan_ids(self.runtime_root, known):
-            self._delete_runtime_state(cid)
+        for rt in self.runtimes.values():
+            for cid in repair.orphan_ids(rt.root(self.exec_root), known):
+                subprocess.run([rt.path, *rt.args, "--root", rt.root(self.exec_root), "delete", "--force", cid],
+                               capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
         for cid in repair.orphan_ids(self.store.containers_dir, known):
             unmount(self._rootfs(cid))
             shutil.rmtree(self.store.directory(cid), ignore_errors=True)

@@ -20,7 +20,7 @@ def container_pids(service: ContainerService, record: dict[str, Any]) -> list[in
     state = record["State"]
     if not state["Running"] or state["Restarting"]:
         raise Conflict(f"Container {record['ID']} is not running")
-    proc = service._runtime("ps", "--format", "json", record["ID"], check=False)
+    proc = service._runtime(record["ID"], "ps", "--format", "json", check=False)
     if proc.returncode:
         raise Conflict(f"Container {record['ID']} is not running")
     return [int(pid) for pid in json.loads(proc.stdout or "[]") or []]
