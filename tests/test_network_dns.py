@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import EDNS0, QTYPE, RCODE, RR, A, DNSRecord
 
 from dockyard.network.dns import TTL, EmbeddedDNS, host_nameservers, parse_upstream
 from dockyard.runtime.syscalls import CLONE_NEWNET, setns
@@ -22,7 +22,7 @@ from dockyard.runtime.syscalls import CLONE_NEWNET, setns
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 NAMES = {"web": ["10.0.0.2"], "db": ["10.0.0.3"], "pool": ["10.0.1.1", "10.0.1.2", "10.0.1.3"]}
-ADDRESSES = {"10.0.0.2": "web.mynet", "10.0.0.3": "db.mynet"}
+ADDRESSES = {"10.0.0.2": "web.mynet", "10.0.0.3": "db.mynet", "fd00::2": "web6.mynet"}
 _counter = itertools.count()
 
 
@@ -264,6 +264,8 @@ def test_ptr_of_a_container_address(dns: EmbeddedDNS, netns: str, upstream: Upst
     assert "name = db.mynet" in result.stdout
     reply = ask(netns, "2.0.0.10.in-addr.arpa", "PTR")
     assert [(str(rr.rdata), rr.ttl) for rr in reply.rr] == [("web.mynet.", TTL)]
+    v6 = ".".join(reversed("fd00" + "0" * 27 + "2")) + ".ip6.arpa"
+    assert [str(rr.rdata) for rr in ask(netns, v6, "PTR").rr] == ["web6.mynet."]
     assert ask(netns, "9.9.9.10.in-addr.arpa", "PTR").header.rcode == RCODE.NXDOMAIN  # forwarded
     assert len(upstream.received) == 1
 
@@ -278,10 +280,32 @@ def test_a_local_answer_over_udp_is_cut_to_512_bytes_with_tc(make_dns: Callable[
                                                              netns: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(NAMES, "many", [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(100)])
     make_dns([]).attach("c1", netns)
-    udp = ask(netns, "many")
-    assert udp.header.tc and 0 < len(udp.rr) < 100 and len(udp.pack()) <= 512
+    udp = udp_exchange(netns, DNSRecord.question("many").pack())
+    parsed = DNSRecord.parse(udp)
+    assert parsed.header.tc and 0 < len(parsed.rr) < 100 and len(udp) <= 512
     [tcp] = tcp_exchange(netns, [DNSRecord.question("many").pack()])
-    assert len(DNSRecord.parse(tcp).rr) == 100
+    assert len(DNSRecord.parse(tcp).rr) == 100 and not DNSRecord.parse(tcp).header.tc
+    edns = DNSRecord.question("many")
+    edns.add_ar(EDNS0(udp_len=4096))
+    large = DNSRecord.parse(udp_exchange(netns, edns.pack()))  # the client's EDNS0 size is honoured
+    assert len(large.rr) == 100 and not large.header.tc
+
+
+def test_reply_header_copies_id_rd_cd_and_sets_ra_like_dockerd(dns: EmbeddedDNS, netns: str) -> None:
+    query = DNSRecord.question("web")
+    query.header.id, query.header.rd, query.header.cd = 0xBEEF, 0, 1
+    reply = DNSRecord.parse(udp_exchange(netns, query.pack()))
+    header = reply.header
+    assert (header.id, header.qr, header.rd, header.cd, header.ra, header.aa) == (0xBEEF, 1, 0, 1, 1, 0)
+    assert [(str(q.qname), q.qtype) for q in reply.questions] == [("web.", QTYPE.A)]
+
+
+def test_names_that_are_not_plain_labels_are_forwarded(dns: EmbeddedDNS, netns: str,
+                                                       upstream: Upstream) -> None:
+    dotted = bytes.fromhex("0001 0100 0001 0000 0000 0000") + b"\x06web.db\x00\x00\x01\x00\x01"
+    assert DNSRecord.parse(udp_exchange(netns, dotted)).header.rcode == RCODE.NXDOMAIN
+    assert ask(netns, ".").header.rcode == RCODE.NXDOMAIN
+    assert upstream.received[0] == dotted and len(upstream.received) == 2
 
 
 # -- forwarding --------------------------------------------------------------------------------------
@@ -329,6 +353,23 @@ def test_silent_upstream_times_out_then_the_next_one_answers(make_dns: Callable[
         start = time.monotonic()
         assert ask(netns, "silent.test").header.rcode == RCODE.SERVFAIL  # both silent for this name
         assert 0.6 <= time.monotonic() - start < 1.5
+
+
+def test_servfail_or_non_authoritative_nxdomain_moves_on_to_the_next_upstream(
+        make_dns: Callable[..., EmbeddedDNS], netns: str, upstream: Upstream) -> None:
+    def failing(query: DNSRecord, _tcp: bool) -> bytes:
+        reply = query.reply(aa=0)
+        reply.header.rcode = RCODE.SERVFAIL if str(query.q.qname) == "ext.test." else RCODE.NXDOMAIN
+        return reply.pack()
+
+    first = Upstream(failing)
+    try:
+        make_dns([first.address, upstream.address]).attach("c1", netns)
+        assert addresses(ask(netns, "ext.test")) == ["192.0.2.1"]
+        assert addresses(ask(netns, "web.example.com")) == ["192.0.2.1"]
+        assert len(first.received) == len(upstream.received) == 2
+    finally:
+        first.close()
 
 
 def test_a_slow_forward_does_not_delay_local_answers(make_dns: Callable[..., EmbeddedDNS], netns: str,
