@@ -385,6 +385,40 @@ def test_a_slow_forward_does_not_delay_local_answers(make_dns: Callable[..., Emb
         assert DNSRecord.parse(slow.recv(512)).header.rcode == RCODE.SERVFAIL
 
 
+def test_bursts_from_several_sandboxes_are_all_answered(dns: EmbeddedDNS, netns: str) -> None:
+    peer = f"{netns}-peer"
+    subprocess.run(["ip", "netns", "add", os.path.basename(peer)], check=True)
+    try:
+        dns.attach("c2", peer)
+        sockets = [netns_socket(path, socket.SOCK_DGRAM) for path in (netns, peer, netns)]
+        try:
+            for sock in sockets:  # 3 x 100 queries in flight at once, local and forwarded mixed
+                for ident in range(100):
+                    query = DNSRecord.question("ext.test" if ident % 2 else "pool")
+                    query.header.id = ident
+                    sock.sendto(query.pack(), ("127.0.0.11", 53))
+            for sock in sockets:
+                replies = [DNSRecord.parse(sock.recv(512)) for _ in range(100)]
+                assert sorted(r.header.id for r in replies) == list(range(100))
+                assert all(len(addresses(r)) == (1 if r.header.id % 2 else 3) for r in replies)
+        finally:
+            for sock in sockets:
+                sock.close()
+    finally:
+        dns.detach("c2")
+        subprocess.run(["ip", "netns", "del", os.path.basename(peer)], check=False)
+
+
+def test_a_failing_lookup_gives_servfail_and_the_server_keeps_answering(netns: str) -> None:
+    server = EmbeddedDNS(lambda _key, name: NAMES[name], upstreams=[])  # KeyError for unknown names
+    try:
+        server.attach("c1", netns)
+        assert ask(netns, "nothere").header.rcode == RCODE.SERVFAIL
+        assert addresses(ask(netns, "web")) == ["10.0.0.2"]
+    finally:
+        server.close()
+
+
 def test_a_sandbox_without_upstreams_gets_servfail(make_dns: Callable[..., EmbeddedDNS], netns: str,
                                                    upstream: Upstream) -> None:
     make_dns([upstream.address]).attach("c1", netns, upstreams=[])

@@ -367,8 +367,8 @@ class EmbeddedDNS:
             self._thread.start()
 
     def _in_loop(self, task: Callable[[], None]) -> None:
-        """Run task on the server thread (directly if it is not running) and wait for it."""
-        if self._thread is None or not self._thread.is_alive():
+        """Run task on the server thread (directly if it is not running, or is this thread)."""
+        if self._thread is None or not self._thread.is_alive() or self._thread is threading.current_thread():
             task()
             return
         done = threading.Event()
@@ -543,7 +543,12 @@ class EmbeddedDNS:
         if query is None:
             log.debug("embedded DNS: malformed query dropped")
             return False
-        answers = self._answer_locally(sandbox.key, query)
+        try:
+            answers = self._answer_locally(sandbox.key, query)
+        except Exception:  # the caller's resolve/reverse failed: the client still gets an answer
+            log.exception("embedded DNS: lookup of %r failed", query.name)
+            reply(servfail(query))
+            return True
         if answers is not None:
             reply(build_reply(query, 0, answers, TCP_MAX_SIZE if tcp else query.udp_limit, not tcp))
             return True
