@@ -4,30 +4,33 @@ Creates a network namespace, attaches an EmbeddedDNS to it and sends N sequentia
 127.0.0.11:53 from a socket inside the namespace: a container name (answered locally) and an
 external name (forwarded to a stub upstream on the host's 127.0.0.1, which answers at once).
 Prints the median and p90 round trip, and for local answers the median time spent in the server's
-query handler. No peer is compared (dockerd's resolver needs a full daemon with a user network).
-Needs root; removes the namespace and stops everything it started, also on failure.
+query handler. If dockerd is installed, the same local-name query is timed against Docker's
+embedded DNS (a private dockerd from bench/shim_rss.py, a user network, one busybox container);
+Docker's forwarding is not timed, as it would send queries to the host's real resolvers.
+Needs root; removes the namespace, network, container and daemon it made, also on failure.
 
-    .venv/bin/python bench/dns_resolver.py --queries 2000
+    .venv/bin/python bench/dns_resolver.py [--queries 2000] [--no-peers]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
-import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import make_busybox_rootfs  # also makes the project importable
+from dnslib import QTYPE, RR, A, DNSRecord
+from shim_rss import IMAGE, SLEEP, Docker, Skip
 
-from dnslib import QTYPE, RR, A, DNSRecord  # noqa: E402
-
-from dockyard.network.dns import EmbeddedDNS  # noqa: E402
-from dockyard.runtime.syscalls import CLONE_NEWNET, setns  # noqa: E402
+from dockyard.network.dns import EmbeddedDNS
+from dockyard.runtime.syscalls import CLONE_NEWNET, setns
 
 
 def stub_upstream(sock: socket.socket, stop: threading.Event) -> None:
@@ -80,10 +83,58 @@ def summary(label: str, micros: list[float]) -> str:
             f"p90 {ordered[int(len(ordered) * 0.9)]:8.1f} us   n={len(ordered)}")
 
 
+class DockerDNS(Docker):
+    """A private dockerd with one container named `web` on a user-defined network."""
+
+    def up(self, k: int = 1) -> list[int]:
+        """Start dockerd, the network and the container; the container's pid."""
+        self.tmp.mkdir(parents=True)
+        (self.tmp / "daemon.json").write_text("{}")
+        with open(self.tmp / "dockerd.log", "wb") as log:
+            self.proc = subprocess.Popen(self.dockerd_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+        self.wait_ready()
+        self.docker("import", str(self.image_tarball()), IMAGE)
+        self.docker("network", "create", "dy-dns-bench")
+        self.docker("run", "-d", "--name", "web", "--network", "dy-dns-bench", IMAGE, *SLEEP)
+        return [int(self.docker("inspect", "-f", "{{.State.Pid}}", "web"))]
+
+    def down(self) -> list[str]:
+        """Remove the container and the network (its host bridge), then stop dockerd."""
+        if self.proc and self.proc.poll() is None:
+            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "rm", "-f", "web"], capture_output=True)
+            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "network", "rm", "dy-dns-bench"],
+                           capture_output=True)
+        return super().down()
+
+
+def docker_peer(count: int) -> None:
+    """Time Docker's embedded DNS answering a container name, if dockerd is installed."""
+    tmp = Path(tempfile.mkdtemp(prefix="dy-dns-bench-"))
+    try:
+        peer = DockerDNS(tmp, make_busybox_rootfs(tmp / "template" / "rootfs"))
+    except Skip as why:
+        print(f"docker: skipped ({why})")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    try:
+        [pid] = peer.up()
+        with socket_in(f"/proc/{pid}/ns/net") as sock:
+            print(summary("docker: local name (A, 1 address)", round_trips(sock, "web", count)))
+    except Skip as why:
+        print(f"docker: skipped ({why})")
+    finally:
+        for problem in peer.down():
+            print(problem)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1000, help="queries per kind (default 1000)")
-    count = parser.parse_args().queries
+    parser.add_argument("--no-peers", action="store_true", help="do not time Docker's resolver")
+    opts = parser.parse_args()
+    count = opts.queries
     name = f"dy-dns-bench-{os.getpid()}"
     upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     upstream.bind(("127.0.0.1", 0))
@@ -121,6 +172,8 @@ def main() -> None:
         stub.join()
         upstream.close()
         subprocess.run(["ip", "netns", "del", name], check=False)
+    if not opts.no_peers:
+        docker_peer(count)
 
 
 if __name__ == "__main__":
