@@ -467,6 +467,21 @@ def test_attach_is_idempotent_and_detach_closes_the_port(make_dns: Callable[...,
     assert addresses(ask(netns, "web")) == ["10.0.0.2"]
 
 
+def test_attach_to_a_new_namespace_moves_the_sandbox(make_dns: Callable[..., EmbeddedDNS], netns: str) -> None:
+    moved = f"{netns}-moved"
+    subprocess.run(["ip", "netns", "add", os.path.basename(moved)], check=True)
+    try:
+        server = make_dns([])
+        server.attach("c1", netns)
+        server.attach("c1", moved)
+        assert addresses(ask(moved, "web")) == ["10.0.0.2"]
+        with pytest.raises(ConnectionRefusedError):
+            ask(netns, "web")
+        server.detach("c1")
+    finally:
+        subprocess.run(["ip", "netns", "del", os.path.basename(moved)], check=False)
+
+
 def test_attach_to_a_missing_namespace_raises(make_dns: Callable[..., EmbeddedDNS]) -> None:
     with pytest.raises(FileNotFoundError):
         make_dns([]).attach("c1", "/run/netns/dy-dns-does-not-exist")
