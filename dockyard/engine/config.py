@@ -33,10 +33,11 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "data-root": str, "exec-root": str, "hosts": list, "pidfile": str, "debug": bool, "log-level": str,
     "log-driver": str, "log-opts": dict, "default-runtime": str, "runtimes": dict, "live-restore": bool,
     "insecure-registries": list, "default-ulimits": dict,
+    "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool,
     "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
 }
 FLAG_KEYS = ("hosts", "data-root", "exec-root", "pidfile", "debug", "log-level",
-             "tlsverify", "tlscacert", "tlscert", "tlskey")
+             "tlsverify", "tlscacert", "tlscert", "tlskey", "bridge", "bip", "default-address-pools", "iptables")
 
 
 class ConfigError(Exception):
@@ -78,6 +79,10 @@ class DaemonConfig:
     tlscacert: str = ""
     tlscert: str = ""
     tlskey: str = ""
+    bridge: str = "dockyard0"
+    bip: str = ""
+    default_address_pools: list[Any] = field(default_factory=list)
+    iptables: bool = True
 
     @property
     def image_root(self) -> str:
@@ -100,8 +105,22 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--tlscacert", help="trust certs signed only by this CA")
     p.add_argument("--tlscert", help="path to TLS certificate file")
     p.add_argument("--tlskey", help="path to TLS key file")
+    p.add_argument("-b", "--bridge", help="name of the default network's bridge (default dockyard0)")
+    p.add_argument("--bip", help="the default bridge's address and subnet (CIDR)")
+    p.add_argument("--default-address-pool", dest="default_address_pools", action="append",
+                   metavar="base=CIDR,size=N", help="default address pools for networks (repeatable)")
+    p.add_argument("--iptables", nargs="?", const=True, type=_flag_bool, default=None,
+                   help="program NAT and filtering with iptables (default true; false: userland proxy)")
     p.add_argument("-v", "--version", action="version", version=f"Dockyard version {ENGINE_VERSION}, build dockyardd")
     return p
+
+
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def load(argv: list[str] | None = None) -> DaemonConfig:
@@ -183,6 +202,8 @@ def validate(config: DaemonConfig) -> DaemonConfig:
     """Check what the parser could not: log level, TLS files, non-loopback tcp without TLS."""
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"unable to parse logging level: {config.log_level}")
+    if not 0 < len(config.bridge) <= 15 or "/" in config.bridge:
+        raise ConfigError(f"invalid bridge name {config.bridge!r} (1 to 15 characters)")
     tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
     if config.tlsverify:
         missing = [flag for flag, value in tls_files.items() if not value]

@@ -8,6 +8,8 @@ Data root layout::
     <data-root>/dockyardd.lock   flock held by the daemon using this root
     <data-root>/image-store/     ImageStore root (content/, image.db, snapshots/, locks/)
     <data-root>/containers.db    container records; <data-root>/containers/<id>/ their files
+    <data-root>/networks.db      networks and endpoints (addresses in use)
+    <exec-root>/netns/<short id> a running container's network namespace (bind mount)
     <exec-root>/<id>/            a running container's shim state; <exec-root>/runtime/ the runtime's
     <exec-root>/dockyardd.pid    default pidfile (flock held while running)
     <exec-root>/dockyard.sock    default API socket
@@ -35,7 +37,10 @@ from dockyard.engine.containers.execs import ExecService
 from dockyard.engine.containers.store import Record
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
+from dockyard.engine.networks.endpoints import ContainerNetworking
+from dockyard.engine.networks.service import NetworkOptions, NetworkService
 from dockyard.image.store import ImageStore, UsedBy
+from dockyard.network import ipam
 
 log = logging.getLogger("dockyardd")
 WORKERS = 16
@@ -53,6 +58,7 @@ class Engine:
     executor: ThreadPoolExecutor
     containers: ContainerService
     execs: ExecService
+    networks: NetworkService
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool (blocking engine work off the event loop)."""
@@ -91,6 +97,18 @@ class Engine:
         attributes = {**labels, "image": record["Config"].get("Image") or record["Image"],
                       "name": record["Name"].lstrip("/"), **(extra or {})}
         self.events.publish("container", action, record["ID"], attributes)
+
+    def network_event(self, action: str, record: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+        """Publish a network event: name and type, then extra (the container for connect/disconnect)."""
+        self.events.publish("network", action, record["Id"],
+                            {"name": record["Name"], "type": record["Driver"], **(extra or {})})
+
+    def close(self) -> None:
+        """Release the services (containers keep running; with none running, bridges and rules go)."""
+        running = any(r["State"]["Running"] for r in self.containers.store.all())
+        self.containers.close()
+        self.containers.network.close()
+        self.networks.shutdown(running)
 
     def image_in_use(self, image_id: str) -> UsedBy | None:
         """The container using image_id, a running one first (rmi's conflicts)."""
@@ -143,13 +161,28 @@ def open_engine(config: DaemonConfig) -> Engine:
     store = ImageStore(config.image_root)
     store.repair()
     events = EventBus()
+    networks = NetworkService(config.data_root, network_options(config))
+    networks.startup()
     containers = ContainerService(config.data_root, store, config.exec_root)
+    containers.network = ContainerNetworking(networks, containers.store, config.exec_root)
     engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
-                    containers, ExecService(containers))
+                    containers, ExecService(containers), networks)
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event
+    networks.on_event = engine.network_event
     containers.reconcile()
+    containers.network.reconcile()
     return engine
+
+
+def network_options(config: DaemonConfig) -> NetworkOptions:
+    """The network service's settings from the daemon's."""
+    try:
+        pools = tuple(ipam.parse_pool(p) if isinstance(p, str) else ipam.parse_pool(f"base={p['base']},size={p['size']}")
+                      for p in config.default_address_pools) or ipam.DEFAULT_POOLS
+    except (ipam.IPAMError, KeyError, TypeError) as e:
+        raise ConfigError(f"invalid default-address-pools: {e}") from None
+    return NetworkOptions(config.bridge, config.bip, pools, config.iptables)
 
 
 async def serve(engine: Engine) -> None:
@@ -188,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(serve(engine))
         finally:
-            engine.containers.close()
+            engine.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()
     except (ConfigError, OSError) as e:

@@ -57,8 +57,10 @@ def _default_runtime() -> str:
 class ContainerService:
     """Containers of one daemon: records in <data_root>, shims and runtime state in <exec_root>."""
 
-    def __init__(self, data_root: str, image_store: Any, exec_root: str, runtime: str = "dockyard-runtime") -> None:
+    def __init__(self, data_root: str, image_store: Any, exec_root: str, runtime: str = "dockyard-runtime",
+                 network: Any = None) -> None:
         self.images = image_store
+        self.network = network  # engine.networks.endpoints.ContainerNetworking; None: loopback only
         self.store = ContainerStore(data_root)
         self.exec_root = exec_root
         self.runtime = _default_runtime() if runtime == "dockyard-runtime" else runtime
@@ -119,6 +121,10 @@ class ContainerService:
             raise NotFound(f"No such image: {config['Image']}") from None
         merged = spec.merge_config(config, self.images.config(image_id).get("config") or {})
         self._validate_host_config(hc)
+        if self.network is not None:
+            network_settings = self.network.prepare(merged, hc, body.get("NetworkingConfig"))
+        elif hc["NetworkMode"] not in ("default", "bridge", "none", "host"):
+            raise InvalidParameter(f"network {hc['NetworkMode']} not found")
         _, mount_points = mounts.user_mounts(hc)
         cid = new_id()
         merged["Hostname"] = merged.get("Hostname") or cid[:12]
@@ -132,6 +138,8 @@ class ContainerService:
             "HostnamePath": os.path.join(directory, "hostname"), "HostsPath": os.path.join(directory, "hosts"),
             "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
         }
+        if self.network is not None:
+            record["NetworkSettings"] = network_settings
         os.makedirs(os.path.join(directory, "rootfs"), mode=0o700)
         try:
             self.store.add(record, name)
@@ -154,8 +162,6 @@ class ContainerService:
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
         hc["NetworkMode"] = hc.get("NetworkMode") or "default"
-        if hc["NetworkMode"] not in ("default", "bridge", "none", "host"):
-            raise InvalidParameter(f"network {hc['NetworkMode']} not found")
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -179,7 +185,8 @@ class ContainerService:
             if not mounts_under(rootfs):
                 mount_all(self.images.snapshots.mounts(cid), rootfs)
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
-            oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc)
+            netns = self.network.setup(record) if self.network is not None else None
+            oci = spec.build_spec(cid, record["Config"], record["HostConfig"], rootfs, etc, netns)
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
@@ -194,6 +201,8 @@ class ContainerService:
         except BaseException as e:
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._runtime("delete", "--force", cid, check=False)
+            if self.network is not None:
+                self.network.teardown(record)
             unmount(rootfs)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
                                    Running=False, Restarting=False, Pid=0, ExitCode=128, Error=str(e))
@@ -243,6 +252,8 @@ class ContainerService:
             code = int(result.get("exit_code", 255))
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
             self._runtime("delete", "--force", cid, check=False)
+            if self.network is not None:
+                self.network.teardown(record)
             unmount(self._rootfs(cid))
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
@@ -460,6 +471,8 @@ class ContainerService:
     def _destroy(self, cid: str) -> None:
         """Delete every trace of a container: runtime state, mounts, snapshot, files, record."""
         self._runtime("delete", "--force", cid, check=False)
+        if self.network is not None:
+            self.network.forget(cid)
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)

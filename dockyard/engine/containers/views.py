@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.engine.networks import views as network_views
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -28,11 +29,7 @@ def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
         "RestartCount": r.get("RestartCount", 0), "Driver": driver, "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": r["HostConfig"],
         "GraphDriver": {"Name": driver, "Data": None}, "Mounts": r.get("Mounts") or [], "Config": r["Config"],
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-                            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}},
+        "NetworkSettings": network_views.public(r.get("NetworkSettings") or network_views.network_settings({})),
     }
 
 
@@ -68,11 +65,14 @@ def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | Non
     path_args = " ".join([record["Path"], *record["Args"]])
     out = {
         "Id": record["ID"], "Names": [record["Name"]], "Image": image_name, "ImageID": record["Image"],
-        "Command": path_args, "Created": _epoch(record["Created"]), "Ports": [],
+        "Command": path_args, "Created": _epoch(record["Created"]),
+        "Ports": network_views.port_list((record.get("NetworkSettings") or {}).get("Ports") or {}),
         "Labels": record["Config"].get("Labels") or {}, "State": record["State"]["Status"],
         "Status": status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": record.get("Mounts") or [],
+        "NetworkSettings": {"Networks": network_views.public(record.get("NetworkSettings") or
+                                                             network_views.network_settings({}))["Networks"]},
+        "Mounts": record.get("Mounts") or [],
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
