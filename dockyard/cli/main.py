@@ -41,8 +41,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("start",): ("run", "start"), ("container", "start"): ("run", "start"),
     ("attach",): ("run", "attach"), ("container", "attach"): ("run", "attach"),
     ("exec",): ("run", "exec"), ("container", "exec"): ("run", "exec"),
+    ("port",): ("network", "port"), ("container", "port"): ("network", "port"),
+    **{("network", verb): ("network", verb) for verb in ("create", "ls", "inspect", "rm", "prune", "connect",
+                                                         "disconnect")},
+    ("network", "list"): ("network", "ls"), ("network", "remove"): ("network", "rm"),
 }
-GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker"}
+GROUPS = {"image": "Manage images", "container": "Manage containers", "network": "Manage networks",
+          "system": "Manage Docker"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -60,11 +65,12 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage dockyard
 
 Commands:
-  attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
-  rm, rmi, save, start, stop, tag, top, unpause, wait
+  attach, create, events, history, import, inspect, kill, load, logs, pause, port, rename,
+  restart, rm, rmi, save, start, stop, tag, top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)

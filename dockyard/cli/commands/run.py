@@ -50,18 +50,27 @@ def parse_env(values: list[str], files: list[str]) -> list[str]:
 
 
 def parse_ports(values: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """-p [ip:][host:]container[/proto] → (ExposedPorts, PortBindings)."""
+    """-p [ip:][hostPort[-range]:]containerPort[-range][/proto] → (ExposedPorts, PortBindings); a
+    container range maps onto a host range of the same length, one port each."""
     exposed: dict[str, Any] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for value in values:
         spec, _, proto = value.partition("/")
         parts = spec.rsplit(":", 2)
-        container = parts[-1]
+        low, _, high = parts[-1].partition("-")
         host_port = parts[-2] if len(parts) > 1 else ""
-        host_ip = parts[0] if len(parts) > 2 else ""
-        key = f"{container}/{proto or 'tcp'}"
-        exposed[key] = {}
-        bindings.setdefault(key, []).append({"HostIp": host_ip.strip("[]"), "HostPort": host_port})
+        host_ip = parts[0].strip("[]") if len(parts) > 2 else ""
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise UsageError(f"invalid containerPort: {parts[-1]}")
+        container = range(int(low), int(high or low) + 1)
+        host_low, _, host_high = host_port.partition("-")
+        for i, number in enumerate(container):
+            key = f"{number}/{proto or 'tcp'}"
+            exposed[key] = {}
+            port = str(int(host_low) + i) if len(container) > 1 and host_low.isdigit() else host_port
+            if len(container) > 1 and host_high and int(host_high) - int(host_low) + 1 != len(container):
+                port = host_port
+            bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": port})
     return exposed, bindings
 
 
@@ -93,6 +102,9 @@ def _bind(value: str) -> str:
 def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool) -> dict[str, Any]:
     """The POST /containers/create body for run/create flags."""
     exposed, bindings = parse_ports(opts.publish)
+    for value in opts.expose:
+        number, _, proto = value.partition("/")
+        exposed[f"{number}/{proto or 'tcp'}"] = {}
     host: dict[str, Any] = {
         "Binds": [_bind(v) for v in opts.volume] or None, "AutoRemove": opts.rm, "Init": opts.init or None,
         "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged, "CapAdd": opts.cap_add or None,
@@ -103,6 +115,8 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "ExtraHosts": opts.add_host or None, "PortBindings": bindings or None,
         "LogConfig": {"Type": opts.log_driver or "", "Config": _pairs(opts.log_opt)},
         "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": opts.network or "default",
+        "PublishAllPorts": opts.publish_all, "Dns": opts.dns or None, "DnsSearch": opts.dns_search or None,
+        "DnsOptions": opts.dns_option or None,
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
     }
     stdin = opts.interactive
@@ -113,6 +127,14 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "AttachStdout": attach, "AttachStderr": attach, "ExposedPorts": exposed or None,
         "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "HostConfig": host,
     }
+    endpoint: dict[str, Any] = {}
+    if opts.ip:
+        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+    if opts.network_alias:
+        endpoint["Aliases"] = opts.network_alias
+    if opts.mac_address:
+        endpoint["MacAddress"] = opts.mac_address
+    body["NetworkingConfig"] = {"EndpointsConfig": {opts.network or "default": endpoint}}
     if opts.entrypoint is not None:
         body["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
     if opts.tty and sys.stdout.isatty():
@@ -266,15 +288,21 @@ PRIVILEGED = Flag("", "privileged", BOOL, "Give extended privileges to the comma
 CREATE_FLAGS = [
     Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
     Flag("", "cap-add", LIST, "Add Linux capabilities"), Flag("", "cap-drop", LIST, "Drop Linux capabilities"),
-    Flag("", "cpus", STR, "Number of CPUs"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
+    Flag("", "cpus", STR, "Number of CPUs"), Flag("", "dns", LIST, "Set custom DNS servers"),
+    Flag("", "dns-option", LIST, "Set DNS options"), Flag("", "dns-search", LIST, "Set custom DNS search domains"),
+    Flag("", "expose", LIST, "Expose a port or a range of ports"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
     Flag("h", "hostname", STR, "Container host name"),
     Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
-    INTERACTIVE, Flag("l", "label", LIST, "Set meta data on a container"),
+    INTERACTIVE, Flag("", "ip", STR, "IPv4 address (e.g., 172.30.100.104)"),
+    Flag("l", "label", LIST, "Set meta data on a container"),
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
+    Flag("", "mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("m", "memory", STR, "Memory limit"), Flag("", "name", STR, "Assign a name to the container"),
     Flag("", "network", STR, "Connect a container to a network"),
+    Flag("", "network-alias", LIST, "Add network-scoped alias for the container"),
     Flag("", "pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"), PRIVILEGED,
     Flag("p", "publish", LIST, "Publish a container's port(s) to the host"),
+    Flag("P", "publish-all", BOOL, "Publish all exposed ports to random ports"),
     Flag("", "pull", STR, "Pull image before running (\"always\", \"missing\", \"never\")", "missing"),
     Flag("", "read-only", BOOL, "Mount the container's root filesystem as read only"),
     Flag("", "restart", STR, "Restart policy to apply when a container exits"),

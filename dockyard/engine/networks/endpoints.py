@@ -66,8 +66,13 @@ class ContainerNetworking:
             return views.network_settings({})
         networks: dict[str, Record] = {}
         for ref in [mode, *(k for k in configs if k not in (mode, "default"))]:
-            record = self.networks.resolve(ref)
-            cfg = configs.get(ref) or configs.get(record["Name"]) or (configs.get("default") if ref == mode else None)
+            cfg = configs.get(ref) or (configs.get("default") if ref == mode else None)
+            try:
+                record = self.networks.resolve(ref)
+            except NotFound:  # as Docker: a missing network is an error of start, not of create
+                networks[ref] = views.endpoint_settings("", cfg)
+                continue
+            cfg = cfg or configs.get(record["Name"])
             self._check_endpoint(record, cfg)
             networks[record["Name"]] = views.endpoint_settings(record["Id"], cfg)
         if len(networks) > 1 and ({"host", "none"} & set(networks)):
@@ -133,7 +138,7 @@ class ContainerNetworking:
         if not settings:
             return
         self.dns.detach(cid)
-        self._unpublish(record)
+        self._unpublish(cid)
         for ep in self.networks.store.endpoints(container_id=cid):
             self._detach(ep)
         if settings.get("SandboxKey", "").startswith(self.sandbox_dir + os.sep):
@@ -146,7 +151,7 @@ class ContainerNetworking:
     def forget(self, cid: str) -> None:
         """The container is gone: drop whatever may remain of it."""
         self.dns.detach(cid)
-        self.networks.set_ports(cid, [])
+        self._unpublish(cid)
         for ep in self.networks.store.endpoints(container_id=cid):
             self._detach(ep)
         netns.remove(os.path.join(self.sandbox_dir, cid[:12]))
@@ -228,23 +233,24 @@ class ContainerNetworking:
                     if self.networks.firewall is None:
                         self._proxies[(proto, ip, host_port)] = Proxy(sock, proto, (primary["IPAddress"], port))
         except PortError as e:
-            settings["Ports"] = result
-            self._unpublish(record)
+            self._release(rules)
             raise ContainerError(f"driver failed programming external connectivity on endpoint "
                                  f"{record['Name'].lstrip('/')} ({primary['EndpointID']}): {e}") from None
         settings["Ports"] = result
         self.networks.set_ports(record["ID"], rules)
 
-    def _unpublish(self, record: Record) -> None:
-        for key, bindings in (record["NetworkSettings"].get("Ports") or {}).items():
-            proto = split_key(key)[1]
-            for b in bindings or []:
-                where = (proto, b["HostIp"], int(b["HostPort"]))
-                proxy = self._proxies.pop(where, None)
-                if proxy is not None:
-                    proxy.close()
-                self.networks.ports.release(*where)
-        self.networks.set_ports(record["ID"], [])
+    def _unpublish(self, cid: str) -> None:
+        """Give back the container's host ports and drop its rules."""
+        self._release(self.networks.port_rules(cid))
+        self.networks.set_ports(cid, [])
+
+    def _release(self, rules: list[PortRule]) -> None:
+        for rule in rules:
+            where = (rule.proto, rule.host_ip, rule.host_port)
+            proxy = self._proxies.pop(where, None)
+            if proxy is not None:
+                proxy.close()
+            self.networks.ports.release(*where)
 
     # -- /etc/hosts and /etc/resolv.conf --------------------------------------------------------------
 
@@ -302,7 +308,7 @@ class ContainerNetworking:
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         for ep in self.networks.store.endpoints(network_id=network["Id"], container_id=record["ID"]):
             if any(p.bridge == network["_Bridge"] for p in self.networks.port_rules(record["ID"])):
-                self._unpublish(record)
+                self._unpublish(record["ID"])
                 settings["Ports"] = {}
             self._detach(ep)
         del settings["Networks"][network["Name"]]

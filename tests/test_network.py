@@ -1,0 +1,341 @@
+"""Networking end to end on a private daemon: real bridges, veths and namespaces; busybox httpd,
+wget and nslookup as servers and clients; the real docker CLI and docker-py as clients."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.daemon import Dockyardd, busybox_archive, other_children
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+SERVE = "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec httpd -f -p 80 -h /w"
+
+
+def links() -> set[str]:
+    return set(subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split())
+
+
+def iptables_dump() -> str:
+    return "".join(subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+                   for table in ("filter", "nat"))
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
+    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
+    d = Dockyardd()
+    try:
+        d.start()
+        proc = d.docker("load", "-i", str(archive))
+        assert proc.returncode == 0, proc.stderr
+        assert any(d.bridge in word for word in links())
+        yield d
+    finally:
+        d.cleanup()
+    # a daemon that stops with nothing running leaves no bridge, veth, rule, sandbox or mount behind
+    assert not any(d.bridge in word or word.startswith("br-") and "dyt" in word for word in links())
+    assert f"-{d.bridge}" not in iptables_dump()
+    with open("/proc/self/mountinfo") as f:
+        assert str(d.tmp) not in f.read()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
+    """Every container and user network goes after each test; no child process stays."""
+    try:
+        yield
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            ids = daemon.docker("ps", "-aq").stdout.split()
+            if ids:
+                daemon.docker("rm", "-f", *ids)
+            daemon.docker("network", "prune", "-f")
+    assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]
+
+
+def ok(d: Dockyardd, *args: str) -> str:
+    proc = d.docker(*args)
+    assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def inspect(d: Dockyardd, ref: str, kind: str = "container") -> dict:
+    return json.loads(ok(d, kind, "inspect", ref))[0]
+
+
+def host_address() -> str:
+    """An IPv4 address of this host that is not on a bridge of ours (nor loopback)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if not fields[1].startswith(("dyt", "br-", "dockyard", "docker")):
+            return fields[3].split("/")[0]
+    pytest.skip("no global IPv4 address on this host")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def serve(d: Dockyardd, name: str, *args: str) -> str:
+    """A detached busybox httpd answering 'hello from <hostname>'; its ID."""
+    return ok(d, "run", "-d", "--name", name, *args, "busybox", "sh", "-c", SERVE).strip()
+
+
+def test_default_bridge(daemon: Dockyardd) -> None:
+    bridge = inspect(daemon, "bridge", "network")
+    subnet = ipaddress.ip_network(bridge["IPAM"]["Config"][0]["Subnet"])
+    assert bridge["Driver"] == "bridge" and bridge["Options"]["com.docker.network.bridge.name"] == daemon.bridge
+    cid = serve(daemon, "web")
+    info = inspect(daemon, cid)
+    settings = info["NetworkSettings"]
+    endpoint = settings["Networks"]["bridge"]
+    assert info["HostConfig"]["NetworkMode"] == "bridge"
+    assert ipaddress.ip_address(endpoint["IPAddress"]) in subnet and endpoint["IPPrefixLen"] == subnet.prefixlen
+    assert endpoint["Gateway"] == bridge["IPAM"]["Config"][0]["Gateway"] and endpoint["NetworkID"] == bridge["Id"]
+    assert settings["IPAddress"] == endpoint["IPAddress"] and settings["MacAddress"] == endpoint["MacAddress"]
+    assert settings["SandboxKey"] and os.path.exists(settings["SandboxKey"])
+    assert endpoint["Aliases"] is None and endpoint["DNSNames"] is None
+    assert ok(daemon, "ps", "--format", "{{.Networks}}").strip() == "bridge"
+    assert cid in inspect(daemon, "bridge", "network")["Containers"]
+    # the host reaches the container's address; a second container does too, but not by name (no DNS here)
+    assert http_get(f"http://{endpoint['IPAddress']}/") == f"hello from {cid[:12]}\n"
+    assert ok(daemon, "run", "--rm", "busybox", "wget", "-qO-", f"http://{endpoint['IPAddress']}/") \
+        == f"hello from {cid[:12]}\n"
+    assert daemon.docker("run", "--rm", "busybox", "wget", "-T", "2", "-qO-", "http://web/").returncode != 0
+    hosts = ok(daemon, "exec", "web", "cat", "/etc/hosts")
+    assert f"{endpoint['IPAddress']}\t{cid[:12]}" in hosts
+    assert "127.0.0.11" not in ok(daemon, "exec", "web", "cat", "/etc/resolv.conf")
+    ok(daemon, "rm", "-f", "web")
+    assert not os.path.exists(settings["SandboxKey"])
+    assert inspect(daemon, "bridge", "network")["Containers"] == {}
+
+
+def test_user_network_names_and_aliases(daemon: Dockyardd) -> None:
+    ok(daemon, "network", "create", "appnet")
+    web = serve(daemon, "web", "--network", "appnet", "--network-alias", "www")
+    info = inspect(daemon, web)["NetworkSettings"]["Networks"]["appnet"]
+    assert info["Aliases"] == ["www"] and info["DNSNames"] == ["web", "www", web[:12]]
+    for name in ("web", "www", web[:12], "web.appnet"):
+        out = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "wget", "-qO-", f"http://{name}/")
+        assert out == f"hello from {web[:12]}\n", name
+    resolv = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "cat", "/etc/resolv.conf")
+    assert resolv.startswith("nameserver 127.0.0.11\n") and "ndots:0" in resolv
+    # one alias on two containers: both addresses answer
+    serve(daemon, "web2", "--network", "appnet", "--network-alias", "www")
+    out = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "nslookup", "www")
+    addresses = {inspect(daemon, n)["NetworkSettings"]["Networks"]["appnet"]["IPAddress"] for n in ("web", "web2")}
+    assert addresses <= set(out.split()), out
+
+
+def test_published_ports(daemon: Dockyardd) -> None:
+    port = free_port()
+    cid = serve(daemon, "pub", "-p", f"{port}:80")
+    expected = f"hello from {cid[:12]}\n"
+    assert ok(daemon, "port", "pub") == f"80/tcp -> 0.0.0.0:{port}\n"
+    assert ok(daemon, "port", "pub", "80") == f"0.0.0.0:{port}\n"
+    assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+    assert f"0.0.0.0:{port}->80/tcp" in ok(daemon, "ps")
+    address = host_address()
+    assert http_get(f"http://127.0.0.1:{port}/") == expected
+    assert http_get(f"http://{address}:{port}/") == expected
+    # from another container through the host, and from the container itself (hairpin)
+    assert ok(daemon, "run", "--rm", "busybox", "wget", "-qO-", f"http://{address}:{port}/") == expected
+    assert ok(daemon, "exec", "pub", "wget", "-qO-", f"http://{address}:{port}/") == expected
+    ok(daemon, "network", "create", "othernet")
+    assert ok(daemon, "run", "--rm", "--network", "othernet", "busybox", "wget", "-qO-",
+              f"http://{address}:{port}/") == expected
+    # the port is taken: Docker's error, and the failed container holds nothing
+    proc = daemon.docker("run", "-d", "--name", "clash", "-p", f"{port}:80", "busybox", "sleep", "60")
+    assert proc.returncode != 0 and f"Bind for 0.0.0.0:{port} failed: port is already allocated" in proc.stderr
+    ok(daemon, "rm", "-f", "clash")
+    ok(daemon, "rm", "-f", "pub")
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", port))  # released
+    assert f"--dport {port} " not in iptables_dump()
+
+
+def test_ephemeral_ports_and_publish_all(daemon: Dockyardd) -> None:
+    cid = serve(daemon, "eph", "-p", "127.0.0.1::80", "--expose", "81", "-P")
+    ports = inspect(daemon, cid)["NetworkSettings"]["Ports"]
+    assert set(ports) == {"80/tcp", "81/tcp"}
+    assert ports["80/tcp"][0]["HostIp"] == "127.0.0.1" and ports["81/tcp"][0]["HostIp"] == "0.0.0.0"
+    low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    assert all(low <= int(ports[k][0]["HostPort"]) <= high for k in ports)
+    assert http_get(f"http://127.0.0.1:{ports['80/tcp'][0]['HostPort']}/") == f"hello from {cid[:12]}\n"
+    ok(daemon, "stop", "-t", "1", "eph")
+    assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {}
+    ok(daemon, "start", "eph")
+    assert inspect(daemon, cid)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+
+
+def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
+    ok(daemon, "network", "create", "side")
+    serve(daemon, "web")
+    ok(daemon, "network", "connect", "--alias", "sideweb", "side", "web")
+    networks = inspect(daemon, "web")["NetworkSettings"]["Networks"]
+    assert set(networks) == {"bridge", "side"}
+    address = networks["side"]["IPAddress"]
+    assert f"inet {address}/" in ok(daemon, "exec", "web", "ip", "-4", "addr", "show", "eth1")
+    out = ok(daemon, "run", "--rm", "--network", "side", "busybox", "wget", "-qO-", "http://sideweb/")
+    assert out.startswith("hello from")
+    proc = daemon.docker("network", "connect", "side", "web")
+    assert proc.returncode != 0 and "already exists in network side" in proc.stderr
+    proc = daemon.docker("network", "rm", "side")
+    assert proc.returncode != 0 and "has active endpoints" in proc.stderr
+    ok(daemon, "network", "disconnect", "side", "web")
+    assert "eth1" not in ok(daemon, "exec", "web", "ip", "link")
+    assert set(inspect(daemon, "web")["NetworkSettings"]["Networks"]) == {"bridge"}
+    assert daemon.docker("run", "--rm", "--network", "side", "busybox", "wget", "-T", "2", "-qO-",
+                         "http://sideweb/").returncode != 0
+    ok(daemon, "network", "rm", "side")
+
+
+def test_static_addresses_and_concurrency(daemon: Dockyardd) -> None:
+    net = ok(daemon, "network", "create", "--subnet", "10.231.7.0/24", "--gateway", "10.231.7.254",
+             "--ip-range", "10.231.7.128/25", "--label", "k=v", "-o", "com.docker.network.bridge.name=dyt-static",
+             "static").strip()
+    doc = inspect(daemon, "static", "network")
+    assert doc["Id"] == net and doc["Labels"] == {"k": "v"}
+    assert doc["IPAM"]["Config"] == [{"Subnet": "10.231.7.0/24", "IPRange": "10.231.7.128/25", "Gateway": "10.231.7.254"}]
+    assert "dyt-static" in " ".join(links())
+    ok(daemon, "run", "-d", "--name", "fixed", "--network", "static", "--ip", "10.231.7.5", "busybox", "sleep", "60")
+    assert "inet 10.231.7.5/24" in ok(daemon, "exec", "fixed", "ip", "-4", "addr")
+    assert "default via 10.231.7.254" in ok(daemon, "exec", "fixed", "ip", "route")
+    proc = daemon.docker("run", "--rm", "--network", "static", "--ip", "10.231.7.5", "busybox", "true")
+    assert proc.returncode != 0 and "Address already in use" in proc.stderr
+    proc = daemon.docker("run", "--rm", "--ip", "10.231.7.9", "busybox", "true")
+    assert proc.returncode != 0 and "user specified IP address is supported on user defined networks only" in proc.stderr
+    client = daemon.client()
+    try:
+        def start(i: int) -> str:
+            ct = client.containers.run("busybox", ["sleep", "60"], detach=True, network="static", name=f"many{i}")
+            return ct.attrs["Id"]
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            ids = list(pool.map(start, range(20)))
+        addresses = [client.api.inspect_container(cid)["NetworkSettings"]["Networks"]["static"]["IPAddress"]
+                     for cid in ids]
+        assert len(set(addresses)) == 20
+        assert all(ipaddress.ip_address(a) in ipaddress.ip_network("10.231.7.128/25") for a in addresses)
+        assert len(inspect(daemon, "static", "network")["Containers"]) == 21
+    finally:
+        client.close()
+
+
+def test_isolation_and_internal(daemon: Dockyardd) -> None:
+    ok(daemon, "network", "create", "neta")
+    ok(daemon, "network", "create", "--internal", "inside")
+    serve(daemon, "srva", "--network", "neta")
+    address = inspect(daemon, "srva")["NetworkSettings"]["Networks"]["neta"]["IPAddress"]
+    assert ok(daemon, "run", "--rm", "--network", "neta", "busybox", "wget", "-qO-", f"http://{address}/")
+    for net in ("bridge", "inside"):
+        proc = daemon.docker("run", "--rm", "--network", net, "busybox", "wget", "-T", "2", "-qO-", f"http://{address}/")
+        assert proc.returncode != 0, net
+    route = ok(daemon, "run", "--rm", "--network", "inside", "busybox", "ip", "route")
+    assert "default" not in route and route.strip()
+    assert inspect(daemon, "inside", "network")["Internal"] is True
+
+
+def test_host_none_and_container_modes(daemon: Dockyardd) -> None:
+    assert len(ok(daemon, "run", "--rm", "--network", "none", "busybox", "ip", "-o", "link").splitlines()) == 1
+    host_links = ok(daemon, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+    assert daemon.bridge in host_links
+    info = inspect(daemon, ok(daemon, "create", "--network", "host", "busybox", "true").strip())
+    assert set(info["NetworkSettings"]["Networks"]) == {"host"}
+    serve(daemon, "owner")
+    owner_ip = inspect(daemon, "owner")["NetworkSettings"]["IPAddress"]
+    out = ok(daemon, "run", "--rm", "--network", "container:owner", "busybox", "wget", "-qO-", "http://127.0.0.1/")
+    assert out.startswith("hello from")
+    assert f"inet {owner_ip}/" in ok(daemon, "run", "--rm", "--network", "container:owner", "busybox", "ip", "-4", "addr")
+    proc = daemon.docker("run", "--rm", "--network", "nosuchnet", "busybox", "true")
+    assert proc.returncode == 125 and "network nosuchnet not found" in proc.stderr
+
+
+def test_name_resolution_files(daemon: Dockyardd) -> None:
+    out = ok(daemon, "run", "--rm", "--hostname", "box", "--add-host", "db:10.1.2.3", "--add-host",
+             "gw:host-gateway", "--dns", "10.9.9.9", "--dns-search", "example.test", "--dns-option", "ndots:3",
+             "busybox", "sh", "-c", "cat /etc/hosts /etc/resolv.conf /etc/hostname")
+    gateway = inspect(daemon, "bridge", "network")["IPAM"]["Config"][0]["Gateway"]
+    assert "10.1.2.3\tdb\n" in out and f"{gateway}\tgw\n" in out and "\tbox\n" in out
+    assert "nameserver 10.9.9.9\n" in out and "search example.test\n" in out and "options ndots:3\n" in out
+    assert out.endswith("box\n")
+    ok(daemon, "network", "create", "dnsnet")
+    out = ok(daemon, "run", "--rm", "--network", "dnsnet", "--dns-search", "example.test", "busybox",
+             "cat", "/etc/resolv.conf")
+    assert out == "nameserver 127.0.0.11\nsearch example.test\noptions ndots:0\n"
+
+
+def test_network_api_with_docker_py(daemon: Dockyardd) -> None:
+    import docker
+
+    client = daemon.client()
+    try:
+        net = client.networks.create("pynet", driver="bridge", labels={"team": "a"}, internal=False,
+                                     options={"com.docker.network.bridge.enable_icc": "true"})
+        assert client.networks.get(net.id).name == "pynet"
+        with pytest.raises(docker.errors.APIError) as err:
+            client.networks.create("pynet")
+        assert err.value.status_code == 409 and "network with name pynet already exists" in str(err.value)
+        assert [n.name for n in client.networks.list(filters={"label": "team=a"})] == ["pynet"]
+        assert {n.name for n in client.networks.list(filters={"type": "builtin"})} == {"bridge", "host", "none"}
+        assert [n.name for n in client.networks.list(names=["pynet"])] == ["pynet"]
+        ct = client.containers.run("busybox", ["sleep", "60"], detach=True)
+        net.connect(ct, aliases=["pyalias"])
+        net.reload()
+        assert [c.id for c in net.containers] == [ct.id]
+        ct.reload()
+        assert ct.attrs["NetworkSettings"]["Networks"]["pynet"]["Aliases"] == ["pyalias"]
+        net.disconnect(ct)
+        ct.remove(force=True)
+        with pytest.raises(docker.errors.APIError) as err:
+            client.networks.get("bridge").remove()
+        assert err.value.status_code == 403
+        with pytest.raises(docker.errors.NotFound):
+            client.networks.get("nosuch")
+        client.networks.create("unused")
+        assert set(client.networks.prune()["NetworksDeleted"]) == {"pynet", "unused"}
+    finally:
+        client.close()
+
+
+def test_daemon_restart_restores(daemon: Dockyardd) -> None:
+    port = free_port()
+    ok(daemon, "network", "create", "keep")
+    cid = serve(daemon, "survivor", "-p", f"{port}:80", "--network", "keep")
+    ok(daemon, "run", "-d", "--name", "peer", "--network", "keep", "busybox", "sleep", "60")
+    ok(daemon, "run", "-d", "--name", "stopped", "busybox", "sleep", "60")
+    ok(daemon, "stop", "-t", "0", "stopped")
+    daemon.stop()
+    daemon.start()
+    assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
+    with socket.socket() as s:
+        with pytest.raises(OSError):
+            s.bind(("0.0.0.0", port))  # still reserved by the daemon
+    assert ok(daemon, "exec", "peer", "wget", "-qO-", "http://survivor/") == f"hello from {cid[:12]}\n"
+    proc = daemon.docker("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "60")
+    assert "port is already allocated" in proc.stderr
