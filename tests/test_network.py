@@ -7,6 +7,7 @@ import concurrent.futures
 import ipaddress
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -31,13 +32,16 @@ def iptables_dump() -> str:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
+def archive(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(busybox_archive(tmp_path_factory.mktemp("busybox")))
+
+
+@pytest.fixture(scope="module")
+def daemon(archive: str) -> Iterator[Dockyardd]:
     d = Dockyardd()
     try:
         d.start()
-        proc = d.docker("load", "-i", str(archive))
-        assert proc.returncode == 0, proc.stderr
+        ok(d, "load", "-i", archive)
         assert any(d.bridge in word for word in links())
         yield d
     finally:
@@ -160,6 +164,9 @@ def test_published_ports(daemon: Dockyardd) -> None:
     assert ok(daemon, "port", "pub", "80") == f"0.0.0.0:{port}\n"
     assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
     assert f"0.0.0.0:{port}->80/tcp" in ok(daemon, "ps")
+    for wanted in (f"publish={port}", "expose=80/tcp", "network=bridge"):
+        assert ok(daemon, "ps", "-q", "--filter", wanted) == cid[:12] + "\n", wanted
+    assert ok(daemon, "ps", "-q", "--filter", "publish=1") == ""
     address = host_address()
     assert http_get(f"http://127.0.0.1:{port}/") == expected
     assert http_get(f"http://{address}:{port}/") == expected
@@ -339,3 +346,47 @@ def test_daemon_restart_restores(daemon: Dockyardd) -> None:
     assert ok(daemon, "exec", "peer", "wget", "-qO-", "http://survivor/") == f"hello from {cid[:12]}\n"
     proc = daemon.docker("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "60")
     assert "port is already allocated" in proc.stderr
+
+
+def test_crash_leaves_nothing_behind(daemon: Dockyardd) -> None:
+    kept, lost = free_port(), free_port()
+    ok(daemon, "network", "create", "crashnet")
+    cid = serve(daemon, "kept", "-p", f"{kept}:80")
+    victim = ok(daemon, "run", "-d", "--name", "victim", "--network", "crashnet", "-p", f"{lost}:80", "busybox",
+                "sleep", "600").strip()
+    info = inspect(daemon, victim)
+    sandbox, pid = info["NetworkSettings"]["SandboxKey"], info["State"]["Pid"]
+    veths = {w for w in links() if w.startswith("veth")}
+    assert daemon.proc is not None
+    os.kill(daemon.proc.pid, signal.SIGKILL)
+    daemon.proc.wait()
+    os.kill(pid, signal.SIGKILL)  # the container dies while no daemon watches
+    daemon.start()
+    assert inspect(daemon, victim)["State"]["Running"] is False
+    assert not os.path.exists(sandbox)
+    assert len({w for w in links() if w.startswith("veth")}) == len(veths) - 1
+    assert f"--dport {lost} " not in iptables_dump()
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", lost))
+    assert inspect(daemon, "crashnet", "network")["Containers"] == {}
+    assert http_get(f"http://127.0.0.1:{kept}/") == f"hello from {cid[:12]}\n"
+
+
+def test_userland_proxy_without_iptables(archive: str, daemon: Dockyardd) -> None:
+    port = free_port()
+    with Dockyardd("--iptables=false") as other:
+        try:
+            ok(other, "load", "-i", archive)
+            cid = serve(other, "proxied", "-p", f"{port}:80")
+            assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
+            assert http_get(f"http://{host_address()}:{port}/") == f"hello from {cid[:12]}\n"
+            assert other.bridge not in iptables_dump()
+            proc = other.docker("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "60")
+            assert "port is already allocated" in proc.stderr
+        finally:
+            ids = other.docker("ps", "-aq").stdout.split()
+            if ids:
+                other.docker("rm", "-f", *ids)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the proxied connections left TIME_WAITs
+        s.bind(("0.0.0.0", port))

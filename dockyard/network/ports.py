@@ -141,9 +141,16 @@ class PortAllocator:
 
 
 def _bind(proto: str, ip: str, port: int) -> socket.socket:
+    """A socket holding (ip, port). TCP ones listen (a listener excludes every other bind, even with
+    SO_REUSEADDR, which they set so that connections in TIME_WAIT do not block a new reservation);
+    NAT diverts connections before they reach it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     try:
+        if proto == "tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((ip, port))
+        if proto == "tcp":
+            sock.listen(1)
     except OSError:
         sock.close()
         raise

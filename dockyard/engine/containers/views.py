@@ -100,6 +100,12 @@ def check_filters(filters: dict[str, list[str]]) -> None:
                     raise InvalidParameter(f"Invalid filter 'status={v}'")
 
 
+def _port_key(value: str) -> str:
+    """"80" → "80/tcp" (filters name ports as ExposedPorts keys)."""
+    port, _, proto = value.partition("/")
+    return f"{port}/{proto or 'tcp'}"
+
+
 def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:
     """Whether a record passes the filters (values of one key are OR-ed, keys AND-ed, as Docker)."""
     tests = {
@@ -109,7 +115,15 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
         "status": lambda v: record["State"]["Status"] == v,
         "exited": lambda v: record["State"]["Status"] == "exited" and str(record["State"]["ExitCode"]) == v,
         "ancestor": lambda v: image_ids.get(v) == record["Image"] or record["Config"].get("Image") == v,
+        "network": lambda v: any(v in (name, ep.get("NetworkID")) for name, ep in networks.items()),
+        "publish": lambda v: _port_key(v) in published,
+        "expose": lambda v: _port_key(v) in exposed,
     }
+    settings = record.get("NetworkSettings") or {}
+    networks = settings.get("Networks") or {}
+    published = {f"{b['HostPort']}/{key.partition('/')[2]}" for key, bindings in (settings.get("Ports") or {}).items()
+                 for b in bindings or []}
+    exposed = set(record["Config"].get("ExposedPorts") or {}) | set(settings.get("Ports") or {})
     for key, values in filters.items():
         test = tests.get(key)
         if test and values and not any(test(v) for v in values):
