@@ -390,3 +390,43 @@ def test_userland_proxy_without_iptables(archive: str, daemon: Dockyardd) -> Non
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the proxied connections left TIME_WAITs
         s.bind(("0.0.0.0", port))
+
+
+def test_docker_py_ipam_links_and_ipv6_configs(daemon: Dockyardd) -> None:
+    from docker.types import EndpointConfig, IPAMConfig, IPAMPool
+
+    client = daemon.client()
+    try:
+        pool = IPAMPool(subnet="10.232.0.0/16", iprange="10.232.5.0/24", gateway="10.232.5.254",
+                        aux_addresses={"a": "10.232.5.1"})
+        net = client.api.create_network("ipamnet", ipam=IPAMConfig(driver="default", pool_configs=[pool]))
+        doc = client.api.inspect_network(net["Id"])
+        assert doc["IPAM"]["Options"] is None and doc["IPAM"]["Config"] == [{
+            "Subnet": "10.232.0.0/16", "IPRange": "10.232.5.0/24", "Gateway": "10.232.5.254",
+            "AuxiliaryAddresses": {"a": "10.232.5.1"}}]
+        ct = client.containers.run("busybox", ["sleep", "60"], detach=True, network="ipamnet")
+        assert ct.attrs["NetworkSettings"]["Networks"]["ipamnet"]["IPAddress"] == ""  # create's view
+        ct.reload()
+        assert ct.attrs["NetworkSettings"]["Networks"]["ipamnet"]["IPAddress"] == "10.232.5.2"  # aux skipped
+        # --link on a user-defined network: an alias only the linking container resolves
+        config = client.api.create_networking_config(
+            {"ipamnet": client.api.create_endpoint_config(links=[("upstream", "bar")])})
+        linker = client.api.create_container("busybox", ["sleep", "60"], networking_config=config,
+                                             host_config=client.api.create_host_config(network_mode="ipamnet"))
+        client.api.start(linker)
+        assert client.api.inspect_container(linker)["NetworkSettings"]["Networks"]["ipamnet"]["Links"] == \
+            ["upstream:bar"]
+        client.containers.run("busybox", ["sleep", "60"], detach=True, network="ipamnet", name="upstream")
+        assert ok(daemon, "exec", linker["Id"], "nslookup", "bar")
+        assert daemon.docker("exec", ct.id, "nslookup", "bar").returncode != 0
+        # IPv6 configs are kept as given (dockyard assigns IPv4 addresses only)
+        v6 = client.networks.create("v6net", enable_ipv6=True, ipam=IPAMConfig(pool_configs=[
+            IPAMPool(subnet="2001:389::/64", gateway="2001:389::ffff")]))
+        assert v6.attrs["EnableIPv6"] is True
+        ct6 = client.containers.create("busybox", ["sleep", "60"], network="v6net", networking_config={
+            "v6net": EndpointConfig(client.api._version, ipv6_address="2001:389::f00d")})
+        ct6.start()
+        ct6.reload()
+        assert ct6.attrs["NetworkSettings"]["Networks"]["v6net"]["IPAMConfig"]["IPv6Address"] == "2001:389::f00d"
+    finally:
+        client.close()

@@ -42,6 +42,7 @@ class ContainerNetworking:
         self.dns = EmbeddedDNS(self._resolve, self._reverse)
         self._proxies: dict[tuple[str, str, int], Proxy] = {}
         self._names: dict[str, dict[str, tuple[list[str], str, str]]] = {}  # network -> cid -> (names, ip, name)
+        self._links: dict[tuple[str, str], dict[str, str]] = {}  # (cid, network) -> {alias: container name}
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -173,7 +174,7 @@ class ContainerNetworking:
         try:
             with self.networks.store.tx() as db:
                 used = {ipaddress.IPv4Address(ip) for ip in self.networks.store.used_ips(db, network["Id"])}
-                used.add(gateway)
+                used |= {gateway, *map(ipaddress.IPv4Address, (config.get("AuxiliaryAddresses") or {}).values())}
                 ip = ipam.check_static(requested, subnet, used) if requested else ipam.first_free(subnet, used, ip_range)
                 ep = {"EndpointID": secrets.token_hex(32), "Name": record["Name"].lstrip("/"), "IPAddress": str(ip),
                       "IPPrefixLen": subnet.prefixlen, "MacAddress": ep_settings.get("_Mac") or ipam.mac_for(ip),
@@ -194,6 +195,7 @@ class ContainerNetworking:
         if user_defined:
             with self._lock:
                 self._names.setdefault(network["Id"], {})[cid] = ([n.lower() for n in names], str(ip), ep["Name"])
+                self._links[(cid, network["Id"])] = links_of(ep_settings)
         ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
                            DNSNames=names or None)
@@ -204,6 +206,7 @@ class ContainerNetworking:
         self.networks.store.delete_endpoint(ep["NetworkID"], ep["ContainerID"])
         with self._lock:
             self._names.get(ep["NetworkID"], {}).pop(ep["ContainerID"], None)
+            self._links.pop((ep["ContainerID"], ep["NetworkID"]), None)
 
     def _user_networks(self, record: Record) -> bool:
         return any(name not in views.PREDEFINED for name in record["NetworkSettings"]["Networks"])
@@ -330,6 +333,10 @@ class ContainerNetworking:
             elif ep["DNSNames"]:
                 self._names.setdefault(ep["NetworkID"], {})[ep["ContainerID"]] = (
                     [n.lower() for n in ep["DNSNames"]], ep["IPAddress"], ep["Name"])
+                settings = running[ep["ContainerID"]]["NetworkSettings"]["Networks"]
+                for ep_settings in settings.values():
+                    if ep_settings.get("NetworkID") == ep["NetworkID"]:
+                        self._links[(ep["ContainerID"], ep["NetworkID"])] = links_of(ep_settings)
         if os.path.isdir(self.sandbox_dir):
             keep = {cid[:12] for cid in running}
             for entry in os.listdir(self.sandbox_dir):
@@ -364,31 +371,42 @@ class ContainerNetworking:
 
     # -- the embedded DNS's callbacks (its thread; no blocking) ---------------------------------------
 
-    def _peers(self, key: str) -> list[tuple[str, dict[str, tuple[list[str], str, str]]]]:
-        """(network name, names on it) for each user-defined network of container key."""
+    def _peers(self, key: str) -> list[tuple[str, dict[str, tuple[list[str], str, str]], dict[str, str]]]:
+        """(network name, names on it, key's links there) for each user-defined network of key."""
         with self._lock:
             out = []
             for network_id, members in self._names.items():
                 if key in members:
                     with contextlib.suppress(NotFound):
-                        out.append((self.networks.resolve(network_id)["Name"], dict(members)))
+                        out.append((self.networks.resolve(network_id)["Name"], dict(members),
+                                    self._links.get((key, network_id), {})))
             return out
 
     def _resolve(self, key: str, name: str) -> list[str] | None:
         name = name.rstrip(".").lower()
         found: list[str] = []
-        for network_name, members in self._peers(key):
+        for network_name, members, links in self._peers(key):
             suffix = "." + network_name.lower()
             target = name[:-len(suffix)] if name.endswith(suffix) else name
+            target = links.get(target, target)
             found += [ip for names, ip, _ in members.values() if target in names and ip not in found]
         return found or None
 
     def _reverse(self, key: str, ip: str) -> str | None:
-        for network_name, members in self._peers(key):
+        for network_name, members, _ in self._peers(key):
             for _, address, container in members.values():
                 if address == ip:
                     return f"{container}.{network_name}"
         return None
+
+
+def links_of(ep_settings: dict[str, Any]) -> dict[str, str]:
+    """An endpoint's --link entries ("name:alias", or "name") as {alias: container name}, lower-cased."""
+    out = {}
+    for link in ep_settings.get("Links") or []:
+        name, _, alias = link.partition(":")
+        out[(alias or name).lower()] = name.lstrip("/").lower()
+    return out
 
 
 def internal_resolv_conf(hc: dict[str, Any]) -> str:

@@ -192,7 +192,7 @@ class NetworkService:
                 raise Conflict(f"network with name {name} already exists")
             config = self._ipv4_config(v4[0] if v4 else {})
             record = self._record(name, "bridge", {"Driver": ipam_in.get("Driver") or "default",
-                                                   "Options": ipam_in.get("Options") or {},
+                                                   "Options": ipam_in.get("Options"),
                                                    "Config": [config, *[c for c in configs if c not in v4]]},
                                   EnableIPv6=bool(body.get("EnableIPv6")), Internal=bool(body.get("Internal")),
                                   Attachable=bool(body.get("Attachable")), Options=options,
@@ -239,6 +239,15 @@ class NetworkService:
         except ValueError:
             raise InvalidParameter(f"invalid gateway address {gateway}") from None
         out["Gateway"] = gateway
+        aux = dict(wanted.get("AuxiliaryAddresses") or {})
+        for host, address in aux.items():
+            try:
+                if ipaddress.IPv4Address(address) not in subnet:
+                    raise InvalidParameter(f"auxiliary address {host}={address} is not within subnet {subnet}")
+            except ValueError:
+                raise InvalidParameter(f"invalid auxiliary address {host}={address}") from None
+        if aux:
+            out["AuxiliaryAddresses"] = aux
         return out
 
     def list(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
