@@ -69,12 +69,11 @@ async def prune(request: web.Request) -> web.Response:
 
 
 async def connect(request: web.Request) -> web.Response:
-    """POST /networks/{id}/connect {"Container", "EndpointConfig"}."""
+    """POST /networks/{id}/connect {"Container", "EndpointConfig"} (events come from the endpoint)."""
     body = await read_json(request) or {}
     eng = engine(request)
-    network, record = await eng.run(eng.containers.network.connect, request.match_info["id"],
-                                    body.get("Container") or "", body.get("EndpointConfig"))
-    eng.network_event("connect", network, {"container": record["ID"]})
+    await eng.run(eng.containers.network.connect, request.match_info["id"], body.get("Container") or "",
+                  body.get("EndpointConfig"))
     return web.Response(status=200)
 
 
@@ -82,7 +81,6 @@ async def disconnect(request: web.Request) -> web.Response:
     """POST /networks/{id}/disconnect {"Container", "Force"}."""
     body = await read_json(request) or {}
     eng = engine(request)
-    network, record = await eng.run(eng.containers.network.disconnect, request.match_info["id"],
-                                    body.get("Container") or "", bool(body.get("Force")))
-    eng.network_event("disconnect", network, {"container": record["ID"]})
+    await eng.run(eng.containers.network.disconnect, request.match_info["id"], body.get("Container") or "",
+                  bool(body.get("Force")))
     return web.Response(status=200)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import secrets
 import sqlite3
 import threading
+import time
 from typing import Any
 
 from dockyard.engine.containers import etcfiles
@@ -28,6 +30,7 @@ from dockyard.network.firewall import PortRule
 from dockyard.network.ports import PortError, split_key, wanted
 from dockyard.network.proxy import Proxy
 
+log = logging.getLogger("dockyardd.networks")
 Record = dict[str, Any]
 INTERNAL_RESOLVER = "127.0.0.11"
 
@@ -106,6 +109,7 @@ class ContainerNetworking:
             return None
         if mode.startswith("container:"):
             return self._join(record, mode.partition(":")[2])
+        started = time.perf_counter()
         path = os.path.join(self.sandbox_dir, record["ID"][:12])
         netns.remove(path)
         bridge.create_sandbox(path)
@@ -121,6 +125,7 @@ class ContainerNetworking:
             self.teardown(record)
             raise
         views.refresh_top_level(settings)
+        log.debug("network setup of %s: %.1f ms", record["ID"][:12], (time.perf_counter() - started) * 1000)
         return path
 
     def _join(self, record: Record, ref: str) -> str:
@@ -199,11 +204,15 @@ class ContainerNetworking:
         ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
                            DNSNames=names or None)
+        self.networks.notify("connect", network, container=cid)
 
     def _detach(self, ep: Record) -> None:
         """Remove one endpoint (its veth, its row, its names)."""
         self.networks.nl.delete(ep["HostIfname"])
         self.networks.store.delete_endpoint(ep["NetworkID"], ep["ContainerID"])
+        network = self.networks.store.get(ep["NetworkID"])
+        if network is not None:
+            self.networks.notify("disconnect", network, container=ep["ContainerID"])
         with self._lock:
             self._names.get(ep["NetworkID"], {}).pop(ep["ContainerID"], None)
             self._links.pop((ep["ContainerID"], ep["NetworkID"]), None)
@@ -270,8 +279,8 @@ class ContainerNetworking:
 
     # -- running containers ---------------------------------------------------------------------------
 
-    def connect(self, net_ref: str, container_ref: str, cfg: dict[str, Any] | None) -> tuple[Record, Record]:
-        """POST /networks/{id}/connect: (network, container record)."""
+    def connect(self, net_ref: str, container_ref: str, cfg: dict[str, Any] | None) -> None:
+        """POST /networks/{id}/connect: a stopped container gets it at its next start."""
         network = self.networks.resolve(net_ref)
         record = self.containers.get(self.containers.resolve(container_ref))
         mode, settings = record["HostConfig"]["NetworkMode"], record["NetworkSettings"]
@@ -298,10 +307,9 @@ class ContainerNetworking:
                 self.dns.attach(record["ID"], settings["SandboxKey"],
                                 upstreams=record["HostConfig"].get("Dns") or None)
         self.containers.save(record)
-        return network, record
 
-    def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> tuple[Record, Record]:
-        """POST /networks/{id}/disconnect: (network, container record)."""
+    def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
+        """POST /networks/{id}/disconnect."""
         network = self.networks.resolve(net_ref)
         record = self.containers.get(self.containers.resolve(container_ref))
         settings = record["NetworkSettings"]
@@ -319,7 +327,6 @@ class ContainerNetworking:
             self.dns.detach(record["ID"])
         views.refresh_top_level(settings)
         self.containers.save(record)
-        return network, record
 
     # -- daemon start ---------------------------------------------------------------------------------
 

@@ -79,7 +79,8 @@ class NetworkService:
         self._lock = threading.RLock()
         self.on_event: Callable[[str, Record, dict[str, str]], None] | None = None
 
-    def _notify(self, action: str, record: Record, **extra: str) -> None:
+    def notify(self, action: str, record: Record, **extra: str) -> None:
+        """Publish a network event (create, destroy, connect, disconnect)."""
         if self.on_event is not None:
             self.on_event(action, record, extra)
 
@@ -207,7 +208,7 @@ class NetworkService:
                 self.nl.delete(record["_Bridge"])
                 raise
         self.apply_firewall()
-        self._notify("create", record)
+        self.notify("create", record)
         return record
 
     def _ipv4_config(self, wanted: dict[str, Any]) -> dict[str, str]:
@@ -275,7 +276,7 @@ class NetworkService:
             self.nl.delete(record["_Bridge"])
             self.store.delete(record["Id"])
         self.apply_firewall()
-        self._notify("destroy", record)
+        self.notify("destroy", record)
 
     def prune(self, filters: dict[str, list[str]]) -> list[str]:
         """POST /networks/prune: every unused user-defined network passing the label/until filters."""
