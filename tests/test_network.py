@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -210,6 +211,8 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     assert f"inet {address}/" in ok(daemon, "exec", "web", "ip", "-4", "addr", "show", "eth1")
     out = ok(daemon, "run", "--rm", "--network", "side", "busybox", "wget", "-qO-", "http://sideweb/")
     assert out.startswith("hello from")
+    assert ok(daemon, "exec", "web", "cat", "/etc/resolv.conf").startswith("nameserver 127.0.0.11\n")
+    assert address in ok(daemon, "exec", "web", "nslookup", "sideweb")
     proc = daemon.docker("network", "connect", "side", "web")
     assert proc.returncode != 0 and "already exists in network side" in proc.stderr
     proc = daemon.docker("network", "rm", "side")
@@ -430,3 +433,31 @@ def test_docker_py_ipam_links_and_ipv6_configs(daemon: Dockyardd) -> None:
         assert ct6.attrs["NetworkSettings"]["Networks"]["v6net"]["IPAMConfig"]["IPv6Address"] == "2001:389::f00d"
     finally:
         client.close()
+
+
+def test_dockyard_cli(daemon: Dockyardd) -> None:
+    def dockyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([os.path.join(os.path.dirname(sys.executable), "dockyard"), *args],
+                              capture_output=True, text=True, env={**daemon.env(), "DOCKYARD_HOST": daemon.host})
+
+    net = dockyard("network", "create", "--subnet", "10.230.9.0/24", "--label", "a=b", "clinet")
+    assert net.returncode == 0 and len(net.stdout.strip()) == 64
+    assert dockyard("network", "create", "clinet").stderr.strip() == \
+        "Error response from daemon: network with name clinet already exists"
+    lines = dockyard("network", "ls", "--filter", "label=a=b").stdout.splitlines()
+    assert lines[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"] and lines[1].split()[1:] == \
+        ["clinet", "bridge", "local"]
+    assert dockyard("network", "inspect", "-f", "{{.Name}} {{.Driver}}", "clinet").stdout == "clinet bridge\n"
+    port = free_port()
+    run = dockyard("run", "-d", "--name", "cliweb", "--net", "clinet", "--ip", "10.230.9.9", "-p", f"{port}:80",
+                   "busybox", "sh", "-c", SERVE)
+    assert run.returncode == 0, run.stderr
+    assert dockyard("port", "cliweb").stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+    assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from")
+    assert dockyard("network", "connect", "--alias", "x", "bridge", "cliweb").returncode != 0  # alias on bridge
+    assert dockyard("network", "connect", "bridge", "cliweb").returncode == 0
+    assert dockyard("inspect", "-f", "{{.Name}}", "clinet").stdout == "clinet\n"
+    assert dockyard("network", "disconnect", "bridge", "cliweb").returncode == 0
+    assert "has active endpoints" in dockyard("network", "rm", "clinet").stderr
+    assert dockyard("rm", "-f", "cliweb").returncode == 0
+    assert dockyard("network", "rm", "clinet").stdout == "clinet\n"

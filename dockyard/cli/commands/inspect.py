@@ -1,4 +1,4 @@
-"""inspect: containers first, then images (docker's lookup order), or only the --type given."""
+"""inspect: containers first, then images, then networks (docker's lookup order), or only the --type given."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dockyard.cli.flags import BOOL, STR, Command, Flag, UsageError
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
-TYPES = ("container", "image")
+TYPES = ("container", "image", "network")
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -21,7 +21,8 @@ def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         for kind in kinds:
             try:
                 found.append(cli.client.inspect_container(name, opts.size) if kind == "container"
-                             else cli.client.inspect_image(name))
+                             else cli.client.inspect_image(name) if kind == "image"
+                             else cli.client.call("GET", f"/networks/{name}"))
                 break
             except APIError as exc:
                 if exc.status != 404:

@@ -102,6 +102,7 @@ def _bind(value: str) -> str:
 def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool) -> dict[str, Any]:
     """The POST /containers/create body for run/create flags."""
     exposed, bindings = parse_ports(opts.publish)
+    network = opts.network or opts.net or "default"
     for value in opts.expose:
         number, _, proto = value.partition("/")
         exposed[f"{number}/{proto or 'tcp'}"] = {}
@@ -114,7 +115,7 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
         "ExtraHosts": opts.add_host or None, "PortBindings": bindings or None,
         "LogConfig": {"Type": opts.log_driver or "", "Config": _pairs(opts.log_opt)},
-        "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": opts.network or "default",
+        "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": network,
         "PublishAllPorts": opts.publish_all, "Dns": opts.dns or None, "DnsSearch": opts.dns_search or None,
         "DnsOptions": opts.dns_option or None,
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
@@ -134,7 +135,7 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         endpoint["Aliases"] = opts.network_alias
     if opts.mac_address:
         endpoint["MacAddress"] = opts.mac_address
-    body["NetworkingConfig"] = {"EndpointsConfig": {opts.network or "default": endpoint}}
+    body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
     if opts.entrypoint is not None:
         body["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
     if opts.tty and sys.stdout.isatty():
@@ -298,7 +299,7 @@ CREATE_FLAGS = [
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
     Flag("", "mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("m", "memory", STR, "Memory limit"), Flag("", "name", STR, "Assign a name to the container"),
-    Flag("", "network", STR, "Connect a container to a network"),
+    Flag("", "network", STR, "Connect a container to a network"), Flag("", "net", STR, "Alias of --network"),
     Flag("", "network-alias", LIST, "Add network-scoped alias for the container"),
     Flag("", "pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"), PRIVILEGED,
     Flag("p", "publish", LIST, "Publish a container's port(s) to the host"),

@@ -277,6 +277,16 @@ class ContainerNetworking:
         if self._user_networks(record):
             etcfiles.write_atomic(record["ResolvConfPath"], internal_resolv_conf(hc))
 
+    def _use_internal_resolver(self, record: Record) -> None:
+        """A running container's resolv.conf pointed at the embedded DNS (rewritten in place: the
+        file is bind-mounted, a rename would not reach the container)."""
+        text = internal_resolv_conf(record["HostConfig"])
+        with open(record["ResolvConfPath"], "r+") as f:
+            if f.read() != text:
+                f.seek(0)
+                f.write(text)
+                f.truncate()
+
     # -- running containers ---------------------------------------------------------------------------
 
     def connect(self, net_ref: str, container_ref: str, cfg: dict[str, Any] | None) -> None:
@@ -306,6 +316,7 @@ class ContainerNetworking:
             if self._user_networks(record):
                 self.dns.attach(record["ID"], settings["SandboxKey"],
                                 upstreams=record["HostConfig"].get("Dns") or None)
+                self._use_internal_resolver(record)
         self.containers.save(record)
 
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
