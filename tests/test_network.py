@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dockyard.network import netns
 from tests.daemon import Dockyardd, busybox_archive, other_children
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -195,6 +196,20 @@ def test_ephemeral_ports_and_publish_all(daemon: Dockyardd) -> None:
     low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
     assert all(low <= int(ports[k][0]["HostPort"]) <= high for k in ports)
     assert http_get(f"http://127.0.0.1:{ports['80/tcp'][0]['HostPort']}/") == f"hello from {cid[:12]}\n"
+    # UDP (busybox has no UDP server: a socket of this test, bound inside the container's namespace)
+    udp = free_port()
+    ok(daemon, "run", "-d", "--name", "udp", "-p", f"127.0.0.1:{udp}:5000/udp", "busybox", "sleep", "60")
+    assert ok(daemon, "port", "udp") == f"5000/udp -> 127.0.0.1:{udp}\n"
+    server = netns.run_in(inspect(daemon, "udp")["NetworkSettings"]["SandboxKey"],
+                          lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    with server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("0.0.0.0", 5000))
+        client.settimeout(10)
+        server.settimeout(10)
+        client.sendto(b"datagram", ("127.0.0.1", udp))
+        data, peer = server.recvfrom(100)
+        server.sendto(b"re:" + data, peer)
+        assert client.recv(100) == b"re:datagram"
     ok(daemon, "stop", "-t", "1", "eph")
     assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {}
     ok(daemon, "start", "eph")
@@ -269,6 +284,15 @@ def test_isolation_and_internal(daemon: Dockyardd) -> None:
     route = ok(daemon, "run", "--rm", "--network", "inside", "busybox", "ip", "route")
     assert "default" not in route and route.strip()
     assert inspect(daemon, "inside", "network")["Internal"] is True
+    # enable_icc=false: no traffic between the network's containers; mtu applies to their interfaces
+    ok(daemon, "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "-o",
+       "com.docker.network.driver.mtu=1400", "noicc")
+    serve(daemon, "lonely", "--network", "noicc")
+    lonely = inspect(daemon, "lonely")["NetworkSettings"]["Networks"]["noicc"]["IPAddress"]
+    assert http_get(f"http://{lonely}/").startswith("hello from")  # the host still reaches it
+    proc = daemon.docker("run", "--rm", "--network", "noicc", "busybox", "sh", "-c",
+                         f"ip link show eth0; wget -T 2 -qO- http://{lonely}/")
+    assert "mtu 1400" in proc.stdout and proc.returncode != 0
 
 
 def test_host_none_and_container_modes(daemon: Dockyardd) -> None:
