@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -156,6 +157,48 @@ def test_user_network_names_and_aliases(daemon: Dockyardd) -> None:
     out = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "nslookup", "www")
     addresses = {inspect(daemon, n)["NetworkSettings"]["Networks"]["appnet"]["IPAddress"] for n in ("web", "web2")}
     assert addresses <= set(out.split()), out
+
+
+class StubResolver:
+    """A UDP DNS server on address:53 answering every query with one A record, until closed."""
+
+    def __init__(self, address: str, answer: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.1)
+        self.answer = socket.inet_aton(answer)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            end = query.index(b"\0", 12) + 5  # the question: name, type, class
+            header = query[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+            record = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + self.answer
+            self.sock.sendto(header + query[12:end] + record, peer)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def test_other_names_are_forwarded(daemon: Dockyardd) -> None:
+    stub = StubResolver("127.0.0.77", "10.1.2.3")  # a loopback resolver: reached from the daemon's namespace
+    try:
+        ok(daemon, "network", "create", "fwdnet")
+        out = ok(daemon, "run", "--rm", "--network", "fwdnet", "--dns", "127.0.0.77", "busybox", "nslookup",
+                 "elsewhere.example")
+        assert "10.1.2.3" in out
+        assert ok(daemon, "run", "--rm", "--network", "fwdnet", "busybox", "cat", "/etc/resolv.conf").startswith(
+            "nameserver 127.0.0.11\n")
+    finally:
+        stub.close()
 
 
 def test_published_ports(daemon: Dockyardd) -> None:

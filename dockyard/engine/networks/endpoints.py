@@ -120,7 +120,7 @@ class ContainerNetworking:
             self._publish(record)
             self._write_files(record)
             if self._user_networks(record):
-                self.dns.attach(record["ID"], path, upstreams=hc.get("Dns") or None)
+                self.dns.attach(record["ID"], path, upstreams=self._upstreams(record))
         except BaseException:
             self.teardown(record)
             raise
@@ -216,6 +216,17 @@ class ContainerNetworking:
         with self._lock:
             self._names.get(ep["NetworkID"], {}).pop(ep["ContainerID"], None)
             self._links.pop((ep["ContainerID"], ep["NetworkID"]), None)
+
+    def _upstreams(self, record: Record) -> list[str] | None:
+        """Where the embedded DNS forwards this container's other names: its --dns servers, the
+        host's (None), or nowhere when it is on internal networks only (as Docker)."""
+        internal = []
+        for ep_settings in record["NetworkSettings"]["Networks"].values():
+            with contextlib.suppress(NotFound):
+                internal.append(bool(self.networks.resolve(ep_settings["NetworkID"])["Internal"]))
+        if internal and all(internal):
+            return []
+        return record["HostConfig"].get("Dns") or None
 
     def _user_networks(self, record: Record) -> bool:
         return any(name not in views.PREDEFINED for name in record["NetworkSettings"]["Networks"])
@@ -314,8 +325,7 @@ class ContainerNetworking:
                 del settings["Networks"][network["Name"]]
                 raise
             if self._user_networks(record):
-                self.dns.attach(record["ID"], settings["SandboxKey"],
-                                upstreams=record["HostConfig"].get("Dns") or None)
+                self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
                 self._use_internal_resolver(record)
         self.containers.save(record)
 
@@ -365,8 +375,7 @@ class ContainerNetworking:
             try:
                 self._restore_ports(record)
                 if self._user_networks(record) and settings.get("SandboxKey"):
-                    self.dns.attach(record["ID"], settings["SandboxKey"],
-                                    upstreams=record["HostConfig"].get("Dns") or None)
+                    self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
             except (ContainerError, OSError):
                 continue  # its exit will be noticed and clean up
         self.networks.apply_firewall()
