@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from dockyard.network import netns
+from dockyard.network.ports import ipv6_available
 from tests.daemon import Dockyardd, busybox_archive, other_children
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -205,15 +206,20 @@ def test_published_ports(daemon: Dockyardd) -> None:
     port = free_port()
     cid = serve(daemon, "pub", "-p", f"{port}:80")
     expected = f"hello from {cid[:12]}\n"
-    assert ok(daemon, "port", "pub") == f"80/tcp -> 0.0.0.0:{port}\n"
-    assert ok(daemon, "port", "pub", "80") == f"0.0.0.0:{port}\n"
-    assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+    v6 = ipv6_available()  # as Docker, an unspecified host IP binds [::] too (proxied to the IPv4 container)
+    assert ok(daemon, "port", "pub") == f"80/tcp -> 0.0.0.0:{port}\n" + (f"80/tcp -> [::]:{port}\n" if v6 else "")
+    assert ok(daemon, "port", "pub", "80") == f"0.0.0.0:{port}\n" + (f"[::]:{port}\n" if v6 else "")
+    assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {"80/tcp": [
+        {"HostIp": "0.0.0.0", "HostPort": str(port)}, *([{"HostIp": "::", "HostPort": str(port)}] if v6 else [])]}
     assert f"0.0.0.0:{port}->80/tcp" in ok(daemon, "ps")
+    if v6:
+        assert f"[::]:{port}->80/tcp" in ok(daemon, "ps") and http_get(f"http://[::1]:{port}/") == expected
     for wanted in (f"publish={port}", "expose=80/tcp", "network=bridge"):
         assert ok(daemon, "ps", "-q", "--filter", wanted) == cid[:12] + "\n", wanted
     assert ok(daemon, "ps", "-q", "--filter", "publish=1") == ""
     address = host_address()
     assert http_get(f"http://127.0.0.1:{port}/") == expected
+    assert http_get(f"http://localhost:{port}/") == expected
     assert http_get(f"http://{address}:{port}/") == expected
     # from another container through the host, and from the container itself (hairpin)
     assert ok(daemon, "run", "--rm", "busybox", "wget", "-qO-", f"http://{address}:{port}/") == expected
@@ -226,8 +232,10 @@ def test_published_ports(daemon: Dockyardd) -> None:
     assert proc.returncode != 0 and f"Bind for 0.0.0.0:{port} failed: port is already allocated" in proc.stderr
     ok(daemon, "rm", "-f", "clash")
     ok(daemon, "rm", "-f", "pub")
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", port))  # released
+    for family, wildcard in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"))[:2 if v6 else 1]:
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # proxied connections leave TIME_WAITs
+            s.bind((wildcard, port))  # released
     assert f"--dport {port} " not in iptables_dump()
 
 
@@ -519,7 +527,7 @@ def test_dockyard_cli(daemon: Dockyardd) -> None:
     run = dockyard("run", "-d", "--name", "cliweb", "--net", "clinet", "--ip", "10.230.9.9", "-p", f"{port}:80",
                    "busybox", "sh", "-c", SERVE)
     assert run.returncode == 0, run.stderr
-    assert dockyard("port", "cliweb").stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+    assert dockyard("port", "cliweb").stdout.startswith(f"80/tcp -> 0.0.0.0:{port}\n")
     assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from")
     assert dockyard("network", "connect", "--alias", "x", "bridge", "cliweb").returncode != 0  # alias on bridge
     assert dockyard("network", "connect", "bridge", "cliweb").returncode == 0

@@ -15,7 +15,7 @@ import pytest
 
 from dockyard.network import bridge, firewall, ipam, netns
 from dockyard.network.netlink import Netlink
-from dockyard.network.ports import PortAllocator, PortError, port_range, wanted
+from dockyard.network.ports import PortAllocator, PortError, ipv6_available, port_range, wanted
 from dockyard.network.proxy import Proxy
 
 root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -72,6 +72,11 @@ def test_port_allocator() -> None:
         ports.reserve("tcp", "0.0.0.0", str(port))
     _, udp_port, _ = ports.reserve("udp", "127.0.0.1", str(port))  # another protocol: no conflict
     assert udp_port == port
+    if ipv6_available():  # another family: no conflict; within it, [::] conflicts with every address
+        assert ports.reserve("tcp", "::", str(port))[:2] == ("::", port)
+        with pytest.raises(PortError, match="already allocated"):
+            ports.reserve("tcp", "::1", str(port))
+        ports.release("tcp", "::", port)
     _, second, _ = ports.reserve("tcp", "127.0.0.1", f"{port}-{port + 50}")
     assert port < second <= port + 50
     with socket.socket() as other:  # a port some other process holds

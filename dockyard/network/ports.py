@@ -5,6 +5,7 @@ in order from the kernel's local port range, as Docker's port allocator does."""
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 import threading
@@ -76,6 +77,17 @@ def local_port_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+@functools.cache
+def ipv6_available() -> bool:
+    """Whether this host has IPv6 (then an unspecified host IP also binds [::], as Docker does)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 class PortAllocator:
     """Host ports held by this daemon: (proto, ip, port) → the bound socket."""
 
@@ -85,13 +97,13 @@ class PortAllocator:
         self._last = 0
 
     def reserve(self, proto: str, host_ip: str, host_port: str) -> tuple[str, int, socket.socket]:
-        """Bind host_ip (default 0.0.0.0) and a port of host_port (a port, a range or "" for an
-        ephemeral one); (ip, port, socket)."""
+        """Bind host_ip (default 0.0.0.0; IPv6 addresses too) and a port of host_port (a port, a
+        range or "" for an ephemeral one); (ip, port, socket)."""
         ip = host_ip or "0.0.0.0"
         try:
-            ipaddress.IPv4Address(ip)
+            ip = str(ipaddress.ip_address(ip))
         except ValueError:
-            raise PortError(f"invalid host IP address {ip!r} (IPv4 only)") from None
+            raise PortError(f"invalid host IP address {ip!r}") from None
         first, last = port_range(host_port)
         ephemeral = first == 0
         if ephemeral:
@@ -124,8 +136,9 @@ class PortAllocator:
         raise busy_error
 
     def _conflicts(self, proto: str, ip: str, port: int) -> bool:
-        return any(held_proto == proto and held_port == port and (held_ip == ip or "0.0.0.0" in (held_ip, ip))
-                   for held_proto, held_ip, held_port in self._held)
+        wildcard = "::" if ":" in ip else "0.0.0.0"
+        return any(held_proto == proto and held_port == port and (held_ip == ip or wildcard in (held_ip, ip))
+                   and (":" in held_ip) == (":" in ip) for held_proto, held_ip, held_port in self._held)
 
     def release(self, proto: str, ip: str, port: int) -> None:
         """Give a host port back (nothing if not held)."""
@@ -144,8 +157,11 @@ def _bind(proto: str, ip: str, port: int) -> socket.socket:
     """A socket holding (ip, port). TCP ones listen (a listener excludes every other bind, even with
     SO_REUSEADDR, which they set so that connections in TIME_WAIT do not block a new reservation);
     NAT diverts connections before they reach it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if proto == "tcp":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((ip, port))

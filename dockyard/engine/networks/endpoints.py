@@ -27,7 +27,7 @@ from dockyard.engine.networks.service import OPT_HOST_IP, OPT_MTU, NetworkServic
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
 from dockyard.network.firewall import PortRule
-from dockyard.network.ports import PortError, split_key, wanted
+from dockyard.network.ports import PortError, ipv6_available, split_key, wanted
 from dockyard.network.proxy import Proxy
 
 log = logging.getLogger("dockyardd.networks")
@@ -234,14 +234,16 @@ class ContainerNetworking:
     # -- published ports ------------------------------------------------------------------------------
 
     def _publish(self, record: Record) -> None:
-        """Reserve the host ports, program NAT (or start proxies); NetworkSettings.Ports."""
+        """Reserve the host ports, program NAT (or start proxies); NetworkSettings.Ports. An
+        unspecified host IP binds 0.0.0.0 and, on an IPv6 host, [::] too (through the proxy, to the
+        container's IPv4 address), as Docker does."""
         settings = record["NetworkSettings"]
         ports = wanted(record["Config"], record["HostConfig"])
         primary = next((ep for ep in settings["Networks"].values() if ep.get("IPAddress")), None)
         if not ports or primary is None:
             return
         network = self.networks.resolve(primary["NetworkID"])
-        default_ip = network["Options"].get(OPT_HOST_IP) or ""
+        default_ip = network["Options"].get(OPT_HOST_IP) or "0.0.0.0"
         result: dict[str, list[dict[str, str]] | None] = {}
         rules: list[PortRule] = []
         try:
@@ -249,18 +251,26 @@ class ContainerNetworking:
                 result[key] = None if bindings is None else []
                 port, proto = split_key(key)
                 for b in bindings or []:
-                    ip, host_port, sock = self.networks.ports.reserve(proto, b.get("HostIp") or default_ip,
-                                                                       b.get("HostPort") or "")
-                    result[key].append({"HostIp": ip, "HostPort": str(host_port)})  # type: ignore[union-attr]
-                    rules.append(PortRule(proto, ip, host_port, primary["IPAddress"], port, network["_Bridge"]))
-                    if self.networks.firewall is None:
-                        self._proxies[(proto, ip, host_port)] = Proxy(sock, proto, (primary["IPAddress"], port))
+                    target = (primary["IPAddress"], port, network["_Bridge"])
+                    rules.append(self._hold(proto, b.get("HostIp") or default_ip, b.get("HostPort") or "", *target))
+                    if not b.get("HostIp") and default_ip == "0.0.0.0" and ipv6_available():
+                        with contextlib.suppress(PortError):
+                            rules.append(self._hold(proto, "::", str(rules[-1].host_port), *target))
+                    result[key] = [{"HostIp": r.host_ip, "HostPort": str(r.host_port)} for r in rules
+                                   if (r.container_port, r.proto) == (port, proto)]
         except PortError as e:
             self._release(rules)
             raise ContainerError(f"driver failed programming external connectivity on endpoint "
                                  f"{record['Name'].lstrip('/')} ({primary['EndpointID']}): {e}") from None
         settings["Ports"] = result
         self.networks.set_ports(record["ID"], rules)
+
+    def _hold(self, proto: str, host_ip: str, host_port: str, ip: str, port: int, bridge_name: str) -> PortRule:
+        """Reserve one host port for ip:port; a proxy serves it where NAT does not (IPv6, no iptables)."""
+        host_ip, number, sock = self.networks.ports.reserve(proto, host_ip, host_port)
+        if self.networks.firewall is None or ":" in host_ip:
+            self._proxies[(proto, host_ip, number)] = Proxy(sock, proto, (ip, port))
+        return PortRule(proto, host_ip, number, ip, port, bridge_name)
 
     def _unpublish(self, cid: str) -> None:
         """Give back the container's host ports and drop its rules."""
@@ -385,15 +395,12 @@ class ContainerNetworking:
         primary = next((ep for ep in settings["Networks"].values() if ep.get("IPAddress")), None)
         if primary is None:
             return
-        network = self.networks.resolve(primary["NetworkID"])
+        bridge_name = self.networks.resolve(primary["NetworkID"])["_Bridge"]
         rules = []
         for key, bindings in ports.items():
             port, proto = split_key(key)
-            for b in bindings or []:
-                ip, host_port, sock = self.networks.ports.reserve(proto, b["HostIp"], b["HostPort"])
-                rules.append(PortRule(proto, ip, host_port, primary["IPAddress"], port, network["_Bridge"]))
-                if self.networks.firewall is None:
-                    self._proxies[(proto, ip, host_port)] = Proxy(sock, proto, (primary["IPAddress"], port))
+            rules += [self._hold(proto, b["HostIp"], b["HostPort"], primary["IPAddress"], port, bridge_name)
+                      for b in bindings or []]
         self.networks.set_ports(record["ID"], rules)
 
     # -- the embedded DNS's callbacks (its thread; no blocking) ---------------------------------------

@@ -319,4 +319,5 @@ class NetworkService:
             bridges = [BridgeRules(r["_Bridge"], ipv4_config(r)["Subnet"], bool(r["Internal"]),
                                    r["Options"].get(OPT_ICC, "true").lower() in ("true", "1"))
                        for r in self.store.networks() if r["Driver"] == "bridge"]
-            self.firewall.apply(bridges, [p for rules in self._port_rules.values() for p in rules])
+            self.firewall.apply(bridges, [p for rules in self._port_rules.values() for p in rules
+                                          if ":" not in p.host_ip])  # IPv6 bindings go through the proxy
