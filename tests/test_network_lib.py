@@ -184,3 +184,24 @@ def test_userland_proxy() -> None:
         proxy.close()
         ports.release("tcp", ip, port)
         upstream.close()
+
+
+def test_userland_proxy_udp() -> None:
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    ports = PortAllocator()
+    ip, port, sock = ports.reserve("udp", "127.0.0.1", "")
+    proxy = Proxy(sock, "udp", upstream.getsockname())
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            upstream.settimeout(5)
+            for n in range(3):
+                client.sendto(b"ping%d" % n, (ip, port))
+                data, peer = upstream.recvfrom(100)
+                upstream.sendto(b"re:" + data, peer)
+                assert client.recv(100) == b"re:ping%d" % n
+    finally:
+        proxy.close()
+        ports.release("udp", ip, port)
+        upstream.close()

@@ -14,29 +14,30 @@ BUFFER = 1 << 16
 
 
 class Proxy:
-    """Serves one bound socket, forwarding to (ip, port) until close()."""
+    """Serves one bound socket, forwarding to (ip, port) until close() (which shuts the socket
+    down: it is being released)."""
 
     def __init__(self, sock: socket.socket, proto: str, target: tuple[str, int]) -> None:
         self.sock, self.proto, self.target = sock, proto, target
         self._closed = threading.Event()
         if proto == "tcp":
             sock.listen(128)
-        sock.settimeout(0.5)
         self._thread = threading.Thread(target=self._tcp if proto == "tcp" else self._udp,
                                         name=f"proxy-{sock.getsockname()[1]}", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving (the socket stays open: its owner releases it)."""
+        """Stop serving: the blocked accept/recvfrom wakes up (the socket stays open: its owner
+        releases it)."""
         self._closed.set()
+        with contextlib.suppress(OSError):  # UDP: wakes the reader, then says ENOTCONN
+            self.sock.shutdown(socket.SHUT_RDWR)
         self._thread.join()
 
     def _tcp(self) -> None:
         while not self._closed.is_set():
             try:
                 client, _ = self.sock.accept()
-            except TimeoutError:
-                continue
             except OSError:
                 return
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
@@ -61,17 +62,15 @@ class Proxy:
         while not self._closed.is_set():
             try:
                 data, addr = self.sock.recvfrom(BUFFER)
-            except TimeoutError:
-                data, addr = b"", None
             except OSError:
+                break
+            if self._closed.is_set():
                 break
             now = time.monotonic()
             for key, (upstream, seen) in list(peers.items()):
                 if now - seen[0] > UDP_IDLE:
-                    upstream.close()
+                    _close(upstream)
                     del peers[key]
-            if addr is None:
-                continue
             if addr not in peers:
                 upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 upstream.connect(self.target)
@@ -82,7 +81,7 @@ class Proxy:
             with contextlib.suppress(OSError):
                 upstream.send(data)
         for upstream, _ in peers.values():
-            upstream.close()
+            _close(upstream)
 
     def _udp_replies(self, upstream: socket.socket, addr: tuple[str, int]) -> None:
         with contextlib.suppress(OSError):
@@ -97,3 +96,10 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
             dst.sendall(data)
     with contextlib.suppress(OSError):
         dst.shutdown(socket.SHUT_WR)
+
+
+def _close(sock: socket.socket) -> None:
+    """Close a socket another thread may be blocked reading (shutdown wakes it first)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
