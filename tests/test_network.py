@@ -151,6 +151,8 @@ def test_user_network_names_and_aliases(daemon: Dockyardd) -> None:
     for name in ("web", "www", web[:12], "web.appnet"):
         out = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "wget", "-qO-", f"http://{name}/")
         assert out == f"hello from {web[:12]}\n", name
+    out = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "nslookup", info["IPAddress"])
+    assert "web.appnet" in out  # PTR
     resolv = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "cat", "/etc/resolv.conf")
     assert resolv.startswith("nameserver 127.0.0.11\n") and "ndots:0" in resolv
     # one alias on two containers: both addresses answer
@@ -262,9 +264,19 @@ def test_ephemeral_ports_and_publish_all(daemon: Dockyardd) -> None:
         server.sendto(b"re:" + data, peer)
         assert client.recv(100) == b"re:datagram"
     ok(daemon, "stop", "-t", "1", "eph")
-    assert inspect(daemon, cid)["NetworkSettings"]["Ports"] == {}
+    stopped = inspect(daemon, cid)["NetworkSettings"]
+    assert stopped["Ports"] == {} and stopped["IPAddress"] == "" and stopped["Networks"]["bridge"]["IPAddress"] == ""
     ok(daemon, "start", "eph")
     assert inspect(daemon, cid)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    # a container restarted by its policy gets its network again: it succeeds on its third run only
+    # if every run saw an IPv4 address on eth0
+    ok(daemon, "run", "-d", "--name", "again", "--restart", "on-failure:5", "busybox", "sh", "-c",
+       "ip -4 -o addr show eth0 | grep -q inet && echo seen >> /seen; [ $(wc -l < /seen) -ge 3 ] || exit 1")
+    deadline = time.monotonic() + 30
+    while (state := inspect(daemon, "again"))["State"]["Status"] != "exited" or state["RestartCount"] < 2:
+        assert time.monotonic() < deadline, state["State"]
+        time.sleep(0.2)
+    assert (state["State"]["ExitCode"], state["RestartCount"]) == (0, 2)
 
 
 def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
