@@ -531,6 +531,8 @@ def test_dockyard_cli(daemon: Dockyardd) -> None:
     assert net.returncode == 0 and len(net.stdout.strip()) == 64
     assert dockyard("network", "create", "clinet").stderr.strip() == \
         "Error response from daemon: network with name clinet already exists"
+    taken = dockyard("network", "create", "-o", "com.docker.network.bridge.name=lo", "onlo")
+    assert taken.stderr.strip() == "Error response from daemon: bridge name lo is already in use"
     lines = dockyard("network", "ls", "--filter", "label=a=b").stdout.splitlines()
     assert lines[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"] and lines[1].split()[1:] == \
         ["clinet", "bridge", "local"]

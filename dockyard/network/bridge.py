@@ -17,6 +17,10 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
+class NotABridge(OSError):
+    """A link of that name exists and is no bridge: it is never taken over, nor deleted."""
+
+
 def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> None:
     """The bridge up with the gateway address; loopback-sourced DNAT allowed on it."""
     try:
@@ -24,6 +28,8 @@ def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu:
     except NetlinkError as e:
         if e.errno != errno.EEXIST:
             raise
+        if nl.kind(name) != "bridge":
+            raise NotABridge(f"{name} exists and is not a bridge") from None
     index = nl.index(name)
     try:
         nl.add_address(index, gateway)
@@ -32,6 +38,12 @@ def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu:
             raise
     nl.set_up(index)
     _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def remove_bridge(nl: Netlink, name: str) -> None:
+    """Delete a bridge (nothing if absent, nor if that name is some other kind of link)."""
+    if nl.kind(name) == "bridge":
+        nl.delete(name)
 
 
 def create_sandbox(path: str) -> None:

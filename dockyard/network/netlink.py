@@ -127,13 +127,26 @@ class Netlink:
             out[_cstr(attrs.get(IFLA_IFNAME, b""))] = attrs
         return out
 
-    def index(self, name: str) -> int:
-        """The index of a link by name (NetlinkError ENODEV if absent)."""
+    def _get(self, name: str) -> tuple[int, dict[int, bytes]]:
         with self._lock:
             seq = self._send(RTM_GETLINK, NLM_F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, name))
             for _, body in self._messages(seq):
-                return _IFINFO.unpack_from(body)[2]
+                return _IFINFO.unpack_from(body)[2], parse_attrs(body[_IFINFO.size:])
         raise NetlinkError(errno.ENODEV, f"no link {name}")
+
+    def index(self, name: str) -> int:
+        """The index of a link by name (NetlinkError ENODEV if absent)."""
+        return self._get(name)[0]
+
+    def kind(self, name: str) -> str | None:
+        """A link's kind ("bridge", "veth"...; None for a physical device or no such link)."""
+        try:
+            info = parse_attrs(self._get(name)[1].get(IFLA_LINKINFO, b""))
+        except NetlinkError as e:
+            if e.errno == errno.ENODEV:
+                return None
+            raise
+        return _cstr(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
 
     def exists(self, name: str) -> bool:
         """Whether a link named name exists."""

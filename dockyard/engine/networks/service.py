@@ -112,7 +112,7 @@ class NetworkService:
             if not containers_running:
                 for record in self.store.networks():
                     if record["Driver"] == "bridge":
-                        self.nl.delete(record["_Bridge"])
+                        bridge.remove_bridge(self.nl, record["_Bridge"])
                 if self.firewall is not None:
                     self.firewall.remove()
         finally:
@@ -201,11 +201,13 @@ class NetworkService:
             record["_Bridge"] = options.get(OPT_BRIDGE_NAME) or f"br-{record['Id'][:12]}"
             if len(record["_Bridge"]) > 15:
                 raise InvalidParameter(f"bridge name {record['_Bridge']!r} is longer than 15 characters")
+            if self.nl.exists(record["_Bridge"]):
+                raise Conflict(f"bridge name {record['_Bridge']} is already in use")
             self._ensure_bridge(record)
             try:
                 self._add(record)
             except BaseException:
-                self.nl.delete(record["_Bridge"])
+                bridge.remove_bridge(self.nl, record["_Bridge"])
                 raise
         self.apply_firewall()
         self.notify("create", record)
@@ -273,7 +275,7 @@ class NetworkService:
                 active = ", ".join(f'(name:"{ep["Name"]}" id:"{ep["ContainerID"][:12]}")' for ep in endpoints)
                 raise Forbidden(f"error while removing network: network {record['Name']} has active endpoints "
                                 f"{active}")
-            self.nl.delete(record["_Bridge"])
+            bridge.remove_bridge(self.nl, record["_Bridge"])
             self.store.delete(record["Id"])
         self.apply_firewall()
         self.notify("destroy", record)
