@@ -149,6 +149,9 @@ def test_firewall_chains(names: dict[str, str]) -> None:
     dump = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert dump.count("--to-destination 10.233.72.2:80") == 1
     assert dump.count(f"-j DYF-{names['fw']}") == 1 and f"-s 10.233.72.0/24 ! -o {names['bridge']} -j MASQUERADE" in dump
+    fw.apply([firewall.BridgeRules(names["bridge"], "10.233.72.0/24", masquerade=False)], [])
+    assert "MASQUERADE" in (dump := subprocess.run(["iptables-save"], capture_output=True, text=True).stdout)
+    assert f"-s 10.233.72.0/24 ! -o {names['bridge']} -j MASQUERADE" not in dump
     fw.apply([firewall.BridgeRules(names["bridge"], "10.233.72.0/24", internal=True)], [])
     dump = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert "10.233.72.2" not in dump and f"-A DYF-{names['fw']} -i {names['bridge']} -j DROP" in dump

@@ -31,6 +31,7 @@ class BridgeRules:
     subnet: str
     internal: bool = False
     icc: bool = True
+    masquerade: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class Firewall:
             else:
                 forward += [f"-o {b.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                             f"-o {b.bridge} -j DROP", f"-i {b.bridge} -j ACCEPT"]
-                snat.append(f"-s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
+                if b.masquerade:
+                    snat.append(f"-s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
             snat += [f"-o {b.bridge} -m addrtype --src-type LOCAL -j MASQUERADE",
                      f"-o {b.bridge} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE"]
         script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",

@@ -183,10 +183,6 @@ class Netlink:
         """Bring a link up."""
         self.request(RTM_NEWLINK, _IFINFO.pack(0, 0, index, IFF_UP, IFF_UP))
 
-    def set_name(self, index: int, name: str) -> None:
-        """Rename a (down) link."""
-        self.request(RTM_NEWLINK, _IFINFO.pack(0, 0, index, 0, 0) + attr(IFLA_IFNAME, name))
-
     def delete(self, name: str) -> bool:
         """Delete a link by name; False if it did not exist."""
         try:

@@ -9,22 +9,11 @@ import functools
 import ipaddress
 import socket
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 
 class PortError(Exception):
     """A host port that cannot be had; the message is Docker's."""
-
-
-@dataclass(frozen=True)
-class Binding:
-    """One host (ip, port) → container port/proto."""
-
-    proto: str
-    container_port: int
-    host_ip: str
-    host_port: int
 
 
 def split_key(key: str) -> tuple[int, str]:
@@ -146,11 +135,6 @@ class PortAllocator:
             sock = self._held.pop((proto, ip, port), None)
         if sock is not None:
             sock.close()
-
-    def held(self, proto: str, ip: str, port: int) -> socket.socket | None:
-        """The socket holding (proto, ip, port), if any."""
-        with self._lock:
-            return self._held.get((proto, ip, port))
 
 
 def _bind(proto: str, ip: str, port: int) -> socket.socket:

@@ -66,6 +66,11 @@ def ipv4_config(record: Record) -> dict[str, str]:
     return next(c for c in record["IPAM"]["Config"] if ":" not in c.get("Subnet", ""))
 
 
+def _option(record: Record, key: str) -> bool:
+    """A boolean driver option (true unless set false)."""
+    return record["Options"].get(key, "true").lower() in ("true", "1")
+
+
 class NetworkService:
     """The networks of one daemon."""
 
@@ -184,8 +189,9 @@ class NetworkService:
         if len(v4) > 1:
             raise InvalidParameter("multiple IPv4 subnets are not supported")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
-        if options.get(OPT_ICC, "true").lower() not in ("true", "false", "1", "0"):
-            raise InvalidParameter(f"invalid value for {OPT_ICC}: {options[OPT_ICC]}")
+        for key in (OPT_ICC, OPT_MASQUERADE):
+            if options.get(key, "true").lower() not in ("true", "false", "1", "0"):
+                raise InvalidParameter(f"invalid value for {key}: {options[key]}")
         if options.get(OPT_MTU) and not options[OPT_MTU].isdigit():
             raise InvalidParameter(f"invalid value for {OPT_MTU}: {options[OPT_MTU]}")
         with self._lock, host_lock():
@@ -319,7 +325,7 @@ class NetworkService:
             return
         with self._lock:
             bridges = [BridgeRules(r["_Bridge"], ipv4_config(r)["Subnet"], bool(r["Internal"]),
-                                   r["Options"].get(OPT_ICC, "true").lower() in ("true", "1"))
+                                   _option(r, OPT_ICC), _option(r, OPT_MASQUERADE))
                        for r in self.store.networks() if r["Driver"] == "bridge"]
             self.firewall.apply(bridges, [p for rules in self._port_rules.values() for p in rules
                                           if ":" not in p.host_ip])  # IPv6 bindings go through the proxy
