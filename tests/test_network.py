@@ -155,6 +155,9 @@ def test_user_network_names_and_aliases(daemon: Dockyardd) -> None:
     assert "web.appnet" in out  # PTR
     resolv = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "cat", "/etc/resolv.conf")
     assert resolv.startswith("nameserver 127.0.0.11\n") and "ndots:0" in resolv
+    serve(daemon, "named", "--network", "appnet", "--hostname", "box.example")  # the hostname is a name too
+    assert inspect(daemon, "named")["NetworkSettings"]["Networks"]["appnet"]["DNSNames"][-1] == "box.example"
+    assert ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "wget", "-qO-", "http://box.example/")
     # one alias on two containers: both addresses answer
     serve(daemon, "web2", "--network", "appnet", "--network-alias", "www")
     out = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "nslookup", "www")

@@ -173,7 +173,10 @@ class ContainerNetworking:
         subnet = ipaddress.IPv4Network(config["Subnet"])
         gateway = ipaddress.IPv4Address(config["Gateway"])
         user_defined = network["Name"] not in views.PREDEFINED
-        names = [record["Name"].lstrip("/"), *(ep_settings.get("Aliases") or []), cid[:12]] if user_defined else []
+        # Docker's DNSNames: name, aliases, short ID, hostname (first occurrences)
+        names = list(dict.fromkeys([record["Name"].lstrip("/"), *(ep_settings.get("Aliases") or []), cid[:12],
+                                    *([record["Config"]["Hostname"]] if record["Config"].get("Hostname") else [])]))
+        names = names if user_defined else []
         requested = (ep_settings.get("IPAMConfig") or {}).get("IPv4Address")
         ip_range = ipaddress.IPv4Network(config["IPRange"]) if config.get("IPRange") else None
         try:
