@@ -33,6 +33,7 @@ from dockyard.network.proxy import Proxy
 log = logging.getLogger("dockyardd.networks")
 Record = dict[str, Any]
 INTERNAL_RESOLVER = "127.0.0.11"
+NONE_ALONE = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
 
 
 class ContainerNetworking:
@@ -79,9 +80,10 @@ class ContainerNetworking:
             cfg = cfg or configs.get(record["Name"])
             self._check_endpoint(record, cfg)
             networks[record["Name"]] = views.endpoint_settings(record["Id"], cfg)
-        if len(networks) > 1 and ({"host", "none"} & set(networks)):
-            raise InvalidParameter("container cannot be connected to multiple networks with one of the networks "
-                                   "in host or none mode")
+        if len(networks) > 1 and "none" in networks:
+            raise InvalidParameter(NONE_ALONE)
+        if len(networks) > 1 and "host" in networks:
+            raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
         return views.network_settings(networks)
 
     @staticmethod
@@ -320,9 +322,11 @@ class ContainerNetworking:
         mode, settings = record["HostConfig"]["NetworkMode"], record["NetworkSettings"]
         if mode == "host" or network["Name"] == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
-        if mode.startswith("container:") or mode == "none" or network["Name"] == "none":
+        if mode.startswith("container:"):
             raise Forbidden("container sharing network namespace with another container or host cannot be "
                             "connected to any other network")
+        if mode == "none" or network["Name"] == "none":
+            raise Forbidden(NONE_ALONE)
         if network["Name"] in settings["Networks"]:
             raise Forbidden(f"endpoint with name {record['Name'].lstrip('/')} already exists in network "
                             f"{network['Name']}")

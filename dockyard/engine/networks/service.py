@@ -278,9 +278,9 @@ class NetworkService:
                 raise Forbidden(f"{record['Name']} is a pre-defined network and cannot be removed")
             endpoints = self.store.endpoints(network_id=record["Id"])
             if endpoints:
-                active = ", ".join(f'(name:"{ep["Name"]}" id:"{ep["ContainerID"][:12]}")' for ep in endpoints)
+                active = ", ".join(f'name:"{ep["Name"]}" id:"{ep["EndpointID"][:12]}"' for ep in endpoints)
                 raise Forbidden(f"error while removing network: network {record['Name']} has active endpoints "
-                                f"{active}")
+                                f"({active})")
             bridge.remove_bridge(self.nl, record["_Bridge"])
             self.store.delete(record["Id"])
         self.apply_firewall()
