@@ -105,7 +105,7 @@ class ContainerNetworking:
     def setup(self, record: Record) -> str | None:
         """Before the runtime creates the container: its sandbox with every endpoint, its ports,
         /etc/hosts and /etc/resolv.conf; the network namespace path to join (None: the host's)."""
-        hc, settings = record["HostConfig"], record["NetworkSettings"]
+        hc, settings = record["HostConfig"], self._settings(record)
         mode = hc["NetworkMode"]
         if mode == "host":
             return None
@@ -129,6 +129,12 @@ class ContainerNetworking:
         views.refresh_top_level(settings)
         log.debug("network setup of %s: %.1f ms", record["ID"][:12], (time.perf_counter() - started) * 1000)
         return path
+
+    def _settings(self, record: Record) -> Record:
+        """The container's NetworkSettings (made now for a container created without them)."""
+        if "NetworkSettings" not in record:
+            record["NetworkSettings"] = self.prepare(record["Config"], record["HostConfig"], None)
+        return record["NetworkSettings"]
 
     def _join(self, record: Record, ref: str) -> str:
         """container:<ref>: that container's namespace and name-resolution files."""
@@ -319,7 +325,7 @@ class ContainerNetworking:
         """POST /networks/{id}/connect: a stopped container gets it at its next start."""
         network = self.networks.resolve(net_ref)
         record = self.containers.get(self.containers.resolve(container_ref))
-        mode, settings = record["HostConfig"]["NetworkMode"], record["NetworkSettings"]
+        mode, settings = record["HostConfig"]["NetworkMode"], self._settings(record)
         if mode == "host" or network["Name"] == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         if mode.startswith("container:"):
@@ -350,7 +356,7 @@ class ContainerNetworking:
         """POST /networks/{id}/disconnect."""
         network = self.networks.resolve(net_ref)
         record = self.containers.get(self.containers.resolve(container_ref))
-        settings = record["NetworkSettings"]
+        settings = self._settings(record)
         if network["Name"] not in settings["Networks"]:
             raise Forbidden(f"container {record['ID']} is not connected to network {network['Name']}")
         if network["Name"] == "host" or record["HostConfig"]["NetworkMode"] == "host":
