@@ -367,11 +367,14 @@ def test_host_none_and_container_modes(daemon: Dockyardd) -> None:
     assert daemon.bridge in host_links
     info = inspect(daemon, ok(daemon, "create", "--network", "host", "busybox", "true").strip())
     assert set(info["NetworkSettings"]["Networks"]) == {"host"}
+    assert info["Config"]["Hostname"] == socket.gethostname()
     serve(daemon, "owner")
     owner_ip = inspect(daemon, "owner")["NetworkSettings"]["IPAddress"]
     out = ok(daemon, "run", "--rm", "--network", "container:owner", "busybox", "wget", "-qO-", "http://127.0.0.1/")
     assert out.startswith("hello from")
     assert f"inet {owner_ip}/" in ok(daemon, "run", "--rm", "--network", "container:owner", "busybox", "ip", "-4", "addr")
+    owner_name = inspect(daemon, "owner")["Config"]["Hostname"]
+    assert ok(daemon, "run", "--rm", "--network", "container:owner", "busybox", "hostname") == owner_name + "\n"
     proc = daemon.docker("run", "--rm", "--network", "nosuchnet", "busybox", "true")
     assert proc.returncode == 125 and "network nosuchnet not found" in proc.stderr
 

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -63,12 +64,15 @@ class ContainerNetworking:
         hc["NetworkMode"] = mode = "bridge" if mode == "default" else mode
         configs = dict((networking or {}).get("EndpointsConfig") or {})
         if mode.startswith("container:"):
-            self.containers.resolve(mode.partition(":")[2])
+            target = self.containers.get(self.containers.resolve(mode.partition(":")[2]))
             if hc.get("PortBindings") or hc.get("PublishAllPorts"):
                 raise InvalidParameter("conflicting options: port publishing and the container type network mode")
             if config.get("Hostname"):
                 raise InvalidParameter("conflicting options: hostname and the network mode")
+            config["Hostname"] = target["Config"].get("Hostname") or ""  # it shares that container's names
             return views.network_settings({})
+        if mode == "host" and not config.get("Hostname"):
+            config["Hostname"] = socket.gethostname()  # as Docker: the host's name on the host's network
         networks: dict[str, Record] = {}
         for ref in [mode, *(k for k in configs if k not in (mode, "default"))]:
             cfg = configs.get(ref) or (configs.get("default") if ref == mode else None)
