@@ -365,6 +365,10 @@ def test_host_none_and_container_modes(daemon: Dockyardd) -> None:
     assert len(ok(daemon, "run", "--rm", "--network", "none", "busybox", "ip", "-o", "link").splitlines()) == 1
     host_links = ok(daemon, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
     assert daemon.bridge in host_links
+    files = ok(daemon, "run", "--rm", "--network", "host", "--add-host", "db:10.1.2.3", "busybox", "cat",
+               "/etc/hosts", "/etc/resolv.conf")
+    with open("/etc/hosts") as hosts, open("/etc/resolv.conf") as resolv:
+        assert files == hosts.read() + "10.1.2.3\tdb\n" + resolv.read()
     info = inspect(daemon, ok(daemon, "create", "--network", "host", "busybox", "true").strip())
     assert set(info["NetworkSettings"]["Networks"]) == {"host"}
     assert info["Config"]["Hostname"] == socket.gethostname()

@@ -44,16 +44,22 @@ def parse_extra_host(entry: str) -> tuple[str, str]:
     return name, ip
 
 
+def extra_host_lines(extra_hosts: list[str] | None, host_gateway: str | None = None) -> list[str]:
+    """--add-host entries as /etc/hosts lines ("host-gateway" as host_gateway, left out while unknown)."""
+    lines = []
+    for name, ip in map(parse_extra_host, extra_hosts or []):
+        ip = host_gateway if ip == HOST_GATEWAY else ip
+        if ip:
+            lines.append(f"{ip}\t{name}")
+    return lines
+
+
 def hosts_file(hostname: str, domainname: str = "", extra_hosts: list[str] | None = None,
                address: str | None = "127.0.0.1", host_gateway: str | None = None) -> str:
     """/etc/hosts: the localhost lines, --add-host entries ("host-gateway" as host_gateway, left
     out while unknown), then the container's own name on address (its network address; loopback
     until the container has a network of its own)."""
-    lines = list(_LOCALHOST_LINES)
-    for name, ip in map(parse_extra_host, extra_hosts or []):
-        ip = host_gateway if ip == HOST_GATEWAY else ip
-        if ip:
-            lines.append(f"{ip}\t{name}")
+    lines = [*_LOCALHOST_LINES, *extra_host_lines(extra_hosts, host_gateway)]
     if address:
         names = f"{hostname}.{domainname} {hostname}" if domainname else hostname
         lines.append(f"{address}\t{names}")

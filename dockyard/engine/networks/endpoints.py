@@ -112,6 +112,7 @@ class ContainerNetworking:
         hc, settings = record["HostConfig"], self._settings(record)
         mode = hc["NetworkMode"]
         if mode == "host":
+            self._write_host_files(record)
             return None
         if mode.startswith("container:"):
             return self._join(record, mode.partition(":")[2])
@@ -323,6 +324,16 @@ class ContainerNetworking:
                 f.write(text)
                 f.truncate()
 
+    def _write_host_files(self, record: Record) -> None:
+        """On the host's network: the host's /etc/hosts (plus --add-host) and resolv.conf (its
+        loopback resolvers work here), unless --dns* override it."""
+        hc = record["HostConfig"]
+        gateway = ipv4_config(self.networks.resolve("bridge"))["Gateway"]
+        extra = "".join(line + "\n" for line in etcfiles.extra_host_lines(hc.get("ExtraHosts"), gateway))
+        etcfiles.write_atomic(record["HostsPath"], _read("/etc/hosts") + extra)
+        if not (hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")):
+            etcfiles.write_atomic(record["ResolvConfPath"], _read(etcfiles.HOST_RESOLV_CONF))
+
     # -- running containers ---------------------------------------------------------------------------
 
     def connect(self, net_ref: str, container_ref: str, cfg: dict[str, Any] | None) -> None:
@@ -451,6 +462,14 @@ class ContainerNetworking:
         return None
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def links_of(ep_settings: dict[str, Any]) -> dict[str, str]:
     """An endpoint's --link entries ("name:alias", or "name") as {alias: container name}, lower-cased."""
     out = {}
@@ -463,12 +482,7 @@ def links_of(ep_settings: dict[str, Any]) -> dict[str, str]:
 def internal_resolv_conf(hc: dict[str, Any]) -> str:
     """resolv.conf for a user-defined network: the embedded resolver, the host's (or the
     container's) search domains and options, ndots:0 unless an ndots is given (as Docker)."""
-    try:
-        with open(etcfiles.HOST_RESOLV_CONF) as f:
-            host = f.read()
-    except FileNotFoundError:
-        host = ""
-    text = etcfiles.resolv_conf(host, [INTERNAL_RESOLVER], hc.get("DnsSearch"), hc.get("DnsOptions"))
+    text = etcfiles.resolv_conf(_read(etcfiles.HOST_RESOLV_CONF), [INTERNAL_RESOLVER], hc.get("DnsSearch"), hc.get("DnsOptions"))
     if "ndots:" in text:
         return text
     lines = text.splitlines()
