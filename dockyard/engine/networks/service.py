@@ -209,11 +209,12 @@ class NetworkService:
                 raise InvalidParameter(f"bridge name {record['_Bridge']!r} is longer than 15 characters")
             if self.nl.exists(record["_Bridge"]):
                 raise Conflict(f"bridge name {record['_Bridge']} is already in use")
-            self._ensure_bridge(record)
+            self._add(record)  # first: after a crash, start recreates a recorded bridge, never leaks one
             try:
-                self._add(record)
+                self._ensure_bridge(record)
             except BaseException:
                 bridge.remove_bridge(self.nl, record["_Bridge"])
+                self.store.delete(record["Id"])
                 raise
         self.apply_firewall()
         self.notify("create", record)
