@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +74,6 @@ class Dockyardd:
         self.log = self.tmp / "dockyardd.log"
         self.docker_config = self.tmp / "docker-config"
         self.extra_args = list(extra_args)
-        # a default bridge (and firewall chains) of its own: test daemons may run beside each other
-        self.bridge = f"dyt{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,7 +82,7 @@ class Dockyardd:
 
     def argv(self) -> list[str]:
         return [DOCKYARDD, "-H", self.host, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-                "--pidfile", str(self.pidfile), "--bridge", self.bridge, *self.extra_args]
+                "--pidfile", str(self.pidfile), *self.extra_args]
 
     def start(self, timeout: float = 20) -> Dockyardd:
         """Start the daemon and wait until it answers /_ping."""

@@ -79,7 +79,7 @@ class DaemonConfig:
     tlscacert: str = ""
     tlscert: str = ""
     tlskey: str = ""
-    bridge: str = "dockyard0"
+    bridge: str = ""  # "": dockyard0 for the default data root, dy<hash of the data root> for any other
     bip: str = ""
     default_address_pools: list[Any] = field(default_factory=list)
     iptables: bool = True
@@ -105,7 +105,8 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--tlscacert", help="trust certs signed only by this CA")
     p.add_argument("--tlscert", help="path to TLS certificate file")
     p.add_argument("--tlskey", help="path to TLS key file")
-    p.add_argument("-b", "--bridge", help="name of the default network's bridge (default dockyard0)")
+    p.add_argument("-b", "--bridge", help="name of the default network's bridge (default dockyard0; "
+                   "dy<hash of the data root> for another data root, so that daemons side by side differ)")
     p.add_argument("--bip", help="the default bridge's address and subnet (CIDR)")
     p.add_argument("--default-address-pool", dest="default_address_pools", action="append",
                    metavar="base=CIDR,size=N", help="default address pools for networks (repeatable)")
@@ -202,8 +203,8 @@ def validate(config: DaemonConfig) -> DaemonConfig:
     """Check what the parser could not: log level, TLS files, non-loopback tcp without TLS."""
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"unable to parse logging level: {config.log_level}")
-    if not 0 < len(config.bridge) <= 15 or "/" in config.bridge:
-        raise ConfigError(f"invalid bridge name {config.bridge!r} (1 to 15 characters)")
+    if len(config.bridge) > 15 or "/" in config.bridge:
+        raise ConfigError(f"invalid bridge name {config.bridge!r} (at most 15 characters)")
     tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
     if config.tlsverify:
         missing = [flag for flag, value in tls_files.items() if not value]

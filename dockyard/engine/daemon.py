@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import signal
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dockyard.engine.config import ConfigError, DaemonConfig, load
+from dockyard.engine.config import DEFAULT_DATA_ROOT, ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
 from dockyard.engine.containers.store import Record
@@ -182,7 +183,9 @@ def network_options(config: DaemonConfig) -> NetworkOptions:
                       for p in config.default_address_pools) or ipam.DEFAULT_POOLS
     except (ipam.IPAMError, KeyError, TypeError) as e:
         raise ConfigError(f"invalid default-address-pools: {e}") from None
-    return NetworkOptions(config.bridge, config.bip, pools, config.iptables)
+    bridge = config.bridge or ("dockyard0" if config.data_root == DEFAULT_DATA_ROOT
+                               else "dy" + hashlib.sha256(config.data_root.encode()).hexdigest()[:8])
+    return NetworkOptions(bridge, config.bip, pools, config.iptables)
 
 
 async def serve(engine: Engine) -> None:
