@@ -122,8 +122,9 @@ class ContainerNetworking:
         bridge.create_sandbox(path)
         settings.update(SandboxID=secrets.token_hex(32), SandboxKey=path)
         try:
+            routed = False  # the default route goes through the first network that is not internal
             for index, name in enumerate(n for n in settings["Networks"] if n != "none"):
-                self._attach(record, name, f"eth{index}", default_route=index == 0)
+                routed = self._attach(record, name, f"eth{index}", default_route=not routed) or routed
             self._publish(record)
             self._write_files(record)
             if self._user_networks(record):
@@ -177,8 +178,9 @@ class ContainerNetworking:
 
     # -- endpoints ------------------------------------------------------------------------------------
 
-    def _attach(self, record: Record, name: str, ifname: str, default_route: bool) -> None:
-        """One endpoint: an address, a veth into the sandbox, the DNS names."""
+    def _attach(self, record: Record, name: str, ifname: str, default_route: bool) -> bool:
+        """One endpoint: an address, a veth into the sandbox, the DNS names; whether it got the
+        default route (asked for, and the network is not internal)."""
         cid, settings = record["ID"], record["NetworkSettings"]
         ep_settings = settings["Networks"][name]
         network = self.networks.resolve(ep_settings.get("NetworkID") or name)
@@ -205,11 +207,11 @@ class ContainerNetworking:
             raise Forbidden(str(e)) from None
         except sqlite3.IntegrityError:
             raise Forbidden(f"endpoint with name {ep['Name']} already exists in network {network['Name']}") from None
+        routed = default_route and not network["Internal"]
         try:
             bridge.attach(self.networks.nl, settings["SandboxKey"], bridge.Endpoint(
                 network["_Bridge"], ep["HostIfname"], ifname, ipaddress.IPv4Interface(f"{ip}/{subnet.prefixlen}"),
-                ep["MacAddress"], gateway if default_route and not network["Internal"] else None,
-                int(network["Options"].get(OPT_MTU) or 0)))
+                ep["MacAddress"], gateway if routed else None, int(network["Options"].get(OPT_MTU) or 0)))
         except BaseException:
             self.networks.store.delete_endpoint(network["Id"], cid)
             raise
@@ -221,6 +223,7 @@ class ContainerNetworking:
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
                            DNSNames=names or None)
         self.networks.notify("connect", network, container=cid)
+        return routed
 
     def _detach(self, ep: Record) -> None:
         """Remove one endpoint (its veth, its row, its names)."""
