@@ -143,6 +143,11 @@ def test_default_bridge(daemon: Dockyardd) -> None:
     assert ok(daemon, "run", "--rm", "busybox", "wget", "-qO-", f"http://{endpoint['IPAddress']}/") \
         == f"hello from {cid[:12]}\n"
     assert daemon.docker("run", "--rm", "busybox", "wget", "-T", "2", "-qO-", "http://web/").returncode != 0
+    # a legacy --link puts the linked container in /etc/hosts
+    out = ok(daemon, "run", "--rm", "--link", "web:w", "busybox", "sh", "-c", "grep web /etc/hosts; wget -qO- http://w/")
+    assert out == f"{endpoint['IPAddress']}\tw {cid[:12]} web\nhello from {cid[:12]}\n"
+    proc = daemon.docker("run", "--rm", "--link", "nosuch:x", "busybox", "true")
+    assert proc.returncode != 0 and "could not get container for nosuch" in proc.stderr
     hosts = ok(daemon, "exec", "web", "cat", "/etc/hosts")
     assert f"{endpoint['IPAddress']}\t{cid[:12]}" in hosts
     assert "127.0.0.11" not in ok(daemon, "exec", "web", "cat", "/etc/resolv.conf")

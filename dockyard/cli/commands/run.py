@@ -116,7 +116,7 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "ExtraHosts": opts.add_host or None, "PortBindings": bindings or None,
         "LogConfig": {"Type": opts.log_driver or "", "Config": _pairs(opts.log_opt)},
         "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": network,
-        "PublishAllPorts": opts.publish_all, "Dns": opts.dns or None, "DnsSearch": opts.dns_search or None,
+        "PublishAllPorts": opts.publish_all, "Links": opts.link or None, "Dns": opts.dns or None, "DnsSearch": opts.dns_search or None,
         "DnsOptions": opts.dns_option or None,
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
     }
@@ -295,7 +295,7 @@ CREATE_FLAGS = [
     Flag("h", "hostname", STR, "Container host name"),
     Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
     INTERACTIVE, Flag("", "ip", STR, "IPv4 address (e.g., 172.30.100.104)"),
-    Flag("l", "label", LIST, "Set meta data on a container"),
+    Flag("l", "label", LIST, "Set meta data on a container"), Flag("", "link", LIST, "Add link to another container"),
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
     Flag("", "mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("m", "memory", STR, "Memory limit"), Flag("", "name", STR, "Assign a name to the container"),

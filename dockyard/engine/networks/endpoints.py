@@ -311,11 +311,32 @@ class ContainerNetworking:
         primary = next((ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values()
                         if ep.get("IPAddress")), None)
         gateway = ipv4_config(self.networks.resolve("bridge"))["Gateway"]
+        extra = [*(hc.get("ExtraHosts") or []), *self._legacy_links(record)]
         etcfiles.write_atomic(record["HostsPath"], etcfiles.hosts_file(
-            config.get("Hostname") or record["ID"][:12], config.get("Domainname") or "", hc.get("ExtraHosts"),
+            config.get("Hostname") or record["ID"][:12], config.get("Domainname") or "", extra,
             primary or "127.0.0.1", host_gateway=gateway))
         if self._user_networks(record):
             etcfiles.write_atomic(record["ResolvConfPath"], internal_resolv_conf(hc))
+
+    def _legacy_links(self, record: Record) -> list[str]:
+        """--link name:alias on the default bridge: "alias id12 name:ip" entries for /etc/hosts (the
+        linked container must run there)."""
+        if "bridge" not in record["NetworkSettings"]["Networks"]:
+            return []
+        entries = []
+        for link in record["HostConfig"].get("Links") or []:
+            name, _, alias = link.lstrip("/").partition(":")
+            try:
+                target = self.containers.get(self.containers.resolve(name))
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {name}") from None
+            address = ((target.get("NetworkSettings") or {}).get("Networks", {}).get("bridge") or {}).get("IPAddress")
+            if not target["State"]["Running"] or not address:
+                raise ContainerError(f"Cannot link to a non running container: {target['Name']} AS "
+                                     f"{record['Name']}/{alias.rpartition('/')[2] or name}")
+            names = dict.fromkeys([alias.rpartition("/")[2] or name, target["ID"][:12], target["Name"].lstrip("/")])
+            entries.append(f"{' '.join(names)}:{address}")
+        return entries
 
     def _use_internal_resolver(self, record: Record) -> None:
         """A running container's resolv.conf pointed at the embedded DNS (rewritten in place: the
