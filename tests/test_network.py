@@ -580,3 +580,16 @@ def test_dockyard_cli(daemon: Dockyardd) -> None:
     assert "has active endpoints" in dockyard("network", "rm", "clinet").stderr
     assert dockyard("rm", "-f", "cliweb").returncode == 0
     assert dockyard("network", "rm", "clinet").stdout == "clinet\n"
+
+
+def test_daemon_address_flags(archive: str, daemon: Dockyardd) -> None:
+    with Dockyardd("--bip", "10.229.3.1/24", "--default-address-pool", "base=10.228.0.0/16,size=24") as other:
+        assert inspect(other, "bridge", "network")["IPAM"]["Config"] == [{"Subnet": "10.229.3.0/24",
+                                                                         "Gateway": "10.229.3.1"}]
+        try:
+            ok(other, "network", "create", "pool1")
+            ok(other, "network", "create", "pool2")
+            subnets = [inspect(other, n, "network")["IPAM"]["Config"][0]["Subnet"] for n in ("pool1", "pool2")]
+            assert subnets == ["10.228.0.0/24", "10.228.1.0/24"]
+        finally:
+            other.docker("network", "prune", "-f")

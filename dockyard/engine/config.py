@@ -205,6 +205,11 @@ def validate(config: DaemonConfig) -> DaemonConfig:
         raise ConfigError(f"unable to parse logging level: {config.log_level}")
     if len(config.bridge) > 15 or "/" in config.bridge:
         raise ConfigError(f"invalid bridge name {config.bridge!r} (at most 15 characters)")
+    if config.bip:
+        try:
+            ipaddress.IPv4Interface(config.bip)
+        except ValueError:
+            raise ConfigError(f"invalid --bip {config.bip!r}: an IPv4 address with its prefix is expected") from None
     tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
     if config.tlsverify:
         missing = [flag for flag, value in tls_files.items() if not value]
