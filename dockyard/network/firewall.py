@@ -46,6 +46,22 @@ class PortRule:
     bridge: str
 
 
+BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def filter_bridged_traffic() -> bool:
+    """Have iptables see traffic between ports of one bridge (what enable_icc=false needs); False
+    when the br_netfilter module is not loaded."""
+    try:
+        with open(BRIDGE_NF_CALL_IPTABLES, "r+") as f:
+            if f.read().strip() != "1":
+                f.seek(0)
+                f.write("1")
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def available() -> bool:
     """Whether iptables can be used here."""
     return shutil.which("iptables-restore") is not None and shutil.which("iptables") is not None

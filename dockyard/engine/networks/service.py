@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import logging
 import os
 import secrets
 import threading
@@ -23,6 +24,7 @@ from dockyard.network.netlink import Netlink
 from dockyard.network.ports import PortAllocator
 from dockyard.shim.logs import rfc3339nano
 
+log = logging.getLogger("dockyardd.networks")
 HOST_LOCK = "/run/lock/dockyard-network.lock"  # host-wide: subnet choice + bridge creation, across daemons
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 OPT_ICC = "com.docker.network.bridge.enable_icc"
@@ -328,5 +330,7 @@ class NetworkService:
             bridges = [BridgeRules(r["_Bridge"], ipv4_config(r)["Subnet"], bool(r["Internal"]),
                                    _option(r, OPT_ICC), _option(r, OPT_MASQUERADE))
                        for r in self.store.networks() if r["Driver"] == "bridge"]
+            if not all(b.icc for b in bridges) and not firewall.filter_bridged_traffic():
+                log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
             self.firewall.apply(bridges, [p for rules in self._port_rules.values() for p in rules
                                           if ":" not in p.host_ip])  # IPv6 bindings go through the proxy
