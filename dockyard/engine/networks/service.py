@@ -9,6 +9,7 @@ import fcntl
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -207,8 +208,9 @@ class NetworkService:
                                   Attachable=bool(body.get("Attachable")), Options=options,
                                   Labels=dict(body.get("Labels") or {}), _UserSubnet=bool(v4 and v4[0].get("Subnet")))
             record["_Bridge"] = options.get(OPT_BRIDGE_NAME) or f"br-{record['Id'][:12]}"
-            if len(record["_Bridge"]) > 15:
-                raise InvalidParameter(f"bridge name {record['_Bridge']!r} is longer than 15 characters")
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", record["_Bridge"]):
+                raise InvalidParameter(f"invalid bridge name {record['_Bridge']!r}: up to 15 letters, digits, "
+                                       "'_', '.' or '-'")
             if self.nl.exists(record["_Bridge"]):
                 raise Conflict(f"bridge name {record['_Bridge']} is already in use")
             self._add(record)  # first: after a crash, start recreates a recorded bridge, never leaks one
