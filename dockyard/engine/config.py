@@ -8,6 +8,7 @@ import importlib.metadata
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,8 +204,8 @@ def validate(config: DaemonConfig) -> DaemonConfig:
     """Check what the parser could not: log level, TLS files, non-loopback tcp without TLS."""
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"unable to parse logging level: {config.log_level}")
-    if len(config.bridge) > 15 or "/" in config.bridge:
-        raise ConfigError(f"invalid bridge name {config.bridge!r} (at most 15 characters)")
+    if config.bridge and not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", config.bridge):
+        raise ConfigError(f"invalid bridge name {config.bridge!r}: up to 15 letters, digits, '_', '.' or '-'")
     if config.bip:
         try:
             ipaddress.IPv4Interface(config.bip)
