@@ -317,13 +317,14 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     assert daemon.docker("run", "--rm", "--network", "side", "busybox", "wget", "-T", "2", "-qO-",
                          "http://sideweb/").returncode != 0
     ok(daemon, "network", "rm", "side")
-    # two networks at create (API 1.44+): one interface on each, the default route through the first
-    ok(daemon, "network", "create", "first")
-    ok(daemon, "network", "create", "second")
-    out = ok(daemon, "run", "--rm", "--network", "first", "--network", "second", "busybox", "sh", "-c",
+    # two networks at create (API 1.44+): one interface on each; the default route goes as Docker
+    # orders endpoints (highest GwPriority, not internal, then by name), whatever the order given
+    ok(daemon, "network", "create", "net-b")
+    ok(daemon, "network", "create", "net-a")
+    out = ok(daemon, "run", "--rm", "--network", "net-b", "--network", "net-a", "busybox", "sh", "-c",
              "ip -o -4 addr show; ip route")
-    first, second = (inspect(daemon, n, "network")["IPAM"]["Config"][0]["Gateway"] for n in ("first", "second"))
-    assert " eth0 " in out and " eth1 " in out and f"default via {first} dev eth0" in out and second not in out
+    gw_a, gw_b = (inspect(daemon, n, "network")["IPAM"]["Config"][0]["Gateway"] for n in ("net-a", "net-b"))
+    assert " eth0 " in out and " eth1 " in out and f"default via {gw_a} dev eth1" in out and gw_b not in out
 
 
 def test_static_addresses_and_concurrency(daemon: Dockyardd) -> None:

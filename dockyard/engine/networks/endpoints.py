@@ -122,9 +122,10 @@ class ContainerNetworking:
         bridge.create_sandbox(path)
         settings.update(SandboxID=secrets.token_hex(32), SandboxKey=path)
         try:
-            routed = False  # the default route goes through the first network that is not internal
-            for index, name in enumerate(n for n in settings["Networks"] if n != "none"):
-                routed = self._attach(record, name, f"eth{index}", default_route=not routed) or routed
+            names = [n for n in settings["Networks"] if n != "none"]
+            gateway = self._gateway_network(settings["Networks"])
+            for index, name in enumerate(names):
+                self._attach(record, name, f"eth{index}", default_route=name == gateway)
             self._publish(record)
             self._write_files(record)
             if self._user_networks(record):
@@ -178,9 +179,20 @@ class ContainerNetworking:
 
     # -- endpoints ------------------------------------------------------------------------------------
 
-    def _attach(self, record: Record, name: str, ifname: str, default_route: bool) -> bool:
-        """One endpoint: an address, a veth into the sandbox, the DNS names; whether it got the
-        default route (asked for, and the network is not internal)."""
+    def _gateway_network(self, networks: dict[str, Record]) -> str | None:
+        """The network whose gateway is the default route, as Docker orders endpoints: highest
+        GwPriority, then not internal, then by name."""
+        def key(name: str) -> tuple[int, bool, str]:
+            try:
+                internal = bool(self.networks.resolve(networks[name].get("NetworkID") or name)["Internal"])
+            except NotFound:
+                internal = True
+            return -int(networks[name].get("GwPriority") or 0), internal, name
+        return min((n for n in networks if n != "none"), key=key, default=None)
+
+    def _attach(self, record: Record, name: str, ifname: str, default_route: bool) -> None:
+        """One endpoint: an address, a veth into the sandbox (with the default route if asked and
+        the network is not internal), the DNS names."""
         cid, settings = record["ID"], record["NetworkSettings"]
         ep_settings = settings["Networks"][name]
         network = self.networks.resolve(ep_settings.get("NetworkID") or name)
@@ -223,7 +235,6 @@ class ContainerNetworking:
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
                            DNSNames=names or None)
         self.networks.notify("connect", network, container=cid)
-        return routed
 
     def _detach(self, ep: Record) -> None:
         """Remove one endpoint (its veth, its row, its names)."""
@@ -253,15 +264,19 @@ class ContainerNetworking:
     # -- published ports ------------------------------------------------------------------------------
 
     def _publish(self, record: Record) -> None:
-        """Reserve the host ports, program NAT (or start proxies); NetworkSettings.Ports. An
+        """Reserve the host ports of the gateway endpoint, program NAT (or start proxies);
+        NetworkSettings.Ports. An
         unspecified host IP binds 0.0.0.0 and, on an IPv6 host, [::] too (through the proxy, to the
         container's IPv4 address), as Docker does."""
         settings = record["NetworkSettings"]
         ports = wanted(record["Config"], record["HostConfig"])
-        primary = next((ep for ep in settings["Networks"].values() if ep.get("IPAddress")), None)
-        if not ports or primary is None:
+        gateway = self._gateway_network(settings["Networks"])
+        primary = settings["Networks"][gateway] if gateway else None
+        if not ports or primary is None or not primary.get("IPAddress"):
             return
         network = self.networks.resolve(primary["NetworkID"])
+        if network["Internal"]:
+            return  # as Docker: ports are published through the gateway endpoint, none on internal networks
         default_ip = network["Options"].get(OPT_HOST_IP) or "0.0.0.0"
         result: dict[str, list[dict[str, str]] | None] = {}
         rules: list[PortRule] = []
@@ -444,8 +459,9 @@ class ContainerNetworking:
 
     def _restore_ports(self, record: Record) -> None:
         ports, settings = record["NetworkSettings"].get("Ports") or {}, record["NetworkSettings"]
-        primary = next((ep for ep in settings["Networks"].values() if ep.get("IPAddress")), None)
-        if primary is None:
+        gateway = self._gateway_network(settings["Networks"])
+        primary = settings["Networks"][gateway] if gateway else None
+        if primary is None or not primary.get("IPAddress"):
             return
         bridge_name = self.networks.resolve(primary["NetworkID"])["_Bridge"]
         rules = []
