@@ -407,9 +407,18 @@ class ContainerNetworking:
         self.containers.save(record)
 
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
-        """POST /networks/{id}/disconnect."""
+        """POST /networks/{id}/disconnect (with force, also the stale endpoint of a container gone)."""
         network = self.networks.resolve(net_ref)
-        record = self.containers.get(self.containers.resolve(container_ref))
+        try:
+            record = self.containers.get(self.containers.resolve(container_ref))
+        except NotFound:
+            stale = [ep for ep in self.networks.store.endpoints(network_id=network["Id"])
+                     if container_ref in (ep["ContainerID"], ep["Name"])]
+            if not force or not stale:
+                raise
+            for ep in stale:
+                self._detach(ep)
+            return
         settings = self._settings(record)
         if network["Name"] not in settings["Networks"]:
             raise Forbidden(f"container {record['ID']} is not connected to network {network['Name']}")
