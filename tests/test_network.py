@@ -168,6 +168,9 @@ def test_user_network_names_and_aliases(daemon: Dockyardd) -> None:
     assert "web.appnet" in out  # PTR
     resolv = ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "cat", "/etc/resolv.conf")
     assert resolv.startswith("nameserver 127.0.0.11\n") and "ndots:0" in resolv
+    out = ok(daemon, "run", "--rm", "--network", "appnet", "--link", "web:linked", "busybox", "wget", "-qO-",
+             "http://linked/")  # --link on a user-defined network: an alias for this container only
+    assert out == f"hello from {web[:12]}\n"
     serve(daemon, "named", "--network", "appnet", "--hostname", "box.example")  # the hostname is a name too
     assert inspect(daemon, "named")["NetworkSettings"]["Networks"]["appnet"]["DNSNames"][-1] == "box.example"
     assert ok(daemon, "run", "--rm", "--network", "appnet", "busybox", "wget", "-qO-", "http://box.example/")

@@ -230,7 +230,10 @@ class ContainerNetworking:
         if user_defined:
             with self._lock:
                 self._names.setdefault(network["Id"], {})[cid] = ([n.lower() for n in names], str(ip), ep["Name"])
-                self._links[(cid, network["Id"])] = links_of(ep_settings)
+                # a --link given at create (HostConfig.Links) acts on the container's own network
+                primary = record["HostConfig"]["NetworkMode"] in (network["Name"], network["Id"])
+                links = [*(ep_settings.get("Links") or []), *((record["HostConfig"].get("Links") or []) if primary else [])]
+                self._links[(cid, network["Id"])] = links_of({"Links": links})
         ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
                            DNSNames=names or None)
