@@ -208,3 +208,20 @@ def test_userland_proxy_udp() -> None:
         proxy.close()
         ports.release("udp", ip, port)
         upstream.close()
+
+
+def test_name_table() -> None:
+    from dockyard.engine.networks.names import Member, NameTable
+
+    table = NameTable()
+    table.add("n1", "front", "c1", Member(["Web", "www", "c1short"], "10.0.0.2", "web"), [])
+    table.add("n1", "front", "c2", Member(["web2", "www"], "10.0.0.3", "web2"), ["web:db"])
+    table.add("n2", "back", "c3", Member(["db"], "10.1.0.2", "db"), [])
+    table.add("n2", "back", "c2", Member(["web2"], "10.1.0.3", "web2"), [])
+    assert table.resolve("c1", "WEB.") == ["10.0.0.2"] and table.resolve("c1", "web.front") == ["10.0.0.2"]
+    assert table.resolve("c1", "www") == ["10.0.0.2", "10.0.0.3"]  # one alias, two containers
+    assert table.resolve("c1", "db") is None  # not on c1's network: forwarded upstream
+    assert table.resolve("c2", "db") == ["10.0.0.2", "10.1.0.2"]  # c2's link alias on front, the name on back
+    assert table.reverse("c1", "10.0.0.3") == "web2.front" and table.reverse("c1", "10.1.0.2") is None
+    table.remove("n1", "c2")
+    assert table.resolve("c1", "www") == ["10.0.0.2"] and table.resolve("c2", "web") is None

@@ -16,24 +16,21 @@ import os
 import secrets
 import socket
 import sqlite3
-import threading
 import time
 from typing import Any
 
-from dockyard.engine.containers import etcfiles
 from dockyard.engine.containers.store import ContainerStore
-from dockyard.engine.networks import views
+from dockyard.engine.networks import resolvfiles, views
 from dockyard.engine.networks.errors import ContainerError, Forbidden, InvalidParameter, NotFound
-from dockyard.engine.networks.service import OPT_HOST_IP, OPT_MTU, NetworkService, ipv4_config
+from dockyard.engine.networks.names import Member, NameTable
+from dockyard.engine.networks.publish import Publisher, publish_error
+from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
-from dockyard.network.firewall import PortRule
-from dockyard.network.ports import PortError, ipv6_available, split_key, wanted
-from dockyard.network.proxy import Proxy
+from dockyard.network.ports import PortError, wanted
 
 log = logging.getLogger("dockyardd.networks")
 Record = dict[str, Any]
-INTERNAL_RESOLVER = "127.0.0.11"
 NONE_ALONE = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
 
 
@@ -44,17 +41,14 @@ class ContainerNetworking:
         self.networks = networks
         self.containers = containers
         self.sandbox_dir = os.path.join(exec_root, "netns")
-        self.dns = EmbeddedDNS(self._resolve, self._reverse)
-        self._proxies: dict[tuple[str, str, int], Proxy] = {}
-        self._names: dict[str, dict[str, tuple[list[str], str, str]]] = {}  # network -> cid -> (names, ip, name)
-        self._links: dict[tuple[str, str], dict[str, str]] = {}  # (cid, network) -> {alias: container name}
-        self._lock = threading.RLock()
+        self.names = NameTable()
+        self.dns = EmbeddedDNS(self.names.resolve, self.names.reverse)
+        self.ports = Publisher(networks)
 
     def close(self) -> None:
         """Stop the DNS server and the proxies (the daemon is going away)."""
         self.dns.close()
-        for proxy in self._proxies.values():
-            proxy.close()
+        self.ports.close()
 
     # -- create ---------------------------------------------------------------------------------------
 
@@ -112,7 +106,7 @@ class ContainerNetworking:
         hc, settings = record["HostConfig"], self._settings(record)
         mode = hc["NetworkMode"]
         if mode == "host":
-            self._write_host_files(record)
+            resolvfiles.write_host_mode(record, self._host_gateway())
             return None
         if mode.startswith("container:"):
             return self._join(record, mode.partition(":")[2])
@@ -148,9 +142,7 @@ class ContainerNetworking:
         target = self.containers.get(self.containers.resolve(ref))
         if not target["State"]["Running"]:
             raise ContainerError(f"cannot join network namespace of a non running container: {target['ID']}")
-        for key in ("HostsPath", "ResolvConfPath"):
-            with open(target[key]) as f:
-                etcfiles.write_atomic(record[key], f.read())
+        resolvfiles.copy_from(record, target)
         return target["NetworkSettings"].get("SandboxKey") or f"/proc/{target['State']['Pid']}/ns/net"
 
     def teardown(self, record: Record) -> None:
@@ -159,7 +151,7 @@ class ContainerNetworking:
         if not settings:
             return
         self.dns.detach(cid)
-        self._unpublish(cid)
+        self.ports.unpublish(cid)
         for ep in self.networks.store.endpoints(container_id=cid):
             self._detach(ep)
         if settings.get("SandboxKey", "").startswith(self.sandbox_dir + os.sep):
@@ -172,7 +164,7 @@ class ContainerNetworking:
     def forget(self, cid: str) -> None:
         """The container is gone: drop whatever may remain of it."""
         self.dns.detach(cid)
-        self._unpublish(cid)
+        self.ports.unpublish(cid)
         for ep in self.networks.store.endpoints(container_id=cid):
             self._detach(ep)
         netns.remove(os.path.join(self.sandbox_dir, cid[:12]))
@@ -228,12 +220,8 @@ class ContainerNetworking:
             self.networks.store.delete_endpoint(network["Id"], cid)
             raise
         if user_defined:
-            with self._lock:
-                self._names.setdefault(network["Id"], {})[cid] = ([n.lower() for n in names], str(ip), ep["Name"])
-                # a --link given at create (HostConfig.Links) acts on the container's own network
-                primary = record["HostConfig"]["NetworkMode"] in (network["Name"], network["Id"])
-                links = [*(ep_settings.get("Links") or []), *((record["HostConfig"].get("Links") or []) if primary else [])]
-                self._links[(cid, network["Id"])] = links_of({"Links": links})
+            self.names.add(network["Id"], network["Name"], cid, Member(names, str(ip), ep["Name"]),
+                           _links(record, ep_settings, network))
         ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
                            DNSNames=names or None)
@@ -246,9 +234,7 @@ class ContainerNetworking:
         network = self.networks.store.get(ep["NetworkID"])
         if network is not None:
             self.networks.notify("disconnect", network, container=ep["ContainerID"])
-        with self._lock:
-            self._names.get(ep["NetworkID"], {}).pop(ep["ContainerID"], None)
-            self._links.pop((ep["ContainerID"], ep["NetworkID"]), None)
+        self.names.remove(ep["NetworkID"], ep["ContainerID"])
 
     def _upstreams(self, record: Record) -> list[str] | None:
         """Where the embedded DNS forwards this container's other names: its --dns servers, the
@@ -266,75 +252,37 @@ class ContainerNetworking:
 
     # -- published ports ------------------------------------------------------------------------------
 
+    def _gateway_endpoint(self, record: Record) -> tuple[Record, Record] | None:
+        """(endpoint settings, network) of the gateway endpoint when it has an address and its
+        network is not internal: where ports are published (as Docker)."""
+        networks = record["NetworkSettings"]["Networks"]
+        gateway = self._gateway_network(networks)
+        if gateway is None or not networks[gateway].get("IPAddress"):
+            return None
+        network = self.networks.resolve(networks[gateway]["NetworkID"])
+        return None if network["Internal"] else (networks[gateway], network)
+
     def _publish(self, record: Record) -> None:
-        """Reserve the host ports of the gateway endpoint, program NAT (or start proxies);
-        NetworkSettings.Ports. An
-        unspecified host IP binds 0.0.0.0 and, on an IPv6 host, [::] too (through the proxy, to the
-        container's IPv4 address), as Docker does."""
-        settings = record["NetworkSettings"]
-        ports = wanted(record["Config"], record["HostConfig"])
-        gateway = self._gateway_network(settings["Networks"])
-        primary = settings["Networks"][gateway] if gateway else None
-        if not ports or primary is None or not primary.get("IPAddress"):
+        """NetworkSettings.Ports: the host ports held toward the gateway endpoint."""
+        ports, gateway = wanted(record["Config"], record["HostConfig"]), self._gateway_endpoint(record)
+        if not ports or gateway is None:
             return
-        network = self.networks.resolve(primary["NetworkID"])
-        if network["Internal"]:
-            return  # as Docker: ports are published through the gateway endpoint, none on internal networks
-        default_ip = network["Options"].get(OPT_HOST_IP) or "0.0.0.0"
-        result: dict[str, list[dict[str, str]] | None] = {}
-        rules: list[PortRule] = []
         try:
-            for key, bindings in ports.items():
-                result[key] = None if bindings is None else []
-                port, proto = split_key(key)
-                for b in bindings or []:
-                    target = (primary["IPAddress"], port, network["_Bridge"])
-                    rules.append(self._hold(proto, b.get("HostIp") or default_ip, b.get("HostPort") or "", *target))
-                    if not b.get("HostIp") and default_ip == "0.0.0.0" and ipv6_available():
-                        with contextlib.suppress(PortError):
-                            rules.append(self._hold(proto, "::", str(rules[-1].host_port), *target))
-                    result[key] = [{"HostIp": r.host_ip, "HostPort": str(r.host_port)} for r in rules
-                                   if (r.container_port, r.proto) == (port, proto)]
+            record["NetworkSettings"]["Ports"] = self.ports.publish(record["ID"], ports, *gateway)
         except PortError as e:
-            self._release(rules)
-            raise ContainerError(f"driver failed programming external connectivity on endpoint "
-                                 f"{record['Name'].lstrip('/')} ({primary['EndpointID']}): {e}") from None
-        settings["Ports"] = result
-        self.networks.set_ports(record["ID"], rules)
-
-    def _hold(self, proto: str, host_ip: str, host_port: str, ip: str, port: int, bridge_name: str) -> PortRule:
-        """Reserve one host port for ip:port; a proxy serves it where NAT does not (IPv6, no iptables)."""
-        host_ip, number, sock = self.networks.ports.reserve(proto, host_ip, host_port)
-        if self.networks.firewall is None or ":" in host_ip:
-            self._proxies[(proto, host_ip, number)] = Proxy(sock, proto, (ip, port))
-        return PortRule(proto, host_ip, number, ip, port, bridge_name)
-
-    def _unpublish(self, cid: str) -> None:
-        """Give back the container's host ports and drop its rules."""
-        self._release(self.networks.port_rules(cid))
-        self.networks.set_ports(cid, [])
-
-    def _release(self, rules: list[PortRule]) -> None:
-        for rule in rules:
-            where = (rule.proto, rule.host_ip, rule.host_port)
-            proxy = self._proxies.pop(where, None)
-            if proxy is not None:
-                proxy.close()
-            self.networks.ports.release(*where)
+            raise publish_error(record["Name"].lstrip("/"), gateway[0]["EndpointID"], e) from None
 
     # -- /etc/hosts and /etc/resolv.conf --------------------------------------------------------------
 
+    def _host_gateway(self) -> str:
+        """What --add-host's "host-gateway" stands for: the default bridge's gateway address."""
+        return ipv4_config(self.networks.resolve("bridge"))["Gateway"]
+
     def _write_files(self, record: Record) -> None:
-        config, hc = record["Config"], record["HostConfig"]
-        primary = next((ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values()
+        address = next((ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values()
                         if ep.get("IPAddress")), None)
-        gateway = ipv4_config(self.networks.resolve("bridge"))["Gateway"]
-        extra = [*(hc.get("ExtraHosts") or []), *self._legacy_links(record)]
-        etcfiles.write_atomic(record["HostsPath"], etcfiles.hosts_file(
-            config.get("Hostname") or record["ID"][:12], config.get("Domainname") or "", extra,
-            primary or "127.0.0.1", host_gateway=gateway))
-        if self._user_networks(record):
-            etcfiles.write_atomic(record["ResolvConfPath"], internal_resolv_conf(hc))
+        resolvfiles.write(record, address, self._host_gateway(), self._legacy_links(record),
+                          self._user_networks(record))
 
     def _legacy_links(self, record: Record) -> list[str]:
         """--link name:alias on the default bridge: "alias id12 name:ip" entries for /etc/hosts (the
@@ -355,26 +303,6 @@ class ContainerNetworking:
             names = dict.fromkeys([alias.rpartition("/")[2] or name, target["ID"][:12], target["Name"].lstrip("/")])
             entries.append(f"{' '.join(names)}:{address}")
         return entries
-
-    def _use_internal_resolver(self, record: Record) -> None:
-        """A running container's resolv.conf pointed at the embedded DNS (rewritten in place: the
-        file is bind-mounted, a rename would not reach the container)."""
-        text = internal_resolv_conf(record["HostConfig"])
-        with open(record["ResolvConfPath"], "r+") as f:
-            if f.read() != text:
-                f.seek(0)
-                f.write(text)
-                f.truncate()
-
-    def _write_host_files(self, record: Record) -> None:
-        """On the host's network: the host's /etc/hosts (plus --add-host) and resolv.conf (its
-        loopback resolvers work here), unless --dns* override it."""
-        hc = record["HostConfig"]
-        gateway = ipv4_config(self.networks.resolve("bridge"))["Gateway"]
-        extra = "".join(line + "\n" for line in etcfiles.extra_host_lines(hc.get("ExtraHosts"), gateway))
-        etcfiles.write_atomic(record["HostsPath"], _read("/etc/hosts") + extra)
-        if not (hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")):
-            etcfiles.write_atomic(record["ResolvConfPath"], _read(etcfiles.HOST_RESOLV_CONF))
 
     # -- running containers ---------------------------------------------------------------------------
 
@@ -406,7 +334,7 @@ class ContainerNetworking:
                 raise
             if self._user_networks(record):
                 self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
-                self._use_internal_resolver(record)
+                resolvfiles.use_internal_resolver(record)
         self.containers.save(record)
 
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
@@ -429,7 +357,7 @@ class ContainerNetworking:
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         for ep in self.networks.store.endpoints(network_id=network["Id"], container_id=record["ID"]):
             if any(p.bridge == network["_Bridge"] for p in self.networks.port_rules(record["ID"])):
-                self._unpublish(record["ID"])
+                self.ports.unpublish(record["ID"])
                 settings["Ports"] = {}
             self._detach(ep)
         del settings["Networks"][network["Name"]]
@@ -445,15 +373,14 @@ class ContainerNetworking:
         that no longer run go; running ones get their ports, rules and resolver back."""
         running = {r["ID"]: r for r in self.containers.all() if r["State"]["Running"] and r.get("NetworkSettings")}
         for ep in self.networks.store.endpoints():
-            if ep["ContainerID"] not in running:
+            network = self.networks.store.get(ep["NetworkID"])
+            if ep["ContainerID"] not in running or network is None:
                 self._detach(ep)
             elif ep["DNSNames"]:
-                self._names.setdefault(ep["NetworkID"], {})[ep["ContainerID"]] = (
-                    [n.lower() for n in ep["DNSNames"]], ep["IPAddress"], ep["Name"])
-                settings = running[ep["ContainerID"]]["NetworkSettings"]["Networks"]
-                for ep_settings in settings.values():
-                    if ep_settings.get("NetworkID") == ep["NetworkID"]:
-                        self._links[(ep["ContainerID"], ep["NetworkID"])] = links_of(ep_settings)
+                record = running[ep["ContainerID"]]
+                ep_settings = record["NetworkSettings"]["Networks"].get(network["Name"]) or {}
+                self.names.add(network["Id"], network["Name"], ep["ContainerID"],
+                               Member(ep["DNSNames"], ep["IPAddress"], ep["Name"]), _links(record, ep_settings, network))
         if os.path.isdir(self.sandbox_dir):
             keep = {cid[:12] for cid in running}
             for entry in os.listdir(self.sandbox_dir):
@@ -462,84 +389,18 @@ class ContainerNetworking:
         for record in running.values():
             settings = record["NetworkSettings"]
             try:
-                self._restore_ports(record)
+                gateway = self._gateway_endpoint(record)
+                if gateway is not None:
+                    self.ports.restore(record["ID"], settings.get("Ports") or {}, *gateway)
                 if self._user_networks(record) and settings.get("SandboxKey"):
                     self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
-            except (ContainerError, OSError):
-                continue  # its exit will be noticed and clean up
+            except (ContainerError, OSError, PortError) as e:
+                log.warning("restoring the network of %s: %s", record["ID"][:12], e)
         self.networks.apply_firewall()
 
-    def _restore_ports(self, record: Record) -> None:
-        ports, settings = record["NetworkSettings"].get("Ports") or {}, record["NetworkSettings"]
-        gateway = self._gateway_network(settings["Networks"])
-        primary = settings["Networks"][gateway] if gateway else None
-        if primary is None or not primary.get("IPAddress"):
-            return
-        bridge_name = self.networks.resolve(primary["NetworkID"])["_Bridge"]
-        rules = []
-        for key, bindings in ports.items():
-            port, proto = split_key(key)
-            rules += [self._hold(proto, b["HostIp"], b["HostPort"], primary["IPAddress"], port, bridge_name)
-                      for b in bindings or []]
-        self.networks.set_ports(record["ID"], rules)
 
-    # -- the embedded DNS's callbacks (its thread; no blocking) ---------------------------------------
-
-    def _peers(self, key: str) -> list[tuple[str, dict[str, tuple[list[str], str, str]], dict[str, str]]]:
-        """(network name, names on it, key's links there) for each user-defined network of key."""
-        with self._lock:
-            out = []
-            for network_id, members in self._names.items():
-                if key in members:
-                    with contextlib.suppress(NotFound):
-                        out.append((self.networks.resolve(network_id)["Name"], dict(members),
-                                    self._links.get((key, network_id), {})))
-            return out
-
-    def _resolve(self, key: str, name: str) -> list[str] | None:
-        name = name.rstrip(".").lower()
-        found: list[str] = []
-        for network_name, members, links in self._peers(key):
-            suffix = "." + network_name.lower()
-            target = name[:-len(suffix)] if name.endswith(suffix) else name
-            target = links.get(target, target)
-            found += [ip for names, ip, _ in members.values() if target in names and ip not in found]
-        return found or None
-
-    def _reverse(self, key: str, ip: str) -> str | None:
-        for network_name, members, _ in self._peers(key):
-            for _, address, container in members.values():
-                if address == ip:
-                    return f"{container}.{network_name}"
-        return None
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def links_of(ep_settings: dict[str, Any]) -> dict[str, str]:
-    """An endpoint's --link entries ("name:alias", or "name") as {alias: container name}, lower-cased."""
-    out = {}
-    for link in ep_settings.get("Links") or []:
-        name, _, alias = link.partition(":")
-        out[(alias or name).lower()] = name.lstrip("/").lower()
-    return out
-
-
-def internal_resolv_conf(hc: dict[str, Any]) -> str:
-    """resolv.conf for a user-defined network: the embedded resolver, the host's (or the
-    container's) search domains and options, ndots:0 unless an ndots is given (as Docker)."""
-    text = etcfiles.resolv_conf(_read(etcfiles.HOST_RESOLV_CONF), [INTERNAL_RESOLVER], hc.get("DnsSearch"), hc.get("DnsOptions"))
-    if "ndots:" in text:
-        return text
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("options "):
-            lines[i] = line + " ndots:0"
-            return "\n".join(lines) + "\n"
-    return text + "options ndots:0\n"
+def _links(record: Record, ep_settings: Record, network: Record) -> list[str]:
+    """The --link entries of an endpoint; those given at create (HostConfig.Links) act on the
+    container's own network."""
+    own = record["HostConfig"]["NetworkMode"] in (network["Name"], network["Id"])
+    return [*(ep_settings.get("Links") or []), *((record["HostConfig"].get("Links") or []) if own else [])]
