@@ -268,6 +268,12 @@ def test_ephemeral_ports_and_publish_all(daemon: Dockyardd) -> None:
     low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
     assert all(low <= int(ports[k][0]["HostPort"]) <= high for k in ports)
     assert http_get(f"http://127.0.0.1:{ports['80/tcp'][0]['HostPort']}/") == f"hello from {cid[:12]}\n"
+    # ranges: container ports onto host ports one by one; one port onto the first free of a host range
+    base = free_port()
+    ranged = inspect(daemon, ok(daemon, "run", "-d", "-p", f"127.0.0.1:{base}-{base + 1}:80-81", "-p",
+                                f"127.0.0.1:{base}-{base + 2}:82", "busybox", "sleep", "60").strip())
+    assert {k: v[0]["HostPort"] for k, v in ranged["NetworkSettings"]["Ports"].items()} == \
+        {"80/tcp": str(base), "81/tcp": str(base + 1), "82/tcp": str(base + 2)}
     # UDP (busybox has no UDP server: a socket of this test, bound inside the container's namespace)
     udp = free_port()
     ok(daemon, "run", "-d", "--name", "udp", "-p", f"127.0.0.1:{udp}:5000/udp", "busybox", "sleep", "60")
