@@ -14,7 +14,7 @@ def api_path(path: str) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the system, image, container, exec and network routes."""
-    from dockyard.api.routes import containers, execs, images, networks, system
-    for module in (system, images, containers, execs, networks):
+    """Register the system, image, container, exec, network and swarm routes."""
+    from dockyard.api.routes import containers, execs, images, networks, swarm, system
+    for module in (system, images, containers, execs, networks, swarm):
         app.router.add_routes(module.routes())
