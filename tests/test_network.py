@@ -458,6 +458,8 @@ def test_network_api_with_docker_py(daemon: Dockyardd) -> None:
             client.networks.get("nosuch")
         client.networks.create("unused")
         assert set(client.networks.prune()["NetworksDeleted"]) == {"pynet", "unused"}
+        assert client.api.leave_swarm(force=True) is True  # 503 "not part of a swarm", as dockerd
+        assert daemon.request("GET", "/v1.45/swarm")[0] == 503
     finally:
         client.close()
 
