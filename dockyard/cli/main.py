@@ -50,9 +50,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("volume", "list"): ("volume", "ls"), ("volume", "inspect"): ("volume", "inspect"),
     ("volume", "rm"): ("volume", "rm"), ("volume", "remove"): ("volume", "rm"),
     ("volume", "prune"): ("volume", "prune"),
+    ("port",): ("network", "port"), ("container", "port"): ("network", "port"),
+    **{("network", verb): ("network", verb) for verb in ("create", "ls", "inspect", "rm", "prune", "connect",
+                                                         "disconnect")},
+    ("network", "list"): ("network", "ls"), ("network", "remove"): ("network", "rm"),
 }
-GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker",
-          "volume": "Manage volumes"}
+GROUPS = {"image": "Manage images", "container": "Manage containers", "network": "Manage networks",
+          "system": "Manage Docker", "volume": "Manage volumes"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -70,12 +74,13 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage dockyard
   volume      Manage volumes
 
 Commands:
   attach, commit, cp, create, diff, events, export, history, import, inspect, kill, load, logs,
-  pause, rename, restart, rm, rmi, save, start, stats, stop, tag, top, unpause, wait
+  pause, port, rename, restart, rm, rmi, save, start, stats, stop, tag, top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)

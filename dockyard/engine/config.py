@@ -8,6 +8,7 @@ import importlib.metadata
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +34,11 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "data-root": str, "exec-root": str, "hosts": list, "pidfile": str, "debug": bool, "log-level": str,
     "log-driver": str, "log-opts": dict, "default-runtime": str, "runtimes": dict, "live-restore": bool,
     "insecure-registries": list, "default-ulimits": dict,
+    "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool,
     "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
 }
 FLAG_KEYS = ("hosts", "data-root", "exec-root", "pidfile", "debug", "log-level",
-             "tlsverify", "tlscacert", "tlscert", "tlskey")
+             "tlsverify", "tlscacert", "tlscert", "tlskey", "bridge", "bip", "default-address-pools", "iptables")
 
 
 class ConfigError(Exception):
@@ -78,6 +80,10 @@ class DaemonConfig:
     tlscacert: str = ""
     tlscert: str = ""
     tlskey: str = ""
+    bridge: str = ""  # "": dockyard0 for the default data root, dy<hash of the data root> for any other
+    bip: str = ""
+    default_address_pools: list[Any] = field(default_factory=list)
+    iptables: bool = True
 
     @property
     def image_root(self) -> str:
@@ -100,8 +106,23 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--tlscacert", help="trust certs signed only by this CA")
     p.add_argument("--tlscert", help="path to TLS certificate file")
     p.add_argument("--tlskey", help="path to TLS key file")
+    p.add_argument("-b", "--bridge", help="name of the default network's bridge (default dockyard0; "
+                   "dy<hash of the data root> for another data root, so that daemons side by side differ)")
+    p.add_argument("--bip", help="the default bridge's address and subnet (CIDR)")
+    p.add_argument("--default-address-pool", dest="default_address_pools", action="append",
+                   metavar="base=CIDR,size=N", help="default address pools for networks (repeatable)")
+    p.add_argument("--iptables", nargs="?", const=True, type=_flag_bool, default=None,
+                   help="program NAT and filtering with iptables (default true; false: userland proxy)")
     p.add_argument("-v", "--version", action="version", version=f"Dockyard version {ENGINE_VERSION}, build dockyardd")
     return p
+
+
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def load(argv: list[str] | None = None) -> DaemonConfig:
@@ -185,6 +206,13 @@ def validate(config: DaemonConfig) -> DaemonConfig:
         raise ConfigError(f"unable to parse logging level: {config.log_level}")
     if config.log_driver != "json-file":
         raise ConfigError(f"logging driver {config.log_driver!r} is not supported (json-file is)")
+    if config.bridge and not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", config.bridge):
+        raise ConfigError(f"invalid bridge name {config.bridge!r}: up to 15 letters, digits, '_', '.' or '-'")
+    if config.bip:
+        try:
+            ipaddress.IPv4Interface(config.bip)
+        except ValueError:
+            raise ConfigError(f"invalid --bip {config.bip!r}: an IPv4 address with its prefix is expected") from None
     tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
     if config.tlsverify:
         missing = [flag for flag, value in tls_files.items() if not value]

@@ -9,6 +9,8 @@ Data root layout::
     <data-root>/image-store/     ImageStore root (content/, image.db, snapshots/, locks/)
     <data-root>/containers.db    container records; <data-root>/containers/<id>/ their files
     <data-root>/volumes/         metadata.db (volumes, references, active mounts); <name>/_data each
+    <data-root>/networks.db      networks and endpoints (addresses in use)
+    <exec-root>/netns/<short id> a running container's network namespace (bind mount)
     <exec-root>/<id>/            a running container's shim state; <exec-root>/runtime/ the runtime's
     <exec-root>/dockyardd.pid    default pidfile (flock held while running)
     <exec-root>/dockyard.sock    default API socket
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import signal
@@ -31,15 +34,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dockyard.engine import runtimes
-from dockyard.engine.config import ConfigError, DaemonConfig, load
+from dockyard.engine.config import DEFAULT_DATA_ROOT, ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
 from dockyard.engine.containers.health import HealthMonitor
 from dockyard.engine.containers.store import Record
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
+from dockyard.engine.networks.endpoints import ContainerNetworking
+from dockyard.engine.networks.service import NetworkOptions, NetworkService
 from dockyard.engine.volumes import VolumeService
 from dockyard.image.store import ImageStore, UsedBy
+from dockyard.network import ipam
 
 log = logging.getLogger("dockyardd")
 WORKERS = 16
@@ -58,6 +64,7 @@ class Engine:
     containers: ContainerService
     execs: ExecService
     volumes: VolumeService
+    networks: NetworkService
     health: HealthMonitor | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -97,6 +104,18 @@ class Engine:
         attributes = {**labels, "image": record["Config"].get("Image") or record["Image"],
                       "name": record["Name"].lstrip("/"), **(extra or {})}
         self.events.publish("container", action, record["ID"], attributes)
+
+    def network_event(self, action: str, record: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+        """Publish a network event: name and type, then extra (the container for connect/disconnect)."""
+        self.events.publish("network", action, record["Id"],
+                            {"name": record["Name"], "type": record["Driver"], **(extra or {})})
+
+    def close(self) -> None:
+        """Release the services (containers keep running; with none running, bridges and rules go)."""
+        running = any(r["State"]["Running"] for r in self.containers.store.all())
+        self.containers.close()
+        self.containers.network.close()
+        self.networks.shutdown(running)
 
     def image_in_use(self, image_id: str) -> UsedBy | None:
         """The container using image_id, a running one first (rmi's conflicts)."""
@@ -160,21 +179,38 @@ def open_engine(config: DaemonConfig) -> Engine:
     store.repair()
     events = EventBus()
     volumes = VolumeService(config.data_root)
+    networks = NetworkService(config.data_root, network_options(config))
+    networks.startup()
     containers = ContainerService(config.data_root, store, config.exec_root, volumes=volumes,
                                   runtimes=runtimes.registry(config), default_runtime=config.default_runtime,
                                   log_config={"Type": config.log_driver, "Config": dict(config.log_opts)},
                                   default_ulimits=default_ulimits(config))
+    containers.network = ContainerNetworking(networks, containers.store, config.exec_root)
     engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
-                    containers, ExecService(containers), volumes)
+                    containers, ExecService(containers), volumes, networks)
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event
+    networks.on_event = engine.network_event
     volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)
     engine.health = HealthMonitor(containers, engine.execs, engine.container_event)
     containers.on_running = engine.health.update
     containers.reconcile()
+    containers.network.reconcile()
     records = containers.store.all()
     volumes.repair({r["ID"] for r in records}, {r["ID"] for r in records if r["State"]["Running"]})
     return engine
+
+
+def network_options(config: DaemonConfig) -> NetworkOptions:
+    """The network service's settings from the daemon's."""
+    try:
+        pools = tuple(ipam.parse_pool(p) if isinstance(p, str) else ipam.parse_pool(f"base={p['base']},size={p['size']}")
+                      for p in config.default_address_pools) or ipam.DEFAULT_POOLS
+    except (ipam.IPAMError, KeyError, TypeError) as e:
+        raise ConfigError(f"invalid default-address-pools: {e}") from None
+    bridge = config.bridge or ("dockyard0" if config.data_root == DEFAULT_DATA_ROOT
+                               else "dy" + hashlib.sha256(config.data_root.encode()).hexdigest()[:8])
+    return NetworkOptions(bridge, config.bip, pools, config.iptables)
 
 
 async def serve(engine: Engine) -> None:
@@ -217,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 engine.health.close()
             if not config.live_restore:
                 engine.containers.stop_all()
-            engine.containers.close()
+            engine.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()
     except (ConfigError, OSError) as e:

@@ -14,15 +14,17 @@ def api_path(path: str) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the system, image, container, exec and volume routes."""
+    """Register the system, image, container, exec, volume, network and swarm routes."""
     from dockyard.api.routes import (
         container_files,
         container_stats,
         containers,
         execs,
         images,
+        networks,
+        swarm,
         system,
         volumes,
     )
-    for module in (system, images, containers, container_stats, container_files, execs, volumes):
+    for module in (system, images, containers, container_stats, container_files, execs, volumes, networks, swarm):
         app.router.add_routes(module.routes())

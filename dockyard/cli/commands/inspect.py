@@ -1,5 +1,5 @@
-"""inspect: containers first, then images, then volumes (docker's lookup order), or only the
---type given."""
+"""inspect: containers first, then images, networks and volumes (docker's lookup order), or only
+the --type given."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dockyard.cli.flags import BOOL, STR, Command, Flag, UsageError
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
-TYPES = ("container", "image", "volume")
+TYPES = ("container", "image", "network", "volume")
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -23,7 +23,7 @@ def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
             try:
                 found.append(cli.client.inspect_container(name, opts.size) if kind == "container"
                              else cli.client.inspect_image(name) if kind == "image"
-                             else cli.client.call("GET", f"/volumes/{name}"))
+                             else cli.client.call("GET", f"/{kind}s/{name}"))
                 break
             except APIError as exc:
                 if exc.status != 404:

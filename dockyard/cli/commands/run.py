@@ -51,18 +51,27 @@ def parse_env(values: list[str], files: list[str]) -> list[str]:
 
 
 def parse_ports(values: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """-p [ip:][host:]container[/proto] → (ExposedPorts, PortBindings)."""
+    """-p [ip:][hostPort[-range]:]containerPort[-range][/proto] → (ExposedPorts, PortBindings); a
+    container range maps onto a host range of the same length, one port each."""
     exposed: dict[str, Any] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for value in values:
         spec, _, proto = value.partition("/")
         parts = spec.rsplit(":", 2)
-        container = parts[-1]
+        low, _, high = parts[-1].partition("-")
         host_port = parts[-2] if len(parts) > 1 else ""
-        host_ip = parts[0] if len(parts) > 2 else ""
-        key = f"{container}/{proto or 'tcp'}"
-        exposed[key] = {}
-        bindings.setdefault(key, []).append({"HostIp": host_ip.strip("[]"), "HostPort": host_port})
+        host_ip = parts[0].strip("[]") if len(parts) > 2 else ""
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise UsageError(f"invalid containerPort: {parts[-1]}")
+        container = range(int(low), int(high or low) + 1)
+        host_low, _, host_high = host_port.partition("-")
+        for i, number in enumerate(container):
+            key = f"{number}/{proto or 'tcp'}"
+            exposed[key] = {}
+            port = str(int(host_low) + i) if len(container) > 1 and host_low.isdigit() else host_port
+            if len(container) > 1 and host_high and int(host_high) - int(host_low) + 1 != len(container):
+                port = host_port
+            bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": port})
     return exposed, bindings
 
 
@@ -119,6 +128,10 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
     """The POST /containers/create body for run/create flags."""
     exposed, bindings = parse_ports(opts.publish)
     binds, anonymous = split_volumes(opts.volume)
+    network = opts.network or opts.net or "default"
+    for value in opts.expose:
+        number, _, proto = value.partition("/")
+        exposed[f"{number}/{proto or 'tcp'}"] = {}
     host: dict[str, Any] = {
         "Binds": binds or None, "Mounts": [parse_mount(m, ram_bytes) for m in opts.mount] or None,
         "VolumesFrom": opts.volumes_from or None, "VolumeDriver": opts.volume_driver or "", "AutoRemove": opts.rm, "Init": opts.init or None,
@@ -129,7 +142,9 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
         "ExtraHosts": opts.add_host or None, "PortBindings": bindings or None,
         "LogConfig": {"Type": opts.log_driver or "", "Config": _pairs(opts.log_opt)},
-        "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": opts.network or "default",
+        "RestartPolicy": parse_restart(opts.restart or "no"), "NetworkMode": network,
+        "PublishAllPorts": opts.publish_all, "Links": opts.link or None, "Dns": opts.dns or None, "DnsSearch": opts.dns_search or None,
+        "DnsOptions": opts.dns_option or None,
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
     }
     stdin = opts.interactive
@@ -143,6 +158,14 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
     }
     if (healthcheck := health_config(opts)) is not None:
         body["Healthcheck"] = healthcheck
+    endpoint: dict[str, Any] = {}
+    if opts.ip:
+        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+    if opts.network_alias:
+        endpoint["Aliases"] = opts.network_alias
+    if opts.mac_address:
+        endpoint["MacAddress"] = opts.mac_address
+    body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
     if opts.entrypoint is not None:
         body["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
     if opts.tty and sys.stdout.isatty():
@@ -296,7 +319,9 @@ PRIVILEGED = Flag("", "privileged", BOOL, "Give extended privileges to the comma
 CREATE_FLAGS = [
     Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
     Flag("", "cap-add", LIST, "Add Linux capabilities"), Flag("", "cap-drop", LIST, "Drop Linux capabilities"),
-    Flag("", "cpus", STR, "Number of CPUs"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
+    Flag("", "cpus", STR, "Number of CPUs"), Flag("", "dns", LIST, "Set custom DNS servers"),
+    Flag("", "dns-option", LIST, "Set DNS options"), Flag("", "dns-search", LIST, "Set custom DNS search domains"),
+    Flag("", "expose", LIST, "Expose a port or a range of ports"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
     Flag("", "health-cmd", STR, "Command to run to check health"),
     Flag("", "health-interval", STR, "Time between running the check (ms|s|m|h) (default 0s)"),
     Flag("", "health-retries", INT, "Consecutive failures needed to report unhealthy"),
@@ -307,12 +332,16 @@ CREATE_FLAGS = [
     Flag("", "no-healthcheck", BOOL, "Disable any container-specified HEALTHCHECK"),
     Flag("h", "hostname", STR, "Container host name"),
     Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
-    INTERACTIVE, Flag("l", "label", LIST, "Set meta data on a container"),
+    INTERACTIVE, Flag("", "ip", STR, "IPv4 address (e.g., 172.30.100.104)"),
+    Flag("l", "label", LIST, "Set meta data on a container"), Flag("", "link", LIST, "Add link to another container"),
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
+    Flag("", "mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("m", "memory", STR, "Memory limit"), Flag("", "mount", LIST, "Attach a filesystem mount to the container"), Flag("", "name", STR, "Assign a name to the container"),
-    Flag("", "network", STR, "Connect a container to a network"),
+    Flag("", "network", STR, "Connect a container to a network"), Flag("", "net", STR, "Alias of --network"),
+    Flag("", "network-alias", LIST, "Add network-scoped alias for the container"),
     Flag("", "pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"), PRIVILEGED,
     Flag("p", "publish", LIST, "Publish a container's port(s) to the host"),
+    Flag("P", "publish-all", BOOL, "Publish all exposed ports to random ports"),
     Flag("", "pull", STR, "Pull image before running (\"always\", \"missing\", \"never\")", "missing"),
     Flag("", "read-only", BOOL, "Mount the container's root filesystem as read only"),
     Flag("", "restart", STR, "Restart policy to apply when a container exits"),

@@ -8,6 +8,7 @@ import os
 from dockyard.engine.containers.errors import InvalidParameter
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
+HOST_GATEWAY = "host-gateway"  # --add-host's stand-in for the default bridge's gateway address
 DEFAULT_NAMESERVERS = ["8.8.8.8", "8.8.4.4"]  # Docker's fallback when the host has only local ones
 _LOCALHOST_LINES = (
     "127.0.0.1\tlocalhost",
@@ -29,12 +30,13 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
 
 
 def parse_extra_host(entry: str) -> tuple[str, str]:
-    """--add-host "name:ip" (or "name=ip") -> (name, ip)."""
+    """--add-host "name:ip" (or "name=ip", ip may be "host-gateway") -> (name, ip)."""
     sep = "=" if "=" in entry else ":"
     name, _, ip = entry.partition(sep)
     ip = ip.strip("[]")
     try:
-        ipaddress.ip_address(ip)
+        if ip != HOST_GATEWAY:
+            ipaddress.ip_address(ip)
     except ValueError:
         raise InvalidParameter(f"invalid IP address in add-host: {ip!r}") from None
     if not name:
@@ -42,12 +44,22 @@ def parse_extra_host(entry: str) -> tuple[str, str]:
     return name, ip
 
 
+def extra_host_lines(extra_hosts: list[str] | None, host_gateway: str | None = None) -> list[str]:
+    """--add-host entries as /etc/hosts lines ("host-gateway" as host_gateway, left out while unknown)."""
+    lines = []
+    for name, ip in map(parse_extra_host, extra_hosts or []):
+        ip = host_gateway if ip == HOST_GATEWAY else ip
+        if ip:
+            lines.append(f"{ip}\t{name}")
+    return lines
+
+
 def hosts_file(hostname: str, domainname: str = "", extra_hosts: list[str] | None = None,
-               address: str | None = "127.0.0.1") -> str:
-    """/etc/hosts: the localhost lines, --add-host entries, then the container's own name on
-    address (its network address; loopback until the container has a network of its own)."""
-    lines = list(_LOCALHOST_LINES)
-    lines += [f"{ip}\t{name}" for name, ip in map(parse_extra_host, extra_hosts or [])]
+               address: str | None = "127.0.0.1", host_gateway: str | None = None) -> str:
+    """/etc/hosts: the localhost lines, --add-host entries ("host-gateway" as host_gateway, left
+    out while unknown), then the container's own name on address (its network address; loopback
+    until the container has a network of its own)."""
+    lines = [*_LOCALHOST_LINES, *extra_host_lines(extra_hosts, host_gateway)]
     if address:
         names = f"{hostname}.{domainname} {hostname}" if domainname else hostname
         lines.append(f"{address}\t{names}")

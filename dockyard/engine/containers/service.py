@@ -57,10 +57,11 @@ class ContainerService:
 
     def __init__(self, data_root: str, image_store: Any, exec_root: str, volumes: VolumeService | None = None,
                  runtimes: dict[str, Runtime] | None = None, default_runtime: str = runtimes_mod.DEFAULT,
-                 log_config: dict[str, Any] | None = None, default_ulimits: list[dict[str, Any]] | None = None
-                 ) -> None:
+                 log_config: dict[str, Any] | None = None, default_ulimits: list[dict[str, Any]] | None = None,
+                 network: Any = None) -> None:
         self.images = image_store
         self.volumes = volumes or VolumeService(data_root)
+        self.network = network  # engine.networks.endpoints.ContainerNetworking; None: loopback only
         self.store = ContainerStore(data_root)
         self.exec_root = exec_root
         self.runtimes = runtimes or {runtimes_mod.DEFAULT: Runtime(runtimes_mod.DEFAULT, runtimes_mod.own_runtime())}
@@ -171,6 +172,10 @@ class ContainerService:
         hc["Runtime"] = hc.get("Runtime") or self.default_runtime
         if hc["Runtime"] not in self.runtimes:
             raise InvalidParameter(f"unknown or invalid runtime name: {hc['Runtime']}")
+        if self.network is not None:
+            network_settings = self.network.prepare(merged, hc, body.get("NetworkingConfig"))
+        elif hc["NetworkMode"] not in ("default", "bridge", "none", "host"):
+            raise InvalidParameter(f"network {hc['NetworkMode']} not found")
         planned = mounts.plan(merged, hc, lambda ref: self._record(ref)["Mounts"] or [])
         cid = new_id()
         merged["Hostname"] = merged.get("Hostname") or cid[:12]
@@ -184,6 +189,8 @@ class ContainerService:
             "HostnamePath": os.path.join(directory, "hostname"), "HostsPath": os.path.join(directory, "hosts"),
             "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
         }
+        if self.network is not None:
+            record["NetworkSettings"] = network_settings
         os.makedirs(os.path.join(directory, "rootfs"), mode=0o700)
         try:
             points = self.volumes.attach(cid, planned)
@@ -218,8 +225,6 @@ class ContainerService:
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
         hc["NetworkMode"] = hc.get("NetworkMode") or "default"
-        if hc["NetworkMode"] not in ("default", "bridge", "none", "host"):
-            raise InvalidParameter(f"network {hc['NetworkMode']} not found")
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -245,8 +250,9 @@ class ContainerService:
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
             mounts.make_bind_sources(record["HostConfig"])
             self.volumes.activate(cid, record["Mounts"], announce=True)
+            netns = self.network.setup(record) if self.network is not None else None
             oci = spec.build_spec(cid, record["Config"], self._with_default_ulimits(record["HostConfig"]), rootfs,
-                                  etc, record["Mounts"])
+                                  etc, record["Mounts"], netns)
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
@@ -262,6 +268,8 @@ class ContainerService:
         except BaseException as e:
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._delete_runtime_state(cid)
+            if self.network is not None:
+                self.network.teardown(record)
             unmount(rootfs)
             self.volumes.deactivate(cid, announce=True)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
@@ -324,6 +332,8 @@ class ContainerService:
             code = int(result.get("exit_code", 255))
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
             self._delete_runtime_state(cid)
+            if self.network is not None:
+                self.network.teardown(record)
             unmount(self._rootfs(cid))
             self.volumes.deactivate(cid, announce=True)
             state = record["State"]
@@ -566,8 +576,10 @@ class ContainerService:
 
     def _destroy(self, cid: str, volumes: bool = False) -> None:
         """Delete every trace of a container: runtime state, mounts, snapshot, files, record,
-        volume references (and its anonymous volumes when volumes)."""
+        network endpoints, volume references (and its anonymous volumes when volumes)."""
         self._delete_runtime_state(cid)
+        if self.network is not None:
+            self.network.forget(cid)
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)

@@ -86,14 +86,14 @@ def cgroups_path(cid: str, host_config: dict[str, Any]) -> str:
     return f"/{parent.strip('/')}/{cid}"
 
 
-def _namespaces(hc: dict[str, Any]) -> list[dict[str, str]]:
+def _namespaces(hc: dict[str, Any], netns: str | None) -> list[dict[str, str]]:
     kinds = ["mount"]
     for kind, key in (("network", "NetworkMode"), ("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode")):
         if hc.get(key) != "host":
             kinds.append(kind)
     if hc.get("CgroupnsMode") == "private":
         kinds.append("cgroup")
-    return [{"type": k} for k in kinds]
+    return [{"type": k, "path": netns} if k == "network" and netns else {"type": k} for k in kinds]
 
 
 def workdir(rootfs: str, path: str) -> str:
@@ -104,10 +104,12 @@ def workdir(rootfs: str, path: str) -> str:
 
 
 def build_spec(cid: str, config: dict[str, Any], hc: dict[str, Any], rootfs: str,
-               etc_files: dict[str, str], points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               etc_files: dict[str, str], points: list[dict[str, Any]] | None = None,
+               netns: str | None = None) -> dict[str, Any]:
     """The OCI config for a container whose (merged) Config and HostConfig are given, with its
     MountPoints (sources resolved); rootfs is mounted already (the user is looked up in it and
-    the working directory created)."""
+    the working directory created). netns: the network namespace prepared for it (None: a fresh
+    one with only lo, brought up by a hook)."""
     path, args = path_and_args(config)
     argv = [path, *args]
     user_mounts = mounts.oci_mounts(points or [], hc)
@@ -139,13 +141,13 @@ def build_spec(cid: str, config: dict[str, Any], hc: dict[str, Any], rootfs: str
         "linux": {
             "cgroupsPath": cgroups_path(cid, hc),
             "resources": resources.linux_resources(hc),
-            "namespaces": _namespaces(hc),
+            "namespaces": _namespaces(hc, netns),
             "sysctl": dict(hc.get("Sysctls") or {}),
         },
     }
     if config.get("Domainname"):
         spec["domainname"] = config["Domainname"]
-    if hc.get("NetworkMode") != "host":
+    if hc.get("NetworkMode") != "host" and not netns:
         spec["hooks"] = {"createRuntime": [loopback_hook(sys.executable, PROJECT_ROOT)]}
     security.apply(spec, hc)
     return spec

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.engine.networks import views as network_views
 from dockyard.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -29,11 +30,7 @@ def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
         "RestartCount": r.get("RestartCount", 0), "Driver": driver, "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": r["HostConfig"],
         "GraphDriver": {"Name": driver, "Data": None}, "Mounts": r.get("Mounts") or [], "Config": r["Config"],
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-                            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}},
+        "NetworkSettings": network_views.public(r.get("NetworkSettings") or network_views.network_settings({})),
     }
 
 
@@ -64,11 +61,14 @@ def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | Non
     path_args = " ".join([record["Path"], *record["Args"]])
     out = {
         "Id": record["ID"], "Names": [record["Name"]], "Image": image_name, "ImageID": record["Image"],
-        "Command": path_args, "Created": _epoch(record["Created"]), "Ports": [],
+        "Command": path_args, "Created": _epoch(record["Created"]),
+        "Ports": network_views.port_list((record.get("NetworkSettings") or {}).get("Ports") or {}),
         "Labels": record["Config"].get("Labels") or {}, "State": record["State"]["Status"],
         "Status": status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": record.get("Mounts") or [],
+        "NetworkSettings": {"Networks": network_views.public(record.get("NetworkSettings") or
+                                                             network_views.network_settings({}))["Networks"]},
+        "Mounts": record.get("Mounts") or [],
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
@@ -101,6 +101,12 @@ def check_filters(filters: dict[str, list[str]]) -> None:
                     raise InvalidParameter(f"Unrecognised filter value for health: {v}")
 
 
+def _port_key(value: str) -> str:
+    """"80" → "80/tcp" (filters name ports as ExposedPorts keys)."""
+    port, _, proto = value.partition("/")
+    return f"{port}/{proto or 'tcp'}"
+
+
 def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:
     """Whether a record passes the filters (values of one key are OR-ed, keys AND-ed, as Docker)."""
     tests = {
@@ -112,7 +118,15 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
         "exited": lambda v: record["State"]["Status"] == "exited" and str(record["State"]["ExitCode"]) == v,
         "ancestor": lambda v: image_ids.get(v) == record["Image"] or record["Config"].get("Image") == v,
         "volume": lambda v: any(v in (m.get("Name") or m["Source"], m["Destination"]) for m in record.get("Mounts") or []),
+        "network": lambda v: any(v in (name, ep.get("NetworkID")) for name, ep in networks.items()),
+        "publish": lambda v: _port_key(v) in published,
+        "expose": lambda v: _port_key(v) in exposed,
     }
+    settings = record.get("NetworkSettings") or {}
+    networks = settings.get("Networks") or {}
+    published = {f"{b['HostPort']}/{key.partition('/')[2]}" for key, bindings in (settings.get("Ports") or {}).items()
+                 for b in bindings or []}
+    exposed = set(record["Config"].get("ExposedPorts") or {}) | set(settings.get("Ports") or {})
     for key, values in filters.items():
         test = tests.get(key)
         if test and values and not any(test(v) for v in values):

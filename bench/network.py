@@ -1,0 +1,251 @@
+"""Networking figures of dockyardd, side by side with Docker when dockerd is installed.
+
+Both engines run at once and every measurement alternates between them round by round, so load
+from elsewhere on the machine hits both alike.
+1. What network setup adds to `docker run -d`: the median wall time of `run -d busybox sleep`
+   on a user-defined network (and dockyard's default bridge) minus the same with
+   `--network host` (no namespace, no veth, no address); for dockyard also the median of the
+   setup times its daemon logs (--debug), the figure itself, free of `run`'s noise.
+2. Host → published port: a busybox httpd in a container on a user-defined network with
+   `-p PORT:80`; from the host, over 127.0.0.1:PORT, the throughput of GETs of a large file
+   (MB/s, median of --gets) and the latency of a fresh connection plus a GET of a tiny file
+   (median and p90 of --requests), and of the TCP connect alone.
+Docker runs as a private dockerd (bench/shim_rss.py's, `--bridge none`, with its userland proxy
+on: that is Docker's path for 127.0.0.1 in its default configuration). Needs root; removes every
+container, network, daemon and temp file it made, also on failure.
+
+    .venv/bin/python bench/network.py [--runs 15] [--mb 64] [--gets 8] [--requests 300] [--no-peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import load_average, make_busybox_rootfs, raise_on_termination
+from shim_rss import IMAGE, Docker, Skip
+
+from tests.daemon import Dockyardd, busybox_archive
+
+SERVE = "mkdir -p /w && dd if=/dev/zero of=/w/big bs=1M count={mb} 2>/dev/null && echo hi > /w/small && " \
+        "exec httpd -f -p 80 -h /w"
+NETWORK = "dy-bench-net"
+SERVER = "dy-bench-web"
+
+
+@dataclass
+class Engine:
+    """One engine under test: its CLI, image, the modes to time, and the samples gathered."""
+
+    name: str
+    docker: Callable[..., str]
+    image: str
+    modes: dict[str, str]
+    port: int = 0
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, key: str, value: float) -> None:
+        self.samples.setdefault(key, []).append(value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def get(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        size = 0
+        while chunk := resp.read(1 << 20):
+            size += len(chunk)
+        return size
+    finally:
+        conn.close()
+
+
+def connect(port: int) -> None:
+    with socket.socket() as s:
+        s.connect(("127.0.0.1", port))
+
+
+def wait_serving(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            if get(port, "/small") == 3:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing serves 127.0.0.1:{port}")
+        time.sleep(0.2)
+
+
+def remove_containers(engine: Engine) -> None:
+    ids = engine.docker("ps", "-aq").split()
+    if ids:
+        engine.docker("rm", "-f", *ids)
+
+
+def measure(engines: list[Engine], opts: argparse.Namespace) -> None:
+    """Every figure, alternating between engines."""
+    for i in range(opts.runs + 2):
+        for engine in engines:
+            for label, mode in engine.modes.items():
+                spent = timed(lambda e=engine, m=mode: e.docker("run", "-d", "--network", m, e.image, "sleep", "600"))
+                if i >= 2:  # warm-up rounds
+                    engine.add(f"run -d {label} ms", spent * 1000)
+            remove_containers(engine)
+    for engine in engines:
+        engine.port = free_port()
+        engine.docker("run", "-d", "--name", SERVER, "--network", NETWORK, "-p", f"{engine.port}:80", engine.image,
+                      "sh", "-c", SERVE.format(mb=opts.mb))
+        wait_serving(engine.port)
+    for _ in range(opts.gets):
+        for engine in engines:
+            engine.add("MB/s", opts.mb * (1 << 20) / 1e6 / timed(lambda e=engine: get(e.port, "/big")))
+    for _ in range(opts.requests):
+        for engine in engines:
+            engine.add("GET ms", timed(lambda e=engine: get(e.port, "/small")) * 1000)
+            engine.add("connect ms", timed(lambda e=engine: connect(e.port)) * 1000)
+
+
+@contextlib.contextmanager
+def dockyard(tmp: Path) -> Iterator[tuple[Engine, Dockyardd]]:
+    tmp.mkdir(parents=True)
+    archive = busybox_archive(tmp)
+    with Dockyardd("--debug") as daemon:
+        def cli(*args: str) -> str:
+            proc = daemon.docker(*args)
+            if proc.returncode:
+                raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr}")
+            return proc.stdout
+        cli("load", "-i", str(archive))
+        cli("network", "create", NETWORK)
+        engine = Engine("dockyard", cli, "busybox", {"host": "host", "user network": NETWORK, "bridge": "bridge"})
+        try:
+            yield engine, daemon
+        finally:
+            remove_containers(engine)
+            cli("network", "rm", NETWORK)
+
+
+class DockerWithProxy(Docker):
+    """bench/shim_rss.py's private dockerd, with the userland proxy that publishes ports."""
+
+    def dockerd_argv(self) -> list[str]:
+        return [arg if arg != "--userland-proxy=false" else "--userland-proxy=true" for arg in super().dockerd_argv()]
+
+    def up(self, k: int = 0) -> list[int]:
+        self.tmp.mkdir(parents=True)
+        (self.tmp / "daemon.json").write_text("{}")
+        with open(self.tmp / "dockerd.log", "wb") as log:
+            self.proc = subprocess.Popen(self.dockerd_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+        self.wait_ready()
+        self.docker("import", str(self.image_tarball()), IMAGE)
+        self.docker("network", "create", NETWORK)
+        return []
+
+    def down(self) -> list[str]:
+        if self.proc and self.proc.poll() is None:
+            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "network", "rm", NETWORK], capture_output=True,
+                           env=self.env)
+        return super().down()
+
+
+@contextlib.contextmanager
+def docker(tmp: Path, wanted: bool) -> Iterator[Engine | None]:
+    if not wanted:
+        yield None
+        return
+    try:
+        peer = DockerWithProxy(tmp, make_busybox_rootfs(tmp / "template" / "rootfs"))
+    except Skip as why:
+        print(f"# docker skipped: {why}")
+        yield None
+        return
+    try:
+        peer.up()
+        engine = Engine("docker", peer.docker, IMAGE, {"host": "host", "user network": NETWORK})
+        try:
+            yield engine
+        finally:
+            remove_containers(engine)
+    except Skip as why:
+        print(f"# docker skipped: {why}")
+        yield None
+    finally:
+        for problem in peer.down():
+            print(f"# docker cleanup: {problem}", file=sys.stderr)
+
+
+def report(engines: list[Engine], daemon_log: str) -> None:
+    for engine in engines:
+        runs = engine.samples
+        engine.add("setup user ms", statistics.median(runs["run -d user network ms"])
+                   - statistics.median(runs["run -d host ms"]))
+        if "run -d bridge ms" in runs:
+            engine.add("setup bridge ms", statistics.median(runs["run -d bridge ms"])
+                       - statistics.median(runs["run -d host ms"]))
+    spent = [float(m) for m in re.findall(r"network setup of \w+: ([0-9.]+) ms", daemon_log)]
+    engines[0].add("setup (daemon log) ms", statistics.median(spent))
+    print(f"{'figure':<24}" + "".join(f"{e.name:>12}" for e in engines))
+    for key in engines[0].samples:
+        cells = []
+        for e in engines:
+            values = sorted(e.samples.get(key, []))
+            cells.append(f"{statistics.median(values):>12.2f}" if values else f"{'-':>12}")
+        print(f"{key:<24}" + "".join(cells))
+        if key == "GET ms":
+            print(f"{'GET p90 ms':<24}" + "".join(
+                f"{sorted(e.samples[key])[int(len(e.samples[key]) * 0.9)]:>12.2f}" for e in engines))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=15, help="run -d rounds per network mode (default 15)")
+    p.add_argument("--mb", type=int, default=64, help="size of the file fetched for throughput (default 64)")
+    p.add_argument("--gets", type=int, default=8, help="throughput GETs (default 8)")
+    p.add_argument("--requests", type=int, default=300, help="latency requests (default 300)")
+    p.add_argument("--no-peers", action="store_true", help="skip Docker")
+    opts = p.parse_args()
+    if os.geteuid() != 0:
+        print("network.py needs root", file=sys.stderr)
+        return 2
+    raise_on_termination()
+    tmp = Path(tempfile.mkdtemp(prefix="dy-bench-net-"))
+    try:
+        print(f"# {time.strftime('%Y-%m-%d %H:%M')}  cpus {os.cpu_count()}  load {load_average()}")
+        with dockyard(tmp / "dockyard") as (ours, daemon), docker(tmp / "docker", not opts.no_peers) as theirs:
+            engines = [ours, *([theirs] if theirs else [])]
+            measure(engines, opts)
+            report(engines, daemon.log.read_text())
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

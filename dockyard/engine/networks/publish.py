@@ -1,0 +1,89 @@
+"""Published ports of running containers: host ports held by the NetworkService's allocator, NAT
+rules in its firewall, and proxies where NAT does not reach (IPv6 bindings, --iptables=false).
+An unspecified host IP publishes on 0.0.0.0 and, on an IPv6 host, on [::] too (proxied to the
+container's IPv4 address), as Docker does."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from dockyard.engine.networks.errors import ContainerError
+from dockyard.engine.networks.service import OPT_HOST_IP, NetworkService
+from dockyard.network.firewall import PortRule
+from dockyard.network.ports import PortError, ipv6_available, split_key
+from dockyard.network.proxy import Proxy
+
+Ports = dict[str, list[dict[str, str]] | None]
+
+
+class Publisher:
+    """The ports of every container of one daemon."""
+
+    def __init__(self, networks: NetworkService) -> None:
+        self.networks = networks
+        self._proxies: dict[tuple[str, str, int], Proxy] = {}
+
+    def close(self) -> None:
+        """Stop the proxies (the daemon is going away)."""
+        for proxy in self._proxies.values():
+            proxy.close()
+
+    def publish(self, cid: str, wanted: Ports, endpoint: dict[str, Any], network: dict[str, Any]) -> Ports:
+        """Hold the host ports asked for (wanted: key -> bindings, None for exposed only) toward the
+        endpoint's address; NetworkSettings.Ports. PortError (nothing held) if one is taken."""
+        default_ip = network["Options"].get(OPT_HOST_IP) or "0.0.0.0"
+        result: Ports = {}
+        rules: list[PortRule] = []
+        try:
+            for key, bindings in wanted.items():
+                port, proto = split_key(key)
+                target = (endpoint["IPAddress"], port, network["_Bridge"])
+                for b in bindings or []:
+                    rules.append(self._hold(proto, b.get("HostIp") or default_ip, b.get("HostPort") or "", *target))
+                    if not b.get("HostIp") and default_ip == "0.0.0.0" and ipv6_available():
+                        with contextlib.suppress(PortError):
+                            rules.append(self._hold(proto, "::", str(rules[-1].host_port), *target))
+                result[key] = None if bindings is None else [
+                    {"HostIp": r.host_ip, "HostPort": str(r.host_port)} for r in rules
+                    if (r.container_port, r.proto) == (port, proto)]
+        except PortError:
+            self._release(rules)
+            raise
+        self.networks.set_ports(cid, rules)
+        return result
+
+    def restore(self, cid: str, ports: Ports, endpoint: dict[str, Any], network: dict[str, Any]) -> None:
+        """Hold again the ports a running container had (daemon restart)."""
+        rules = []
+        for key, bindings in ports.items():
+            port, proto = split_key(key)
+            rules += [self._hold(proto, b["HostIp"], b["HostPort"], endpoint["IPAddress"], port, network["_Bridge"])
+                      for b in bindings or []]
+        self.networks.set_ports(cid, rules)
+
+    def unpublish(self, cid: str) -> None:
+        """Give back the container's host ports and drop its rules."""
+        self._release(self.networks.port_rules(cid))
+        self.networks.set_ports(cid, [])
+
+    def _hold(self, proto: str, host_ip: str, host_port: str, ip: str, port: int, bridge_name: str) -> PortRule:
+        """Reserve one host port for ip:port; a proxy serves it where NAT does not."""
+        host_ip, number, sock = self.networks.ports.reserve(proto, host_ip, host_port)
+        if self.networks.firewall is None or ":" in host_ip:
+            self._proxies[(proto, host_ip, number)] = Proxy(sock, proto, (ip, port))
+        return PortRule(proto, host_ip, number, ip, port, bridge_name)
+
+    def _release(self, rules: list[PortRule]) -> None:
+        for rule in rules:
+            where = (rule.proto, rule.host_ip, rule.host_port)
+            proxy = self._proxies.pop(where, None)
+            if proxy is not None:
+                proxy.close()
+            self.networks.ports.release(*where)
+
+
+def publish_error(name: str, endpoint_id: str, error: PortError) -> ContainerError:
+    """Docker's text for a port that could not be published."""
+    return ContainerError(f"driver failed programming external connectivity on endpoint {name} ({endpoint_id}): "
+                          f"{error}")

@@ -1,0 +1,338 @@
+"""NetworkService: Docker's networks (the predefined bridge, host and none, and user-defined
+bridge networks) over the network library: records in networks.db, one Linux bridge each, the
+firewall chains rebuilt from the bridges and the published ports, host ports reserved here."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import logging
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.engine.networks import views
+from dockyard.engine.networks.errors import Conflict, Forbidden, InvalidParameter, NotFound, no_such_network
+from dockyard.engine.networks.store import NetworkStore, Record
+from dockyard.network import bridge, firewall, ipam
+from dockyard.network.firewall import BridgeRules, Firewall, PortRule
+from dockyard.network.netlink import Netlink
+from dockyard.network.ports import PortAllocator
+from dockyard.shim.logs import rfc3339nano
+
+log = logging.getLogger("dockyardd.networks")
+HOST_LOCK = "/run/lock/dockyard-network.lock"  # host-wide: subnet choice + bridge creation, across daemons
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_HOST_IP = "com.docker.network.bridge.host_binding_ipv4"
+OPT_MTU = "com.docker.network.driver.mtu"
+
+
+@dataclass
+class NetworkOptions:
+    """The daemon's network settings (dockerd's --bridge, --bip, --default-address-pool, --iptables)."""
+
+    bridge: str = "dockyard0"
+    bip: str = ""
+    pools: tuple[ipam.Pool, ...] = field(default=ipam.DEFAULT_POOLS)
+    iptables: bool = True
+
+
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """Serialise subnet choices with every dockyardd on this host (the kernel's routes are the truth)."""
+    os.makedirs(os.path.dirname(HOST_LOCK), exist_ok=True)
+    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def subnet_of(record: Record) -> ipaddress.IPv4Network | None:
+    """The network's IPv4 subnet (None for host and none)."""
+    for config in (record.get("IPAM") or {}).get("Config") or []:
+        if config.get("Subnet") and ":" not in config["Subnet"]:
+            return ipaddress.IPv4Network(config["Subnet"])
+    return None
+
+
+def ipv4_config(record: Record) -> dict[str, str]:
+    """The network's IPv4 IPAM config entry."""
+    return next(c for c in record["IPAM"]["Config"] if ":" not in c.get("Subnet", ""))
+
+
+def _option(record: Record, key: str) -> bool:
+    """A boolean driver option (true unless set false)."""
+    return record["Options"].get(key, "true").lower() in ("true", "1")
+
+
+class NetworkService:
+    """The networks of one daemon."""
+
+    def __init__(self, data_root: str, options: NetworkOptions | None = None) -> None:
+        self.options = options or NetworkOptions()
+        self.store = NetworkStore(data_root)
+        self.nl = Netlink()
+        self.firewall = Firewall(self.options.bridge) if self.options.iptables and firewall.available() else None
+        self.ports = PortAllocator()
+        self._port_rules: dict[str, list[PortRule]] = {}
+        self._lock = threading.RLock()
+        self.on_event: Callable[[str, Record, dict[str, str]], None] | None = None
+
+    def notify(self, action: str, record: Record, **extra: str) -> None:
+        """Publish a network event (create, destroy, connect, disconnect)."""
+        if self.on_event is not None:
+            self.on_event(action, record, extra)
+
+    # -- daemon start and stop ----------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """The predefined networks, every bridge up, the firewall rebuilt (crash leftovers go)."""
+        with contextlib.suppress(OSError):
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+                f.write("1")
+        with host_lock():
+            names = {r["Name"] for r in self.store.networks()}
+            if "bridge" not in names:
+                subnet = ipaddress.IPv4Interface(self.options.bip).network if self.options.bip \
+                    else ipam.choose_subnet(self.options.pools, self._taken())
+                gateway = ipaddress.IPv4Interface(self.options.bip).ip if self.options.bip else ipam.gateway_of(subnet)
+                self._add(self._default_bridge(subnet, gateway))
+            for name, driver in (("host", "host"), ("none", "null")):
+                if name not in names:
+                    self._add(self._record(name, driver, {"Driver": "default", "Options": None, "Config": None}))
+            for record in self.store.networks():
+                if record["Driver"] == "bridge":
+                    self._ensure_bridge(record)
+        self.apply_firewall()
+
+    def shutdown(self, containers_running: bool) -> None:
+        """Close; with no container left running, take the bridges and rules away (start puts them back)."""
+        try:
+            if not containers_running:
+                for record in self.store.networks():
+                    if record["Driver"] == "bridge":
+                        bridge.remove_bridge(self.nl, record["_Bridge"])
+                if self.firewall is not None:
+                    self.firewall.remove()
+        finally:
+            self.nl.close()
+            self.store.close()
+
+    # -- records --------------------------------------------------------------------------------------
+
+    def _record(self, name: str, driver: str, ipam_doc: dict[str, Any], **fields: Any) -> Record:
+        return {"Name": name, "Id": secrets.token_hex(32), "Created": rfc3339nano(), "Scope": "local",
+                "Driver": driver, "EnableIPv4": True, "EnableIPv6": False, "IPAM": ipam_doc, "Internal": False,
+                "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+                "Options": {}, "Labels": {}, **fields}
+
+    def _default_bridge(self, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address) -> Record:
+        options = {"com.docker.network.bridge.default_bridge": "true", OPT_ICC: "true", OPT_MASQUERADE: "true",
+                   OPT_HOST_IP: "0.0.0.0", OPT_BRIDGE_NAME: self.options.bridge, OPT_MTU: "1500"}
+        return self._record("bridge", "bridge", {"Driver": "default", "Options": None,
+                                                 "Config": [{"Subnet": str(subnet), "Gateway": str(gateway)}]},
+                            Options=options, _Bridge=self.options.bridge, _UserSubnet=False)
+
+    def _add(self, record: Record) -> None:
+        with self.store.tx() as db:
+            if not self.store.add(db, record):
+                raise Conflict(f"network with name {record['Name']} already exists")
+
+    def _taken(self) -> list[ipaddress.IPv4Network]:
+        """Subnets in use: the host's routes and addresses, and this daemon's networks."""
+        taken = self.nl.routes() + [iface.network for _, iface in self.nl.addresses()]
+        return taken + [s for s in map(subnet_of, self.store.networks()) if s is not None]
+
+    def _ensure_bridge(self, record: Record) -> None:
+        config = ipv4_config(record)
+        subnet = ipaddress.IPv4Network(config["Subnet"])
+        gateway = ipaddress.IPv4Interface(f"{config.get('Gateway') or ipam.gateway_of(subnet)}/{subnet.prefixlen}")
+        bridge.ensure_bridge(self.nl, record["_Bridge"], gateway, int(record["Options"].get(OPT_MTU) or 0))
+
+    def resolve(self, ref: str) -> Record:
+        """A network by full ID, name, or unique ID prefix (Docker's order)."""
+        records = self.store.networks()
+        for match in (lambda r: r["Id"] == ref, lambda r: r["Name"] == ref):
+            found = [r for r in records if match(r)]
+            if found:
+                return found[0]
+        found = [r for r in records if ref and r["Id"].startswith(ref)]
+        if len(found) > 1:
+            raise InvalidParameter(f"network {ref} is ambiguous ({len(found)} matches found based on ID prefix)")
+        if not found:
+            raise no_such_network(ref)
+        return found[0]
+
+    # -- API --------------------------------------------------------------------------------------------
+
+    def create(self, body: dict[str, Any]) -> Record:
+        """POST /networks/create: the new network's record."""
+        name = body.get("Name") or ""
+        if not name:
+            raise InvalidParameter("network name cannot be empty")
+        driver = body.get("Driver") or "bridge"
+        if driver in ("host", "null"):
+            raise Forbidden(f'only one instance of "{driver}" network is allowed')
+        if driver != "bridge":
+            raise NotFound(f'plugin "{driver}" not found')
+        if name in views.PREDEFINED:
+            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
+        ipam_in = body.get("IPAM") or {}
+        configs = [dict(c) for c in ipam_in.get("Config") or []]
+        v4 = [c for c in configs if ":" not in (c.get("Subnet") or "")]
+        if len(v4) > 1:
+            raise InvalidParameter("multiple IPv4 subnets are not supported")
+        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        for key in (OPT_ICC, OPT_MASQUERADE):
+            if options.get(key, "true").lower() not in ("true", "false", "1", "0"):
+                raise InvalidParameter(f"invalid value for {key}: {options[key]}")
+        if options.get(OPT_MTU) and not options[OPT_MTU].isdigit():
+            raise InvalidParameter(f"invalid value for {OPT_MTU}: {options[OPT_MTU]}")
+        with self._lock, host_lock():
+            if any(r["Name"] == name for r in self.store.networks()):
+                raise Conflict(f"network with name {name} already exists")
+            config = self._ipv4_config(v4[0] if v4 else {})
+            record = self._record(name, "bridge", {"Driver": ipam_in.get("Driver") or "default",
+                                                   "Options": ipam_in.get("Options"),
+                                                   "Config": [config, *[c for c in configs if c not in v4]]},
+                                  EnableIPv6=bool(body.get("EnableIPv6")), Internal=bool(body.get("Internal")),
+                                  Attachable=bool(body.get("Attachable")), Options=options,
+                                  Labels=dict(body.get("Labels") or {}), _UserSubnet=bool(v4 and v4[0].get("Subnet")))
+            record["_Bridge"] = options.get(OPT_BRIDGE_NAME) or f"br-{record['Id'][:12]}"
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", record["_Bridge"]):
+                raise InvalidParameter(f"invalid bridge name {record['_Bridge']!r}: up to 15 letters, digits, "
+                                       "'_', '.' or '-'")
+            if self.nl.exists(record["_Bridge"]):
+                raise Conflict(f"bridge name {record['_Bridge']} is already in use")
+            self._add(record)  # first: after a crash, start recreates a recorded bridge, never leaks one
+            try:
+                self._ensure_bridge(record)
+            except BaseException:
+                bridge.remove_bridge(self.nl, record["_Bridge"])
+                self.store.delete(record["Id"])
+                raise
+        self.apply_firewall()
+        self.notify("create", record)
+        return record
+
+    def _ipv4_config(self, wanted: dict[str, Any]) -> dict[str, str]:
+        """The IPv4 IPAM entry: the one asked for, checked, or a free subnet from the pools."""
+        try:
+            if not wanted.get("Subnet"):
+                if wanted.get("Gateway") or wanted.get("IPRange"):
+                    raise InvalidParameter("a subnet is needed with --gateway or --ip-range")
+                subnet = ipam.choose_subnet(self.options.pools, self._taken())
+                return {"Subnet": str(subnet), "Gateway": str(ipam.gateway_of(subnet))}
+            subnet = ipam.parse_subnet(wanted["Subnet"])
+        except ipam.IPAMError as e:
+            raise InvalidParameter(str(e)) from None
+        if any(s is not None and s.overlaps(subnet) for s in map(subnet_of, self.store.networks())):
+            raise Forbidden("invalid pool request: Pool overlaps with other one on this address space")
+        out = {"Subnet": str(subnet)}
+        if wanted.get("IPRange"):
+            try:
+                ip_range = ipaddress.IPv4Network(wanted["IPRange"])
+            except ValueError:
+                raise InvalidParameter(f"invalid ip-range {wanted['IPRange']}") from None
+            if not ip_range.subnet_of(subnet):
+                raise InvalidParameter(f"ip-range {ip_range} is not within subnet {subnet}")
+            out["IPRange"] = str(ip_range)
+        gateway = wanted.get("Gateway") or str(ipam.gateway_of(subnet))
+        try:
+            if ipaddress.IPv4Address(gateway) not in subnet:
+                raise InvalidParameter(f"gateway {gateway} is not within subnet {subnet}")
+        except ValueError:
+            raise InvalidParameter(f"invalid gateway address {gateway}") from None
+        out["Gateway"] = gateway
+        aux = dict(wanted.get("AuxiliaryAddresses") or {})
+        for host, address in aux.items():
+            try:
+                if ipaddress.IPv4Address(address) not in subnet:
+                    raise InvalidParameter(f"auxiliary address {host}={address} is not within subnet {subnet}")
+            except ValueError:
+                raise InvalidParameter(f"invalid auxiliary address {host}={address}") from None
+        if aux:
+            out["AuxiliaryAddresses"] = aux
+        return out
+
+    def list(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """GET /networks."""
+        used = {ep["NetworkID"] for ep in self.store.endpoints()}
+        out = [views.network(r, None) for r in self.store.networks() if views.matches(r, filters, r["Id"] in used)]
+        return sorted(out, key=lambda r: r["Name"])
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """GET /networks/{id}."""
+        record = self.resolve(ref)
+        return views.network(record, self.store.endpoints(network_id=record["Id"]))
+
+    def remove(self, ref: str) -> None:
+        """DELETE /networks/{id}."""
+        with self._lock:
+            record = self.resolve(ref)
+            if record["Name"] in views.PREDEFINED:
+                raise Forbidden(f"{record['Name']} is a pre-defined network and cannot be removed")
+            endpoints = self.store.endpoints(network_id=record["Id"])
+            if endpoints:
+                active = ", ".join(f'name:"{ep["Name"]}" id:"{ep["EndpointID"][:12]}"' for ep in endpoints)
+                raise Forbidden(f"error while removing network: network {record['Name']} has active endpoints "
+                                f"({active})")
+            bridge.remove_bridge(self.nl, record["_Bridge"])
+            self.store.delete(record["Id"])
+        self.apply_firewall()
+        self.notify("destroy", record)
+
+    def prune(self, filters: dict[str, list[str]]) -> list[str]:
+        """POST /networks/prune: every unused user-defined network passing the label/until filters."""
+        from dockyard.engine.containers.logs import parse_time
+        from dockyard.image import filters as flt
+
+        until = flt.timestamp(filters["until"][0]) if filters.get("until") else None
+        removed = []
+        for record in self.store.networks():
+            if record["Name"] in views.PREDEFINED or not flt.labels_pass(filters, record.get("Labels")):
+                continue
+            if until is not None and parse_time(record["Created"]) / 1e9 >= until:
+                continue
+            with contextlib.suppress(Forbidden, NotFound):
+                self.remove(record["Id"])
+                removed.append(record["Name"])
+        return removed
+
+    # -- published ports and the firewall ------------------------------------------------------------
+
+    def port_rules(self, cid: str) -> list[PortRule]:
+        """The port rules of one container."""
+        with self._lock:
+            return list(self._port_rules.get(cid, []))
+
+    def set_ports(self, cid: str, rules: list[PortRule]) -> None:
+        """The port rules of one container (none: forget it); the firewall follows."""
+        with self._lock:
+            before = self._port_rules.pop(cid, [])
+            if rules:
+                self._port_rules[cid] = rules
+            if before or rules:
+                self.apply_firewall()
+
+    def apply_firewall(self) -> None:
+        """Rebuild the firewall chains from the bridges and every published port."""
+        if self.firewall is None:
+            return
+        with self._lock:
+            bridges = [BridgeRules(r["_Bridge"], ipv4_config(r)["Subnet"], bool(r["Internal"]),
+                                   _option(r, OPT_ICC), _option(r, OPT_MASQUERADE))
+                       for r in self.store.networks() if r["Driver"] == "bridge"]
+            if not all(b.icc for b in bridges) and not firewall.filter_bridged_traffic():
+                log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
+            self.firewall.apply(bridges, [p for rules in self._port_rules.values() for p in rules
+                                          if ":" not in p.host_ip])  # IPv6 bindings go through the proxy

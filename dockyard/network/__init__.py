@@ -1,0 +1,1 @@
+"""Networking for containers: bridges, veth, IPAM, embedded DNS, port publishing."""

@@ -1,0 +1,93 @@
+"""The bridge driver's kernel work: a Linux bridge per network holding the gateway address, and
+per endpoint a veth pair from the bridge into a sandbox (a network namespace file)."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from dockyard.network import netns
+from dockyard.network.netlink import Netlink, NetlinkError
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+class NotABridge(OSError):
+    """A link of that name exists and is no bridge: it is never taken over, nor deleted."""
+
+
+def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> None:
+    """The bridge up with the gateway address; loopback-sourced DNAT allowed on it."""
+    try:
+        nl.add_bridge(name, mtu)
+    except NetlinkError as e:
+        if e.errno != errno.EEXIST:
+            raise
+        if nl.kind(name) != "bridge":
+            raise NotABridge(f"{name} exists and is not a bridge") from None
+    index = nl.index(name)
+    try:
+        nl.add_address(index, gateway)
+    except NetlinkError as e:
+        if e.errno != errno.EEXIST:
+            raise
+    nl.set_up(index)
+    _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def remove_bridge(nl: Netlink, name: str) -> None:
+    """Delete a bridge (nothing if absent, nor if that name is some other kind of link)."""
+    if nl.kind(name) == "bridge":
+        nl.delete(name)
+
+
+def create_sandbox(path: str) -> None:
+    """A network namespace at path with lo up."""
+    netns.create(path, lambda nl: nl.set_up(nl.index("lo")))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One interface of a sandbox on a bridge."""
+
+    bridge: str
+    host_ifname: str
+    ifname: str
+    address: ipaddress.IPv4Interface
+    mac: str
+    gateway: ipaddress.IPv4Address | None  # the default route, on the sandbox's first network only
+    mtu: int = 0
+
+
+def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
+    """Create the veth pair, the host end on the bridge (hairpin on), the other end configured in
+    the sandbox."""
+    fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        nl.add_veth(ep.host_ifname, ep.ifname, fd, master=nl.index(ep.bridge), mtu=ep.mtu,
+                    peer_mac=bytes.fromhex(ep.mac.replace(":", "")))
+    finally:
+        os.close(fd)
+    try:
+        nl.set_up(nl.index(ep.host_ifname))
+        _write(f"/sys/class/net/{ep.host_ifname}/brport/hairpin_mode", "1")
+        with netns.netlink_in(sandbox) as inner:
+            index = inner.index(ep.ifname)
+            inner.add_address(index, ep.address)
+            inner.set_up(index)
+            if ep.gateway is not None:
+                inner.add_default_route(ep.gateway, index)
+    except BaseException:
+        nl.delete(ep.host_ifname)
+        raise
+
+
+def interface_names(sandbox: str) -> set[str]:
+    """The names of the links inside a sandbox."""
+    with netns.netlink_in(sandbox) as inner:
+        return set(inner.links())

@@ -1,0 +1,128 @@
+"""Kernel NAT and filtering with iptables, in chains of our own (named after a daemon tag so that
+several daemons share a host). The chains are rebuilt whole and atomically by one
+`iptables-restore --noflush` from the current bridges and published ports; the built-in chains
+only get one jump each.
+
+filter FORWARD → DYF-<tag>: published ports accepted, then per bridge: icc, isolation (nothing
+enters a bridge from elsewhere but replies), --internal drops, the rest outbound accepted.
+nat PREROUTING/OUTPUT (destination local) → DYN-<tag>: DNAT of published ports, loopback included
+(bridges get route_localnet). nat POSTROUTING → DYS-<tag>: masquerade of outbound traffic, of
+host-local sources (127.0.0.1 reaching a container) and of hairpin traffic (a container reaching
+a published port of its own bridge)."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class FirewallError(Exception):
+    """iptables refused our rules."""
+
+
+@dataclass(frozen=True)
+class BridgeRules:
+    """What the firewall needs to know of one network's bridge."""
+
+    bridge: str
+    subnet: str
+    internal: bool = False
+    icc: bool = True
+    masquerade: bool = True
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """One published port: host (ip, port) → container (ip, port) on bridge."""
+
+    proto: str
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+    bridge: str
+
+
+BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def filter_bridged_traffic() -> bool:
+    """Have iptables see traffic between ports of one bridge (what enable_icc=false needs); False
+    when the br_netfilter module is not loaded."""
+    try:
+        with open(BRIDGE_NF_CALL_IPTABLES, "r+") as f:
+            if f.read().strip() != "1":
+                f.seek(0)
+                f.write("1")
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def available() -> bool:
+    """Whether iptables can be used here."""
+    return shutil.which("iptables-restore") is not None and shutil.which("iptables") is not None
+
+
+class Firewall:
+    """The chains of one daemon."""
+
+    def __init__(self, tag: str) -> None:
+        self.forward, self.dnat, self.snat = f"DYF-{tag}", f"DYN-{tag}", f"DYS-{tag}"
+        self._jumps = (("filter", "FORWARD", ["-j", self.forward]),
+                       ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
+                       ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
+                       ("nat", "POSTROUTING", ["-j", self.snat]))
+
+    def apply(self, bridges: Iterable[BridgeRules], ports: Iterable[PortRule]) -> None:
+        """Rebuild our chains from bridges and ports (one atomic batch), adding the jumps if missing."""
+        bridges, ports = list(bridges), list(ports)
+        forward, dnat, snat = [], [], []
+        for p in ports:
+            forward.append(f"-d {p.container_ip}/32 -o {p.bridge} -p {p.proto} -m {p.proto} "
+                           f"--dport {p.container_port} -j ACCEPT")
+            match_ip = "" if ipaddress.ip_address(p.host_ip).is_unspecified else f"-d {p.host_ip}/32 "
+            dnat.append(f"{match_ip}-p {p.proto} -m {p.proto} --dport {p.host_port} "
+                        f"-j DNAT --to-destination {p.container_ip}:{p.container_port}")
+        for b in bridges:
+            forward.append(f"-i {b.bridge} -o {b.bridge} -j {'ACCEPT' if b.icc else 'DROP'}")
+            if b.internal:
+                forward += [f"-i {b.bridge} -j DROP", f"-o {b.bridge} -j DROP"]
+            else:
+                forward += [f"-o {b.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                            f"-o {b.bridge} -j DROP", f"-i {b.bridge} -j ACCEPT"]
+                if b.masquerade:
+                    snat.append(f"-s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
+            snat += [f"-o {b.bridge} -m addrtype --src-type LOCAL -j MASQUERADE",
+                     f"-o {b.bridge} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE"]
+        script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",
+                  "*nat", f":{self.dnat} - [0:0]", f":{self.snat} - [0:0]",
+                  *(f"-A {self.dnat} {r}" for r in dnat), *(f"-A {self.snat} {r}" for r in snat), "COMMIT", ""]
+        _run(["iptables-restore", "-w", "--noflush"], "\n".join(script))
+        for table, chain, rule in self._jumps:
+            if _iptables(table, "-C", chain, *rule, check=False).returncode != 0:
+                _iptables(table, "-I", chain, "1", *rule)
+
+    def remove(self) -> None:
+        """Delete the jumps and our chains (nothing if absent)."""
+        for table, chain, rule in self._jumps:
+            while _iptables(table, "-D", chain, *rule, check=False).returncode == 0:
+                pass
+        for table, chain in (("filter", self.forward), ("nat", self.dnat), ("nat", self.snat)):
+            if _iptables(table, "-F", chain, check=False).returncode == 0:
+                _iptables(table, "-X", chain, check=False)
+
+
+def _iptables(table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run(["iptables", "-w", "-t", table, *args], None, check)
+
+
+def _run(argv: list[str], stdin: str | None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60,
+                          stdin=None if stdin is not None else subprocess.DEVNULL)
+    if check and proc.returncode:
+        raise FirewallError(f"{' '.join(argv[:3])}: {proc.stderr.strip()}")
+    return proc

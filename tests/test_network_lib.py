@@ -1,0 +1,227 @@
+"""The network library on its own: IPAM and port rules (pure), and real kernel objects: a
+namespace with a veth on a bridge, iptables chains, the userland proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from dockyard.network import bridge, firewall, ipam, netns
+from dockyard.network.netlink import Netlink
+from dockyard.network.ports import PortAllocator, PortError, ipv6_available, port_range, wanted
+from dockyard.network.proxy import Proxy
+
+root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+N = ipaddress.IPv4Network
+
+
+def test_subnets_avoid_what_is_taken() -> None:
+    pools = (ipam.Pool(N("172.17.0.0/16"), 16), ipam.Pool(N("172.18.0.0/15"), 16), ipam.Pool(N("192.168.0.0/16"), 20))
+    assert ipam.choose_subnet(pools, []) == N("172.17.0.0/16")
+    assert ipam.choose_subnet(pools, [N("172.17.5.0/24"), N("172.18.0.0/16")]) == N("172.19.0.0/16")
+    assert ipam.choose_subnet(pools, [N("172.16.0.0/12"), N("192.168.0.0/20")]) == N("192.168.16.0/20")
+    with pytest.raises(ipam.IPAMError, match="fully subnetted"):
+        ipam.choose_subnet(pools[:1], [N("172.17.0.0/16")])
+    assert ipam.parse_pool("base=10.10.0.0/16,size=24") == ipam.Pool(N("10.10.0.0/16"), 24)
+
+
+def test_addresses() -> None:
+    subnet = N("10.0.0.0/29")
+    gateway = ipam.gateway_of(subnet)
+    assert str(gateway) == "10.0.0.1"
+    used = {gateway}
+    got = []
+    for _ in range(5):
+        got.append(ipam.first_free(subnet, used))
+        used.add(got[-1])
+    assert [str(a) for a in got] == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+    with pytest.raises(ipam.IPAMError, match="no available IPv4 addresses"):
+        ipam.first_free(subnet, used)
+    assert str(ipam.first_free(N("10.1.0.0/24"), set(), N("10.1.0.128/25"))) == "10.1.0.129"
+    with pytest.raises(ipam.IPAMError, match="Address already in use"):
+        ipam.check_static("10.0.0.2", subnet, used)
+    with pytest.raises(ipam.IPAMError, match="out of the network's subnet"):
+        ipam.check_static("10.9.0.2", subnet, used)
+    assert ipam.mac_for(ipaddress.IPv4Address("172.17.0.2")) == "02:42:ac:11:00:02"
+    with pytest.raises(ipam.IPAMError, match="it should be 10.0.0.0/24"):
+        ipam.parse_subnet("10.0.0.7/24")
+
+
+def test_port_requests() -> None:
+    config = {"ExposedPorts": {"80/tcp": {}, "53/udp": {}, "9000": {}}}
+    hc = {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}}
+    assert wanted(config, hc) == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}], "53/udp": None, "9000/tcp": None}
+    assert wanted(config, {**hc, "PublishAllPorts": True})["53/udp"] == [{"HostIp": "", "HostPort": ""}]
+    assert port_range("8000-8010") == (8000, 8010) and port_range("") == (0, 0)
+    with pytest.raises(PortError):
+        port_range("9-1")
+
+
+def test_port_allocator() -> None:
+    ports = PortAllocator()
+    ip, port, _ = ports.reserve("tcp", "127.0.0.1", "")
+    assert ip == "127.0.0.1" and port > 1024
+    with pytest.raises(PortError, match=f"Bind for 0.0.0.0:{port} failed: port is already allocated"):
+        ports.reserve("tcp", "0.0.0.0", str(port))
+    _, udp_port, _ = ports.reserve("udp", "127.0.0.1", str(port))  # another protocol: no conflict
+    assert udp_port == port
+    if ipv6_available():  # another family: no conflict; within it, [::] conflicts with every address
+        assert ports.reserve("tcp", "::", str(port))[:2] == ("::", port)
+        with pytest.raises(PortError, match="already allocated"):
+            ports.reserve("tcp", "::1", str(port))
+        ports.release("tcp", "::", port)
+    _, second, _ = ports.reserve("tcp", "127.0.0.1", f"{port}-{port + 50}")
+    assert port < second <= port + 50
+    with socket.socket() as other:  # a port some other process holds
+        other.bind(("127.0.0.1", 0))
+        with pytest.raises(PortError, match="address already in use"):
+            ports.reserve("tcp", "127.0.0.1", str(other.getsockname()[1]))
+    for proto, p in (("tcp", port), ("udp", port), ("tcp", second)):
+        ports.release(proto, "127.0.0.1", p)
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))
+
+
+@pytest.fixture
+def names() -> Iterator[dict[str, str]]:
+    """Unique kernel names; whatever exists of them at the end is removed and fails the test."""
+    tag = uuid.uuid4().hex[:6]
+    made = {"bridge": f"dytl{tag}", "veth": f"vdyt{tag}", "ns": f"/tmp/dytl-{tag}/ns", "fw": f"dytl{tag}"}
+    yield made
+    left = []
+    with Netlink() as nl:
+        for key in ("bridge", "veth"):
+            if nl.delete(made[key]):
+                left.append(made[key])
+    if os.path.exists(made["ns"]):
+        netns.remove(made["ns"])
+        left.append(made["ns"])
+    if os.path.isdir(os.path.dirname(made["ns"])):
+        os.rmdir(os.path.dirname(made["ns"]))
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    if made["fw"] in rules:
+        firewall.Firewall(made["fw"]).remove()
+        left.append("iptables chains")
+    assert not left, f"left behind: {left}"
+
+
+@root
+def test_sandbox_on_a_bridge(names: dict[str, str]) -> None:
+    gateway = ipaddress.IPv4Interface("10.233.71.1/24")
+    with Netlink() as nl:
+        bridge.ensure_bridge(nl, names["bridge"], gateway)
+        bridge.ensure_bridge(nl, names["bridge"], gateway)  # idempotent
+        bridge.create_sandbox(names["ns"])
+        ep = bridge.Endpoint(names["bridge"], names["veth"], "eth0", ipaddress.IPv4Interface("10.233.71.2/24"),
+                             "02:42:0a:e9:47:02", gateway.ip)
+        bridge.attach(nl, names["ns"], ep)
+        assert bridge.interface_names(names["ns"]) == {"lo", "eth0"}
+        out = subprocess.run(["nsenter", f"--net={names['ns']}", "ip", "-4", "route"], capture_output=True,
+                             text=True).stdout
+        assert "default via 10.233.71.1 dev eth0" in out
+        # a server inside the namespace answers the host
+        server = netns.run_in(names["ns"], lambda: socket.create_server(("10.233.71.2", 0)))
+        with server, socket.create_connection(server.getsockname(), timeout=5) as client:
+            conn, _ = server.accept()
+            conn.sendall(b"hi")
+            assert client.recv(2) == b"hi"
+            conn.close()
+        assert nl.delete(names["veth"]) and not nl.exists(names["veth"])
+        netns.remove(names["ns"])
+        assert nl.delete(names["bridge"])
+
+
+@root
+@pytest.mark.skipif(not firewall.available(), reason="no iptables")
+def test_firewall_chains(names: dict[str, str]) -> None:
+    fw = firewall.Firewall(names["fw"])
+    rules = firewall.BridgeRules(names["bridge"], "10.233.72.0/24", internal=False)
+    port = firewall.PortRule("tcp", "0.0.0.0", 18123, "10.233.72.2", 80, names["bridge"])
+    fw.apply([rules], [port])
+    fw.apply([rules], [port])  # rebuilt, not doubled
+    dump = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert dump.count("--to-destination 10.233.72.2:80") == 1
+    assert dump.count(f"-j DYF-{names['fw']}") == 1 and f"-s 10.233.72.0/24 ! -o {names['bridge']} -j MASQUERADE" in dump
+    fw.apply([firewall.BridgeRules(names["bridge"], "10.233.72.0/24", masquerade=False)], [])
+    assert "MASQUERADE" in (dump := subprocess.run(["iptables-save"], capture_output=True, text=True).stdout)
+    assert f"-s 10.233.72.0/24 ! -o {names['bridge']} -j MASQUERADE" not in dump
+    fw.apply([firewall.BridgeRules(names["bridge"], "10.233.72.0/24", internal=True)], [])
+    dump = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert "10.233.72.2" not in dump and f"-A DYF-{names['fw']} -i {names['bridge']} -j DROP" in dump
+    fw.remove()
+    assert names["fw"] not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+
+
+def test_userland_proxy() -> None:
+    upstream = socket.create_server(("127.0.0.1", 0))
+    ports = PortAllocator()
+    ip, port, sock = ports.reserve("tcp", "127.0.0.1", "")
+    proxy = Proxy(sock, "tcp", upstream.getsockname())
+
+    def echo() -> None:
+        conn, _ = upstream.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    try:
+        payload = os.urandom(1 << 20)
+        with socket.create_connection((ip, port), timeout=10) as client:
+            client.sendall(payload)
+            client.shutdown(socket.SHUT_WR)
+            got = b""
+            while data := client.recv(65536):
+                got += data
+        assert got == payload
+    finally:
+        thread.join(10)
+        proxy.close()
+        ports.release("tcp", ip, port)
+        upstream.close()
+
+
+def test_userland_proxy_udp() -> None:
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    ports = PortAllocator()
+    ip, port, sock = ports.reserve("udp", "127.0.0.1", "")
+    proxy = Proxy(sock, "udp", upstream.getsockname())
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            upstream.settimeout(5)
+            for n in range(3):
+                client.sendto(b"ping%d" % n, (ip, port))
+                data, peer = upstream.recvfrom(100)
+                upstream.sendto(b"re:" + data, peer)
+                assert client.recv(100) == b"re:ping%d" % n
+    finally:
+        proxy.close()
+        ports.release("udp", ip, port)
+        upstream.close()
+
+
+def test_name_table() -> None:
+    from dockyard.engine.networks.names import Member, NameTable
+
+    table = NameTable()
+    table.add("n1", "front", "c1", Member(["Web", "www", "c1short"], "10.0.0.2", "web"), [])
+    table.add("n1", "front", "c2", Member(["web2", "www"], "10.0.0.3", "web2"), ["web:db"])
+    table.add("n2", "back", "c3", Member(["db"], "10.1.0.2", "db"), [])
+    table.add("n2", "back", "c2", Member(["web2"], "10.1.0.3", "web2"), [])
+    assert table.resolve("c1", "WEB.") == ["10.0.0.2"] and table.resolve("c1", "web.front") == ["10.0.0.2"]
+    assert table.resolve("c1", "www") == ["10.0.0.2", "10.0.0.3"]  # one alias, two containers
+    assert table.resolve("c1", "db") is None  # not on c1's network: forwarded upstream
+    assert table.resolve("c2", "db") == ["10.0.0.2", "10.1.0.2"]  # c2's link alias on front, the name on back
+    assert table.reverse("c1", "10.0.0.3") == "web2.front" and table.reverse("c1", "10.1.0.2") is None
+    table.remove("n1", "c2")
+    assert table.resolve("c1", "www") == ["10.0.0.2"] and table.resolve("c2", "web") is None
