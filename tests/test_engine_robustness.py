@@ -164,3 +164,17 @@ def test_malformed_exec_bodies_are_400(daemon: Dockyardd) -> None:
     status, _, raw = daemon.request("POST", f"/v1.45/exec/{exec_id}/start", b'{"Detach": "no"}',
                                     {"Content-Type": "application/json"})
     assert status == 400 and "Detach of type bool" in json.loads(raw)["message"]
+
+
+def test_wait_for_a_removed_container_by_id_gets_its_exit(daemon: Dockyardd) -> None:
+    """A `run --rm` client whose wait arrives after the container is gone (a busy daemon) still
+    gets the exit status, by the full ID that create returned."""
+    body = json.dumps({"Image": "busybox", "Cmd": ["sh", "-c", "exit 3"], "HostConfig": {"AutoRemove": True}})
+    status, _, raw = daemon.request("POST", "/v1.45/containers/create?name=gone", body.encode(),
+                                    {"Content-Type": "application/json"})
+    cid = json.loads(raw)["Id"]
+    assert daemon.request("POST", f"/v1.45/containers/{cid}/start")[0] == 204
+    wait_for(lambda: daemon.request("GET", f"/v1.45/containers/{cid}/json")[0] == 404, what="auto-removal")
+    status, _, raw = daemon.request("POST", f"/v1.45/containers/{cid}/wait?condition=removed")
+    assert status == 200 and json.loads(raw)["StatusCode"] == 3
+    assert daemon.request("POST", "/v1.45/containers/gone/wait?condition=removed")[0] == 404

@@ -179,7 +179,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
     condition = request.query.get("condition") or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
         raise ApiError(400, f"invalid condition: {condition!r}")
-    cid = await eng.run(eng.containers.store.resolve, _ref(request))
+    cid = await eng.run(eng.containers.wait_target, _ref(request))
     response = await start_stream(request, "application/json")
     try:
         with long_poll(request):

@@ -385,7 +385,7 @@ class ContainerService:
             raise InvalidParameter(f"invalid condition: {condition!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            cid = self.store.resolve(ref)
+            cid = self.wait_target(ref)
             seen = self._exits.get(cid, (0, {}))[0]
             while True:
                 done = self._wait_result(cid, condition, seen)
@@ -395,6 +395,16 @@ class ContainerService:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"container {cid[:12]} did not reach {condition!r}")
                 self._changed.wait(remaining)
+
+    def wait_target(self, ref: str) -> str:
+        """The ID a wait is for: a container's, or the full ID of one removed since the daemon
+        started (a `run --rm` client may ask after its container is gone, e.g. under load)."""
+        try:
+            return self.store.resolve(ref)
+        except NotFound:
+            if ref in self._removed:
+                return ref
+            raise
 
     def _wait_result(self, cid: str, condition: str, seen: int) -> dict[str, Any] | None:
         count, last = self._exits.get(cid, (0, {}))
