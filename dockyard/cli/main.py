@@ -45,9 +45,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("volume", "list"): ("volume", "ls"), ("volume", "inspect"): ("volume", "inspect"),
     ("volume", "rm"): ("volume", "rm"), ("volume", "remove"): ("volume", "rm"),
     ("volume", "prune"): ("volume", "prune"),
+    ("pull",): ("registry_client", "pull"), ("image", "pull"): ("registry_client", "pull"),
+    ("push",): ("registry_client", "push"), ("image", "push"): ("registry_client", "push"),
+    ("login",): ("registry_client", "login"), ("logout",): ("registry_client", "logout"),
+    ("registry", "serve"): ("registry", "serve"), ("registry", "gc"): ("registry", "gc"),
 }
 GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker",
-          "volume": "Manage volumes"}
+          "volume": "Manage volumes", "registry": "Run an image registry"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -65,12 +69,13 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  registry    Run an image registry
   system      Manage dockyard
   volume      Manage volumes
 
 Commands:
-  attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
-  rm, rmi, save, start, stop, tag, top, unpause, wait
+  attach, create, events, history, import, inspect, kill, load, login, logout, logs, pause,
+  pull, push, rename, restart, rm, rmi, save, start, stop, tag, top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)
