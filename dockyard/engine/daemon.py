@@ -38,6 +38,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
 from dockyard.engine.volumes import VolumeService
 from dockyard.image.store import ImageStore, UsedBy
+from dockyard.registry.client.endpoint import RegistryConfig
 
 log = logging.getLogger("dockyardd")
 WORKERS = 16
@@ -148,7 +149,8 @@ def open_engine(config: DaemonConfig) -> Engine:
     events = EventBus()
     volumes = VolumeService(config.data_root)
     containers = ContainerService(config.data_root, store, config.exec_root, volumes=volumes)
-    engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
+    images = ImageService(store, events, executor, registry=RegistryConfig(tuple(config.insecure_registries)))
+    engine = Engine(config, engine_id(config.data_root), events, images, executor,
                     containers, ExecService(containers), volumes)
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event

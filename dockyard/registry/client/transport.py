@@ -62,6 +62,11 @@ class Transport:
         self._lock = threading.Lock()
 
     @property
+    def auth_scheme(self) -> str:
+        """The scheme the registry asked for at the ping ("basic", "bearer"), "" for none."""
+        return self._challenge.scheme if self._challenge is not None else ""
+
+    @property
     def base(self) -> str:
         """scheme://host of the API, once pinged."""
         return f"{self.scheme}://{self.host}"

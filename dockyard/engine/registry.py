@@ -1,0 +1,65 @@
+"""The engine's registry operations: docker pull, push and login over the registry client, with
+Docker's JSON progress messages and image events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dockyard.engine.events import EventBus
+from dockyard.image import reference
+from dockyard.image.store import ImageStore
+from dockyard.registry.client.auth import Credentials
+from dockyard.registry.client.endpoint import RegistryConfig
+from dockyard.registry.client.login import login
+from dockyard.registry.client.progress import Progress
+from dockyard.registry.client.pull import Resolved, fetch, resolve
+from dockyard.registry.client.push import push, tags_to_push
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def pull_name(from_image: str, tag: str) -> str:
+    """The reference /images/create?fromImage&tag means (a digest in tag is a digest)."""
+    if not tag:
+        return from_image
+    return f"{from_image}@{tag}" if ":" in tag else f"{from_image}:{tag}"
+
+
+class RegistryService:
+    """Pull, push and login for dockyardd; blocking methods, called through the image service's pool."""
+
+    def __init__(self, store: ImageStore, events: EventBus, config: RegistryConfig) -> None:
+        self.store = store
+        self.events = events
+        self.config = config
+
+    def resolve(self, name: str, credentials: Credentials, platform: str | None) -> Resolved:
+        """Find the manifest to pull (PullError before any progress is streamed)."""
+        return resolve(name, credentials, self.config, platform or None)
+
+    def fetch(self, resolved: Resolved, sink: Sink) -> str:
+        """Download and record a resolved image with docker's messages; its ID."""
+        progress = Progress(sink)
+        ref = resolved.ref
+        progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest or "")
+        image_id, new = fetch(self.store, resolved, progress)
+        progress.status(f"Digest: {resolved.digest}")
+        progress.status(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for {ref.familiar()}")
+        self.events.publish("image", "pull", str(ref), {"name": str(ref)})
+        return image_id
+
+    def check_push(self, name: str) -> None:
+        """NoSuchImage-like PushError before streaming when there is nothing to push."""
+        tags_to_push(self.store, name)
+
+    def push(self, name: str, credentials: Credentials, sink: Sink) -> None:
+        """Push with docker's messages."""
+        for pushed in push(self.store, name, credentials, self.config, Progress(sink)):
+            ref = reference.parse_normalized(name).trim()
+            self.events.publish("image", "push", f"{ref}:{pushed.tag}", {"name": f"{ref}:{pushed.tag}"})
+
+    def login(self, body: dict[str, Any]) -> dict[str, str]:
+        """POST /auth: check the credentials; docker's answer."""
+        login(str(body.get("serveraddress") or ""), Credentials.from_dict(body), self.config)
+        return {"Status": "Login Succeeded", "IdentityToken": ""}
