@@ -146,3 +146,26 @@ class Distribution(Registry):
         """Where distribution keeps a blob's bytes."""
         algo, hexpart = digest.split(":")
         return self.root / "docker/registry/v2/blobs" / algo / hexpart[:2] / hexpart / "data"
+
+
+def generated_image(store: Any, tag: str, layers: list[dict[str, bytes]]) -> str:
+    """An image of gzip layers holding the given files (name → content), tagged; its ID."""
+    diffs, descs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        parent = None
+        for i, files in enumerate(layers):
+            d = Path(tmp) / f"l{i}"
+            if parent is not None:
+                shutil.copytree(parent, d, symlinks=True)
+            else:
+                d.mkdir()
+            for name, data in files.items():
+                (d / name).write_bytes(data)
+            layer = store.write_layer(str(d), parent=str(parent) if parent else None, source_date_epoch=0)
+            diffs.append(layer.diff_id)
+            descs.append(layer)
+            parent = d
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+                         "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diffs}}).encode()
+    return store.add_image(config, descs, tags=[tag])
