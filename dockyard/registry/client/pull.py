@@ -225,7 +225,8 @@ def download_blob(store: ImageStore, transport: Transport, ref: reference.Refere
 
 def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = None,
           tag: bool = True) -> tuple[str, bool]:
-    """Download what the store lacks and record the image; (image ID, whether anything new came)."""
+    """Download what the store lacks and record the image; (image ID, whether the name is new
+    or now names another image: docker's "Downloaded newer image")."""
     progress = progress or Progress()
     ref, transport, manifest = resolved.ref, resolved.transport, resolved.manifest
     try:
@@ -257,12 +258,12 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
         raise PullError(f"invalid image config for {ref}: {err}") from None
     finally:
         transport.close()
-    before = store.meta.get_image(digests.of_bytes(config_bytes))
     tags = [str(ref)] if tag and ref.tag is not None else []
+    repo_digest = f"{ref.name}@{resolved.digest}"
+    before = store.meta.resolve_tag(tags[0] if tags else repo_digest)
     image_id = store.add_image(config_bytes, [layer for layer in layers if layer is not None],
-                               manifest_bytes=resolved.manifest_bytes, tags=tags,
-                               repo_digests=[f"{ref.name}@{resolved.digest}"])
-    return image_id, before is None or bool(missing)
+                               manifest_bytes=resolved.manifest_bytes, tags=tags, repo_digests=[repo_digest])
+    return image_id, before != image_id
 
 
 def _fetch_config(store: ImageStore, transport: Transport, ref: reference.Reference, desc: Descriptor) -> bytes:

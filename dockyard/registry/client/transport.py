@@ -34,10 +34,14 @@ class Unauthorized(RegistryError):
     """401 after presenting credentials (or none)."""
 
 
+_STATUS_ERRORS = {401: ("UNAUTHORIZED", "authentication required"),
+                  403: ("DENIED", "requested access to the resource is denied")}
+
+
 def error_from(resp: http.client.HTTPResponse, url: str) -> RegistryError:
     """The RegistryError of an error response (its body read)."""
     body = resp.read(1 << 20)
-    code, message = "", f"{resp.status} {resp.reason}"
+    code, message = _STATUS_ERRORS.get(resp.status, ("", f"{resp.status} {resp.reason}"))
     try:
         first = json.loads(body)["errors"][0]
         code, message = str(first.get("code", "")), str(first.get("message", "")) or message
