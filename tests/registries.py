@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_certificates(directory: Path, names: str = "DNS:registry.test,IP:127.0.0.1") -> dict[str, Path]:
+    """A CA and a server certificate it signed for names (openssl): paths of ca.crt, server.crt, server.key."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=dockyard test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=registry.test")
+    (directory / "ext.cnf").write_text(f"subjectAltName={names}\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    return {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
 
 
 def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
@@ -49,6 +64,7 @@ class Registry:
         self.addr = f"127.0.0.1:{self.port}"
         self.log = self.tmp / f"{self.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = False
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -96,7 +112,11 @@ class Registry:
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
                 ) -> tuple[int, dict[str, str], bytes]:
         """One HTTP request: (status, headers, body)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        if self.tls:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=30, context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -118,6 +138,7 @@ class Dockyard(Registry):
     def __init__(self, *extra: str, tmp: Path | None = None) -> None:
         super().__init__(tmp)
         self.extra = list(extra)
+        self.tls = "--tls-cert" in extra
 
     def argv(self) -> list[str]:
         return [DOCKYARD, "registry", "serve", "--addr", self.addr, "--root", str(self.root), *self.extra]

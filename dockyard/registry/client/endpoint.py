@@ -57,20 +57,21 @@ class RegistryConfig:
         """Whether plain HTTP may be used for host (after HTTPS fails)."""
         if is_loopback(host) or host in self.insecure or _hostname(host) in self.insecure:
             return True
-        addresses = _addresses(_hostname(host))
+        networks = []
         for entry in self.insecure:
             try:
-                net = ipaddress.ip_network(entry, strict=False)
+                networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 continue
-            if any(a in net for a in addresses):
-                return True
-        return False
+        if not networks:
+            return False
+        addresses = _addresses(_hostname(host))  # a name is resolved only when CIDRs are configured
+        return any(a in net for net in networks for a in addresses)
 
     def tls_context(self, host: str) -> ssl.SSLContext:
         """The TLS context for host: system CAs plus certs.d/<host>/*.crt, and a client
-        certificate pair (*.cert + *.key) when the directory has one. Insecure registries skip
-        verification, as docker does."""
+        certificate pair (*.cert + *.key) when the directory has one. Insecure registries (loopback
+        included) skip verification, as docker does."""
         context = self._contexts.get(host)
         if context is not None:
             return context
@@ -83,7 +84,7 @@ class RegistryConfig:
                     context.load_verify_locations(path)
                 elif name.endswith(".cert") and os.path.exists(path[:-5] + ".key"):
                     context.load_cert_chain(path, path[:-5] + ".key")
-        if host in self.insecure or _hostname(host) in self.insecure:
+        if self.allows_http(host):
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         self._contexts[host] = context
