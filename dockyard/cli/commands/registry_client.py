@@ -17,14 +17,16 @@ QUIET = Flag("q", "quiet", BOOL, "Suppress verbose output")
 ALL_TAGS = Flag("a", "all-tags", BOOL, "Download or push all tagged images in the repository")
 
 
-def _parse(name: str) -> reference.Reference:
+def parse_reference(name: str) -> reference.Reference:
+    """name normalised as docker does (CommandError for a bad one)."""
     try:
         return reference.parse_normalized(name)
     except reference.InvalidReference as err:
         raise CommandError(f"invalid reference format: {err}" if "format" not in str(err) else str(err)) from None
 
 
-def _auth_header(ref: reference.Reference) -> dict[str, str]:
+def auth_header(ref: reference.Reference) -> dict[str, str]:
+    """X-Registry-Auth with config.json's credentials for ref's registry."""
     try:
         auth = dockercfg.get(dockercfg.server_key(ref.domain))
     except dockercfg.CredentialsError as err:
@@ -44,28 +46,28 @@ def _stream(cli: Cli, resp: Response, quiet: bool) -> None:
 
 
 def pull(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    ref = _parse(args[0])
+    ref = parse_reference(args[0])
     if opts.all_tags:
         raise CommandError("pulling all tags (-a) is not supported")
     if ref.is_name_only:
         cli.write("Using default tag: latest\n")
         ref = reference.with_default_tag(ref)
     query = {"fromImage": str(ref.trim()), "tag": ref.digest or ref.tag, "platform": opts.platform or None}
-    resp = cli.client.call("POST", "/images/create", query, headers=_auth_header(ref), stream=True)
+    resp = cli.client.call("POST", "/images/create", query, headers=auth_header(ref), stream=True)
     _stream(cli, resp, opts.quiet)
     cli.write(f"{ref}\n")
     return 0
 
 
 def push(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    ref = _parse(args[0])
+    ref = parse_reference(args[0])
     if opts.all_tags and not ref.is_name_only:
         raise CommandError("tag can't be used with --all-tags/-a")
     if ref.is_name_only and not opts.all_tags:
         cli.write("Using default tag: latest\n")
         ref = reference.with_default_tag(ref)
     resp = cli.client.call("POST", f"/images/{ref.trim()}/push", {"tag": ref.tag},
-                           headers=_auth_header(ref), stream=True)
+                           headers=auth_header(ref), stream=True)
     _stream(cli, resp, opts.quiet)
     return 0
 
