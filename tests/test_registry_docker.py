@@ -118,3 +118,23 @@ def test_dockyard_cli(servers: dict) -> None:
     assert dockyard(d, "logout", reg.addr).stdout == f"Not logged in to {reg.addr}\n"
     assert os.path.exists(d.docker_config / "config.json")
     ok(d, "rmi", name)
+
+
+def test_manifest_inspect_and_distribution_endpoint(servers: dict) -> None:
+    d, reg = servers["daemon"], servers["ours"]
+    name = f"{reg.addr}/inspect/busybox:1"
+    ok(d, "tag", "busybox", name)
+    digest = ok(d, "push", name).split("digest: ")[1].split()[0]
+    proc = dockyard(d, "manifest", "inspect", name)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(proc.stdout)
+    assert manifest["schemaVersion"] == 2 and proc.stdout.startswith("{\n\t\"")
+    status, _, body = d.request("GET", f"/v1.45/distribution/{name}/json")
+    assert status == 200, body
+    info = json.loads(body)
+    assert info["Descriptor"]["digest"] == digest and info["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+    status, _, body = d.request("GET", f"/v1.45/distribution/{reg.addr}/inspect/none:1/json")
+    assert status == 404
+    missing = dockyard(d, "manifest", "inspect", f"{reg.addr}/inspect/none:1")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    ok(d, "rmi", name)

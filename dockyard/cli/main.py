@@ -48,10 +48,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("pull",): ("registry_client", "pull"), ("image", "pull"): ("registry_client", "pull"),
     ("push",): ("registry_client", "push"), ("image", "push"): ("registry_client", "push"),
     ("login",): ("registry_client", "login"), ("logout",): ("registry_client", "logout"),
+    ("manifest", "inspect"): ("registry_client", "manifest-inspect"),
     ("registry", "serve"): ("registry", "serve"), ("registry", "gc"): ("registry", "gc"),
 }
 GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker",
-          "volume": "Manage volumes", "registry": "Run an image registry"}
+          "volume": "Manage volumes", "registry": "Run an image registry",
+          "manifest": "Manage Docker image manifests and manifest lists"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -69,6 +71,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  manifest    Inspect image manifests in a registry
   registry    Run an image registry
   system      Manage dockyard
   volume      Manage volumes

@@ -11,6 +11,7 @@ from dockyard.image import reference
 from dockyard.image.store import ImageStore
 from dockyard.registry.client.auth import Credentials
 from dockyard.registry.client.endpoint import RegistryConfig
+from dockyard.registry.client.inspect import distribution_info
 from dockyard.registry.client.login import login
 from dockyard.registry.client.progress import Progress
 from dockyard.registry.client.pull import Resolved, fetch, resolve
@@ -58,6 +59,10 @@ class RegistryService:
         for pushed in push(self.store, name, credentials, self.config, Progress(sink)):
             ref = reference.parse_normalized(name).trim()
             self.events.publish("image", "push", f"{ref}:{pushed.tag}", {"name": f"{ref}:{pushed.tag}"})
+
+    def distribution(self, name: str, credentials: Credentials) -> dict[str, Any]:
+        """GET /distribution/{name}/json."""
+        return distribution_info(name, credentials, self.config)
 
     def login(self, body: dict[str, Any]) -> dict[str, str]:
         """POST /auth: check the credentials; docker's answer."""

@@ -36,6 +36,7 @@ def routes() -> list[web.RouteDef]:
         web.post(api_path("/images/{name:.+}/tag"), tag_image),
         web.post(api_path("/images/{name:.+}/push"), push_image),
         web.post(api_path("/auth"), auth),
+        web.get(api_path("/distribution/{name:.+}/json"), distribution),
         web.get(api_path("/images/{name:.+}/get"), save_images),
         web.delete(api_path("/images/{name:.+}"), remove_image),
     ]
@@ -168,6 +169,16 @@ async def push_image(request: web.Request) -> web.StreamResponse:
         raise ApiError(err.status, str(err)) from None
     credentials = _credentials(request)
     return await _progress_stream(request, lambda sink: service.registry.push(name, credentials, sink))
+
+
+async def distribution(request: web.Request) -> web.Response:
+    """GET /distribution/{name}/json: the registry's descriptor and platforms for name."""
+    service = engine(request).images
+    try:
+        return json_response(await service.run(service.registry.distribution, request.match_info["name"],
+                                               _credentials(request)))
+    except PullError as err:
+        raise ApiError(err.status, str(err)) from None
 
 
 async def auth(request: web.Request) -> web.Response:

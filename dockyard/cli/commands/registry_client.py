@@ -116,6 +116,23 @@ def logout(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
+def manifest_inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    """Like `docker manifest inspect`, this asks the registry directly (with config.json's credentials)."""
+    from dockyard.registry.client.auth import Credentials
+    from dockyard.registry.client.endpoint import RegistryConfig
+    from dockyard.registry.client.inspect import pretty, raw_manifest
+    from dockyard.registry.client.pull import PullError
+    ref = parse_reference(args[0])
+    try:
+        auth = dockercfg.get(dockercfg.server_key(ref.domain))
+        data, _, _ = raw_manifest(str(ref), Credentials.from_dict(auth),
+                                  RegistryConfig(insecure=(ref.domain,) if opts.insecure else ()))
+    except (PullError, dockercfg.CredentialsError) as err:
+        raise CommandError(str(err)) from None
+    cli.write(pretty(data) + "\n")
+    return 0
+
+
 COMMANDS = {
     "pull": Command("[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry",
                     [ALL_TAGS, Flag("", "platform", STR, "Set platform if server is multi-platform capable"),
@@ -127,4 +144,7 @@ COMMANDS = {
                       Flag("", "password-stdin", BOOL, "Take the password from stdin"),
                       Flag("u", "username", STR, "Username")], login, 0, 1),
     "logout": Command("[SERVER]", "Log out from a registry", [], logout, 0, 1),
+    "manifest-inspect": Command("[OPTIONS] [MANIFEST_LIST] MANIFEST", "Display an image manifest, or manifest list",
+                                [Flag("", "insecure", BOOL, "Allow communication with an insecure registry")],
+                                manifest_inspect, 1, 1),
 }

@@ -101,7 +101,7 @@ def resolve(name: str, credentials: Credentials | None = None, config: RegistryC
             data, media_type, digest = fetch_manifest(transport, ref, entry.digest)
             doc = _parse(data, media_type, ref)
     except RegistryError as err:
-        raise _pull_error(err, ref) from None
+        raise pull_error(err, ref) from None
     except LookupError as err:  # NoMatchingPlatform
         raise PullError(str(err), 404) from None
     except OSError as err:
@@ -116,7 +116,8 @@ def _parse(data: bytes, media_type: str, ref: reference.Reference) -> Manifest |
         raise PullError(f"invalid manifest for {ref}: {err}") from None
 
 
-def _pull_error(err: RegistryError, ref: reference.Reference) -> PullError:
+def pull_error(err: RegistryError, ref: reference.Reference) -> PullError:
+    """Docker's message (and status) for a registry error while resolving ref."""
     if err.status == 404:
         return PullError(f"manifest for {ref.familiar()} not found: {err}", 404)
     if err.status in (401, 403):
