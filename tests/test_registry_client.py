@@ -167,3 +167,16 @@ def test_bearer_token_auth_against_our_server(tmp_path: Path, source: ImageStore
             push(source, name, Credentials("u", "bad"))
         push(source, name, Credentials("u", "p"))
         assert pull(target, name, Credentials("u", "p")) == source.resolve("gen:1")
+
+
+def test_concurrent_pulls_share_downloads(dist: Distribution, source: ImageStore, target: ImageStore) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    name = f"{dist.addr}/same/gen:1"
+    source.tag("gen:1", name)
+    push(source, name)
+    lock = threading.Lock()
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda _: pull(target, name, write_lock=lock), range(4)))
+    assert ids == [source.resolve("gen:1")] * 4
+    assert list(target.content.ingests()) == []

@@ -138,3 +138,17 @@ def test_manifest_inspect_and_distribution_endpoint(servers: dict) -> None:
     missing = dockyard(d, "manifest", "inspect", f"{reg.addr}/inspect/none:1")
     assert missing.returncode == 1 and "not found" in missing.stderr
     ok(d, "rmi", name)
+
+
+def test_concurrent_pulls_and_push_all_tags(servers: dict) -> None:
+    d, reg = servers["daemon"], servers["dist"]
+    for tag in ("x", "y"):
+        ok(d, "tag", "busybox", f"{reg.addr}/alltags/bb:{tag}")
+    out = ok(d, "push", "--all-tags", f"{reg.addr}/alltags/bb")
+    assert "x: digest: sha256:" in out and "y: digest: sha256:" in out
+    ok(d, "rmi", f"{reg.addr}/alltags/bb:x", f"{reg.addr}/alltags/bb:y")
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        procs = list(pool.map(lambda tag: d.docker("pull", f"{reg.addr}/alltags/bb:{tag}"), ["x", "y", "x", "y"]))
+    assert [p.returncode for p in procs] == [0] * 4, [p.stderr for p in procs]
+    ok(d, "rmi", f"{reg.addr}/alltags/bb:x", f"{reg.addr}/alltags/bb:y")

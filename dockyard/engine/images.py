@@ -27,11 +27,11 @@ class ImageService:
     def __init__(self, store: ImageStore, events: EventBus, executor: ThreadPoolExecutor,
                  in_use: InUse | None = None, registry: RegistryConfig | None = None) -> None:
         self.store = store
-        self.registry = RegistryService(store, events, registry or RegistryConfig())
         self.events = events
         self.executor = executor
         self.in_use = in_use
         self._write_lock = threading.Lock()  # one writer at a time on the SQLite metadata
+        self.registry = RegistryService(store, events, registry or RegistryConfig(), self._write_lock)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool."""

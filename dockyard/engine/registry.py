@@ -4,6 +4,7 @@ Docker's JSON progress messages and image events."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from dockyard.engine.events import EventBus
@@ -30,10 +31,12 @@ def pull_name(from_image: str, tag: str) -> str:
 class RegistryService:
     """Pull, push and login for dockyardd; blocking methods, called through the image service's pool."""
 
-    def __init__(self, store: ImageStore, events: EventBus, config: RegistryConfig) -> None:
+    def __init__(self, store: ImageStore, events: EventBus, config: RegistryConfig,
+                 write_lock: AbstractContextManager[Any]) -> None:
         self.store = store
         self.events = events
         self.config = config
+        self.write_lock = write_lock
 
     def resolve(self, name: str, credentials: Credentials, platform: str | None) -> Resolved:
         """Find the manifest to pull (PullError before any progress is streamed)."""
@@ -44,7 +47,7 @@ class RegistryService:
         progress = Progress(sink)
         ref = resolved.ref
         progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest or "")
-        image_id, new = fetch(self.store, resolved, progress)
+        image_id, new = fetch(self.store, resolved, progress, write_lock=self.write_lock)
         progress.status(f"Digest: {resolved.digest}")
         progress.status(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for {ref.familiar()}")
         self.events.publish("image", "pull", str(ref), {"name": str(ref)})
@@ -56,7 +59,7 @@ class RegistryService:
 
     def push(self, name: str, credentials: Credentials, sink: Sink) -> None:
         """Push with docker's messages."""
-        for pushed in push(self.store, name, credentials, self.config, Progress(sink)):
+        for pushed in push(self.store, name, credentials, self.config, Progress(sink), self.write_lock):
             ref = reference.parse_normalized(name).trim()
             self.events.publish("image", "push", f"{ref}:{pushed.tag}", {"name": f"{ref}:{pushed.tag}"})
 

@@ -9,16 +9,18 @@ daemon answers 404 then, as dockerd does)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from dockyard.image import digest as digests
 from dockyard.image import mediatypes as mt
 from dockyard.image import reference
-from dockyard.image.content import DigestMismatch, SizeMismatch
+from dockyard.image.content import DigestMismatch, Locked, SizeMismatch, Writer
 from dockyard.image.manifest import (
     Descriptor,
     Index,
@@ -40,6 +42,7 @@ CONFIG_LIMIT = 8 * 1024 * 1024
 CONCURRENCY = 3
 RETRIES = 5
 CHUNK = 1 << 20
+WAIT_FOR_OTHER = 3600  # seconds a pull waits for a concurrent download of the same blob
 
 
 class PullError(Exception):
@@ -186,7 +189,10 @@ def download_blob(store: ImageStore, transport: Transport, ref: reference.Refere
     layer_id = short(desc.digest)
     ingest_ref = f"pull-{desc.digest}"
     for attempt in range(RETRIES):
-        writer = store.content.writer(ingest_ref, desc.digest, desc.size)
+        writer = _writer(store, ingest_ref, desc)
+        if writer is None:  # another pull fetched it meanwhile
+            progress.status("Download complete", layer_id)
+            return Layer(desc)
         hasher = _DiffHasher(desc.media_type) if diff and writer.offset == 0 else None
         try:
             headers = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
@@ -224,10 +230,26 @@ def download_blob(store: ImageStore, transport: Transport, ref: reference.Refere
     raise AssertionError("unreachable")
 
 
+def _writer(store: ImageStore, ingest_ref: str, desc: Descriptor) -> Writer | None:
+    """The ingest for desc's blob; when another pull holds it, wait for that one (None once the
+    blob is stored, or the ingest once it is free again)."""
+    deadline = time.monotonic() + WAIT_FOR_OTHER
+    while True:
+        if store.content.exists(desc.digest):
+            return None
+        try:
+            return store.content.writer(ingest_ref, desc.digest, desc.size)
+        except Locked:
+            if time.monotonic() > deadline:
+                raise PullError(f"timed out waiting for another download of {desc.digest}") from None
+            time.sleep(0.1)
+
+
 def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = None,
-          tag: bool = True) -> tuple[str, bool]:
+          tag: bool = True, write_lock: AbstractContextManager[Any] | None = None) -> tuple[str, bool]:
     """Download what the store lacks and record the image; (image ID, whether the name is new
-    or now names another image: docker's "Downloaded newer image")."""
+    or now names another image: docker's "Downloaded newer image"). The store's metadata is
+    written under write_lock (the daemon's one-writer lock), when given."""
     progress = progress or Progress()
     ref, transport, manifest = resolved.ref, resolved.transport, resolved.manifest
     try:
@@ -261,9 +283,10 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
         transport.close()
     tags = [str(ref)] if tag and ref.tag is not None else []
     repo_digest = f"{ref.name}@{resolved.digest}"
-    before = store.meta.resolve_tag(tags[0] if tags else repo_digest)
-    image_id = store.add_image(config_bytes, [layer for layer in layers if layer is not None],
-                               manifest_bytes=resolved.manifest_bytes, tags=tags, repo_digests=[repo_digest])
+    with write_lock or contextlib.nullcontext():
+        before = store.meta.resolve_tag(tags[0] if tags else repo_digest)
+        image_id = store.add_image(config_bytes, [layer for layer in layers if layer is not None],
+                                   manifest_bytes=resolved.manifest_bytes, tags=tags, repo_digests=[repo_digest])
     return image_id, before != image_id
 
 
@@ -277,6 +300,6 @@ def _fetch_config(store: ImageStore, transport: Transport, ref: reference.Refere
 
 def pull(store: ImageStore, name: str, credentials: Credentials | None = None,
          config: RegistryConfig | None = None, progress: Progress | None = None,
-         platform: str | None = None) -> str:
+         platform: str | None = None, write_lock: AbstractContextManager[Any] | None = None) -> str:
     """Pull name into store (docker pull): the image ID. PullError on failure."""
-    return fetch(store, resolve(name, credentials, config, platform), progress)[0]
+    return fetch(store, resolve(name, credentials, config, platform), progress, write_lock=write_lock)[0]

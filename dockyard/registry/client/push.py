@@ -7,10 +7,12 @@ uploaded), then the manifest under the tag. Without a tag, every tag of the repo
 
 from __future__ import annotations
 
+import contextlib
 import io
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dockyard.image import digest as digests
 from dockyard.image import reference
@@ -139,8 +141,9 @@ def _exists(transport: Transport, base: str, digest: str, repo: reference.Refere
     return resp.status == 200
 
 
-def push_tag(store: ImageStore, transport: Transport, ref: reference.Reference, progress: Progress) -> Pushed:
-    """Push the image ref's tag names."""
+def push_tag(store: ImageStore, transport: Transport, ref: reference.Reference, progress: Progress,
+             write_lock: AbstractContextManager[Any] | None = None) -> Pushed:
+    """Push the image ref's tag names (recording the repo digest under write_lock, when given)."""
     image_id = store.resolve(str(ref))
     record = store.record(image_id)
     manifest_bytes = store.content.read(record.target.digest)
@@ -157,12 +160,13 @@ def push_tag(store: ImageStore, transport: Transport, ref: reference.Reference, 
     transport.request("PUT", f"/v2/{ref.path}/manifests/{ref.tag}", [scope(ref, "pull,push")],
                       {"Content-Type": record.target.media_type}, manifest_bytes, ok=(200, 201)).read()
     digest = digests.of_bytes(manifest_bytes)
-    store.meta.add_repo_digest(f"{ref.name}@{digest}", image_id)
+    with write_lock or contextlib.nullcontext():
+        store.meta.add_repo_digest(f"{ref.name}@{digest}", image_id)
     return Pushed(ref.tag or "", digest, len(manifest_bytes))
 
 
 def push(store: ImageStore, name: str, credentials: Credentials | None = None, config: RegistryConfig | None = None,
-         progress: Progress | None = None) -> list[Pushed]:
+         progress: Progress | None = None, write_lock: AbstractContextManager[Any] | None = None) -> list[Pushed]:
     """docker push: every tag name covers (all of the repository's without a tag)."""
     progress = progress or Progress()
     repo, refs = tags_to_push(store, name)
@@ -171,7 +175,7 @@ def push(store: ImageStore, name: str, credentials: Credentials | None = None, c
     out = []
     try:
         for ref in refs:
-            pushed = push_tag(store, transport, ref, progress)
+            pushed = push_tag(store, transport, ref, progress, write_lock)
             progress.status(f"{pushed.tag}: digest: {pushed.digest} size: {pushed.size}")
             progress.aux({"Tag": pushed.tag, "Digest": pushed.digest, "Size": pushed.size})
             out.append(pushed)
