@@ -180,3 +180,15 @@ def test_concurrent_pulls_share_downloads(dist: Distribution, source: ImageStore
         ids = list(pool.map(lambda _: pull(target, name, write_lock=lock), range(4)))
     assert ids == [source.resolve("gen:1")] * 4
     assert list(target.content.ingests()) == []
+
+
+def test_platform_of_a_single_manifest_is_checked(dist: Distribution, source: ImageStore,
+                                                   target: ImageStore) -> None:
+    name = f"{dist.addr}/single/bb:1"
+    source.tag("busybox", name)
+    push(source, name)
+    with pytest.raises(PullError, match="was found but does not match the specified platform: wanted "
+                                        "linux/arm64, actual: linux/amd64"):
+        pull(target, name, platform="linux/arm64")
+    assert target.meta.list_images() == []
+    assert pull(target, name, platform="linux/amd64") == source.resolve("busybox")

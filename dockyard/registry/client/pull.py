@@ -26,8 +26,10 @@ from dockyard.image.manifest import (
     Index,
     InvalidManifest,
     Manifest,
+    Platform,
     parse_any,
     parse_config,
+    parse_platform,
     select_platform,
 )
 from dockyard.image.store import ImageStore, Layer
@@ -39,7 +41,7 @@ from dockyard.registry.client.transport import RegistryError, Transport
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 MANIFEST_LIMIT = 4 * 1024 * 1024
 CONFIG_LIMIT = 8 * 1024 * 1024
-CONCURRENCY = 3
+CONCURRENCY = 4
 RETRIES = 5
 CHUNK = 1 << 20
 WAIT_FOR_OTHER = 3600  # seconds a pull waits for a concurrent download of the same blob
@@ -63,6 +65,7 @@ class Resolved:
     digest: str
     manifest_bytes: bytes
     manifest: Manifest
+    platform: Platform | None = None  # the platform asked for, when the image is not an index
 
 
 def scope(ref: reference.Reference, actions: str = "pull") -> str:
@@ -99,17 +102,21 @@ def resolve(name: str, credentials: Credentials | None = None, config: RegistryC
         data, media_type, digest = fetch_manifest(transport, ref, target)
         doc = _parse(data, media_type, ref)
         top = digest
+        wanted = parse_platform(platform) if platform else None
         while isinstance(doc, Index):
-            entry = select_platform(doc, platform)
+            entry = select_platform(doc, wanted)
             data, media_type, digest = fetch_manifest(transport, ref, entry.digest)
             doc = _parse(data, media_type, ref)
+            wanted = None  # chosen by the index
     except RegistryError as err:
         raise pull_error(err, ref) from None
     except LookupError as err:  # NoMatchingPlatform
         raise PullError(str(err), 404) from None
+    except ValueError as err:  # a --platform that does not parse
+        raise PullError(str(err), 400) from None
     except OSError as err:
         raise PullError(str(err)) from None
-    return Resolved(ref, transport, top, data, doc)
+    return Resolved(ref, transport, top, data, doc, wanted)
 
 
 def _parse(data: bytes, media_type: str, ref: reference.Reference) -> Manifest | Index:
@@ -255,6 +262,7 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
     try:
         config_bytes = _fetch_config(store, transport, ref, manifest.config)
         config = parse_config(config_bytes)
+        _check_platform(resolved, Platform(config.os, config.architecture, config.variant).normalized())
         if len(config.diff_ids) != len(manifest.layers):
             raise PullError(f"invalid image {ref}: its config lists {len(config.diff_ids)} layers, "
                             f"its manifest {len(manifest.layers)}")
@@ -288,6 +296,16 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
         image_id = store.add_image(config_bytes, [layer for layer in layers if layer is not None],
                                    manifest_bytes=resolved.manifest_bytes, tags=tags, repo_digests=[repo_digest])
     return image_id, before != image_id
+
+
+def _check_platform(resolved: Resolved, actual: Platform) -> None:
+    """Docker's refusal of a single-platform image that is not the --platform asked for."""
+    wanted = resolved.platform
+    if wanted is None or ((wanted.os, wanted.architecture) == (actual.os, actual.architecture)
+                          and wanted.variant in ("", actual.variant)):
+        return
+    raise PullError(f"image with reference {resolved.ref.familiar()} was found but does not match the "
+                    f"specified platform: wanted {wanted}, actual: {actual}", 404)
 
 
 def _fetch_config(store: ImageStore, transport: Transport, ref: reference.Reference, desc: Descriptor) -> bytes:
