@@ -123,10 +123,13 @@ def test_corrupted_blob_is_rejected(dist: Distribution, source: ImageStore, targ
     push(source, name)
     layer = source.layers(source.resolve("gen:1"))[1].descriptor
     data = dist.blob_file(layer.digest)
-    data.chmod(0o644)
+    original = data.read_bytes()
     data.write_bytes(bytes(layer.size))  # same size, other bytes
-    with pytest.raises(PullError, match=f"verification failed for digest {layer.digest}"):
-        pull(target, name)
+    try:
+        with pytest.raises(PullError, match=f"verification failed for digest {layer.digest}"):
+            pull(target, name)
+    finally:
+        data.write_bytes(original)  # the registry is shared by the module's tests
     assert target.meta.list_images() == []
     assert not target.content.exists(layer.digest)
     assert list(target.content.ingests()) == []
@@ -137,9 +140,13 @@ def test_corrupted_manifest_is_rejected(dist: Distribution, source: ImageStore, 
     source.tag("busybox", name)
     pushed = push(source, name)[0]
     blob = dist.blob_file(pushed.digest)
-    blob.write_bytes(blob.read_bytes().replace(b"schemaVersion", b"schemaversion"))
-    with pytest.raises(PullError, match="manifest verification failed"):
-        pull(target, f"{dist.addr}/badman/bb@{pushed.digest}")
+    original = blob.read_bytes()
+    blob.write_bytes(original.replace(b"schemaVersion", b"schemaversion"))
+    try:
+        with pytest.raises(PullError, match="manifest verification failed"):
+            pull(target, f"{dist.addr}/badman/bb@{pushed.digest}")
+    finally:
+        blob.write_bytes(original)
     assert target.meta.list_images() == []
 
 
