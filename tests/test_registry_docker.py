@@ -152,3 +152,19 @@ def test_concurrent_pulls_and_push_all_tags(servers: dict) -> None:
         procs = list(pool.map(lambda tag: d.docker("pull", f"{reg.addr}/alltags/bb:{tag}"), ["x", "y", "x", "y"]))
     assert [p.returncode for p in procs] == [0] * 4, [p.stderr for p in procs]
     ok(d, "rmi", f"{reg.addr}/alltags/bb:x", f"{reg.addr}/alltags/bb:y")
+
+
+def test_docker_pull_all_tags(servers: dict) -> None:
+    d, reg = servers["daemon"], servers["ours"]
+    for tag in ("p", "q"):
+        ok(d, "tag", "busybox", f"{reg.addr}/pullall/bb:{tag}")
+        ok(d, "push", f"{reg.addr}/pullall/bb:{tag}")
+        ok(d, "rmi", f"{reg.addr}/pullall/bb:{tag}")
+    out = ok(d, "pull", "--all-tags", f"{reg.addr}/pullall/bb")
+    assert "p: Pulling from pullall/bb" in out and "q: Pulling from pullall/bb" in out
+    assert f"Status: Downloaded newer image for {reg.addr}/pullall/bb" in out
+    tags = ok(d, "images", "--format", "{{.Tag}}", f"{reg.addr}/pullall/bb").split()
+    assert sorted(tags) == ["p", "q"]
+    ok(d, "rmi", f"{reg.addr}/pullall/bb:p", f"{reg.addr}/pullall/bb:q")
+    proc = d.docker("pull", "-a", f"{reg.addr}/pullall/none")
+    assert proc.returncode == 1 and "not found" in proc.stderr

@@ -12,7 +12,7 @@ from dockyard.image import reference
 from dockyard.image.store import ImageStore
 from dockyard.registry.client.auth import Credentials
 from dockyard.registry.client.endpoint import RegistryConfig
-from dockyard.registry.client.inspect import distribution_info
+from dockyard.registry.client.inspect import distribution_info, list_tags
 from dockyard.registry.client.login import login
 from dockyard.registry.client.progress import Progress
 from dockyard.registry.client.pull import Resolved, fetch, resolve
@@ -22,7 +22,8 @@ Sink = Callable[[dict[str, Any]], None]
 
 
 def pull_name(from_image: str, tag: str) -> str:
-    """The reference /images/create?fromImage&tag means (a digest in tag is a digest)."""
+    """The reference /images/create?fromImage&tag means (a digest in tag is a digest; neither
+    tag nor digest: every tag)."""
     if not tag:
         return from_image
     return f"{from_image}@{tag}" if ":" in tag else f"{from_image}:{tag}"
@@ -38,20 +39,31 @@ class RegistryService:
         self.config = config
         self.write_lock = write_lock
 
-    def resolve(self, name: str, credentials: Credentials, platform: str | None) -> Resolved:
-        """Find the manifest to pull (PullError before any progress is streamed)."""
-        return resolve(name, credentials, self.config, platform or None)
+    def resolve(self, name: str, credentials: Credentials, platform: str | None) -> list[Resolved]:
+        """Find the manifests to pull: name's, or every tag's for a name without tag or digest
+        (docker pull -a). PullError before any progress is streamed."""
+        ref = reference.parse_normalized(name)
+        names = [f"{ref}:{tag}" for tag in list_tags(name, credentials, self.config)] if ref.is_name_only \
+            else [name]
+        return [resolve(n, credentials, self.config, platform or None) for n in names]
 
-    def fetch(self, resolved: Resolved, sink: Sink) -> str:
-        """Download and record a resolved image with docker's messages; its ID."""
+    def fetch(self, plan: list[Resolved], sink: Sink) -> None:
+        """Download and record resolved images with docker's messages."""
         progress = Progress(sink)
-        ref = resolved.ref
-        progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest or "")
-        image_id, new = fetch(self.store, resolved, progress, write_lock=self.write_lock)
-        progress.status(f"Digest: {resolved.digest}")
-        progress.status(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for {ref.familiar()}")
-        self.events.publish("image", "pull", str(ref), {"name": str(ref)})
-        return image_id
+        newer = False
+        for resolved in plan:
+            ref = resolved.ref
+            progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest or "")
+            _, new = fetch(self.store, resolved, progress, write_lock=self.write_lock)
+            newer = newer or new
+            progress.status(f"Digest: {resolved.digest}")
+            if len(plan) == 1:
+                progress.status(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} "
+                                f"for {ref.familiar()}")
+            self.events.publish("image", "pull", str(ref), {"name": str(ref)})
+        if len(plan) > 1:
+            name = plan[0].ref.trim().familiar()
+            progress.status(f"Status: {'Downloaded newer image' if newer else 'Image is up to date'} for {name}")
 
     def check_push(self, name: str) -> None:
         """NoSuchImage-like PushError before streaming when there is nothing to push."""

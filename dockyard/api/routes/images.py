@@ -151,11 +151,10 @@ async def pull_image(request: web.Request) -> web.StreamResponse:
     service = engine(request).images
     name = pull_name(query["fromImage"], query.get("tag", ""))
     try:
-        resolved = await service.run(service.registry.resolve, name, _credentials(request),
-                                     query.get("platform"))
+        plan = await service.run(service.registry.resolve, name, _credentials(request), query.get("platform"))
     except PullError as err:
         raise ApiError(err.status, str(err)) from None
-    return await _progress_stream(request, lambda sink: service.registry.fetch(resolved, sink))
+    return await _progress_stream(request, lambda sink: service.registry.fetch(plan, sink))
 
 
 async def push_image(request: web.Request) -> web.StreamResponse:

@@ -47,9 +47,9 @@ def _stream(cli: Cli, resp: Response, quiet: bool) -> None:
 
 def pull(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     ref = parse_reference(args[0])
-    if opts.all_tags:
-        raise CommandError("pulling all tags (-a) is not supported")
-    if ref.is_name_only:
+    if opts.all_tags and not ref.is_name_only:
+        raise CommandError("tag can't be used with --all-tags/-a")
+    if ref.is_name_only and not opts.all_tags:
         cli.write("Using default tag: latest\n")
         ref = reference.with_default_tag(ref)
     query = {"fromImage": str(ref.trim()), "tag": ref.digest or ref.tag, "platform": opts.platform or None}

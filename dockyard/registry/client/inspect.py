@@ -52,6 +52,29 @@ def distribution_info(name: str, credentials: Credentials | None = None,
     return {"Descriptor": {"mediaType": doc.media_type, "digest": digest, "size": len(data)}, "Platforms": platforms}
 
 
+def list_tags(name: str, credentials: Credentials | None = None, config: RegistryConfig | None = None,
+              limit: int = 10_000) -> list[str]:
+    """The repository's tags (following the registry's pagination); PullError."""
+    ref = reference.parse_normalized(name).trim()
+    transport = Transport(ref.domain, credentials, config)
+    tags: list[str] = []
+    path = f"/v2/{ref.path}/tags/list?n=1000"
+    try:
+        while path and len(tags) < limit:
+            resp = transport.request("GET", path, [scope(ref)])
+            doc = json.loads(resp.read(8 << 20))
+            tags += [t for t in doc.get("tags") or [] if isinstance(t, str) and reference.is_tag(t)]
+            link = resp.getheader("Link", "")
+            path = link[link.index("<") + 1:link.index(">")] if link.startswith("<") and ">" in link else ""
+    except RegistryError as err:
+        raise pull_error(err, reference.with_default_tag(ref)) from None
+    except (OSError, ValueError, AttributeError) as err:
+        raise PullError(f"{ref}: {err}") from None
+    finally:
+        transport.close()
+    return tags
+
+
 def pretty(data: bytes) -> str:
     """A manifest as `docker manifest inspect` prints it: tab-indented, keys in their order."""
     return json.dumps(json.loads(data), indent="\t", ensure_ascii=False)
