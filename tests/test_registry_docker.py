@@ -168,3 +168,23 @@ def test_docker_pull_all_tags(servers: dict) -> None:
     ok(d, "rmi", f"{reg.addr}/pullall/bb:p", f"{reg.addr}/pullall/bb:q")
     proc = d.docker("pull", "-a", f"{reg.addr}/pullall/none")
     assert proc.returncode == 1 and "not found" in proc.stderr
+
+
+def test_docker_py(servers: dict) -> None:
+    d, reg = servers["daemon"], servers["private"]
+    client = d.client()
+    try:
+        with pytest.raises(Exception, match="401"):
+            client.login("alice", "bad", registry=reg.addr, reauth=True)
+        assert client.login("alice", "wonderland", registry=reg.addr, reauth=True)["Status"] == "Login Succeeded"
+        auth = {"username": "alice", "password": "wonderland"}
+        client.images.get("busybox").tag(f"{reg.addr}/py/bb", "3")
+        lines = list(client.images.push(f"{reg.addr}/py/bb", "3", auth_config=auth, stream=True, decode=True))
+        assert not [m for m in lines if "error" in m], lines
+        assert any(m.get("aux", {}).get("Tag") == "3" for m in lines)
+        client.images.remove(f"{reg.addr}/py/bb:3")
+        image = client.images.pull(f"{reg.addr}/py/bb", tag="3", auth_config=auth)
+        assert f"{reg.addr}/py/bb:3" in image.tags
+        client.images.remove(f"{reg.addr}/py/bb:3")
+    finally:
+        client.close()

@@ -116,6 +116,10 @@ def test_post_then_put_and_cross_repository_mount(reg: Dockyard) -> None:
     # a blob the source does not hold: an upload session instead
     status, headers, _ = reg.request("POST", f"/v2/dst/blobs/uploads/?mount={sha(b'nope')}&from=src")
     assert status == 202 and "/blobs/uploads/" in headers["location"]
+    assert reg.request("DELETE", headers["location"])[0] == 204
+    # without from: any stored copy is mounted (automatic content discovery)
+    status, headers, _ = reg.request("POST", f"/v2/third/blobs/uploads/?mount={sha(data)}")
+    assert status == 201 and reg.request("GET", f"/v2/third/blobs/{sha(data)}")[2] == data
 
 
 def test_wrong_digest_and_truncated_uploads_leave_nothing(reg: Dockyard) -> None:

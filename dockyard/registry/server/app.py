@@ -176,8 +176,13 @@ class Registry:
         mount, source = request.query.get("mount"), request.query.get("from")
         if mount:
             digest = _digest_param(mount)
-            if source and reference.is_repository_path(source) and self.storage.has_blob(source, digest):
-                self.access.authorize(request, f"repository:{source}:pull")
+            if source and reference.is_repository_path(source):
+                found = self.storage.has_blob(source, digest)
+                if found:
+                    self.access.authorize(request, f"repository:{source}:pull")
+            else:  # no source: any repository's copy will do (the spec's automatic content discovery)
+                found = self.storage.blob_size(digest) is not None
+            if found:
                 self.storage.link_blob(repo, digest)
                 return self._created(repo, digest)
         upload = self.storage.new_upload(repo)
