@@ -84,7 +84,7 @@ def test_malformed_parameters(reg: Dockyard) -> None:
     location = headers["location"]
     for content_range in ("garbage", "5-1", "0-99"):  # 0-99 with a 1-byte body
         status, _, body = reg.request("PATCH", location, b"x", {"Content-Range": content_range})
-        assert status == 416 and code(body) == "RANGE_INVALID", content_range
+        assert status == 416 and code(body) == "BLOB_UPLOAD_INVALID", content_range
     for digest in ("md5:abcd", "sha256:" + "0" * 63, "sha256:" + "Z" * 64, ""):
         status, _, body = reg.request("PUT", f"{location}?digest={digest}", b"x")
         assert status == 400 and code(body) == "DIGEST_INVALID", digest

@@ -7,6 +7,7 @@ memory between PATCH requests (and rebuilt from its data file after a restart)."
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -399,7 +400,7 @@ class Registry:
             found = [d for d in found if d.get("artifactType") == artifact_type]
             headers["OCI-Filters-Applied"] = "artifactType"
         body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": found}
-        return web.json_response(body, content_type=mt.OCI_INDEX, headers=headers)
+        return web.Response(body=json.dumps(body).encode(), headers={"Content-Type": mt.OCI_INDEX, **headers})
 
 
 def _paginated(request: web.Request, items: list[str], key: str, path: str, extra: dict[str, str]

@@ -21,7 +21,6 @@ CODES: dict[str, tuple[int, str]] = {
     "NAME_INVALID": (400, "invalid repository name"),
     "NAME_UNKNOWN": (404, "repository name not known to registry"),
     "SIZE_INVALID": (400, "provided length did not match content length"),
-    "TAG_INVALID": (400, "manifest tag did not match URI"),
     "UNAUTHORIZED": (401, "authentication required"),
     "DENIED": (403, "requested access to the resource is denied"),
     "UNSUPPORTED": (405, "The operation is unsupported."),
@@ -29,6 +28,8 @@ CODES: dict[str, tuple[int, str]] = {
     "TOO_LARGE": (413, "payload too large"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
 }
+# internal names whose answer carries one of the spec's codes
+_WIRE_CODES = {"TOO_LARGE": "SIZE_INVALID", "RANGE_INVALID": "BLOB_UPLOAD_INVALID"}
 
 
 class RegistryError(Exception):
@@ -46,7 +47,7 @@ class RegistryError(Exception):
 
     def response(self, head: bool = False) -> web.Response:
         """The error as an HTTP response (no body for HEAD)."""
-        body = json.dumps({"errors": [{"code": "SIZE_INVALID" if self.code == "TOO_LARGE" else self.code,
+        body = json.dumps({"errors": [{"code": _WIRE_CODES.get(self.code, self.code),
                                        "message": self.message, "detail": self.detail}]}).encode()
         headers = {**API_VERSION_HEADER, "Content-Type": "application/json", **self.headers}
         return web.Response(status=self.status, body=None if head else body, headers=headers)
