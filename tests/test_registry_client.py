@@ -199,3 +199,19 @@ def test_platform_of_a_single_manifest_is_checked(dist: Distribution, source: Im
         pull(target, name, platform="linux/arm64")
     assert target.meta.list_images() == []
     assert pull(target, name, platform="linux/amd64") == source.resolve("busybox")
+
+
+def test_download_resumes_a_partial_ingest(dist: Distribution, source: ImageStore, target: ImageStore) -> None:
+    name = f"{dist.addr}/resume/gen:1"
+    source.tag("gen:1", name)
+    push(source, name)
+    layer = source.layers(source.resolve("gen:1"))[1].descriptor
+    data = source.content.read(layer.digest)
+    writer = target.content.writer(f"pull-{layer.digest}", layer.digest, layer.size)
+    writer.write(data[: len(data) // 2])
+    writer.close()  # as a dropped connection leaves it
+    log: list[dict] = []
+    assert pull(target, name, progress=messages(log)) == source.resolve("gen:1")
+    first = next(m for m in log if m.get("status") == "Downloading" and m["id"] == layer.digest[7:19])
+    assert first["progressDetail"]["current"] == len(data) // 2
+    assert target.content.read(layer.digest) == data and list(target.content.ingests()) == []

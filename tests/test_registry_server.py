@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -242,6 +243,12 @@ def test_delete_and_gc(reg: Dockyard) -> None:
     proc = subprocess.run([DOCKYARD, "registry", "gc", "--root", str(reg.root)], capture_output=True, text=True)
     assert proc.returncode == 0 and f"deleted blob: {layer}" in proc.stdout, proc.stderr
     assert not (reg.root / "blobs/sha256" / layer.split(":")[1]).exists()
+    status, headers, _ = reg.request("POST", "/v2/gone/blobs/uploads/")
+    session = reg.root / "uploads" / headers["docker-upload-uuid"]
+    os.utime(session, (0, 0))
+    os.utime(session / "data", (0, 0))
+    proc = subprocess.run([DOCKYARD, "registry", "gc", "--root", str(reg.root)], capture_output=True, text=True)
+    assert "1 abandoned upload removed" in proc.stdout and not session.exists()
     _, other = image(reg, "kept", layer=b"kept layer")
     assert reg.request("GET", f"/v2/kept/blobs/{sha(b'kept layer')}")[2] == b"kept layer"
 

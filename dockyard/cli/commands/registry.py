@@ -33,6 +33,9 @@ def gc(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     from dockyard.registry.server.gc import collect
     from dockyard.registry.server.storage import Storage
     result = collect(Storage(opts.root), opts.delete_untagged, opts.dry_run)
+    if result.uploads:
+        cli.write(f"{result.uploads} abandoned upload{'s' if result.uploads != 1 else ''} "
+                  f"{'to remove' if opts.dry_run else 'removed'}\n")
     for digest in result.removed:
         cli.write(f"blob eligible for deletion: {digest}\n" if opts.dry_run else f"deleted blob: {digest}\n")
     cli.write(f"{len(result.marked)} blobs marked, {len(result.removed)} blobs "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from dockyard.image.manifest import Index, InvalidManifest, parse_any
@@ -16,11 +17,17 @@ class GCResult:
     marked: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     freed: int = 0
+    uploads: int = 0
+
+UPLOAD_AGE = 7 * 24 * 3600  # uploads untouched this long are abandoned (distribution's default purge age)
 
 
-def collect(storage: Storage, delete_untagged: bool = False, dry_run: bool = False) -> GCResult:
-    """Remove blobs no manifest references (with delete_untagged, manifests without a tag go first)."""
+def collect(storage: Storage, delete_untagged: bool = False, dry_run: bool = False,
+            upload_age: float = UPLOAD_AGE) -> GCResult:
+    """Remove blobs no manifest references (with delete_untagged, manifests without a tag go
+    first) and uploads abandoned for upload_age seconds."""
     result = GCResult()
+    result.uploads = storage.purge_uploads(time.time() - upload_age, dry_run)
     for repo in storage.repositories():
         tagged = {storage.resolve_tag(repo, t) for t in storage.tags(repo) or []}
         for digest in list(storage.manifests(repo)):

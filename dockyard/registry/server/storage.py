@@ -266,6 +266,20 @@ class Storage:
             pass
         raise UploadUnknown(upload_id)
 
+    def purge_uploads(self, before: float, dry_run: bool = False) -> int:
+        """Remove upload sessions last written before the given time; how many."""
+        count = 0
+        for entry in os.scandir(self.uploads):
+            try:
+                stale = max(os.stat(entry.path).st_mtime, os.stat(Path(entry.path) / "data").st_mtime) < before
+            except FileNotFoundError:
+                stale = True
+            if stale:
+                count += 1
+                if not dry_run:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+        return count
+
     def drop_upload(self, upload: Upload) -> None:
         """Remove an upload session and what it received."""
         shutil.rmtree(self.uploads / upload.id, ignore_errors=True)
