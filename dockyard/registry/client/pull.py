@@ -268,16 +268,20 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
                             f"its manifest {len(manifest.layers)}")
         layers: list[Layer | None] = []
         missing: list[int] = []
+        known = store.meta.get_image(manifest.config.digest) is not None  # docker then lists no layers
         for i, desc in enumerate(manifest.layers):
             if mt.is_nondistributable(desc.media_type) and desc.urls:
                 raise PullError(f"foreign layer {desc.digest} is not supported")
             if store.content.exists(desc.digest):
-                progress.status("Already exists", short(desc.digest))
+                if not known:
+                    progress.status("Already exists", short(desc.digest))
                 layers.append(Layer(desc))
             else:
                 progress.status("Pulling fs layer", short(desc.digest))
                 layers.append(None)
                 missing.append(i)
+        for i in missing[CONCURRENCY:]:
+            progress.status("Waiting", short(manifest.layers[i].digest))
         if missing:
             with ThreadPoolExecutor(min(CONCURRENCY, len(missing))) as pool:
                 futures = {i: pool.submit(download_blob, store, transport, ref, manifest.layers[i], progress, True)
