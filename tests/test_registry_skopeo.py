@@ -93,3 +93,14 @@ def test_credentials(archive: Path, tmp_path: Path) -> None:
         skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "sk:pw", f"docker-archive:{archive}", dest)
         assert skopeo("inspect", "--tls-verify=false", dest, check=False).returncode != 0
         skopeo("inspect", "--tls-verify=false", "--creds", "sk:pw", dest)
+
+
+def test_token_auth(archive: Path, tmp_path: Path) -> None:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"tk": "pw"})
+    with Dockyard("--htpasswd", str(htpasswd), "--token-auth", tmp=tmp_path / "r") as reg:
+        dest = f"docker://{reg.addr}/tok/bb:1"
+        bad = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "tk:nope", f"docker-archive:{archive}", dest,
+                     check=False)
+        assert bad.returncode != 0
+        skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "tk:pw", f"docker-archive:{archive}", dest)
+        skopeo("copy", "--src-tls-verify=false", "--src-creds", "tk:pw", dest, f"dir:{tmp_path}/out")
