@@ -215,3 +215,16 @@ def test_download_resumes_a_partial_ingest(dist: Distribution, source: ImageStor
     first = next(m for m in log if m.get("status") == "Downloading" and m["id"] == layer.digest[7:19])
     assert first["progressDetail"]["current"] == len(data) // 2
     assert target.content.read(layer.digest) == data and list(target.content.ingests()) == []
+
+
+def test_login_basic_and_token(tmp_path: Path) -> None:
+    from dockyard.registry.client.login import LoginError, login
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"u": "p"})
+    with Distribution(htpasswd=htpasswd, tmp=tmp_path / "d") as d, \
+            Dockyard("--htpasswd", str(htpasswd), "--token-auth", tmp=tmp_path / "r") as tok:
+        login(d.addr, Credentials("u", "p"))
+        with pytest.raises(LoginError, match=f"login attempt to http://{d.addr}/v2/ failed with status: 401"):
+            login(f"http://{d.addr}/", Credentials("u", "x"))
+        login(tok.addr, Credentials("u", "p"))
+        with pytest.raises(LoginError, match=f'Get "http://{tok.addr}/v2/": unauthorized'):
+            login(tok.addr, Credentials("u", "x"))
