@@ -188,3 +188,20 @@ def test_docker_py(servers: dict) -> None:
         client.images.remove(f"{reg.addr}/py/bb:3")
     finally:
         client.close()
+
+
+def test_pull_and_push_events(servers: dict) -> None:
+    import time
+    d, reg = servers["daemon"], servers["ours"]
+    name = f"{reg.addr}/events/bb:1"
+    since = str(time.time() - 1)
+    ok(d, "tag", "busybox", name)
+    ok(d, "push", name)
+    ok(d, "rmi", name)
+    ok(d, "pull", name)
+    until = str(time.time() + 1)
+    out = ok(d, "events", "--since", since, "--until", until, "--filter", "type=image", "--format",
+             "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")
+    assert f"push {name} {reg.addr}/events/bb" in out.splitlines()
+    assert f"pull {name} {reg.addr}/events/bb" in out.splitlines()
+    ok(d, "rmi", name)

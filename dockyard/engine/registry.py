@@ -60,7 +60,7 @@ class RegistryService:
             if len(plan) == 1:
                 progress.status(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} "
                                 f"for {ref.familiar()}")
-            self.events.publish("image", "pull", str(ref), {"name": str(ref)})
+            self._event("pull", ref)
         if len(plan) > 1:
             name = plan[0].ref.trim().familiar()
             progress.status(f"Status: {'Downloaded newer image' if newer else 'Image is up to date'} for {name}")
@@ -71,9 +71,19 @@ class RegistryService:
 
     def push(self, name: str, credentials: Credentials, sink: Sink) -> None:
         """Push with docker's messages."""
+        repo = reference.parse_normalized(name).trim()
         for pushed in push(self.store, name, credentials, self.config, Progress(sink), self.write_lock):
-            ref = reference.parse_normalized(name).trim()
-            self.events.publish("image", "push", f"{ref}:{pushed.tag}", {"name": f"{ref}:{pushed.tag}"})
+            self._event("push", repo.with_tag(pushed.tag))
+
+    def _event(self, action: str, ref: reference.Reference) -> None:
+        """An image event as dockerd sends it for pull and push: the familiar reference as ID,
+        the image's labels and the familiar repository name as attributes."""
+        labels: dict[str, str] = {}
+        try:
+            labels = (self.store.config(self.store.resolve(str(ref))).get("config") or {}).get("Labels") or {}
+        except (LookupError, ValueError):
+            pass
+        self.events.publish("image", action, ref.familiar(), {**labels, "name": ref.trim().familiar()})
 
     def distribution(self, name: str, credentials: Credentials) -> dict[str, Any]:
         """GET /distribution/{name}/json."""

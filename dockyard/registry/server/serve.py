@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import sys
 
 from aiohttp import web
 
@@ -30,5 +31,8 @@ def serve(root: str, addr: str = "127.0.0.1:5000", htpasswd: str | None = None, 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls_cert, tls_key)
     app = Registry(root, access, delete).app()
+    scheme = "https" if context else "http"
+    auth = "token" if token_auth else "htpasswd" if htpasswd else "none"
+    sys.stderr.write(f"dockyard registry: serving {root} on {scheme}://{addr} (auth: {auth})\n")
     web.run_app(app, host=host, port=port, ssl_context=context, print=None, access_log=None,
                 handle_signals=True, shutdown_timeout=5)
