@@ -171,7 +171,7 @@ class _DiffHasher:
             self._decompress = None
         self.ok = self._decompress is not None
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | memoryview) -> None:
         if not self.ok:
             return
         try:
@@ -210,7 +210,9 @@ def download_blob(store: ImageStore, transport: Transport, ref: reference.Refere
                 writer = store.content.writer(ingest_ref, desc.digest, desc.size)
                 hasher = None
             progress.update("Downloading", layer_id, writer.offset, desc.size, force=True)
-            while chunk := resp.read(CHUNK):
+            buffer = memoryview(bytearray(CHUNK))  # reused: every consumer is done with it before the next read
+            while count := resp.readinto(buffer):
+                chunk = buffer[:count]
                 writer.write(chunk)
                 if hasher is not None:
                     hasher.update(chunk)
