@@ -138,9 +138,11 @@ def test_run_rm_of_a_missing_command(daemon: Dockyardd) -> None:
 
 
 def test_missing_image(daemon: Dockyardd) -> None:
-    proc = daemon.docker("run", "--rm", "nosuch:1", "true")
+    # a registry on a closed loopback port: the pull fails without leaving this machine
+    proc = daemon.docker("run", "--rm", "127.0.0.1:9/nosuch:1", "true")
     assert proc.returncode == 125
-    assert "Unable to find image 'nosuch:1' locally" in proc.stderr and "pull is not available" in proc.stderr
+    assert "Unable to find image '127.0.0.1:9/nosuch:1' locally" in proc.stderr
+    assert 'Get "https://127.0.0.1:9/v2/"' in proc.stderr and "refused" in proc.stderr
     status, _, body = daemon.request("POST", "/v1.45/containers/create", json.dumps({"Image": "busybox:nope"}).encode(),
                                      {"Content-Type": "application/json"})
     assert status == 404 and json.loads(body) == {"message": "No such image: busybox:nope"}

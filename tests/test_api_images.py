@@ -142,9 +142,9 @@ def test_import_with_change_and_prune(daemon: Dockyardd, archives: dict[str, Pat
     assert ok(daemon, "rmi", "-f", "imp:1").splitlines()[0] == "Untagged: imp:1"
 
 
-def test_pull_and_url_import_refused(daemon: Dockyardd) -> None:
-    proc = daemon.docker("pull", "busybox:1.36")
-    assert proc.returncode == 1 and "pull is not available yet: no registry client" in proc.stderr
+def test_pull_unreachable_and_url_import_refused(daemon: Dockyardd) -> None:
+    proc = daemon.docker("pull", "127.0.0.1:9/busybox:1.36")  # a closed loopback port: nothing leaves the host
+    assert proc.returncode == 1 and 'Get "https://127.0.0.1:9/v2/"' in proc.stderr and "refused" in proc.stderr
     proc = daemon.docker("import", "http://127.0.0.1:1/rootfs.tar")
     assert proc.returncode == 1 and "not available" in proc.stderr
 

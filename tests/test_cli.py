@@ -198,7 +198,7 @@ def test_run_foreground(containers: Dockyardd) -> None:
     assert (proc.stdout, proc.stderr) == ("out\n", "err\n")
     proc = dy(d, "run", "--rm", "busybox", "nosuchcmd")
     assert proc.returncode == 127 and proc.stderr.startswith("dockyard: Error response from daemon:"), proc.stderr
-    proc = same(d, "run", "--rm", "nosuchimage:1", "true")
+    proc = same(d, "run", "--rm", "127.0.0.1:9/nosuchimage:1", "true")  # a closed loopback registry
     assert proc.returncode == 125
     assert same(d, "run", "--bogus", "busybox").returncode == 125
 

@@ -54,9 +54,15 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     **{("network", verb): ("network", verb) for verb in ("create", "ls", "inspect", "rm", "prune", "connect",
                                                          "disconnect")},
     ("network", "list"): ("network", "ls"), ("network", "remove"): ("network", "rm"),
+    ("pull",): ("registry_client", "pull"), ("image", "pull"): ("registry_client", "pull"),
+    ("push",): ("registry_client", "push"), ("image", "push"): ("registry_client", "push"),
+    ("login",): ("registry_client", "login"), ("logout",): ("registry_client", "logout"),
+    ("manifest", "inspect"): ("registry_client", "manifest-inspect"),
+    ("registry", "serve"): ("registry", "serve"), ("registry", "gc"): ("registry", "gc"),
 }
 GROUPS = {"image": "Manage images", "container": "Manage containers", "network": "Manage networks",
-          "system": "Manage Docker", "volume": "Manage volumes"}
+          "system": "Manage Docker", "volume": "Manage volumes", "registry": "Run an image registry",
+          "manifest": "Manage Docker image manifests and manifest lists"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -75,12 +81,15 @@ Management Commands:
   container   Manage containers
   image       Manage images
   network     Manage networks
+  manifest    Inspect image manifests in a registry
+  registry    Run an image registry
   system      Manage dockyard
   volume      Manage volumes
 
 Commands:
-  attach, commit, cp, create, diff, events, export, history, import, inspect, kill, load, logs,
-  pause, port, rename, restart, rm, rmi, save, start, stats, stop, tag, top, unpause, wait
+  attach, commit, cp, create, diff, events, export, history, import, inspect, kill, load, login,
+  logout, logs, pause, port, pull, push, rename, restart, rm, rmi, save, start, stats, stop, tag,
+  top, unpause, wait
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)

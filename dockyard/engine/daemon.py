@@ -46,6 +46,7 @@ from dockyard.engine.networks.service import NetworkOptions, NetworkService
 from dockyard.engine.volumes import VolumeService
 from dockyard.image.store import ImageStore, UsedBy
 from dockyard.network import ipam
+from dockyard.registry.client.endpoint import RegistryConfig
 
 log = logging.getLogger("dockyardd")
 WORKERS = 16
@@ -186,7 +187,8 @@ def open_engine(config: DaemonConfig) -> Engine:
                                   log_config={"Type": config.log_driver, "Config": dict(config.log_opts)},
                                   default_ulimits=default_ulimits(config))
     containers.network = ContainerNetworking(networks, containers.store, config.exec_root)
-    engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
+    images = ImageService(store, events, executor, registry=RegistryConfig(tuple(config.insecure_registries)))
+    engine = Engine(config, engine_id(config.data_root), events, images, executor,
                     containers, ExecService(containers), volumes, networks)
     engine.images.in_use = engine.image_in_use
     containers.on_event = engine.container_event

@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
 from dockyard.engine.events import EventBus
+from dockyard.engine.registry import RegistryService
 from dockyard.image import reference
 from dockyard.image.archive import docker_archive, importer
 from dockyard.image.store import ImageStore, InUse
+from dockyard.registry.client.endpoint import RegistryConfig
 
 T = TypeVar("T")
 
@@ -23,12 +25,13 @@ class ImageService:
     which images containers use."""
 
     def __init__(self, store: ImageStore, events: EventBus, executor: ThreadPoolExecutor,
-                 in_use: InUse | None = None) -> None:
+                 in_use: InUse | None = None, registry: RegistryConfig | None = None) -> None:
         self.store = store
         self.events = events
         self.executor = executor
         self.in_use = in_use
         self._write_lock = threading.Lock()  # one writer at a time on the SQLite metadata
+        self.registry = RegistryService(store, events, registry or RegistryConfig(), self._write_lock)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool."""

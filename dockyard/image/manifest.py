@@ -87,7 +87,7 @@ def _digest(doc: dict[str, Any], key: str, where: str) -> str:
 def _load(data: bytes | str, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InvalidManifest(f"invalid {what}: not valid JSON: {err}") from None
     return _obj(doc, f"{what}")
 

@@ -37,6 +37,7 @@ _NAME_RE = re.compile(rf"(?:({_DOMAIN})/)?({_REMOTE_NAME})", re.ASCII)
 _REFERENCE_RE = re.compile(rf"((?:{_DOMAIN}/)?{_REMOTE_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?", re.ASCII)
 _TAG_RE = re.compile(_TAG, re.ASCII)
 _IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}", re.ASCII)
+_PATH_RE = re.compile(_REMOTE_NAME, re.ASCII)
 
 
 class InvalidReference(ValueError):
@@ -152,6 +153,16 @@ def with_name(name: str) -> Reference:
     if len(match.group(2)) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidReference(f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters")
     return Reference(match.group(1) or "", match.group(2))
+
+
+def is_repository_path(path: str) -> bool:
+    """Whether path is a valid repository path as a registry sees it ("library/busybox")."""
+    return len(path) <= NAME_TOTAL_LENGTH_MAX and _PATH_RE.fullmatch(path) is not None
+
+
+def is_tag(tag: str) -> bool:
+    """Whether tag is a valid tag."""
+    return _TAG_RE.fullmatch(tag) is not None
 
 
 def domain_and_remainder(name: str) -> tuple[str, str]:

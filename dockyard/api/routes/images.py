@@ -1,4 +1,5 @@
-"""Image routes: list, inspect, history, tag, remove, prune, save, load, import (create)."""
+"""Image routes: list, inspect, history, tag, remove, prune, save, load, import and pull (create),
+push, auth."""
 
 from __future__ import annotations
 
@@ -11,8 +12,21 @@ from aiohttp import web
 
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
-from dockyard.api.server import api_version, bool_query, engine, json_query, json_response, start_stream
+from dockyard.api.server import (
+    api_version,
+    bool_query,
+    engine,
+    json_query,
+    json_response,
+    read_json,
+    start_stream,
+)
 from dockyard.api.streams import body_file, drain, response_writer
+from dockyard.engine.registry import pull_name
+from dockyard.registry.client.auth import Credentials
+from dockyard.registry.client.login import LoginError
+from dockyard.registry.client.pull import PullError
+from dockyard.registry.client.push import PushError
 
 T = TypeVar("T")
 
@@ -27,6 +41,9 @@ def routes() -> list[web.RouteDef]:
         web.get(api_path("/images/{name:.+}/json"), inspect_image),
         web.get(api_path("/images/{name:.+}/history"), image_history),
         web.post(api_path("/images/{name:.+}/tag"), tag_image),
+        web.post(api_path("/images/{name:.+}/push"), push_image),
+        web.post(api_path("/auth"), auth),
+        web.get(api_path("/distribution/{name:.+}/json"), distribution),
         web.get(api_path("/images/{name:.+}/get"), save_images),
         web.delete(api_path("/images/{name:.+}"), remove_image),
     ]
@@ -129,12 +146,81 @@ async def load_images(request: web.Request) -> web.StreamResponse:
     return await _message_stream(request, [{"stream": line + "\n"} for line in lines])
 
 
+def _credentials(request: web.Request) -> Credentials:
+    return Credentials.from_header(request.headers.get("X-Registry-Auth", ""))
+
+
+async def _progress_stream(request: web.Request, work: Callable[[Callable[[dict], None]], object]
+                           ) -> web.StreamResponse:
+    """Stream work's progress messages; a failure after the start becomes an error message."""
+    response = await start_stream(request, "application/json")
+    loop = asyncio.get_running_loop()
+
+    def sink(message: dict) -> None:
+        asyncio.run_coroutine_threadsafe(response.write(json_line(message)), loop).result()
+
+    try:
+        await engine(request).images.run(work, sink)
+    except (PullError, PushError, OSError, ValueError, LookupError) as err:
+        await response.write(json_line({"errorDetail": {"message": str(err)}, "error": str(err)}))
+    await response.write_eof()
+    return response
+
+
+async def pull_image(request: web.Request) -> web.StreamResponse:
+    """POST /images/create?fromImage&tag&platform: resolve first (errors answer with a status),
+    then stream the download's progress."""
+    query = request.query
+    service = engine(request).images
+    name = pull_name(query["fromImage"], query.get("tag", ""))
+    try:
+        plan = await service.run(service.registry.resolve, name, _credentials(request), query.get("platform"))
+    except PullError as err:
+        raise ApiError(err.status, str(err)) from None
+    return await _progress_stream(request, lambda sink: service.registry.fetch(plan, sink))
+
+
+async def push_image(request: web.Request) -> web.StreamResponse:
+    """POST /images/{name}/push?tag: every tag of the repository without one."""
+    service = engine(request).images
+    tag = request.query.get("tag", "")
+    name = request.match_info["name"] + (f":{tag}" if tag else "")
+    try:
+        await service.run(service.registry.check_push, name)
+    except PushError as err:
+        raise ApiError(err.status, str(err)) from None
+    credentials = _credentials(request)
+    return await _progress_stream(request, lambda sink: service.registry.push(name, credentials, sink))
+
+
+async def distribution(request: web.Request) -> web.Response:
+    """GET /distribution/{name}/json: the registry's descriptor and platforms for name."""
+    service = engine(request).images
+    try:
+        return json_response(await service.run(service.registry.distribution, request.match_info["name"],
+                                               _credentials(request)))
+    except PullError as err:
+        raise ApiError(err.status, str(err)) from None
+
+
+async def auth(request: web.Request) -> web.Response:
+    """POST /auth: check credentials against the registry."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid auth configuration: a JSON object is required")
+    service = engine(request).images
+    try:
+        return json_response(await service.run(service.registry.login, body))
+    except LoginError as err:
+        raise ApiError(err.status, str(err)) from None
+
+
 async def create_image(request: web.Request) -> web.StreamResponse:
-    """POST /images/create: fromSrc=- imports the request body; pulls and URL imports need the
-    network, which dockyardd has no client for yet."""
+    """POST /images/create: fromImage pulls; fromSrc=- imports the request body (URL imports
+    are refused: dockyardd fetches nothing but registries)."""
     query = request.query
     if query.get("fromImage"):
-        raise ApiError(500, "pull is not available yet: no registry client")
+        return await pull_image(request)
     source = query.get("fromSrc", "")
     if not source:
         raise ApiError(400, "either fromImage or fromSrc is required")

@@ -183,8 +183,9 @@ def create_container(cli: Cli, opts: SimpleNamespace, args: list[str], attach: b
             raise
         ref = args[0] if ":" in args[0].rpartition("/")[2] or "@" in args[0] else args[0] + ":latest"
         cli.error(f"Unable to find image '{ref}' locally")
+        from dockyard.cli.commands.registry_client import auth_header, parse_reference
         display_messages(cli, cli.client.call("POST", "/images/create", {"fromImage": ref},
-                                              headers={"X-Registry-Auth": "e30="}, stream=True))
+                                              headers=auth_header(parse_reference(ref)), stream=True))
         result = cli.client.create_container(body, opts.name)
     for warning in result.get("Warnings") or []:
         cli.error(f"WARNING: {warning}")

@@ -1,0 +1,1 @@
+"""OCI distribution: a registry client (pull, push, login) and a registry server."""
