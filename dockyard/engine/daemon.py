@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from dockyard.engine.builds import BuildService
 from dockyard.engine.config import ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
@@ -56,6 +57,7 @@ class Engine:
     containers: ContainerService
     execs: ExecService
     volumes: VolumeService
+    builds: BuildService | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool (blocking engine work off the event loop)."""
@@ -151,6 +153,7 @@ def open_engine(config: DaemonConfig) -> Engine:
     engine = Engine(config, engine_id(config.data_root), events, ImageService(store, events, executor), executor,
                     containers, ExecService(containers), volumes)
     engine.images.in_use = engine.image_in_use
+    engine.builds = BuildService(config.data_root, store, containers.runtime, config.exec_root)
     containers.on_event = engine.container_event
     volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)
     containers.reconcile()
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(serve(engine))
         finally:
             engine.containers.close()
+            if engine.builds is not None:
+                engine.builds.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()
     except (ConfigError, OSError) as e:

@@ -15,6 +15,6 @@ def api_path(path: str) -> str:
 
 def add_routes(app: web.Application) -> None:
     """Register the system, image, container, exec and volume routes."""
-    from dockyard.api.routes import containers, execs, images, system, volumes
-    for module in (system, images, containers, execs, volumes):
+    from dockyard.api.routes import build, containers, execs, images, system, volumes
+    for module in (system, images, containers, execs, volumes, build):
         app.router.add_routes(module.routes())

@@ -23,7 +23,9 @@ from dockyard.engine.events import EventFilter
 from dockyard.image import filters as flt
 from dockyard.image.manifest import host_platform
 
-_PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+# Builder-Version 1: clients use the classic /build protocol (the docker CLI without buildx too)
+_PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+                 "Builder-Version": "1"}
 _UNIX_TIME = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
 
 

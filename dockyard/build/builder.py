@@ -1,0 +1,779 @@
+"""Executes a Dockerfile: stages in dependency order (independent ones in parallel), each step
+committed as an image (its parent the previous step), steps looked up in the build cache first."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.build import fsops
+from dockyard.build.cache import BuildCache, explain
+from dockyard.build.executor import Executor
+from dockyard.build.imageconfig import (
+    DEFAULT_PATH,
+    add_history,
+    child_config,
+    env_dict,
+    env_list_set,
+    scratch_config,
+    timestamp,
+)
+from dockyard.build.parser import Command, ParseError, parse
+from dockyard.build.shell import Lex, ShellError
+from dockyard.build.sources import SourceSet, add_sources
+from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
+from dockyard.image.bootstrap_busybox import host_platform
+from dockyard.image.commit import EMPTY_LAYER_DIFF_ID, encode_config
+from dockyard.image.errors import NoSuchImage
+from dockyard.image.snapshot import mount_all, unmount
+from dockyard.image.store import ImageStore, Layer
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+class BuildError(Exception):
+    """A failed build: message as Docker prints it, the exit code for the CLI (a RUN's code)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class BuildOptions:
+    """What `docker build` passes besides the context."""
+
+    dockerfile: str = "Dockerfile"
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    no_cache_filter: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)
+    network: str = "default"
+    platform: str = ""
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    source_date_epoch: int | None = None
+    pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
+
+
+@dataclass
+class StageResult:
+    """The final image of a stage and its config."""
+
+    image: str | None
+    doc: dict[str, Any]
+
+
+@dataclass
+class _State:
+    stage: Stage
+    image: str | None
+    doc: dict[str, Any]
+    layers: list[Layer]
+    args: dict[str, str]
+    step_slot: int = 0
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.doc.setdefault("config", {})
+
+    @property
+    def env(self) -> dict[str, str]:
+        return env_dict(self.cfg.get("Env") or [])
+
+    def expansion_env(self) -> dict[str, str]:
+        return {**self.args, **self.env}
+
+
+def platform_check(platform: str) -> None:
+    """Only the host platform can be built (no emulation): a clear error for others."""
+    if not platform:
+        return
+    arch, variant = host_platform()
+    wanted = platform.lower().split("/")
+    ok = wanted[0] == "linux" and len(wanted) >= 2 and wanted[1] == arch and (
+        len(wanted) < 3 or wanted[2] == variant)
+    if not ok:
+        host = "/".join(p for p in ("linux", arch, variant) if p)
+        raise BuildError(f"platform {platform} is not supported: this builder runs {host} only (no emulation)")
+
+
+class Builder:
+    """One build at a time per instance; stages run on threads."""
+
+    def __init__(self, store: ImageStore, executor: Executor, cache: BuildCache, work_root: str,
+                 emit: Callable[[str], None]) -> None:
+        self.store = store
+        self.executor = executor
+        self.cache = cache
+        self.work_root = work_root
+        self.emit = emit
+        self._emit_lock = threading.Lock()
+        self.used_args: set[str] = set()
+
+    def say(self, text: str) -> None:
+        """Send progress text (whole lines)."""
+        with self._emit_lock:
+            self.emit(text)
+
+    # -- the whole build -------------------------------------------------------------------------
+
+    def build(self, context: str, opts: BuildOptions) -> str:
+        """Build the Dockerfile at opts.dockerfile in the unpacked context; the image ID."""
+        platform_check(opts.platform)
+        self.opts = opts
+        self.context = context
+        text = self._read_dockerfile(context, opts.dockerfile)
+        try:
+            df = parse(text)
+            self.plan = plan(df, opts.build_args)
+        except ParseError as e:
+            raise BuildError(str(e)) from None
+        self.lex = Lex(df.escape)
+        target = self._target_stage(self.plan, opts.target)
+        needed = self._needed(self.plan, target)
+        self.numbers = self._number_steps(needed)
+        futures: dict[int, Future[StageResult]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(needed)), thread_name_prefix="build-stage") as pool:
+            for stage in needed:
+                futures[stage.index] = pool.submit(self._run_stage, stage, futures)
+            try:
+                result = futures[target.index].result()
+            except BaseException:
+                for f in futures.values():
+                    f.cancel()
+                raise
+        unused = sorted(k for k in opts.build_args if k not in self.used_args and k not in PREDEFINED_ARGS)
+        if unused:
+            self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+        image = result.image
+        if opts.labels or image is None:
+            image = self._final_labels(result, opts.labels)
+        return image  # type: ignore[return-value]
+
+    def _read_dockerfile(self, context: str, name: str) -> bytes:
+        path = fsops.resolve(context, name)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise BuildError(f"Cannot locate specified Dockerfile: {name}") from None
+
+    def _target_stage(self, p: Plan, target: str) -> Stage:
+        if not target:
+            return p.stages[-1]
+        found = find_stage(p.stages, target, len(p.stages)) if not target.isdigit() else None
+        if found is None:
+            raise BuildError(f"failed to reach build target {target} in Dockerfile")
+        return found
+
+    def _deps(self, stage: Stage) -> set[int]:
+        deps = set()
+        if (base := find_stage(self.plan.stages, stage.base, stage.index)) is not None:
+            deps.add(base.index)
+        for cmd in stage.commands:
+            refs = []
+            for flag in cmd.flags:
+                if flag.startswith("--from="):
+                    refs.append(flag[7:])
+                elif flag.startswith("--mount="):
+                    for part in flag[8:].split(","):
+                        if part.startswith("from="):
+                            refs.append(part[5:])
+            for ref in refs:
+                try:
+                    ref = self.lex.process_word(ref, self.plan.global_args)
+                except ShellError:
+                    continue
+                if (dep := find_stage(self.plan.stages, ref, stage.index)) is not None:
+                    deps.add(dep.index)
+        return deps
+
+    def _needed(self, p: Plan, target: Stage) -> list[Stage]:
+        needed: set[int] = set()
+        todo = [target.index]
+        while todo:
+            i = todo.pop()
+            if i in needed:
+                continue
+            needed.add(i)
+            todo.extend(self._deps(p.stages[i]))
+        return [s for s in p.stages if s.index in needed]
+
+    def _number_steps(self, stages: list[Stage]) -> dict[tuple[int, int], int]:
+        numbers: dict[tuple[int, int], int] = {}
+        n = 0
+        for s in stages:
+            n += 1
+            numbers[(s.index, -1)] = n
+            for i in range(len(s.commands)):
+                n += 1
+                numbers[(s.index, i)] = n
+        self.total = n
+        return numbers
+
+    def _step(self, stage: Stage, i: int, text: str) -> None:
+        self.say(f"Step {self.numbers[(stage.index, i)]}/{self.total} : {text}\n")
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    def _run_stage(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> StageResult:
+        for dep in self._deps(stage):
+            futures[dep].result()
+        self._step(stage, -1, stage.original)
+        self.futures = futures
+        state = self._from(stage, futures)
+        for i, cmd in enumerate(stage.commands):
+            self._step(stage, i, cmd.original.split("\n", 1)[0] if cmd.original else "")
+            state.step_slot = i
+            try:
+                self._dispatch(state, cmd)
+            except (ParseError, ShellError, fsops.CopyError) as e:
+                raise BuildError(_at_line(cmd, str(e))) from None
+        return StageResult(state.image, state.doc)
+
+    def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
+        platform_check(stage.platform)
+        dep = find_stage(self.plan.stages, stage.base, stage.index)
+        args = {k: v for k, v in self.plan.global_args.items()}
+        if dep is not None:
+            res = futures[dep.index].result()
+            image, doc = res.image, copy.deepcopy(res.doc)
+            layers = self.store.layers(image) if image else []
+            self.say(f" ---> {_short(image)}\n")
+            return _State(stage, image, doc, layers, {})
+        if stage.base.lower() == "scratch":
+            arch, variant = host_platform()
+            self.say(" ---> \n") if False else None
+            return _State(stage, None, scratch_config(arch, variant), [], {})
+        try:
+            image = self.store.resolve(stage.base)
+        except (NoSuchImage, ValueError):
+            image = self._pull(stage.base)
+        self.say(f" ---> {_short(image)}\n")
+        doc = child_config(self.store.config(image))
+        state = _State(stage, image, doc, self.store.layers(image), {})
+        del args
+        triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
+        if triggers:
+            self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            for trigger in triggers:
+                try:
+                    for cmd in parse(trigger.encode()).commands:
+                        if (cmd.cmd or "").lower() in ("onbuild", "from", "maintainer"):
+                            raise BuildError(f"{cmd.cmd} isn't allowed as an ONBUILD trigger")
+                        self._dispatch(state, cmd)
+                except ParseError as e:
+                    raise BuildError(f"failed to parse ONBUILD trigger: {e}") from None
+        return state
+
+    def _pull(self, name: str) -> str:
+        if self.opts.pull is not None:
+            try:
+                return self.opts.pull(name)
+            except LookupError:
+                pass
+        repo = name.split("@")[0].rsplit(":", 1)[0] if "/" in name or ":" in name else name
+        raise BuildError(f"pull access denied for {repo}, repository does not exist or may require "
+                         "'docker login': image not found locally and no registry is configured")
+
+    # -- instructions ----------------------------------------------------------------------------
+
+    def _expand(self, state: _State, word: str) -> str:
+        return self.lex.process_word(word, state.expansion_env())
+
+    def _dispatch(self, state: _State, cmd: Command) -> None:
+        kind = (cmd.cmd or "").lower()
+        handler = getattr(self, f"_do_{kind}", None)
+        if handler is None:
+            raise ParseError(f"unknown instruction: {(cmd.cmd or '').upper()}", cmd.start_line, cmd.end_line)
+        handler(state, cmd)
+
+    def _meta(self, state: _State, cmd: Command, created_by: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """A metadata-only step: config changed, no layer."""
+        detail = {"parent": state.image, "instruction": created_by, "args": {}}
+        key = _key(detail)
+        hit = self._lookup(state, key)
+        if hit:
+            return
+        change(state.cfg)
+        self._commit(state, created_by, None, key, detail)
+
+    def _lookup(self, state: _State, key: str, detail: dict | None = None) -> bool:
+        stage = state.stage
+        no_cache = self.opts.no_cache or (stage.name and stage.name in self.opts.no_cache_filter) or \
+            str(stage.index) in self.opts.no_cache_filter
+        if no_cache:
+            return False
+        image = self.cache.get(key)
+        if image is None:
+            if detail is not None:
+                self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
+            return False
+        try:
+            doc = self.store.config(image)
+        except (NoSuchImage, LookupError, KeyError):
+            self.cache.drop(key)
+            return False
+        self.say(" ---> Using cache\n")
+        self.say(f" ---> {_short(image)}\n")
+        state.image = image
+        state.doc = doc
+        state.layers = self.store.layers(image)
+        return True
+
+    def _slot(self, state: _State) -> str:
+        return f"{state.stage.index}:{state.stage.name}:{state.step_slot}"
+
+    def _commit(self, state: _State, created_by: str, layer: Layer | None, key: str, detail: dict) -> None:
+        created = timestamp(self.opts.source_date_epoch)
+        if layer is not None:
+            state.layers.append(layer)
+        state.doc.setdefault("rootfs", {"type": "layers"})
+        state.doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in state.layers]}
+        add_history(state.doc, created, created_by, layer is None)
+        image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image)
+        state.image = image
+        state.doc = self.store.config(image)
+        self.cache.put(key, image, self._slot(state), detail)
+        self.say(f" ---> {_short(image)}\n")
+
+    def _do_env(self, state: _State, cmd: Command) -> None:
+        pairs = []
+        env = state.expansion_env()
+        for i in range(0, len(cmd.value), 2):
+            name = self.lex.process_word(cmd.value[i], env)
+            value = self.lex.process_word(cmd.value[i + 1], env)
+            env[name] = value
+            pairs.append((name, value))
+        text = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
+
+        def change(cfg: dict[str, Any]) -> None:
+            lst = cfg.get("Env") or []
+            for k, v in pairs:
+                lst = env_list_set(lst, k, v)
+            cfg["Env"] = lst
+        self._meta(state, cmd, text, change)
+
+    def _do_label(self, state: _State, cmd: Command) -> None:
+        env = state.expansion_env()
+        pairs = [(self.lex.process_word(cmd.value[i], env), self.lex.process_word(cmd.value[i + 1], env))
+                 for i in range(0, len(cmd.value), 2)]
+        text = "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
+        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__("Labels", {**(cfg.get("Labels") or {}),
+                                                                           **dict(pairs)}))
+
+    def _do_arg(self, state: _State, cmd: Command) -> None:
+        for word in cmd.value:
+            name, default = split_arg(word)
+            self.used_args.add(name)
+            given = self.opts.build_args.get(name)
+            if given is not None:
+                state.args[name] = given
+            elif name in self.plan.global_args and default is None:
+                state.args[name] = self.plan.global_args[name]
+            elif default is not None:
+                state.args[name] = self._expand(state, default)
+
+    def _do_workdir(self, state: _State, cmd: Command) -> None:
+        if not cmd.value:
+            raise ParseError("WORKDIR requires exactly one argument", cmd.start_line)
+        path = self._expand(state, cmd.value[0])
+        current = state.cfg.get("WorkingDir") or "/"
+        new = posixpath.normpath(posixpath.join(current, path))
+        new = "/" + new.lstrip("/")
+        created_by = f"WORKDIR {new}"
+        detail = {"parent": state.image, "instruction": created_by, "args": {}}
+        key = _key(detail)
+        if self._lookup(state, key):
+            return
+        state.cfg["WorkingDir"] = new
+        layer = self._in_rootfs(state, lambda root: fsops.make_dirs(root, new, fsops.Ownership()))
+        self._commit(state, created_by, layer, key, detail)
+
+    def _do_user(self, state: _State, cmd: Command) -> None:
+        user = self._expand(state, cmd.value[0]) if cmd.value else ""
+        self._meta(state, cmd, f"USER {user}", lambda cfg: cfg.__setitem__("User", user))
+
+    def _do_expose(self, state: _State, cmd: Command) -> None:
+        ports = []
+        for word in cmd.value:
+            p = self._expand(state, word)
+            ports.append(p if "/" in p else p + "/tcp")
+        text = "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in sorted(ports)) + "]"
+        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__(
+            "ExposedPorts", {**(cfg.get("ExposedPorts") or {}), **{p: {} for p in ports}}))
+
+    def _do_volume(self, state: _State, cmd: Command) -> None:
+        vols = [self._expand(state, v) for v in cmd.value if v]
+        if not vols:
+            raise ParseError("VOLUME specified can not be an empty string", cmd.start_line)
+        text = "VOLUME " + json.dumps(vols) if cmd.json else "VOLUME " + " ".join(vols)
+        self._meta(state, cmd, f"VOLUME {vols}".replace("'", "") if not cmd.json else text,
+                   lambda cfg: cfg.__setitem__("Volumes", {**(cfg.get("Volumes") or {}), **{v: {} for v in vols}}))
+
+    def _do_stopsignal(self, state: _State, cmd: Command) -> None:
+        sig = self._expand(state, cmd.value[0]) if cmd.value else ""
+        self._meta(state, cmd, f"STOPSIGNAL {sig}", lambda cfg: cfg.__setitem__("StopSignal", sig))
+
+    def _command_form(self, state: _State, cmd: Command) -> list[str]:
+        if cmd.json:
+            return list(cmd.value)
+        shell = state.cfg.get("Shell") or DEFAULT_SHELL
+        return [*shell, cmd.value[0]] if cmd.value else []
+
+    def _do_cmd(self, state: _State, cmd: Command) -> None:
+        args = self._command_form(state, cmd)
+        self._meta(state, cmd, f"CMD {json.dumps(args)}", lambda cfg: cfg.__setitem__("Cmd", args))
+
+    def _do_entrypoint(self, state: _State, cmd: Command) -> None:
+        args = self._command_form(state, cmd)
+
+        def change(cfg: dict[str, Any]) -> None:
+            cfg["Entrypoint"] = args
+            cfg.pop("Cmd", None)  # an ENTRYPOINT resets the CMD it inherited
+        self._meta(state, cmd, f"ENTRYPOINT {json.dumps(args)}", change)
+
+    def _do_shell(self, state: _State, cmd: Command) -> None:
+        if not cmd.json:
+            raise ParseError("SHELL requires the arguments to be in JSON form", cmd.start_line)
+        args = list(cmd.value)
+        self._meta(state, cmd, f"SHELL {json.dumps(args)}", lambda cfg: cfg.__setitem__("Shell", args))
+
+    def _do_maintainer(self, state: _State, cmd: Command) -> None:
+        name = self._expand(state, cmd.value[0]) if cmd.value else ""
+        self._meta(state, cmd, f"MAINTAINER {name}", lambda cfg: state.doc.__setitem__("author", name))
+
+    def _do_onbuild(self, state: _State, cmd: Command) -> None:
+        original = (cmd.original or "").split("\n", 1)[0]
+        trigger = original.strip()[len(cmd.cmd or ""):].strip()
+        sub = (cmd.sub_cmd or "").lower()
+        if sub in ("onbuild", "from", "maintainer"):
+            raise ParseError(f"{cmd.sub_cmd.upper()} isn't allowed as an ONBUILD trigger", cmd.start_line)
+        self._meta(state, cmd, f"ONBUILD {trigger}", lambda cfg: cfg.__setitem__(
+            "OnBuild", [*(cfg.get("OnBuild") or []), trigger]))
+
+    def _do_healthcheck(self, state: _State, cmd: Command) -> None:
+        flags = parse_flags(cmd, ("interval", "timeout", "start-period", "start-interval", "retries"))
+        if not cmd.value:
+            raise ParseError("HEALTHCHECK requires an argument", cmd.start_line)
+        kind = cmd.value[0].upper()
+        if kind == "NONE":
+            if len(cmd.value) > 1 or flags:
+                raise ParseError("HEALTHCHECK NONE takes no arguments", cmd.start_line)
+            check: dict[str, Any] = {"Test": ["NONE"]}
+        elif kind == "CMD":
+            rest = list(cmd.value[1:])
+            if not rest:
+                raise ParseError("Missing command after HEALTHCHECK CMD", cmd.start_line)
+            check = {"Test": ["CMD", *rest] if cmd.json else ["CMD-SHELL", rest[0]]}
+            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
+                              ("start-interval", "StartInterval")):
+                if flag in flags:
+                    check[key] = _duration_ns(flags[flag][-1], flag, cmd)
+            if "retries" in flags:
+                try:
+                    check["Retries"] = int(flags["retries"][-1])
+                except ValueError:
+                    raise ParseError(f"invalid retries value {flags['retries'][-1]!r}", cmd.start_line) from None
+        else:
+            raise ParseError(f"Unknown type {kind!r} in HEALTHCHECK (try CMD)", cmd.start_line)
+        text = f"HEALTHCHECK &{{{check['Test']}}}".replace("'", '"')
+        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__("Healthcheck", check))
+
+    # -- RUN -------------------------------------------------------------------------------------
+
+    def _do_run(self, state: _State, cmd: Command) -> None:
+        flags = parse_flags(cmd, ("mount", "network", "security"))
+        if cmd.json:
+            args = list(cmd.value)
+            shown = json.dumps(args)
+        else:
+            script = cmd.value[0] if cmd.value else ""
+            if cmd.heredocs:
+                script = "\n".join([script, *(h.content + h.name for h in cmd.heredocs)]) + "\n"
+                if len(cmd.heredocs) == 1 and script.split("\n", 1)[0].strip().startswith("<<") and \
+                        cmd.heredocs[0].content.startswith("#!"):
+                    pass
+            args = [*(state.cfg.get("Shell") or DEFAULT_SHELL), script]
+            shown = " ".join(args)
+        network = (flags.get("network") or [self.opts.network])[-1]
+        if network not in ("default", "host", "none"):
+            raise ParseError(f"unsupported network mode {network!r}", cmd.start_line)
+        mounts = [self._mount_spec(state, m, cmd) for m in flags.get("mount", [])]
+        args_in_scope = dict(sorted(state.args.items()))
+        prefix = f"|{len(args_in_scope)} " + " ".join(f"{k}={v}" for k, v in args_in_scope.items()) + " " \
+            if args_in_scope else ""
+        created_by = f"RUN {prefix}{shown} # buildkit"
+        detail = {"parent": state.image, "instruction": created_by + "".join(
+            f" --mount={m['key']}" for m in mounts) + f" network={network}", "args": args_in_scope}
+        key = _key(detail)
+        if self._lookup(state, key, detail):
+            return
+        env = state.cfg.get("Env") or [DEFAULT_PATH]
+        run_env = list(env)
+        for k, v in state.args.items():
+            if k not in env_dict(env):
+                run_env.append(f"{k}={v}")
+        user = state.cfg.get("User") or ""
+        cwd = state.cfg.get("WorkingDir") or "/"
+        code_box: list[int] = []
+
+        def run(root: str) -> None:
+            fsops.make_dirs(root, cwd, fsops.Ownership())
+            oci_mounts = [self._oci_mount(root, m) for m in mounts]
+            stubs = _absent(root, [m["destination"] for m in oci_mounts] + ["/etc/resolv.conf", "/etc/hosts",
+                                                                          "/etc/hostname"])
+            try:
+                from dockyard.build.executor import RunRequest
+                code_box.append(self.executor.run(
+                    RunRequest(root, args, run_env, cwd, user, network, oci_mounts),
+                    lambda data: self.say(data.decode("utf-8", "replace"))))
+            finally:
+                for m in mounts:
+                    if m.get("cleanup"):
+                        shutil.rmtree(m["cleanup"], ignore_errors=True)
+                _remove_stubs(root, stubs)
+            return stubs
+        self.say(" ---> Running in " + uuid.uuid4().hex[:12] + "\n")
+        layer = self._in_rootfs(state, run, keep=lambda: bool(code_box) and code_box[0] == 0)
+        if code_box and code_box[0] != 0:
+            raise BuildError(f"The command '{shown if cmd.json else ' '.join(args)}' returned a non-zero code: "
+                             f"{code_box[0]}", code_box[0])
+        self._commit(state, created_by, layer, key, detail)
+
+    def _mount_spec(self, state: _State, spec: str, cmd: Command) -> dict[str, Any]:
+        opts: dict[str, str] = {}
+        for part in spec.split(","):
+            k, eq, v = part.partition("=")
+            opts[k.strip().lower()] = self._expand(state, v) if eq else "true"
+        kind = opts.get("type", "bind")
+        target = opts.get("target") or opts.get("dst") or opts.get("destination") or ""
+        if kind == "secret":
+            sid = opts.get("id") or posixpath.basename(target)
+            target = target or f"/run/secrets/{sid}"
+            if sid not in self.opts.secrets and opts.get("required", "false") == "true":
+                raise ParseError(f"secret {sid} not found", cmd.start_line)
+            return {"type": "secret", "id": sid, "target": target, "key": f"secret:{target}",
+                    "mode": int(opts.get("mode", "0400"), 8)}
+        if not target:
+            raise ParseError(f"mount type={kind} requires a target", cmd.start_line)
+        if not target.startswith("/"):
+            target = posixpath.join(state.cfg.get("WorkingDir") or "/", target)
+        if kind == "cache":
+            cid = opts.get("id") or target
+            return {"type": "cache", "id": cid, "target": target, "key": f"cache:{cid}:{target}",
+                    "readonly": opts.get("readonly", opts.get("ro", "false")) == "true"}
+        if kind == "tmpfs":
+            return {"type": "tmpfs", "target": target, "key": f"tmpfs:{target}", "size": opts.get("size", "")}
+        if kind == "bind":
+            source = opts.get("source") or opts.get("src") or "/"
+            frm = opts.get("from", "")
+            src_root, src_id = self._source_root(frm)
+            return {"type": "bind", "target": target, "source": source, "from": frm, "src_root": src_root,
+                    "key": f"bind:{frm}:{source}:{target}:{src_id}",
+                    "rw": opts.get("rw", opts.get("readwrite", "false")) == "true"}
+        raise ParseError(f"unsupported mount type {kind!r}", cmd.start_line)
+
+    def _source_root(self, frm: str) -> tuple[str, str]:
+        if not frm:
+            return self.context, "context"
+        raise ParseError("RUN --mount=type=bind,from=... is supported for the build context only", 0)
+
+    def _oci_mount(self, root: str, m: dict[str, Any]) -> dict[str, Any]:
+        if m["type"] == "cache":
+            opts = ["rbind", "ro" if m["readonly"] else "rw"]
+            return {"destination": m["target"], "type": "bind", "source": self.cache.mount_dir(m["id"]),
+                    "options": opts}
+        if m["type"] == "tmpfs":
+            opts = ["nosuid", "nodev"] + ([f"size={m['size']}"] if m["size"] else [])
+            return {"destination": m["target"], "type": "tmpfs", "source": "tmpfs", "options": opts}
+        if m["type"] == "secret":
+            holder = os.path.join(self.work_root, "secrets-" + uuid.uuid4().hex)
+            os.makedirs(holder, mode=0o700)
+            path = os.path.join(holder, "secret")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.opts.secrets.get(m["id"], b""))
+            os.chmod(path, m["mode"])
+            m["cleanup"] = holder
+            return {"destination": m["target"], "type": "bind", "source": path, "options": ["rbind", "ro"]}
+        src = fsops.resolve(m["src_root"], m["source"])
+        return {"destination": m["target"], "type": "bind", "source": src,
+                "options": ["rbind", "rw" if m["rw"] else "ro"]}
+
+    # -- COPY / ADD ------------------------------------------------------------------------------
+
+    def _do_copy(self, state: _State, cmd: Command) -> None:
+        self._copy(state, cmd, add=False)
+
+    def _do_add(self, state: _State, cmd: Command) -> None:
+        self._copy(state, cmd, add=True)
+
+    def _copy(self, state: _State, cmd: Command, add: bool) -> None:
+        allowed = ("chown", "chmod", "link", "parents", "exclude") + (
+            ("checksum", "keep-git-dir", "unpack") if add else ("from",))
+        flags = parse_flags(cmd, allowed)
+        env = state.expansion_env()
+        words = [self.lex.process_word(w, env) for w in cmd.value]
+        if len(words) < 2 and not cmd.heredocs:
+            raise ParseError(f"{(cmd.cmd or '').upper()} requires at least two arguments, but only one was "
+                             "provided. Destination could not be determined.", cmd.start_line)
+        dest = words[-1]
+        srcs = words[:-1]
+        frm = self.lex.process_word(flags["from"][-1], env) if "from" in flags else ""
+        chown = self.lex.process_word(flags["chown"][-1], env) if "chown" in flags else ""
+        chmod = flags.get("chmod", [""])[-1]
+        excludes = [self.lex.process_word(e, env) for e in flags.get("exclude", [])]
+        workdir = state.cfg.get("WorkingDir") or "/"
+        sources = SourceSet.prepare(self, state, frm, srcs, cmd, add, flags)
+        try:
+            files = sources.digest(excludes)
+            shown = " ".join(w for w in (cmd.value if not cmd.json else [json.dumps(list(cmd.value))]))
+            name = (cmd.cmd or "").upper()
+            created_by = f"{name} {' '.join(f for f in cmd.flags if not f.startswith('--from'))} {shown} # buildkit"
+            created_by = created_by.replace("  ", " ")
+            detail = {"parent": state.image, "instruction": f"{name} {cmd.flags} {words}", "args": {},
+                      "files": files, "source": sources.identity}
+            key = _key(detail)
+            if self._lookup(state, key, detail):
+                return
+            mode = None
+            if chmod:
+                try:
+                    mode = int(chmod, 8)
+                except ValueError:
+                    raise ParseError(f"invalid chmod parameter {chmod!r}", cmd.start_line) from None
+
+            def work(root: str) -> None:
+                owner = fsops.Ownership(0, 0, mode) if not frm else fsops.Ownership(None, None, mode)
+                if chown:
+                    owner.uid, owner.gid = self._chown(root, chown)
+                add_sources(sources, root, dest, workdir, owner, excludes, "parents" in flags, add, cmd)
+            layer = self._in_rootfs(state, work)
+            self._commit(state, created_by, layer, key, detail)
+        finally:
+            sources.close()
+
+    def _chown(self, root: str, spec: str) -> tuple[int, int]:
+        user, _, group = spec.partition(":")
+        if user.isdigit() and (not group or group.isdigit()):
+            return int(user), int(group) if group else int(user)
+        try:
+            uid, gid = self.executor.resolve_user(root, spec)
+        except (LookupError, ValueError) as e:
+            raise fsops.CopyError(f"unable to convert uid/gid chown string to host mapping: {e}") from None
+        return uid, gid
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def _in_rootfs(self, state: _State, fn: Callable[[str], Any],
+                   keep: Callable[[], bool] = lambda: True) -> Layer | None:
+        """Run fn on a writable rootfs of the current image; the layer of its changes. fn may
+        return the mount stubs it removed: directories copied up only to hold them are dropped."""
+        key = f"build-{uuid.uuid4().hex}"
+        snapshots = self.store.snapshots
+        rootfs = os.path.join(self.work_root, key)
+        os.makedirs(rootfs)
+        try:
+            self.store.prepare_rootfs(key, state.image)
+            mount_all(snapshots.mounts(key), rootfs)
+            try:
+                stubs = fn(rootfs)
+            finally:
+                unmount(rootfs)
+            if not keep():
+                return None
+            mode = snapshots.diff_mode()
+            if stubs and mode == "overlay":
+                _drop_stub_parents(snapshots.layer_dir(key), stubs)
+            layer = self.store.write_layer(snapshots.layer_dir(key), mode=mode,
+                                           parent=snapshots.parent_dir(key) if mode == "compare" else None,
+                                           source_date_epoch=self.opts.source_date_epoch)
+        finally:
+            self.store.remove_rootfs(key)
+            os.rmdir(rootfs)
+        return None if layer.diff_id == EMPTY_LAYER_DIFF_ID else layer
+
+    def _final_labels(self, result: StageResult, labels: dict[str, str]) -> str:
+        doc = copy.deepcopy(result.doc)
+        cfg = doc.setdefault("config", {})
+        if labels:
+            cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
+        layers = self.store.layers(result.image) if result.image else []
+        doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in layers]}
+        return self.store.add_image(encode_config(doc), layers, parent=result.image)
+
+
+def _key(detail: dict) -> str:
+    return hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).hexdigest()
+
+
+def _short(image: str | None) -> str:
+    return (image or "").removeprefix("sha256:")[:12]
+
+
+def _at_line(cmd: Command, message: str) -> str:
+    return f"dockerfile line {cmd.start_line}: {(cmd.original or '').splitlines()[0] if cmd.original else ''}: " \
+           f"{message}"
+
+
+def _duration_ns(value: str, flag: str, cmd: Command) -> int:
+    import re
+    total = 0.0
+    units = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+    parts = re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", value)
+    if not parts or "".join(a + b for a, b in parts) != value:
+        raise ParseError(f"time: invalid duration {value!r} for --{flag}", cmd.start_line)
+    for number, unit in parts:
+        total += float(number) * units[unit]
+    return int(total)
+
+
+def _absent(root: str, paths: list[str]) -> list[str]:
+    """Those of paths (inside root) that do not exist yet: mount stubs to remove after a RUN."""
+    return [p for p in paths if not os.path.lexists(fsops.resolve(root, p, follow_last=False))]
+
+
+def _drop_stub_parents(upper: str, stubs: list[str]) -> None:
+    """Remove from an overlay upper dir the empty directories copied up for mount stubs."""
+    parents = {posixpath.dirname(p.rstrip("/")) for p in stubs}
+    for parent in sorted(parents, key=len, reverse=True):
+        while parent not in ("", "/"):
+            host = os.path.join(upper, parent.lstrip("/"))
+            try:
+                if os.path.islink(host) or os.listdir(host) or os.getxattr(
+                        host, "trusted.overlay.opaque", follow_symlinks=False):
+                    break
+            except OSError:
+                pass
+            try:
+                os.rmdir(host)
+            except OSError:
+                break
+            parent = posixpath.dirname(parent)
+
+
+def _remove_stubs(root: str, stubs: list[str]) -> None:
+    for p in sorted(stubs, key=len, reverse=True):
+        host = fsops.resolve(root, p, follow_last=False)
+        try:
+            if os.path.isdir(host) and not os.path.islink(host):
+                os.rmdir(host)
+            else:
+                os.unlink(host)
+        except OSError:
+            pass

@@ -1,0 +1,165 @@
+"""The daemon's builder service: contexts unpacked, the library's Builder run with a RUN
+executor made of dockyard-runtime bundles (no shim: a RUN is a foreground process), results
+tagged, the cache pruned."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from typing import IO
+
+from dockyard.build.builder import Builder, BuildError, BuildOptions
+from dockyard.build.cache import BuildCache
+from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
+from dockyard.build.executor import RunRequest
+from dockyard.engine.containers.errors import ContainerError
+from dockyard.engine.containers.security import DEFAULT_CAPS
+from dockyard.engine.containers.users import resolve_user
+from dockyard.image.store import ImageStore
+from dockyard.runtime.spec_template import default_spec
+
+CGROUP_PARENT_ENV = "DOCKYARD_BUILD_CGROUP_PARENT"
+
+
+class RuntimeExecutor:
+    """RUN steps as `dockyard-runtime run` of a bundle whose root is the step's mounted rootfs."""
+
+    def __init__(self, runtime: str, runtime_root: str, work_root: str) -> None:
+        self.runtime = runtime
+        self.runtime_root = runtime_root
+        self.work_root = work_root
+        self.cgroup_parent = os.environ.get(CGROUP_PARENT_ENV, "/dockyard-build")
+
+    def resolve_user(self, rootfs: str, user: str) -> tuple[int, int]:
+        """USER / --chown names looked up in the rootfs's passwd and group files."""
+        try:
+            found = resolve_user(rootfs, user)
+        except ContainerError as e:
+            raise LookupError(str(e)) from None
+        return found["uid"], found["gid"]
+
+    def _spec(self, req: RunRequest, cid: str) -> dict:
+        spec = default_spec(req.args, terminal=False, rootfs=req.rootfs, hostname=req.hostname)
+        process = spec["process"]
+        process["env"] = list(req.env)
+        process["cwd"] = req.cwd
+        try:
+            found = resolve_user(req.rootfs, req.user)
+        except ContainerError as e:
+            raise BuildError(str(e)) from None
+        process["user"] = {k: found[k] for k in ("uid", "gid", "additionalGids") if k in found}
+        process["capabilities"] = {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")}
+        process["noNewPrivileges"] = False
+        spec["root"] = {"path": req.rootfs, "readonly": False}
+        linux = spec["linux"]
+        linux["cgroupsPath"] = f"{self.cgroup_parent.rstrip('/')}/{cid}"
+        if req.network in ("default", "host"):
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+            for name in ("resolv.conf", "hosts"):
+                if os.path.exists(f"/etc/{name}"):
+                    spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
+                                           "source": os.path.realpath(f"/etc/{name}"), "options": ["rbind", "ro"]})
+        spec["mounts"].extend(req.mounts)
+        return spec
+
+    def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int:
+        """Run the step's process in the foreground; its output streamed to output."""
+        cid = "build-" + uuid.uuid4().hex[:20]
+        bundle = tempfile.mkdtemp(prefix="bundle-", dir=self.work_root)
+        try:
+            with open(os.path.join(bundle, "config.json"), "w") as f:
+                json.dump(self._spec(req, cid), f)
+            proc = subprocess.Popen([self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read1(65536):
+                output(chunk)
+            return proc.wait()
+        finally:
+            subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
+                           capture_output=True, check=False)
+            shutil.rmtree(bundle, ignore_errors=True)
+
+
+class BuildService:
+    """Builds for the API: one context directory per build under <data-root>/builder/tmp."""
+
+    def __init__(self, data_root: str, store: ImageStore, runtime: str, exec_root: str) -> None:
+        self.root = os.path.join(data_root, "builder")
+        self.tmp = os.path.join(self.root, "tmp")
+        shutil.rmtree(self.tmp, ignore_errors=True)  # contexts of builds a crash interrupted
+        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        self.store = store
+        self.cache = BuildCache(self.root)
+        self.executor = RuntimeExecutor(runtime, os.path.join(exec_root, "build-runtime"), self.tmp)
+        self._prune_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the cache database."""
+        self.cache.close()
+
+    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
+        """Unpack the context from body, build, tag; the image ID. BuildError on failure."""
+        work = tempfile.mkdtemp(prefix="build-", dir=self.tmp)
+        try:
+            context = os.path.join(work, "context")
+            os.mkdir(context)
+            stream = _peekable(body)
+            head = stream.peek(512)
+            try:
+                if head and not looks_like_tar(head):
+                    extract(single_file_context(stream.read()), context)
+                    opts.dockerfile = "Dockerfile"
+                else:
+                    extract(stream, context)
+            except ContextError as e:
+                raise BuildError(str(e)) from None
+            builder = Builder(self.store, self.executor, self.cache, work, emit)
+            image = builder.build(context, opts)
+            for tag in opts.tags:
+                self.store.tag(image, tag)
+            return image
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def prune(self, all_: bool = False) -> dict:
+        """POST /build/prune: the cache records and cache mounts go; intermediate images stay
+        until image prune, as with the classic builder."""
+        with self._prune_lock:
+            keys, freed = self.cache.prune()
+        return {"CachesDeleted": keys, "SpaceReclaimed": freed}
+
+
+class _peekable:
+    """A readable with peek() over any binary stream (the request body)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.buf = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.raw.read(n - len(self.buf))
+            if not chunk:
+                break
+            self.buf += chunk
+        return self.buf[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            data = self.buf + self.raw.read()
+            self.buf = b""
+            return data
+        if self.buf:
+            data, self.buf = self.buf[:n], self.buf[n:]
+            return data
+        return self.raw.read(n)
+
+    def readable(self) -> bool:
+        return True
