@@ -28,7 +28,7 @@ from dockyard.build.imageconfig import (
     scratch_config,
     timestamp,
 )
-from dockyard.build.parser import Command, ParseError, parse
+from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
 from dockyard.build.shell import Lex, ShellError
 from dockyard.build.sources import SourceSet, add_sources
 from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
@@ -503,13 +503,20 @@ class Builder:
             shown = json.dumps(args)
         else:
             script = cmd.value[0] if cmd.value else ""
-            if cmd.heredocs:
-                script = "\n".join([script, *(h.content + h.name for h in cmd.heredocs)]) + "\n"
-                if len(cmd.heredocs) == 1 and script.split("\n", 1)[0].strip().startswith("<<") and \
-                        cmd.heredocs[0].content.startswith("#!"):
-                    pass
-            args = [*(state.cfg.get("Shell") or DEFAULT_SHELL), script]
-            shown = " ".join(args)
+            shell = state.cfg.get("Shell") or DEFAULT_SHELL
+            sole = parse_heredoc(script.strip()) if len(cmd.heredocs) == 1 else None
+            if sole is not None and sole[0] == cmd.heredocs[0].name:
+                # `RUN <<EOF`: the here-document is the script
+                body = cmd.heredocs[0].content
+                if sole[2]:
+                    body = "\n".join(line.lstrip("\t") for line in body.split("\n"))
+                args = [*shell, body]
+                shown = " ".join([*shell, script])
+            else:
+                if cmd.heredocs:  # the shell reads the here-documents itself
+                    script = "\n".join([script, *(h.content + h.name for h in cmd.heredocs)]) + "\n"
+                args = [*shell, script]
+                shown = " ".join(args)
         network = (flags.get("network") or [self.opts.network])[-1]
         if network not in ("default", "host", "none"):
             raise ParseError(f"unsupported network mode {network!r}", cmd.start_line)
@@ -551,7 +558,7 @@ class Builder:
         self.say(" ---> Running in " + uuid.uuid4().hex[:12] + "\n")
         layer = self._in_rootfs(state, run, keep=lambda: bool(code_box) and code_box[0] == 0)
         if code_box and code_box[0] != 0:
-            raise BuildError(f"The command '{shown if cmd.json else ' '.join(args)}' returned a non-zero code: "
+            raise BuildError(f"The command '{' '.join(args) if cmd.json else shown}' returned a non-zero code: "
                              f"{code_box[0]}", code_box[0])
         self._commit(state, created_by, layer, key, detail)
 

@@ -133,7 +133,7 @@ def extract(stream: IO[bytes], dest: str) -> None:
                     _extract_member(tar, member, fd, name, rel, dest_fd)
                     if member.isdir():
                         dirs.append((rel, member))
-                    elif not member.issym():
+                    elif not member.issym() and not member.islnk():
                         _set_meta(fd, name, member, root_is_root)
                     elif root_is_root:
                         os.chown(name, member.uid, member.gid, dir_fd=fd, follow_symlinks=False)
