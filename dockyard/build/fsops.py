@@ -225,8 +225,8 @@ def copy_into(src_root: str, match: str, rootfs: str, target: str, is_dir: bool,
     host_src = resolve(src_root, match)
     matcher = PatternMatcher(excludes) if excludes else None
 
-    def excluded(rel: str) -> bool:
-        return matcher is not None and matcher.matches(posixpath.join(match, rel) if match else rel)
+    def excluded(rel: str) -> bool:  # patterns apply below the source, and to context paths
+        return matcher is not None and (matcher.matches(rel) or matcher.matches(posixpath.join(match, rel)))
 
     if is_dir:
         host_dst = make_dirs(rootfs, target, owner)

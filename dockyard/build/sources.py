@@ -130,11 +130,11 @@ class SourceSet:
                 host = fsops.resolve(self.root, match)
                 if not os.path.lexists(host):
                     continue
-                _digest_tree(host, match, out, matcher)
+                _digest_tree(host, match, out, matcher, match)
         return out
 
 
-def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None) -> None:
+def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str) -> None:
     st = os.lstat(host)
     meta = f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
     if os.path.islink(host):
@@ -143,9 +143,10 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
         out[(rel or ".") + "/"] = meta
         for name in sorted(os.listdir(host)):
             child = f"{rel}/{name}" if rel else name
-            if matcher is not None and matcher.matches(child):
+            below = child[len(top):].lstrip("/")
+            if matcher is not None and (matcher.matches(child) or matcher.matches(below)):
                 continue
-            _digest_tree(os.path.join(host, name), child, out, matcher)
+            _digest_tree(os.path.join(host, name), child, out, matcher, top)
     else:
         h = hashlib.sha256()
         with open(host, "rb") as f:

@@ -1,0 +1,202 @@
+"""The builder library run by the engine's BuildService without a daemon: RUN mounts (secret,
+cache, tmpfs, bind), parallel stages, --target pruning, reproducible images, ADD, COPY flags."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.build.builder import BuildError, BuildOptions
+from dockyard.build.context import pack
+from dockyard.engine.builds import CGROUP_PARENT_ENV, BuildService
+from dockyard.image.bootstrap import bootstrap_busybox
+from dockyard.image.snapshot.mount import mounts_under
+from dockyard.image.store import ImageStore
+from tests.conftest import TEST_CGROUP_PARENT
+
+RUNTIME = str(Path(sys.executable).parent / "dockyard-runtime")
+
+
+class Env:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = ImageStore(str(root / "images"))
+        bootstrap_busybox(self.store)
+        self.service = BuildService(str(root / "data"), self.store, RUNTIME, str(root / "exec"))
+        self.log: list[str] = []
+
+    def build(self, files: dict[str, str | bytes], **options: object) -> str:
+        ctx = self.root / f"ctx-{time.monotonic_ns()}"
+        for rel, content in files.items():
+            p = ctx / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(content.encode() if isinstance(content, str) else content)
+        buf = io.BytesIO()
+        pack(str(ctx), buf)
+        buf.seek(0)
+        self.log = []
+        return self.service.build(buf, BuildOptions(**options), self.log.append)  # type: ignore[arg-type]
+
+    @property
+    def output(self) -> str:
+        return "".join(self.log)
+
+    def files(self, image: str) -> dict[str, bytes]:
+        """Every regular file of every layer of image (later layers win)."""
+        out: dict[str, bytes] = {}
+        for layer in self.store.layers(image):
+            with self.store.content.open(layer.descriptor.digest) as blob, \
+                    tarfile.open(fileobj=gzip.GzipFile(fileobj=blob)) as tar:
+                for m in tar:
+                    if m.isreg():
+                        out[m.name] = tar.extractfile(m).read()  # type: ignore[union-attr]
+        return out
+
+    def close(self) -> None:
+        self.service.close()
+        self.store.close()
+        assert not mounts_under(str(self.root)), "a build left mounts behind"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    os.environ[CGROUP_PARENT_ENV] = TEST_CGROUP_PARENT
+    e = Env(tmp_path_factory.mktemp("builds"))
+    try:
+        yield e
+    finally:
+        e.close()
+        os.environ.pop(CGROUP_PARENT_ENV, None)
+
+
+def test_secret_mount_never_lands_in_the_image(env: Env) -> None:
+    secret = b"s3cr3t-token-value"
+    image = env.build({"Dockerfile": "FROM busybox\n"
+                                     "RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\n"
+                                     "RUN --mount=type=secret,id=tok,target=/x/y cat /x/y | md5sum > /sum\n"},
+                      secrets={"tok": secret})
+    files = env.files(image)
+    assert files["len"].strip() == str(len(secret)).encode()
+    assert files["sum"].split()[0].decode() == hashlib.md5(secret).hexdigest()
+    assert not any(secret in data for data in files.values())
+    assert not any(name.startswith(("run/secrets", "x/")) for name in files)
+    history = str(env.store.config(image)["history"])
+    assert secret.decode() not in history and secret.decode() not in env.output
+
+
+def test_cache_mount_persists_between_builds(env: Env) -> None:
+    df = "FROM busybox\nRUN --mount=type=cache,target=/var/cache/app echo x >> /var/cache/app/log && " \
+         "wc -l < /var/cache/app/log > /count\n"
+    first = env.build({"Dockerfile": df}, no_cache=True)
+    second = env.build({"Dockerfile": df}, no_cache=True)
+    assert int(env.files(second)["count"]) == int(env.files(first)["count"]) + 1
+    assert not any(n.startswith("var/cache/app") for n in env.files(second))
+
+
+def test_tmpfs_and_bind_mounts(env: Env) -> None:
+    image = env.build({"Dockerfile": "FROM busybox\n"
+                                     "RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && "
+                                     "grep -q ' /scratch tmpfs' /proc/mounts && echo ok > /tmpfs\n"
+                                     "RUN --mount=type=bind,source=data,target=/mnt cat /mnt/d.txt > /bound\n",
+                       "data/d.txt": "from context"})
+    files = env.files(image)
+    assert files["tmpfs"] == b"ok\n" and files["bound"] == b"from context"
+    assert "scratch/t" not in files
+
+
+def test_independent_stages_run_in_parallel(env: Env) -> None:
+    df = ("FROM busybox AS a\nRUN sleep 1.5 && date +%s > /a\n"
+          "FROM busybox AS b\nRUN sleep 1.5 && date +%s > /b\n"
+          "FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n")
+    start = time.monotonic()
+    image = env.build({"Dockerfile": df}, no_cache=True)
+    elapsed = time.monotonic() - start
+    files = env.files(image)
+    assert abs(int(files["a"]) - int(files["b"])) <= 1
+    assert elapsed < 2.9, f"stages ran one after the other ({elapsed:.1f}s)"
+
+
+def test_target_runs_only_needed_stages(env: Env) -> None:
+    df = ("FROM busybox AS broken\nRUN exit 9\n"
+          "FROM busybox AS base\nRUN echo base > /base\n"
+          "FROM base AS good\nRUN cat /base > /good\n"
+          "FROM broken\n")
+    image = env.build({"Dockerfile": df}, target="good")
+    assert env.files(image)["good"] == b"base\n"
+    assert "exit 9" not in env.output
+    with pytest.raises(BuildError) as e:
+        env.build({"Dockerfile": df})
+    assert e.value.code == 9
+
+
+def test_source_date_epoch_reproducible(env: Env) -> None:
+    files = {"Dockerfile": "FROM busybox\nCOPY f /f\nRUN echo built > /b\nENV X=1\n", "f": "content"}
+    one = env.build(files, no_cache=True, source_date_epoch=1700000000)
+    two = env.build(files, no_cache=True, source_date_epoch=1700000000)
+    assert one == two
+    assert env.store.config(one)["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_add_archives_and_urls(env: Env, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pkg/readme")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "file.txt").write_bytes(b"downloaded")
+    digest = hashlib.sha256(b"downloaded").hexdigest()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             lambda *a: Quiet(*a, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/file.txt"
+        image = env.build({"Dockerfile": f"FROM busybox\nADD pkg.tar.gz /opt/\nADD --checksum=sha256:{digest} "
+                                         f"{url} /dl/\nCOPY pkg.tar.gz /raw/\n",
+                           "pkg.tar.gz": buf.getvalue()})
+        files = env.files(image)
+        assert files["opt/pkg/readme"] == b"hello" and files["dl/file.txt"] == b"downloaded"
+        assert "raw/pkg.tar.gz" in files
+        with pytest.raises(BuildError, match="digest mismatch"):
+            env.build({"Dockerfile": f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /dl/\n"})
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_copy_flags(env: Env) -> None:
+    image = env.build({"Dockerfile": "FROM busybox\n"
+                                     "COPY --chown=nobody:nogroup --chmod=640 a.txt /owned/\n"
+                                     "COPY --exclude=*.tmp src/ /src/\n"
+                                     "COPY --parents deep/x/*.txt /p/\n"
+                                     "USER nobody\nRUN stat -c '%U:%G %a' /owned/a.txt > /tmp/st\n",
+                       "a.txt": "a", "src/keep.c": "", "src/drop.tmp": "", "deep/x/one.txt": "1"})
+    files = env.files(image)
+    assert files["tmp/st"] == b"nobody:nogroup 640\n"
+    assert "src/keep.c" in files and "src/drop.tmp" not in files
+    assert files["p/deep/x/one.txt"] == b"1"
+
+
+def test_errors_name_the_line(env: Env) -> None:
+    with pytest.raises(BuildError, match="line 2"):
+        env.build({"Dockerfile": "FROM busybox\nCOPY --bogus=1 a /\n", "a": ""})
+    with pytest.raises(BuildError, match="platform linux/s390x is not supported"):
+        env.build({"Dockerfile": "FROM busybox\n"}, platform="linux/s390x")
