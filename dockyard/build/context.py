@@ -111,10 +111,11 @@ def _remove_existing(fd: int, name: str) -> None:
     os.unlink(name, dir_fd=fd)
 
 
-def extract(stream: IO[bytes], dest: str) -> None:
-    """Unpack a context tar (plain or compressed) into the empty directory dest: entries are
+def extract(stream: IO[bytes], dest: str, whiteouts: bool = False) -> None:
+    """Unpack a context tar (plain or compressed) into the directory dest: entries are
     written through directory descriptors without following symlinks, `..` cannot leave dest,
-    symlinks are created as they are (never followed), hard links only to earlier entries."""
+    symlinks are created as they are (never followed), hard links only to earlier entries.
+    With whiteouts (image layers), `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory."""
     root_is_root = os.geteuid() == 0
     dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -130,6 +131,9 @@ def extract(stream: IO[bytes], dest: str) -> None:
                     continue
                 fd, name = _parent_fd(dest_fd, rel)
                 try:
+                    if whiteouts and name.startswith(".wh."):
+                        _whiteout(fd, name[4:])
+                        continue
                     _extract_member(tar, member, fd, name, rel, dest_fd)
                     if member.isdir():
                         dirs.append((rel, member))
@@ -149,6 +153,31 @@ def extract(stream: IO[bytes], dest: str) -> None:
         raise ContextError(f"cannot unpack the build context: {e}") from None
     finally:
         os.close(dest_fd)
+
+
+def _whiteout(fd: int, name: str) -> None:
+    if name == ".wh..opq":
+        for entry in os.listdir(fd):
+            _remove_tree(fd, entry)
+    else:
+        _remove_tree(fd, name)
+
+
+def _remove_tree(fd: int, name: str) -> None:
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=fd)
+        return
+    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+    try:
+        for entry in os.listdir(sub):
+            _remove_tree(sub, entry)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=fd)
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int, name: str, rel: str,

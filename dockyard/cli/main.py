@@ -45,9 +45,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("volume", "list"): ("volume", "ls"), ("volume", "inspect"): ("volume", "inspect"),
     ("volume", "rm"): ("volume", "rm"), ("volume", "remove"): ("volume", "rm"),
     ("volume", "prune"): ("volume", "prune"),
+    ("build",): ("build", "build"), ("image", "build"): ("build", "build"), ("builder", "build"): ("build", "build"),
+    ("builder", "prune"): ("build", "prune"),
 }
 GROUPS = {"image": "Manage images", "container": "Manage containers", "system": "Manage Docker",
-          "volume": "Manage volumes"}
+          "volume": "Manage volumes", "builder": "Manage builds"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -58,11 +60,13 @@ Common Commands:
   run         Create and run a new container from an image
   exec        Execute a command in a running container
   ps          List containers
+  build       Build an image from a Dockerfile
   images      List images
   version     Show the dockyard version information
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds
   container   Manage containers
   image       Manage images
   system      Manage dockyard

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -54,6 +55,13 @@ def options(request: web.Request) -> BuildOptions:
         no_cache=bool_query(request, "nocache"), cache_from=_json_param(request, "cachefrom", []) or [],
         network=q.get("networkmode") or "default", platform=q.get("platform", ""),
         source_date_epoch=int(epoch) if epoch and str(epoch).isdigit() else None)
+    opts.no_cache_filter = _json_param(request, "nocachefilter", []) or []
+    secrets = request.headers.get("X-Dockyard-Build-Secrets", "")
+    if secrets:  # dockyard's CLI only: the classic protocol has no session to carry them
+        try:
+            opts.secrets = {k: base64.b64decode(v) for k, v in json.loads(base64.b64decode(secrets)).items()}
+        except (ValueError, AttributeError):
+            raise ApiError(400, "invalid X-Dockyard-Build-Secrets header") from None
     if opts.network not in ("default", "host", "none", "bridge"):
         raise ApiError(400, f"network mode {opts.network!r} is not supported for builds")
     if opts.network == "bridge":
