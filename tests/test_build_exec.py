@@ -3,7 +3,6 @@ cache, tmpfs, bind), parallel stages, --target pruning, reproducible images, ADD
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.server
 import io
@@ -21,6 +20,7 @@ from dockyard.build.builder import BuildError, BuildOptions
 from dockyard.build.context import pack
 from dockyard.engine.builds import CGROUP_PARENT_ENV, BuildService
 from dockyard.image.bootstrap import bootstrap_busybox
+from dockyard.image.compression import open_decompressed
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.image.store import ImageStore
 from tests.conftest import TEST_CGROUP_PARENT
@@ -56,8 +56,8 @@ class Env:
         """Every regular file of every layer of image (later layers win)."""
         out: dict[str, bytes] = {}
         for layer in self.store.layers(image):
-            with self.store.content.open(layer.descriptor.digest) as blob, \
-                    tarfile.open(fileobj=gzip.GzipFile(fileobj=blob)) as tar:
+            with self.store.content.open(layer.descriptor.digest) as blob, open_decompressed(blob) as raw, \
+                    tarfile.open(fileobj=raw, mode="r|") as tar:
                 for m in tar:
                     if m.isreg():
                         out[m.name] = tar.extractfile(m).read()  # type: ignore[union-attr]

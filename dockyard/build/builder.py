@@ -131,11 +131,13 @@ class Builder:
 
     # -- the whole build -------------------------------------------------------------------------
 
-    def build(self, context: str, opts: BuildOptions) -> str:
-        """Build the Dockerfile at opts.dockerfile in the unpacked context; the image ID."""
+    def build(self, context: str, opts: BuildOptions, digests: dict[str, str] | None = None) -> str:
+        """Build the Dockerfile at opts.dockerfile in the unpacked context; the image ID.
+        digests: sha256 of context files already known (computed while unpacking)."""
         platform_check(opts.platform)
         self.opts = opts
         self.context = context
+        self.context_digests = digests or {}
         text = self._read_dockerfile(context, opts.dockerfile)
         try:
             df = parse(text)
@@ -709,7 +711,7 @@ class Builder:
                 _drop_stub_parents(snapshots.layer_dir(key), stubs)
             layer = self.store.write_layer(snapshots.layer_dir(key), mode=mode,
                                            parent=snapshots.parent_dir(key) if mode == "compare" else None,
-                                           source_date_epoch=self.opts.source_date_epoch)
+                                           source_date_epoch=self.opts.source_date_epoch, compression="none")
         finally:
             self.store.remove_rootfs(key)
             os.rmdir(rootfs)

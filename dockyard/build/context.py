@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -111,11 +112,13 @@ def _remove_existing(fd: int, name: str) -> None:
     os.unlink(name, dir_fd=fd)
 
 
-def extract(stream: IO[bytes], dest: str, whiteouts: bool = False) -> None:
+def extract(stream: IO[bytes], dest: str, whiteouts: bool = False,
+            digests: dict[str, str] | None = None) -> None:
     """Unpack a context tar (plain or compressed) into the directory dest: entries are
     written through directory descriptors without following symlinks, `..` cannot leave dest,
     symlinks are created as they are (never followed), hard links only to earlier entries.
-    With whiteouts (image layers), `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory."""
+    With whiteouts (image layers), `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory.
+    digests, when given, receives the sha256 of each regular file (path → hex), computed on the way."""
     root_is_root = os.geteuid() == 0
     dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -134,7 +137,9 @@ def extract(stream: IO[bytes], dest: str, whiteouts: bool = False) -> None:
                     if whiteouts and name.startswith(".wh."):
                         _whiteout(fd, name[4:])
                         continue
-                    _extract_member(tar, member, fd, name, rel, dest_fd)
+                    digest = _extract_member(tar, member, fd, name, rel, dest_fd)
+                    if digests is not None and digest is not None:
+                        digests[rel] = digest
                     if member.isdir():
                         dirs.append((rel, member))
                     elif not member.issym() and not member.islnk():
@@ -181,7 +186,7 @@ def _remove_tree(fd: int, name: str) -> None:
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int, name: str, rel: str,
-                    dest_fd: int) -> None:
+                    dest_fd: int) -> str | None:
     if member.isdir():
         try:
             os.mkdir(name, 0o755, dir_fd=fd)
@@ -189,15 +194,18 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int, name
             if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
                 os.unlink(name, dir_fd=fd)
                 os.mkdir(name, 0o755, dir_fd=fd)
-        return
+        return None
     _remove_existing(fd, name)
     if member.isreg():
         src = tar.extractfile(member)
         out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        h = hashlib.sha256()
         with os.fdopen(out, "wb") as f:
             assert src is not None
             while chunk := src.read(1 << 20):
+                h.update(chunk)
                 f.write(chunk)
+        return h.hexdigest()
     elif member.issym():
         os.symlink(member.linkname, name, dir_fd=fd)
     elif member.islnk():
@@ -212,6 +220,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int, name
     elif member.isfifo():
         os.mkfifo(name, 0o600, dir_fd=fd)
     # devices are not part of build contexts: skipped
+    return None
 
 
 def _set_meta(fd: int, name: str, member: tarfile.TarInfo, as_root: bool) -> None:

@@ -44,6 +44,7 @@ class SourceSet:
         self._cleanup = cleanup
         self.from_context = from_context
         self.generated = generated  # heredoc and URL files: no archive extraction, fixed names
+        self.known: dict[str, str] = {}  # sha256 of context files computed while unpacking
 
     @classmethod
     def prepare(cls, builder: Builder, state: _State, frm: str, srcs: list[str], cmd: Command, add: bool,
@@ -82,7 +83,9 @@ class SourceSet:
                     raise ParseError(f"{src}: heredocs and URLs cannot be mixed with context files", cmd.start_line)
             return cls(tmp, paths, "generated", cleanup, False, generated)
         if not frm:
-            return cls(builder.context, srcs, "context", cleanup, True, set())
+            found = cls(builder.context, srcs, "context", cleanup, True, set())
+            found.known = builder.context_digests
+            return found
         stage = find_stage(builder.plan.stages, frm, state.stage.index)
         if stage is not None:
             image = builder.futures[stage.index].result().image
@@ -122,6 +125,7 @@ class SourceSet:
         if self.identity not in ("context", "generated"):
             return {}
         matcher = PatternMatcher(excludes) if excludes else None
+        known = self.known if self.identity == "context" else {}
         out: dict[str, str] = {}
         for src in self.paths:
             clean = posixpath.normpath("/" + src).lstrip("/")
@@ -130,11 +134,12 @@ class SourceSet:
                 host = fsops.resolve(self.root, match)
                 if not os.path.lexists(host):
                     continue
-                _digest_tree(host, match, out, matcher, match)
+                _digest_tree(host, match, out, matcher, match, self.root, known)
         return out
 
 
-def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str) -> None:
+def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str,
+                 root: str, known: dict[str, str]) -> None:
     st = os.lstat(host)
     meta = f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
     if os.path.islink(host):
@@ -146,13 +151,16 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
             below = child[len(top):].lstrip("/")
             if matcher is not None and (matcher.matches(child) or matcher.matches(below)):
                 continue
-            _digest_tree(os.path.join(host, name), child, out, matcher, top)
+            _digest_tree(os.path.join(host, name), child, out, matcher, top, root, known)
     else:
-        h = hashlib.sha256()
-        with open(host, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        out[rel or "."] = f"{meta}:{st.st_size}:{h.hexdigest()}"
+        digest = known.get(os.path.relpath(host, root))
+        if digest is None:
+            h = hashlib.sha256()
+            with open(host, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            digest = h.hexdigest()
+        out[rel or "."] = f"{meta}:{st.st_size}:{digest}"
 
 
 def _download(url: str, tmp: str, checksum: str) -> str:

@@ -112,16 +112,17 @@ class BuildService:
             os.mkdir(context)
             stream = _peekable(body)
             head = stream.peek(512)
+            digests: dict[str, str] = {}
             try:
                 if head and not looks_like_tar(head):
-                    extract(single_file_context(stream.read()), context)
+                    extract(single_file_context(stream.read()), context, digests=digests)
                     opts.dockerfile = "Dockerfile"
                 else:
-                    extract(stream, context)
+                    extract(stream, context, digests=digests)
             except ContextError as e:
                 raise BuildError(str(e)) from None
             builder = Builder(self.store, self.executor, self.cache, work, emit)
-            image = builder.build(context, opts)
+            image = builder.build(context, opts, digests)
             for tag in opts.tags:
                 self.store.tag(image, tag)
             return image
