@@ -200,3 +200,25 @@ def test_errors_name_the_line(env: Env) -> None:
         env.build({"Dockerfile": "FROM busybox\nCOPY --bogus=1 a /\n", "a": ""})
     with pytest.raises(BuildError, match="platform linux/s390x is not supported"):
         env.build({"Dockerfile": "FROM busybox\n"}, platform="linux/s390x")
+
+
+def test_bind_mount_from_stage_and_cache_key(env: Env) -> None:
+    df = ("FROM busybox AS tools\nRUN echo tool > /tool\n"
+          "FROM busybox\nRUN --mount=type=bind,from=tools,source=/tool,target=/t cat /t > /from-stage\n"
+          "RUN --mount=type=bind,source=in.txt,target=/in cat /in > /from-context\n")
+    image = env.build({"Dockerfile": df, "in.txt": "one"})
+    files = env.files(image)
+    assert files["from-stage"] == b"tool\n" and files["from-context"] == b"one"
+    again = env.build({"Dockerfile": df, "in.txt": "two"})  # the bound file is part of the key
+    assert env.files(again)["from-context"] == b"two"
+
+
+def test_cache_from_an_image_after_prune(env: Env) -> None:
+    files = {"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f > /g\n", "f": "cached"}
+    first = env.build(files, tags=["cachefrom:1"])
+    env.service.prune()
+    env.build(files)
+    assert "Using cache" not in env.output  # no local records left
+    env.service.prune()
+    assert env.build(files, cache_from=["cachefrom:1"]) == first
+    assert env.output.count("Using cache") == 2

@@ -30,7 +30,7 @@ from dockyard.build.imageconfig import (
 )
 from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
 from dockyard.build.shell import Lex, ShellError
-from dockyard.build.sources import SourceSet, add_sources
+from dockyard.build.sources import SourceSet, add_sources, mount_from
 from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
 from dockyard.image.bootstrap_busybox import host_platform
 from dockyard.image.commit import EMPTY_LAYER_DIFF_ID, encode_config
@@ -39,6 +39,7 @@ from dockyard.image.snapshot import mount_all, unmount
 from dockyard.image.store import ImageStore, Layer
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+CACHE_KEY_LABEL = "dockyard.build.cache-key"  # store metadata of step images: --cache-from matches it
 
 
 class BuildError(Exception):
@@ -145,6 +146,7 @@ class Builder:
         except ParseError as e:
             raise BuildError(str(e)) from None
         self.lex = Lex(df.escape)
+        self.cache_from = self._cache_from_keys(opts.cache_from)
         target = self._target_stage(self.plan, opts.target)
         needed = self._needed(self.plan, target)
         self.numbers = self._number_steps(needed)
@@ -165,6 +167,22 @@ class Builder:
         if opts.labels or image is None:
             image = self._final_labels(result, opts.labels)
         return image  # type: ignore[return-value]
+
+    def _cache_from_keys(self, refs: list[str]) -> dict[str, str]:
+        """--cache-from: the step keys recorded on those images and their parents → image."""
+        found: dict[str, str] = {}
+        for ref in refs:
+            try:
+                image: str | None = self.store.resolve(ref)
+            except (NoSuchImage, ValueError):
+                self.say(f"[Warning] cache source {ref} not found, ignored\n")
+                continue
+            while image:
+                key = self.store.record(image).labels.get(CACHE_KEY_LABEL)
+                if key:
+                    found.setdefault(key, image)
+                image = self.store.parent(image)
+        return found
 
     def _read_dockerfile(self, context: str, name: str) -> bytes:
         path = fsops.resolve(context, name)
@@ -320,7 +338,7 @@ class Builder:
             str(stage.index) in self.opts.no_cache_filter
         if no_cache:
             return False
-        image = self.cache.get(key)
+        image = self.cache.get(key) or self.cache_from.get(key)
         if image is None:
             if detail is not None:
                 self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
@@ -347,7 +365,8 @@ class Builder:
         state.doc.setdefault("rootfs", {"type": "layers"})
         state.doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in state.layers]}
         add_history(state.doc, created, created_by, layer is None)
-        image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image)
+        image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image,
+                                     labels={CACHE_KEY_LABEL: key})
         state.image = image
         state.doc = self.store.config(image)
         self.cache.put(key, image, self._slot(state), detail)
@@ -522,7 +541,18 @@ class Builder:
         network = (flags.get("network") or [self.opts.network])[-1]
         if network not in ("default", "host", "none"):
             raise ParseError(f"unsupported network mode {network!r}", cmd.start_line)
-        mounts = [self._mount_spec(state, m, cmd) for m in flags.get("mount", [])]
+        mounts: list[dict[str, Any]] = []
+        try:
+            for m in flags.get("mount", []):
+                mounts.append(self._mount_spec(state, m, cmd))
+            self._run(state, cmd, args, shown, network, mounts)
+        finally:
+            for m in mounts:
+                if "release" in m:
+                    m["release"]()
+
+    def _run(self, state: _State, cmd: Command, args: list[str], shown: str, network: str,
+             mounts: list[dict[str, Any]]) -> None:
         args_in_scope = dict(sorted(state.args.items()))
         prefix = f"|{len(args_in_scope)} " + " ".join(f"{k}={v}" for k, v in args_in_scope.items()) + " " \
             if args_in_scope else ""
@@ -591,16 +621,19 @@ class Builder:
         if kind == "bind":
             source = opts.get("source") or opts.get("src") or "/"
             frm = opts.get("from", "")
-            src_root, src_id = self._source_root(frm)
-            return {"type": "bind", "target": target, "source": source, "from": frm, "src_root": src_root,
-                    "key": f"bind:{frm}:{source}:{target}:{src_id}",
+            spec = {"type": "bind", "target": target, "source": source, "from": frm, "src_root": self.context,
                     "rw": opts.get("rw", opts.get("readwrite", "false")) == "true"}
+            identity = "context:" + json.dumps(self._context_digest(source))
+            if frm:
+                spec["src_root"], identity, spec["release"] = mount_from(self, state, frm)
+            spec["key"] = f"bind:{frm}:{source}:{target}:{identity}"
+            return spec
         raise ParseError(f"unsupported mount type {kind!r}", cmd.start_line)
 
-    def _source_root(self, frm: str) -> tuple[str, str]:
-        if not frm:
-            return self.context, "context"
-        raise ParseError("RUN --mount=type=bind,from=... is supported for the build context only", 0)
+    def _context_digest(self, source: str) -> dict[str, str]:
+        sources = SourceSet(self.context, [source], "context", [], True, set())
+        sources.known = self.context_digests
+        return sources.digest([])
 
     def _oci_mount(self, root: str, m: dict[str, Any]) -> dict[str, Any]:
         if m["type"] == "cache":

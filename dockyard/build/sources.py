@@ -12,6 +12,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dockyard.build import fsops
@@ -86,32 +87,9 @@ class SourceSet:
             found = cls(builder.context, srcs, "context", cleanup, True, set())
             found.known = builder.context_digests
             return found
-        stage = find_stage(builder.plan.stages, frm, state.stage.index)
-        if stage is not None:
-            image = builder.futures[stage.index].result().image
-        else:
-            try:
-                image = builder.store.resolve(frm)
-            except (NoSuchImage, ValueError):
-                image = builder._pull(frm)
-        key = f"build-from-{uuid.uuid4().hex}"
-        root = os.path.join(builder.work_root, key)
-        os.makedirs(root)
-        store = builder.store
-        try:
-            store.prepare_rootfs(key, image)
-            mount_all(store.snapshots.mounts(key), root)
-        except BaseException:
-            store.remove_rootfs(key)
-            os.rmdir(root)
-            raise
-
-        def release() -> None:
-            unmount(root)
-            store.remove_rootfs(key)
-            os.rmdir(root)
+        root, identity, release = mount_from(builder, state, frm)
         cleanup.append(release)
-        return cls(root, srcs, image or "scratch", cleanup, False, set())
+        return cls(root, srcs, identity, cleanup, False, set())
 
     def close(self) -> None:
         """Unmount and delete what prepare made."""
@@ -136,6 +114,35 @@ class SourceSet:
                     continue
                 _digest_tree(host, match, out, matcher, match, self.root, known)
         return out
+
+
+def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Callable[[], None]]:
+    """A stage's result or an image mounted read-only for --from: (root, image ID, release)."""
+    stage = find_stage(builder.plan.stages, frm, state.stage.index)
+    if stage is not None:
+        image = builder.futures[stage.index].result().image
+    else:
+        try:
+            image = builder.store.resolve(frm)
+        except (NoSuchImage, ValueError):
+            image = builder._pull(frm)
+    key = f"build-from-{uuid.uuid4().hex}"
+    root = os.path.join(builder.work_root, key)
+    os.makedirs(root)
+    store = builder.store
+    try:
+        store.prepare_rootfs(key, image)
+        mount_all(store.snapshots.mounts(key), root)
+    except BaseException:
+        store.remove_rootfs(key)
+        os.rmdir(root)
+        raise
+
+    def release() -> None:
+        unmount(root)
+        store.remove_rootfs(key)
+        os.rmdir(root)
+    return root, image or "scratch", release
 
 
 def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str,
