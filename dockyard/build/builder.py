@@ -557,7 +557,7 @@ class Builder:
         prefix = f"|{len(args_in_scope)} " + " ".join(f"{k}={v}" for k, v in args_in_scope.items()) + " " \
             if args_in_scope else ""
         created_by = f"RUN {prefix}{shown} # buildkit"
-        detail = {"parent": state.image, "instruction": created_by + "".join(
+        detail = {"parent": state.image, "instruction": f"RUN {shown}" + "".join(
             f" --mount={m['key']}" for m in mounts) + f" network={network}", "args": args_in_scope}
         key = _key(detail)
         if self._lookup(state, key, detail):
