@@ -99,3 +99,11 @@ def test_progress_explains_misses_and_prune(daemon: Dockyardd, tmp_path: Path) -
     assert "Cache miss: build arg V changed" in proc.stdout, proc.stdout
     proc = dockyard(daemon, "builder", "prune", "-f")
     assert proc.returncode == 0 and "Total reclaimed space" in proc.stdout
+
+
+def test_tty_progress_view(daemon: Dockyardd, tmp_path: Path) -> None:
+    ctx = context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN sleep 0.3 && echo slow\n"})
+    proc = dockyard(daemon, "build", "--progress=tty", "--no-cache", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert "\r\x1b[K[+] Building" in proc.stdout and "(2/2) RUN sleep 0.3" in proc.stdout
+    assert proc.stdout.rstrip().endswith("FINISHED") and "slow\n" in proc.stdout

@@ -422,7 +422,12 @@ class Builder:
         if self._lookup(state, key):
             return
         state.cfg["WorkingDir"] = new
-        layer = self._in_rootfs(state, lambda root: fsops.make_dirs(root, new, fsops.Ownership()))
+        user = state.cfg.get("User") or ""
+
+        def mkdir(root: str) -> None:  # created for the current USER, as BuildKit does
+            uid, gid = self._chown(root, user) if user else (0, 0)
+            fsops.make_dirs(root, new, fsops.Ownership(uid, gid))
+        layer = self._in_rootfs(state, mkdir)
         self._commit(state, created_by, layer, key, detail)
 
     def _do_user(self, state: _State, cmd: Command) -> None:
@@ -442,8 +447,7 @@ class Builder:
         vols = [self._expand(state, v) for v in cmd.value if v]
         if not vols:
             raise ParseError("VOLUME specified can not be an empty string", cmd.start_line)
-        text = "VOLUME " + json.dumps(vols) if cmd.json else "VOLUME " + " ".join(vols)
-        self._meta(state, cmd, f"VOLUME {vols}".replace("'", "") if not cmd.json else text,
+        self._meta(state, cmd, "VOLUME [" + " ".join(vols) + "]",
                    lambda cfg: cfg.__setitem__("Volumes", {**(cfg.get("Volumes") or {}), **{v: {} for v in vols}}))
 
     def _do_stopsignal(self, state: _State, cmd: Command) -> None:

@@ -128,6 +128,14 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     headers = {"Content-Type": "application/x-tar"}
     if opts.secret:
         headers["X-Dockyard-Build-Secrets"] = base64.b64encode(json.dumps(_secrets(opts.secret)).encode()).decode()
+    progress = opts.progress or "auto"
+    if progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
+        raise CommandError(f"invalid progress mode {progress!r}: use auto, plain or tty", 125)
+    view = None
+    if not opts.quiet and (progress == "tty" or (progress == "auto" and sys.stdout.isatty())):
+        from dockyard.cli.buildview import LiveView
+        view = LiveView()
+    write = view.write if view is not None else cli.write
     resp = cli.client.call("POST", "/build", query, iter(lambda: spool.read(CHUNK), b""), headers, stream=True)
     image = ""
     try:
@@ -137,11 +145,13 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                 raise CommandError(detail.get("message") or message["error"], detail.get("code") or 1)
             if "aux" in message:
                 image = (message["aux"] or {}).get("ID", image)
-            elif message.get("stream") and not opts.quiet:
-                cli.write(message["stream"])
+            elif message.get("stream") and not opts.quiet and progress != "quiet":
+                write(message["stream"])
     finally:
         resp.close()
         spool.close()
+        if view is not None:
+            view.close(bool(image))
     if opts.quiet:
         cli.write(image + "\n")
     if opts.iidfile:
