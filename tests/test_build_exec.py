@@ -222,3 +222,19 @@ def test_cache_from_an_image_after_prune(env: Env) -> None:
     env.service.prune()
     assert env.build(files, cache_from=["cachefrom:1"]) == first
     assert env.output.count("Using cache") == 2
+
+
+def test_history_like_buildkit(env: Env) -> None:
+    df = ("FROM busybox AS base\nARG V=1\nENV E=x\nWORKDIR /w\nCOPY --chmod=644 f ./\nRUN echo $V\n"
+          "EXPOSE 80 53/udp\nVOLUME /data\nSHELL [\"/bin/sh\", \"-ec\"]\nUSER nobody\nSTOPSIGNAL SIGINT\n"
+          "HEALTHCHECK --interval=5s CMD true\nCMD [\"sh\", \"-c\", \"x\"]\n")
+    first = env.build({"Dockerfile": df, "f": "f"}, build_args={"V": "2"})
+    texts = [h["created_by"] for h in env.store.config(first)["history"][-12:]]
+    assert texts == ["ARG V=2", "ENV E=x", "WORKDIR /w", "COPY --chmod=644 f ./ # buildkit",
+                     "RUN |1 V=2 /bin/sh -c echo $V # buildkit", "EXPOSE [80/tcp 53/udp]", "VOLUME [/data]",
+                     "SHELL [/bin/sh -ec]", "USER nobody", "STOPSIGNAL SIGINT",
+                     "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s "
+                     "Retries:0}", 'CMD ["sh" "-c" "x"]']
+    second = env.build({"Dockerfile": df, "f": "f"}, build_args={"V": "3"})
+    assert "ARG V=3" in [h["created_by"] for h in env.store.config(second)["history"]]
+    assert env.output.count("Using cache") >= 3  # ENV, WORKDIR and COPY do not depend on V

@@ -76,6 +76,7 @@ class StageResult:
 
     image: str | None
     doc: dict[str, Any]
+    history_fixes: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +87,8 @@ class _State:
     layers: list[Layer]
     args: dict[str, str]
     step_slot: int = 0
+    declared: list[str] = field(default_factory=list)  # ARG names in declaration order
+    history_fixes: dict[int, str] = field(default_factory=dict)  # ARG history texts of this build
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -164,8 +167,11 @@ class Builder:
         if unused:
             self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         image = result.image
-        if opts.labels or image is None:
-            image = self._final_labels(result, opts.labels)
+        history = result.doc.get("history") or []
+        stale = {i: t for i, t in result.history_fixes.items() if i < len(history) and history[i].get(
+            "created_by") != t}
+        if opts.labels or image is None or stale:
+            image = self._final_image(result, opts.labels, stale)
         return image  # type: ignore[return-value]
 
     def _cache_from_keys(self, refs: list[str]) -> dict[str, str]:
@@ -263,7 +269,7 @@ class Builder:
                 self._dispatch(state, cmd)
             except (ParseError, ShellError, fsops.CopyError) as e:
                 raise BuildError(_at_line(cmd, str(e))) from None
-        return StageResult(state.image, state.doc)
+        return StageResult(state.image, state.doc, state.history_fixes)
 
     def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
         platform_check(stage.platform)
@@ -274,7 +280,7 @@ class Builder:
             image, doc = res.image, copy.deepcopy(res.doc)
             layers = self.store.layers(image) if image else []
             self.say(f" ---> {_short(image)}\n")
-            return _State(stage, image, doc, layers, {})
+            return _State(stage, image, doc, layers, {}, history_fixes=dict(res.history_fixes))
         if stage.base.lower() == "scratch":
             arch, variant = host_platform()
             self.say(" ---> \n") if False else None
@@ -322,9 +328,10 @@ class Builder:
             raise ParseError(f"unknown instruction: {(cmd.cmd or '').upper()}", cmd.start_line, cmd.end_line)
         handler(state, cmd)
 
-    def _meta(self, state: _State, cmd: Command, created_by: str, change: Callable[[dict[str, Any]], None]) -> None:
-        """A metadata-only step: config changed, no layer."""
-        detail = {"parent": state.image, "instruction": created_by, "args": {}}
+    def _meta(self, state: _State, cmd: Command, created_by: str, change: Callable[[dict[str, Any]], None],
+              key_text: str = "") -> None:
+        """A metadata-only step: config changed, no layer; key_text replaces created_by in the key."""
+        detail = {"parent": state.image, "instruction": key_text or created_by, "args": {}}
         key = _key(detail)
         hit = self._lookup(state, key)
         if hit:
@@ -401,6 +408,8 @@ class Builder:
         for word in cmd.value:
             name, default = split_arg(word)
             self.used_args.add(name)
+            if name not in state.declared:
+                state.declared.append(name)
             given = self.opts.build_args.get(name)
             if given is not None:
                 state.args[name] = given
@@ -408,6 +417,12 @@ class Builder:
                 state.args[name] = self.plan.global_args[name]
             elif default is not None:
                 state.args[name] = self._expand(state, default)
+        shown = " ".join(f"{k}={state.args[k]}" if k in state.args else k
+                         for k in (split_arg(w)[0] for w in cmd.value))
+        index = len(state.doc.get("history") or [])
+        self._meta(state, cmd, f"ARG {shown}", lambda cfg: None,
+                   key_text="ARG " + " ".join(split_arg(w)[0] for w in cmd.value))
+        state.history_fixes[index] = f"ARG {shown}"
 
     def _do_workdir(self, state: _State, cmd: Command) -> None:
         if not cmd.value:
@@ -439,7 +454,7 @@ class Builder:
         for word in cmd.value:
             p = self._expand(state, word)
             ports.append(p if "/" in p else p + "/tcp")
-        text = "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in sorted(ports)) + "]"
+        text = "EXPOSE [" + " ".join(ports) + "]"
         self._meta(state, cmd, text, lambda cfg: cfg.__setitem__(
             "ExposedPorts", {**(cfg.get("ExposedPorts") or {}), **{p: {} for p in ports}}))
 
@@ -462,7 +477,7 @@ class Builder:
 
     def _do_cmd(self, state: _State, cmd: Command) -> None:
         args = self._command_form(state, cmd)
-        self._meta(state, cmd, f"CMD {json.dumps(args)}", lambda cfg: cfg.__setitem__("Cmd", args))
+        self._meta(state, cmd, f"CMD {_go_list(args)}", lambda cfg: cfg.__setitem__("Cmd", args))
 
     def _do_entrypoint(self, state: _State, cmd: Command) -> None:
         args = self._command_form(state, cmd)
@@ -470,13 +485,13 @@ class Builder:
         def change(cfg: dict[str, Any]) -> None:
             cfg["Entrypoint"] = args
             cfg.pop("Cmd", None)  # an ENTRYPOINT resets the CMD it inherited
-        self._meta(state, cmd, f"ENTRYPOINT {json.dumps(args)}", change)
+        self._meta(state, cmd, f"ENTRYPOINT {_go_list(args)}", change)
 
     def _do_shell(self, state: _State, cmd: Command) -> None:
         if not cmd.json:
             raise ParseError("SHELL requires the arguments to be in JSON form", cmd.start_line)
         args = list(cmd.value)
-        self._meta(state, cmd, f"SHELL {json.dumps(args)}", lambda cfg: cfg.__setitem__("Shell", args))
+        self._meta(state, cmd, "SHELL [" + " ".join(args) + "]", lambda cfg: cfg.__setitem__("Shell", args))
 
     def _do_maintainer(self, state: _State, cmd: Command) -> None:
         name = self._expand(state, cmd.value[0]) if cmd.value else ""
@@ -516,7 +531,10 @@ class Builder:
                     raise ParseError(f"invalid retries value {flags['retries'][-1]!r}", cmd.start_line) from None
         else:
             raise ParseError(f"Unknown type {kind!r} in HEALTHCHECK (try CMD)", cmd.start_line)
-        text = f"HEALTHCHECK &{{{check['Test']}}}".replace("'", '"')
+        fields = " ".join(f"{k}:{_go_duration(check.get(k, 0))}" for k in
+                          ("Interval", "Timeout", "StartPeriod", "StartInterval"))
+        test = "[" + " ".join(check["Test"]) + "]"
+        text = f"HEALTHCHECK {{Test:{test} {fields} Retries:{check.get('Retries', 0)}}}"
         self._meta(state, cmd, text, lambda cfg: cfg.__setitem__("Healthcheck", check))
 
     # -- RUN -------------------------------------------------------------------------------------
@@ -558,8 +576,9 @@ class Builder:
     def _run(self, state: _State, cmd: Command, args: list[str], shown: str, network: str,
              mounts: list[dict[str, Any]]) -> None:
         args_in_scope = dict(sorted(state.args.items()))
-        prefix = f"|{len(args_in_scope)} " + " ".join(f"{k}={v}" for k, v in args_in_scope.items()) + " " \
-            if args_in_scope else ""
+        env_now = state.env
+        declared = [f"{k}={env_now.get(k, state.args.get(k, ''))}" for k in state.declared]
+        prefix = f"|{len(declared)} " + " ".join(declared) + " " if declared else ""
         created_by = f"RUN {prefix}{shown} # buildkit"
         detail = {"parent": state.image, "instruction": f"RUN {shown}" + "".join(
             f" --mount={m['key']}" for m in mounts) + f" network={network}", "args": args_in_scope}
@@ -688,10 +707,16 @@ class Builder:
         sources = SourceSet.prepare(self, state, frm, srcs, cmd, add, flags)
         try:
             files = sources.digest(excludes)
-            shown = " ".join(w for w in (cmd.value if not cmd.json else [json.dumps(list(cmd.value))]))
             name = (cmd.cmd or "").upper()
-            created_by = f"{name} {' '.join(f for f in cmd.flags if not f.startswith('--from'))} {shown} # buildkit"
-            created_by = created_by.replace("  ", " ")
+            parts = [name]  # BuildKit's history text: some flags, the sources, the destination
+            if "parents" in flags:
+                parts.append("--parents")
+            if chown:
+                parts.append(f"--chown={chown}")
+            if chmod:
+                parts.append(f"--chmod={chmod}")
+            parts += [f"<<{h.name}" for h in cmd.heredocs] or srcs
+            created_by = " ".join([*parts, dest]) + " # buildkit"
             detail = {"parent": state.image, "instruction": f"{name} {cmd.flags} {words}", "args": {},
                       "files": files, "source": sources.identity}
             key = _key(detail)
@@ -754,8 +779,12 @@ class Builder:
             os.rmdir(rootfs)
         return None if layer.diff_id == EMPTY_LAYER_DIFF_ID else layer
 
-    def _final_labels(self, result: StageResult, labels: dict[str, str]) -> str:
+    def _final_image(self, result: StageResult, labels: dict[str, str], history_fixes: dict[int, str]) -> str:
+        """The target's image with --label applied and the ARG history texts of this build (a
+        cached ARG step may carry another value's text: ARG values only key RUN steps)."""
         doc = copy.deepcopy(result.doc)
+        for i, text in history_fixes.items():
+            doc["history"][i]["created_by"] = text
         cfg = doc.setdefault("config", {})
         if labels:
             cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
@@ -775,6 +804,28 @@ def _short(image: str | None) -> str:
 def _at_line(cmd: Command, message: str) -> str:
     return f"dockerfile line {cmd.start_line}: {(cmd.original or '').splitlines()[0] if cmd.original else ''}: " \
            f"{message}"
+
+
+def _go_list(items: list[str]) -> str:
+    """A string list as Go's %q prints it: ["a" "b"]."""
+    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+
+
+def _go_duration(ns: int) -> str:
+    """time.Duration's String(): 0s, 500ms, 5s, 1m30s, 1h0m0s."""
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return f"{ns / size:g}{unit}"
+    seconds = ns / 1e9
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = f"{secs:g}s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{out}"
+    return f"{int(minutes)}m{out}" if minutes else out
 
 
 def _duration_ns(value: str, flag: str, cmd: Command) -> int:
