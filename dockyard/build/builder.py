@@ -18,7 +18,7 @@ from typing import Any
 
 from dockyard.build import fsops
 from dockyard.build.cache import BuildCache, explain
-from dockyard.build.executor import Executor
+from dockyard.build.executor import Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
     add_history,
@@ -600,10 +600,16 @@ class Builder:
             stubs = _absent(root, [m["destination"] for m in oci_mounts] + ["/etc/resolv.conf", "/etc/hosts",
                                                                           "/etc/hostname"])
             try:
-                from dockyard.build.executor import RunRequest
-                code_box.append(self.executor.run(
-                    RunRequest(root, args, run_env, cwd, user, network, oci_mounts),
-                    lambda data: self.say(data.decode("utf-8", "replace"))))
+                last = [b"\n"]
+
+                def output(data: bytes) -> None:
+                    if data:
+                        last[0] = data[-1:]
+                        self.say(data.decode("utf-8", "replace"))
+                code_box.append(self.executor.run(RunRequest(root, args, run_env, cwd, user, network, oci_mounts),
+                                                  output))
+                if last[0] != b"\n":
+                    self.say("\n")
             finally:
                 for m in mounts:
                     if m.get("cleanup"):
