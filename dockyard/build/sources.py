@@ -46,6 +46,7 @@ class SourceSet:
         self.from_context = from_context
         self.generated = generated  # heredoc and URL files: no archive extraction, fixed names
         self.known: dict[str, str] = {}  # sha256 of context files computed while unpacking
+        self._mount: Callable[[], tuple[str, Callable[[], None]]] | None = None
 
     @classmethod
     def prepare(cls, builder: Builder, state: _State, frm: str, srcs: list[str], cmd: Command, add: bool,
@@ -87,9 +88,22 @@ class SourceSet:
             found = cls(builder.context, srcs, "context", cleanup, True, set())
             found.known = builder.context_digests
             return found
-        root, identity, release = mount_from(builder, state, frm)
-        cleanup.append(release)
-        return cls(root, srcs, identity, cleanup, False, set())
+        image = source_image(builder, state, frm)
+        found = cls("", srcs, image or "scratch", cleanup, False, set())
+        found._mount = lambda: mount_image(builder, image)  # on a cache miss only
+        return found
+
+    @property
+    def root(self) -> str:
+        """The directory the sources are read from (a --from image is mounted on first use)."""
+        if not self._root and self._mount is not None:
+            self._root, release = self._mount()
+            self._cleanup.append(release)
+        return self._root
+
+    @root.setter
+    def root(self, value: str) -> None:
+        self._root = value
 
     def close(self) -> None:
         """Unmount and delete what prepare made."""
@@ -116,16 +130,19 @@ class SourceSet:
         return out
 
 
-def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Callable[[], None]]:
-    """A stage's result or an image mounted read-only for --from: (root, image ID, release)."""
+def source_image(builder: Builder, state: _State, frm: str) -> str | None:
+    """The image a --from names: a stage's result (None for scratch) or a local image."""
     stage = find_stage(builder.plan.stages, frm, state.stage.index)
     if stage is not None:
-        image = builder.futures[stage.index].result().image
-    else:
-        try:
-            image = builder.store.resolve(frm)
-        except (NoSuchImage, ValueError):
-            image = builder._pull(frm)
+        return builder.futures[stage.index].result().image
+    try:
+        return builder.store.resolve(frm)
+    except (NoSuchImage, ValueError):
+        return builder._pull(frm)
+
+
+def mount_image(builder: Builder, image: str | None) -> tuple[str, Callable[[], None]]:
+    """An image's filesystem mounted under the build's work dir: (root, release)."""
     key = f"build-from-{uuid.uuid4().hex}"
     root = os.path.join(builder.work_root, key)
     os.makedirs(root)
@@ -142,6 +159,13 @@ def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Cal
         unmount(root)
         store.remove_rootfs(key)
         os.rmdir(root)
+    return root, release
+
+
+def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Callable[[], None]]:
+    """A stage's result or an image mounted read-only for --from: (root, image ID, release)."""
+    image = source_image(builder, state, frm)
+    root, release = mount_image(builder, image)
     return root, image or "scratch", release
 
 
