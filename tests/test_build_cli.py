@@ -107,3 +107,27 @@ def test_tty_progress_view(daemon: Dockyardd, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "\r\x1b[K[+] Building" in proc.stdout and "(2/2) RUN sleep 0.3" in proc.stdout
     assert proc.stdout.rstrip().endswith("FINISHED") and "slow\n" in proc.stdout
+
+
+def test_incremental_context_follows_edits(daemon: Dockyardd, tmp_path: Path) -> None:
+    ctx = context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", "
+                                                   "\"cd /ctx && find . | sort && cat a.txt\"]\n",
+                                     "a.txt": "one", "gone.txt": "x", "d/f": "f", "swap": "file"})
+    os.symlink("a.txt", ctx / "link")
+    assert dockyard(daemon, "build", "-q", "-t", "inc:1", str(ctx)).returncode == 0
+    (ctx / "a.txt").write_text("two")
+    (ctx / "gone.txt").unlink()
+    (ctx / "swap").unlink()
+    (ctx / "swap").mkdir()
+    (ctx / "swap" / "inner").write_text("")
+    (ctx / "link").unlink()
+    os.symlink("d/f", ctx / "link")
+    proc = dockyard(daemon, "build", "-t", "inc:1", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    out = daemon.docker("run", "--rm", "inc:1").stdout.split()
+    assert out == [".", "./Dockerfile", "./a.txt", "./d", "./d/f", "./link", "./swap", "./swap/inner", "two"]
+    assert daemon.docker("run", "--rm", "inc:1", "readlink", "/ctx/link").stdout == "d/f\n"
+    # an mtime-only change is resent, hashed again and still hits the cache
+    os.utime(ctx / "a.txt", (1, 1))
+    proc = dockyard(daemon, "build", "-t", "inc:1", str(ctx))
+    assert proc.stdout.count("Using cache") == 2, proc.stdout

@@ -47,23 +47,34 @@ def walk(root: str, matcher: PatternMatcher, keep: tuple[str, ...] = ()) -> Iter
     yield from visit("")
 
 
-def pack(root: str, out: IO[bytes], dockerfile: str = "Dockerfile", patterns: list[str] | None = None) -> None:
-    """Write root as an uncompressed tar (the CLI's context): .dockerignore applied, the
-    Dockerfile and .dockerignore always kept; owners zeroed, as `docker build` sends them."""
+def context_paths(root: str, dockerfile: str = "Dockerfile", patterns: list[str] | None = None) -> list[str]:
+    """The paths of root a context holds: .dockerignore applied, the Dockerfile and .dockerignore
+    always kept."""
     if patterns is None:
         patterns = ignore_patterns(root, os.path.join(root, dockerfile))
-    matcher = PatternMatcher(patterns)
-    keep = (dockerfile, ".dockerignore")
+    return list(walk(root, PatternMatcher(patterns), (dockerfile, ".dockerignore")))
+
+
+def pack(root: str, out: IO[bytes], dockerfile: str = "Dockerfile", patterns: list[str] | None = None,
+         paths: list[str] | None = None) -> None:
+    """Write root (or only paths of it) as an uncompressed tar, the CLI's context."""
+    if paths is None:
+        paths = context_paths(root, dockerfile, patterns)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for rel in walk(root, matcher, keep):
-            info = tar.gettarinfo(os.path.join(root, rel), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if info.isreg():
-                with open(os.path.join(root, rel), "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
+        add_paths(tar, root, paths)
+
+
+def add_paths(tar: tarfile.TarFile, root: str, paths: list[str]) -> None:
+    """Add root's paths to tar, owners zeroed as `docker build` sends them."""
+    for rel in paths:
+        info = tar.gettarinfo(os.path.join(root, rel), arcname=rel)
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        if info.isreg():
+            with open(os.path.join(root, rel), "rb") as f:
+                tar.addfile(info, f)
+        else:
+            tar.addfile(info)
 
 
 def _safe_name(name: str) -> str:

@@ -12,11 +12,12 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 from dockyard.build.builder import Builder, BuildError, BuildOptions
 from dockyard.build.cache import BuildCache
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
+from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
 from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.security import DEFAULT_CAPS
@@ -99,15 +100,31 @@ class BuildService:
         self.cache = BuildCache(self.root)
         self.executor = RuntimeExecutor(runtime, os.path.join(exec_root, "build-runtime"), self.tmp)
         self._prune_lock = threading.Lock()
+        self.contexts = ContextStore(os.path.join(self.root, "contexts"))
 
     def close(self) -> None:
         """Close the cache database."""
         self.cache.close()
 
-    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
-        """Unpack the context from body, build, tag; the image ID. BuildError on failure."""
+    def context_need(self, session: str, entries: list[list[Any]]) -> list[str]:
+        """Incremental contexts (dockyard's CLI): the manifest of the next build of session; the
+        files it must send."""
+        try:
+            return self.contexts.need(session, entries)
+        except ContextError as e:
+            raise BuildError(str(e)) from None
+
+    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "") -> str:
+        """Unpack the context from body (or, with a session, apply the changed files it holds to
+        the session's context), build, tag; the image ID. BuildError on failure."""
         work = tempfile.mkdtemp(prefix="build-", dir=self.tmp)
         try:
+            if session:
+                try:
+                    with self.contexts.use(session, body) as (context, digests):
+                        return self._build(work, context, digests, opts, emit)
+                except ContextError as e:
+                    raise BuildError(str(e)) from None
             context = os.path.join(work, "context")
             os.mkdir(context)
             stream = _peekable(body)
@@ -121,19 +138,24 @@ class BuildService:
                     extract(stream, context, digests=digests)
             except ContextError as e:
                 raise BuildError(str(e)) from None
-            builder = Builder(self.store, self.executor, self.cache, work, emit)
-            image = builder.build(context, opts, digests)
-            for tag in opts.tags:
-                self.store.tag(image, tag)
-            return image
+            return self._build(work, context, digests, opts, emit)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _build(self, work: str, context: str, digests: dict[str, str], opts: BuildOptions,
+               emit: Callable[[str], None]) -> str:
+        builder = Builder(self.store, self.executor, self.cache, work, emit)
+        image = builder.build(context, opts, digests)
+        for tag in opts.tags:
+            self.store.tag(image, tag)
+        return image
 
     def prune(self, all_: bool = False) -> dict:
         """POST /build/prune: the cache records and cache mounts go; intermediate images stay
         until image prune, as with the classic builder."""
         with self._prune_lock:
             keys, freed = self.cache.prune()
+            freed += self.contexts.prune()
         return {"CachesDeleted": keys, "SpaceReclaimed": freed}
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
-from dockyard.api.server import bool_query, engine, json_response, start_stream
+from dockyard.api.server import bool_query, engine, json_response, read_json, start_stream
 from dockyard.api.streams import body_file, drain
 from dockyard.build.builder import BuildError, BuildOptions
 from dockyard.image.names import normalize_tag
@@ -22,6 +22,7 @@ def routes() -> list[web.RouteDef]:
     return [
         web.post(api_path("/build"), build),
         web.post(api_path("/build/prune"), prune),
+        web.post(api_path("/build/context"), context_manifest),
     ]
 
 
@@ -90,10 +91,11 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     body = body_file(request)
     service = eng.builds
+    session = request.headers.get("X-Dockyard-Context-Session", "")
 
     def work() -> None:
         try:
-            image = service.build(body, opts, emit)
+            image = service.build(body, opts, emit, session)
             short = image.removeprefix("sha256:")[:12]
             loop.call_soon_threadsafe(queue.put_nowait, {"aux": {"ID": image}})
             if quiet:
@@ -124,6 +126,22 @@ async def build(request: web.Request) -> web.StreamResponse:
         response = await start_stream(request, "application/json")
     await response.write_eof()
     return response
+
+
+async def context_manifest(request: web.Request) -> web.Response:
+    """POST /build/context?session=S (dockyard's CLI): the manifest of the coming build's context;
+    answers {"Need": [paths whose data must be sent]}."""
+    eng = engine(request)
+    if eng.builds is None:
+        raise ApiError(500, "the builder is not available")
+    entries = await read_json(request)
+    if not isinstance(entries, list):
+        raise ApiError(400, "the context manifest must be a JSON array")
+    try:
+        need = await eng.run(eng.builds.context_need, request.query.get("session", ""), entries)
+    except BuildError as e:
+        raise ApiError(400, e.message) from None
+    return json_response({"Need": need})
 
 
 async def prune(request: web.Request) -> web.Response:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
+import socket
 import sys
 import tarfile
 import tempfile
-import uuid
 from types import SimpleNamespace
+from typing import IO
 
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
+from dockyard.client.api import APIError
 from dockyard.humanize import human_size
 
 CHUNK = 1 << 20
+EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
 
 
 def _key_values(items: list[str], flag: str, env_fallback: bool = False) -> dict[str, str | None]:
@@ -56,16 +60,16 @@ def _secrets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _context(opts: SimpleNamespace, path: str, spool: tempfile.SpooledTemporaryFile) -> str:
-    """Write the context tar to spool; the Dockerfile's name inside it."""
-    from dockyard.build.context import ignore_patterns, pack
+def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tuple[str, str]:
+    """Write the context tar to spool: (the Dockerfile's name inside it, the incremental context
+    session or "" when the whole context is sent)."""
+    from dockyard.build.context import looks_like_tar, single_file_context
     if path == "-":
         if opts.file == "-":
             raise CommandError("invalid argument: can't use stdin for both build context and dockerfile", 1)
         data = sys.stdin.buffer.read()
-        from dockyard.build.context import looks_like_tar, single_file_context
         spool.write(data if looks_like_tar(data[:512]) else single_file_context(data).getvalue())
-        return opts.file or "Dockerfile"
+        return opts.file or "Dockerfile", ""
     if "://" in path or path.startswith("git@"):
         raise CommandError(f"unable to prepare context: remote contexts are not supported: {path}", 1)
     if not os.path.isdir(path):
@@ -73,8 +77,7 @@ def _context(opts: SimpleNamespace, path: str, spool: tempfile.SpooledTemporaryF
     root = os.path.abspath(path)
     extra: tuple[str, bytes] | None = None
     if opts.file == "-":
-        extra = (f".dockerfile.{uuid.uuid4().hex[:20]}", sys.stdin.buffer.read())
-        name = extra[0]
+        extra = (EXTERNAL_DOCKERFILE, sys.stdin.buffer.read())
     else:
         dockerfile = os.path.abspath(opts.file) if opts.file else os.path.join(root, "Dockerfile")
         if not os.path.isfile(dockerfile):
@@ -83,25 +86,39 @@ def _context(opts: SimpleNamespace, path: str, spool: tempfile.SpooledTemporaryF
         rel = os.path.relpath(dockerfile, root)
         if rel.startswith(".."):
             with open(dockerfile, "rb") as f:
-                extra = (f".dockerfile.{uuid.uuid4().hex[:20]}", f.read())
-            name = extra[0]
-        else:
-            name = rel
-    patterns = ignore_patterns(root, os.path.join(root, name) if not extra else
-                               (os.path.abspath(opts.file) if opts.file and opts.file != "-" else ""))
-    buf = io.BytesIO() if extra else spool
-    pack(root, buf, name, patterns)
-    if extra:
-        raw = buf.getvalue()  # type: ignore[union-attr]
-        src = tarfile.open(fileobj=io.BytesIO(raw))
-        with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
-            for member in src:
-                out.addfile(member, src.extractfile(member) if member.isreg() else None)
+                extra = (EXTERNAL_DOCKERFILE, f.read())
+    name = extra[0] if extra else os.path.relpath(os.path.abspath(opts.file), root) if opts.file else "Dockerfile"
+    from dockyard.build.context import add_paths, context_paths, ignore_patterns
+    ignore_beside = os.path.abspath(opts.file) if opts.file and opts.file != "-" else os.path.join(root, name)
+    paths = context_paths(root, name, ignore_patterns(root, ignore_beside))
+    session = _sync(cli, root, paths, extra)
+    send = paths if session is None else session[1]
+    with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
+        add_paths(out, root, send)
+        if extra:
             info = tarfile.TarInfo(extra[0])
             info.size = len(extra[1])
             info.mode = 0o600
             out.addfile(info, io.BytesIO(extra[1]))
-    return name
+    return name, session[0] if session else ""
+
+
+def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None) -> tuple[str, list[str]] | None:
+    """Send the context's manifest to a dockyardd that keeps contexts: (session, paths to send),
+    or None (another daemon: send everything)."""
+    from dockyard.build.contextsync import manifest
+    entries = manifest(root, paths)
+    if extra:
+        entries.append([extra[0], "f", len(extra[1]), -1, 0o600, ""])  # always sent
+    session = hashlib.sha256(f"{socket.gethostname()}:{root}".encode()).hexdigest()[:32]
+    try:
+        reply = cli.client.call("POST", "/build/context", {"session": session}, entries)
+    except APIError as e:
+        if e.status in (404, 405):
+            return None
+        raise CommandError(f"Error response from daemon: {e}", 1) from None
+    need = set(reply.get("Need") or [])
+    return session, [p for p in paths if p in need]
 
 
 def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -116,7 +133,7 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
             raise CommandError(f"unsupported output type {out.get('type')!r}", 1)
     spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-    name = _context(opts, args[0], spool)
+    name, session = _context(cli, opts, args[0], spool)
     spool.seek(0)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
@@ -126,6 +143,8 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
              "networkmode": opts.network or None, "platform": opts.platform or None,
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None}
     headers = {"Content-Type": "application/x-tar"}
+    if session:
+        headers["X-Dockyard-Context-Session"] = session
     if opts.secret:
         headers["X-Dockyard-Build-Secrets"] = base64.b64encode(json.dumps(_secrets(opts.secret)).encode()).decode()
     progress = opts.progress or "auto"
