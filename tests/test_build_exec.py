@@ -238,3 +238,19 @@ def test_history_like_buildkit(env: Env) -> None:
     second = env.build({"Dockerfile": df, "f": "f"}, build_args={"V": "3"})
     assert "ARG V=3" in [h["created_by"] for h in env.store.config(second)["history"]]
     assert env.output.count("Using cache") >= 3  # ENV, WORKDIR and COPY do not depend on V
+
+
+def test_cache_survives_a_restart_and_leftovers_are_repaired(env: Env) -> None:
+    files = {"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f\n", "f": "persisted"}
+    first = env.build(files)
+    env.service.close()
+    # what a daemon killed during a build leaves: a step snapshot mounted under the work dir
+    leftover = os.path.join(env.service.tmp, "build-dead", "build-0123")
+    os.makedirs(leftover)
+    env.store.prepare_rootfs("build-0123", None)
+    from dockyard.image.snapshot import mount_all
+    mount_all(env.store.snapshots.mounts("build-0123"), leftover)
+    env.service = BuildService(str(env.root / "data"), env.store, RUNTIME, str(env.root / "exec"))
+    assert not mounts_under(str(env.root / "data")) and not os.path.exists(leftover)
+    assert "build-0123" not in {i.key for i in env.store.snapshots.walk()}
+    assert env.build(files) == first and env.output.count("Using cache") == 2

@@ -22,6 +22,8 @@ from dockyard.build.executor import RunRequest
 from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.security import DEFAULT_CAPS
 from dockyard.engine.containers.users import resolve_user
+from dockyard.image.snapshot import unmount
+from dockyard.image.snapshot.mount import mounts_under
 from dockyard.image.store import ImageStore
 from dockyard.runtime.spec_template import default_spec
 
@@ -94,13 +96,27 @@ class BuildService:
     def __init__(self, data_root: str, store: ImageStore, runtime: str, exec_root: str) -> None:
         self.root = os.path.join(data_root, "builder")
         self.tmp = os.path.join(self.root, "tmp")
-        shutil.rmtree(self.tmp, ignore_errors=True)  # contexts of builds a crash interrupted
-        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
         self.store = store
-        self.cache = BuildCache(self.root)
         self.executor = RuntimeExecutor(runtime, os.path.join(exec_root, "build-runtime"), self.tmp)
+        self._repair()
+        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        self.cache = BuildCache(self.root)
         self._prune_lock = threading.Lock()
         self.contexts = ContextStore(os.path.join(self.root, "contexts"))
+
+    def _repair(self) -> None:
+        """What a killed daemon's builds left: RUN containers, mounts and work dirs under tmp,
+        step snapshots."""
+        runtime_root = self.executor.runtime_root
+        for cid in os.listdir(runtime_root) if os.path.isdir(runtime_root) else []:
+            subprocess.run([self.executor.runtime, "--root", runtime_root, "delete", "--force", cid],
+                           capture_output=True, check=False)
+        for point in reversed(mounts_under(self.tmp)):
+            unmount(point)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for info in list(self.store.snapshots.walk()):
+            if info.key.startswith("build-") and info.kind == "active":
+                self.store.remove_rootfs(info.key)
 
     def close(self) -> None:
         """Close the cache database."""
