@@ -254,3 +254,13 @@ def test_cache_survives_a_restart_and_leftovers_are_repaired(env: Env) -> None:
     assert not mounts_under(str(env.root / "data")) and not os.path.exists(leftover)
     assert "build-0123" not in {i.key for i in env.store.snapshots.walk()}
     assert env.build(files) == first and env.output.count("Using cache") == 2
+
+
+def test_args_env_and_platform(env: Env) -> None:
+    from dockyard.image.bootstrap_busybox import host_platform
+    image = env.build({"Dockerfile": "FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\n"
+                                     "ENV A=1\nENV A=2 B=$A\nRUN echo \"$TARGETARCH $B $http_proxy\" > /out\n"},
+                      build_args={"http_proxy": "http://proxy:3128", "UNUSED": "x"})
+    assert env.files(image)["out"] == f"{host_platform()[0]} 1 http://proxy:3128\n".encode()
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in env.output
+    assert "proxy:3128" not in str(env.store.config(image)["history"])

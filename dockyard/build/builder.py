@@ -163,7 +163,8 @@ class Builder:
                 for f in futures.values():
                     f.cancel()
                 raise
-        unused = sorted(k for k in opts.build_args if k not in self.used_args and k not in PREDEFINED_ARGS)
+        consumed = self.used_args | self.plan.declared | set(PREDEFINED_ARGS) | {"SOURCE_DATE_EPOCH"}
+        unused = sorted(k for k in opts.build_args if k not in consumed)
         if unused:
             self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         image = result.image
@@ -382,11 +383,8 @@ class Builder:
     def _do_env(self, state: _State, cmd: Command) -> None:
         pairs = []
         env = state.expansion_env()
-        for i in range(0, len(cmd.value), 2):
-            name = self.lex.process_word(cmd.value[i], env)
-            value = self.lex.process_word(cmd.value[i + 1], env)
-            env[name] = value
-            pairs.append((name, value))
+        for i in range(0, len(cmd.value), 2):  # every value sees the env from before the instruction
+            pairs.append((self.lex.process_word(cmd.value[i], env), self.lex.process_word(cmd.value[i + 1], env)))
         text = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
 
         def change(cfg: dict[str, Any]) -> None:
@@ -590,6 +588,10 @@ class Builder:
         for k, v in state.args.items():
             if k not in env_dict(env):
                 run_env.append(f"{k}={v}")
+        for k in PREDEFINED_ARGS:  # proxy args reach RUN without an ARG (and stay out of history)
+            value = self.opts.build_args.get(k)
+            if value is not None and k not in state.args:
+                run_env.append(f"{k}={value}")
         user = state.cfg.get("User") or ""
         cwd = state.cfg.get("WorkingDir") or "/"
         code_box: list[int] = []

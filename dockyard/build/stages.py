@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from dockyard.build.parser import Command, Dockerfile, ParseError
 from dockyard.build.shell import Lex, ShellError
+from dockyard.image.bootstrap_busybox import host_platform
 
 INSTRUCTIONS = {"from", "arg", "env", "workdir", "copy", "add", "run", "user", "expose", "volume", "entrypoint",
                 "cmd", "healthcheck", "label", "shell", "stopsignal", "onbuild", "maintainer"}
@@ -39,6 +40,17 @@ class Plan:
     escape: str
 
 
+def platform_args() -> dict[str, str]:
+    """BuildKit's automatic platform ARGs (the host's: builds run on it only)."""
+    arch, variant = host_platform()
+    platform = "/".join(p for p in ("linux", arch, variant) if p)
+    out = {}
+    for prefix in ("BUILD", "TARGET"):
+        out.update({f"{prefix}PLATFORM": platform, f"{prefix}OS": "linux", f"{prefix}ARCH": arch,
+                    f"{prefix}VARIANT": variant})
+    return out
+
+
 def parse_flags(cmd: Command, allowed: tuple[str, ...]) -> dict[str, list[str]]:
     """An instruction's `--name=value` flags (a name may repeat); unknown ones are errors."""
     out: dict[str, list[str]] = {}
@@ -62,7 +74,7 @@ def split_arg(word: str) -> tuple[str, str | None]:
 def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
     """Split df into stages; FROM lines are expanded with the global ARGs."""
     lex = Lex(df.escape)
-    global_args: dict[str, str] = {}
+    global_args: dict[str, str] = platform_args()
     declared: set[str] = set()
     stages: list[Stage] = []
     for cmd in df.commands:
