@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import IO, Any
@@ -166,6 +167,15 @@ class BuildService:
             self.store.tag(image, tag)
         return image
 
+    def disk_usage(self) -> list[dict]:
+        """/system/df's BuildCache: one record per cached step (its image holds the data)."""
+        out = []
+        for key, image, created, used in self.cache.records():
+            out.append({"ID": key[:25], "Parents": [], "Type": "regular", "Description": f"step image {image[:19]}",
+                        "InUse": False, "Shared": True, "Size": 0, "CreatedAt": _rfc3339(created),
+                        "LastUsedAt": _rfc3339(used), "UsageCount": 1})
+        return out
+
     def prune(self, all_: bool = False) -> dict:
         """POST /build/prune: the cache records and cache mounts go; intermediate images stay
         until image prune, as with the classic builder."""
@@ -173,6 +183,10 @@ class BuildService:
             keys, freed = self.cache.prune()
             freed += self.contexts.prune()
         return {"CachesDeleted": keys, "SpaceReclaimed": freed}
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 class _peekable:
