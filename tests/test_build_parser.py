@@ -94,3 +94,10 @@ def test_substitution_errors_and_words() -> None:
         Lex().process_word("${V:-x", ENV)
     assert Lex().process_words('a "b c" $V', ENV) == ["a", "b c", "value"]
     assert Lex("`").process_word("a`$V", ENV) == "a$V"
+
+
+def test_package_style_api_equals_reference() -> None:
+    from dockyard.build.parser import parse_file, parse_string
+    path = CORPUS[0]
+    assert parse_file(str(path)) == dockerfile.parse_file(str(path))
+    assert parse_string("FROM a\nRUN b\n") == dockerfile.parse_string("FROM a\nRUN b\n")

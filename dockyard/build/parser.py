@@ -227,6 +227,17 @@ def parse(text: str | bytes) -> Dockerfile:
     return Dockerfile(commands, d.escape, dict(d.seen), warnings)
 
 
+def parse_string(text: str | bytes) -> tuple[Command, ...]:
+    """The instructions of a Dockerfile, as the `dockerfile` package's parse_string returns them."""
+    return tuple(parse(text).commands)
+
+
+def parse_file(path: str) -> tuple[Command, ...]:
+    """The instructions of the Dockerfile at path, as the `dockerfile` package's parse_file."""
+    with open(path, "rb") as f:
+        return parse_string(f.read())
+
+
 def _trim_continuation(line: str, d: _Directives) -> tuple[str, bool]:
     if d.continuation.search(line):
         return d.continuation.sub(lambda m: m.group(1) or "", line), False
