@@ -131,3 +131,19 @@ def test_incremental_context_follows_edits(daemon: Dockyardd, tmp_path: Path) ->
     os.utime(ctx / "a.txt", (1, 1))
     proc = dockyard(daemon, "build", "-t", "inc:1", str(ctx))
     assert proc.stdout.count("Using cache") == 2, proc.stdout
+
+
+IGNORE_CASE = {
+    "Dockerfile": "FROM busybox\nCOPY . /ctx\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort\"]\n",
+    ".dockerignore": "# comment\n**/*.tmp\n/secret\ndocs\n!docs/README.md\n*.md\n!keep.md\nsub/**/x\n!sub/a/x\n",
+    "a.tmp": "", "deep/er/b.tmp": "", "secret/key": "", "sub/secret": "", "docs/README.md": "",
+    "docs/other.txt": "", "x.md": "", "keep.md": "", "main.c": "", "sub/a/x": "", "sub/b/x": "", "sub/b/y": ""}
+
+
+def test_dockerignore_same_as_the_docker_cli(daemon: Dockyardd, tmp_path: Path) -> None:
+    ctx = context(tmp_path / "ctx", IGNORE_CASE)
+    assert dockyard(daemon, "build", "-q", "-t", "ign:dockyard", str(ctx)).returncode == 0
+    assert daemon.docker("build", "-q", "-t", "ign:docker", str(ctx)).returncode == 0
+    ours = daemon.docker("run", "--rm", "ign:dockyard").stdout
+    theirs = daemon.docker("run", "--rm", "ign:docker").stdout
+    assert ours == theirs and "./sub/a/x" in ours and "./sub/b/x" not in ours
