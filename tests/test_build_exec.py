@@ -264,3 +264,13 @@ def test_args_env_and_platform(env: Env) -> None:
     assert env.files(image)["out"] == f"{host_platform()[0]} 1 http://proxy:3128\n".encode()
     assert "[Warning] One or more build-args [UNUSED] were not consumed" in env.output
     assert "proxy:3128" not in str(env.store.config(image)["history"])
+
+
+def test_cache_mount_sharing_and_owner(env: Env) -> None:
+    run = "RUN --mount=type=cache,id=lk,target=/c,sharing=locked,uid=65534,gid=65534,mode=0700 " \
+          "mkdir /c/busy && sleep 0.4 && rmdir /c/busy && stat -c '%u %a' /c > /owner"
+    df = f"FROM busybox AS a\n{run}\nFROM busybox AS b\n{run} && true\n" \
+         "FROM busybox\nCOPY --from=a /owner /a\nCOPY --from=b /owner /b\n"
+    image = env.build({"Dockerfile": df}, no_cache=True)  # both would fail on mkdir if they overlapped
+    files = env.files(image)
+    assert files["a"] == files["b"] == b"65534 700\n"

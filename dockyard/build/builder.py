@@ -645,8 +645,16 @@ class Builder:
             target = posixpath.join(state.cfg.get("WorkingDir") or "/", target)
         if kind == "cache":
             cid = opts.get("id") or target
+            sharing = opts.get("sharing", "shared")
+            if sharing not in ("shared", "private", "locked"):
+                raise ParseError(f"invalid cache sharing mode {sharing!r}", cmd.start_line)
+            try:
+                owner = (int(opts.get("uid", "0")), int(opts.get("gid", "0")), int(opts.get("mode", "755"), 8))
+            except ValueError:
+                raise ParseError("invalid uid, gid or mode for a cache mount", cmd.start_line) from None
             return {"type": "cache", "id": cid, "target": target, "key": f"cache:{cid}:{target}",
-                    "readonly": opts.get("readonly", opts.get("ro", "false")) == "true"}
+                    "readonly": opts.get("readonly", opts.get("ro", "false")) == "true", "sharing": sharing,
+                    "owner": owner}
         if kind == "tmpfs":
             return {"type": "tmpfs", "target": target, "key": f"tmpfs:{target}", "size": opts.get("size", "")}
         if kind == "bind":
@@ -668,9 +676,9 @@ class Builder:
 
     def _oci_mount(self, root: str, m: dict[str, Any]) -> dict[str, Any]:
         if m["type"] == "cache":
+            source, m["release"] = self.cache.acquire(m["id"], m["sharing"], m["owner"])
             opts = ["rbind", "ro" if m["readonly"] else "rw"]
-            return {"destination": m["target"], "type": "bind", "source": self.cache.mount_dir(m["id"]),
-                    "options": opts}
+            return {"destination": m["target"], "type": "bind", "source": source, "options": opts}
         if m["type"] == "tmpfs":
             opts = ["nosuid", "nodev"] + ([f"size={m['size']}"] if m["size"] else [])
             return {"destination": m["target"], "type": "tmpfs", "source": "tmpfs", "options": opts}

@@ -7,8 +7,10 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 
 class BuildCache:
@@ -18,6 +20,8 @@ class BuildCache:
         self.root = root
         os.makedirs(os.path.join(root, "mounts"), mode=0o700, exist_ok=True)
         self._lock = threading.Lock()
+        self._mount_locks: dict[str, threading.Lock] = {}
+        self._private: set[str] = set()
         self._db = sqlite3.connect(os.path.join(root, "cache.db"), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, image TEXT NOT NULL,"
@@ -54,12 +58,39 @@ class BuildCache:
             row = self._db.execute("SELECT detail FROM inputs WHERE slot=?", (slot,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def mount_dir(self, mount_id: str) -> str:
-        """The persistent directory of a RUN --mount=type=cache id."""
+    def mount_dir(self, mount_id: str, owner: tuple[int, int, int] = (0, 0, 0o755)) -> str:
+        """The persistent directory of a RUN --mount=type=cache id (created with owner:
+        uid, gid, mode)."""
         safe = mount_id.replace("/", "%2F").replace("\0", "") or "default"
         path = os.path.join(self.root, "mounts", safe)
-        os.makedirs(path, mode=0o755, exist_ok=True)
+        if not os.path.isdir(path):
+            os.makedirs(path, exist_ok=True)
+            os.chown(path, owner[0], owner[1])
+            os.chmod(path, owner[2])
         return path
+
+    def acquire(self, mount_id: str, sharing: str, owner: tuple[int, int, int]) -> tuple[str, Callable[[], None]]:
+        """A cache mount's directory for one RUN and its release: `shared` lets concurrent RUNs
+        use it together, `locked` makes them wait their turn, `private` gives a busy id's
+        other users a directory of their own (removed after)."""
+        path = self.mount_dir(mount_id, owner)
+        if sharing == "locked":
+            with self._lock:
+                lock = self._mount_locks.setdefault(mount_id, threading.Lock())
+            lock.acquire()
+            return path, lock.release
+        if sharing == "private":
+            with self._lock:
+                busy = mount_id in self._private
+                if not busy:
+                    self._private.add(mount_id)
+            if not busy:
+                return path, lambda: self._private.discard(mount_id)
+            extra = tempfile.mkdtemp(prefix="private-", dir=os.path.join(self.root, "mounts"))
+            os.chown(extra, owner[0], owner[1])
+            os.chmod(extra, owner[2])
+            return extra, lambda: shutil.rmtree(extra, ignore_errors=True)
+        return path, lambda: None
 
     def records(self) -> list[tuple[str, str, float, float]]:
         """(key, image, created, last used) of every step."""
