@@ -275,7 +275,6 @@ class Builder:
     def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
         platform_check(stage.platform)
         dep = find_stage(self.plan.stages, stage.base, stage.index)
-        args = {k: v for k, v in self.plan.global_args.items()}
         if dep is not None:
             res = futures[dep.index].result()
             image, doc = res.image, copy.deepcopy(res.doc)
@@ -284,7 +283,6 @@ class Builder:
             return _State(stage, image, doc, layers, {}, history_fixes=dict(res.history_fixes))
         if stage.base.lower() == "scratch":
             arch, variant = host_platform()
-            self.say(" ---> \n") if False else None
             return _State(stage, None, scratch_config(arch, variant), [], {})
         try:
             image = self.store.resolve(stage.base)
@@ -293,7 +291,6 @@ class Builder:
         self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
         state = _State(stage, image, doc, self.store.layers(image), {})
-        del args
         triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
         if triggers:
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")

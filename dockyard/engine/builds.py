@@ -86,8 +86,9 @@ class RuntimeExecutor:
                 output(chunk)
             return proc.wait()
         finally:
-            subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
-                           capture_output=True, check=False)
+            if os.path.exists(os.path.join(self.runtime_root, cid)):  # `run` deletes it unless it failed
+                subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
+                               capture_output=True, check=False)
             shutil.rmtree(bundle, ignore_errors=True)
 
 
