@@ -39,6 +39,8 @@ def _json_param(request: web.Request, name: str, default: Any) -> Any:
 def options(request: web.Request) -> BuildOptions:
     """BuildOptions from /build's query parameters (dockerd's names)."""
     q = request.query
+    if q.get("remote"):
+        raise ApiError(400, f"remote build contexts are not supported: {q['remote']}: send the context as the body")
     if q.get("version") == "2":
         raise ApiError(400, "BuildKit sessions are not supported by this daemon: use the classic builder "
                             "(DOCKER_BUILDKIT=0)")
