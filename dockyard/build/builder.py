@@ -149,6 +149,10 @@ class Builder:
         except ParseError as e:
             raise BuildError(str(e)) from None
         self.lex = Lex(df.escape)
+        for warning in df.warnings:
+            self.say(f"[WARNING]: {warning}\n")
+        if df.warnings:
+            self.say("[WARNING]: Empty continuation lines will become errors in a future release.\n")
         self.cache_from = self._cache_from_keys(opts.cache_from)
         target = self._target_stage(self.plan, opts.target)
         needed = self._needed(self.plan, target)
