@@ -101,3 +101,11 @@ def test_package_style_api_equals_reference() -> None:
     path = CORPUS[0]
     assert parse_file(str(path)) == dockerfile.parse_file(str(path))
     assert parse_string("FROM a\nRUN b\n") == dockerfile.parse_string("FROM a\nRUN b\n")
+
+
+@pytest.mark.parametrize("text", [
+    "FROM a\nRUN " + "x" * 65531 + "\n", "FROM a\nRUN " + "x" * 65532 + "\nRUN b\n", "FROM a\nRUN " + "x" * 65532,
+    "FROM a\nRUN " + "x" * 65531, "FROM a\nRUN <<EOF\n" + "x" * 70000, "RUN " + "é" * 40000 + "\n",
+], ids=["fits", "too-long", "too-long-at-eof", "fits-at-eof", "in-heredoc", "multibyte"])
+def test_line_length_limit(text: str) -> None:
+    assert ours(text) == oracle(text)

@@ -22,6 +22,7 @@ _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 _HEREDOC = re.compile(r"(\d*)<<(-?)([^<]*)\Z", re.ASCII)
 _HEREDOC_COMMANDS = ("add", "copy", "run")
 _BOM = "\ufeff"
+MAX_LINE = 64 * 1024
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 
 
@@ -122,6 +123,18 @@ def _lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
+def _first_too_long(lines: list[str]) -> int | None:
+    """The index of the first line longer than Go's bufio.Scanner accepts (64 KiB with its
+    newline, one byte less without)."""
+    for i, line in enumerate(lines):
+        if len(line) * 4 < MAX_LINE:
+            continue
+        size = len(line.encode("utf-8", "surrogatepass"))
+        if size > MAX_LINE or (size == MAX_LINE and not line.endswith("\n")):
+            return i
+    return None
+
+
 def _trim_newline(s: str) -> str:
     return s.rstrip("\r\n")
 
@@ -138,6 +151,9 @@ def parse(text: str | bytes) -> Dockerfile:
     commands: list[Command] = []
     warnings: list[str] = []
     lines = _lines(text)
+    too_long = _first_too_long(lines)
+    if too_long is not None:  # BuildKit's line scanner stops there, then reports it
+        lines = lines[:too_long]
     n = len(lines)
     i = 0
     current = 0
@@ -224,6 +240,8 @@ def parse(text: str | bytes) -> Dockerfile:
         ))
     if not commands:
         raise ParseError("file with no instructions", current)
+    if too_long is not None:
+        raise ParseError(f"dockerfile line greater than max allowed size of {MAX_LINE - 1}", current)
     return Dockerfile(commands, d.escape, dict(d.seen), warnings)
 
 
