@@ -157,6 +157,8 @@ class Builder:
         target = self._target_stage(self.plan, opts.target)
         needed = self._needed(self.plan, target)
         self.numbers = self._number_steps(needed)
+        for i, meta in enumerate(self.plan.meta, 1):
+            self.say(f"Step {i}/{self.total} : {meta.original}\n")
         futures: dict[int, Future[StageResult]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(needed)), thread_name_prefix="build-stage") as pool:
             for stage in needed:
@@ -245,8 +247,9 @@ class Builder:
         return [s for s in p.stages if s.index in needed]
 
     def _number_steps(self, stages: list[Stage]) -> dict[tuple[int, int], int]:
+        """Step numbers as the classic builder counts them: the ARGs before FROM first."""
         numbers: dict[tuple[int, int], int] = {}
-        n = 0
+        n = len(self.plan.meta)
         for s in stages:
             n += 1
             numbers[(s.index, -1)] = n

@@ -38,6 +38,7 @@ class Plan:
     global_args: dict[str, str]
     declared: set[str]
     escape: str
+    meta: list[Command] = field(default_factory=list)  # the ARGs before the first FROM
 
 
 def platform_args() -> dict[str, str]:
@@ -77,6 +78,7 @@ def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
     global_args: dict[str, str] = platform_args()
     declared: set[str] = set()
     stages: list[Stage] = []
+    meta: list[Command] = []
     for cmd in df.commands:
         kind = (cmd.cmd or "").lower()
         if kind not in INSTRUCTIONS:
@@ -101,6 +103,7 @@ def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
         elif not stages:
             if kind != "arg":
                 raise ParseError("no build stage in current context", cmd.start_line, cmd.end_line)
+            meta.append(cmd)
             for word in cmd.value:
                 name, default = split_arg(word)
                 declared.add(name)
@@ -115,7 +118,7 @@ def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
             stages[-1].commands.append(cmd)
     if not stages:
         raise ParseError("the Dockerfile has no FROM instruction", df.commands[-1].start_line)
-    return Plan(stages, global_args, declared, df.escape)
+    return Plan(stages, global_args, declared, df.escape, meta)
 
 
 def find_stage(stages: list[Stage], ref: str, before: int) -> Stage | None:
