@@ -274,3 +274,14 @@ def test_cache_mount_sharing_and_owner(env: Env) -> None:
     image = env.build({"Dockerfile": df}, no_cache=True)  # both would fail on mkdir if they overlapped
     files = env.files(image)
     assert files["a"] == files["b"] == b"65534 700\n"
+
+
+def test_shebang_heredoc_and_secret_env(env: Env) -> None:
+    df = ("FROM busybox\nRUN <<EOF\n#!/bin/sh -e\necho \"script $0\" > /script\nEOF\n"
+          "RUN --mount=type=secret,id=tok,env=TOKEN sh -c 'echo ${#TOKEN} > /len'\n")
+    image = env.build({"Dockerfile": df}, secrets={"tok": b"Zq9-s3cr3t"})
+    files = env.files(image)
+    assert files["script"] == b"script /dev/pipes/EOF\n" and files["len"] == b"10\n"
+    assert not any(b"Zq9-s3cr3t" in data for data in files.values())
+    changed = env.build({"Dockerfile": df.replace("script $0", "changed $0")}, secrets={"tok": b"Zq9-s3cr3t"})
+    assert env.files(changed)["script"] == b"changed /dev/pipes/EOF\n"  # heredoc bodies are in the key

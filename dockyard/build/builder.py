@@ -543,6 +543,7 @@ class Builder:
 
     def _do_run(self, state: _State, cmd: Command) -> None:
         flags = parse_flags(cmd, ("mount", "network", "security"))
+        heredoc_file: tuple[str, str] | None = None
         if cmd.json:
             args = list(cmd.value)
             shown = json.dumps(args)
@@ -557,6 +558,9 @@ class Builder:
                     body = "\n".join(line.lstrip("\t") for line in body.split("\n"))
                 args = [*shell, body]
                 shown = " ".join([*shell, script])
+                if body.startswith("#!"):  # a script with its own interpreter runs as a file
+                    args = [f"/dev/pipes/{sole[0]}"]
+                    heredoc_file = (args[0], body)
             else:
                 if cmd.heredocs:  # the shell reads the here-documents itself
                     script = "\n".join([script, *(h.content + h.name for h in cmd.heredocs)]) + "\n"
@@ -566,6 +570,8 @@ class Builder:
         if network not in ("default", "host", "none"):
             raise ParseError(f"unsupported network mode {network!r}", cmd.start_line)
         mounts: list[dict[str, Any]] = []
+        if heredoc_file is not None:
+            mounts.append({"type": "file", "target": heredoc_file[0], "content": heredoc_file[1], "key": "file"})
         try:
             for m in flags.get("mount", []):
                 mounts.append(self._mount_spec(state, m, cmd))
@@ -583,6 +589,7 @@ class Builder:
         prefix = f"|{len(declared)} " + " ".join(declared) + " " if declared else ""
         created_by = f"RUN {prefix}{shown} # buildkit"
         detail = {"parent": state.image, "instruction": f"RUN {shown}" + "".join(
+            h.content for h in cmd.heredocs) + "".join(
             f" --mount={m['key']}" for m in mounts) + f" network={network}", "args": args_in_scope}
         key = _key(detail)
         if self._lookup(state, key, detail):
@@ -596,13 +603,16 @@ class Builder:
             value = self.opts.build_args.get(k)
             if value is not None and k not in state.args:
                 run_env.append(f"{k}={value}")
+        for m in mounts:  # secrets asked for as environment variables (never recorded)
+            if m["type"] == "secret" and m["env"]:
+                run_env.append(f"{m['env']}={self.opts.secrets.get(m['id'], b'').decode('utf-8', 'replace')}")
         user = state.cfg.get("User") or ""
         cwd = state.cfg.get("WorkingDir") or "/"
         code_box: list[int] = []
 
         def run(root: str) -> None:
             fsops.make_dirs(root, cwd, fsops.Ownership())
-            oci_mounts = [self._oci_mount(root, m) for m in mounts]
+            oci_mounts = [self._oci_mount(root, m) for m in mounts if m.get("file", True)]
             stubs = _absent(root, [m["destination"] for m in oci_mounts] + ["/etc/resolv.conf", "/etc/hosts",
                                                                           "/etc/hostname"])
             try:
@@ -637,12 +647,14 @@ class Builder:
         kind = opts.get("type", "bind")
         target = opts.get("target") or opts.get("dst") or opts.get("destination") or ""
         if kind == "secret":
-            sid = opts.get("id") or posixpath.basename(target)
+            sid = opts.get("id") or posixpath.basename(target) or opts.get("env", "")
             target = target or f"/run/secrets/{sid}"
             if sid not in self.opts.secrets and opts.get("required", "false") == "true":
                 raise ParseError(f"secret {sid} not found", cmd.start_line)
-            return {"type": "secret", "id": sid, "target": target, "key": f"secret:{target}",
-                    "mode": int(opts.get("mode", "0400"), 8)}
+            env_name = opts.get("env", "")
+            return {"type": "secret", "id": sid, "target": target, "key": f"secret:{target}:{env_name}",
+                    "mode": int(opts.get("mode", "0400"), 8), "env": env_name,
+                    "file": not env_name or bool(opts.get("target") or opts.get("dst"))}
         if not target:
             raise ParseError(f"mount type={kind} requires a target", cmd.start_line)
         if not target.startswith("/"):
@@ -686,14 +698,14 @@ class Builder:
         if m["type"] == "tmpfs":
             opts = ["nosuid", "nodev"] + ([f"size={m['size']}"] if m["size"] else [])
             return {"destination": m["target"], "type": "tmpfs", "source": "tmpfs", "options": opts}
-        if m["type"] == "secret":
-            holder = os.path.join(self.work_root, "secrets-" + uuid.uuid4().hex)
+        if m["type"] in ("secret", "file"):
+            holder = os.path.join(self.work_root, "mountfile-" + uuid.uuid4().hex)
             os.makedirs(holder, mode=0o700)
-            path = os.path.join(holder, "secret")
+            path = os.path.join(holder, "data")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
             with os.fdopen(fd, "wb") as f:
-                f.write(self.opts.secrets.get(m["id"], b""))
-            os.chmod(path, m["mode"])
+                f.write(self.opts.secrets.get(m["id"], b"") if m["type"] == "secret" else m["content"].encode())
+            os.chmod(path, m["mode"] if m["type"] == "secret" else 0o755)
             m["cleanup"] = holder
             return {"destination": m["target"], "type": "bind", "source": path, "options": ["rbind", "ro"]}
         src = fsops.resolve(m["src_root"], m["source"])
