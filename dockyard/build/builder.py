@@ -28,9 +28,10 @@ from dockyard.build.imageconfig import (
     scratch_config,
     timestamp,
 )
+from dockyard.build.mounts import mount_spec, oci_mount
 from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
 from dockyard.build.shell import Lex, ShellError
-from dockyard.build.sources import SourceSet, add_sources, mount_from
+from dockyard.build.sources import SourceSet, add_sources
 from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
 from dockyard.image.bootstrap_busybox import host_platform
 from dockyard.image.commit import EMPTY_LAYER_DIFF_ID, encode_config
@@ -294,7 +295,7 @@ class Builder:
         try:
             image = self.store.resolve(stage.base)
         except (NoSuchImage, ValueError):
-            image = self._pull(stage.base)
+            image = self.pull(stage.base)
         self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
         state = _State(stage, image, doc, self.store.layers(image), {})
@@ -311,7 +312,8 @@ class Builder:
                     raise BuildError(f"failed to parse ONBUILD trigger: {e}") from None
         return state
 
-    def _pull(self, name: str) -> str:
+    def pull(self, name: str) -> str:
+        """A base image missing locally, through the registry hook, else Docker's error."""
         if self.opts.pull is not None:
             try:
                 return self.opts.pull(name)
@@ -323,7 +325,8 @@ class Builder:
 
     # -- instructions ----------------------------------------------------------------------------
 
-    def _expand(self, state: _State, word: str) -> str:
+    def expand(self, state: _State, word: str) -> str:
+        """A word with the stage's env and args substituted."""
         return self.lex.process_word(word, state.expansion_env())
 
     def _dispatch(self, state: _State, cmd: Command) -> None:
@@ -418,7 +421,7 @@ class Builder:
             elif name in self.plan.global_args and default is None:
                 state.args[name] = self.plan.global_args[name]
             elif default is not None:
-                state.args[name] = self._expand(state, default)
+                state.args[name] = self.expand(state, default)
         shown = " ".join(f"{k}={state.args[k]}" if k in state.args else k
                          for k in (split_arg(w)[0] for w in cmd.value))
         index = len(state.doc.get("history") or [])
@@ -429,7 +432,7 @@ class Builder:
     def _do_workdir(self, state: _State, cmd: Command) -> None:
         if not cmd.value:
             raise ParseError("WORKDIR requires exactly one argument", cmd.start_line)
-        path = self._expand(state, cmd.value[0])
+        path = self.expand(state, cmd.value[0])
         current = state.cfg.get("WorkingDir") or "/"
         new = posixpath.normpath(posixpath.join(current, path))
         new = "/" + new.lstrip("/")
@@ -448,27 +451,27 @@ class Builder:
         self._commit(state, created_by, layer, key, detail)
 
     def _do_user(self, state: _State, cmd: Command) -> None:
-        user = self._expand(state, cmd.value[0]) if cmd.value else ""
+        user = self.expand(state, cmd.value[0]) if cmd.value else ""
         self._meta(state, cmd, f"USER {user}", lambda cfg: cfg.__setitem__("User", user))
 
     def _do_expose(self, state: _State, cmd: Command) -> None:
         ports = []
         for word in cmd.value:
-            p = self._expand(state, word)
+            p = self.expand(state, word)
             ports.append(p if "/" in p else p + "/tcp")
         text = "EXPOSE [" + " ".join(ports) + "]"
         self._meta(state, cmd, text, lambda cfg: cfg.__setitem__(
             "ExposedPorts", {**(cfg.get("ExposedPorts") or {}), **{p: {} for p in ports}}))
 
     def _do_volume(self, state: _State, cmd: Command) -> None:
-        vols = [self._expand(state, v) for v in cmd.value if v]
+        vols = [self.expand(state, v) for v in cmd.value if v]
         if not vols:
             raise ParseError("VOLUME specified can not be an empty string", cmd.start_line)
         self._meta(state, cmd, "VOLUME [" + " ".join(vols) + "]",
                    lambda cfg: cfg.__setitem__("Volumes", {**(cfg.get("Volumes") or {}), **{v: {} for v in vols}}))
 
     def _do_stopsignal(self, state: _State, cmd: Command) -> None:
-        sig = self._expand(state, cmd.value[0]) if cmd.value else ""
+        sig = self.expand(state, cmd.value[0]) if cmd.value else ""
         self._meta(state, cmd, f"STOPSIGNAL {sig}", lambda cfg: cfg.__setitem__("StopSignal", sig))
 
     def _command_form(self, state: _State, cmd: Command) -> list[str]:
@@ -496,7 +499,7 @@ class Builder:
         self._meta(state, cmd, "SHELL [" + " ".join(args) + "]", lambda cfg: cfg.__setitem__("Shell", args))
 
     def _do_maintainer(self, state: _State, cmd: Command) -> None:
-        name = self._expand(state, cmd.value[0]) if cmd.value else ""
+        name = self.expand(state, cmd.value[0]) if cmd.value else ""
         self._meta(state, cmd, f"MAINTAINER {name}", lambda cfg: state.doc.__setitem__("author", name))
 
     def _do_onbuild(self, state: _State, cmd: Command) -> None:
@@ -574,7 +577,7 @@ class Builder:
             mounts.append({"type": "file", "target": heredoc_file[0], "content": heredoc_file[1], "key": "file"})
         try:
             for m in flags.get("mount", []):
-                mounts.append(self._mount_spec(state, m, cmd))
+                mounts.append(mount_spec(self, state, m, cmd))
             self._run(state, cmd, args, shown, network, mounts)
         finally:
             for m in mounts:
@@ -612,7 +615,7 @@ class Builder:
 
         def run(root: str) -> None:
             fsops.make_dirs(root, cwd, fsops.Ownership())
-            oci_mounts = [self._oci_mount(root, m) for m in mounts if m.get("file", True)]
+            oci_mounts = [oci_mount(self, m) for m in mounts if m.get("file", True)]
             stubs = _absent(root, [m["destination"] for m in oci_mounts] + ["/etc/resolv.conf", "/etc/hosts",
                                                                           "/etc/hostname"])
             try:
@@ -638,79 +641,6 @@ class Builder:
             raise BuildError(f"The command '{' '.join(args) if cmd.json else shown}' returned a non-zero code: "
                              f"{code_box[0]}", code_box[0])
         self._commit(state, created_by, layer, key, detail)
-
-    def _mount_spec(self, state: _State, spec: str, cmd: Command) -> dict[str, Any]:
-        opts: dict[str, str] = {}
-        for part in spec.split(","):
-            k, eq, v = part.partition("=")
-            opts[k.strip().lower()] = self._expand(state, v) if eq else "true"
-        kind = opts.get("type", "bind")
-        target = opts.get("target") or opts.get("dst") or opts.get("destination") or ""
-        if kind == "secret":
-            sid = opts.get("id") or posixpath.basename(target) or opts.get("env", "")
-            target = target or f"/run/secrets/{sid}"
-            if sid not in self.opts.secrets and opts.get("required", "false") == "true":
-                raise ParseError(f"secret {sid} not found", cmd.start_line)
-            env_name = opts.get("env", "")
-            return {"type": "secret", "id": sid, "target": target, "key": f"secret:{target}:{env_name}",
-                    "mode": int(opts.get("mode", "0400"), 8), "env": env_name,
-                    "file": not env_name or bool(opts.get("target") or opts.get("dst"))}
-        if not target:
-            raise ParseError(f"mount type={kind} requires a target", cmd.start_line)
-        if not target.startswith("/"):
-            target = posixpath.join(state.cfg.get("WorkingDir") or "/", target)
-        if kind == "cache":
-            cid = opts.get("id") or target
-            sharing = opts.get("sharing", "shared")
-            if sharing not in ("shared", "private", "locked"):
-                raise ParseError(f"invalid cache sharing mode {sharing!r}", cmd.start_line)
-            try:
-                owner = (int(opts.get("uid", "0")), int(opts.get("gid", "0")), int(opts.get("mode", "755"), 8))
-            except ValueError:
-                raise ParseError("invalid uid, gid or mode for a cache mount", cmd.start_line) from None
-            return {"type": "cache", "id": cid, "target": target, "key": f"cache:{cid}:{target}",
-                    "readonly": opts.get("readonly", opts.get("ro", "false")) == "true", "sharing": sharing,
-                    "owner": owner}
-        if kind == "tmpfs":
-            return {"type": "tmpfs", "target": target, "key": f"tmpfs:{target}", "size": opts.get("size", "")}
-        if kind == "bind":
-            source = opts.get("source") or opts.get("src") or "/"
-            frm = opts.get("from", "")
-            spec = {"type": "bind", "target": target, "source": source, "from": frm, "src_root": self.context,
-                    "rw": opts.get("rw", opts.get("readwrite", "false")) == "true"}
-            identity = "context:" + json.dumps(self._context_digest(source))
-            if frm:
-                spec["src_root"], identity, spec["release"] = mount_from(self, state, frm)
-            spec["key"] = f"bind:{frm}:{source}:{target}:{identity}"
-            return spec
-        raise ParseError(f"unsupported mount type {kind!r}", cmd.start_line)
-
-    def _context_digest(self, source: str) -> dict[str, str]:
-        sources = SourceSet(self.context, [source], "context", [], True, set())
-        sources.known = self.context_digests
-        return sources.digest([])
-
-    def _oci_mount(self, root: str, m: dict[str, Any]) -> dict[str, Any]:
-        if m["type"] == "cache":
-            source, m["release"] = self.cache.acquire(m["id"], m["sharing"], m["owner"])
-            opts = ["rbind", "ro" if m["readonly"] else "rw"]
-            return {"destination": m["target"], "type": "bind", "source": source, "options": opts}
-        if m["type"] == "tmpfs":
-            opts = ["nosuid", "nodev"] + ([f"size={m['size']}"] if m["size"] else [])
-            return {"destination": m["target"], "type": "tmpfs", "source": "tmpfs", "options": opts}
-        if m["type"] in ("secret", "file"):
-            holder = os.path.join(self.work_root, "mountfile-" + uuid.uuid4().hex)
-            os.makedirs(holder, mode=0o700)
-            path = os.path.join(holder, "data")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.opts.secrets.get(m["id"], b"") if m["type"] == "secret" else m["content"].encode())
-            os.chmod(path, m["mode"] if m["type"] == "secret" else 0o755)
-            m["cleanup"] = holder
-            return {"destination": m["target"], "type": "bind", "source": path, "options": ["rbind", "ro"]}
-        src = fsops.resolve(m["src_root"], m["source"])
-        return {"destination": m["target"], "type": "bind", "source": src,
-                "options": ["rbind", "rw" if m["rw"] else "ro"]}
 
     # -- COPY / ADD ------------------------------------------------------------------------------
 

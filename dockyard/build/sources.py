@@ -138,7 +138,7 @@ def source_image(builder: Builder, state: _State, frm: str) -> str | None:
     try:
         return builder.store.resolve(frm)
     except (NoSuchImage, ValueError):
-        return builder._pull(frm)
+        return builder.pull(frm)
 
 
 def mount_image(builder: Builder, image: str | None) -> tuple[str, Callable[[], None]]:
