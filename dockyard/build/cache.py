@@ -24,6 +24,7 @@ class BuildCache:
         self._private: set[str] = set()
         self._db = sqlite3.connect(os.path.join(root, "cache.db"), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last records
         self._db.execute("CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, image TEXT NOT NULL,"
                          " created REAL NOT NULL, used REAL NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS inputs (slot TEXT PRIMARY KEY, detail TEXT NOT NULL)")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
-import tarfile
-from collections.abc import Iterator
-from typing import IO
 
 from dockyard.build.ignore import PatternMatcher, read_ignore
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    import tarfile
+    from collections.abc import Iterator
+    from typing import IO
 
 
 class ContextError(ValueError):
@@ -55,9 +57,22 @@ def context_paths(root: str, dockerfile: str = "Dockerfile", patterns: list[str]
     return list(walk(root, PatternMatcher(patterns), (dockerfile, ".dockerignore")))
 
 
+def manifest(root: str, paths: list[str]) -> list[list]:
+    """[path, type, size, mtime_ns, mode, link] of each path (relative to root), from lstat: what
+    dockyard's CLI sends first for an incremental context (contextsync.py)."""
+    out = []
+    for rel in paths:
+        st = os.lstat(os.path.join(root, rel))
+        kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
+        link = os.readlink(os.path.join(root, rel)) if kind == "l" else ""
+        out.append([rel, kind, st.st_size if kind == "f" else 0, st.st_mtime_ns, stat.S_IMODE(st.st_mode), link])
+    return out
+
+
 def pack(root: str, out: IO[bytes], dockerfile: str = "Dockerfile", patterns: list[str] | None = None,
          paths: list[str] | None = None) -> None:
     """Write root (or only paths of it) as an uncompressed tar, the CLI's context."""
+    import tarfile
     if paths is None:
         paths = context_paths(root, dockerfile, patterns)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -130,6 +145,7 @@ def extract(stream: IO[bytes], dest: str, whiteouts: bool = False,
     symlinks are created as they are (never followed), hard links only to earlier entries.
     With whiteouts (image layers), `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory.
     digests, when given, receives the sha256 of each regular file (path → hex), computed on the way."""
+    import tarfile
     root_is_root = os.geteuid() == 0
     dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -210,6 +226,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int, name
     if member.isreg():
         src = tar.extractfile(member)
         out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        import hashlib
         h = hashlib.sha256()
         with os.fdopen(out, "wb") as f:
             assert src is not None
@@ -250,6 +267,7 @@ def looks_like_tar(head: bytes) -> bool:
 
 def single_file_context(dockerfile: bytes) -> io.BytesIO:
     """A context tar holding only a Dockerfile (`docker build - < Dockerfile`)."""
+    import tarfile
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("Dockerfile")

@@ -20,17 +20,6 @@ from dockyard.build.context import ContextError, extract
 _SESSION = re.compile(r"^[0-9a-f]{16,64}$")
 
 
-def manifest(root: str, paths: list[str]) -> list[list[Any]]:
-    """[path, type, size, mtime_ns, mode, link] of each path (relative to root), from lstat."""
-    out = []
-    for rel in paths:
-        st = os.lstat(os.path.join(root, rel))
-        kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
-        link = os.readlink(os.path.join(root, rel)) if kind == "l" else ""
-        out.append([rel, kind, st.st_size if kind == "f" else 0, st.st_mtime_ns, stat.S_IMODE(st.st_mode), link])
-    return out
-
-
 class ContextStore:
     """Per-session mirrors under root: `<session>/files` and `<session>/index.json`."""
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Iterable
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Iterable
 
 _ESCAPED = set(".+()|{}$")
 
@@ -118,6 +121,7 @@ def _compile(pattern: str) -> tuple[str, re.Pattern[str] | None]:
         first = False
     if kind != "regexp":
         return kind, None
+    import re  # only for patterns that need it: the CLI's start-up stays light
     try:
         return kind, re.compile("".join(out) + r"\Z")
     except re.error as e:

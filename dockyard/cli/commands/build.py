@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import json
 import os
-import socket
 import sys
-import tarfile
-import tempfile
+import zlib
 from types import SimpleNamespace
-from typing import IO
 
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 from dockyard.humanize import human_size
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import IO
 
 CHUNK = 1 << 20
 EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
@@ -31,6 +30,11 @@ def _key_values(items: list[str], flag: str, env_fallback: bool = False) -> dict
             raise CommandError(f"invalid argument {item!r} for \"--{flag}\" flag", 125)
         out[key] = value if eq else (os.environ.get(key) if env_fallback else "")
     return out
+
+
+def _b64(data: bytes) -> str:
+    import base64
+    return base64.b64encode(data).decode()
 
 
 def _secrets(items: list[str]) -> dict[str, str]:
@@ -56,7 +60,7 @@ def _secrets(items: list[str]) -> dict[str, str]:
                         value = f.read()
                 except OSError as e:
                     raise CommandError(f"failed to read secret {sid}: {e.strerror}", 1) from None
-        out[sid] = base64.b64encode(value).decode()
+        out[sid] = _b64(value)
     return out
 
 
@@ -93,6 +97,10 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
     paths = context_paths(root, name, ignore_patterns(root, ignore_beside))
     session = _sync(cli, root, paths, extra)
     send = paths if session is None else session[1]
+    if not send and not extra:
+        spool.write(b"\0" * 1024)  # an empty tar: every file is already on the daemon
+        return name, session[0] if session else ""
+    import tarfile
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
         add_paths(out, root, send)
         if extra:
@@ -106,11 +114,12 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
 def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None) -> tuple[str, list[str]] | None:
     """Send the context's manifest to a dockyardd that keeps contexts: (session, paths to send),
     or None (another daemon: send everything)."""
-    from dockyard.build.contextsync import manifest
+    from dockyard.build.context import manifest
     entries = manifest(root, paths)
     if extra:
         entries.append([extra[0], "f", len(extra[1]), -1, 0o600, ""])  # always sent
-    session = hashlib.sha256(f"{socket.gethostname()}:{root}".encode()).hexdigest()[:32]
+    key = f"{os.uname().nodename}:{root}".encode()
+    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of this directory
     try:
         reply = cli.client.call("POST", "/build/context", {"session": session}, entries)
     except APIError as e:
@@ -119,6 +128,34 @@ def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None
         raise CommandError(f"Error response from daemon: {e}", 1) from None
     need = set(reply.get("Need") or [])
     return session, [p for p in paths if p in need]
+
+
+class _Spool(io.BytesIO):
+    """The context tar in memory, moved to a temporary file past 64 MiB."""
+
+    LIMIT = 64 << 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.file: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.file is None and self.tell() + len(data) > self.LIMIT:
+            import tempfile
+            self.file = tempfile.TemporaryFile()
+            self.file.write(self.getvalue())
+        return self.file.write(data) if self.file is not None else super().write(data)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.file.seek(pos, whence) if self.file is not None else super().seek(pos, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self.file.read(size) if self.file is not None else super().read(size)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
 
 
 def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -132,7 +169,7 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     for out in outputs:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
             raise CommandError(f"unsupported output type {out.get('type')!r}", 1)
-    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    spool = _Spool()
     name, session = _context(cli, opts, args[0], spool)
     spool.seek(0)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
@@ -146,7 +183,7 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if session:
         headers["X-Dockyard-Context-Session"] = session
     if opts.secret:
-        headers["X-Dockyard-Build-Secrets"] = base64.b64encode(json.dumps(_secrets(opts.secret)).encode()).decode()
+        headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
     progress = opts.progress or "auto"
     if progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise CommandError(f"invalid progress mode {progress!r}: use auto, plain or tty", 125)
@@ -188,6 +225,7 @@ def _export(cli: Cli, image: str, out: dict[str, str]) -> None:
     if not dest:
         raise CommandError(f"--output type={kind} requires dest=", 1)
     resp = cli.client.call("GET", "/images/get", {"names": [image]}, stream=True)
+    import tempfile
     with tempfile.TemporaryFile() as archive:
         try:
             for chunk in resp.iter_raw():
