@@ -635,8 +635,11 @@ class Builder:
                         shutil.rmtree(m["cleanup"], ignore_errors=True)
                 _remove_stubs(root, stubs)
             return stubs
-        self.say(" ---> Running in " + uuid.uuid4().hex[:12] + "\n")
+        run_id = uuid.uuid4().hex[:12]
+        self.say(f" ---> Running in {run_id}\n")
         layer = self._in_rootfs(state, run, keep=lambda: bool(code_box) and code_box[0] == 0)
+        if code_box and code_box[0] == 0:
+            self.say(f" ---> Removed intermediate container {run_id}\n")
         if code_box and code_box[0] != 0:
             raise BuildError(f"The command '{' '.join(args) if cmd.json else shown}' returned a non-zero code: "
                              f"{code_box[0]}", code_box[0])
