@@ -199,12 +199,14 @@ class Builder:
         return found
 
     def _read_dockerfile(self, context: str, name: str) -> bytes:
-        path = fsops.resolve(context, name)
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise BuildError(f"Cannot locate specified Dockerfile: {name}") from None
+        candidates = [name, "dockerfile"] if name == "Dockerfile" else [name]  # as dockerd falls back
+        for candidate in candidates:
+            try:
+                with open(fsops.resolve(context, candidate), "rb") as f:
+                    return f.read()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                continue
+        raise BuildError(f"Cannot locate specified Dockerfile: {name}")
 
     def _target_stage(self, p: Plan, target: str) -> Stage:
         if not target:

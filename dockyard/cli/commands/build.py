@@ -84,6 +84,9 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
         extra = (EXTERNAL_DOCKERFILE, sys.stdin.buffer.read())
     else:
         dockerfile = os.path.abspath(opts.file) if opts.file else os.path.join(root, "Dockerfile")
+        if not opts.file and not os.path.isfile(dockerfile) and os.path.isfile(os.path.join(root, "dockerfile")):
+            dockerfile = os.path.join(root, "dockerfile")
+            opts.file = dockerfile
         if not os.path.isfile(dockerfile):
             raise CommandError(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
                                f"lstat {dockerfile}: no such file or directory", 1)
