@@ -31,7 +31,11 @@ _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 def _is_url(src: str) -> bool:
-    return src.startswith("http://") or src.startswith("https://")
+    return src.startswith("http://") or src.startswith("https://") or _is_git(src)
+
+
+def _is_git(src: str) -> bool:
+    return src.startswith("git@") or src.startswith("git://") or ".git#" in src or src.endswith(".git")
 
 
 class SourceSet:
@@ -78,6 +82,9 @@ class SourceSet:
                 elif _is_url(src):
                     if not add:
                         raise ParseError("source can't be a URL for COPY", cmd.start_line)
+                    if _is_git(src):
+                        raise ParseError(f"ADD of a git repository ({src}) is not supported by this builder",
+                                         cmd.start_line)
                     name = _download(src, tmp, (flags.get("checksum") or [""])[-1])
                     paths.append(name)
                     generated.add(name)
