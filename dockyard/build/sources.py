@@ -31,11 +31,14 @@ _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 def _is_url(src: str) -> bool:
-    return src.startswith("http://") or src.startswith("https://") or _is_git(src)
+    return src.startswith(("http://", "https://")) or _is_git(src)
 
 
 def _is_git(src: str) -> bool:
-    return src.startswith("git@") or src.startswith("git://") or ".git#" in src or src.endswith(".git")
+    """A remote git repository (never a local path such as `.git` or `repo.git`)."""
+    if src.startswith(("git@", "git://")):
+        return True
+    return src.startswith(("http://", "https://")) and (".git#" in src or src.endswith(".git"))
 
 
 class SourceSet:
