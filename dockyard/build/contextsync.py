@@ -11,6 +11,7 @@ import re
 import shutil
 import stat
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -18,6 +19,7 @@ from typing import IO, Any
 from dockyard.build.context import ContextError, extract
 
 _SESSION = re.compile(r"^[0-9a-f]{16,64}$")
+MAX_PENDING = 64
 
 
 class ContextStore:
@@ -28,7 +30,7 @@ class ContextStore:
         os.makedirs(root, mode=0o700, exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._pending: dict[str, list[list[Any]]] = {}
+        self._pending: dict[str, list[list[Any]]] = {}  # "<session>.<token>" → the build's manifest
 
     def _dir(self, session: str) -> str:
         if not _SESSION.match(session):
@@ -46,25 +48,32 @@ class ContextStore:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def need(self, session: str, entries: list[list[Any]]) -> list[str]:
-        """Record the manifest of the coming build; the paths whose data must be sent."""
+    def need(self, session: str, entries: list[list[Any]]) -> tuple[str, list[str]]:
+        """Record the manifest of a coming build: (its reference for the build request, the
+        paths whose data must be sent)."""
         index = self._index(session)
-        self._pending[session] = entries
+        ref = f"{session}.{uuid.uuid4().hex}"
+        with self._guard:
+            self._pending[ref] = entries
+            while len(self._pending) > MAX_PENDING:  # manifests of builds that never came
+                self._pending.pop(next(iter(self._pending)))
         need = []
         for entry in entries:
             old = index.get(entry[0])
             if entry[1] == "f" and (old is None or old[:5] != entry[1:6]):
                 need.append(entry[0])
-        return need
+        return ref, need
 
     @contextmanager
-    def use(self, session: str, body: IO[bytes]) -> Iterator[tuple[str, dict[str, str]]]:
-        """Apply the sent files to the session's mirror and hold it for one build:
-        (context directory, sha256 of every file)."""
+    def use(self, ref: str, body: IO[bytes]) -> Iterator[tuple[str, dict[str, str]]]:
+        """Apply the sent files to the session's mirror and hold it for one build (ref: what
+        need() answered): (context directory, sha256 of every file)."""
+        session = ref.partition(".")[0]
+        with self._guard:
+            entries = self._pending.pop(ref, None)
+        if entries is None:
+            raise ContextError("no context manifest was sent for this build")
         with self._lock(session):
-            entries = self._pending.pop(session, None)
-            if entries is None:
-                raise ContextError("no context manifest was sent for this build session")
             base = self._dir(session)
             files = os.path.join(base, "files")
             os.makedirs(files, mode=0o700, exist_ok=True)

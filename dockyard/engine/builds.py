@@ -124,9 +124,9 @@ class BuildService:
         """Close the cache database."""
         self.cache.close()
 
-    def context_need(self, session: str, entries: list[list[Any]]) -> list[str]:
+    def context_need(self, session: str, entries: list[list[Any]]) -> tuple[str, list[str]]:
         """Incremental contexts (dockyard's CLI): the manifest of the next build of session; the
-        files it must send."""
+        reference its /build passes and the files it must send."""
         try:
             return self.contexts.need(session, entries)
         except ContextError as e:

@@ -93,7 +93,7 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     body = body_file(request)
     service = eng.builds
-    session = request.headers.get("X-Dockyard-Context-Session", "")
+    session = request.headers.get("X-Dockyard-Context", "")
 
     def work() -> None:
         try:
@@ -132,7 +132,8 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 async def context_manifest(request: web.Request) -> web.Response:
     """POST /build/context?session=S (dockyard's CLI): the manifest of the coming build's context;
-    answers {"Need": [paths whose data must be sent]}."""
+    answers {"Context": reference for /build's X-Dockyard-Context header, "Need": [paths whose data
+    must be sent]}."""
     eng = engine(request)
     if eng.builds is None:
         raise ApiError(500, "the builder is not available")
@@ -140,10 +141,10 @@ async def context_manifest(request: web.Request) -> web.Response:
     if not isinstance(entries, list):
         raise ApiError(400, "the context manifest must be a JSON array")
     try:
-        need = await eng.run(eng.builds.context_need, request.query.get("session", ""), entries)
+        ref, need = await eng.run(eng.builds.context_need, request.query.get("session", ""), entries)
     except BuildError as e:
         raise ApiError(400, e.message) from None
-    return json_response({"Need": need})
+    return json_response({"Context": ref, "Need": need})
 
 
 async def prune(request: web.Request) -> web.Response:

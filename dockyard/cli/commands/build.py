@@ -130,7 +130,7 @@ def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None
             return None
         raise CommandError(f"Error response from daemon: {e}", 1) from None
     need = set(reply.get("Need") or [])
-    return session, [p for p in paths if p in need]
+    return reply.get("Context") or "", [p for p in paths if p in need]
 
 
 class _Spool(io.BytesIO):
@@ -184,7 +184,7 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None}
     headers = {"Content-Type": "application/x-tar"}
     if session:
-        headers["X-Dockyard-Context-Session"] = session
+        headers["X-Dockyard-Context"] = session
     if opts.secret:
         headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
     progress = opts.progress or "auto"
