@@ -168,6 +168,9 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if opts.platform.split(",")[0] not in (f"linux/{arch}", "linux/" + arch + "/"):
             raise CommandError(f"platform {opts.platform} is not supported: dockyard builds for linux/{arch} only "
                                "(no emulation)", 1)
+    for flag, value in (("--ssh", opts.ssh), ("--build-context", opts.build_context)):
+        if value:
+            raise CommandError(f"{flag} is not supported by dockyard's builder", 1)
     outputs = [dict(p.partition("=")[::2] for p in o.split(",")) for o in opts.output]
     for out in outputs:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
@@ -216,6 +219,10 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.iidfile:
         with open(opts.iidfile, "w") as f:
             f.write(image)
+    if opts.metadata_file:
+        with open(opts.metadata_file, "w") as f:
+            json.dump({"containerimage.config.digest": image, "containerimage.digest": image,
+                       "image.name": ",".join(opts.tag)}, f, indent=2)
     for out in outputs:
         _export(cli, image, out)
     return 0
@@ -277,7 +284,20 @@ COMMANDS = {
                       Flag("", "progress", STR, "Set type of progress output (\"auto\", \"plain\", \"tty\")"),
                       Flag("", "pull", BOOL, "Always attempt to pull all referenced images"),
                       Flag("", "rm", BOOL, "Remove intermediate containers after a successful build"),
-                      Flag("", "force-rm", BOOL, "Always remove intermediate containers")],
+                      Flag("", "force-rm", BOOL, "Always remove intermediate containers"),
+                      Flag("", "metadata-file", STR, "Write build result metadata to a file"),
+                      Flag("", "load", BOOL, "Shorthand for \"--output=type=docker\" (images always land here)"),
+                      Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (\"host:ip\")"),
+                      Flag("", "cache-to", LIST, "Cache export destinations (not supported: ignored)"),
+                      Flag("", "provenance", STR, "Provenance attestation (not produced)"),
+                      Flag("", "sbom", STR, "SBOM attestation (not produced)"),
+                      Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build"),
+                      Flag("", "build-context", LIST, "Additional build contexts (name=path)"),
+                      Flag("", "shm-size", STR, "Size of /dev/shm"),
+                      Flag("m", "memory", STR, "Memory limit"),
+                      Flag("", "cgroup-parent", STR, "Set the parent cgroup for RUN instructions"),
+                      Flag("", "ulimit", LIST, "Ulimit options"),
+                      Flag("", "compress", BOOL, "Compress the build context using gzip")],
                      build, 1, 1),
     "prune": Command("[OPTIONS]", "Remove build cache",
                      [Flag("a", "all", BOOL, "Remove all unused build cache, not just dangling ones"),
