@@ -285,3 +285,11 @@ def test_shebang_heredoc_and_secret_env(env: Env) -> None:
     assert not any(b"Zq9-s3cr3t" in data for data in files.values())
     changed = env.build({"Dockerfile": df.replace("script $0", "changed $0")}, secrets={"tok": b"Zq9-s3cr3t"})
     assert env.files(changed)["script"] == b"changed /dev/pipes/EOF\n"  # heredoc bodies are in the key
+
+
+def test_run_network_modes(env: Env) -> None:
+    image = env.build({"Dockerfile": "FROM busybox\nRUN --network=none grep -c : /proc/net/dev > /none\n"
+                                     "RUN grep -c : /proc/net/dev > /default\n"})
+    files = env.files(image)
+    host_interfaces = sum(1 for line in open("/proc/net/dev") if ":" in line)
+    assert int(files["none"]) == 1 and int(files["default"]) == host_interfaces
