@@ -291,5 +291,5 @@ def test_run_network_modes(env: Env) -> None:
     image = env.build({"Dockerfile": "FROM busybox\nRUN --network=none grep -c : /proc/net/dev > /none\n"
                                      "RUN grep -c : /proc/net/dev > /default\n"})
     files = env.files(image)
-    host_interfaces = sum(1 for line in open("/proc/net/dev") if ":" in line)
+    host_interfaces = Path("/proc/net/dev").read_text().count(":")
     assert int(files["none"]) == 1 and int(files["default"]) == host_interfaces
