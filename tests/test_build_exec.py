@@ -291,5 +291,6 @@ def test_run_network_modes(env: Env) -> None:
     image = env.build({"Dockerfile": "FROM busybox\nRUN --network=none grep -c : /proc/net/dev > /none\n"
                                      "RUN grep -c : /proc/net/dev > /default\n"})
     files = env.files(image)
-    host_interfaces = Path("/proc/net/dev").read_text().count(":")
-    assert int(files["none"]) == 1 and int(files["default"]) == host_interfaces
+    assert int(files["none"]) == 1  # loopback only
+    if Path("/proc/net/dev").read_text().count(":") > 1:  # the host's interfaces (others may come and go)
+        assert int(files["default"]) > 1
