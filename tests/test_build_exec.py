@@ -116,15 +116,15 @@ def test_tmpfs_and_bind_mounts(env: Env) -> None:
 
 
 def test_independent_stages_run_in_parallel(env: Env) -> None:
-    df = ("FROM busybox AS a\nRUN sleep 1.5 && date +%s > /a\n"
-          "FROM busybox AS b\nRUN sleep 1.5 && date +%s > /b\n"
+    df = ("FROM busybox AS a\nRUN sleep 2 && date +%s > /a\n"
+          "FROM busybox AS b\nRUN sleep 2 && date +%s > /b\n"
           "FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n")
     start = time.monotonic()
     image = env.build({"Dockerfile": df}, no_cache=True)
     elapsed = time.monotonic() - start
     files = env.files(image)
     assert abs(int(files["a"]) - int(files["b"])) <= 1
-    assert elapsed < 2.9, f"stages ran one after the other ({elapsed:.1f}s)"
+    assert elapsed < 3.9, f"stages ran one after the other ({elapsed:.1f}s)"  # serial: over 4 s
 
 
 def test_target_runs_only_needed_stages(env: Env) -> None:
