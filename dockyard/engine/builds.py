@@ -21,7 +21,7 @@ from dockyard.build.context import ContextError, extract, looks_like_tar, single
 from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
 from dockyard.engine.containers.errors import ContainerError
-from dockyard.engine.containers.security import DEFAULT_CAPS
+from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
 from dockyard.image.snapshot import unmount
 from dockyard.image.snapshot.mount import mounts_under
@@ -62,6 +62,7 @@ class RuntimeExecutor:
         process["noNewPrivileges"] = False
         spec["root"] = {"path": req.rootfs, "readonly": False}
         linux = spec["linux"]
+        linux["seccomp"] = seccomp_config(None, DEFAULT_CAPS, False)  # Docker's default profile, as BuildKit
         linux["cgroupsPath"] = f"{self.cgroup_parent.rstrip('/')}/{cid}"
         if req.network in ("default", "host"):
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
