@@ -59,10 +59,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("login",): ("registry_client", "login"), ("logout",): ("registry_client", "logout"),
     ("manifest", "inspect"): ("registry_client", "manifest-inspect"),
     ("registry", "serve"): ("registry", "serve"), ("registry", "gc"): ("registry", "gc"),
+    ("build",): ("build", "build"), ("image", "build"): ("build", "build"), ("builder", "build"): ("build", "build"),
+    ("builder", "prune"): ("build", "prune"),
 }
 GROUPS = {"image": "Manage images", "container": "Manage containers", "network": "Manage networks",
           "system": "Manage Docker", "volume": "Manage volumes", "registry": "Run an image registry",
-          "manifest": "Manage Docker image manifests and manifest lists"}
+          "manifest": "Manage Docker image manifests and manifest lists", "builder": "Manage builds"}
 
 USAGE = f"""
 Usage:  {PROG} [OPTIONS] COMMAND
@@ -73,11 +75,13 @@ Common Commands:
   run         Create and run a new container from an image
   exec        Execute a command in a running container
   ps          List containers
+  build       Build an image from a Dockerfile
   images      List images
   version     Show the dockyard version information
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds
   container   Manage containers
   image       Manage images
   network     Manage networks

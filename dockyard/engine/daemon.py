@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dockyard.engine import runtimes
+from dockyard.engine.builds import BuildService
 from dockyard.engine.config import DEFAULT_DATA_ROOT, ConfigError, DaemonConfig, load
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.containers.execs import ExecService
@@ -67,6 +68,7 @@ class Engine:
     volumes: VolumeService
     networks: NetworkService
     health: HealthMonitor | None = None
+    builds: BuildService | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in the thread pool (blocking engine work off the event loop)."""
@@ -191,6 +193,8 @@ def open_engine(config: DaemonConfig) -> Engine:
     engine = Engine(config, engine_id(config.data_root), events, images, executor,
                     containers, ExecService(containers), volumes, networks)
     engine.images.in_use = engine.image_in_use
+    engine.builds = BuildService(config.data_root, store, runtimes.own_runtime(), config.exec_root,
+                                 registry=images.registry)
     containers.on_event = engine.container_event
     networks.on_event = engine.network_event
     volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)
@@ -256,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             if not config.live_restore:
                 engine.containers.stop_all()
             engine.close()
+            if engine.builds is not None:
+                engine.builds.close()
             engine.executor.shutdown(wait=True, cancel_futures=True)
             engine.images.store.close()
     except (ConfigError, OSError) as e:

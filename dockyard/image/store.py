@@ -184,18 +184,20 @@ class ImageStore:
         return f"sha256:{hasher.hexdigest()}", size
 
     def write_layer(self, src: str, *, mode: str = "compare", parent: str | None = None,
-                    source_date_epoch: int | None = None) -> Layer:
+                    source_date_epoch: int | None = None, compression: str = "gzip") -> Layer:
         """Write the layer of directory src (see layer_diff.write_layer) into the content store
-        as a gzip blob; the Layer to pass to add_image."""
+        as a gzip blob (or uncompressed with compression="none": its digest is then its diff
+        ID); the Layer to pass to add_image."""
         writer = self.content.writer(f"layer-{uuid.uuid4().hex}")
         try:
             result = write_layer(src, _Sink(writer), mode=mode, parent=parent,
-                                 source_date_epoch=source_date_epoch, compression="gzip")
+                                 source_date_epoch=source_date_epoch, compression=compression)
             blob = writer.commit()
         except BaseException:
             writer.abort()
             raise
-        return Layer(Descriptor(mt.OCI_LAYER_GZIP, blob, result.size), result.diff_id)
+        media_type = mt.OCI_LAYER_GZIP if compression == "gzip" else mt.OCI_LAYER
+        return Layer(Descriptor(media_type, blob, result.size), result.diff_id)
 
     # -- looking images up -----------------------------------------------------------------------
 

@@ -14,8 +14,9 @@ def api_path(path: str) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the system, image, container, exec, volume, network and swarm routes."""
+    """Register the system, image, container, exec, volume, network, swarm and build routes."""
     from dockyard.api.routes import (
+        build,
         container_files,
         container_stats,
         containers,
@@ -26,5 +27,6 @@ def add_routes(app: web.Application) -> None:
         system,
         volumes,
     )
-    for module in (system, images, containers, container_stats, container_files, execs, volumes, networks, swarm):
+    for module in (system, images, containers, container_stats, container_files, execs, volumes, networks, swarm,
+                   build):
         app.router.add_routes(module.routes())

@@ -23,7 +23,9 @@ from dockyard.engine.events import EventFilter
 from dockyard.image import filters as flt
 from dockyard.image.manifest import host_platform
 
-_PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+# Builder-Version 1: clients use the classic /build protocol (the docker CLI without buildx too)
+_PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+                 "Builder-Version": "1"}
 _UNIX_TIME = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
 
 
@@ -134,7 +136,7 @@ async def info(request: web.Request) -> web.Response:
 
 async def system_df(request: web.Request) -> web.Response:
     """GET /system/df: images, containers and local volumes with their sizes; the build cache
-    is empty for now."""
+    records."""
     eng = engine(request)
     usage = await eng.images.disk_usage()
     containers = await eng.run(eng.containers.list, True, None, True)
@@ -142,7 +144,8 @@ async def system_df(request: web.Request) -> web.Response:
     for image in usage["Images"]:
         image["Containers"] = counts[image["Id"]]
     volumes = await eng.run(eng.volumes.disk_usage)
-    return json_response({**usage, "Containers": containers, "Volumes": volumes, "BuildCache": []})
+    cache = await eng.run(eng.builds.disk_usage) if eng.builds is not None else []
+    return json_response({**usage, "Containers": containers, "Volumes": volumes, "BuildCache": cache})
 
 
 def parse_time_ns(value: str) -> int:

@@ -1,0 +1,1 @@
+"""The image builder: Dockerfile parser, build context, executor and cache (no daemon needed)."""

@@ -1,0 +1,843 @@
+"""Executes a Dockerfile: stages in dependency order (independent ones in parallel), each step
+committed as an image (its parent the previous step), steps looked up in the build cache first."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.build import fsops
+from dockyard.build.cache import BuildCache, explain
+from dockyard.build.executor import Executor, RunRequest
+from dockyard.build.imageconfig import (
+    DEFAULT_PATH,
+    add_history,
+    child_config,
+    env_dict,
+    env_list_set,
+    scratch_config,
+    timestamp,
+)
+from dockyard.build.mounts import mount_spec, oci_mount
+from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
+from dockyard.build.shell import Lex, ShellError
+from dockyard.build.sources import SourceSet, add_sources
+from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
+from dockyard.image.bootstrap_busybox import host_platform
+from dockyard.image.commit import EMPTY_LAYER_DIFF_ID, encode_config
+from dockyard.image.errors import NoSuchImage
+from dockyard.image.snapshot import mount_all, unmount
+from dockyard.image.store import ImageStore, Layer
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+CACHE_KEY_LABEL = "dockyard.build.cache-key"  # store metadata of step images: --cache-from matches it
+
+
+class BuildError(Exception):
+    """A failed build: message as Docker prints it, the exit code for the CLI (a RUN's code)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class BuildOptions:
+    """What `docker build` passes besides the context."""
+
+    dockerfile: str = "Dockerfile"
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    no_cache_filter: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)
+    network: str = "default"
+    platform: str = ""
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    source_date_epoch: int | None = None
+    pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
+
+
+@dataclass
+class StageResult:
+    """The final image of a stage and its config."""
+
+    image: str | None
+    doc: dict[str, Any]
+    history_fixes: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    stage: Stage
+    image: str | None
+    doc: dict[str, Any]
+    layers: list[Layer]
+    args: dict[str, str]
+    step_slot: int = 0
+    declared: list[str] = field(default_factory=list)  # ARG names in declaration order
+    history_fixes: dict[int, str] = field(default_factory=dict)  # ARG history texts of this build
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.doc.setdefault("config", {})
+
+    @property
+    def env(self) -> dict[str, str]:
+        return env_dict(self.cfg.get("Env") or [])
+
+    def expansion_env(self) -> dict[str, str]:
+        return {**self.args, **self.env}
+
+
+def platform_check(platform: str) -> None:
+    """Only the host platform can be built (no emulation): a clear error for others."""
+    if not platform:
+        return
+    arch, variant = host_platform()
+    wanted = platform.lower().split("/")
+    ok = wanted[0] == "linux" and len(wanted) >= 2 and wanted[1] == arch and (
+        len(wanted) < 3 or wanted[2] == variant)
+    if not ok:
+        host = "/".join(p for p in ("linux", arch, variant) if p)
+        raise BuildError(f"platform {platform} is not supported: this builder runs {host} only (no emulation)")
+
+
+class Builder:
+    """One build at a time per instance; stages run on threads."""
+
+    def __init__(self, store: ImageStore, executor: Executor, cache: BuildCache, work_root: str,
+                 emit: Callable[[str], None]) -> None:
+        self.store = store
+        self.executor = executor
+        self.cache = cache
+        self.work_root = work_root
+        self.emit = emit
+        self._emit_lock = threading.Lock()
+        self.used_args: set[str] = set()
+
+    def say(self, text: str) -> None:
+        """Send progress text (whole lines)."""
+        with self._emit_lock:
+            self.emit(text)
+
+    # -- the whole build -------------------------------------------------------------------------
+
+    def build(self, context: str, opts: BuildOptions, digests: dict[str, str] | None = None) -> str:
+        """Build the Dockerfile at opts.dockerfile in the unpacked context; the image ID.
+        digests: sha256 of context files already known (computed while unpacking)."""
+        platform_check(opts.platform)
+        self.opts = opts
+        self.context = context
+        self.context_digests = digests or {}
+        text = self._read_dockerfile(context, opts.dockerfile)
+        try:
+            df = parse(text)
+            self.plan = plan(df, opts.build_args)
+        except ParseError as e:
+            raise BuildError(str(e)) from None
+        self.lex = Lex(df.escape)
+        for warning in df.warnings:
+            self.say(f"[WARNING]: {warning}\n")
+        if df.warnings:
+            self.say("[WARNING]: Empty continuation lines will become errors in a future release.\n")
+        self.cache_from = self._cache_from_keys(opts.cache_from)
+        target = self._target_stage(self.plan, opts.target)
+        needed = self._needed(self.plan, target)
+        self.numbers = self._number_steps(needed)
+        for i, meta in enumerate(self.plan.meta, 1):
+            self.say(f"Step {i}/{self.total} : {meta.original}\n")
+        futures: dict[int, Future[StageResult]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(needed)), thread_name_prefix="build-stage") as pool:
+            for stage in needed:
+                futures[stage.index] = pool.submit(self._run_stage, stage, futures)
+            try:
+                result = futures[target.index].result()
+            except BaseException:
+                for f in futures.values():
+                    f.cancel()
+                raise
+        consumed = self.used_args | self.plan.declared | set(PREDEFINED_ARGS) | {"SOURCE_DATE_EPOCH"}
+        unused = sorted(k for k in opts.build_args if k not in consumed)
+        if unused:
+            self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+        image = result.image
+        history = result.doc.get("history") or []
+        stale = {i: t for i, t in result.history_fixes.items() if i < len(history) and history[i].get(
+            "created_by") != t}
+        if opts.labels or image is None or stale:
+            image = self._final_image(result, opts.labels, stale)
+        return image  # type: ignore[return-value]
+
+    def _cache_from_keys(self, refs: list[str]) -> dict[str, str]:
+        """--cache-from: the step keys recorded on those images and their parents → image."""
+        found: dict[str, str] = {}
+        for ref in refs:
+            try:
+                image: str | None = self.store.resolve(ref)
+            except (NoSuchImage, ValueError):
+                self.say(f"[Warning] cache source {ref} not found, ignored\n")
+                continue
+            while image:
+                key = self.store.record(image).labels.get(CACHE_KEY_LABEL)
+                if key:
+                    found.setdefault(key, image)
+                image = self.store.parent(image)
+        return found
+
+    def _read_dockerfile(self, context: str, name: str) -> bytes:
+        candidates = [name, "dockerfile"] if name == "Dockerfile" else [name]  # as dockerd falls back
+        for candidate in candidates:
+            try:
+                with open(fsops.resolve(context, candidate), "rb") as f:
+                    return f.read()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                continue
+        raise BuildError(f"Cannot locate specified Dockerfile: {name}")
+
+    def _target_stage(self, p: Plan, target: str) -> Stage:
+        if not target:
+            return p.stages[-1]
+        found = find_stage(p.stages, target, len(p.stages)) if not target.isdigit() else None
+        if found is None:
+            raise BuildError(f"failed to reach build target {target} in Dockerfile")
+        return found
+
+    def _deps(self, stage: Stage) -> set[int]:
+        deps = set()
+        if (base := find_stage(self.plan.stages, stage.base, stage.index)) is not None:
+            deps.add(base.index)
+        for cmd in stage.commands:
+            refs = []
+            for flag in cmd.flags:
+                if flag.startswith("--from="):
+                    refs.append(flag[7:])
+                elif flag.startswith("--mount="):
+                    for part in flag[8:].split(","):
+                        if part.startswith("from="):
+                            refs.append(part[5:])
+            for ref in refs:
+                try:
+                    ref = self.lex.process_word(ref, self.plan.global_args)
+                except ShellError:
+                    continue
+                if (dep := find_stage(self.plan.stages, ref, stage.index)) is not None:
+                    deps.add(dep.index)
+        return deps
+
+    def _needed(self, p: Plan, target: Stage) -> list[Stage]:
+        needed: set[int] = set()
+        todo = [target.index]
+        while todo:
+            i = todo.pop()
+            if i in needed:
+                continue
+            needed.add(i)
+            todo.extend(self._deps(p.stages[i]))
+        return [s for s in p.stages if s.index in needed]
+
+    def _number_steps(self, stages: list[Stage]) -> dict[tuple[int, int], int]:
+        """Step numbers as the classic builder counts them: the ARGs before FROM first."""
+        numbers: dict[tuple[int, int], int] = {}
+        n = len(self.plan.meta)
+        for s in stages:
+            n += 1
+            numbers[(s.index, -1)] = n
+            for i in range(len(s.commands)):
+                n += 1
+                numbers[(s.index, i)] = n
+        self.total = n
+        return numbers
+
+    def _step(self, stage: Stage, i: int, text: str) -> None:
+        self.say(f"Step {self.numbers[(stage.index, i)]}/{self.total} : {text}\n")
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    def _run_stage(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> StageResult:
+        for dep in self._deps(stage):
+            futures[dep].result()
+        self._step(stage, -1, stage.original)
+        self.futures = futures
+        state = self._from(stage, futures)
+        for i, cmd in enumerate(stage.commands):
+            self._step(stage, i, cmd.original.split("\n", 1)[0] if cmd.original else "")
+            state.step_slot = i
+            try:
+                self._dispatch(state, cmd)
+            except (ParseError, ShellError, fsops.CopyError) as e:
+                raise BuildError(_at_line(cmd, str(e))) from None
+        return StageResult(state.image, state.doc, state.history_fixes)
+
+    def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
+        platform_check(stage.platform)
+        dep = find_stage(self.plan.stages, stage.base, stage.index)
+        if dep is not None:
+            res = futures[dep.index].result()
+            image, doc = res.image, copy.deepcopy(res.doc)
+            layers = self.store.layers(image) if image else []
+            self.say(f" ---> {_short(image)}\n")
+            return _State(stage, image, doc, layers, {}, history_fixes=dict(res.history_fixes))
+        if stage.base.lower() == "scratch":
+            arch, variant = host_platform()
+            return _State(stage, None, scratch_config(arch, variant), [], {})
+        try:
+            image = self.store.resolve(stage.base)
+        except (NoSuchImage, ValueError):
+            image = self.pull(stage.base)
+        self.say(f" ---> {_short(image)}\n")
+        doc = child_config(self.store.config(image))
+        state = _State(stage, image, doc, self.store.layers(image), {})
+        triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
+        if triggers:
+            self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            for trigger in triggers:
+                try:
+                    for cmd in parse(trigger.encode()).commands:
+                        if (cmd.cmd or "").lower() in ("onbuild", "from", "maintainer"):
+                            raise BuildError(f"{cmd.cmd} isn't allowed as an ONBUILD trigger")
+                        self._dispatch(state, cmd)
+                except ParseError as e:
+                    raise BuildError(f"failed to parse ONBUILD trigger: {e}") from None
+        return state
+
+    def pull(self, name: str) -> str:
+        """A base image missing locally, through the registry hook, else Docker's error."""
+        if self.opts.pull is not None:
+            try:
+                return self.opts.pull(name)
+            except LookupError:
+                pass
+        repo = name.split("@")[0].rsplit(":", 1)[0] if "/" in name or ":" in name else name
+        raise BuildError(f"pull access denied for {repo}, repository does not exist or may require "
+                         "'docker login': image not found locally and no registry is configured")
+
+    # -- instructions ----------------------------------------------------------------------------
+
+    def expand(self, state: _State, word: str) -> str:
+        """A word with the stage's env and args substituted."""
+        return self.lex.process_word(word, state.expansion_env())
+
+    def _dispatch(self, state: _State, cmd: Command) -> None:
+        kind = (cmd.cmd or "").lower()
+        handler = getattr(self, f"_do_{kind}", None)
+        if handler is None:
+            raise ParseError(f"unknown instruction: {(cmd.cmd or '').upper()}", cmd.start_line, cmd.end_line)
+        handler(state, cmd)
+
+    def _meta(self, state: _State, cmd: Command, created_by: str, change: Callable[[dict[str, Any]], None],
+              key_text: str = "") -> None:
+        """A metadata-only step: config changed, no layer; key_text replaces created_by in the key."""
+        detail = {"parent": state.image, "instruction": key_text or created_by, "args": {}}
+        key = _key(detail)
+        hit = self._lookup(state, key)
+        if hit:
+            return
+        change(state.cfg)
+        self._commit(state, created_by, None, key, detail)
+
+    def _lookup(self, state: _State, key: str, detail: dict | None = None) -> bool:
+        stage = state.stage
+        no_cache = self.opts.no_cache or (stage.name and stage.name in self.opts.no_cache_filter) or \
+            str(stage.index) in self.opts.no_cache_filter
+        if no_cache:
+            return False
+        image = self.cache.get(key) or self.cache_from.get(key)
+        if image is None:
+            if detail is not None:
+                self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
+            return False
+        try:
+            doc = self.store.config(image)
+        except (NoSuchImage, LookupError, KeyError):
+            self.cache.drop(key)
+            return False
+        self.say(" ---> Using cache\n")
+        self.say(f" ---> {_short(image)}\n")
+        state.image = image
+        state.doc = doc
+        state.layers = self.store.layers(image)
+        return True
+
+    def _slot(self, state: _State) -> str:
+        return f"{state.stage.index}:{state.stage.name}:{state.step_slot}"
+
+    def _commit(self, state: _State, created_by: str, layer: Layer | None, key: str, detail: dict) -> None:
+        created = timestamp(self.opts.source_date_epoch)
+        if layer is not None:
+            state.layers.append(layer)
+        state.doc.setdefault("rootfs", {"type": "layers"})
+        state.doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in state.layers]}
+        add_history(state.doc, created, created_by, layer is None)
+        image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image,
+                                     labels={CACHE_KEY_LABEL: key})
+        state.image = image
+        state.doc = self.store.config(image)
+        self.cache.put(key, image, self._slot(state), detail)
+        self.say(f" ---> {_short(image)}\n")
+
+    def _do_env(self, state: _State, cmd: Command) -> None:
+        pairs = []
+        env = state.expansion_env()
+        for i in range(0, len(cmd.value), 2):  # every value sees the env from before the instruction
+            pairs.append((self.lex.process_word(cmd.value[i], env), self.lex.process_word(cmd.value[i + 1], env)))
+        text = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
+
+        def change(cfg: dict[str, Any]) -> None:
+            lst = cfg.get("Env") or []
+            for k, v in pairs:
+                lst = env_list_set(lst, k, v)
+            cfg["Env"] = lst
+        self._meta(state, cmd, text, change)
+
+    def _do_label(self, state: _State, cmd: Command) -> None:
+        env = state.expansion_env()
+        pairs = [(self.lex.process_word(cmd.value[i], env), self.lex.process_word(cmd.value[i + 1], env))
+                 for i in range(0, len(cmd.value), 2)]
+        text = "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
+        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__("Labels", {**(cfg.get("Labels") or {}),
+                                                                           **dict(pairs)}))
+
+    def _do_arg(self, state: _State, cmd: Command) -> None:
+        for word in cmd.value:
+            name, default = split_arg(word)
+            self.used_args.add(name)
+            if name not in state.declared:
+                state.declared.append(name)
+            given = self.opts.build_args.get(name)
+            if given is not None:
+                state.args[name] = given
+            elif name in self.plan.global_args and default is None:
+                state.args[name] = self.plan.global_args[name]
+            elif default is not None:
+                state.args[name] = self.expand(state, default)
+        shown = " ".join(f"{k}={state.args[k]}" if k in state.args else k
+                         for k in (split_arg(w)[0] for w in cmd.value))
+        index = len(state.doc.get("history") or [])
+        self._meta(state, cmd, f"ARG {shown}", lambda cfg: None,
+                   key_text="ARG " + " ".join(split_arg(w)[0] for w in cmd.value))
+        state.history_fixes[index] = f"ARG {shown}"
+
+    def _do_workdir(self, state: _State, cmd: Command) -> None:
+        if not cmd.value:
+            raise ParseError("WORKDIR requires exactly one argument", cmd.start_line)
+        path = self.expand(state, cmd.value[0])
+        current = state.cfg.get("WorkingDir") or "/"
+        new = posixpath.normpath(posixpath.join(current, path))
+        new = "/" + new.lstrip("/")
+        created_by = f"WORKDIR {new}"
+        detail = {"parent": state.image, "instruction": created_by, "args": {}}
+        key = _key(detail)
+        if self._lookup(state, key):
+            return
+        state.cfg["WorkingDir"] = new
+        user = state.cfg.get("User") or ""
+
+        def mkdir(root: str) -> None:  # created for the current USER, as BuildKit does
+            uid, gid = self._chown(root, user) if user else (0, 0)
+            fsops.make_dirs(root, new, fsops.Ownership(uid, gid))
+        layer = self._in_rootfs(state, mkdir)
+        self._commit(state, created_by, layer, key, detail)
+
+    def _do_user(self, state: _State, cmd: Command) -> None:
+        user = self.expand(state, cmd.value[0]) if cmd.value else ""
+        self._meta(state, cmd, f"USER {user}", lambda cfg: cfg.__setitem__("User", user))
+
+    def _do_expose(self, state: _State, cmd: Command) -> None:
+        ports = []
+        for word in cmd.value:
+            p = self.expand(state, word)
+            ports.append(p if "/" in p else p + "/tcp")
+        text = "EXPOSE [" + " ".join(ports) + "]"
+        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__(
+            "ExposedPorts", {**(cfg.get("ExposedPorts") or {}), **{p: {} for p in ports}}))
+
+    def _do_volume(self, state: _State, cmd: Command) -> None:
+        vols = [self.expand(state, v) for v in cmd.value if v]
+        if not vols:
+            raise ParseError("VOLUME specified can not be an empty string", cmd.start_line)
+        self._meta(state, cmd, "VOLUME [" + " ".join(vols) + "]",
+                   lambda cfg: cfg.__setitem__("Volumes", {**(cfg.get("Volumes") or {}), **{v: {} for v in vols}}))
+
+    def _do_stopsignal(self, state: _State, cmd: Command) -> None:
+        sig = self.expand(state, cmd.value[0]) if cmd.value else ""
+        self._meta(state, cmd, f"STOPSIGNAL {sig}", lambda cfg: cfg.__setitem__("StopSignal", sig))
+
+    def _command_form(self, state: _State, cmd: Command) -> list[str]:
+        if cmd.json:
+            return list(cmd.value)
+        shell = state.cfg.get("Shell") or DEFAULT_SHELL
+        return [*shell, cmd.value[0]] if cmd.value else []
+
+    def _do_cmd(self, state: _State, cmd: Command) -> None:
+        args = self._command_form(state, cmd)
+        self._meta(state, cmd, f"CMD {_go_list(args)}", lambda cfg: cfg.__setitem__("Cmd", args))
+
+    def _do_entrypoint(self, state: _State, cmd: Command) -> None:
+        args = self._command_form(state, cmd)
+
+        def change(cfg: dict[str, Any]) -> None:
+            cfg["Entrypoint"] = args
+            cfg.pop("Cmd", None)  # an ENTRYPOINT resets the CMD it inherited
+        self._meta(state, cmd, f"ENTRYPOINT {_go_list(args)}", change)
+
+    def _do_shell(self, state: _State, cmd: Command) -> None:
+        if not cmd.json:
+            raise ParseError("SHELL requires the arguments to be in JSON form", cmd.start_line)
+        args = list(cmd.value)
+        self._meta(state, cmd, "SHELL [" + " ".join(args) + "]", lambda cfg: cfg.__setitem__("Shell", args))
+
+    def _do_maintainer(self, state: _State, cmd: Command) -> None:
+        name = self.expand(state, cmd.value[0]) if cmd.value else ""
+        self._meta(state, cmd, f"MAINTAINER {name}", lambda cfg: state.doc.__setitem__("author", name))
+
+    def _do_onbuild(self, state: _State, cmd: Command) -> None:
+        original = (cmd.original or "").split("\n", 1)[0]
+        trigger = original.strip()[len(cmd.cmd or ""):].strip()
+        sub = (cmd.sub_cmd or "").lower()
+        if sub in ("onbuild", "from", "maintainer"):
+            raise ParseError(f"{cmd.sub_cmd.upper()} isn't allowed as an ONBUILD trigger", cmd.start_line)
+        self._meta(state, cmd, f"ONBUILD {trigger}", lambda cfg: cfg.__setitem__(
+            "OnBuild", [*(cfg.get("OnBuild") or []), trigger]))
+
+    def _do_healthcheck(self, state: _State, cmd: Command) -> None:
+        flags = parse_flags(cmd, ("interval", "timeout", "start-period", "start-interval", "retries"))
+        if not cmd.value:
+            raise ParseError("HEALTHCHECK requires an argument", cmd.start_line)
+        kind = cmd.value[0].upper()
+        if kind == "NONE":
+            if len(cmd.value) > 1 or flags:
+                raise ParseError("HEALTHCHECK NONE takes no arguments", cmd.start_line)
+            check: dict[str, Any] = {"Test": ["NONE"]}
+        elif kind == "CMD":
+            rest = list(cmd.value[1:])
+            if not rest:
+                raise ParseError("Missing command after HEALTHCHECK CMD", cmd.start_line)
+            check = {"Test": ["CMD", *rest] if cmd.json else ["CMD-SHELL", rest[0]]}
+            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
+                              ("start-interval", "StartInterval")):
+                if flag in flags:
+                    check[key] = _duration_ns(flags[flag][-1], flag, cmd)
+            if "retries" in flags:
+                try:
+                    check["Retries"] = int(flags["retries"][-1])
+                except ValueError:
+                    raise ParseError(f"invalid retries value {flags['retries'][-1]!r}", cmd.start_line) from None
+        else:
+            raise ParseError(f"Unknown type {kind!r} in HEALTHCHECK (try CMD)", cmd.start_line)
+        fields = " ".join(f"{k}:{_go_duration(check.get(k, 0))}" for k in
+                          ("Interval", "Timeout", "StartPeriod", "StartInterval"))
+        test = "[" + " ".join(check["Test"]) + "]"
+        text = f"HEALTHCHECK {{Test:{test} {fields} Retries:{check.get('Retries', 0)}}}"
+        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__("Healthcheck", check))
+
+    # -- RUN -------------------------------------------------------------------------------------
+
+    def _do_run(self, state: _State, cmd: Command) -> None:
+        flags = parse_flags(cmd, ("mount", "network", "security"))
+        heredoc_file: tuple[str, str] | None = None
+        if cmd.json:
+            args = list(cmd.value)
+            shown = json.dumps(args)
+        else:
+            script = cmd.value[0] if cmd.value else ""
+            shell = state.cfg.get("Shell") or DEFAULT_SHELL
+            sole = parse_heredoc(script.strip()) if len(cmd.heredocs) == 1 else None
+            if sole is not None and sole[0] == cmd.heredocs[0].name:
+                # `RUN <<EOF`: the here-document is the script
+                body = cmd.heredocs[0].content
+                if sole[2]:
+                    body = "\n".join(line.lstrip("\t") for line in body.split("\n"))
+                args = [*shell, body]
+                shown = " ".join([*shell, script])
+                if body.startswith("#!"):  # a script with its own interpreter runs as a file
+                    args = [f"/dev/pipes/{sole[0]}"]
+                    heredoc_file = (args[0], body)
+            else:
+                if cmd.heredocs:  # the shell reads the here-documents itself
+                    script = "\n".join([script, *(h.content + h.name for h in cmd.heredocs)]) + "\n"
+                args = [*shell, script]
+                shown = " ".join(args)
+        network = (flags.get("network") or [self.opts.network])[-1]
+        if network not in ("default", "host", "none"):
+            raise ParseError(f"unsupported network mode {network!r}", cmd.start_line)
+        mounts: list[dict[str, Any]] = []
+        if heredoc_file is not None:
+            mounts.append({"type": "file", "target": heredoc_file[0], "content": heredoc_file[1], "key": "file"})
+        try:
+            for m in flags.get("mount", []):
+                mounts.append(mount_spec(self, state, m, cmd))
+            self._run(state, cmd, args, shown, network, mounts)
+        finally:
+            for m in mounts:
+                if "release" in m:
+                    m["release"]()
+
+    def _run(self, state: _State, cmd: Command, args: list[str], shown: str, network: str,
+             mounts: list[dict[str, Any]]) -> None:
+        args_in_scope = dict(sorted(state.args.items()))
+        env_now = state.env
+        declared = [f"{k}={env_now.get(k, state.args.get(k, ''))}" for k in state.declared]
+        prefix = f"|{len(declared)} " + " ".join(declared) + " " if declared else ""
+        created_by = f"RUN {prefix}{shown} # buildkit"
+        detail = {"parent": state.image, "instruction": f"RUN {shown}" + "".join(
+            h.content for h in cmd.heredocs) + "".join(
+            f" --mount={m['key']}" for m in mounts) + f" network={network}", "args": args_in_scope}
+        key = _key(detail)
+        if self._lookup(state, key, detail):
+            return
+        env = state.cfg.get("Env") or [DEFAULT_PATH]
+        run_env = list(env)
+        for k, v in state.args.items():
+            if k not in env_dict(env):
+                run_env.append(f"{k}={v}")
+        for k in PREDEFINED_ARGS:  # proxy args reach RUN without an ARG (and stay out of history)
+            value = self.opts.build_args.get(k)
+            if value is not None and k not in state.args:
+                run_env.append(f"{k}={value}")
+        for m in mounts:  # secrets asked for as environment variables (never recorded)
+            if m["type"] == "secret" and m["env"]:
+                run_env.append(f"{m['env']}={self.opts.secrets.get(m['id'], b'').decode('utf-8', 'replace')}")
+        user = state.cfg.get("User") or ""
+        cwd = state.cfg.get("WorkingDir") or "/"
+        code_box: list[int] = []
+
+        def run(root: str) -> None:
+            fsops.make_dirs(root, cwd, fsops.Ownership())
+            oci_mounts = [oci_mount(self, m) for m in mounts if m.get("file", True)]
+            stubs = _absent(root, [m["destination"] for m in oci_mounts] + ["/etc/resolv.conf", "/etc/hosts",
+                                                                          "/etc/hostname"])
+            try:
+                last = [b"\n"]
+
+                def output(data: bytes) -> None:
+                    if data:
+                        last[0] = data[-1:]
+                        self.say(data.decode("utf-8", "replace"))
+                code_box.append(self.executor.run(RunRequest(root, args, run_env, cwd, user, network, oci_mounts),
+                                                  output))
+                if last[0] != b"\n":
+                    self.say("\n")
+            finally:
+                for m in mounts:
+                    if m.get("cleanup"):
+                        shutil.rmtree(m["cleanup"], ignore_errors=True)
+                _remove_stubs(root, stubs)
+            return stubs
+        run_id = uuid.uuid4().hex[:12]
+        self.say(f" ---> Running in {run_id}\n")
+        layer = self._in_rootfs(state, run, keep=lambda: bool(code_box) and code_box[0] == 0)
+        if code_box and code_box[0] == 0:
+            self.say(f" ---> Removed intermediate container {run_id}\n")
+        if code_box and code_box[0] != 0:
+            raise BuildError(f"The command '{' '.join(args) if cmd.json else shown}' returned a non-zero code: "
+                             f"{code_box[0]}", code_box[0])
+        self._commit(state, created_by, layer, key, detail)
+
+    # -- COPY / ADD ------------------------------------------------------------------------------
+
+    def _do_copy(self, state: _State, cmd: Command) -> None:
+        self._copy(state, cmd, add=False)
+
+    def _do_add(self, state: _State, cmd: Command) -> None:
+        self._copy(state, cmd, add=True)
+
+    def _copy(self, state: _State, cmd: Command, add: bool) -> None:
+        allowed = ("chown", "chmod", "link", "parents", "exclude") + (
+            ("checksum", "keep-git-dir", "unpack") if add else ("from",))
+        flags = parse_flags(cmd, allowed)
+        env = state.expansion_env()
+        words = [self.lex.process_word(w, env) for w in cmd.value]
+        if len(words) < 2 and not cmd.heredocs:
+            raise ParseError(f"{(cmd.cmd or '').upper()} requires at least two arguments, but only one was "
+                             "provided. Destination could not be determined.", cmd.start_line)
+        dest = words[-1]
+        srcs = words[:-1]
+        frm = self.lex.process_word(flags["from"][-1], env) if "from" in flags else ""
+        chown = self.lex.process_word(flags["chown"][-1], env) if "chown" in flags else ""
+        chmod = flags.get("chmod", [""])[-1]
+        excludes = [self.lex.process_word(e, env) for e in flags.get("exclude", [])]
+        workdir = state.cfg.get("WorkingDir") or "/"
+        sources = SourceSet.prepare(self, state, frm, srcs, cmd, add, flags)
+        try:
+            files = sources.digest(excludes)
+            name = (cmd.cmd or "").upper()
+            parts = [name]  # BuildKit's history text: some flags, the sources, the destination
+            if "parents" in flags:
+                parts.append("--parents")
+            if chown:
+                parts.append(f"--chown={chown}")
+            if chmod:
+                parts.append(f"--chmod={chmod}")
+            parts += [f"<<{h.name}" for h in cmd.heredocs] or srcs
+            created_by = " ".join([*parts, dest]) + " # buildkit"
+            detail = {"parent": state.image, "instruction": f"{name} {cmd.flags} {words}", "args": {},
+                      "files": files, "source": sources.identity}
+            key = _key(detail)
+            if self._lookup(state, key, detail):
+                return
+            mode = None
+            if chmod:
+                try:
+                    mode = int(chmod, 8)
+                except ValueError:
+                    raise ParseError(f"invalid chmod parameter {chmod!r}", cmd.start_line) from None
+
+            def work(root: str) -> None:
+                owner = fsops.Ownership(0, 0, mode) if not frm else fsops.Ownership(None, None, mode)
+                if chown:
+                    owner.uid, owner.gid = self._chown(root, chown)
+                add_sources(sources, root, dest, workdir, owner, excludes, "parents" in flags, add, cmd)
+            layer = self._in_rootfs(state, work)
+            self._commit(state, created_by, layer, key, detail)
+        finally:
+            sources.close()
+
+    def _chown(self, root: str, spec: str) -> tuple[int, int]:
+        user, _, group = spec.partition(":")
+        if user.isdigit() and (not group or group.isdigit()):
+            return int(user), int(group) if group else int(user)
+        try:
+            uid, gid = self.executor.resolve_user(root, spec)
+        except (LookupError, ValueError) as e:
+            raise fsops.CopyError(f"unable to convert uid/gid chown string to host mapping: {e}") from None
+        return uid, gid
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def _in_rootfs(self, state: _State, fn: Callable[[str], Any],
+                   keep: Callable[[], bool] = lambda: True) -> Layer | None:
+        """Run fn on a writable rootfs of the current image; the layer of its changes. fn may
+        return the mount stubs it removed: directories copied up only to hold them are dropped."""
+        key = f"build-{uuid.uuid4().hex}"
+        snapshots = self.store.snapshots
+        rootfs = os.path.join(self.work_root, key)
+        os.makedirs(rootfs)
+        try:
+            self.store.prepare_rootfs(key, state.image)
+            mount_all(snapshots.mounts(key), rootfs)
+            try:
+                stubs = fn(rootfs)
+            finally:
+                unmount(rootfs)
+            if not keep():
+                return None
+            mode = snapshots.diff_mode()
+            if stubs and mode == "overlay":
+                _drop_stub_parents(snapshots.layer_dir(key), stubs)
+            layer = self.store.write_layer(snapshots.layer_dir(key), mode=mode,
+                                           parent=snapshots.parent_dir(key) if mode == "compare" else None,
+                                           source_date_epoch=self.opts.source_date_epoch, compression="none")
+        finally:
+            self.store.remove_rootfs(key)
+            os.rmdir(rootfs)
+        return None if layer.diff_id == EMPTY_LAYER_DIFF_ID else layer
+
+    def _final_image(self, result: StageResult, labels: dict[str, str], history_fixes: dict[int, str]) -> str:
+        """The target's image with --label applied and the ARG history texts of this build (a
+        cached ARG step may carry another value's text: ARG values only key RUN steps)."""
+        doc = copy.deepcopy(result.doc)
+        for i, text in history_fixes.items():
+            doc["history"][i]["created_by"] = text
+        cfg = doc.setdefault("config", {})
+        if labels:
+            cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
+        layers = self.store.layers(result.image) if result.image else []
+        doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in layers]}
+        return self.store.add_image(encode_config(doc), layers, parent=result.image)
+
+
+def _key(detail: dict) -> str:
+    return hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).hexdigest()
+
+
+def _short(image: str | None) -> str:
+    return (image or "").removeprefix("sha256:")[:12]
+
+
+def _at_line(cmd: Command, message: str) -> str:
+    return f"dockerfile line {cmd.start_line}: {(cmd.original or '').splitlines()[0] if cmd.original else ''}: " \
+           f"{message}"
+
+
+def _go_list(items: list[str]) -> str:
+    """A string list as Go's %q prints it: ["a" "b"]."""
+    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+
+
+def _go_duration(ns: int) -> str:
+    """time.Duration's String(): 0s, 500ms, 5s, 1m30s, 1h0m0s."""
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return f"{ns / size:g}{unit}"
+    seconds = ns / 1e9
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = f"{secs:g}s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{out}"
+    return f"{int(minutes)}m{out}" if minutes else out
+
+
+def _duration_ns(value: str, flag: str, cmd: Command) -> int:
+    import re
+    total = 0.0
+    units = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+    parts = re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", value)
+    if not parts or "".join(a + b for a, b in parts) != value:
+        raise ParseError(f"time: invalid duration {value!r} for --{flag}", cmd.start_line)
+    for number, unit in parts:
+        total += float(number) * units[unit]
+    return int(total)
+
+
+def _absent(root: str, paths: list[str]) -> list[str]:
+    """Those of paths (inside root) that do not exist yet: mount stubs to remove after a RUN."""
+    return [p for p in paths if not os.path.lexists(fsops.resolve(root, p, follow_last=False))]
+
+
+def _drop_stub_parents(upper: str, stubs: list[str]) -> None:
+    """Remove from an overlay upper dir the empty directories copied up for mount stubs."""
+    parents = {posixpath.dirname(p.rstrip("/")) for p in stubs}
+    for parent in sorted(parents, key=len, reverse=True):
+        while parent not in ("", "/"):
+            host = os.path.join(upper, parent.lstrip("/"))
+            try:
+                if os.path.islink(host) or os.listdir(host) or os.getxattr(
+                        host, "trusted.overlay.opaque", follow_symlinks=False):
+                    break
+            except OSError:
+                pass
+            try:
+                os.rmdir(host)
+            except OSError:
+                break
+            parent = posixpath.dirname(parent)
+
+
+def _remove_stubs(root: str, stubs: list[str]) -> None:
+    for p in sorted(stubs, key=len, reverse=True):
+        host = fsops.resolve(root, p, follow_last=False)
+        try:
+            if os.path.isdir(host) and not os.path.islink(host):
+                os.rmdir(host)
+            else:
+                os.unlink(host)
+        except OSError:
+            pass

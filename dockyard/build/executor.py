@@ -1,0 +1,31 @@
+"""What the builder needs from its host to run a RUN step (the engine implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class RunRequest:
+    """One RUN: a process in a prepared, mounted root filesystem."""
+
+    rootfs: str
+    args: list[str]
+    env: list[str]
+    cwd: str = "/"
+    user: str = ""
+    network: str = "default"  # default | host | none
+    mounts: list[dict] = field(default_factory=list)  # OCI mount entries (--mount)
+    hostname: str = "buildkitsandbox"
+
+
+class Executor(Protocol):
+    """Runs build processes and answers questions about a rootfs's users."""
+
+    def run(self, request: RunRequest, output: Callable[[bytes], None]) -> int:
+        """Run the process to completion, its stdout and stderr given to output; the exit code."""
+
+    def resolve_user(self, rootfs: str, user: str) -> tuple[int, int]:
+        """(uid, gid) of a USER / --chown value in rootfs's /etc/passwd and /etc/group."""

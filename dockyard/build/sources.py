@@ -1,0 +1,267 @@
+"""Where COPY/ADD read from (the context, a stage, an image, heredocs, URLs) and how the
+files arrive in the image (ADD's archive extraction included)."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import posixpath
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dockyard.build import fsops
+from dockyard.build.context import ContextError, extract
+from dockyard.build.ignore import PatternMatcher
+from dockyard.build.parser import Command, ParseError, parse_heredoc
+from dockyard.build.shell import Lex
+from dockyard.build.stages import find_stage
+from dockyard.image.errors import NoSuchImage
+from dockyard.image.snapshot import mount_all, unmount
+
+if TYPE_CHECKING:
+    from dockyard.build.builder import Builder, _State
+
+_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+
+
+def _is_url(src: str) -> bool:
+    return src.startswith(("http://", "https://")) or _is_git(src)
+
+
+def _is_git(src: str) -> bool:
+    """A remote git repository (never a local path such as `.git` or `repo.git`)."""
+    if src.startswith(("git@", "git://")):
+        return True
+    return src.startswith(("http://", "https://")) and (".git#" in src or src.endswith(".git"))
+
+
+class SourceSet:
+    """The root a COPY/ADD reads from and the source paths inside it."""
+
+    def __init__(self, root: str, paths: list[str], identity: str, cleanup: list[Any],
+                 from_context: bool, generated: set[str]) -> None:
+        self.root = root
+        self.paths = paths
+        self.identity = identity
+        self._cleanup = cleanup
+        self.from_context = from_context
+        self.generated = generated  # heredoc and URL files: no archive extraction, fixed names
+        self.known: dict[str, str] = {}  # sha256 of context files computed while unpacking
+        self._mount: Callable[[], tuple[str, Callable[[], None]]] | None = None
+
+    @classmethod
+    def prepare(cls, builder: Builder, state: _State, frm: str, srcs: list[str], cmd: Command, add: bool,
+                flags: dict[str, list[str]]) -> SourceSet:
+        """Resolve --from and materialise heredocs and URLs."""
+        cleanup: list[Any] = []
+        heredocs = {h.name: h for h in cmd.heredocs}
+        if heredocs or any(_is_url(s) for s in srcs):
+            tmp = tempfile.mkdtemp(prefix="build-src-", dir=builder.work_root)
+            cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+            paths: list[str] = []
+            generated: set[str] = set()
+            env = state.expansion_env()
+            for src, word in zip(srcs, cmd.value[:-1], strict=False):
+                info = parse_heredoc(word) if word.startswith("<<") or word[:1].isdigit() else None
+                if info and info[0] in heredocs:
+                    name, _fd, chomp, expand = info
+                    content = heredocs[name].content
+                    if chomp:
+                        content = "\n".join(line.lstrip("\t") for line in content.split("\n"))
+                    if expand:
+                        content = Lex(builder.lex.escape, skip_quotes=True).process_word(content, env)
+                    path = os.path.join(tmp, name)
+                    with open(path, "w") as f:
+                        f.write(content)
+                    os.chmod(path, 0o644)
+                    paths.append(name)
+                    generated.add(name)
+                elif _is_url(src):
+                    if not add:
+                        raise ParseError("source can't be a URL for COPY", cmd.start_line)
+                    if _is_git(src):
+                        raise ParseError(f"ADD of a git repository ({src}) is not supported by this builder",
+                                         cmd.start_line)
+                    name = _download(src, tmp, (flags.get("checksum") or [""])[-1])
+                    paths.append(name)
+                    generated.add(name)
+                else:
+                    raise ParseError(f"{src}: heredocs and URLs cannot be mixed with context files", cmd.start_line)
+            return cls(tmp, paths, "generated", cleanup, False, generated)
+        if not frm:
+            found = cls(builder.context, srcs, "context", cleanup, True, set())
+            found.known = builder.context_digests
+            return found
+        image = source_image(builder, state, frm)
+        found = cls("", srcs, image or "scratch", cleanup, False, set())
+        found._mount = lambda: mount_image(builder, image)  # on a cache miss only
+        return found
+
+    @property
+    def root(self) -> str:
+        """The directory the sources are read from (a --from image is mounted on first use)."""
+        if not self._root and self._mount is not None:
+            self._root, release = self._mount()
+            self._cleanup.append(release)
+        return self._root
+
+    @root.setter
+    def root(self, value: str) -> None:
+        self._root = value
+
+    def close(self) -> None:
+        """Unmount and delete what prepare made."""
+        for fn in reversed(self._cleanup):
+            fn()
+        self._cleanup = []
+
+    def digest(self, excludes: list[str]) -> dict[str, str]:
+        """Content digests of every source file (path, mode, owner, size, link, bytes; never
+        mtimes), for the cache key; empty for stage and image sources (their ID stands in)."""
+        if self.identity not in ("context", "generated"):
+            return {}
+        matcher = PatternMatcher(excludes) if excludes else None
+        known = self.known if self.identity == "context" else {}
+        out: dict[str, str] = {}
+        for src in self.paths:
+            clean = posixpath.normpath("/" + src).lstrip("/")
+            matches = fsops.glob(self.root, clean) if fsops.has_wildcards(clean) else [clean]
+            for match in matches:
+                host = fsops.resolve(self.root, match)
+                if not os.path.lexists(host):
+                    continue
+                _digest_tree(host, match, out, matcher, match, self.root, known)
+        return out
+
+
+def source_image(builder: Builder, state: _State, frm: str) -> str | None:
+    """The image a --from names: a stage's result (None for scratch) or a local image."""
+    stage = find_stage(builder.plan.stages, frm, state.stage.index)
+    if stage is not None:
+        return builder.futures[stage.index].result().image
+    try:
+        return builder.store.resolve(frm)
+    except (NoSuchImage, ValueError):
+        return builder.pull(frm)
+
+
+def mount_image(builder: Builder, image: str | None) -> tuple[str, Callable[[], None]]:
+    """An image's filesystem mounted under the build's work dir: (root, release)."""
+    key = f"build-from-{uuid.uuid4().hex}"
+    root = os.path.join(builder.work_root, key)
+    os.makedirs(root)
+    store = builder.store
+    try:
+        store.prepare_rootfs(key, image)
+        mount_all(store.snapshots.mounts(key), root)
+    except BaseException:
+        store.remove_rootfs(key)
+        os.rmdir(root)
+        raise
+
+    def release() -> None:
+        unmount(root)
+        store.remove_rootfs(key)
+        os.rmdir(root)
+    return root, release
+
+
+def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Callable[[], None]]:
+    """A stage's result or an image mounted read-only for --from: (root, image ID, release)."""
+    image = source_image(builder, state, frm)
+    root, release = mount_image(builder, image)
+    return root, image or "scratch", release
+
+
+def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str,
+                 root: str, known: dict[str, str]) -> None:
+    st = os.lstat(host)
+    meta = f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
+    if os.path.islink(host):
+        out[rel or "."] = f"{meta}:link:{os.readlink(host)}"
+    elif os.path.isdir(host):
+        out[(rel or ".") + "/"] = meta
+        for name in sorted(os.listdir(host)):
+            child = f"{rel}/{name}" if rel else name
+            below = child[len(top):].lstrip("/")
+            if matcher is not None and (matcher.matches(child) or matcher.matches(below)):
+                continue
+            _digest_tree(os.path.join(host, name), child, out, matcher, top, root, known)
+    else:
+        digest = known.get(os.path.relpath(host, root))
+        if digest is None:
+            h = hashlib.sha256()
+            with open(host, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            digest = h.hexdigest()
+        out[rel or "."] = f"{meta}:{st.st_size}:{digest}"
+
+
+def _download(url: str, tmp: str, checksum: str) -> str:
+    name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
+    path = os.path.join(tmp, name)
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as f:  # noqa: S310
+            while chunk := resp.read(1 << 20):
+                h.update(chunk)
+                f.write(chunk)
+            modified = resp.headers.get("Last-Modified")
+    except OSError as e:
+        raise fsops.CopyError(f"failed to download {url}: {e}") from None
+    if checksum:
+        algo, _, want = checksum.partition(":")
+        if algo != "sha256" or not want:
+            raise fsops.CopyError(f"unsupported digest format {checksum!r}")
+        if h.hexdigest() != want:
+            raise fsops.CopyError(f"digest mismatch sha256:{h.hexdigest()}: {checksum}")
+    os.chmod(path, 0o600)
+    if modified:
+        try:
+            ts = email.utils.parsedate_to_datetime(modified).timestamp()
+            os.utime(path, (ts, ts))
+        except (TypeError, ValueError):
+            pass
+    return name
+
+
+def _is_archive(path: str) -> bool:
+    if not os.path.isfile(path) or os.path.islink(path):
+        return False
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return head.startswith(_ARCHIVE_MAGIC) or (len(head) >= 262 and head[257:262] == b"ustar")
+
+
+def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner: fsops.Ownership,
+                excludes: list[str], parents: bool, add: bool, cmd: Command) -> None:
+    """Copy every source into rootfs at dest (Docker's rules); ADD extracts local archives."""
+    name = (cmd.cmd or "").upper()
+
+    def missing(src: str) -> fsops.CopyError:
+        if sources.from_context:
+            return fsops.CopyError(f"{name} failed: file not found in build context or excluded by "
+                                   f".dockerignore: stat {src}: file does not exist")
+        return fsops.CopyError(f"{name} failed: stat {src}: file does not exist")
+
+    dest_is_dir = dest.endswith("/") or dest.endswith("/.") or dest == "."
+    for match, target, is_dir in fsops.plan_copy(sources.root, sources.paths, dest, workdir, parents=parents,
+                                                  missing=missing):
+        host = fsops.resolve(sources.root, match)
+        if add and match not in sources.generated and _is_archive(host):
+            dest_abs = dest if dest.startswith("/") else posixpath.join(workdir, dest)
+            host_dst = fsops.make_dirs(rootfs, dest_abs, owner)
+            try:
+                with open(host, "rb") as f:
+                    extract(f, host_dst)
+            except ContextError as e:
+                raise fsops.CopyError(f"ADD failed to extract {match}: {e}") from None
+            continue
+        fsops.copy_into(sources.root, match, rootfs, target, is_dir, owner, excludes, dest_is_dir)

@@ -1,0 +1,307 @@
+"""`dockyard build` (docker build's flags over the classic /build protocol) and `builder prune`."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import zlib
+from types import SimpleNamespace
+
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
+from dockyard.cli.runner import Cli, CommandError
+from dockyard.client.api import APIError
+from dockyard.humanize import human_size
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import IO
+
+CHUNK = 1 << 20
+EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
+
+
+def _key_values(items: list[str], flag: str, env_fallback: bool = False) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise CommandError(f"invalid argument {item!r} for \"--{flag}\" flag", 125)
+        out[key] = value if eq else (os.environ.get(key) if env_fallback else "")
+    return out
+
+
+def _b64(data: bytes) -> str:
+    import base64
+    return base64.b64encode(data).decode()
+
+
+def _secrets(items: list[str]) -> dict[str, str]:
+    """--secret id=x[,src=file|,env=VAR] → {id: base64 value}."""
+    out = {}
+    for item in items:
+        fields = dict(part.partition("=")[::2] for part in item.split(","))
+        sid = fields.get("id", "")
+        if not sid:
+            raise CommandError(f"invalid secret {item!r}: an id is required", 125)
+        if "env" in fields:
+            value = os.environ.get(fields["env"], "").encode()
+        else:
+            path = fields.get("src") or fields.get("source") or ""
+            if not path:
+                if sid in os.environ:
+                    value = os.environ[sid].encode()
+                else:
+                    raise CommandError(f"invalid secret {item!r}: src or env is required", 125)
+            else:
+                try:
+                    with open(os.path.expanduser(path), "rb") as f:
+                        value = f.read()
+                except OSError as e:
+                    raise CommandError(f"failed to read secret {sid}: {e.strerror}", 1) from None
+        out[sid] = _b64(value)
+    return out
+
+
+def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tuple[str, str]:
+    """Write the context tar to spool: (the Dockerfile's name inside it, the incremental context
+    session or "" when the whole context is sent)."""
+    from dockyard.build.context import looks_like_tar, single_file_context
+    if path == "-":
+        if opts.file == "-":
+            raise CommandError("invalid argument: can't use stdin for both build context and dockerfile", 1)
+        data = sys.stdin.buffer.read()
+        spool.write(data if looks_like_tar(data[:512]) else single_file_context(data).getvalue())
+        return opts.file or "Dockerfile", ""
+    if "://" in path or path.startswith("git@"):
+        raise CommandError(f"unable to prepare context: remote contexts are not supported: {path}", 1)
+    if not os.path.isdir(path):
+        raise CommandError(f"unable to prepare context: path {path!r} not found", 1)
+    root = os.path.abspath(path)
+    extra: tuple[str, bytes] | None = None
+    if opts.file == "-":
+        extra = (EXTERNAL_DOCKERFILE, sys.stdin.buffer.read())
+    else:
+        dockerfile = os.path.abspath(opts.file) if opts.file else os.path.join(root, "Dockerfile")
+        if not opts.file and not os.path.isfile(dockerfile) and os.path.isfile(os.path.join(root, "dockerfile")):
+            dockerfile = os.path.join(root, "dockerfile")
+            opts.file = dockerfile
+        if not os.path.isfile(dockerfile):
+            raise CommandError(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
+                               f"lstat {dockerfile}: no such file or directory", 1)
+        rel = os.path.relpath(dockerfile, root)
+        if rel.startswith(".."):
+            with open(dockerfile, "rb") as f:
+                extra = (EXTERNAL_DOCKERFILE, f.read())
+    name = extra[0] if extra else os.path.relpath(os.path.abspath(opts.file), root) if opts.file else "Dockerfile"
+    from dockyard.build.context import add_paths, context_paths, ignore_patterns
+    ignore_beside = os.path.abspath(opts.file) if opts.file and opts.file != "-" else os.path.join(root, name)
+    paths = context_paths(root, name, ignore_patterns(root, ignore_beside))
+    session = _sync(cli, root, paths, extra)
+    send = paths if session is None else session[1]
+    if not send and not extra:
+        spool.write(b"\0" * 1024)  # an empty tar: every file is already on the daemon
+        return name, session[0] if session else ""
+    import tarfile
+    with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
+        add_paths(out, root, send)
+        if extra:
+            info = tarfile.TarInfo(extra[0])
+            info.size = len(extra[1])
+            info.mode = 0o600
+            out.addfile(info, io.BytesIO(extra[1]))
+    return name, session[0] if session else ""
+
+
+def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None) -> tuple[str, list[str]] | None:
+    """Send the context's manifest to a dockyardd that keeps contexts: (session, paths to send),
+    or None (another daemon: send everything)."""
+    from dockyard.build.context import manifest
+    entries = manifest(root, paths)
+    if extra:
+        entries.append([extra[0], "f", len(extra[1]), -1, 0o600, ""])  # always sent
+    key = f"{os.uname().nodename}:{root}".encode()
+    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of this directory
+    try:
+        reply = cli.client.call("POST", "/build/context", {"session": session}, entries)
+    except APIError as e:
+        if e.status in (404, 405):
+            return None
+        raise CommandError(f"Error response from daemon: {e}", 1) from None
+    need = set(reply.get("Need") or [])
+    return reply.get("Context") or "", [p for p in paths if p in need]
+
+
+class _Spool(io.BytesIO):
+    """The context tar in memory, moved to a temporary file past 64 MiB."""
+
+    LIMIT = 64 << 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.file: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.file is None and self.tell() + len(data) > self.LIMIT:
+            import tempfile
+            self.file = tempfile.TemporaryFile()
+            self.file.write(self.getvalue())
+        return self.file.write(data) if self.file is not None else super().write(data)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.file.seek(pos, whence) if self.file is not None else super().seek(pos, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self.file.read(size) if self.file is not None else super().read(size)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
+
+
+def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    if opts.platform:
+        import platform as host
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
+        if opts.platform.split(",")[0] not in (f"linux/{arch}", "linux/" + arch + "/"):
+            raise CommandError(f"platform {opts.platform} is not supported: dockyard builds for linux/{arch} only "
+                               "(no emulation)", 1)
+    for flag, value in (("--ssh", opts.ssh), ("--build-context", opts.build_context)):
+        if value:
+            raise CommandError(f"{flag} is not supported by dockyard's builder", 1)
+    outputs = [dict(p.partition("=")[::2] for p in o.split(",")) for o in opts.output]
+    for out in outputs:
+        if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
+            raise CommandError(f"unsupported output type {out.get('type')!r}", 1)
+    spool = _Spool()
+    name, session = _context(cli, opts, args[0], spool)
+    spool.seek(0)
+    query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
+             "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
+             "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
+             "labels": json.dumps(_key_values(opts.label, "label")) if opts.label else None,
+             "cachefrom": json.dumps(opts.cache_from) if opts.cache_from else None,
+             "networkmode": opts.network or None, "platform": opts.platform or None,
+             "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None}
+    headers = {"Content-Type": "application/x-tar"}
+    if session:
+        headers["X-Dockyard-Context"] = session
+    if opts.secret:
+        headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
+    progress = opts.progress or "auto"
+    if progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
+        raise CommandError(f"invalid progress mode {progress!r}: use auto, plain or tty", 125)
+    view = None
+    if not opts.quiet and (progress == "tty" or (progress == "auto" and sys.stdout.isatty())):
+        from dockyard.cli.buildview import LiveView
+        view = LiveView()
+    write = view.write if view is not None else cli.write
+    resp = cli.client.call("POST", "/build", query, iter(lambda: spool.read(CHUNK), b""), headers, stream=True)
+    image = ""
+    try:
+        for message in resp.iter_json():
+            if message.get("errorDetail") or message.get("error"):
+                detail = message.get("errorDetail") or {}
+                raise CommandError(detail.get("message") or message["error"], detail.get("code") or 1)
+            if "aux" in message:
+                image = (message["aux"] or {}).get("ID", image)
+            elif message.get("stream") and not opts.quiet and progress != "quiet":
+                write(message["stream"])
+    finally:
+        resp.close()
+        spool.close()
+        if view is not None:
+            view.close(bool(image))
+    if opts.quiet:
+        cli.write(image + "\n")
+    if opts.iidfile:
+        with open(opts.iidfile, "w") as f:
+            f.write(image)
+    if opts.metadata_file:
+        with open(opts.metadata_file, "w") as f:
+            json.dump({"containerimage.config.digest": image, "containerimage.digest": image,
+                       "image.name": ",".join(opts.tag)}, f, indent=2)
+    for out in outputs:
+        _export(cli, image, out)
+    return 0
+
+
+def _export(cli: Cli, image: str, out: dict[str, str]) -> None:
+    """--output: the image archive (oci, docker) or its flattened filesystem (local, tar)."""
+    kind = out.get("type", "local")
+    dest = out.get("dest", "")
+    if not dest:
+        raise CommandError(f"--output type={kind} requires dest=", 1)
+    resp = cli.client.call("GET", "/images/get", {"names": [image]}, stream=True)
+    import tempfile
+    with tempfile.TemporaryFile() as archive:
+        try:
+            for chunk in resp.iter_raw():
+                archive.write(chunk)
+        finally:
+            resp.close()
+        archive.seek(0)
+        if kind in ("oci", "docker"):
+            with open(dest, "wb") as f:
+                while chunk := archive.read(CHUNK):
+                    f.write(chunk)
+            return
+        from dockyard.cli.flatten import flatten
+        flatten(archive, dest, as_tar=(kind == "tar"))
+
+
+def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    if not opts.force:
+        cli.write("WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ")
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    result = cli.client.call("POST", "/build/prune", {"all": 1 if opts.all else None})
+    deleted = result.get("CachesDeleted") or []
+    if deleted:
+        cli.write("Deleted build cache objects:\n" + "".join(f"{k}\n" for k in deleted))
+    cli.write(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed') or 0)}\n")
+    return 0
+
+
+COMMANDS = {
+    "build": Command("[OPTIONS] PATH | URL | -", "Build an image from a Dockerfile",
+                     [Flag("t", "tag", LIST, "Name and optionally a tag (format: \"name:tag\")"),
+                      Flag("f", "file", STR, "Name of the Dockerfile (default: \"PATH/Dockerfile\")"),
+                      Flag("", "build-arg", LIST, "Set build-time variables"),
+                      Flag("", "target", STR, "Set the target build stage to build"),
+                      Flag("", "label", LIST, "Set metadata for an image"),
+                      Flag("", "no-cache", BOOL, "Do not use cache when building the image"),
+                      Flag("", "no-cache-filter", LIST, "Do not cache specified stages"),
+                      Flag("", "cache-from", LIST, "External cache sources"),
+                      Flag("", "network", STR, "Set the networking mode for the RUN instructions during build"),
+                      Flag("", "platform", STR, "Set target platform for build"),
+                      Flag("q", "quiet", BOOL, "Suppress the build output and print image ID on success"),
+                      Flag("", "iidfile", STR, "Write the image ID to the file"),
+                      Flag("", "secret", LIST, "Secret to expose to the build (format: \"id=x,src=file\")"),
+                      Flag("o", "output", LIST, "Output destination (format: \"type=local,dest=path\")"),
+                      Flag("", "progress", STR, "Set type of progress output (\"auto\", \"plain\", \"tty\")"),
+                      Flag("", "pull", BOOL, "Always attempt to pull all referenced images"),
+                      Flag("", "rm", BOOL, "Remove intermediate containers after a successful build"),
+                      Flag("", "force-rm", BOOL, "Always remove intermediate containers"),
+                      Flag("", "metadata-file", STR, "Write build result metadata to a file"),
+                      Flag("", "load", BOOL, "Shorthand for \"--output=type=docker\" (images always land here)"),
+                      Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (\"host:ip\")"),
+                      Flag("", "cache-to", LIST, "Cache export destinations (not supported: ignored)"),
+                      Flag("", "provenance", STR, "Provenance attestation (not produced)"),
+                      Flag("", "sbom", STR, "SBOM attestation (not produced)"),
+                      Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build"),
+                      Flag("", "build-context", LIST, "Additional build contexts (name=path)"),
+                      Flag("", "shm-size", STR, "Size of /dev/shm"),
+                      Flag("m", "memory", STR, "Memory limit"),
+                      Flag("", "cgroup-parent", STR, "Set the parent cgroup for RUN instructions"),
+                      Flag("", "ulimit", LIST, "Ulimit options"),
+                      Flag("", "compress", BOOL, "Compress the build context using gzip")],
+                     build, 1, 1),
+    "prune": Command("[OPTIONS]", "Remove build cache",
+                     [Flag("a", "all", BOOL, "Remove all unused build cache, not just dangling ones"),
+                      Flag("f", "force", BOOL, "Do not prompt for confirmation"),
+                      Flag("", "filter", LIST, "Provide filter values"),
+                      Flag("", "keep-storage", STR, "Amount of disk space to keep for cache")], prune, 0, 0),
+}

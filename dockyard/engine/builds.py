@@ -1,0 +1,233 @@
+"""The daemon's builder service: contexts unpacked, the library's Builder run with a RUN
+executor made of dockyard-runtime bundles (no shim: a RUN is a foreground process), results
+tagged, the cache pruned."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import IO, Any
+
+from dockyard.build.builder import Builder, BuildError, BuildOptions
+from dockyard.build.cache import BuildCache
+from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
+from dockyard.build.contextsync import ContextStore
+from dockyard.build.executor import RunRequest
+from dockyard.engine.containers.errors import ContainerError
+from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
+from dockyard.engine.containers.users import resolve_user
+from dockyard.engine.registry import RegistryService
+from dockyard.image.snapshot import unmount
+from dockyard.image.snapshot.mount import mounts_under
+from dockyard.image.store import ImageStore
+from dockyard.registry.client.pull import PullError, pull
+from dockyard.runtime.spec_template import default_spec
+
+CGROUP_PARENT_ENV = "DOCKYARD_BUILD_CGROUP_PARENT"
+
+
+class RuntimeExecutor:
+    """RUN steps as `dockyard-runtime run` of a bundle whose root is the step's mounted rootfs."""
+
+    def __init__(self, runtime: str, runtime_root: str, work_root: str) -> None:
+        self.runtime = runtime
+        self.runtime_root = runtime_root
+        self.work_root = work_root
+        self.cgroup_parent = os.environ.get(CGROUP_PARENT_ENV, "/dockyard-build")
+
+    def resolve_user(self, rootfs: str, user: str) -> tuple[int, int]:
+        """USER / --chown names looked up in the rootfs's passwd and group files."""
+        try:
+            found = resolve_user(rootfs, user)
+        except ContainerError as e:
+            raise LookupError(str(e)) from None
+        return found["uid"], found["gid"]
+
+    def _spec(self, req: RunRequest, cid: str) -> dict:
+        spec = default_spec(req.args, terminal=False, rootfs=req.rootfs, hostname=req.hostname)
+        process = spec["process"]
+        process["env"] = list(req.env)
+        process["cwd"] = req.cwd
+        try:
+            found = resolve_user(req.rootfs, req.user)
+        except ContainerError as e:
+            raise BuildError(str(e)) from None
+        process["user"] = {k: found[k] for k in ("uid", "gid", "additionalGids") if k in found}
+        process["capabilities"] = {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")}
+        process["noNewPrivileges"] = False
+        spec["root"] = {"path": req.rootfs, "readonly": False}
+        linux = spec["linux"]
+        linux["seccomp"] = seccomp_config(None, DEFAULT_CAPS, False)  # Docker's default profile, as BuildKit
+        linux["cgroupsPath"] = f"{self.cgroup_parent.rstrip('/')}/{cid}"
+        if req.network in ("default", "host"):
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+            for name in ("resolv.conf", "hosts"):
+                if os.path.exists(f"/etc/{name}"):
+                    spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
+                                           "source": os.path.realpath(f"/etc/{name}"), "options": ["rbind", "ro"]})
+        spec["mounts"].extend(req.mounts)
+        return spec
+
+    def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int:
+        """Run the step's process in the foreground; its output streamed to output."""
+        cid = "build-" + uuid.uuid4().hex[:20]
+        bundle = tempfile.mkdtemp(prefix="bundle-", dir=self.work_root)
+        try:
+            with open(os.path.join(bundle, "config.json"), "w") as f:
+                json.dump(self._spec(req, cid), f)
+            proc = subprocess.Popen([self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read1(65536):
+                output(chunk)
+            return proc.wait()
+        finally:
+            if os.path.exists(os.path.join(self.runtime_root, cid)):  # `run` deletes it unless it failed
+                subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
+                               capture_output=True, check=False)
+            shutil.rmtree(bundle, ignore_errors=True)
+
+
+class BuildService:
+    """Builds for the API: one context directory per build under <data-root>/builder/tmp."""
+
+    def __init__(self, data_root: str, store: ImageStore, runtime: str, exec_root: str,
+                 registry: RegistryService | None = None) -> None:
+        self.registry = registry  # a base image missing locally is pulled (anonymously) when set
+        self.root = os.path.join(data_root, "builder")
+        self.tmp = os.path.join(self.root, "tmp")
+        self.store = store
+        self.executor = RuntimeExecutor(runtime, os.path.join(exec_root, "build-runtime"), self.tmp)
+        self._repair()
+        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        self.cache = BuildCache(self.root)
+        self._prune_lock = threading.Lock()
+        self.contexts = ContextStore(os.path.join(self.root, "contexts"))
+
+    def _repair(self) -> None:
+        """What a killed daemon's builds left: RUN containers, mounts and work dirs under tmp,
+        step snapshots."""
+        runtime_root = self.executor.runtime_root
+        for cid in os.listdir(runtime_root) if os.path.isdir(runtime_root) else []:
+            subprocess.run([self.executor.runtime, "--root", runtime_root, "delete", "--force", cid],
+                           capture_output=True, check=False)
+        for point in reversed(mounts_under(self.tmp)):
+            unmount(point)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for info in list(self.store.snapshots.walk()):
+            if info.key.startswith("build-") and info.kind == "active":
+                self.store.remove_rootfs(info.key)
+
+    def close(self) -> None:
+        """Close the cache database."""
+        self.cache.close()
+
+    def context_need(self, session: str, entries: list[list[Any]]) -> tuple[str, list[str]]:
+        """Incremental contexts (dockyard's CLI): the manifest of the next build of session; the
+        reference its /build passes and the files it must send."""
+        try:
+            return self.contexts.need(session, entries)
+        except ContextError as e:
+            raise BuildError(str(e)) from None
+
+    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "") -> str:
+        """Unpack the context from body (or, with a session, apply the changed files it holds to
+        the session's context), build, tag; the image ID. BuildError on failure."""
+        work = tempfile.mkdtemp(prefix="build-", dir=self.tmp)
+        try:
+            if session:
+                try:
+                    with self.contexts.use(session, body) as (context, digests):
+                        return self._build(work, context, digests, opts, emit)
+                except ContextError as e:
+                    raise BuildError(str(e)) from None
+            context = os.path.join(work, "context")
+            os.mkdir(context)
+            stream = _peekable(body)
+            head = stream.peek(512)
+            digests: dict[str, str] = {}
+            try:
+                if head and not looks_like_tar(head):
+                    extract(single_file_context(stream.read()), context, digests=digests)
+                    opts.dockerfile = "Dockerfile"
+                else:
+                    extract(stream, context, digests=digests)
+            except ContextError as e:
+                raise BuildError(str(e)) from None
+            return self._build(work, context, digests, opts, emit)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _build(self, work: str, context: str, digests: dict[str, str], opts: BuildOptions,
+               emit: Callable[[str], None]) -> str:
+        builder = Builder(self.store, self.executor, self.cache, work, emit)
+        if opts.pull is None and self.registry is not None:
+            opts.pull = self._pull
+        image = builder.build(context, opts, digests)
+        for tag in opts.tags:
+            self.store.tag(image, tag)
+        return image
+
+    def _pull(self, name: str) -> str:
+        """A FROM image missing locally, from its registry (docker's texts on failure)."""
+        try:
+            return pull(self.store, name, None, self.registry.config, write_lock=self.registry.write_lock)
+        except PullError as e:
+            raise BuildError(str(e)) from None
+
+    def disk_usage(self) -> list[dict]:
+        """/system/df's BuildCache: one record per cached step (its image holds the data)."""
+        out = []
+        for key, image, created, used in self.cache.records():
+            out.append({"ID": key[:25], "Parents": [], "Type": "regular", "Description": f"step image {image[:19]}",
+                        "InUse": False, "Shared": True, "Size": 0, "CreatedAt": _rfc3339(created),
+                        "LastUsedAt": _rfc3339(used), "UsageCount": 1})
+        return out
+
+    def prune(self, all_: bool = False) -> dict:
+        """POST /build/prune: the cache records and cache mounts go; intermediate images stay
+        until image prune, as with the classic builder."""
+        with self._prune_lock:
+            keys, freed = self.cache.prune()
+            freed += self.contexts.prune()
+        return {"CachesDeleted": keys, "SpaceReclaimed": freed}
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class _peekable:
+    """A readable with peek() over any binary stream (the request body)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.buf = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.raw.read(n - len(self.buf))
+            if not chunk:
+                break
+            self.buf += chunk
+        return self.buf[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            data = self.buf + self.raw.read()
+            self.buf = b""
+            return data
+        if self.buf:
+            data, self.buf = self.buf[:n], self.buf[n:]
+            return data
+        return self.raw.read(n)
+
+    def readable(self) -> bool:
+        return True

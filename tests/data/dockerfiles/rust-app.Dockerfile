@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1.7-labs
+ARG RUST_VERSION=1.77
+ARG APP_NAME=server
+
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-slim-bookworm AS build
+ARG APP_NAME
+ARG TARGETPLATFORM
+WORKDIR /app
+RUN --mount=type=bind,source=src,target=src \
+    --mount=type=bind,source=Cargo.toml,target=Cargo.toml \
+    --mount=type=bind,source=Cargo.lock,target=Cargo.lock \
+    --mount=type=cache,target=/app/target/,id=rust-cache-${APP_NAME}-${TARGETPLATFORM} \
+    --mount=type=cache,target=/usr/local/cargo/git/db \
+    --mount=type=cache,target=/usr/local/cargo/registry/ \
+    <<EOF
+set -e
+cargo build --locked --release
+cp ./target/release/$APP_NAME /bin/server
+EOF
+
+FROM debian:bookworm-slim AS final
+ARG UID=10001
+RUN adduser \
+    --disabled-password \
+    --gecos "" \
+    --home "/nonexistent" \
+    --shell "/sbin/nologin" \
+    --no-create-home \
+    --uid "${UID}" \
+    appuser
+USER appuser
+COPY --from=build /bin/server /bin/
+COPY --exclude=*.md --parents ./config/**/*.toml /etc/app/
+EXPOSE 8000
+CMD ["/bin/server"]
