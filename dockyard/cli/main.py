@@ -67,6 +67,7 @@ Management Commands:
   image       Manage images
   system      Manage dockyard
   volume      Manage volumes
+  compose     Define and run multi-container applications
 
 Commands:
   attach, create, events, history, import, inspect, kill, load, logs, pause, rename, restart,
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     if args[0].startswith("-"):
         sys.stderr.write(f"unknown flag: {args[0]}\nSee '{PROG} --help'.\n")
         return 125
+    if args[0] == "compose":
+        from dockyard.compose.cli import main as compose_main
+        return compose_main(args[1:], select_host(host))
     if args[0] in GROUPS and (len(args) == 1 or args[1] in ("-h", "--help")):
         sys.stdout.write(group_help(args[0]))
         return 0
