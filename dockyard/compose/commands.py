@@ -46,11 +46,11 @@ def cmd_config(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     if args:
         model = {**model, "services": {n: s for n, s in model["services"].items() if n in args}}
     if opts.services:
-        text = "".join(f"{n}\n" for n in model["services"])
+        text = "".join(f"{n}\n" for n in sorted(model["services"]))
     elif opts.volumes:
-        text = "".join(f"{n}\n" for n in model.get("volumes") or {})
+        text = "".join(f"{n}\n" for n in sorted(model.get("volumes") or {}))
     elif opts.networks:
-        text = "".join(f"{n}\n" for n in model.get("networks") or {})
+        text = "".join(f"{n}\n" for n in sorted(model.get("networks") or {}))
     elif opts.images:
         text = "".join(f"{convert.image_name(project.name, n, s)}\n" for n, s in model["services"].items())
     elif opts.profiles:

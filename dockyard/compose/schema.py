@@ -59,13 +59,27 @@ def _describe(error: Any) -> tuple[list[Any], str]:
     return path, f"{_key(path)} {error.message}"
 
 
+def _pick(error: Any) -> Any:
+    """The most telling error: inside oneOf/anyOf, the branches whose type matched."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return error
+    branches: dict[Any, list[Any]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    depth = len(error.absolute_path)
+    matched = [errs for errs in branches.values()
+               if not (len(errs) == 1 and errs[0].validator == "type" and len(errs[0].absolute_path) == depth)]
+    if not matched:
+        return error
+    return max((_pick(e) for errs in matched for e in errs), key=lambda e: len(e.absolute_path))
+
+
 def validate(source: Source, data: dict[str, Any]) -> None:
     """Raise ComposeError for the first schema violation of one file's (interpolated) data."""
-    import jsonschema
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data),
-                                             key=lambda e: (-len(e.absolute_path), e.validator in ("oneOf", "anyOf")))
-    if error is None:
+    errors = [_pick(e) for e in _validator().iter_errors(data)]
+    if not errors:
         return
+    error = max(errors, key=lambda e: len(e.absolute_path))
     path, message = _describe(error)
     line = source.line(tuple(path))
     where = f"line {line}: " if line else ""
