@@ -289,8 +289,9 @@ volumes: {data: {}}
     doc = json.loads(compose(tmp_path, "-p", "demo", "config", "--format", "json").stdout)
     assert doc["services"]["web"]["image"] == "busybox:1"
     assert compose(tmp_path, "config", "-q", env={"TAG": "2"}).stdout == ""
-    missing = compose(tmp_path / "nowhere", "config")
-    assert missing.returncode != 0
+    (tmp_path / "empty").mkdir()
+    missing = compose(tmp_path / "empty", "-f", "nothere.yaml", "config")
+    assert missing.returncode == 1 and "nothere.yaml: no such file or directory" in missing.stderr
 
 
 def test_env_file_syntax(tmp_path: Path) -> None:
