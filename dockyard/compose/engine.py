@@ -49,7 +49,7 @@ class Engine:
         if oneoff is not None:
             labels.append(f"{LABEL_ONEOFF}={'True' if oneoff else 'False'}")
         found = self.client.containers(all=all, filters={"label": labels})
-        wanted = set(services) if services else None
+        wanted = set(services) if services is not None else None
         found = [c for c in found if wanted is None or c["Labels"].get(LABEL_SERVICE) in wanted]
         return sorted(found, key=lambda c: (c["Labels"].get(LABEL_SERVICE, ""), number(c), name_of(c)))
 
@@ -352,7 +352,8 @@ class Engine:
             depth[n] = 1 + max((depth[d] for d in deps), default=0)
         chosen = set(services)
         top = max(depth.values(), default=0)
-        return [[n for n in order if depth[n] == level and n in chosen] for level in range(top, 0, -1)]
+        layers = [[n for n in order if depth[n] == level and n in chosen] for level in range(top, 0, -1)]
+        return [layer for layer in layers if layer]
 
     def down(self, remove_volumes: bool = False, rmi: str | None = None, remove_orphans: bool = False,
              timeout: int | None = None) -> None:
