@@ -1,0 +1,144 @@
+"""`dockyard compose` is an Engine API client: the classic web + database example against a real
+dockerd started privately (bench/_peers.py): web built from a local Dockerfile, a database whose
+healthcheck turns healthy after a delay, a named volume, a published port, a project network;
+web starts only once the database is healthy; an unhealthy dependency stops `up`. Skipped when
+dockerd is not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_CGROUP_PARENT
+from tests.daemon import busybox_archive, other_children
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+from _peers import DockerEngine, Skip  # noqa: E402
+
+DOCKYARD = str(Path(sys.executable).parent / "dockyard")
+
+CLASSIC = """
+services:
+  web:
+    build: ./web
+    ports: ["18080:8000"]
+    stop_signal: SIGKILL
+    depends_on:
+      db: {condition: service_healthy}
+  db:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sh -c 'echo db booting; sleep 2; touch /data/ready; echo db ready; exec sleep 1000'
+    healthcheck:
+      test: ["CMD", "test", "-f", "/data/ready"]
+      interval: 300ms
+      retries: 30
+    volumes: [dbdata:/data]
+volumes:
+  dbdata:
+"""
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
+    tmp = tmp_path_factory.mktemp("compose-docker")
+    parent = f"{TEST_CGROUP_PARENT}/compose-docker"
+    try:
+        engine = DockerEngine(tmp, parent)
+        engine.start()
+    except Skip as exc:
+        pytest.skip(str(exc))
+    try:
+        engine.run("load", "-i", str(busybox_archive(tmp)))
+        yield engine
+    finally:
+        problems = engine.stop()
+        remove_cgroups(parent)
+        assert not problems, problems
+
+
+def remove_cgroups(parent: str) -> None:
+    """dockerd leaves its (empty) cgroup parent in every hierarchy: remove it, deepest first."""
+    for hierarchy in os.scandir("/sys/fs/cgroup"):
+        top = os.path.join(hierarchy.path, parent.strip("/"))
+        for root, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            os.rmdir(root)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_children(dockerd: DockerEngine) -> Iterator[None]:
+    """conftest's check, except for this module's dockerd."""
+    yield
+    assert not other_children({dockerd.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
+
+
+def compose(engine: DockerEngine, cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([DOCKYARD, "-H", f"unix://{engine.sock}", "compose", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc
+
+
+def inspect(engine: DockerEngine, name: str) -> dict:
+    return json.loads(engine.run("inspect", name))[0]
+
+
+@pytest.fixture
+def app(dockerd: DockerEngine, tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "classic"
+    (directory / "web").mkdir(parents=True)
+    (directory / "web" / "Dockerfile").write_text(
+        'FROM busybox\nCOPY index.html /www/index.html\nCMD ["httpd", "-f", "-p", "8000", "-h", "/www"]\n')
+    (directory / "web" / "index.html").write_text("hello\n")
+    (directory / "compose.yaml").write_text(CLASSIC)
+    yield directory
+    compose(dockerd, directory, "down", "-v", "--rmi", "local", "-t", "1", check=False)
+    assert dockerd.run("ps", "-aq", "--filter", "label=com.docker.compose.project=classic").split() == []
+
+
+def test_classic_example_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
+    up = compose(dockerd, app, "up", "-d")
+    err = up.stderr
+    for line in ("Network classic_default  Created", 'Volume "classic_dbdata"  Created', "Service web  Built",
+                 "Container classic-db-1  Healthy", "Container classic-web-1  Started"):
+        assert line in err, err
+    assert err.index("classic-db-1  Healthy") < err.index("classic-web-1  Starting")
+    db, web = inspect(dockerd, "classic-db-1"), inspect(dockerd, "classic-web-1")
+    healthy_at = min(entry["End"] for entry in db["State"]["Health"]["Log"] if entry["ExitCode"] == 0)
+    assert web["State"]["StartedAt"] > healthy_at
+    assert web["Config"]["Image"] == "classic-web"
+    assert web["Config"]["Labels"]["com.docker.compose.depends_on"] == "db:service_healthy:false"
+    assert set(web["NetworkSettings"]["Networks"]) == {"classic_default"}
+    assert "web" in web["NetworkSettings"]["Networks"]["classic_default"]["Aliases"]
+    assert compose(dockerd, app, "port", "web", "8000").stdout == "0.0.0.0:18080\n"
+    ps = compose(dockerd, app, "ps").stdout
+    assert "(healthy)" in ps and "0.0.0.0:18080->8000/tcp" in ps
+    assert compose(dockerd, app, "exec", "-T", "web", "cat", "/www/index.html").stdout == "hello\n"
+    assert "db-1  | db ready" in compose(dockerd, app, "logs", "--no-color", "db").stdout
+    top = compose(dockerd, app, "top", "web").stdout
+    assert top.startswith("classic-web-1\n") and "httpd" in top
+    compose(dockerd, app, "exec", "-T", "db", "sh", "-c", "echo kept > /data/kept")
+    down = compose(dockerd, app, "down", "-t", "1")
+    assert "Network classic_default  Removed" in down.stderr
+    compose(dockerd, app, "up", "-d")
+    assert compose(dockerd, app, "exec", "-T", "db", "cat", "/data/kept").stdout == "kept\n"
+    again = compose(dockerd, app, "up", "-d")
+    assert "Creating" not in again.stderr and "Building" not in again.stderr
+    down = compose(dockerd, app, "down", "-v", "-t", "1")
+    assert "Volume classic_dbdata  Removed" in down.stderr
+
+
+def test_unhealthy_dependency_stops_up(dockerd: DockerEngine, app: Path) -> None:
+    (app / "compose.yaml").write_text(CLASSIC.replace('["CMD", "test", "-f", "/data/ready"]', '["CMD", "false"]')
+                                      .replace("retries: 30", "retries: 2"))
+    failed = compose(dockerd, app, "up", "-d", check=False)
+    assert failed.returncode == 1
+    assert "dependency failed to start: container classic-db-1 is unhealthy" in failed.stderr
+    assert inspect(dockerd, "classic-web-1")["State"]["Status"] == "created"
