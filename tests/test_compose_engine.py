@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -305,3 +306,22 @@ services:
         os.kill(watcher.pid, signal.SIGINT)
         out, err = watcher.communicate(timeout=10)
     assert "Watch enabled" in err and "Syncing service 'web'" in err
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose (v1) is not installed")
+def test_docker_compose_v1_and_dockyard_compose_share_a_daemon(project: Project) -> None:
+    """Debian's docker-compose (v1, a Python Engine API client) runs a project against dockyardd;
+    its containers are then seen by `dockyard compose ps` through the shared labels."""
+    project.write(TWO)
+    env = {**project.d.env(), "COMPOSE_PROJECT_NAME": "app"}
+
+    def v1(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["docker-compose", *args], cwd=project.dir, env=env, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, (args, proc.stderr)
+        return proc
+    v1("up", "-d")
+    assert project("ps", "--services").stdout == "db\nweb\n"
+    assert project("exec", "-T", "web", "sh", "-c", "echo $GREETING").stdout == "hello\n"
+    v1("down", "-v", "-t", "1")
+    assert project.names() == []

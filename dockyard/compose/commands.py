@@ -212,7 +212,7 @@ def _legacy(ctx: Context) -> SimpleNamespace:
 def cmd_exec(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     from dockyard.cli.stream import Detached, RawTerminal, copy_streams
     eng = ctx.engine()
-    container = eng.find(args[0], opts.index or 1)
+    container = eng.find(args[0], opts.index)
     tty = not opts.no_TTY and opts.tty and sys.stdin.isatty()
     env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in opts.env]
     body = {"User": opts.user or "", "Privileged": opts.privileged, "Tty": tty,
@@ -417,7 +417,7 @@ def cmd_top(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 def cmd_port(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     eng = ctx.engine()
-    container = eng.find(args[0], opts.index or 1)
+    container = eng.find(args[0], opts.index)
     info = eng.client.inspect_container(container["Id"])
     port = args[1] if "/" in args[1] else f"{args[1]}/{opts.protocol}"
     bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(port) or []

@@ -422,11 +422,13 @@ class Engine:
                         if dep in self.project.services:
                             self.wait_condition(dep, cond)
 
-    def find(self, service: str, index: int = 1) -> dict[str, Any]:
-        """The running container `index` of a service."""
+    def find(self, service: str, index: int = 0) -> dict[str, Any]:
+        """The running container number `index` of a service (0: its lowest-numbered one)."""
         self.service_names([service])
         for c in self.containers([service], all=False):
-            if number(c) == index:
+            if index in (0, number(c)):
                 return c
-        raise ComposeError(f"service {service!r} is not running")
+        if index:
+            raise ComposeError(f'service "{service}" is not running container #{index}')
+        raise ComposeError(f'service "{service}" is not running')
 
