@@ -130,8 +130,6 @@ def _load_file(filename: str, env: dict[str, str], base_dir: str, seen: set[str]
         source = yamlsrc.read(filename)
     data = interpolation.interpolate(source.data, dotenv.chain(env))
     schema.validate(source, data)
-    for key in [k for k in data if str(k).startswith("x-")]:
-        data.pop(key)
     normalize.resolve_paths(data, base_dir)
     services = data.get("services") or {}
     resolved: dict[str, Any] = {}

@@ -282,8 +282,7 @@ def top_level(doc: dict[str, Any], project: str) -> None:
             if isinstance(ext, dict):  # legacy `external: {name: x}`
                 conf["name"] = ext.get("name", name)
                 conf["external"] = True
-            conf.setdefault("name", name if conf.get("external") else f"{project}_{name}")
-            out[name] = conf
+            out[name] = {"name": conf.pop("name", name if conf.get("external") else f"{project}_{name}"), **conf}
         if out:
             doc[kind] = out
         else:
@@ -291,6 +290,5 @@ def top_level(doc: dict[str, Any], project: str) -> None:
     for kind in ("secrets", "configs"):
         items = doc.get(kind) or {}
         for name, conf in items.items():
-            conf = conf or {}
-            conf.setdefault("name", name if conf.get("external") else f"{project}_{name}")
-            items[name] = conf
+            conf = dict(conf or {})
+            items[name] = {"name": conf.pop("name", name if conf.get("external") else f"{project}_{name}"), **conf}
