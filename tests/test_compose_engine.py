@@ -147,6 +147,21 @@ def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) 
     assert "app-db-1  Recreate" in forced.stderr and "app-web-1" not in forced.stderr
 
 
+def test_dependency_restart_and_wait(project: Project) -> None:
+    text = TWO.replace("depends_on: [db]", "depends_on: {db: {condition: service_started, restart: true}}")
+    project.write(text)
+    project("up", "-d", "--wait")
+    web = project.inspect("app-web-1")
+    project.write(text.replace("echo db started", "echo db changed"))
+    changed = project("up", "-d", "--wait")
+    assert "app-db-1  Recreate" in changed.stderr and "app-web-1  Restarting" in changed.stderr
+    restarted = project.inspect("app-web-1")
+    assert restarted["Id"] == web["Id"] and restarted["State"]["StartedAt"] != web["State"]["StartedAt"]
+    project("stop", "-t", "1")
+    assert "app-web-1  Created" not in project("up", "-d", "--no-start").stderr
+    assert project.names(all=False) == []
+
+
 def test_scale_and_orphans(project: Project) -> None:
     project.write(TWO)
     project("up", "-d", "--scale", "web=3")

@@ -101,12 +101,18 @@ def cmd_up(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[str]) -> int:
+    """Stream the containers' output until they all exit (or one does, with --abort-on-container-exit
+    / --exit-code-from); Ctrl-C stops the project."""
+    import threading
+
     from dockyard.compose import logs
     containers = eng.containers(services)
     labels = [logs.short_name(eng.project.name, c) for c in containers]
     printer = logs.Printer(labels, ctx.colour(opts.no_color), not opts.no_log_prefix)
     printer.message("Attaching to " + ", ".join(labels))
+    abort_on_exit = opts.abort_on_container_exit or bool(opts.exit_code_from)
     codes: dict[str, int] = {}
+    finished = threading.Event()
 
     def exited(c: dict[str, Any], label: str) -> None:
         state = eng.client.inspect_container(c["Id"])["State"]
@@ -114,31 +120,26 @@ def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[s
             return
         codes[c["Labels"][convert.LABEL_SERVICE]] = code = int(state.get("ExitCode") or 0)
         printer.message(f"{label} exited with code {code}")
-        if opts.abort_on_container_exit or opts.exit_code_from:
-            raise_stop.append(label)
-    raise_stop: list[str] = []
-    try:
-        import threading
-        done = threading.Event()
+        if abort_on_exit:
+            finished.set()
 
-        def run() -> None:
-            logs.follow_all(eng.client, eng.project.name, containers, printer, True, on_exit=exited)
-            done.set()
-        threading.Thread(target=run, daemon=True).start()
-        while not done.is_set() and not raise_stop:
-            done.wait(0.1)
+    def follow() -> None:
+        logs.follow_all(eng.client, eng.project.name, containers, printer, True, on_exit=exited)
+        finished.set()
+    threading.Thread(target=follow, daemon=True).start()
+    try:
+        while not finished.wait(0.2):
+            pass
     except KeyboardInterrupt:
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
         eng.stop(None, opts.timeout)
         return 130
-    if raise_stop:
+    if abort_on_exit:
         sys.stderr.write("Aborting on container exit...\n")
         eng.stop(None, opts.timeout)
     if opts.exit_code_from:
         return codes.get(opts.exit_code_from, 0)
-    if opts.abort_on_container_exit:
-        return next(iter(codes.values()), 0)
-    return 0
+    return next(iter(codes.values()), 0) if opts.abort_on_container_exit else 0
 
 
 def cmd_down(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:

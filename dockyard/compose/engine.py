@@ -40,6 +40,7 @@ class Engine:
         self.client = client
         self.project = project
         self.progress = progress or Progress()
+        self.recreated: set[str] = set()  # services whose containers `up` recreated
 
     # listing
     def containers(self, services: Iterable[str] | None = None, all: bool = True,
@@ -147,8 +148,15 @@ class Engine:
         if start:
             for dep, cond in deps.items():
                 self.wait_condition(dep, cond)
+            restart = name not in self.recreated and any(
+                cond.get("restart") and dep in self.recreated for dep, cond in deps.items())
             for c in containers:
-                self._start(c)
+                if restart:  # depends_on.restart: a recreated dependency restarts its dependents
+                    self.progress.event("Container", c, "Restarting")
+                    self.client.container_action(c, "restart", {"t": timeout})
+                    self.progress.event("Container", c, "Started")
+                else:
+                    self._start(c)
 
     def _converge(self, name: str, image_id: str, scale: int | None, force: bool, no_recreate: bool,
                   timeout: int | None) -> list[str]:
@@ -205,6 +213,7 @@ class Engine:
 
     def _recreate(self, service: str, old: dict[str, Any], n: int, image_id: str, timeout: int | None) -> None:
         cname = name_of(old)
+        self.recreated.add(service)
         self.progress.event("Container", cname, "Recreate")
         self._stop_id(old["Id"], timeout)
         self.client.remove_container(old["Id"], force=True, volumes=False)
