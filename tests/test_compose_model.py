@@ -302,3 +302,18 @@ def test_env_file_syntax(tmp_path: Path) -> None:
         "A": "1", "B": "single $A", "C": "double 1\n", "D": "plain", "E": "", "F": "multi\nline", "G": "dflt"}
     with pytest.raises(ComposeError, match="line 1: unexpected character"):
         dotenv.parse("bad key=1\n", "x.env")
+
+
+def test_version_is_obsolete_and_services_need_an_image(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "version: '3.8'\nservices:\n  web: {image: busybox}\n")
+    proc = compose(tmp_path, "config", "--services")
+    assert proc.stdout == "web\n"
+    assert f"{tmp_path}/compose.yaml: the attribute `version` is obsolete" in proc.stderr
+    write(tmp_path, "compose.yaml", "services:\n  web: {command: [echo]}\n")
+    proc = compose(tmp_path, "config")
+    assert proc.returncode == 1
+    assert 'service "web" has neither an image nor a build context specified' in proc.stderr
+
+
+def test_dollar_without_a_name_stays_literal() -> None:
+    assert interpolation.substitute("cost $5 or $ or 100$", {}.get, "k") == "cost $5 or $ or 100$"

@@ -249,7 +249,7 @@ def cmd_run(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         deps = [d for d in eng.with_dependencies([service]) if d != service]
         if deps:
             eng.up(deps)
-            for dep, cond in (svc.get("depends_on") or {}).items():
+            for dep, cond in eng.dependencies(service).items():
                 eng.wait_condition(dep, cond)
     image_id = eng.ensure_image(service, opts.build)
     if len(args) > 1:

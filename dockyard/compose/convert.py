@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Any
 
 from dockyard.compose import units
@@ -197,6 +196,7 @@ def create_body(project: Any, name: str, svc: dict[str, Any], number: int, image
         "CpuShares": svc.get("cpu_shares"), "ShmSize": units.size_bytes(svc["shm_size"]) if svc.get("shm_size") else None,
         "Devices": [_device(d) for d in svc.get("devices") or []] or None,
         "CgroupParent": svc.get("cgroup_parent"),
+        "VolumesFrom": [_volumes_from(project, v) for v in svc.get("volumes_from") or []] or None,
     }
     if svc.get("logging"):
         hc["LogConfig"] = {"Type": svc["logging"].get("driver", "json-file"),
@@ -231,6 +231,15 @@ def _network_mode(project: Any, mode: str) -> str:
     return mode
 
 
+def _volumes_from(project: Any, spec: str) -> str:
+    """`service[:ro]` → its first container; `container:name[:ro]` → name."""
+    if spec.startswith("container:"):
+        return spec[len("container:"):]
+    service, _, mode = spec.partition(":")
+    name = container_name(project.name, service, project.services[service], 1)
+    return f"{name}:{mode}" if mode else name
+
+
 def _device(spec: Any) -> dict[str, str]:
     if isinstance(spec, dict):
         return {"PathOnHost": spec["source"], "PathInContainer": spec.get("target", spec["source"]),
@@ -239,6 +248,3 @@ def _device(spec: Any) -> dict[str, str]:
     return {"PathOnHost": parts[0], "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
             "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"}
 
-
-def build_context_dir(svc: dict[str, Any]) -> str:
-    return os.path.abspath(svc["build"]["context"])

@@ -65,6 +65,18 @@ class Engine:
                 raise ComposeError(f"no such service: {n}")
         return names
 
+    def dependencies(self, name: str) -> dict[str, dict[str, Any]]:
+        """depends_on, plus the services named by `network_mode: service:x` and `volumes_from`
+        (which must be started first), limited to the project's enabled services."""
+        svc = self.project.services[name]
+        deps = dict(svc.get("depends_on") or {})
+        mode = svc.get("network_mode", "")
+        implicit = [mode[8:]] if mode.startswith("service:") else []
+        implicit += [v.split(":")[0] for v in svc.get("volumes_from") or [] if not v.startswith("container:")]
+        for other in implicit:
+            deps.setdefault(other, {"condition": "service_started", "required": True})
+        return {d: c for d, c in deps.items() if d in self.project.services}
+
     def with_dependencies(self, names: list[str]) -> list[str]:
         """names plus what they depend on, dependencies first."""
         order: list[str] = []
@@ -72,13 +84,8 @@ class Engine:
         def visit(n: str) -> None:
             if n in order:
                 return
-            svc = self.project.services[n]
-            for d in svc.get("depends_on") or {}:
-                if d in self.project.services:
-                    visit(d)
-            mode = svc.get("network_mode", "")
-            if mode.startswith("service:"):
-                visit(mode[8:])
+            for d in self.dependencies(n):
+                visit(d)
             order.append(n)
         for n in names:
             visit(n)
@@ -127,8 +134,7 @@ class Engine:
         futures: dict[str, Future[None]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
             for n in services:
-                deps = {d: c for d, c in (self.project.services[n].get("depends_on") or {}).items()
-                        if d in services}
+                deps = {d: c for d, c in self.dependencies(n).items() if d in services}
                 futures[n] = pool.submit(self._converge_after, n, deps, futures, image_ids[n],
                                          (scale or {}).get(n), force_recreate and n in targets,
                                          no_recreate, start, timeout)
@@ -357,7 +363,7 @@ class Engine:
         order = self.with_dependencies(services)
         depth: dict[str, int] = {}
         for n in order:
-            deps = [d for d in (self.project.services[n].get("depends_on") or {}) if d in depth]
+            deps = [d for d in self.dependencies(n) if d in depth]
             depth[n] = 1 + max((depth[d] for d in deps), default=0)
         chosen = set(services)
         top = max(depth.values(), default=0)
@@ -427,9 +433,8 @@ class Engine:
             self.each(chosen, act)
             if verb == "start":
                 for s in layer:
-                    for dep, cond in (self.project.services[s].get("depends_on") or {}).items():
-                        if dep in self.project.services:
-                            self.wait_condition(dep, cond)
+                    for dep, cond in self.dependencies(s).items():
+                        self.wait_condition(dep, cond)
 
     def find(self, service: str, index: int = 0) -> dict[str, Any]:
         """The running container number `index` of a service (0: its lowest-numbered one)."""

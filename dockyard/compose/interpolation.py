@@ -47,12 +47,10 @@ def _scan(text: str, i: int, lookup: Lookup, stop: str | None) -> tuple[str, int
             out.append(value)
         else:
             m = _NAME.match(text, i + 1)
-            if not m:
-                if nxt == "" or not nxt.strip() or stop is not None:
-                    out.append("$")
-                    i += 1
-                    continue
-                raise _Invalid
+            if not m:  # `$1`, `$ `, a trailing `$`: kept as written (compose-go's pattern skips them)
+                out.append("$")
+                i += 1
+                continue
             out.append(lookup(m.group()) or "")
             i = m.end()
     if stop is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,12 +125,14 @@ def _load_file(filename: str, env: dict[str, str], base_dir: str, seen: set[str]
     """One file: parsed, includes merged in, interpolated, validated, extends applied, paths
     resolved against base_dir."""
     if filename == "-":
-        import sys
         source = yamlsrc.parse("-", sys.stdin.read())
     else:
         source = yamlsrc.read(filename)
     data = interpolation.interpolate(source.data, dotenv.chain(env))
     schema.validate(source, data)
+    if "version" in data:
+        sys.stderr.write(f"WARN[0000] {filename}: the attribute `version` is obsolete, it will be ignored, "
+                         "please remove it to avoid potential confusion\n")
     normalize.resolve_paths(data, base_dir)
     services = data.get("services") or {}
     resolved: dict[str, Any] = {}
@@ -215,6 +218,13 @@ def _apply_profiles(doc: dict[str, Any], profiles: list[str], wanted: list[str])
 def _check_references(doc: dict[str, Any]) -> None:
     services = doc["services"]
     for name, svc in services.items():
+        if not svc.get("image") and "build" not in svc:
+            raise ComposeError(f'service "{name}" has neither an image nor a build context specified: '
+                               "invalid compose project")
+        for source in svc.get("volumes_from") or []:
+            other = source.split(":")[0]
+            if not source.startswith("container:") and other not in services:
+                raise ComposeError(f'service "{name}" depends on undefined service "{other}": invalid compose project')
         for dep, cond in (svc.get("depends_on") or {}).items():
             if dep not in services and cond.get("required", True):
                 raise ComposeError(f'service "{name}" depends on undefined service "{dep}": invalid compose project')

@@ -54,6 +54,11 @@ def _cast(data: Any, path: tuple[str, ...] = ()) -> Any:
     return data
 
 
+def scalar_text(value: Any) -> str:
+    """A YAML scalar as the string compose-go makes of it (`true`, not `True`)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def split_command(value: Any) -> list[str] | None:
     """A command given as a string is split like a shell would (compose-go's shellwords)."""
     if value is None or isinstance(value, list):
@@ -229,11 +234,11 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
     for ef in s.get("env_file") or []:
         env.update(dotenv.read(ef["path"], lookup, ef.get("required", True)))
     env.update({k: (v if v is not None else lookup(k)) for k, v in to_mapping(s.get("environment")).items()})
-    env = {k: (None if v is None else str(v) if not isinstance(v, bool) else str(v).lower()) for k, v in env.items()}
+    env = {k: None if v is None else scalar_text(v) for k, v in env.items()}
     if env or "environment" in s:
         s["environment"] = env
     if "labels" in s:
-        s["labels"] = {k: "" if v is None else str(v) for k, v in to_mapping(s["labels"]).items()}
+        s["labels"] = {k: "" if v is None else scalar_text(v) for k, v in to_mapping(s["labels"]).items()}
     if "ports" in s:
         s["ports"] = ports(s["ports"], f"{key}.ports")
     if "expose" in s:
