@@ -317,3 +317,20 @@ def test_version_is_obsolete_and_services_need_an_image(tmp_path: Path) -> None:
 
 def test_dollar_without_a_name_stays_literal() -> None:
     assert interpolation.substitute("cost $5 or $ or 100$", {}.get, "k") == "cost $5 or $ or 100$"
+
+
+def test_stdin_file_and_project_directory(tmp_path: Path) -> None:
+    write(tmp_path, "proj/.env", "TAG=dir\n")
+    proc = subprocess.run([DOCKYARD, "compose", "-f", "-", "--project-directory", "proj", "config", "--format", "json"],
+                          cwd=tmp_path, input="services:\n  web: {image: 'busybox:${TAG}', build: ./ctx}\n",
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["name"] == "proj" and doc["services"]["web"]["image"] == "busybox:dir"
+    assert doc["services"]["web"]["build"]["context"] == str(tmp_path / "proj" / "ctx")
+
+
+def test_network_mode_and_networks_exclude_each_other(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, network_mode: host, networks: [default]}\n")
+    with pytest.raises(ComposeError, match="mutually exclusive `network_mode` and `networks`"):
+        load(tmp_path, "compose.yaml")

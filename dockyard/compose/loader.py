@@ -89,12 +89,14 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
     even when their profiles are inactive."""
     workdir = os.path.abspath(opts.project_directory or os.getcwd())
     env = _environment(opts, workdir)
-    files = list(opts.files)
-    if not files and env.get("COMPOSE_FILE"):
-        files = env["COMPOSE_FILE"].split(env.get("COMPOSE_PATH_SEPARATOR", os.pathsep))
-    files = [os.path.abspath(os.path.join(workdir if opts.project_directory else os.getcwd(), f))
-             if f != "-" else f for f in files] or find_files(workdir)
-    directory = os.path.abspath(opts.project_directory) if opts.project_directory else os.path.dirname(files[0])
+    files = [os.path.abspath(f) if f != "-" else f for f in opts.files]  # -f: against the current directory
+    if not files and env.get("COMPOSE_FILE"):  # COMPOSE_FILE: against the working directory
+        files = [os.path.join(workdir, f) for f in env["COMPOSE_FILE"].split(env.get("COMPOSE_PATH_SEPARATOR", os.pathsep))]
+    files = files or find_files(workdir)
+    if opts.project_directory or files[0] == "-":
+        directory = workdir
+    else:
+        directory = os.path.dirname(files[0])
     if directory != workdir:
         env = _environment(opts, directory)
     doc: dict[str, Any] = {}
@@ -225,6 +227,9 @@ def _check_references(doc: dict[str, Any]) -> None:
             other = source.split(":")[0]
             if not source.startswith("container:") and other not in services:
                 raise ComposeError(f'service "{name}" depends on undefined service "{other}": invalid compose project')
+        if svc.get("network_mode") and "networks" in svc:
+            raise ComposeError(f'service "{name}" declares mutually exclusive `network_mode` and `networks`: '
+                               "invalid compose project")
         for dep, cond in (svc.get("depends_on") or {}).items():
             if dep not in services and cond.get("required", True):
                 raise ComposeError(f'service "{name}" depends on undefined service "{dep}": invalid compose project')
