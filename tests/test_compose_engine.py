@@ -130,6 +130,60 @@ def test_up_ps_logs_exec_down_with_volume_persistence(project: Project) -> None:
     assert "app_data" not in project.d.docker("volume", "ls", "-q").stdout
 
 
+RICH = """
+services:
+  rich:
+    image: busybox
+    network_mode: none
+    init: true
+    user: "65534"
+    working_dir: /work
+    hostname: richhost
+    read_only: true
+    tmpfs: [/work]
+    cap_drop: [ALL]
+    ulimits: {nofile: {soft: 1024, hard: 2048}}
+    stop_signal: SIGUSR1
+    stop_grace_period: 3s
+    extra_hosts: ["db.local:10.0.0.9"]
+    env_file: [app.env]
+    environment: {FROM_ENV: "yes"}
+    labels: {com.example.x: "1"}
+    secrets: [token]
+    configs: [{source: conf, target: /etc/app.conf}]
+    volumes:
+      - ./host:/host:ro
+      - {type: tmpfs, target: /scratch}
+    command: sleep 1000
+secrets: {token: {file: ./token.txt}}
+configs: {conf: {file: ./app.conf}}
+"""
+
+
+def test_service_settings_reach_the_container(project: Project) -> None:
+    (project.dir / "app.env").write_text("FROM_FILE=1\nFROM_ENV=overridden\n")
+    (project.dir / "token.txt").write_text("s3cret\n")
+    (project.dir / "app.conf").write_text("conf\n")
+    (project.dir / "host").mkdir()
+    (project.dir / "host" / "f").write_text("from host\n")
+    project.write(RICH)
+    project("up", "-d")
+
+    def sh(script: str) -> str:
+        return project("exec", "-T", "rich", "sh", "-c", script).stdout
+    assert sh("hostname; id -u; pwd") == "richhost\n65534\n/work\n"
+    assert sh("echo $FROM_FILE $FROM_ENV") == "1 yes\n"
+    assert sh("cat /run/secrets/token /etc/app.conf /host/f") == "s3cret\nconf\nfrom host\n"
+    assert sh("ulimit -n") == "1024\n"
+    assert "10.0.0.9\tdb.local" in sh("cat /etc/hosts")
+    assert sh("touch /x 2>/dev/null || echo read-only; touch /work/ok /scratch/ok && echo tmpfs ok") == (
+        "read-only\ntmpfs ok\n")
+    info = project.inspect("app-rich-1")
+    assert info["Config"]["StopSignal"] == "SIGUSR1" and info["Config"]["StopTimeout"] == 3
+    assert info["HostConfig"]["Init"] is True and info["HostConfig"]["CapDrop"] == ["ALL"]
+    assert info["Config"]["Labels"]["com.example.x"] == "1"
+
+
 def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) -> None:
     project.write(TWO)
     project("up", "-d")

@@ -334,3 +334,53 @@ def test_network_mode_and_networks_exclude_each_other(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, network_mode: host, networks: [default]}\n")
     with pytest.raises(ComposeError, match="mutually exclusive `network_mode` and `networks`"):
         load(tmp_path, "compose.yaml")
+
+
+def test_create_body_of_a_service(tmp_path: Path) -> None:
+    from dockyard.compose import convert
+    write(tmp_path, "compose.yaml", """
+name: demo
+services:
+  db: {image: busybox}
+  web:
+    build: .
+    ports: ["127.0.0.1:8080:80", "9090:90/udp"]
+    expose: ["7000"]
+    healthcheck: {test: [CMD, "true"], interval: 2s, timeout: 1s, retries: 4, start_period: 1m}
+    restart: on-failure:3
+    deploy: {resources: {limits: {memory: 64m, cpus: "0.5", pids: 50}}}
+    networks:
+      back: {aliases: [api], ipv4_address: 172.30.0.5, priority: 10}
+      default: {}
+    depends_on: {db: {condition: service_healthy}}
+    logging: {driver: json-file, options: {max-size: 1m}}
+    volumes: [data:/data:ro, {type: volume, source: data, target: /nocopy, volume: {nocopy: true}}]
+volumes: {data: {}}
+networks: {back: {}}
+""")
+    project = load(tmp_path, "compose.yaml")
+    body = convert.create_body(project, "web", project.services["web"], 2, "sha256:abc")
+    assert body["Image"] == "demo-web"
+    labels = body["Labels"]
+    assert labels["com.docker.compose.container-number"] == "2" and labels["com.docker.compose.image"] == "sha256:abc"
+    assert labels["com.docker.compose.depends_on"] == "db:service_healthy:false"
+    assert body["ExposedPorts"] == {"80/tcp": {}, "90/udp": {}, "7000/tcp": {}}
+    hc = body["HostConfig"]
+    assert hc["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+                                  "90/udp": [{"HostIp": "", "HostPort": "9090"}]}
+    assert body["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 2 * 10**9, "Timeout": 10**9,
+                                   "StartPeriod": 60 * 10**9, "Retries": 4}
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (64 * 2**20, 5 * 10**8, 50)
+    assert hc["NetworkMode"] == "demo_back"
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"demo_back": {
+        "Aliases": ["web", "api"], "IPAMConfig": {"IPv4Address": "172.30.0.5"}}}}
+    assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+    assert hc["Mounts"] == [{"Type": "volume", "Source": "demo_data", "Target": "/data", "ReadOnly": True},
+                            {"Type": "volume", "Source": "demo_data", "Target": "/nocopy", "ReadOnly": False,
+                             "VolumeOptions": {"NoCopy": True}}]
+    assert convert.network_names(project.model, project.services["web"]) == ["back", "default"]
+    same = load(tmp_path, "compose.yaml").services["web"]
+    assert convert.config_hash(same) == labels["com.docker.compose.config-hash"]
+    assert convert.config_hash({**same, "scale": 3}) == labels["com.docker.compose.config-hash"]
+    assert convert.config_hash({**same, "user": "1"}) != labels["com.docker.compose.config-hash"]
