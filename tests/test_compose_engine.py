@@ -329,7 +329,7 @@ services:
     assert project.inspect("app-slow-1")["State"]["Status"] == "exited"
 
 
-def test_networks_need_daemon_support(project: Project) -> None:
+def test_networks_and_builds_need_daemon_support(project: Project) -> None:
     project.write("services:\n  web: {image: busybox, init: true, command: sleep 1000}\n")
     status = project.d.request("GET", "/v1.45/networks")[0]
     up = project("up", "-d", check=False)
@@ -338,6 +338,28 @@ def test_networks_need_daemon_support(project: Project) -> None:
         assert "network app_default: the daemon at" in up.stderr and "does not support networks" in up.stderr
     else:
         assert up.returncode == 0, up.stderr
+    (project.dir / "Dockerfile").write_text("FROM busybox\n")
+    project.write("services:\n  built: {build: ., network_mode: none}\n")
+    build = project("build", check=False)
+    if project.d.request("POST", "/v1.45/build")[0] == 404:
+        assert build.returncode == 1 and "failed to build built: the daemon at" in build.stderr
+        assert "has no builder" in build.stderr
+
+
+def test_events_of_the_project(project: Project) -> None:
+    project.write(TWO)
+    project("up", "-d")
+    events = subprocess.Popen([DOCKYARD, "-H", project.d.host, "compose", "events", "--json", "web"],
+                              cwd=project.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        project("restart", "-t", "1", "db", "web")
+        line = json.loads(events.stdout.readline())
+    finally:
+        events.kill()
+        events.communicate(timeout=10)
+    assert line["service"] == "web" and line["type"] == "container"
+    assert line["attributes"]["name"] == "app-web-1" and line["action"] in ("kill", "stop", "die", "restart")
 
 
 def test_watch_syncs_an_edited_file_within_a_second(project: Project) -> None:
