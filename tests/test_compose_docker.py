@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,43 @@ def test_unhealthy_dependency_stops_up(dockerd: DockerEngine, app: Path) -> None
     assert failed.returncode == 1
     assert "dependency failed to start: container classic-db-1 is unhealthy" in failed.stderr
     assert inspect(dockerd, "classic-web-1")["State"]["Status"] == "created"
+
+
+def test_watch_rebuild_and_sync_restart_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
+    (app / "compose.yaml").write_text("""
+services:
+  web:
+    build: ./web
+    stop_signal: SIGKILL
+    develop:
+      watch:
+        - {action: rebuild, path: ./web/index.html}
+        - {action: sync+restart, path: ./conf, target: /conf}
+""")
+    (app / "conf").mkdir()
+    (app / "conf" / "app.conf").write_text("one\\n")
+    compose(dockerd, app, "up", "-d")
+    first = inspect(dockerd, "classic-web-1")
+    watcher = subprocess.Popen([DOCKYARD, "-H", f"unix://{dockerd.sock}", "compose", "watch", "--no-up"], cwd=app,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        (app / "conf" / "app.conf").write_text("two\\n")
+        wait_for(lambda: compose(dockerd, app, "exec", "-T", "web", "cat", "/conf/app.conf", check=False).stdout
+                 == "two\\n")
+        wait_for(lambda: inspect(dockerd, "classic-web-1")["State"]["StartedAt"] != first["State"]["StartedAt"])
+        (app / "web" / "index.html").write_text("rebuilt\\n")
+        wait_for(lambda: compose(dockerd, app, "exec", "-T", "web", "cat", "/www/index.html", check=False).stdout
+                 == "rebuilt\\n", 30)
+        assert inspect(dockerd, "classic-web-1")["Id"] != first["Id"]
+    finally:
+        os.kill(watcher.pid, signal.SIGINT)
+        _, err = watcher.communicate(timeout=30)
+    assert "Rebuilding service 'web'" in err and "Syncing service 'web' after 1 changes" in err
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
