@@ -204,8 +204,8 @@ def cmd_logs(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
-def _legacy(ctx: Context) -> SimpleNamespace:
-    """What dockyard.cli's stream helpers expect of their Cli: a client and a command name."""
+def _legacy(ctx: Context) -> Any:
+    """The dockyard.cli context that its stream helpers take: a client and a command name."""
     from dockyard.cli.runner import Cli
     return Cli(ctx.host, "compose")
 

@@ -29,7 +29,8 @@ def to_mapping(value: Any, sep: str = "=") -> dict[str, Any]:
     return out
 
 
-def _hosts(value: Any) -> dict[str, Any]:
+def hosts_mapping(value: Any) -> dict[str, Any]:
+    """extra_hosts as a mapping: "host:ip" / "host=ip" entries or a mapping."""
     if isinstance(value, dict):
         return dict(value)
     out: dict[str, Any] = {}
@@ -70,7 +71,7 @@ def merge_values(key: str, base: Any, over: Any, path: tuple[str, ...] = ()) -> 
     if key in _REPLACE or (key == "test" and path[-1:] == ("healthcheck",)):
         return over
     if key in _KEYED:
-        conv = _hosts if key == "extra_hosts" else to_mapping
+        conv = hosts_mapping if key == "extra_hosts" else to_mapping
         return {**conv(base), **conv(over)}
     if key in ("depends_on", "networks") and (isinstance(base, list) or isinstance(over, list)):
         b = {n: None for n in base} if isinstance(base, list) else base

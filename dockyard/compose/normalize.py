@@ -11,7 +11,7 @@ from typing import Any
 
 from dockyard.compose import units
 from dockyard.compose.errors import ComposeError
-from dockyard.compose.merge import to_mapping
+from dockyard.compose.merge import hosts_mapping, to_mapping
 
 _TRUE = {"true", "yes", "y", "on", "1"}
 _FALSE = {"false", "no", "n", "off", "0", ""}
@@ -40,12 +40,13 @@ def _cast(data: Any, path: tuple[str, ...] = ()) -> Any:
     """Interpolated strings back to booleans and integers where the spec wants them."""
     if isinstance(data, dict):
         out = {}
+        free = path[-1:] in (("environment",), ("labels",), ("args",), ("sysctls",), ("driver_opts",))
         for k, v in data.items():
             key = ".".join((*path, str(k)))
             boolean = k in _BOOL_KEYS or (k == "restart" and path[-2:-1] == ("depends_on",))
-            if boolean and isinstance(v, str) and path[-1:] != ("environment",) and path[-1:] != ("labels",):
+            if boolean and isinstance(v, str) and not free:
                 v = as_bool(v, key)
-            elif k in _INT_KEYS and isinstance(v, str):
+            elif k in _INT_KEYS and isinstance(v, str) and not free:
                 v = as_int(v, key)
             out[k] = _cast(v, (*path, str(k)))
         return out
@@ -251,8 +252,7 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
         if isinstance(s.get(k), str):
             s[k] = [s[k]]
     if "extra_hosts" in s:
-        from dockyard.compose.merge import _hosts
-        s["extra_hosts"] = _hosts(s["extra_hosts"])
+        s["extra_hosts"] = hosts_mapping(s["extra_hosts"])
     if isinstance(s.get("networks"), list):
         s["networks"] = {n: None for n in s["networks"]}
     if "networks" not in s and "network_mode" not in s:

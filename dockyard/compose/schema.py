@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from typing import Any
 
 from dockyard.compose.errors import ComposeError
@@ -34,7 +35,6 @@ def _describe(error: Any) -> tuple[list[Any], str]:
     if error.validator == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
         patterns = error.schema.get("patternProperties", {})
-        import re
         extra = [k for k in error.instance if k not in allowed
                  and not any(re.search(p, k) for p in patterns)]
         where = _key(path) or "(root)"
