@@ -66,9 +66,9 @@ def normalize_name(name: str) -> str:
     return re.sub(r"^[_-]+", "", re.sub(r"[^a-z0-9_-]", "", name.lower()))
 
 
-def _check_name(name: str, origin: str) -> str:
+def _check_name(name: str) -> str:
     if not _NAME_OK.fullmatch(name):
-        raise ComposeError(f"invalid project name {name!r}{origin}: must consist only of lowercase alphanumeric "
+        raise ComposeError(f"invalid project name {name!r}: must consist only of lowercase alphanumeric "
                            "characters, hyphens, and underscores as well as start with a letter or number")
     return name
 
@@ -100,14 +100,14 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
     if directory != workdir:
         env = _environment(opts, directory)
     doc: dict[str, Any] = {}
+    given = opts.project_name or env.get("COMPOSE_PROJECT_NAME")
+    file_env = {**env, "COMPOSE_PROJECT_NAME": given or normalize_name(os.path.basename(directory))}
     for f in files:
-        doc = merge.merge_documents(doc, _load_file(f, env, directory, set()))
-    if opts.project_name:
-        name = _check_name(opts.project_name, "")
-    elif env.get("COMPOSE_PROJECT_NAME"):
-        name = _check_name(env["COMPOSE_PROJECT_NAME"], "")
+        doc = merge.merge_documents(doc, _load_file(f, file_env, directory, set()))
+    if given:
+        name = _check_name(given)
     elif doc.get("name"):
-        name = _check_name(str(doc["name"]), "")
+        name = _check_name(str(doc["name"]))
     else:
         name = normalize_name(os.path.basename(directory))
     doc["name"] = name
