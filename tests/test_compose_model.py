@@ -384,3 +384,27 @@ networks: {back: {}}
     assert convert.config_hash(same) == labels["com.docker.compose.config-hash"]
     assert convert.config_hash({**same, "scale": 3}) == labels["com.docker.compose.config-hash"]
     assert convert.config_hash({**same, "user": "1"}) != labels["com.docker.compose.config-hash"]
+
+
+def test_a_realistic_three_tier_file() -> None:
+    directory = DATA / "valid" / "webapp"
+    project = load(directory)
+    assert project.name == "webapp" and sorted(project.services) == ["backend", "db", "proxy"]
+    backend, db, proxy = (project.services[n] for n in ("backend", "db", "proxy"))
+    assert proxy["ports"][0]["published"] == "8080" and proxy["ports"][1]["mode"] == "host"
+    assert proxy["volumes"][0]["source"] == str(directory / "nginx.conf")
+    assert proxy["logging"]["options"] == {"max-size": "10m", "max-file": "3"}
+    assert backend["environment"] == {"LOG_LEVEL": "info", "DEBUG": "false",
+                                      "DATABASE_URL": "postgres://postgres:example@db:5432/app"}
+    assert backend["depends_on"]["db"] == {"condition": "service_healthy", "restart": True, "required": True}
+    assert backend["build"]["dockerfile"] == "Dockerfile.prod" and backend["deploy"]["replicas"] == 2
+    assert db["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready -U postgres"]
+    assert db["stop_grace_period"] == "1m30s" and db["sysctls"] == {"net.core.somaxconn": 1024}
+    assert project.model["networks"]["private"]["internal"] is True
+    assert project.model["volumes"]["db-data"]["name"] == "webapp_db-data"
+    assert "frontend" in project.disabled
+    with pytest.raises(ComposeError, match="required variable POSTGRES_PASSWORD is missing a value: set the password"):
+        load(directory, env_files=[str(directory / ".env.backend")])
+    proc = compose(directory, "--profile", "ui", "config")
+    assert proc.returncode == 0, proc.stderr
+    assert "  frontend:\n    profiles:\n      - ui\n    build:\n      context: " in proc.stdout

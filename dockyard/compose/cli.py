@@ -185,7 +185,7 @@ def main(argv: list[str], host: str) -> int:
         return 0
     name, args = rest[0], rest[1:]
     if name not in FLAGS:
-        sys.stderr.write(f"unknown docker command: \"compose {name}\"\n")
+        sys.stderr.write(f"unknown dockyard command: \"compose {name}\"\n")
         return 1
     usage, short, flags = FLAGS[name]
     command = Command(usage, short, flags, lambda *a: 0, interspersed=name not in NO_INTERSPERSE)
