@@ -184,6 +184,27 @@ def test_service_settings_reach_the_container(project: Project) -> None:
     assert info["Config"]["Labels"]["com.example.x"] == "1"
 
 
+def test_ps_logs_down_by_project_name_without_a_file(project: Project, tmp_path: Path) -> None:
+    project.write(TWO)
+    project("up", "-d")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def by_name(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([DOCKYARD, "-H", project.d.host, "compose", "-p", "app", *args], cwd=elsewhere,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+    assert [line.split()[0] for line in by_name("ps").stdout.splitlines()[1:]] == ["app-db-1", "app-web-1"]
+    deadline = time.monotonic() + 10
+    while "web-1  | web says" not in by_name("logs", "--no-color").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    down = by_name("down", "-v", "-t", "1")
+    assert "app-web-1  Removed" in down.stderr and "Volume app_data  Removed" in down.stderr
+    assert project.names() == []
+
+
 def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) -> None:
     project.write(TWO)
     project("up", "-d")

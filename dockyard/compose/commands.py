@@ -28,11 +28,19 @@ class Context:
         return loader.Options(files=g.file, project_name=g.project_name, project_directory=g.project_directory,
                               env_files=g.env_file, profiles=g.profile)
 
-    def project(self, services: list[str] | None = None) -> loader.Project:
-        return loader.load(self.options(), services)
+    def project(self, services: list[str] | None = None, fileless: bool = False) -> loader.Project:
+        """The loaded project; with fileless (`down -p NAME` elsewhere), an empty one when no
+        compose file is found but a project name is given."""
+        try:
+            return loader.load(self.options(), services)
+        except ComposeError as exc:
+            name = self.gopts.project_name or os.environ.get("COMPOSE_PROJECT_NAME")
+            if not (fileless and name and not self.gopts.file and str(exc).startswith("no configuration file")):
+                raise
+            return loader.Project(name, os.getcwd(), [], {"name": name, "services": {}}, {})
 
-    def engine(self, services: list[str] | None = None, quiet: bool = False) -> Engine:
-        return Engine(Client(self.host), self.project(services), Progress(quiet=quiet))
+    def engine(self, services: list[str] | None = None, quiet: bool = False, fileless: bool = False) -> Engine:
+        return Engine(Client(self.host), self.project(services, fileless), Progress(quiet=quiet))
 
     def colour(self, no_color: bool) -> bool:
         if no_color or self.gopts.ansi == "never" or os.environ.get("NO_COLOR"):
@@ -143,7 +151,8 @@ def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[s
 
 
 def cmd_down(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
-    ctx.engine().down(opts.volumes, opts.rmi, opts.remove_orphans, opts.timeout)
+    eng = ctx.engine(fileless=True)
+    eng.down(opts.volumes, opts.rmi, opts.remove_orphans or not eng.project.files, opts.timeout)
     return 0
 
 
@@ -164,8 +173,8 @@ def _ps_row(c: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_ps(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     from dockyard.cli import format as fmt
-    eng = ctx.engine()
-    names = eng.service_names(args or None)
+    eng = ctx.engine(fileless=True)
+    names = eng.service_names(args or None) if eng.project.files else None
     status = set(opts.status) | {f.split("=", 1)[1] for f in opts.filter if f.startswith("status=")}
     containers = [c for c in eng.containers(names, all=opts.all or bool(status), oneoff=None)
                   if not status or c.get("State") in status]
@@ -194,8 +203,8 @@ def cmd_ps(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 def cmd_logs(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     from dockyard.compose import logs
-    eng = ctx.engine()
-    containers = eng.containers(eng.service_names(args or None), oneoff=None)
+    eng = ctx.engine(fileless=True)
+    containers = eng.containers(eng.service_names(args or None) if eng.project.files else None, oneoff=None)
     if opts.index:
         containers = [c for c in containers if number(c) == opts.index]
     labels = [logs.short_name(eng.project.name, c) for c in containers]

@@ -390,13 +390,27 @@ class Engine:
                                "or renamed this service in your compose file, you can run this command with the "
                                "--remove-orphans flag to clean it up.")
         else:
-            for conf in (self.project.model.get("networks") or {}).values():
+            for conf in self._resources("networks"):
                 resources.remove_network(self.client, conf, self.progress)
         if remove_volumes:
-            for conf in (self.project.model.get("volumes") or {}).values():
+            for conf in self._resources("volumes"):
                 resources.remove_volume(self.client, conf, self.progress)
         if rmi:
             self._remove_images(rmi)
+
+    def _resources(self, kind: str) -> list[dict[str, Any]]:
+        """The model's networks or volumes, plus those the daemon holds with the project's label
+        (resources of services since removed from the file, or `down -p NAME` without a file)."""
+        confs = list((self.project.model.get(kind) or {}).values())
+        known = {c["name"] for c in confs}
+        try:
+            found = self.client.call("GET", f"/{kind}", {"filters": {"label": [f"{LABEL_PROJECT}={self.project.name}"]}})
+        except APIError as exc:
+            if exc.status != 404:  # a daemon without networks
+                raise
+            found = []
+        items = found.get("Volumes") or [] if isinstance(found, dict) else found or []
+        return confs + [{"name": item["Name"]} for item in items if item["Name"] not in known]
 
     def _remove_images(self, mode: str) -> None:
         if mode not in ("all", "local"):
