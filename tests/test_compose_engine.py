@@ -222,6 +222,19 @@ def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) 
     assert "app-db-1  Recreate" in forced.stderr and "app-web-1" not in forced.stderr
 
 
+def test_recreate_keeps_anonymous_volumes_unless_renewed(project: Project) -> None:
+    text = TWO.replace("volumes: [data:/data]", "volumes: [data:/data, /anon]")
+    project.write(text)
+    project("up", "-d", "db")
+    project("exec", "-T", "db", "sh", "-c", "echo kept > /anon/f")
+    project("up", "-d", "--force-recreate", "db")
+    assert project("exec", "-T", "db", "cat", "/anon/f").stdout == "kept\n"
+    volumes = set(project.d.docker("volume", "ls", "-q").stdout.split())
+    project("up", "-d", "--force-recreate", "-V", "db")
+    assert project("exec", "-T", "db", "ls", "/anon").stdout == ""
+    assert len(set(project.d.docker("volume", "ls", "-q").stdout.split()) ^ volumes) == 2  # one gone, one new
+
+
 def test_dependency_restart_and_wait(project: Project) -> None:
     text = TWO.replace("depends_on: [db]", "depends_on: {db: {condition: service_started, restart: true}}")
     project.write(text)

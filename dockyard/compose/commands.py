@@ -95,6 +95,7 @@ def _scale(values: list[str]) -> dict[str, int]:
 
 def cmd_up(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     eng = ctx.engine(args)
+    eng.renew_anonymous = opts.renew_anon_volumes
     services = eng.up(args or None, build=opts.build, force_recreate=opts.force_recreate,
                       no_recreate=opts.no_recreate, no_deps=opts.no_deps, remove_orphans=opts.remove_orphans,
                       scale=_scale(opts.scale), start=not opts.no_start, timeout=opts.timeout,

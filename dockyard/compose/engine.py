@@ -41,6 +41,7 @@ class Engine:
         self.project = project
         self.progress = progress or Progress()
         self.recreated: set[str] = set()  # services whose containers `up` recreated
+        self.renew_anonymous = False  # up -V: recreated containers get new anonymous volumes
 
     # listing
     def containers(self, services: Iterable[str] | None = None, all: bool = True,
@@ -196,11 +197,17 @@ class Engine:
     def _display(self, service: str, n: int) -> str:
         return convert.container_name(self.project.name, service, self.project.services[service], n)
 
-    def _create(self, service: str, n: int, image_id: str) -> str:
+    def _create(self, service: str, n: int, image_id: str, kept: list[dict[str, Any]] | None = None) -> str:
+        """Create container n of the service; kept: anonymous volumes of the container it replaces."""
         svc = self.project.services[service]
         cname = self._display(service, n)
         self.progress.event("Container", cname, "Creating")
         body = convert.create_body(self.project, service, svc, n, image_id)
+        if kept:
+            hc = body["HostConfig"]
+            hc["Mounts"] = [*(hc.get("Mounts") or []), *kept]
+            for m in kept:
+                (body.get("Volumes") or {}).pop(m["Target"], None)
         try:
             cid = self.client.create_container(body, cname)["Id"]
         except APIError as exc:
@@ -221,10 +228,19 @@ class Engine:
         cname = name_of(old)
         self.recreated.add(service)
         self.progress.event("Container", cname, "Recreate")
+        kept = [] if self.renew_anonymous else self._anonymous_volumes(old["Id"])
         self._stop_id(old["Id"], timeout)
-        self.client.remove_container(old["Id"], force=True, volumes=False)
-        self._create(service, n, image_id)
+        self.client.remove_container(old["Id"], force=True, volumes=self.renew_anonymous)
+        self._create(service, n, image_id, kept)
         self.progress.event("Container", cname, "Recreated")
+
+    def _anonymous_volumes(self, cid: str) -> list[dict[str, Any]]:
+        """The container's anonymous volumes as Mounts entries, so that its replacement keeps
+        their data (as Docker Compose does, unless -V)."""
+        named = {v["name"] for v in (self.project.model.get("volumes") or {}).values()}
+        mounts = self.client.inspect_container(cid).get("Mounts") or []
+        return [{"Type": "volume", "Source": m["Name"], "Target": m["Destination"], "ReadOnly": not m.get("RW", True)}
+                for m in mounts if m.get("Type") == "volume" and m.get("Name") and m["Name"] not in named]
 
     def _start(self, cname: str) -> None:
         state = self.client.inspect_container(cname)["State"]
