@@ -408,3 +408,11 @@ def test_a_realistic_three_tier_file() -> None:
     proc = compose(directory, "--profile", "ui", "config")
     assert proc.returncode == 0, proc.stderr
     assert "  frontend:\n    profiles:\n      - ui\n    build:\n      context: " in proc.stdout
+
+
+def test_config_no_interpolate(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: 'busybox:${TAG:-1}', command: echo $$HOME}\n")
+    proc = compose(tmp_path, "config", "--no-interpolate", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    web = json.loads(proc.stdout)["services"]["web"]
+    assert web["image"] == "busybox:${TAG:-1}" and web["command"] == ["echo", "$$HOME"]

@@ -28,6 +28,12 @@ class Context:
         return loader.Options(files=g.file, project_name=g.project_name, project_directory=g.project_directory,
                               env_files=g.env_file, profiles=g.profile)
 
+    def raw(self) -> loader.Options:
+        """Options for `config --no-interpolate`."""
+        opts = self.options()
+        opts.interpolate = False
+        return opts
+
     def project(self, services: list[str] | None = None, fileless: bool = False) -> loader.Project:
         """The loaded project; with fileless (`down -p NAME` elsewhere), an empty one when no
         compose file is found but a project name is given."""
@@ -49,7 +55,7 @@ class Context:
 
 
 def cmd_config(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
-    project = ctx.project(args)
+    project = loader.load(ctx.raw(), args) if opts.no_interpolate else ctx.project(args)
     model = project.model
     if args:
         model = {**model, "services": {n: s for n, s in model["services"].items() if n in args}}
@@ -99,7 +105,7 @@ def cmd_up(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     services = eng.up(args or None, build=opts.build, force_recreate=opts.force_recreate,
                       no_recreate=opts.no_recreate, no_deps=opts.no_deps, remove_orphans=opts.remove_orphans,
                       scale=_scale(opts.scale), start=not opts.no_start, timeout=opts.timeout,
-                      pull=opts.pull)
+                      pull=opts.pull, no_build=opts.no_build)
     if opts.wait:
         eng.wait_running(services, opts.wait_timeout)
         return 0

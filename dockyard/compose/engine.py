@@ -105,14 +105,14 @@ class Engine:
         for key in sorted(vols):
             resources.ensure_volume(self.client, self.project.name, key, model["volumes"][key], self.progress)
 
-    def ensure_image(self, name: str, build: bool = False, policy: str | None = None) -> str:
-        """The service's image ID: built when asked or missing (with a build section), else pulled if
-        missing."""
+    def ensure_image(self, name: str, build: bool = False, policy: str | None = None, no_build: bool = False) -> str:
+        """The service's image ID: built when asked or missing (with a build section, unless
+        no_build), else pulled if missing or the pull policy says always."""
         svc = self.project.services[name]
         ref = convert.image_name(self.project.name, name, svc)
         policy = policy or svc.get("pull_policy") or "missing"
         found = images.image_id(self.client, ref)
-        if "build" in svc and (build or policy == "build" or found is None):
+        if "build" in svc and not no_build and (build or policy == "build" or found is None):
             return images.build(self.client, name, ref, svc["build"], self.progress)
         if found is None or policy == "always":
             if policy == "never" and found is None:
@@ -125,13 +125,13 @@ class Engine:
     def up(self, names: list[str] | None = None, *, build: bool = False, force_recreate: bool = False,
            no_recreate: bool = False, no_deps: bool = False, remove_orphans: bool = False,
            scale: dict[str, int] | None = None, start: bool = True, timeout: int | None = None,
-           pull: str | None = None) -> list[str]:
+           pull: str | None = None, no_build: bool = False) -> list[str]:
         """Converge the services (and their dependencies unless no_deps); the services touched."""
         targets = self.service_names(names)
         services = targets if no_deps else self.with_dependencies(targets)
         self._orphans(remove_orphans)
         self.prepare(services)
-        image_ids = {n: self.ensure_image(n, build, pull) for n in services}
+        image_ids = {n: self.ensure_image(n, build, pull, no_build) for n in services}
         futures: dict[str, Future[None]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
             for n in services:

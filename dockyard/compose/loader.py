@@ -29,6 +29,7 @@ class Options:
     env_files: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    interpolate: bool = True
 
 
 @dataclass
@@ -103,7 +104,7 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
     given = opts.project_name or env.get("COMPOSE_PROJECT_NAME")
     file_env = {**env, "COMPOSE_PROJECT_NAME": given or normalize_name(os.path.basename(directory))}
     for f in files:
-        doc = merge.merge_documents(doc, _load_file(f, file_env, directory, set()))
+        doc = merge.merge_documents(doc, _load_file(f, file_env if opts.interpolate else None, directory, set()))
     if given:
         name = _check_name(given)
     elif doc.get("name"):
@@ -123,14 +124,14 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
     return Project(name, directory, files, doc, env, disabled)
 
 
-def _load_file(filename: str, env: dict[str, str], base_dir: str, seen: set[str]) -> dict[str, Any]:
-    """One file: parsed, includes merged in, interpolated, validated, extends applied, paths
-    resolved against base_dir."""
+def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: set[str]) -> dict[str, Any]:
+    """One file: parsed, includes merged in, interpolated (unless env is None), validated,
+    extends applied, paths resolved against base_dir."""
     if filename == "-":
         source = yamlsrc.parse("-", sys.stdin.read())
     else:
         source = yamlsrc.read(filename)
-    data = interpolation.interpolate(source.data, dotenv.chain(env))
+    data = source.data if env is None else interpolation.interpolate(source.data, dotenv.chain(env))
     schema.validate(source, data)
     if "version" in data:
         sys.stderr.write(f"WARN[0000] {filename}: the attribute `version` is obsolete, it will be ignored, "
@@ -152,7 +153,7 @@ def _load_file(filename: str, env: dict[str, str], base_dir: str, seen: set[str]
     return data
 
 
-def _include(entry: Any, env: dict[str, str], base: str, seen: set[str]) -> dict[str, Any]:
+def _include(entry: Any, env: dict[str, str] | None, base: str, seen: set[str]) -> dict[str, Any]:
     if isinstance(entry, str):
         entry = {"path": entry}
     paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
@@ -160,11 +161,13 @@ def _include(entry: Any, env: dict[str, str], base: str, seen: set[str]) -> dict
     directory = os.path.normpath(os.path.join(base, entry.get("project_directory") or os.path.dirname(paths[0])))
     env_files = entry.get("env_file")
     env_files = [env_files] if isinstance(env_files, str) else env_files or [os.path.join(directory, ".env")]
-    sub_env: dict[str, str] = {}
-    for f in env_files:
-        sub_env.update(dotenv.read(os.path.join(base, f), dotenv.chain(env, sub_env),
-                                   required=entry.get("env_file") is not None))
-    sub_env.update(env)
+    sub_env: dict[str, str] | None = None
+    if env is not None:
+        sub_env = {}
+        for f in env_files:
+            sub_env.update(dotenv.read(os.path.join(base, f), dotenv.chain(env, sub_env),
+                                       required=entry.get("env_file") is not None))
+        sub_env.update(env)
     doc: dict[str, Any] = {}
     for p in paths:
         if p in seen:
@@ -173,7 +176,7 @@ def _include(entry: Any, env: dict[str, str], base: str, seen: set[str]) -> dict
     return doc
 
 
-def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, str], base_dir: str,
+def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, str] | None, base_dir: str,
             source: yamlsrc.Source, chain: list[tuple[str, str]]) -> dict[str, Any]:
     svc = services[name] or {}
     ext = svc.get("extends")
@@ -186,7 +189,7 @@ def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, s
     if ext.get("file"):
         other = ext["file"]
         src = yamlsrc.read(other)
-        data = interpolation.interpolate(src.data, dotenv.chain(env))
+        data = src.data if env is None else interpolation.interpolate(src.data, dotenv.chain(env))
         schema.validate(src, data)
         normalize.resolve_paths(data, os.path.dirname(other))
         pool, where, where_src, where_dir = data.get("services") or {}, other, src, os.path.dirname(other)
