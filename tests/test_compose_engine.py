@@ -380,6 +380,31 @@ def test_networks_and_builds_need_daemon_support(project: Project) -> None:
         assert "has no builder" in build.stderr
 
 
+def test_logs_follow_until_the_containers_stop(project: Project) -> None:
+    project.write("""
+services:
+  ticker:
+    image: busybox
+    network_mode: none
+    init: true
+    command: sh -c 'i=0; while true; do i=$$((i+1)); echo tick $$i; sleep 0.2; done'
+""")
+    project("up", "-d")
+    follower = subprocess.Popen([DOCKYARD, "-H", project.d.host, "compose", "logs", "-f", "--no-color"],
+                                cwd=project.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "ticker-1  | tick 1\n"
+        assert follower.stdout.readline() == "ticker-1  | tick 2\n"
+        project("stop", "-t", "1")
+        follower.wait(timeout=15)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        follower.communicate(timeout=10)
+    assert follower.returncode == 0
+
+
 def test_events_of_the_project(project: Project) -> None:
     project.write(TWO)
     project("up", "-d")
