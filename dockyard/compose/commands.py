@@ -197,7 +197,7 @@ def cmd_ps(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         sys.stdout.write("".join(json.dumps(r) + "\n" for r in rows))
         return 0
     if opts.format and opts.format != "table":
-        sys.stdout.write("".join(fmt.render(opts.format.removeprefix("table "), r) + "\n" for r in rows))
+        fmt.print_objects(rows, opts.format, "", {"RunningFor": "CREATED", "Ports": "PORTS"}, sys.stdout.write)
         return 0
     table = [["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]]
     for r in rows:
