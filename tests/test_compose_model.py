@@ -416,3 +416,30 @@ def test_config_no_interpolate(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     web = json.loads(proc.stdout)["services"]["web"]
     assert web["image"] == "busybox:${TAG:-1}" and web["command"] == ["echo", "$$HOME"]
+
+
+def test_reset_and_override_tags(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", """
+services:
+  web:
+    image: busybox
+    ports: ["80:80"]
+    environment: {A: "1", B: "2"}
+    volumes: ["./a:/a"]
+    command: [echo, base]
+  debug: {image: busybox}
+""")
+    write(tmp_path, "override.yaml", """
+services:
+  web:
+    ports: !reset []
+    environment: !override {C: "3"}
+    volumes: !override ["./b:/b"]
+    command: !reset null
+  debug: !reset
+""")
+    project = load(tmp_path, "compose.yaml", "override.yaml")
+    web = project.services["web"]
+    assert "ports" not in web and "command" not in web and list(project.services) == ["web"]
+    assert web["environment"] == {"C": "3"}
+    assert [(v["source"], v["target"]) for v in web["volumes"]] == [(str(tmp_path / "b"), "/b")]

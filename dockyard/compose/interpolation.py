@@ -85,6 +85,9 @@ def _braced(text: str, i: int, lookup: Lookup) -> tuple[str, int]:
 
 def interpolate(data: Any, lookup: Lookup, path: tuple[Any, ...] = ()) -> Any:
     """Interpolate every string value (not keys) of a parsed document."""
+    from dockyard.compose.merge import Override
+    if isinstance(data, Override):
+        return Override(interpolate(data.value, lookup, path))
     if isinstance(data, dict):
         return {k: interpolate(v, lookup, (*path, k)) for k, v in data.items()}
     if isinstance(data, list):

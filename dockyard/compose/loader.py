@@ -111,6 +111,7 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
         name = _check_name(str(doc["name"]))
     else:
         name = normalize_name(os.path.basename(directory))
+    doc = merge.strip_tags(doc)
     doc["name"] = name
     env.setdefault("COMPOSE_PROJECT_NAME", name)
     doc.pop("version", None)
@@ -132,7 +133,7 @@ def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: s
     else:
         source = yamlsrc.read(filename)
     data = source.data if env is None else interpolation.interpolate(source.data, dotenv.chain(env))
-    schema.validate(source, data)
+    schema.validate(source, merge.strip_tags(data))
     if "version" in data:
         sys.stderr.write(f"WARN[0000] {filename}: the attribute `version` is obsolete, it will be ignored, "
                          "please remove it to avoid potential confusion\n")
@@ -179,6 +180,8 @@ def _include(entry: Any, env: dict[str, str] | None, base: str, seen: set[str]) 
 def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, str] | None, base_dir: str,
             source: yamlsrc.Source, chain: list[tuple[str, str]]) -> dict[str, Any]:
     svc = services[name] or {}
+    if not isinstance(svc, dict):  # a service `!reset` in an override file
+        return svc
     ext = svc.get("extends")
     if ext is None:
         return svc
@@ -190,7 +193,7 @@ def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, s
         other = ext["file"]
         src = yamlsrc.read(other)
         data = src.data if env is None else interpolation.interpolate(src.data, dotenv.chain(env))
-        schema.validate(src, data)
+        schema.validate(src, merge.strip_tags(data))
         normalize.resolve_paths(data, os.path.dirname(other))
         pool, where, where_src, where_dir = data.get("services") or {}, other, src, os.path.dirname(other)
     else:

@@ -6,6 +6,27 @@ from __future__ import annotations
 
 from typing import Any
 
+
+class Override:
+    """A value tagged `!override` in an override file: it replaces the base's value unmerged."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+RESET = object()  # a value tagged `!reset`: the key is removed from the merged result
+
+
+def strip_tags(data: Any) -> Any:
+    """The data with !reset keys dropped and !override values unwrapped."""
+    if isinstance(data, Override):
+        return strip_tags(data.value)
+    if isinstance(data, dict):
+        return {k: strip_tags(v) for k, v in data.items() if v is not RESET}
+    if isinstance(data, list):
+        return [strip_tags(v) for v in data if v is not RESET]
+    return data
+
 # service keys whose list value replaces the base's one
 _REPLACE = {"command", "entrypoint"}
 # keys given as a list of "K=V" or a mapping: merged by name
@@ -92,7 +113,11 @@ def merge_mappings(base: dict[str, Any], over: dict[str, Any], path: tuple[str, 
     """Deep merge of two mappings (the override wins)."""
     out = dict(base)
     for key, value in over.items():
-        if key in out and out[key] is not None and value is not None:
+        if value is RESET:
+            out.pop(key, None)
+        elif isinstance(value, Override):
+            out[key] = value.value
+        elif key in out and out[key] is not None and value is not None:
             out[key] = merge_values(key, out[key], value, path)
         else:
             out[key] = value
@@ -106,7 +131,9 @@ def merge_documents(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any
         if key == "services" and isinstance(out.get("services"), dict) and isinstance(value, dict):
             services = dict(out["services"])
             for name, svc in value.items():
-                if name in services and isinstance(services[name], dict) and isinstance(svc, dict):
+                if svc is RESET:
+                    services.pop(name, None)
+                elif name in services and isinstance(services[name], dict) and isinstance(svc, dict):
                     services[name] = merge_mappings(services[name], svc, ("services", name))
                 else:
                     services[name] = svc

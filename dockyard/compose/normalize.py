@@ -11,7 +11,7 @@ from typing import Any
 
 from dockyard.compose import units
 from dockyard.compose.errors import ComposeError
-from dockyard.compose.merge import hosts_mapping, to_mapping
+from dockyard.compose.merge import Override, hosts_mapping, to_mapping
 
 _TRUE = {"true", "yes", "y", "on", "1"}
 _FALSE = {"false", "no", "n", "off", "0", ""}
@@ -159,25 +159,38 @@ def volume(entry: Any, key: str) -> dict[str, Any]:
     return item
 
 
+def _get(svc: dict[str, Any], key: str) -> Any:
+    value = svc.get(key)
+    return value.value if isinstance(value, Override) else value
+
+
+def _set(svc: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(svc.get(key), Override):
+        svc[key].value = value
+    else:
+        svc[key] = value
+
+
 def resolve_paths(doc: dict[str, Any], base: str) -> dict[str, Any]:
     """Make the relative host paths of one file's document absolute against base (its directory,
-    or the project directory for -f files)."""
+    or the project directory for -f files); values tagged !override are resolved inside."""
     for svc in (doc.get("services") or {}).values():
         if not isinstance(svc, dict):
             continue
-        build = svc.get("build")
+        build = _get(svc, "build")
         if isinstance(build, str):
-            svc["build"] = build = {"context": build}
+            build = {"context": build}
+            _set(svc, "build", build)
         if isinstance(build, dict):
             ctx = build.get("context", ".")
             if "://" not in ctx and not ctx.startswith("git@"):
                 build["context"] = _abs(ctx, base)
-        env_files = svc.get("env_file")
+        env_files = _get(svc, "env_file")
         if env_files is not None:
             env_files = env_files if isinstance(env_files, list) else [env_files]
-            svc["env_file"] = [{"path": _abs(e, base), "required": True} if isinstance(e, str)
-                               else {**e, "path": _abs(e["path"], base)} for e in env_files]
-        vols = svc.get("volumes")
+            _set(svc, "env_file", [{"path": _abs(e, base), "required": True} if isinstance(e, str)
+                                   else {**e, "path": _abs(e["path"], base)} for e in env_files])
+        vols = _get(svc, "volumes")
         if isinstance(vols, list):
             new = []
             for v in vols:
@@ -188,11 +201,11 @@ def resolve_paths(doc: dict[str, Any], base: str) -> dict[str, Any]:
                 elif isinstance(v, dict) and v.get("type") == "bind" and v.get("source"):
                     v = {**v, "source": _abs(v["source"], base)}
                 new.append(v)
-            svc["volumes"] = new
-        ext = svc.get("extends")
+            _set(svc, "volumes", new)
+        ext = _get(svc, "extends")
         if isinstance(ext, dict) and ext.get("file"):
             ext["file"] = _abs(ext["file"], base)
-        develop = svc.get("develop")
+        develop = _get(svc, "develop")
         if isinstance(develop, dict):
             for rule in develop.get("watch") or []:
                 if isinstance(rule, dict) and "path" in rule:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.compose.errors import ComposeError
+from dockyard.compose.merge import RESET, Override
 
 Path = tuple[Any, ...]
 
@@ -29,7 +30,19 @@ class Source:
 
 
 def _plain(node: Any, path: Path, lines: dict[Path, int]) -> Any:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    """ruamel's node → plain data; compose's `!reset` / `!override` tags → merge markers."""
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if tag == "!reset":
+        return RESET
+    if tag == "!override":
+        return Override(_untagged(node, path, lines))
+    return _untagged(node, path, lines)
+
+
+def _untagged(node: Any, path: Path, lines: dict[Path, int]) -> Any:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+    if isinstance(node, TaggedScalar):
+        return node.value
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():  # merge keys (<<) are already folded in
