@@ -42,6 +42,7 @@ class Engine:
         self.progress = progress or Progress()
         self.recreated: set[str] = set()  # services whose containers `up` recreated
         self.renew_anonymous = False  # up -V: recreated containers get new anonymous volumes
+        self.existing: dict[str, list[dict[str, Any]]] = {}  # `up`: the services' containers found at its start
 
     # listing
     def containers(self, services: Iterable[str] | None = None, all: bool = True,
@@ -129,9 +130,13 @@ class Engine:
         """Converge the services (and their dependencies unless no_deps); the services touched."""
         targets = self.service_names(names)
         services = targets if no_deps else self.with_dependencies(targets)
-        self._orphans(remove_orphans)
+        found = self.containers()
+        self._orphans(found, remove_orphans)
         self.prepare(services)
         image_ids = {n: self.ensure_image(n, build, pull, no_build) for n in services}
+        self.existing = {}
+        for c in found:
+            self.existing.setdefault(c["Labels"].get(LABEL_SERVICE, ""), []).append(c)
         futures: dict[str, Future[None]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
             for n in services:
@@ -157,25 +162,25 @@ class Engine:
                 self.wait_condition(dep, cond)
             restart = name not in self.recreated and any(
                 cond.get("restart") and dep in self.recreated for dep, cond in deps.items())
-            for c in containers:
-                if restart:  # depends_on.restart: a recreated dependency restarts its dependents
+            for c, running in containers:
+                if restart and running:  # depends_on.restart: a recreated dependency restarts its dependents
                     self.progress.event("Container", c, "Restarting")
                     self.client.container_action(c, "restart", {"t": timeout})
                     self.progress.event("Container", c, "Started")
-                else:
+                elif not running:
                     self._start(c)
 
     def _converge(self, name: str, image_id: str, scale: int | None, force: bool, no_recreate: bool,
-                  timeout: int | None) -> list[str]:
-        """Create/recreate/remove the service's containers; the names to start."""
+                  timeout: int | None) -> list[tuple[str, bool]]:
+        """Create/recreate/remove the service's containers; (name, running) of each to keep."""
         svc = self.project.services[name]
         want = convert.replicas(svc) if scale is None else scale
         if want > 1 and svc.get("container_name"):
             raise ComposeError(f'service "{name}" can\'t be scaled when a container_name is set')
         digest = convert.config_hash(svc)
-        result: list[str] = []
+        result: list[tuple[str, bool]] = []
         have: set[int] = set()
-        for c in self.containers([name]):
+        for c in self.existing.get(name, []):
             n = number(c)
             labels = c.get("Labels") or {}
             if n > want or n in have:
@@ -183,15 +188,17 @@ class Engine:
                 continue
             have.add(n)
             stale = labels.get(LABEL_HASH) != digest or (image_id and labels.get(LABEL_IMAGE) != image_id)
+            running = c.get("State") == "running"
             if force or (stale and not no_recreate):
                 self._recreate(name, c, n, image_id, timeout)
-            elif c.get("State") == "running":
+                running = False
+            elif running:
                 self.progress.event("Container", name_of(c), "Running")
-            result.append(self._display(name, n))
+            result.append((self._display(name, n), running))
         for n in range(1, want + 1):
             if n not in have:
                 self._create(name, n, image_id)
-                result.append(self._display(name, n))
+                result.append((self._display(name, n), False))
         return result
 
     def _display(self, service: str, n: int) -> str:
@@ -243,9 +250,6 @@ class Engine:
                 for m in mounts if m.get("Type") == "volume" and m.get("Name") and m["Name"] not in named]
 
     def _start(self, cname: str) -> None:
-        state = self.client.inspect_container(cname)["State"]
-        if state.get("Running"):
-            return
         self.progress.event("Container", cname, "Starting")
         try:
             self.client.start(cname)
@@ -253,8 +257,8 @@ class Engine:
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
         self.progress.event("Container", cname, "Started")
 
-    def _orphans(self, remove: bool) -> None:
-        orphans = [c for c in self.containers() if c["Labels"].get(LABEL_SERVICE) not in self.project.services
+    def _orphans(self, found: list[dict[str, Any]], remove: bool) -> None:
+        orphans = [c for c in found if c["Labels"].get(LABEL_SERVICE) not in self.project.services
                    and c["Labels"].get(LABEL_SERVICE) not in self.project.disabled]
         if not orphans:
             return
