@@ -248,12 +248,17 @@ def test_dependency_restart_and_wait(project: Project) -> None:
     project("stop", "-t", "1")
     assert "app-web-1  Created" not in project("up", "-d", "--no-start").stderr
     assert project.names(all=False) == []
+    project("down", "-t", "1")
+    assert "app-web-1  Created" in project("create").stderr
+    assert project.names(all=False) == [] and project.names() == ["app-db-1", "app-web-1"]
 
 
 def test_scale_and_orphans(project: Project) -> None:
     project.write(TWO)
     project("up", "-d", "--scale", "web=3")
     assert project.names(all=False) == ["app-db-1", "app-web-1", "app-web-2", "app-web-3"]
+    project("scale", "web=2")
+    assert project.names(all=False) == ["app-db-1", "app-web-1", "app-web-2"]
     project("up", "-d", "--scale", "web=1")
     assert project.names() == ["app-db-1", "app-web-1"]
     project.write(TWO.split("  web:")[0] + "volumes:\n  data: {}\n")

@@ -70,6 +70,17 @@ FLAGS: dict[str, tuple[str, str, list[Flag]]] = {
         Flag("", "timestamps", BOOL, "Show timestamps"),
         TIMEOUT, NO_COLOR, NO_PREFIX,
     ]),
+    "create": ("[OPTIONS] [SERVICE...]", "Creates containers for a service", [
+        Flag("", "build", BOOL, "Build images before starting containers"),
+        Flag("", "no-build", BOOL, "Don't build an image, even if it's policy"),
+        Flag("", "force-recreate", BOOL, "Recreate containers even if their configuration and image haven't changed"),
+        Flag("", "no-recreate", BOOL, "If containers already exist, don't recreate them"),
+        Flag("", "remove-orphans", BOOL, "Remove containers for services not defined in the Compose file"),
+        Flag("", "scale", LIST, "Scale SERVICE to NUM instances"),
+        Flag("", "pull", STR, "Pull image before running (\"always\"|\"missing\"|\"never\"|\"build\")"),
+    ]),
+    "scale": ("[SERVICE=REPLICAS...]", "Scale services", [
+        Flag("", "no-deps", BOOL, "Don't start linked services")]),
     "down": ("[OPTIONS] [SERVICES]", "Stop and remove containers, networks", [
         Flag("v", "volumes", BOOL, "Remove named volumes declared in the \"volumes\" section"),
         Flag("", "rmi", STR, "Remove images used by services. \"local\" remove only images that don't have a custom tag"),
@@ -156,7 +167,7 @@ FLAGS: dict[str, tuple[str, str, list[Flag]]] = {
         Flag("", "short", BOOL, "Shows only Compose's version number"), Flag("f", "format", STR, "Format the output")]),
 }
 NO_INTERSPERSE = {"exec", "run"}
-NEEDS_ARGS = {"exec": 2, "run": 1, "port": 2}
+NEEDS_ARGS = {"exec": 2, "run": 1, "port": 2, "scale": 1}
 
 USAGE = """
 Usage:  dockyard compose [OPTIONS] COMMAND

@@ -115,6 +115,19 @@ def cmd_up(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
                                       and s not in opts.no_attach])
 
 
+def cmd_create(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    ctx.engine(args).up(args or None, build=opts.build, force_recreate=opts.force_recreate,
+                        no_recreate=opts.no_recreate, remove_orphans=opts.remove_orphans,
+                        scale=_scale(opts.scale), start=False, pull=opts.pull, no_build=opts.no_build)
+    return 0
+
+
+def cmd_scale(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    scale = _scale(args)
+    ctx.engine(list(scale)).up(list(scale), no_deps=opts.no_deps, scale=scale)
+    return 0
+
+
 def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[str]) -> int:
     """Stream the containers' output until they all exit (or one does, with --abort-on-container-exit
     / --exit-code-from); Ctrl-C stops the project."""
