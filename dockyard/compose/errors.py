@@ -9,3 +9,12 @@ class ComposeError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class InvalidValue(ComposeError):
+    """A value the model cannot use, at a dotted key path (the loader adds file and line)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.detail = message

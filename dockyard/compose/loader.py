@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.compose import dotenv, interpolation, merge, normalize, schema, yamlsrc
-from dockyard.compose.errors import ComposeError
+from dockyard.compose.errors import ComposeError, InvalidValue
 
 FILENAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 OVERRIDES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml",
@@ -137,6 +137,7 @@ def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: s
     if "version" in data:
         sys.stderr.write(f"WARN[0000] {filename}: the attribute `version` is obsolete, it will be ignored, "
                          "please remove it to avoid potential confusion\n")
+    _check_values(source, data)
     normalize.resolve_paths(data, base_dir)
     services = data.get("services") or {}
     resolved: dict[str, Any] = {}
@@ -152,6 +153,20 @@ def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: s
                     raise ComposeError(f"{kind}.{key} conflicts with imported resource")
                 data.setdefault(kind, {})[key] = value
     return data
+
+
+def _check_values(source: yamlsrc.Source, data: dict[str, Any]) -> None:
+    """Values that pass the schema but not the model (ports, durations, sizes...), with file and line."""
+    for name, svc in (data.get("services") or {}).items():
+        if not isinstance(svc, dict):
+            continue
+        try:
+            normalize.check(name, svc)
+        except InvalidValue as exc:
+            path = tuple(int(p) if p.isdigit() else p for p in exc.key.split("."))
+            line = source.line(path)
+            where = f"line {line}: " if line else ""
+            raise ComposeError(f"{source.filename}: {where}{exc}") from None
 
 
 def _include(entry: Any, env: dict[str, str] | None, base: str, seen: set[str]) -> dict[str, Any]:

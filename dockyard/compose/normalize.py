@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dockyard.compose import units
-from dockyard.compose.errors import ComposeError
-from dockyard.compose.merge import Override, hosts_mapping, to_mapping
+from dockyard.compose.errors import InvalidValue
+from dockyard.compose.merge import Override, hosts_mapping, strip_tags, to_mapping
 
 _TRUE = {"true", "yes", "y", "on", "1"}
 _FALSE = {"false", "no", "n", "off", "0", ""}
@@ -26,14 +26,14 @@ def as_bool(value: Any, key: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
-    raise ComposeError(f"{key}: invalid boolean: {value!r}")
+    raise InvalidValue(key, f"invalid boolean: {value!r}")
 
 
 def as_int(value: Any, key: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ComposeError(f"{key}: invalid integer: {value!r}") from None
+        raise InvalidValue(key, f"invalid integer: {value!r}") from None
 
 
 def _cast(data: Any, path: tuple[str, ...] = ()) -> Any:
@@ -77,10 +77,11 @@ def _port_range(text: str) -> list[str]:
 def ports(entries: list[Any], key: str) -> list[dict[str, Any]]:
     """Short port syntax `[ip:][host:]container[/proto]` (ranges too) → long entries."""
     out: list[dict[str, Any]] = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
+        where = f"{key}.{index}"
         if isinstance(entry, dict):
             item = {"mode": entry.get("mode", "ingress"), **entry}
-            item["target"] = as_int(item["target"], key)
+            item["target"] = as_int(item["target"], f"{where}.target")
             if "published" in item:
                 item["published"] = str(item["published"])
             item.setdefault("protocol", "tcp")
@@ -100,14 +101,14 @@ def ports(entries: list[Any], key: str) -> list[dict[str, Any]]:
             targets = _port_range(target)
             hosts = _port_range(host) if host else []
         except ValueError:
-            raise ComposeError(f"{key}: invalid port {entry!r}") from None
+            raise InvalidValue(where, f"invalid port {entry!r}") from None
         if hosts and len(hosts) != len(targets) and len(hosts) != 1:
             hosts = [host] * len(targets)
         for i, t in enumerate(targets):
             item = {"mode": "ingress"}
             if ip:
                 item["host_ip"] = ip
-            item["target"] = as_int(t, key)
+            item["target"] = as_int(t, where)
             if hosts:
                 item["published"] = hosts[i] if len(hosts) == len(targets) else host
             item["protocol"] = proto or "tcp"
@@ -137,7 +138,7 @@ def volume(entry: Any, key: str) -> dict[str, Any]:
     if len(parts) == 1:
         return {"type": "volume", "target": parts[0], "volume": {}}
     if len(parts) > 3:
-        raise ComposeError(f"{key}: invalid spec: {entry}: too many colons")
+        raise InvalidValue(key, f"invalid spec: {entry}: too many colons")
     source, target = parts[0], parts[1]
     modes = parts[2].split(",") if len(parts) == 3 else []
     if is_bind_source(source):
@@ -228,11 +229,29 @@ def _healthcheck(hc: dict[str, Any], key: str) -> dict[str, Any]:
     return out
 
 
+def _sizes(s: dict[str, Any], key: str) -> None:
+    """Byte sizes must parse (they are kept as written)."""
+    resources = (s.get("deploy") or {}).get("resources") or {}
+    found = {k: s[k] for k in ("mem_limit", "memswap_limit", "mem_reservation", "shm_size") if k in s}
+    found.update({f"deploy.resources.{part}.memory": (resources.get(part) or {})["memory"]
+                  for part in ("limits", "reservations") if "memory" in (resources.get(part) or {})})
+    for k, v in found.items():
+        if v not in (None, -1, "-1"):
+            units.size_bytes(v, f"{key}.{k}")
+
+
+def check(name: str, svc: dict[str, Any]) -> None:
+    """InvalidValue (with its key path) for a value one file gives a service that the model
+    cannot use: run before merging, so that the loader can name the file and line."""
+    service(name, {k: v for k, v in strip_tags(svc).items() if k != "env_file"}, lambda _: None, "/")
+
+
 def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None], project_dir: str) -> dict[str, Any]:
     """One service's canonical form (env files are read here)."""
     from dockyard.compose import dotenv
     key = f"services.{name}"
     s = _cast(svc, ("services", name))
+    _sizes(s, key)
     if "build" in s:
         build = s["build"] if isinstance(s["build"], dict) else {"context": s["build"]}
         build = {"context": build.get("context", project_dir), **build}
@@ -258,7 +277,7 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
     if "expose" in s:
         s["expose"] = [str(p) for p in s["expose"]]
     if "volumes" in s:
-        s["volumes"] = [volume(v, f"{key}.volumes") for v in s["volumes"]]
+        s["volumes"] = [volume(v, f"{key}.volumes.{i}") for i, v in enumerate(s["volumes"])]
     if isinstance(s.get("tmpfs"), str):
         s["tmpfs"] = [s["tmpfs"]]
     for k in ("dns", "dns_search"):
@@ -279,7 +298,8 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
     if "healthcheck" in s:
         s["healthcheck"] = _healthcheck(s["healthcheck"], f"{key}.healthcheck")
     if "stop_grace_period" in s:
-        s["stop_grace_period"] = units.format_duration(units.duration_ns(s["stop_grace_period"], key))
+        s["stop_grace_period"] = units.format_duration(units.duration_ns(s["stop_grace_period"],
+                                                                         f"{key}.stop_grace_period"))
     for k in ("secrets", "configs"):
         if k in s:
             s[k] = [{"source": e} if isinstance(e, str) else e for e in s[k]]

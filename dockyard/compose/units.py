@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dockyard.compose.errors import ComposeError
+from dockyard.compose.errors import InvalidValue
 
 _DUR = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _SIZE = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -17,7 +17,7 @@ def duration_ns(value: str | int | float, key: str = "") -> int:
     text = value.strip()
     parts = re.findall(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)", text)
     if not parts or "".join(a + b for a, b in parts) != text.lstrip("+"):
-        raise ComposeError(f"{key}: time: invalid duration {value!r}".lstrip(": "))
+        raise InvalidValue(key, f"time: invalid duration {value!r}")
     return int(sum(float(n) * _DUR[u] for n, u in parts))
 
 
@@ -45,5 +45,5 @@ def size_bytes(value: str | int, key: str = "") -> int:
         return value
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", str(value).strip().lower())
     if not m:
-        raise ComposeError(f"{key}: invalid size: {value!r}".lstrip(": "))
+        raise InvalidValue(key, f"invalid size: {value!r}")
     return int(float(m.group(1)) * _SIZE[m.group(2)])
