@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from types import SimpleNamespace
@@ -183,7 +184,10 @@ def _ps_row(c: dict[str, Any]) -> dict[str, Any]:
     return {"ID": c["Id"], "Name": name_of(c), "Image": c.get("Image", ""), "Command": c.get("Command", ""),
             "Project": labels.get(convert.LABEL_PROJECT, ""), "Service": labels.get(convert.LABEL_SERVICE, ""),
             "Created": c.get("Created", 0), "State": c.get("State", ""), "Status": c.get("Status", ""),
-            "Health": "", "ExitCode": 0, "RunningFor": fmt.since(c.get("Created") or 0),
+            "Health": health.group(1).removeprefix("health: ") if (health := re.search(r"\((healthy|unhealthy|health: starting)\)",
+                                                              c.get("Status", ""))) else "",
+            "ExitCode": int(code.group(1)) if (code := re.match(r"Exited \((\d+)\)", c.get("Status", ""))) else 0,
+            "RunningFor": fmt.since(c.get("Created") or 0),
             "Ports": ports_text(c.get("Ports") or []),
             "Publishers": [{"URL": p.get("IP", ""), "TargetPort": p.get("PrivatePort", 0),
                             "PublishedPort": p.get("PublicPort", 0), "Protocol": p.get("Type", "tcp")}
