@@ -153,7 +153,8 @@ def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[s
             finished.set()
 
     def follow() -> None:
-        logs.follow_all(eng.client, eng.project.name, containers, printer, True, on_exit=exited)
+        logs.follow_all(eng.client, eng.project.name, containers, printer,
+                        {"follow": 1, "timestamps": 1 if opts.timestamps else None}, on_exit=exited)
         finished.set()
     threading.Thread(target=follow, daemon=True).start()
     try:
@@ -233,7 +234,9 @@ def cmd_logs(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         containers = [c for c in containers if number(c) == opts.index]
     labels = [logs.short_name(eng.project.name, c) for c in containers]
     printer = logs.Printer(labels, ctx.colour(opts.no_color), not opts.no_log_prefix)
-    logs.follow_all(eng.client, eng.project.name, containers, printer, opts.follow, opts.tail, opts.timestamps)
+    logs.follow_all(eng.client, eng.project.name, containers, printer, {
+        "follow": 1 if opts.follow else None, "tail": opts.tail, "timestamps": 1 if opts.timestamps else None,
+        "since": opts.since, "until": opts.until})
     return 0
 
 

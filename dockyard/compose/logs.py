@@ -18,8 +18,7 @@ _COLOURS = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"]
 class Printer:
     """Writes whole lines with a padded, optionally coloured prefix; thread-safe."""
 
-    def __init__(self, names: list[str], colour: bool, prefix: bool = True, timestamps: bool = False,
-                 out: BinaryIO | None = None) -> None:
+    def __init__(self, names: list[str], colour: bool, prefix: bool = True, out: BinaryIO | None = None) -> None:
         self.width = max((len(n) for n in names), default=0)
         self.colours = {n: _COLOURS[i % len(_COLOURS)] for i, n in enumerate(names)}
         self.colour = colour
@@ -52,12 +51,11 @@ def short_name(project: str, container: dict[str, Any]) -> str:
     return name[len(project) + 1:] if name.startswith(project + "-") else name
 
 
-def stream(client: Client, container: dict[str, Any], label: str, printer: Printer, follow: bool,
-           tail: str | None = None, timestamps: bool = False, since: str | None = None) -> None:
-    """Copy one container's log to the printer line by line (until it ends)."""
+def stream(client: Client, container: dict[str, Any], label: str, printer: Printer, query: dict[str, Any]) -> None:
+    """Copy one container's log (query: the logs endpoint's follow, tail, timestamps, since,
+    until) to the printer line by line, until it ends."""
     tty = (client.inspect_container(container["Id"]).get("Config") or {}).get("Tty")
-    resp = client.logs(container["Id"], {"stdout": 1, "stderr": 1, "follow": 1 if follow else None,
-                                         "tail": tail, "timestamps": 1 if timestamps else None, "since": since})
+    resp = client.logs(container["Id"], {"stdout": 1, "stderr": 1, **query})
     pending: dict[int, bytes] = {}
     frames = http.raw_stream(resp) if tty else http.demux(resp)
     try:
@@ -77,12 +75,11 @@ def stream(client: Client, container: dict[str, Any], label: str, printer: Print
 
 
 def follow_all(client: Client, project: str, containers: list[dict[str, Any]], printer: Printer,
-               follow: bool, tail: str | None = None, timestamps: bool = False,
-               on_exit: Callable[[dict[str, Any], str], None] | None = None) -> None:
+               query: dict[str, Any], on_exit: Callable[[dict[str, Any], str], None] | None = None) -> None:
     """Stream several containers' logs at once; on_exit runs as each stream ends."""
     def one(c: dict[str, Any]) -> None:
         label = short_name(project, c)
-        stream(client, c, label, printer, follow, tail, timestamps)
+        stream(client, c, label, printer, query)
         if on_exit:
             on_exit(c, label)
     threads = [threading.Thread(target=one, args=(c,), daemon=True) for c in containers]
