@@ -429,6 +429,7 @@ def test_events_of_the_project(project: Project) -> None:
 def test_watch_syncs_an_edited_file_within_a_second(project: Project) -> None:
     src = project.dir / "src"
     src.mkdir()
+    (project.dir / "hook").mkdir()
     (src / "index.html").write_text("v1\n")
     (src / "skip.tmp").write_text("ignored\n")
     project.write("""
@@ -441,6 +442,7 @@ services:
     develop:
       watch:
         - {action: sync, path: ./src, target: /www, ignore: ["*.tmp"]}
+        - {action: sync+exec, path: ./hook, target: /hook, exec: {command: "cat /hook/x > /www/hooked"}}
 """)
     project("up", "-d")
     watcher = subprocess.Popen([DOCKYARD, "-H", project.d.host, "compose", "watch", "--no-up"], cwd=project.dir,
@@ -457,6 +459,10 @@ services:
         assert time.monotonic() - edited < 1.5
         assert project("exec", "-T", "web", "cat", "/www/new.txt").stdout == "new\n"
         assert project("exec", "-T", "web", "ls", "/www").stdout.split() == ["index.html", "new.txt"]
+        (project.dir / "hook" / "x").write_text("hooked\n")
+        while project("exec", "-T", "web", "cat", "/www/hooked", check=False).stdout != "hooked\n":
+            assert time.monotonic() - edited < 10, "sync+exec did not run"
+            time.sleep(0.05)
     finally:
         os.kill(watcher.pid, signal.SIGINT)
         out, err = watcher.communicate(timeout=10)

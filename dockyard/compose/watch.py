@@ -1,6 +1,7 @@
 """`compose watch`: poll each service's `develop.watch` paths (5 times a second) and apply the
 rule's action: sync (copy changed files into the running containers, delete removed ones),
-sync+restart, or rebuild (build the image and recreate the service)."""
+sync+restart, sync+exec (then run the rule's command in them), or rebuild (build the image and
+recreate the service)."""
 
 from __future__ import annotations
 
@@ -103,6 +104,11 @@ def _apply(eng: Engine, service: str, rule: dict[str, Any], changed: list[str], 
     sync(eng, service, rule, changed, removed)
     if action == "sync+restart":
         eng.action([service], "restart", "Started")
+    elif action == "sync+exec":
+        command = (rule.get("exec") or {}).get("command") or []
+        command = command if isinstance(command, list) else ["/bin/sh", "-c", command]
+        for c in eng.containers([service], all=False):
+            _exec(eng, c["Id"], command)
 
 
 def run(eng: Engine, services: list[str]) -> int:
