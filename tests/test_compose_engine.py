@@ -368,6 +368,28 @@ services:
     assert project.inspect("app-slow-1")["State"]["Status"] == "exited"
 
 
+def test_attached_up_stops_the_project_on_ctrl_c(project: Project) -> None:
+    project.write(TWO)
+    up = subprocess.Popen([DOCKYARD, "-H", project.d.host, "compose", "up", "--no-color", "-t", "1"],
+                          cwd=project.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert up.stdout is not None
+        assert up.stdout.readline() == "Attaching to db-1, web-1\n"
+        deadline = time.monotonic() + 10
+        while project.names(all=False) != ["app-db-1", "app-web-1"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(up.pid, signal.SIGINT)
+        _, err = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()
+    assert up.returncode == 130
+    assert "Gracefully stopping... (press Ctrl+C again to force)" in err
+    assert project.names(all=False) == [] and project.names() == ["app-db-1", "app-web-1"]
+
+
 def test_networks_and_builds_need_daemon_support(project: Project) -> None:
     project.write("services:\n  web: {image: busybox, init: true, command: sleep 1000}\n")
     status = project.d.request("GET", "/v1.45/networks")[0]
