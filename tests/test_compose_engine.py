@@ -205,6 +205,35 @@ def test_ps_logs_down_by_project_name_without_a_file(project: Project, tmp_path:
     assert project.names() == []
 
 
+def test_external_and_named_volumes(project: Project) -> None:
+    project.write("""
+services:
+  app:
+    image: busybox
+    network_mode: none
+    init: true
+    command: sleep 1000
+    volumes: [shared:/shared, custom:/custom]
+volumes:
+  shared: {external: true, name: dy-compose-shared}
+  custom: {name: dy-compose-custom, labels: {purpose: test}}
+""")
+    missing = project("up", "-d", check=False)
+    assert missing.returncode == 1 and 'external volume "dy-compose-shared" not found' in missing.stderr
+    assert project.d.docker("volume", "create", "dy-compose-shared").returncode == 0
+    try:
+        project("up", "-d")
+        mounts = {m["Destination"]: m["Name"] for m in project.inspect("app-app-1")["Mounts"]}
+        assert mounts == {"/shared": "dy-compose-shared", "/custom": "dy-compose-custom"}
+        labels = json.loads(project.d.docker("volume", "inspect", "dy-compose-custom").stdout)[0]["Labels"]
+        assert labels["purpose"] == "test" and labels["com.docker.compose.volume"] == "custom"
+        project("down", "-v", "-t", "1")
+        assert project.d.docker("volume", "ls", "-q").stdout.split().count("dy-compose-shared") == 1
+        assert "dy-compose-custom" not in project.d.docker("volume", "ls", "-q").stdout.split()
+    finally:
+        project.d.docker("volume", "rm", "dy-compose-shared")
+
+
 def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) -> None:
     project.write(TWO)
     project("up", "-d")
