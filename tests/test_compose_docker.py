@@ -184,3 +184,30 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_networks_aliases_and_static_address_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
+    (app / "compose.yaml").write_text("""
+services:
+  api:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sleep 1000
+    networks:
+      front: {ipv4_address: 10.123.0.10}
+      back: {aliases: [api-internal]}
+networks:
+  front:
+    ipam: {config: [{subnet: 10.123.0.0/24}]}
+  back:
+    internal: true
+""")
+    compose(dockerd, app, "up", "-d")
+    networks = inspect(dockerd, "classic-api-1")["NetworkSettings"]["Networks"]
+    assert set(networks) == {"classic_front", "classic_back"}
+    assert networks["classic_front"]["IPAddress"] == "10.123.0.10"
+    assert "api-internal" in networks["classic_back"]["Aliases"]
+    back = json.loads(dockerd.run("network", "inspect", "classic_back"))[0]
+    assert back["Internal"] is True and back["Labels"]["com.docker.compose.network"] == "back"
+    down = compose(dockerd, app, "down", "-t", "1")
+    assert "Network classic_front  Removed" in down.stderr and "Network classic_back  Removed" in down.stderr

@@ -41,7 +41,8 @@ def ensure_network(client: Client, project: str, key: str, conf: dict[str, Any],
                        LABEL_VERSION: COMPOSE_VERSION}}
     if ipam:
         body["IPAM"] = {"Driver": ipam.get("driver") or "default",
-                        "Config": [{"Subnet": c.get("subnet"), "Gateway": c.get("gateway"), "IPRange": c.get("ip_range")}
+                        "Config": [{k: c[f] for k, f in (("Subnet", "subnet"), ("Gateway", "gateway"),
+                                                          ("IPRange", "ip_range")) if c.get(f)}
                                    for c in ipam.get("config") or []]}
     progress.event("Network", name, "Creating")
     try:
