@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compose_classic import V1, run_classic_with_v1, write_classic
 from tests.conftest import TEST_CGROUP_PARENT
 from tests.daemon import busybox_archive, other_children
 
@@ -24,28 +25,6 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from _peers import DockerEngine, Skip  # noqa: E402
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
-
-CLASSIC = """
-services:
-  web:
-    build: ./web
-    ports: ["18080:8000"]
-    stop_signal: SIGKILL
-    depends_on:
-      db: {condition: service_healthy}
-  db:
-    image: busybox
-    stop_signal: SIGKILL
-    command: sh -c 'echo db booting; sleep 2; touch /data/ready; echo db ready; exec sleep 1000'
-    healthcheck:
-      test: ["CMD", "test", "-f", "/data/ready"]
-      interval: 300ms
-      retries: 30
-    volumes: [dbdata:/data]
-volumes:
-  dbdata:
-"""
-
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
@@ -94,12 +73,7 @@ def inspect(engine: DockerEngine, name: str) -> dict:
 
 @pytest.fixture
 def app(dockerd: DockerEngine, tmp_path: Path) -> Iterator[Path]:
-    directory = tmp_path / "classic"
-    (directory / "web").mkdir(parents=True)
-    (directory / "web" / "Dockerfile").write_text(
-        'FROM busybox\nCOPY index.html /www/index.html\nCMD ["httpd", "-f", "-p", "8000", "-h", "/www"]\n')
-    (directory / "web" / "index.html").write_text("hello\n")
-    (directory / "compose.yaml").write_text(CLASSIC)
+    directory = write_classic(tmp_path)
     yield directory
     compose(dockerd, directory, "down", "-v", "--rmi", "local", "-t", "1", check=False)
     assert dockerd.run("ps", "-aq", "--filter", "label=com.docker.compose.project=classic").split() == []
@@ -138,7 +112,7 @@ def test_classic_example_against_dockerd(dockerd: DockerEngine, app: Path) -> No
 
 
 def test_unhealthy_dependency_stops_up(dockerd: DockerEngine, app: Path) -> None:
-    (app / "compose.yaml").write_text(CLASSIC.replace('["CMD", "test", "-f", "/data/ready"]', '["CMD", "false"]')
+    (app / "compose.yaml").write_text((app / "compose.yaml").read_text().replace('["CMD", "test", "-f", "/data/ready"]', '["CMD", "false"]')
                                       .replace("retries: 30", "retries: 2"))
     failed = compose(dockerd, app, "up", "-d", check=False)
     assert failed.returncode == 1
@@ -211,3 +185,10 @@ networks:
     assert back["Internal"] is True and back["Labels"]["com.docker.compose.network"] == "back"
     down = compose(dockerd, app, "down", "-t", "1")
     assert "Network classic_front  Removed" in down.stderr and "Network classic_back  Removed" in down.stderr
+
+
+@pytest.mark.skipif(V1 is None, reason="docker-compose (v1) is not installed")
+def test_classic_example_with_docker_compose_v1_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
+    """The same example through Debian's docker-compose: the reference the dockyardd run of
+    tests/test_compose_engine.py is held to once the daemon has networks, healthchecks and builds."""
+    run_classic_with_v1(app, {**dockerd.env, "DOCKER_HOST": f"unix://{dockerd.sock}"})

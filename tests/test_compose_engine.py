@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compose_classic import V1, run_classic_with_v1, write_classic
 from tests.daemon import Dockyardd
 from tests.test_api_images import archives, no_leftover_children  # noqa: F401
 
@@ -537,3 +538,45 @@ def test_docker_compose_v1_and_dockyard_compose_share_a_daemon(project: Project)
     assert project("exec", "-T", "web", "sh", "-c", "echo $GREETING").stdout == "hello\n"
     v1("down", "-v", "-t", "1")
     assert project.names() == []
+
+
+def missing_features(d: Dockyardd) -> list[str]:
+    """What the classic example needs that this dockyardd lacks (networks, builds, healthchecks)."""
+    missing = []
+    if d.request("GET", "/v1.45/networks")[0] == 404:
+        missing.append("networks")
+    if d.request("POST", "/v1.45/build")[0] == 404:
+        missing.append("builds")
+    probe = d.docker("run", "-d", "--network", "none", "--health-cmd", "true", "--health-interval", "100ms",
+                     "busybox", "sleep", "30")
+    if probe.returncode != 0:
+        return [*missing, "healthchecks"]
+    cid = probe.stdout.strip()
+    try:
+        deadline = time.monotonic() + 5
+        while d.docker("inspect", "-f", "{{if .State.Health}}yes{{end}}", cid).stdout.strip() != "yes":
+            if time.monotonic() > deadline:
+                missing.append("healthchecks")
+                break
+            time.sleep(0.1)
+    finally:
+        d.docker("rm", "-f", cid)
+    return missing
+
+
+def test_classic_example_on_dockyardd(daemon: Dockyardd, tmp_path: Path) -> None:
+    """The issue's check: the web + database example (build, healthy dependency, volume, port,
+    project network) by dockyard compose and by docker-compose v1, once dockyardd has what it needs."""
+    missing = missing_features(daemon)
+    if missing:
+        pytest.skip(f"dockyardd lacks {', '.join(missing)} (other branches)")
+    app = write_classic(tmp_path)
+    project = Project(daemon, app, (app / "compose.yaml").read_text())
+    try:
+        up = project("up", "-d")
+        assert up.stderr.index("classic-db-1  Healthy") < up.stderr.index("classic-web-1  Starting")
+        assert project("exec", "-T", "web", "cat", "/www/index.html").stdout == "hello\n"
+    finally:
+        project("down", "-v", "--rmi", "local", "-t", "1", check=False)
+    if V1 is not None:
+        run_classic_with_v1(app, daemon.env())
