@@ -112,6 +112,8 @@ def test_up_ps_logs_exec_down_with_volume_persistence(project: Project) -> None:
         time.sleep(0.1)
     assert "web-1  | web says hello\n" in logs and "db-1   | db started\n" in logs
     assert project("logs", "--no-log-prefix", "web").stdout == "web says hello\n"
+    assert project("--ansi", "always", "logs", "web").stdout == "\x1b[36mweb-1  | \x1b[0mweb says hello\n"
+    assert project("--progress", "quiet", "up", "-d").stderr == ""
     ex = project("exec", "-T", "web", "sh", "-c", "echo $GREETING; exit 3", check=False)
     assert (ex.returncode, ex.stdout) == (3, "hello\n")
     project("exec", "-T", "db", "sh", "-c", "echo kept > /data/file")

@@ -47,6 +47,7 @@ class Context:
             return loader.Project(name, os.getcwd(), [], {"name": name, "services": {}}, {})
 
     def engine(self, services: list[str] | None = None, quiet: bool = False, fileless: bool = False) -> Engine:
+        quiet = quiet or self.gopts.progress == "quiet"
         return Engine(Client(self.host), self.project(services, fileless), Progress(quiet=quiet))
 
     def colour(self, no_color: bool) -> bool:
