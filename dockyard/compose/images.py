@@ -133,6 +133,9 @@ def build(client: Client, service: str, tag: str, build_conf: dict[str, Any], pr
         for msg in resp.iter_json():
             if msg.get("error"):
                 raise ComposeError(f"failed to solve: {msg['error'].strip()}")
+            for line in (msg.get("stream") or "").splitlines():
+                if line.strip():
+                    progress.line(f"#{service} {line.rstrip()}")
             if (msg.get("aux") or {}).get("ID"):
                 built = msg["aux"]["ID"]
     finally:
