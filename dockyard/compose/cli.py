@@ -211,20 +211,25 @@ def main(argv: list[str], host: str) -> int:
     if len(args) < NEEDS_ARGS.get(name, 0):
         sys.stderr.write(f"'dockyard compose {name}' requires at least {NEEDS_ARGS[name]} argument(s)\n")
         return 1
+    from dockyard.cli.runner import autostart
     from dockyard.compose import commands
     ctx = commands.Context(gopts, host)
-    try:
-        return getattr(commands, "cmd_" + name)(ctx, opts, args)
-    except ComposeError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"{exc}\n")
-        return exc.code
-    except http.ConnectError:
-        sys.stderr.write(f"Cannot connect to the dockyard daemon at {host}. Is the dockyard daemon running?\n")
-        return 1
-    except APIError as exc:
-        sys.stderr.write(f"Error response from daemon: {exc.message}\n")
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    for attempt in (0, 1):
+        try:
+            return getattr(commands, "cmd_" + name)(ctx, opts, args)
+        except ComposeError as exc:
+            sys.stdout.flush()
+            sys.stderr.write(f"{exc}\n")
+            return exc.code
+        except http.ConnectError:
+            if attempt == 0 and autostart(host):  # the default socket, as root: like the dockyard CLI
+                continue
+            sys.stderr.write(f"Cannot connect to the dockyard daemon at {host}. Is the dockyard daemon running?\n")
+            return 1
+        except APIError as exc:
+            sys.stderr.write(f"Error response from daemon: {exc.message}\n")
+            return 1
+        except KeyboardInterrupt:
+            return 130
+    return 1
 
