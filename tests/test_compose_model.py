@@ -399,7 +399,7 @@ def test_a_realistic_three_tier_file() -> None:
     assert backend["depends_on"]["db"] == {"condition": "service_healthy", "restart": True, "required": True}
     assert backend["build"]["dockerfile"] == "Dockerfile.prod" and backend["deploy"]["replicas"] == 2
     assert db["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready -U postgres"]
-    assert db["stop_grace_period"] == "1m30s" and db["sysctls"] == {"net.core.somaxconn": 1024}
+    assert db["stop_grace_period"] == "1m30s" and db["sysctls"] == {"net.core.somaxconn": "1024"}
     assert project.model["networks"]["private"]["internal"] is True
     assert project.model["volumes"]["db-data"]["name"] == "webapp_db-data"
     assert "frontend" in project.disabled

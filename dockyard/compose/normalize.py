@@ -270,8 +270,9 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
     env = {k: None if v is None else scalar_text(v) for k, v in env.items()}
     if env or "environment" in s:
         s["environment"] = env
-    if "labels" in s:
-        s["labels"] = {k: "" if v is None else scalar_text(v) for k, v in to_mapping(s["labels"]).items()}
+    for k in ("labels", "sysctls", "annotations"):
+        if k in s:
+            s[k] = {name: "" if v is None else scalar_text(v) for name, v in to_mapping(s[k]).items()}
     if "ports" in s:
         s["ports"] = ports(s["ports"], f"{key}.ports")
     if "expose" in s:
@@ -316,6 +317,8 @@ def top_level(doc: dict[str, Any], project: str) -> None:
         out = {}
         for name, conf in items.items():
             conf = _cast(dict(conf or {}), (kind, name))
+            if "labels" in conf:
+                conf["labels"] = {k: "" if v is None else scalar_text(v) for k, v in to_mapping(conf["labels"]).items()}
             ext = conf.get("external")
             if isinstance(ext, dict):  # legacy `external: {name: x}`
                 conf["name"] = ext.get("name", name)
