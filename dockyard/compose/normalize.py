@@ -230,14 +230,14 @@ def _healthcheck(hc: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _sizes(s: dict[str, Any], key: str) -> None:
-    """Byte sizes must parse (they are kept as written)."""
+    """Byte sizes (`512m`) as compose-go's UnitBytes print them: a string of bytes."""
+    places = [(s, k, k) for k in ("mem_limit", "memswap_limit", "mem_reservation", "shm_size") if k in s]
     resources = (s.get("deploy") or {}).get("resources") or {}
-    found = {k: s[k] for k in ("mem_limit", "memswap_limit", "mem_reservation", "shm_size") if k in s}
-    found.update({f"deploy.resources.{part}.memory": (resources.get(part) or {})["memory"]
-                  for part in ("limits", "reservations") if "memory" in (resources.get(part) or {})})
-    for k, v in found.items():
-        if v not in (None, -1, "-1"):
-            units.size_bytes(v, f"{key}.{k}")
+    places += [(resources[part], "memory", f"deploy.resources.{part}.memory")
+               for part in ("limits", "reservations") if "memory" in (resources.get(part) or {})]
+    for holder, k, path in places:
+        if holder[k] not in (None, -1, "-1"):
+            holder[k] = str(units.size_bytes(holder[k], f"{key}.{path}"))
 
 
 def check(name: str, svc: dict[str, Any]) -> None:
