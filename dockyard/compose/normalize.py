@@ -230,7 +230,7 @@ def _healthcheck(hc: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _sizes(s: dict[str, Any], key: str) -> None:
-    """Byte sizes (`512m`) as compose-go's UnitBytes print them: a string of bytes."""
+    """Byte sizes (`512m`) as compose-go's UnitBytes print them (a string of bytes); CPUs as numbers."""
     places = [(s, k, k) for k in ("mem_limit", "memswap_limit", "mem_reservation", "shm_size") if k in s]
     resources = (s.get("deploy") or {}).get("resources") or {}
     places += [(resources[part], "memory", f"deploy.resources.{part}.memory")
@@ -238,6 +238,14 @@ def _sizes(s: dict[str, Any], key: str) -> None:
     for holder, k, path in places:
         if holder[k] not in (None, -1, "-1"):
             holder[k] = str(units.size_bytes(holder[k], f"{key}.{path}"))
+    cpus = [(s, "cpus", "cpus")] if "cpus" in s else []
+    cpus += [(resources[part], "cpus", f"deploy.resources.{part}.cpus")
+             for part in ("limits", "reservations") if "cpus" in (resources.get(part) or {})]
+    for holder, k, path in cpus:
+        try:
+            holder[k] = float(holder[k])
+        except (TypeError, ValueError):
+            raise InvalidValue(f"{key}.{path}", f"invalid number of CPUs: {holder[k]!r}") from None
 
 
 def check(name: str, svc: dict[str, Any]) -> None:
