@@ -260,3 +260,12 @@ def test_exec_inspect(daemon: Dockyardd, tmp_path: Path) -> None:
     assert status == 409 and json.loads(body) == {"message": f"Exec {exec_id} has already run"}
     status, _, body = daemon.request("GET", "/v1.45/exec/nosuch/json")
     assert status == 404 and json.loads(body) == {"message": "No such exec instance: nosuch"}
+
+
+def test_label_filters_must_all_match(daemon: Dockyardd) -> None:
+    """Several label filters are AND-ed (docker-compose v1 numbers its containers by them)."""
+    both = ok(daemon, "create", "--label", "app=x", "--label", "role=web", "busybox", "true").strip()
+    ok(daemon, "create", "--label", "app=x", "--label", "role=db", "busybox", "true")
+    found = ok(daemon, "ps", "-aq", "--no-trunc", "--filter", "label=app=x", "--filter", "label=role=web").split()
+    assert found == [both]
+    assert len(ok(daemon, "ps", "-aq", "--filter", "label=app=x").split()) == 2

@@ -361,6 +361,7 @@ class Builder:
                 self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
             return False
         try:
+            self.store.resolve(image)  # the image itself, not only its config blob (kept until gc)
             doc = self.store.config(image)
         except (NoSuchImage, LookupError, KeyError):
             self.cache.drop(key)

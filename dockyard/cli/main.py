@@ -89,6 +89,7 @@ Management Commands:
   registry    Run an image registry
   system      Manage dockyard
   volume      Manage volumes
+  compose     Define and run multi-container applications
 
 Commands:
   attach, commit, cp, create, diff, events, export, history, import, inspect, kill, load, login,
@@ -149,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if args[0].startswith("-"):
         sys.stderr.write(f"unknown flag: {args[0]}\nSee '{PROG} --help'.\n")
         return 125
+    if args[0] == "compose":
+        from dockyard.cli.runner import site_packages
+        site_packages()  # ruamel.yaml and jsonschema
+        from dockyard.compose.cli import main as compose_main
+        return compose_main(args[1:], select_host(host))
     if args[0] in GROUPS and (len(args) == 1 or args[1] in ("-h", "--help")):
         sys.stdout.write(group_help(args[0]))
         return 0

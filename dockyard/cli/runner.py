@@ -39,6 +39,13 @@ class Cli:
         self.err.write(text.rstrip("\n") + "\n")
 
 
+def site_packages() -> None:
+    """Turn on site-packages for a command that needs third-party packages (compose, the registry
+    server): the launcher starts Python without site processing, for a fast start-up."""
+    import site
+    site.main()
+
+
 def autostart(host: str) -> bool:
     """Start dockyardd in the background when the default socket is absent and we are root;
     True if it was started and answers."""

@@ -5,20 +5,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from dockyard.cli.flags import BOOL, STR, Command, Flag
-from dockyard.cli.runner import Cli, CommandError
+from dockyard.cli.runner import Cli, CommandError, site_packages
 
 ROOT = Flag("", "root", STR, "Directory holding the registry's data", "/var/lib/dockyard/registry")
 
 
-def _site_packages() -> None:
-    """The launcher starts Python without site processing (fast start-up); the server needs
-    aiohttp and bcrypt from the environment's site-packages."""
-    import site
-    site.main()
-
-
 def serve(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    _site_packages()
+    site_packages()
     from dockyard.registry.server.serve import serve as run
     try:
         run(opts.root, opts.addr, opts.htpasswd or None, opts.token_auth, opts.tls_cert or None,

@@ -10,6 +10,7 @@ from typing import Any
 from dockyard.engine.containers.errors import InvalidParameter
 from dockyard.engine.networks import views as network_views
 from dockyard.humanize import human_duration
+from dockyard.image.filters import labels_match
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -81,11 +82,6 @@ _STATUSES = {"created", "restarting", "running", "removing", "paused", "exited",
 _HEALTH = {"starting", "healthy", "unhealthy", "none"}
 
 
-def _label_match(labels: dict[str, str], wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)
-
-
 def check_filters(filters: dict[str, list[str]]) -> None:
     """Refuse unknown filter names and statuses, with Docker's texts."""
     for key, values in filters.items():
@@ -108,11 +104,12 @@ def _port_key(value: str) -> str:
 
 
 def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:
-    """Whether a record passes the filters (values of one key are OR-ed, keys AND-ed, as Docker)."""
+    """Whether a record passes the filters, as Docker: keys AND-ed; the values of one key OR-ed,
+    except label's, which must all match."""
     tests = {
         "id": lambda v: record["ID"].startswith(v),
         "name": lambda v: v.lstrip("/") in record["Name"].lstrip("/"),
-        "label": lambda v: _label_match(record["Config"].get("Labels") or {}, v),
+        "label": lambda v: labels_match([v], record["Config"].get("Labels")),
         "status": lambda v: record["State"]["Status"] == v,
         "health": lambda v: (record["State"].get("Health") or {}).get("Status", "none") == v,
         "exited": lambda v: record["State"]["Status"] == "exited" and str(record["State"]["ExitCode"]) == v,
@@ -129,6 +126,7 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
     exposed = set(record["Config"].get("ExposedPorts") or {}) | set(settings.get("Ports") or {})
     for key, values in filters.items():
         test = tests.get(key)
-        if test and values and not any(test(v) for v in values):
+        combine = all if key == "label" else any
+        if test and values and not combine(test(v) for v in values):
             return False
     return True

@@ -1,0 +1,94 @@
+"""`compose up -d` of a 10-service project from scratch, then `compose down`, on a private
+dockerd: dockyard compose side by side with docker-compose v1 (Debian's, an Engine API client in
+Python) when installed. Both talk to the same daemon; rounds alternate between the two tools.
+
+    .venv/bin/python bench/compose_up.py [--services 10] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import PROJECT_ROOT, VENV_BIN, print_table, remove_cgroups
+from _peers import DockerEngine, Skip
+
+from tests.daemon import busybox_archive
+
+SERVICE = """  s{i}:
+    image: busybox
+    command: sh -c 'trap "exit 0" TERM; sleep 1000 & wait'
+    volumes: [data{i}:/data]
+"""
+
+
+def project(directory: Path, services: int) -> None:
+    text = "services:\n" + "".join(SERVICE.format(i=i) for i in range(services))
+    text += "volumes:\n" + "".join(f"  data{i}: {{}}\n" for i in range(services))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "docker-compose.yml").write_text(text)
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {proc.stderr}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    opts = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="dy-bench-compose-", dir="/tmp"))
+    parent = f"/dockyard-bench/compose-{os.getpid()}"
+    engine = None
+    try:
+        engine = DockerEngine(tmp, parent)
+        engine.start()
+        engine.run("load", "-i", str(busybox_archive(tmp)))
+        env = {**os.environ, "DOCKER_HOST": f"unix://{engine.sock}", "DOCKER_CONFIG": str(tmp / "cli")}
+        tools = {"dockyard compose": [str(VENV_BIN / "dockyard"), "-H", env["DOCKER_HOST"], "compose"]}
+        if shutil.which("docker-compose"):
+            tools["docker-compose v1"] = ["docker-compose"]
+        times: dict[str, dict[str, list[float]]] = {t: {"up": [], "down": []} for t in tools}
+        for r in range(opts.rounds):
+            for name, argv in (tools.items() if r % 2 == 0 else reversed(tools.items())):
+                directory = tmp / "proj"
+                project(directory, opts.services)
+                times[name]["up"].append(timed([*argv, "up", "-d"], directory, env))
+                times[name]["down"].append(timed([*argv, "down", "-v"], directory, env))
+        rows = []
+        base = next(iter(times.values()))
+        for name, t in times.items():
+            rows.append([name, f"{statistics.median(t['up']):.2f} s", f"{statistics.median(t['down']):.2f} s",
+                         f"{statistics.median(t['up']) / statistics.median(base['up']):.2f}x" if t is not base else "1",
+                         f"{statistics.median(t['down']) / statistics.median(base['down']):.2f}x"
+                         if t is not base else "1"])
+        print(f"{opts.services} services, {opts.rounds} rounds (medians), dockerd {engine.run('version', '-f', '{{.Server.Version}}').strip()}")
+        print_table(["tool", "up -d", "down -v", "up vs dockyard", "down vs dockyard"], rows)
+    except Skip as exc:
+        print(f"skipped: {exc}")
+    finally:
+        if engine is not None:
+            for problem in engine.stop():
+                print(problem, file=sys.stderr)
+        for problem in remove_cgroups(parent):
+            print(problem, file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    assert PROJECT_ROOT
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Project networks and volumes over the Engine API: found or created with Docker Compose's
+labels, external ones checked, removed by `down`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.client.api import APIError, Client
+from dockyard.compose.convert import (
+    COMPOSE_VERSION,
+    LABEL_NETWORK,
+    LABEL_PROJECT,
+    LABEL_VERSION,
+    LABEL_VOLUME,
+)
+from dockyard.compose.errors import ComposeError
+from dockyard.compose.progress import Progress
+
+
+def _get(client: Client, path: str) -> dict[str, Any] | None:
+    try:
+        return client.call("GET", path)
+    except APIError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def ensure_network(client: Client, project: str, key: str, conf: dict[str, Any], progress: Progress) -> None:
+    """Create the network unless it exists; an external one must exist."""
+    name = conf["name"]
+    if _get(client, f"/networks/{name}") is not None:
+        return
+    if conf.get("external"):
+        raise ComposeError(f'network {name} declared as external, but could not be found')
+    ipam = conf.get("ipam") or {}
+    body = {"Name": name, "Driver": conf.get("driver") or "bridge", "Options": conf.get("driver_opts") or {},
+            "Internal": bool(conf.get("internal")), "Attachable": bool(conf.get("attachable")),
+            "EnableIPv6": bool(conf.get("enable_ipv6")), "CheckDuplicate": True,
+            "Labels": {**(conf.get("labels") or {}), LABEL_PROJECT: project, LABEL_NETWORK: key,
+                       LABEL_VERSION: COMPOSE_VERSION}}
+    if ipam:
+        body["IPAM"] = {"Driver": ipam.get("driver") or "default",
+                        "Config": [{k: c[f] for k, f in (("Subnet", "subnet"), ("Gateway", "gateway"),
+                                                          ("IPRange", "ip_range")) if c.get(f)}
+                                   for c in ipam.get("config") or []]}
+    progress.event("Network", name, "Creating")
+    try:
+        client.call("POST", "/networks/create", None, body)
+    except APIError as exc:
+        if exc.status == 404:
+            raise ComposeError(f"network {name}: the daemon at {client.host} does not support networks "
+                               f"(POST /networks/create: {exc.message}); use network_mode: host or none") from None
+        raise ComposeError(f"failed to create network {name}: Error response from daemon: {exc.message}") from None
+    progress.event("Network", name, "Created")
+
+
+def ensure_volume(client: Client, project: str, key: str, conf: dict[str, Any], progress: Progress) -> None:
+    """Create the volume unless it exists; an external one must exist."""
+    name = conf["name"]
+    if _get(client, f"/volumes/{name}") is not None:
+        return
+    if conf.get("external"):
+        raise ComposeError(f'external volume "{name}" not found')
+    progress.event("Volume", f'"{name}"', "Creating")
+    client.call("POST", "/volumes/create", None, {
+        "Name": name, "Driver": conf.get("driver") or "local", "DriverOpts": conf.get("driver_opts") or {},
+        "Labels": {**(conf.get("labels") or {}), LABEL_PROJECT: project, LABEL_VOLUME: key,
+                   LABEL_VERSION: COMPOSE_VERSION}})
+    progress.event("Volume", f'"{name}"', "Created")
+
+
+def remove_network(client: Client, conf: dict[str, Any], progress: Progress) -> None:
+    name = conf["name"]
+    if conf.get("external") or _get(client, f"/networks/{name}") is None:
+        return
+    progress.event("Network", name, "Removing")
+    try:
+        client.call("DELETE", f"/networks/{name}")
+    except APIError as exc:
+        if exc.status != 404:
+            raise
+    progress.event("Network", name, "Removed")
+
+
+def remove_volume(client: Client, conf: dict[str, Any], progress: Progress) -> None:
+    name = conf["name"]
+    if conf.get("external") or _get(client, f"/volumes/{name}") is None:
+        return
+    progress.event("Volume", name, "Removing")
+    client.call("DELETE", f"/volumes/{name}")
+    progress.event("Volume", name, "Removed")
