@@ -285,9 +285,8 @@ def attach(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def exec_(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    info = cli.client.inspect_container(args[0])
-    if not (info.get("State") or {}).get("Running"):
-        raise CommandError(f"Error response from daemon: container {info['Id']} is not running")
+    """docker exec: create, start (attached unless -d), then the exit code from inspect; the
+    daemon refuses a container that is not running (one round trip less than inspecting first)."""
     body = {"User": opts.user or "", "Privileged": opts.privileged, "Tty": opts.tty,
             "AttachStdin": opts.interactive and not opts.detach, "AttachStdout": not opts.detach,
             "AttachStderr": not opts.detach, "Env": parse_env(opts.env, opts.env_file),

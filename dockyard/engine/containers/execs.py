@@ -71,8 +71,10 @@ class ExecService:
     def _running_container(self, ref: str) -> dict[str, Any]:
         record = self.containers.store.get(self.containers.store.resolve(ref))
         state = record["State"]
-        if not state["Running"] or state["Restarting"]:
-            raise Conflict(f"Container {record['ID']} is not running")
+        if state["Restarting"]:
+            raise Conflict(f"Container {record['ID']} is restarting, wait until the container is running")
+        if not state["Running"]:
+            raise Conflict(f"container {record['ID']} is not running")  # dockerd's texts, cases included
         if state["Paused"]:
             raise Conflict(f"Container {record['ID']} is paused, unpause the container before exec")
         return record
