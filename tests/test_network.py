@@ -316,12 +316,17 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     assert out.startswith("hello from")
     assert ok(daemon, "exec", "web", "cat", "/etc/resolv.conf").startswith("nameserver 127.0.0.11\n")
     assert address in ok(daemon, "exec", "web", "nslookup", "sideweb")
+    # as Docker's sandbox: /etc/hosts names the container on the new network too (rewritten in place)
+    hostname, first = ok(daemon, "exec", "web", "hostname").strip(), networks["bridge"]["IPAddress"]
+    assert ok(daemon, "exec", "web", "cat", "/etc/hosts").endswith(f"{first}\t{hostname}\n{address}\t{hostname}\n")
     proc = daemon.docker("network", "connect", "side", "web")
     assert proc.returncode != 0 and "already exists in network side" in proc.stderr
     proc = daemon.docker("network", "rm", "side")
     assert proc.returncode != 0 and "has active endpoints" in proc.stderr
     ok(daemon, "network", "disconnect", "side", "web")
     assert "eth1" not in ok(daemon, "exec", "web", "ip", "link")
+    hosts = ok(daemon, "exec", "web", "cat", "/etc/hosts")
+    assert hosts.endswith(f"{first}\t{hostname}\n") and address not in hosts
     assert set(inspect(daemon, "web")["NetworkSettings"]["Networks"]) == {"bridge"}
     assert daemon.docker("run", "--rm", "--network", "side", "busybox", "wget", "-T", "2", "-qO-",
                          "http://sideweb/").returncode != 0
@@ -330,10 +335,12 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     # orders endpoints (highest GwPriority, not internal, then by name), whatever the order given
     ok(daemon, "network", "create", "net-b")
     ok(daemon, "network", "create", "net-a")
-    out = ok(daemon, "run", "--rm", "--network", "net-b", "--network", "net-a", "busybox", "sh", "-c",
-             "ip -o -4 addr show; ip route")
+    out = ok(daemon, "run", "--rm", "--network", "net-b", "--network", "net-a", "--hostname", "two", "busybox",
+             "sh", "-c", "ip -o -4 addr show; ip route; cat /etc/hosts")
     gw_a, gw_b = (inspect(daemon, n, "network")["IPAM"]["Config"][0]["Gateway"] for n in ("net-a", "net-b"))
     assert " eth0 " in out and " eth1 " in out and f"default via {gw_a} dev eth1" in out and gw_b not in out
+    named = [line.split("\t")[0] for line in out.splitlines() if line.endswith("\ttwo")]  # one line per address
+    assert len(named) == 2 and all(f"inet {a}/" in out for a in named)
 
 
 def test_static_addresses_and_concurrency(daemon: Dockyardd) -> None:
