@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
+import docker.errors
 import pytest
 
 from dockyard.network import firewall, netns
@@ -341,6 +342,47 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     assert " eth0 " in out and " eth1 " in out and f"default via {gw_a} dev eth1" in out and gw_b not in out
     named = [line.split("\t")[0] for line in out.splitlines() if line.endswith("\ttwo")]  # one line per address
     assert len(named) == 2 and all(f"inet {a}/" in out for a in named)
+
+
+def test_connect_disconnect_race_with_exits(daemon: Dockyardd) -> None:
+    """connect/disconnect while containers exit: afterwards each record holds what the last
+    successful call asked, and no endpoint, veth, sandbox or address is left."""
+    ok(daemon, "network", "create", "racenet")
+    veths = {w for w in links() if w.startswith("veth")}
+    client = daemon.client()
+    try:
+        ids = [client.containers.run("busybox", ["sh", "-c", "sleep 0.2"], detach=True, name=f"race{i}").id
+               for i in range(10)]
+
+        def churn(cid: str) -> bool:
+            """Connect and disconnect until well after the exit; whether racenet is wanted at the end."""
+            connected, until = False, time.monotonic() + 1.5
+            while time.monotonic() < until:
+                try:
+                    if connected:
+                        client.api.disconnect_container_from_network(cid, "racenet")
+                    else:
+                        client.api.connect_container_to_network(cid, "racenet")
+                    connected = not connected
+                except docker.errors.APIError as e:
+                    raise AssertionError(f"{'dis' if connected else ''}connect {cid[:12]}: {e}") from None
+            return connected
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            wanted = dict(zip(ids, pool.map(churn, ids), strict=True))
+        for cid, connected in wanted.items():
+            assert client.api.wait(cid, timeout=10)["StatusCode"] == 0
+            doc = client.api.inspect_container(cid)
+            networks = doc["NetworkSettings"]["Networks"]
+            assert set(networks) == ({"bridge", "racenet"} if connected else {"bridge"}), cid
+            assert doc["NetworkSettings"]["SandboxKey"] == "" and not doc["State"]["Running"]
+            assert all(not n["IPAddress"] and not n["EndpointID"] for n in networks.values())
+        for net in ("racenet", "bridge"):
+            assert inspect(daemon, net, "network")["Containers"] == {}
+        assert {w for w in links() if w.startswith("veth")} == veths
+        assert not os.listdir(daemon.exec_root / "netns")
+    finally:
+        client.close()
 
 
 def test_static_addresses_and_concurrency(daemon: Dockyardd) -> None:
