@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.engine.containers import seccomp, security, spec
 from dockyard.engine.containers.errors import ContainerError, InvalidParameter
-from dockyard.engine.containers.etcfiles import hosts_file, resolv_conf
+from dockyard.engine.containers.etcfiles import edit_hosts, host_names, hosts_file, resolv_conf
 from dockyard.engine.containers.seccomp_default import default_profile
 from dockyard.engine.containers.users import resolve_user
 
@@ -116,6 +116,19 @@ def test_etc_files() -> None:
     assert resolv_conf(host) == "nameserver 1.1.1.1\nsearch corp\noptions edns0\n"
     assert resolv_conf("nameserver 127.0.0.1\n").startswith("nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
     assert resolv_conf(host, ["9.9.9.9"], ["x.y"], ["ndots:2"]) == "nameserver 9.9.9.9\nsearch x.y\noptions ndots:2\n"
+
+
+def test_hosts_entries_of_networks(tmp_path: Path) -> None:
+    """Docker's names for the container's lines, and the in-place edits of connect/disconnect."""
+    assert host_names("web") == "web" and host_names("web", "corp.test") == "web.corp.test web"
+    assert host_names("a.b") == "a.b a"
+    path = tmp_path / "hosts"
+    path.write_text(hosts_file("web", "", None, ["10.0.0.5", "10.1.0.5"]))
+    inode = path.stat().st_ino
+    edit_hosts(str(path), add=["10.2.0.5\tweb"], remove=["10.0.0.5\tweb"])
+    text = path.read_text()
+    assert text.startswith("127.0.0.1\tlocalhost\n") and text.endswith("\n10.1.0.5\tweb\n10.2.0.5\tweb\n")
+    assert "10.0.0.5" not in text and path.stat().st_ino == inode
 
 
 @pytest.mark.skipif(not MOBY_PROFILE.exists(), reason="moby's default profile not extracted (see the brief)")

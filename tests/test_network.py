@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
+import docker.errors
 import pytest
 
 from dockyard.network import firewall, netns
@@ -316,12 +317,17 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     assert out.startswith("hello from")
     assert ok(daemon, "exec", "web", "cat", "/etc/resolv.conf").startswith("nameserver 127.0.0.11\n")
     assert address in ok(daemon, "exec", "web", "nslookup", "sideweb")
+    # as Docker's sandbox: /etc/hosts names the container on the new network too (rewritten in place)
+    hostname, first = ok(daemon, "exec", "web", "hostname").strip(), networks["bridge"]["IPAddress"]
+    assert ok(daemon, "exec", "web", "cat", "/etc/hosts").endswith(f"{first}\t{hostname}\n{address}\t{hostname}\n")
     proc = daemon.docker("network", "connect", "side", "web")
     assert proc.returncode != 0 and "already exists in network side" in proc.stderr
     proc = daemon.docker("network", "rm", "side")
     assert proc.returncode != 0 and "has active endpoints" in proc.stderr
     ok(daemon, "network", "disconnect", "side", "web")
     assert "eth1" not in ok(daemon, "exec", "web", "ip", "link")
+    hosts = ok(daemon, "exec", "web", "cat", "/etc/hosts")
+    assert hosts.endswith(f"{first}\t{hostname}\n") and address not in hosts
     assert set(inspect(daemon, "web")["NetworkSettings"]["Networks"]) == {"bridge"}
     assert daemon.docker("run", "--rm", "--network", "side", "busybox", "wget", "-T", "2", "-qO-",
                          "http://sideweb/").returncode != 0
@@ -330,10 +336,53 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     # orders endpoints (highest GwPriority, not internal, then by name), whatever the order given
     ok(daemon, "network", "create", "net-b")
     ok(daemon, "network", "create", "net-a")
-    out = ok(daemon, "run", "--rm", "--network", "net-b", "--network", "net-a", "busybox", "sh", "-c",
-             "ip -o -4 addr show; ip route")
+    out = ok(daemon, "run", "--rm", "--network", "net-b", "--network", "net-a", "--hostname", "two", "busybox",
+             "sh", "-c", "ip -o -4 addr show; ip route; cat /etc/hosts")
     gw_a, gw_b = (inspect(daemon, n, "network")["IPAM"]["Config"][0]["Gateway"] for n in ("net-a", "net-b"))
     assert " eth0 " in out and " eth1 " in out and f"default via {gw_a} dev eth1" in out and gw_b not in out
+    named = [line.split("\t")[0] for line in out.splitlines() if line.endswith("\ttwo")]  # one line per address
+    assert len(named) == 2 and all(f"inet {a}/" in out for a in named)
+
+
+def test_connect_disconnect_race_with_exits(daemon: Dockyardd) -> None:
+    """connect/disconnect while containers exit: afterwards each record holds what the last
+    successful call asked, and no endpoint, veth, sandbox or address is left."""
+    ok(daemon, "network", "create", "racenet")
+    veths = {w for w in links() if w.startswith("veth")}
+    client = daemon.client()
+    try:
+        ids = [client.containers.run("busybox", ["sh", "-c", "sleep 0.2"], detach=True, name=f"race{i}").id
+               for i in range(10)]
+
+        def churn(cid: str) -> bool:
+            """Connect and disconnect until well after the exit; whether racenet is wanted at the end."""
+            connected, until = False, time.monotonic() + 1.5
+            while time.monotonic() < until:
+                try:
+                    if connected:
+                        client.api.disconnect_container_from_network(cid, "racenet")
+                    else:
+                        client.api.connect_container_to_network(cid, "racenet")
+                    connected = not connected
+                except docker.errors.APIError as e:
+                    raise AssertionError(f"{'dis' if connected else ''}connect {cid[:12]}: {e}") from None
+            return connected
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            wanted = dict(zip(ids, pool.map(churn, ids), strict=True))
+        for cid, connected in wanted.items():
+            assert client.api.wait(cid, timeout=10)["StatusCode"] == 0
+            doc = client.api.inspect_container(cid)
+            networks = doc["NetworkSettings"]["Networks"]
+            assert set(networks) == ({"bridge", "racenet"} if connected else {"bridge"}), cid
+            assert doc["NetworkSettings"]["SandboxKey"] == "" and not doc["State"]["Running"]
+            assert all(not n["IPAddress"] and not n["EndpointID"] for n in networks.values())
+        for net in ("racenet", "bridge"):
+            assert inspect(daemon, net, "network")["Containers"] == {}
+        assert {w for w in links() if w.startswith("veth")} == veths
+        assert not os.listdir(daemon.exec_root / "netns")
+    finally:
+        client.close()
 
 
 def test_static_addresses_and_concurrency(daemon: Dockyardd) -> None:

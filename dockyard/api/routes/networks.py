@@ -72,7 +72,7 @@ async def connect(request: web.Request) -> web.Response:
     """POST /networks/{id}/connect {"Container", "EndpointConfig"} (events come from the endpoint)."""
     body = await read_json(request) or {}
     eng = engine(request)
-    await eng.run(eng.containers.network.connect, request.match_info["id"], body.get("Container") or "",
+    await eng.run(eng.containers.connect_network, request.match_info["id"], body.get("Container") or "",
                   body.get("EndpointConfig"))
     return web.Response(status=200)
 
@@ -81,6 +81,6 @@ async def disconnect(request: web.Request) -> web.Response:
     """POST /networks/{id}/disconnect {"Container", "Force"}."""
     body = await read_json(request) or {}
     eng = engine(request)
-    await eng.run(eng.containers.network.disconnect, request.match_info["id"], body.get("Container") or "",
+    await eng.run(eng.containers.disconnect_network, request.match_info["id"], body.get("Container") or "",
                   bool(body.get("Force")))
     return web.Response(status=200)

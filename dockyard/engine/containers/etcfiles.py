@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Sequence
 
 from dockyard.engine.containers.errors import InvalidParameter
 
@@ -54,16 +55,33 @@ def extra_host_lines(extra_hosts: list[str] | None, host_gateway: str | None = N
     return lines
 
 
+def host_names(hostname: str, domainname: str = "") -> str:
+    """The names an /etc/hosts line gives the container, as Docker: the FQDN (hostname, with
+    domainname when given), then the bare hostname when the FQDN has a dot."""
+    fqdn = f"{hostname}.{domainname}" if domainname else hostname
+    bare = fqdn.partition(".")[0]
+    return f"{fqdn} {bare}" if bare != fqdn else fqdn
+
+
 def hosts_file(hostname: str, domainname: str = "", extra_hosts: list[str] | None = None,
-               address: str | None = "127.0.0.1", host_gateway: str | None = None) -> str:
+               addresses: Sequence[str] = ("127.0.0.1",), host_gateway: str | None = None) -> str:
     """/etc/hosts: the localhost lines, --add-host entries ("host-gateway" as host_gateway, left
-    out while unknown), then the container's own name on address (its network address; loopback
-    until the container has a network of its own)."""
-    lines = [*_LOCALHOST_LINES, *extra_host_lines(extra_hosts, host_gateway)]
-    if address:
-        names = f"{hostname}.{domainname} {hostname}" if domainname else hostname
-        lines.append(f"{address}\t{names}")
+    out while unknown), then one line naming the container per address (its network addresses;
+    loopback until the container has a network of its own)."""
+    names = host_names(hostname, domainname)
+    lines = [*_LOCALHOST_LINES, *extra_host_lines(extra_hosts, host_gateway), *(f"{a}\t{names}" for a in addresses)]
     return "\n".join(lines) + "\n"
+
+
+def edit_hosts(path: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+    """Change a running container's /etc/hosts as Docker does when it joins or leaves a network:
+    lines in remove go, lines in add are appended. Rewritten in place (same inode): the file is
+    bind-mounted into the container, a rename would not reach it."""
+    with open(path, "r+") as f:
+        lines = [line for line in f.read().splitlines() if line and line not in remove]
+        f.seek(0)
+        f.write("".join(line + "\n" for line in [*lines, *add]))
+        f.truncate()
 
 
 def _is_loopback(server: str) -> bool:
@@ -116,7 +134,7 @@ def write_etc_files(directory: str, hostname: str, config: dict, host_config: di
     files = {
         "hostname": hostname + "\n",
         "hosts": hosts_file(hostname, config.get("Domainname") or "", host_config.get("ExtraHosts"),
-                            None if host_network else "127.0.0.1"),
+                            () if host_network else ("127.0.0.1",)),
         "resolv.conf": resolv_conf(host_resolv, host_config.get("Dns"), host_config.get("DnsSearch"),
                                    host_config.get("DnsOptions")),
     }

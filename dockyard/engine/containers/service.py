@@ -554,6 +554,20 @@ class ContainerService:
         except ShimError as e:
             raise ContainerError(f"Cannot resize container {record['ID']}: {e}") from None
 
+    # -- networks ---------------------------------------------------------------------------------
+
+    def connect_network(self, net_ref: str, ref: str, cfg: dict[str, Any] | None) -> None:
+        """POST /networks/{id}/connect, serialised with the container's start, exit and removal
+        (they change the same record and endpoints; the lock order is always this service's lock,
+        then the network service's)."""
+        with self._lock:
+            self.network.connect(net_ref, ref, cfg)
+
+    def disconnect_network(self, net_ref: str, ref: str, force: bool = False) -> None:
+        """POST /networks/{id}/disconnect, serialised as connect_network."""
+        with self._lock:
+            self.network.disconnect(net_ref, ref, force)
+
     # -- remove, rename ---------------------------------------------------------------------------
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:

@@ -279,9 +279,8 @@ class ContainerNetworking:
         return ipv4_config(self.networks.resolve("bridge"))["Gateway"]
 
     def _write_files(self, record: Record) -> None:
-        address = next((ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values()
-                        if ep.get("IPAddress")), None)
-        resolvfiles.write(record, address, self._host_gateway(), self._legacy_links(record),
+        addresses = [ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values() if ep.get("IPAddress")]
+        resolvfiles.write(record, addresses, self._host_gateway(), self._legacy_links(record),
                           self._user_networks(record))
 
     def _legacy_links(self, record: Record) -> list[str]:
@@ -332,6 +331,7 @@ class ContainerNetworking:
             except BaseException:
                 del settings["Networks"][network["Name"]]
                 raise
+            resolvfiles.update_address(record, added=settings["Networks"][network["Name"]]["IPAddress"])
             if self._user_networks(record):
                 self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
                 resolvfiles.use_internal_resolver(record)
@@ -360,6 +360,7 @@ class ContainerNetworking:
                 self.ports.unpublish(record["ID"])
                 settings["Ports"] = {}
             self._detach(ep)
+            resolvfiles.update_address(record, removed=ep["IPAddress"])
         del settings["Networks"][network["Name"]]
         if not self._user_networks(record):
             self.dns.detach(record["ID"])

@@ -35,15 +35,30 @@ def internal_resolv_conf(hc: dict[str, Any]) -> str:
     return text + "options ndots:0\n"
 
 
-def write(record: Record, address: str | None, host_gateway: str, links: list[str], user_defined: bool) -> None:
-    """Before start: /etc/hosts naming the container at address (with --add-host entries and
-    legacy links, "names:ip"), and the embedded resolver in resolv.conf on user-defined networks."""
-    config, hc = record["Config"], record["HostConfig"]
+def write(record: Record, addresses: list[str], host_gateway: str, links: list[str], user_defined: bool) -> None:
+    """Before start: /etc/hosts naming the container at each of its addresses (loopback without
+    one; with --add-host entries and legacy links, "names:ip"), and the embedded resolver in
+    resolv.conf on user-defined networks."""
+    hc = record["HostConfig"]
     etcfiles.write_atomic(record["HostsPath"], etcfiles.hosts_file(
-        config.get("Hostname") or record["ID"][:12], config.get("Domainname") or "",
-        [*(hc.get("ExtraHosts") or []), *links], address or "127.0.0.1", host_gateway=host_gateway))
+        *_names(record), [*(hc.get("ExtraHosts") or []), *links], addresses or ["127.0.0.1"],
+        host_gateway=host_gateway))
     if user_defined:
         etcfiles.write_atomic(record["ResolvConfPath"], internal_resolv_conf(hc))
+
+
+def _names(record: Record) -> tuple[str, str]:
+    """(hostname, domainname) of the container."""
+    config = record["Config"]
+    return config.get("Hostname") or record["ID"][:12], config.get("Domainname") or ""
+
+
+def update_address(record: Record, added: str | None = None, removed: str | None = None) -> None:
+    """A running container joined (added) or left (removed) a network: the /etc/hosts line
+    naming it at that address comes or goes, as Docker's sandbox does."""
+    names = etcfiles.host_names(*_names(record))
+    etcfiles.edit_hosts(record["HostsPath"], [f"{added}\t{names}"] if added else [],
+                        [f"{removed}\t{names}"] if removed else [])
 
 
 def write_host_mode(record: Record, host_gateway: str) -> None:
