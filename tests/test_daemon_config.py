@@ -118,6 +118,8 @@ def test_live_restore_off_stops_containers_with_the_daemon(archive: Path) -> Non
     ({"default-ulimits": {"nofile": {"Soft": "x"}}}, "default-ulimits: nofile needs integer Soft and Hard values"),
 ])
 def test_refused_settings(tmp_path: Path, settings: dict, message: str) -> None:
+    """Refused before anything is set up: no socket, pidfile, bridge or firewall chain is left."""
+    links = _links()
     config = tmp_path / "daemon.json"
     config.write_text(json.dumps(settings))
     proc = subprocess.run([DOCKYARDD, "-H", f"unix://{tmp_path}/d.sock", "--data-root", str(tmp_path / "data"),
@@ -125,3 +127,9 @@ def test_refused_settings(tmp_path: Path, settings: dict, message: str) -> None:
                            "--config-file", str(config)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "d.sock").exists() and not (tmp_path / "d.pid").exists()
+    assert _links() == links
+
+
+def _links() -> set[str]:
+    """The host's network interfaces."""
+    return set(os.listdir("/sys/class/net"))

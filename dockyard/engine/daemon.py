@@ -176,7 +176,10 @@ def default_ulimits(config: DaemonConfig) -> list[dict[str, Any]]:
 
 
 def open_engine(config: DaemonConfig) -> Engine:
-    """The engine's services over config's data root (crash repair done)."""
+    """The engine's services over config's data root (crash repair done). The settings that can
+    still be refused are checked first, before anything is set up on the host."""
+    offered = runtimes.registry(config)
+    ulimits = default_ulimits(config)
     executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="dockyardd")
     store = ImageStore(config.image_root)
     store.repair()
@@ -185,9 +188,9 @@ def open_engine(config: DaemonConfig) -> Engine:
     networks = NetworkService(config.data_root, network_options(config))
     networks.startup()
     containers = ContainerService(config.data_root, store, config.exec_root, volumes=volumes,
-                                  runtimes=runtimes.registry(config), default_runtime=config.default_runtime,
+                                  runtimes=offered, default_runtime=config.default_runtime,
                                   log_config={"Type": config.log_driver, "Config": dict(config.log_opts)},
-                                  default_ulimits=default_ulimits(config))
+                                  default_ulimits=ulimits)
     containers.network = ContainerNetworking(networks, containers.store, config.exec_root)
     images = ImageService(store, events, executor, registry=RegistryConfig(tuple(config.insecure_registries)))
     engine = Engine(config, engine_id(config.data_root), events, images, executor,
