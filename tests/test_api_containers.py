@@ -269,3 +269,12 @@ def test_label_filters_must_all_match(daemon: Dockyardd) -> None:
     found = ok(daemon, "ps", "-aq", "--no-trunc", "--filter", "label=app=x", "--filter", "label=role=web").split()
     assert found == [both]
     assert len(ok(daemon, "ps", "-aq", "--filter", "label=app=x").split()) == 2
+
+
+def test_kill_returns_once_the_container_stopped(daemon: Dockyardd) -> None:
+    """As dockerd: `docker kill` (SIGKILL) waits for the exit, so an inspect right after sees it."""
+    for _ in range(3):
+        cid = ok(daemon, "run", "-d", "busybox", "sleep", "300").strip()
+        ok(daemon, "kill", cid)
+        state = json.loads(ok(daemon, "inspect", cid))[0]["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 137)

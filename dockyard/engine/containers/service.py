@@ -455,7 +455,8 @@ class ContainerService:
                 raise ContainerError(f"Cannot kill container: {record['ID']}: {e}") from None
 
     def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
-        """POST /containers/{id}/kill."""
+        """POST /containers/{id}/kill. As dockerd, a SIGKILL returns once the container has
+        stopped (waiting up to 2 s); other signals return once sent."""
         sig = policy.parse_signal(signal, 9)
         with self._lock:
             record = self._record(ref)
@@ -464,6 +465,11 @@ class ContainerService:
             record["HasBeenManuallyStopped"] = True
             self._save(record)
         self._signal(record, sig)
+        if sig == 9:
+            try:
+                self.wait(record["ID"], "not-running", timeout=2)
+            except (TimeoutError, NotFound):
+                pass
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         """POST /containers/{id}/restart."""
