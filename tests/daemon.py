@@ -18,8 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 DOCKYARDD = str(Path(sys.executable).parent / "dockyardd")
 
@@ -172,3 +175,27 @@ def busybox_archive(directory: Path) -> Path:
     finally:
         store.close()
     return directory / "busybox.tar"
+
+
+@pytest.fixture(scope="module", name="daemon")
+def busybox_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
+    """A module's private dockyardd with busybox loaded (import it as `daemon` into a test module)."""
+    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
+    with Dockyardd() as d:
+        proc = d.docker("load", "-i", str(archive))
+        assert proc.returncode == 0, proc.stderr
+        yield d
+
+
+@pytest.fixture(autouse=True, name="no_leftover_children")
+def containers_removed(daemon: Dockyardd) -> Iterator[None]:
+    """conftest's check, after removing every container of the module's daemon (which stays: its
+    shims come back to pytest, a subreaper, and go once their container is removed)."""
+    try:
+        yield
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            ids = daemon.docker("ps", "-aq").stdout.split()
+            if ids:
+                daemon.docker("rm", "-f", *ids)
+    assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]

@@ -8,37 +8,15 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, busybox_daemon, containers_removed
 
+daemon = busybox_daemon  # the module's daemon fixture
+no_leftover_children = containers_removed
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
-    with Dockyardd() as d:
-        proc = d.docker("load", "-i", str(archive))
-        assert proc.returncode == 0, proc.stderr
-        yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    """conftest's check, after removing every container; this module's daemon may stay (shims
-    come back to pytest, a subreaper, and go once their container is removed)."""
-    try:
-        yield
-    finally:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            ids = daemon.docker("ps", "-aq").stdout.split()
-            if ids:
-                daemon.docker("rm", "-f", *ids)
-    assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]
 
 
 def ok(d: Dockyardd, *args: str, input: bytes | None = None) -> str:

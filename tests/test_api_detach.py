@@ -9,33 +9,14 @@ import select
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, busybox_daemon, containers_removed
 
+daemon = busybox_daemon  # the module's daemon fixture
+no_leftover_children = containers_removed
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
-    with Dockyardd() as d:
-        assert d.docker("load", "-i", str(archive)).returncode == 0
-        yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    """conftest's check, after removing every container (the module's daemon stays)."""
-    try:
-        yield
-    finally:
-        ids = daemon.docker("ps", "-aq").stdout.split()
-        if ids:
-            daemon.docker("rm", "-f", *ids)
-    assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]
 
 
 class PtyClient:

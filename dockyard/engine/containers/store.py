@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from dockyard.engine.containers.errors import Conflict, InvalidParameter, no_such_container
 from dockyard.engine.containers.etcfiles import write_atomic
 from dockyard.engine.containers.names import check_name, random_name
+from dockyard.engine.sqlitestore import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -26,34 +23,16 @@ CREATE TABLE IF NOT EXISTS containers (
 Record = dict[str, Any]
 
 
-class ContainerStore:
+class ContainerStore(SqliteStore):
     """Persistent container records keyed by ID, with unique names."""
 
     def __init__(self, data_root: str) -> None:
         self.data_root = data_root
         self.containers_dir = os.path.join(data_root, "containers")
         os.makedirs(self.containers_dir, mode=0o710, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(os.path.join(data_root, "containers.db"), check_same_thread=False,
-                                   isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        super().__init__(os.path.join(data_root, "containers.db"), _SCHEMA)
 
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def directory(self, cid: str) -> str:
         """<data-root>/containers/<id>."""
@@ -66,7 +45,7 @@ class ContainerStore:
 
     def add(self, record: Record, name: str | None) -> Record:
         """Insert a new record under name (a generated one when None); set record["Name"]."""
-        with self._tx() as db:
+        with self.tx() as db:
             if name is not None:
                 name = check_name(name)
                 row = db.execute("SELECT id FROM containers WHERE name = ?", (name,)).fetchone()
@@ -87,7 +66,7 @@ class ContainerStore:
 
     def save(self, record: Record) -> None:
         """Store a changed record (its name is changed only through rename)."""
-        with self._tx() as db:
+        with self.tx() as db:
             cur = db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), record["ID"]))
             if cur.rowcount == 0:
                 raise no_such_container(record["ID"])
@@ -123,7 +102,7 @@ class ContainerStore:
     def rename(self, cid: str, new_name: str) -> Record:
         """Give a container a new unique name."""
         new_name = check_name(new_name)
-        with self._tx() as db:
+        with self.tx() as db:
             row = db.execute("SELECT record, name FROM containers WHERE id = ?", (cid,)).fetchone()
             if not row:
                 raise no_such_container(cid)
@@ -143,7 +122,7 @@ class ContainerStore:
 
     def delete(self, cid: str) -> None:
         """Forget a container."""
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute("DELETE FROM containers WHERE id = ?", (cid,))
 
     def all(self) -> list[Record]:

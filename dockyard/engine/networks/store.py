@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
+
+from dockyard.engine.sqlitestore import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS networks (
@@ -30,33 +29,14 @@ CREATE TABLE IF NOT EXISTS endpoints (
 Record = dict[str, Any]
 
 
-class NetworkStore:
+class NetworkStore(SqliteStore):
     """Persistent network records and endpoints."""
 
     def __init__(self, data_root: str) -> None:
         os.makedirs(data_root, mode=0o711, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(os.path.join(data_root, "networks.db"), check_same_thread=False,
-                                   isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        super().__init__(os.path.join(data_root, "networks.db"), _SCHEMA)
 
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction (rolled back on an exception)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # -- networks -----------------------------------------------------------------------------------
 

@@ -13,13 +13,11 @@ import json
 import os
 import shutil
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from dockyard.engine.containers.errors import Conflict, NotFound
+from dockyard.engine.sqlitestore import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS volumes (
@@ -44,34 +42,15 @@ TRASH_PREFIX = ".removing-"
 Volume = dict[str, Any]  # name, driver, created (epoch seconds), labels, options (None when not given)
 
 
-class VolumeStore:
+class VolumeStore(SqliteStore):
     """Persistent volumes, their container references and active mounts."""
 
     def __init__(self, root: str) -> None:
         self.root = root
         os.makedirs(root, mode=0o701, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(os.path.join(root, "metadata.db"), check_same_thread=False,
-                                   isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        super().__init__(os.path.join(root, "metadata.db"), _SCHEMA)
 
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE), serialised with this process's other users."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def path(self, name: str) -> str:
         """<root>/<name>/_data, the volume's mountpoint."""
