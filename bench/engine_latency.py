@@ -62,7 +62,11 @@ class Dockyard(PeerEngine):
         self.daemon.start()
 
     def daemons(self) -> list[tuple[str, int]]:
-        return [("dockyardd", self.daemon.proc.pid)] if self.daemon.proc else []
+        """dockyardd and its fork server (the daemon's child that forks shims and runtime commands)."""
+        if not self.daemon.proc:
+            return []
+        pid = self.daemon.proc.pid
+        return [("dockyardd", pid)] + [("fork server", p) for p in children_of(pid)]
 
     def remove_all(self) -> None:
         ids = self.run("ps", "-aq").split()
@@ -186,6 +190,19 @@ def report(samples: dict[tuple[str, str], list[float]], names: list[str]) -> Non
                          *(f"{s.median / ref[n].median:.2f}x" if n in ref else "-" for n in ("docker", "podman"))])
         print()
         print_table([f"{what} (ms)", "median", "p90", "min", "vs docker", "vs podman"], rows)
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of pid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def idle_memory(owned: list[PeerEngine]) -> None:

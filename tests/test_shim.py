@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.shim.client import ShimClient, ShimError, ShimInfo, launch_shim, read_exit, read_frames
+from dockyard.shim.forkserver import ForkServer
 from dockyard.shim.logs import JsonFileWriter, LineSplitter, encode_entry, rfc3339nano
 from tests.conftest import Runtime, _make_runtime, runtime_names, unique_id
 
@@ -66,6 +67,14 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def _wait_gone(pid: int, timeout: float) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -91,8 +100,27 @@ def _children(pid: int) -> list[tuple[int, str]]:
 
 
 @pytest.fixture
-def shims(runtime: Runtime, tmp_path: Path, bundle_factory) -> Iterator[Callable[..., Shim]]:
-    """shims(args, tty=..., stdin=..., configure=fn(config), **launch options) -> Shim."""
+def forkserver(tmp_path: Path) -> Iterator[ForkServer]:
+    """A fork server for the test's shims (its directory path is longer than a socket address can
+    hold, so it is also reached through a directory descriptor)."""
+    server = ForkServer(str(tmp_path / ("fork-server-" + "d" * 90))).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["setsid", "forkserver"])
+def launcher(request: pytest.FixtureRequest) -> ForkServer | None:
+    """How shims start: a new interpreter through setsid, or a fork of the daemon's fork server."""
+    return request.getfixturevalue("forkserver") if request.param == "forkserver" else None
+
+
+@pytest.fixture
+def shims(runtime: Runtime, tmp_path: Path, bundle_factory,
+          launcher: ForkServer | None) -> Iterator[Callable[..., Shim]]:
+    """shims(args, tty=..., stdin=..., configure=fn(config), **launch options) -> Shim, each
+    test once per launcher."""
     started: list[Shim] = []
 
     def launch(args: list[str], *, tty: bool = False, configure: Callable[[dict], None] | None = None,
@@ -105,7 +133,7 @@ def shims(runtime: Runtime, tmp_path: Path, bundle_factory) -> Iterator[Callable
         state = state_parent / f"s{len(started)}"
         log = state / "ctr.log"
         info = launch_shim(cid, str(bundle.path), str(state), runtime.argv0, str(log),
-                           runtime_root=str(runtime.root), tty=tty, **kw)
+                           runtime_root=str(runtime.root), tty=tty, forkserver=launcher, **kw)
         shim = Shim(cid, state, log, info, ShimClient(str(state), timeout=20))
         started.append(shim)
         return shim
@@ -117,7 +145,7 @@ def shims(runtime: Runtime, tmp_path: Path, bundle_factory) -> Iterator[Callable
             runtime("delete", "--force", shim.cid, check=False)
         for shim in started:
             pid = shim.info.shim_pid
-            if not _wait_gone(pid, 5) and str(shim.state_dir) in _cmdline(pid):
+            if not _wait_gone(pid, 5) and _comm(pid) == "dockyard-shim":
                 os.kill(pid, signal.SIGKILL)
 
 

@@ -48,6 +48,7 @@ from dockyard.engine.volumes import VolumeService
 from dockyard.image.store import ImageStore, UsedBy
 from dockyard.network import ipam
 from dockyard.registry.client.endpoint import RegistryConfig
+from dockyard.shim.forkserver import ForkServer
 
 log = logging.getLogger("dockyardd")
 WORKERS = 16
@@ -117,6 +118,8 @@ class Engine:
         """Release the services (containers keep running; with none running, bridges and rules go)."""
         running = any(r["State"]["Running"] for r in self.containers.store.all())
         self.containers.close()
+        if self.containers.forkserver is not None:
+            self.containers.forkserver.close()
         self.containers.network.close()
         self.networks.shutdown(running)
 
@@ -192,6 +195,7 @@ def open_engine(config: DaemonConfig) -> Engine:
                                   log_config={"Type": config.log_driver, "Config": dict(config.log_opts)},
                                   default_ulimits=ulimits)
     containers.network = ContainerNetworking(networks, containers.store, config.exec_root)
+    containers.forkserver = ForkServer(config.exec_root).start()
     images = ImageService(store, events, executor, registry=RegistryConfig(tuple(config.insecure_registries)))
     engine = Engine(config, engine_id(config.data_root), events, images, executor,
                     containers, ExecService(containers), volumes, networks)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.shim import protocol
+from dockyard.shim.forkserver import ForkServer, ForkServerError, ForkServerUnavailable
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # what the shim's interpreter runs: argv is [-c, project root, sync fd, options as JSON]
@@ -37,14 +38,15 @@ def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: s
                 runtime_root: str | None = None, runtime_args: tuple[str, ...] = (), stdin: bool = False,
                 tty: bool = False, log_max_size: int | None = None, log_max_file: int | None = None,
                 delete_on_exit: bool = False, python: str | None = None, in_process: bool | None = None,
-                timeout: float = 60) -> ShimInfo:
+                timeout: float = 60, forkserver: ForkServer | None = None) -> ShimInfo:
     """Start a detached shim (which creates the container); raise ShimError with the runtime's error.
 
     `setsid -f` forks the shim's interpreter into a new session and returns at once, so the shim is
     never our child (it outlives us, and nobody has to reap it) and no interpreter runs in between;
     the shim reports on a pipe once the container is created. in_process (default: whether runtime
     is this project's dockyard-runtime beside the interpreter) runs the runtime's commands in forks
-    of the shim instead of new interpreters."""
+    of the shim instead of new interpreters. With a running forkserver the shim is a fork of that
+    pre-imported interpreter instead (same session and parentage; setsid is the fallback)."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     python = python or sys.executable
     if in_process is None:
@@ -59,15 +61,16 @@ def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: s
     log_fd = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
     try:
-        # -I -S: no site-packages, no environment: a smaller interpreter per container
-        argv = ["setsid", "-f", python, "-I", "-S", "-c", _BOOT, PROJECT_ROOT, str(write_fd),
-                json.dumps(options)]
-        code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd, cwd="/",
-                              pass_fds=(write_fd,), timeout=timeout).returncode
+        if not _fork_shim(forkserver, options, write_fd, log_fd, timeout):
+            # -I -S: no site-packages, no environment: a smaller interpreter per container
+            argv = ["setsid", "-f", python, "-I", "-S", "-c", _BOOT, PROJECT_ROOT, str(write_fd),
+                    json.dumps(options)]
+            code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
+                                  cwd="/", pass_fds=(write_fd,), timeout=timeout).returncode
+            if code != 0:
+                raise ShimError(f"cannot start dockyard-shim: setsid exited with status {code}")
         os.close(write_fd)
         write_fd = -1
-        if code != 0:
-            raise ShimError(f"cannot start dockyard-shim: setsid exited with status {code}")
         report = _read_report(read_fd, timeout, state_dir)
     finally:
         for fd in (read_fd, write_fd, log_fd):
@@ -76,6 +79,21 @@ def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: s
     if "error" in report:
         raise ShimError(str(report["error"]))
     return ShimInfo(pid=report["pid"], socket=report["socket"], shim_pid=report["shim_pid"])
+
+
+def _fork_shim(forkserver: ForkServer | None, options: dict[str, Any], sync_fd: int, log_fd: int,
+               timeout: float) -> bool:
+    """Whether forkserver started the shim (False: it is absent or not answering, so the caller
+    starts one itself); ShimError when it failed while starting one."""
+    if forkserver is None:
+        return False
+    try:
+        forkserver.launch_shim(options, sync_fd, log_fd, timeout)
+    except ForkServerUnavailable:
+        return False
+    except ForkServerError as exc:
+        raise ShimError(f"cannot start dockyard-shim: {exc}") from None
+    return True
 
 
 def is_own_runtime(runtime: str, python: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 # Python ignores these; a child must not inherit that, so they are reset to default in it.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -44,8 +45,10 @@ def exit_code(status: int) -> tuple[int, int | None]:
     return os.WEXITSTATUS(status), None
 
 
-def fork_main(argv: list[str], stdin: int, stdout: int, stderr: int) -> int:
-    """Run dockyard-runtime's command line (argv[1:]) in a forked child; return its pid."""
+def fork_main(argv: list[str], stdin: int, stdout: int, stderr: int,
+              prepare: Callable[[], None] | None = None) -> int:
+    """Run dockyard-runtime's command line (argv[1:]) in a forked child; return its pid. prepare
+    runs first in the child (the fork server closes its own descriptors there)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -53,6 +56,8 @@ def fork_main(argv: list[str], stdin: int, stdout: int, stderr: int) -> int:
         return pid
     code = 1
     try:
+        if prepare is not None:
+            prepare()
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, *_DEFAULT_SIGNALS):
             signal.signal(sig, signal.SIG_DFL)
@@ -99,8 +104,13 @@ class OciRuntime:
         self._scratch = os.path.join(scratch_dir, "runtime-stderr")
         self.in_process = in_process
         if in_process:
-            import dockyard.runtime.cli  # noqa: F401 - imported once here, not in every command
-            import dockyard.runtime.commands  # noqa: F401
+            self.preload()
+
+    @staticmethod
+    def preload() -> None:
+        """Import dockyard-runtime's command line once, so that forks running it import nothing."""
+        import dockyard.runtime.cli  # noqa: F401
+        import dockyard.runtime.commands  # noqa: F401
 
     def command(self, *args: str) -> list[str]:
         """The full argv for a runtime subcommand."""

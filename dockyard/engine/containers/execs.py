@@ -19,7 +19,7 @@ import struct
 import subprocess
 import termios
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from dockyard.engine.containers import detach
 from dockyard.engine.containers.errors import Conflict, ContainerError, InvalidParameter, NotFound
@@ -29,6 +29,7 @@ from dockyard.engine.containers.security import all_caps
 from dockyard.engine.containers.service import ContainerService
 from dockyard.engine.containers.spec import merge_env
 from dockyard.engine.containers.users import resolve_user
+from dockyard.shim.forkserver import ForkServerError, ForkServerUnavailable, Spawned
 from dockyard.shim.protocol import STDERR, STDOUT, frame
 
 CHUNK = 32 * 1024
@@ -210,20 +211,50 @@ class ExecService:
 
     async def _run_pipes(self, ex: Exec, workdir: str, argv: list[str],
                          stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool) -> None:
-        out = asyncio.subprocess.PIPE if stream is not None else asyncio.subprocess.DEVNULL
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
-            stdout=out, stderr=out)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        theirs, ours = [null], []
+        try:
+            stdin_r = stdout_w = stderr_w = null
+            if want_stdin:
+                stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+                theirs.append(stdin_r)
+                ours.append(stdin_w)
+            if stream is not None:
+                out_r, stdout_w = os.pipe2(os.O_CLOEXEC)
+                err_r, stderr_w = os.pipe2(os.O_CLOEXEC)
+                theirs += [stdout_w, stderr_w]
+                ours += [out_r, err_r]
+            proc = await self._spawn(ex.container_id, argv, stdin_r, stdout_w, stderr_w)
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
         pumps, feeder = [], None
         if stream is not None:
             reader, writer = stream
-            assert proc.stdout is not None and proc.stderr is not None
-            pumps = [asyncio.create_task(_copy_framed(proc.stdout, writer, STDOUT)),
-                     asyncio.create_task(_copy_framed(proc.stderr, writer, STDERR))]
-            feeder = asyncio.create_task(_feed_pipe(reader, proc.stdin)) if want_stdin else None
+            pumps = [asyncio.create_task(_copy_framed(await _pipe_reader(out_r), writer, STDOUT)),
+                     asyncio.create_task(_copy_framed(await _pipe_reader(err_r), writer, STDERR))]
+            feeder = asyncio.create_task(_feed_pipe(reader, await _pipe_writer(stdin_w))) if want_stdin else None
         await self._settle(ex, workdir, proc, pumps, feeder)
 
-    async def _settle(self, ex: Exec, workdir: str, proc: asyncio.subprocess.Process,
+    async def _spawn(self, cid: str, argv: list[str], stdin: int, stdout: int, stderr: int) -> Process:
+        """Start a runtime command through the daemon's fork server (a fork of a pre-imported
+        interpreter), or as a new process when there is none."""
+        forkserver = self.containers.forkserver
+        if forkserver is not None:
+            in_process = self.containers.runtime_in_process(cid)
+            try:
+                return ForkedProcess(await asyncio.to_thread(forkserver.spawn, argv, stdin, stdout, stderr, in_process))
+            except ForkServerUnavailable:
+                pass
+            except ForkServerError as e:
+                raise ContainerError(f"exec failed: {e}") from None
+        return await asyncio.create_subprocess_exec(*argv, stdin=stdin, stdout=stdout, stderr=stderr)
+
+    async def _settle(self, ex: Exec, workdir: str, proc: Process,
                       pumps: list[asyncio.Task[None]], feeder: asyncio.Task[None] | None) -> None:
         """Wait for the process and its output; record the exit code."""
         for _ in range(100):
@@ -244,9 +275,14 @@ class ExecService:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(console)
         listener.listen(1)
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.PIPE)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            proc = await self._spawn(ex.container_id, argv, null, null, null)
+        except BaseException:
+            listener.close()
+            raise
+        finally:
+            os.close(null)
         try:
             master = await asyncio.wait_for(asyncio.to_thread(_receive_master, listener), CONSOLE_TIMEOUT)
         except (OSError, TimeoutError) as e:
@@ -277,6 +313,53 @@ class ExecService:
         if ex.master is None:
             raise ContainerError(f"exec {exec_id} is not running with a tty")
         fcntl.ioctl(ex.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+class Process(Protocol):
+    """A started runtime command: an asyncio subprocess, or a ForkedProcess."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class ForkedProcess:
+    """A runtime command forked by the fork server, as the exec code uses a process."""
+
+    def __init__(self, spawned: Spawned) -> None:
+        self._spawned = spawned
+        self.pid = spawned.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._spawned.returncode
+
+    async def wait(self) -> int:
+        return await self._spawned.wait_async()
+
+    def kill(self) -> None:
+        self._spawned.kill()
+
+
+async def _pipe_reader(fd: int) -> asyncio.StreamReader:
+    """An asyncio reader of our end of a pipe (the descriptor is taken over)."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                       os.fdopen(fd, "rb", buffering=0))
+    return reader
+
+
+async def _pipe_writer(fd: int) -> asyncio.StreamWriter:
+    """An asyncio writer to our end of a pipe (the descriptor is taken over)."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                        os.fdopen(fd, "wb", buffering=0))
+    return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def _receive_master(listener: socket.socket) -> int:

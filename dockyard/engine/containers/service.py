@@ -9,6 +9,7 @@ import queue
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,8 @@ from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
 from dockyard.image.snapshot.mount import mounts_under
-from dockyard.shim.client import ShimClient, ShimError, launch_shim, read_exit
+from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
+from dockyard.shim.forkserver import ForkServer
 from dockyard.shim.logs import rfc3339nano
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -62,6 +64,7 @@ class ContainerService:
         self.images = image_store
         self.volumes = volumes or VolumeService(data_root)
         self.network = network  # engine.networks.endpoints.ContainerNetworking; None: loopback only
+        self.forkserver: ForkServer | None = None  # forks shims and runtime commands; None: new interpreters
         self.store = ContainerStore(data_root)
         self.exec_root = exec_root
         self.runtimes = runtimes or {runtimes_mod.DEFAULT: Runtime(runtimes_mod.DEFAULT, runtimes_mod.own_runtime())}
@@ -103,6 +106,11 @@ class ContainerService:
         except NotFound:
             name = self.default_runtime
         return self.runtimes.get(name) or self.runtimes[self.default_runtime]
+
+    def runtime_in_process(self, cid: str) -> bool:
+        """Whether cid's runtime is this project's dockyard-runtime (the fork server then runs its
+        commands in forks of its own interpreter)."""
+        return is_own_runtime(self.oci_runtime(cid).path, sys.executable)
 
     def runtime_argv(self, cid: str, *args: str) -> list[str]:
         """The command line of a runtime subcommand for a container: path, runtimeArgs, --root."""
@@ -262,7 +270,8 @@ class ContainerService:
             rt = self.oci_runtime(cid)
             info = launch_shim(cid, bundle, shim_dir, rt.path, record["LogPath"], runtime_root=rt.root(self.exec_root),
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
-                               tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files)
+                               tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
+                               forkserver=self.forkserver)
             self._serve_attach_waiters(cid)
             started = ShimClient(shim_dir).start()
         except BaseException as e:

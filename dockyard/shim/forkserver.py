@@ -1,0 +1,349 @@
+"""A fork server: one pre-imported interpreter that forks shims and runtime commands.
+
+A new interpreter per shim or per `dockyard-runtime` command costs its start-up and imports every
+time (~25 ms on a small VM, most of a container start). The daemon starts one fork server instead:
+a single-threaded interpreter (no aiohttp, no threads, so fork is safe) that has imported the shim
+and dockyard-runtime once and forks a child per request, which runs what a new interpreter would.
+
+Requests come on a unix socket, one connection each: a JSON line whose first chunk carries file
+descriptors (SCM_RIGHTS).
+
+  {"op": "shim", "options": {...}}   fds: [sync pipe, shim log]
+      a detached shim, exactly as `setsid -f python -c BOOT`: a new session, double-forked so that
+      it is nobody's child; it reports on the sync pipe as usual (client.launch_shim reads it)
+      -> {"ok": true}
+  {"op": "spawn", "argv": [...], "in_process": bool}   fds: [stdin, stdout, stderr]
+      a runtime command: in_process runs dockyard-runtime's entry point in the fork, else argv is
+      spawned; the fork server is its parent and reports its end on the same connection
+      -> {"ok": true, "pid": N} ... {"exit": CODE, "signal": SIG|null}
+
+The server exits when its lifeline pipe (whose write end only the daemon holds) reaches EOF.
+Children outlive it: shims are in their own sessions, spawned commands are reaped by init.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from dockyard.shim import protocol
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SOCKET_NAME = "forkserver.sock"
+MAX_FDS = 4
+# what the server's interpreter runs: argv is [-c, project root, listening fd, lifeline fd]
+_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from dockyard.shim import forkserver; "
+         "forkserver.serve(int(sys.argv[2]), int(sys.argv[3]))")
+
+
+class ForkServerError(Exception):
+    """The fork server refused a request or failed while handling it."""
+
+
+class ForkServerUnavailable(ForkServerError):
+    """The fork server is not running or not answering: nothing was asked of it."""
+
+
+# -- client (in the daemon) --------------------------------------------------------------------------
+
+
+class Spawned:
+    """A runtime command the fork server started: its pid, and its end on the connection."""
+
+    def __init__(self, pid: int, conn: socket.socket, pending: bytes) -> None:
+        self.pid = pid
+        self.returncode: int | None = None  # exit code with Docker's 128+signal convention
+        self._conn = conn
+        self._pending = pending
+
+    def _settle(self, data: bytes) -> int:
+        self._conn.close()
+        try:
+            self.returncode = int(protocol.decode(data)["exit"])  # type: ignore[call-overload]
+        except (protocol.ProtocolError, KeyError, TypeError, ValueError):
+            self.returncode = 255  # the server died before the command ended
+        return self.returncode
+
+    def wait(self) -> int:
+        """Block until the command ended; its exit code."""
+        if self.returncode is not None:
+            return self.returncode
+        data = self._pending
+        self._conn.setblocking(True)
+        self._conn.settimeout(None)
+        while not data.endswith(b"\n") and (chunk := self._conn.recv(4096)):
+            data += chunk
+        return self._settle(data)
+
+    async def wait_async(self) -> int:
+        """wait() for asyncio code."""
+        import asyncio
+
+        if self.returncode is not None:
+            return self.returncode
+        loop = asyncio.get_running_loop()
+        data = self._pending
+        self._conn.setblocking(False)
+        while not data.endswith(b"\n") and (chunk := await loop.sock_recv(self._conn, 4096)):
+            data += chunk
+        return self._settle(data)
+
+    def kill(self, sig: int = 9) -> None:
+        """Signal the command (if it still runs)."""
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+class ForkServer:
+    """The daemon's handle on its fork server (started by start(), stopped by close())."""
+
+    def __init__(self, run_dir: str, python: str | None = None) -> None:
+        self.path = os.path.join(run_dir, SOCKET_NAME)
+        self.python = python or sys.executable
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lifeline = -1
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> ForkServer:
+        """Start the server; requests may be sent at once (they wait in the socket's backlog)."""
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        name, dir_fd = protocol.short_name(self.path)
+        try:
+            if os.path.lexists(self.path):
+                os.unlink(self.path)
+            listener.bind(name)
+            os.chmod(self.path, 0o600)
+            listener.listen(128)
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
+        lifeline_r, self._lifeline = os.pipe2(os.O_CLOEXEC)
+        try:
+            self._proc = subprocess.Popen(
+                [self.python, "-I", "-S", "-c", _BOOT, PROJECT_ROOT, str(listener.fileno()), str(lifeline_r)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(listener.fileno(), lifeline_r),
+                cwd="/")
+        finally:
+            listener.close()
+            os.close(lifeline_r)
+        return self
+
+    def close(self, timeout: float = 5) -> None:
+        """Stop the server (its children keep running) and remove its socket."""
+        if self._lifeline >= 0:
+            os.close(self._lifeline)
+            self._lifeline = -1
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _request(self, message: dict[str, Any], fds: list[int],
+                 timeout: float) -> tuple[socket.socket, dict[str, Any], bytes]:
+        """Send one request: the connection, the first reply, and what followed it on the connection."""
+        if not self.running:
+            raise ForkServerUnavailable("the fork server is not running")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        name, dir_fd = protocol.short_name(self.path)
+        try:
+            sock.connect(name)
+        except OSError as exc:
+            sock.close()
+            raise ForkServerUnavailable(f"cannot reach the fork server: {exc}") from None
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
+        try:
+            socket.send_fds(sock, [protocol.encode(message)], fds)
+            data = b""
+            while b"\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ForkServerError("the fork server closed the connection")
+                data += chunk
+        except (OSError, ForkServerError) as exc:
+            sock.close()
+            raise ForkServerError(f"fork server request failed: {exc}") from None
+        line, _, rest = data.partition(b"\n")
+        reply = protocol.decode(line)
+        if not reply.get("ok"):
+            sock.close()
+            raise ForkServerError(str(reply.get("error")))
+        return sock, reply, rest
+
+    def launch_shim(self, options: dict[str, Any], sync_fd: int, log_fd: int, timeout: float = 30) -> None:
+        """Fork a detached shim with options (see client.launch_shim); it reports on sync_fd."""
+        sock, _, _ = self._request({"op": "shim", "options": options}, [sync_fd, log_fd], timeout)
+        sock.close()
+
+    def spawn(self, argv: list[str], stdin: int, stdout: int, stderr: int, in_process: bool,
+              timeout: float = 30) -> Spawned:
+        """Start a runtime command with the given stdio (in_process: dockyard-runtime's entry point
+        in a fork, argv[0] being this project's dockyard-runtime)."""
+        sock, reply, rest = self._request({"op": "spawn", "argv": argv, "in_process": in_process},
+                                          [stdin, stdout, stderr], timeout)
+        return Spawned(int(reply["pid"]), sock, rest)
+
+
+# -- server (in its own interpreter) -----------------------------------------------------------------
+
+
+def serve(listen_fd: int, lifeline_fd: int) -> None:
+    """The server's loop; never returns (exits when the lifeline closes)."""
+    from dockyard.shim import daemon as shim_daemon  # noqa: F401 - the imports every child shares
+    from dockyard.shim.oci import OciRuntime
+
+    OciRuntime.preload()
+    os.set_inheritable(listen_fd, False)
+    os.set_inheritable(lifeline_fd, False)
+    listener = socket.socket(fileno=listen_fd)
+    server = _Server(listener, lifeline_fd)
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    poller.register(lifeline_fd, select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == lifeline_fd:
+                os._exit(0)
+            if fd == listener.fileno():
+                server.accept(poller)
+            else:
+                server.reap(fd, poller)
+
+
+class _Server:
+    """The fork server's state: the listener, and the spawned commands it waits for."""
+
+    def __init__(self, listener: socket.socket, lifeline_fd: int) -> None:
+        self.listener = listener
+        self.lifeline_fd = lifeline_fd
+        self.waiting: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
+
+    def accept(self, poller: Any) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        fds: list[int] = []
+        try:
+            conn.settimeout(5)
+            request, fds = _read_request(conn)
+            op = request.get("op")
+            if op == "shim":
+                self._shim(request["options"], fds, conn)
+                conn.sendall(protocol.encode({"ok": True}))
+            elif op == "spawn":
+                pid = self._spawn(request, fds)
+                pidfd = os.pidfd_open(pid)
+                os.set_inheritable(pidfd, False)
+                self.waiting[pidfd] = (pid, conn)
+                poller.register(pidfd, select.POLLIN)  # readable: the process exited
+                conn.sendall(protocol.encode({"ok": True, "pid": pid}))
+                conn = None  # kept until the command ends
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except Exception as exc:  # noqa: BLE001 - a bad request must not end the server
+            if conn is not None:
+                try:
+                    conn.sendall(protocol.encode(protocol.error(str(exc))))
+                except OSError:
+                    pass
+        finally:
+            for fd in fds:
+                os.close(fd)
+            if conn is not None:
+                conn.close()
+
+    def reap(self, pidfd: int, poller: Any) -> None:
+        pid, conn = self.waiting.pop(pidfd)
+        poller.unregister(pidfd)
+        os.close(pidfd)
+        from dockyard.shim.oci import exit_code
+
+        code, sig = exit_code(os.waitpid(pid, 0)[1])
+        try:
+            conn.sendall(protocol.encode({"exit": code, "signal": sig}))
+        except OSError:
+            pass  # the daemon stopped waiting
+        conn.close()
+
+    def _drop_server_fds(self) -> None:
+        """In a child: close the server's own descriptors (nothing of it may leak into a container)."""
+        os.close(self.listener.detach())
+        os.close(self.lifeline_fd)
+        for pidfd, (_, conn) in self.waiting.items():
+            os.close(pidfd)
+            os.close(conn.detach())
+
+    def _shim(self, options: dict[str, Any], fds: list[int], conn: socket.socket) -> None:
+        sync_fd, log_fd = fds[0], fds[1]
+        child = os.fork()
+        if child:
+            os.waitpid(child, 0)
+            return
+        try:  # the intermediate child: a new session, then the shim in a fork of it
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            self._drop_server_fds()
+            os.close(conn.detach())
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(log_fd, 2)
+            for fd in (null, log_fd, *fds[2:]):
+                os.close(fd)
+            from dockyard.shim import daemon
+
+            daemon.run(sync_fd, json.dumps(options))
+        finally:
+            os._exit(1)
+
+    def _spawn(self, request: dict[str, Any], fds: list[int]) -> int:
+        from dockyard.shim import oci
+
+        argv = [str(a) for a in request["argv"]]
+        stdin, stdout, stderr = fds[0], fds[1], fds[2]
+        if request.get("in_process"):
+            return oci.fork_main(argv, stdin, stdout, stderr, prepare=self._drop_server_fds)
+        return oci.spawn(argv, stdin, stdout, stderr)
+
+
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """One JSON line and the descriptors sent with it (made close-on-exec here)."""
+    data, fds, _, _ = socket.recv_fds(conn, protocol.MAX_LINE, MAX_FDS)
+    for fd in fds:
+        os.set_inheritable(fd, False)
+    deadline = time.monotonic() + 5
+    while data and not data.endswith(b"\n") and len(data) < protocol.MAX_LINE and time.monotonic() < deadline:
+        chunk = conn.recv(protocol.MAX_LINE)
+        if not chunk:
+            break
+        data += chunk
+    request = protocol.decode(data)
+    if len(fds) < (2 if request.get("op") == "shim" else 3):
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("missing file descriptors")
+    return request, fds
