@@ -157,3 +157,12 @@ def test_launch_falls_back_to_a_new_interpreter_when_the_server_is_gone(tmp_path
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and os.path.exists(f"/proc/{info.shim_pid}"):
         time.sleep(0.02)
+
+
+def test_run_captures_output_and_times_out(server: ForkServer) -> None:
+    done = server.run(["/bin/sh", "-c", "echo out; echo err >&2; exit 4"], False)
+    assert (done.returncode, done.stdout, done.stderr) == (4, "out\n", "err\n")
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        server.run(["/bin/sleep", "30"], False, timeout=0.5)
+    assert time.monotonic() - started < 10

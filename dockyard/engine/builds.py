@@ -4,10 +4,12 @@ tagged, the cache pruned."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +31,8 @@ from dockyard.image.snapshot.mount import mounts_under
 from dockyard.image.store import ImageStore
 from dockyard.registry.client.pull import PullError, pull
 from dockyard.runtime.spec_template import default_spec
+from dockyard.shim.client import is_own_runtime
+from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 
 CGROUP_PARENT_ENV = "DOCKYARD_BUILD_CGROUP_PARENT"
 
@@ -41,6 +45,7 @@ class RuntimeExecutor:
         self.runtime_root = runtime_root
         self.work_root = work_root
         self.cgroup_parent = os.environ.get(CGROUP_PARENT_ENV, "/dockyard-build")
+        self.forkserver: ForkServer | None = None  # the daemon's: RUN steps are forks of it
 
     def resolve_user(self, rootfs: str, user: str) -> tuple[int, int]:
         """USER / --chown names looked up in the rootfs's passwd and group files."""
@@ -75,6 +80,24 @@ class RuntimeExecutor:
         spec["mounts"].extend(req.mounts)
         return spec
 
+    def _run_forked(self, argv: list[str], output: Callable[[bytes], None]) -> int:
+        """`runtime run` forked by the fork server (dockyard-runtime in a fork of its interpreter)."""
+        assert self.forkserver is not None
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            spawned = self.forkserver.spawn(argv, null, write_fd, write_fd, is_own_runtime(self.runtime, sys.executable))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+            os.close(null)
+        with os.fdopen(read_fd, "rb", buffering=0) as stream:
+            while chunk := stream.read(65536):
+                output(chunk)
+        return spawned.wait()
+
     def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int:
         """Run the step's process in the foreground; its output streamed to output."""
         cid = "build-" + uuid.uuid4().hex[:20]
@@ -82,8 +105,11 @@ class RuntimeExecutor:
         try:
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(self._spec(req, cid), f)
-            proc = subprocess.Popen([self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            argv = [self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid]
+            if self.forkserver is not None:
+                with contextlib.suppress(ForkServerUnavailable):
+                    return self._run_forked(argv, output)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             assert proc.stdout is not None
             while chunk := proc.stdout.read1(65536):
                 output(chunk)

@@ -70,15 +70,25 @@ class Spawned:
             self.returncode = 255  # the server died before the command ended
         return self.returncode
 
-    def wait(self) -> int:
-        """Block until the command ended; its exit code."""
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the command ended (TimeoutError after timeout seconds); its exit code."""
         if self.returncode is not None:
             return self.returncode
         data = self._pending
         self._conn.setblocking(True)
-        self._conn.settimeout(None)
-        while not data.endswith(b"\n") and (chunk := self._conn.recv(4096)):
-            data += chunk
+        self._conn.settimeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not data.endswith(b"\n"):
+                if deadline is not None:
+                    self._conn.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = self._conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            self._pending = data
+            raise TimeoutError(f"process {self.pid} still runs after {timeout:g}s") from None
         return self._settle(data)
 
     async def wait_async(self) -> int:
@@ -196,6 +206,26 @@ class ForkServer:
         """Fork a detached shim with options (see client.launch_shim); it reports on sync_fd."""
         sock, _, _ = self._request({"op": "shim", "options": options}, [sync_fd, log_fd], timeout)
         sock.close()
+
+    def run(self, argv: list[str], in_process: bool, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a runtime command to completion, its output captured (as subprocess.run with
+        capture_output and text); killed after timeout seconds (subprocess.TimeoutExpired)."""
+        out = os.memfd_create("stdout", os.MFD_CLOEXEC)
+        err = os.memfd_create("stderr", os.MFD_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            spawned = self.spawn(argv, null, out, err, in_process)
+            try:
+                code = spawned.wait(timeout)
+            except TimeoutError:
+                spawned.kill()
+                spawned.wait()
+                raise subprocess.TimeoutExpired(argv, timeout) from None
+            texts = [os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace") for fd in (out, err)]
+        finally:
+            for fd in (out, err, null):
+                os.close(fd)
+        return subprocess.CompletedProcess(argv, code, texts[0], texts[1])
 
     def spawn(self, argv: list[str], stdin: int, stdout: int, stderr: int, in_process: bool,
               timeout: float = 30) -> Spawned:

@@ -3,6 +3,7 @@ runtime. Blocking methods; the API server calls them from worker threads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -35,7 +36,7 @@ from dockyard.image.snapshot import mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
-from dockyard.shim.forkserver import ForkServer
+from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -118,9 +119,14 @@ class ContainerService:
         return [rt.path, *rt.args, "--root", rt.root(self.exec_root), *args]
 
     def _runtime(self, cid: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`RUNTIME args... ID` for container cid."""
+        """`RUNTIME args... ID` for container cid (forked by the fork server when there is one)."""
         argv = self.runtime_argv(cid, *args, cid)
-        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        proc = None
+        if self.forkserver is not None:
+            with contextlib.suppress(ForkServerUnavailable):
+                proc = self.forkserver.run(argv, self.runtime_in_process(cid), timeout=60)
+        if proc is None:
+            proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
         if check and proc.returncode:
             raise ContainerError(proc.stderr.strip() or f"{argv[0]} {args[0]} failed")
         return proc
