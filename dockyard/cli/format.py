@@ -4,15 +4,14 @@ Go-template subset of `--format` (`{{.Field}}`, `{{.A.B}}`, `{{json .}}`, `{{jso
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping
 
 from dockyard.humanize import human_duration, human_size  # noqa: F401 - re-exported
 
-TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
+TYPE_CHECKING = False  # typing, collections.abc, json and re cost milliseconds to import: used lazily
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 
@@ -23,6 +22,8 @@ def since(timestamp: float) -> str:
 
 def parse_time(value: str) -> float:
     """RFC 3339 (nanoseconds allowed) → Unix time; 0 for Go's zero time or garbage."""
+    import re
+
     match = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value or "")
     if not match or match.group(1) == "0001":
         return 0.0
@@ -75,11 +76,12 @@ def go_string(value: Any) -> str:
 
 def go_json(value: Any, indent: int | None = None) -> str:
     """JSON as Go's encoder writes it: '<', '>' and '&' escaped."""
+    import json
+
     text = json.dumps(value, indent=indent, separators=None if indent else (",", ":"), ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
 _FUNCS: dict[str, Callable[..., Any]] = {
     "json": lambda v: go_json(v),
     "upper": lambda v: go_string(v).upper(),
@@ -95,15 +97,24 @@ class TemplateError(Exception):
     """A template that cannot be parsed or executed."""
 
 
+def _actions() -> re.Pattern[str]:
+    """The pattern of a template's {{actions}}."""
+    import re
+
+    return re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)  # re caches compiled patterns
+
+
 def _value(token: str, obj: Any) -> Any:
     if token.startswith('"') and token.endswith('"'):
+        import json
+
         return json.loads(token)
     if token == ".":
         return obj
     if not token.startswith("."):
         raise TemplateError(f'function "{token}" not defined')
     for part in token[1:].split("."):
-        if isinstance(obj, Mapping):
+        if isinstance(obj, dict):
             if part not in obj:
                 raise TemplateError(f"can't evaluate field {part}")
             obj = obj[part]
@@ -116,6 +127,8 @@ def _value(token: str, obj: Any) -> Any:
 
 
 def _evaluate(action: str, obj: Any) -> str:
+    import re
+
     tokens = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', action)
     if tokens and tokens[0] in _FUNCS:
         result = _FUNCS[tokens[0]](*(_value(t, obj) for t in tokens[1:]))
@@ -128,15 +141,17 @@ def _evaluate(action: str, obj: Any) -> str:
 def render(template: str, obj: Any) -> str:
     """Execute a template on one object (a dict, or an object with properties)."""
     template = template.replace("\\t", "\t").replace("\\n", "\n")
-    return _ACTION.sub(lambda m: _evaluate(m.group(1), obj), template)
+    return _actions().sub(lambda m: _evaluate(m.group(1), obj), template)
 
 
 def header_row(template: str, headers: Mapping[str, str]) -> str:
     """The header line of a `table` template: each {{.Field}} replaced by its column title."""
+    import re
+
     def title(match: re.Match[str]) -> str:
         fields = re.findall(r"\.(\w+)", match.group(1))
         return headers.get(fields[-1], fields[-1].upper()) if fields else ""
-    return _ACTION.sub(title, template.replace("\\t", "\t"))
+    return _actions().sub(title, template.replace("\\t", "\t"))
 
 
 def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers: Mapping[str, str],

@@ -4,13 +4,16 @@ stderr, stdin to the container, raw mode and size tracking on a real tty, and th
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import sys
-import threading
-from collections.abc import Callable, Iterator
 
 from dockyard.client import http
+
+TYPE_CHECKING = False  # threading and collections.abc cost milliseconds to import: used lazily
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Iterator
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
@@ -56,7 +59,7 @@ class RawTerminal:
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self.saved)
 
 
-def _pump_stdin(sock: socket.socket, tty: bool, detached: threading.Event) -> None:
+def _pump_stdin(sock: _socket.socket, tty: bool, detached: threading.Event) -> None:
     """stdin → the container; with a tty, ctrl-p ctrl-q detaches. Half-closes at EOF."""
     fd = sys.stdin.fileno()
     pending = b""
@@ -67,18 +70,20 @@ def _pump_stdin(sock: socket.socket, tty: bool, detached: threading.Event) -> No
                 if DETACH_KEYS in data:  # sent on as docker does: the daemon then keeps stdin open
                     sock.sendall(data[:data.index(DETACH_KEYS) + len(DETACH_KEYS)])
                     detached.set()
-                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(_socket.SHUT_RDWR)
                     return
                 pending = data[-1:] if data.endswith(DETACH_KEYS[:1]) else b""
                 data = data[:len(data) - len(pending)]
             sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
     except OSError:
         pass
 
 
 def copy_streams(resp: http.Response, tty: bool, stdin: bool) -> None:
     """Copy the hijacked stream until the container's output ends; Detached if the user detached."""
+    import threading
+
     detached = threading.Event()
     if stdin:
         threading.Thread(target=_pump_stdin, args=(resp.sock, tty, detached), daemon=True).start()

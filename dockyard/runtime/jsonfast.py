@@ -49,6 +49,19 @@ def loads(text: str | bytes) -> object:
     return value
 
 
-def dumps(obj: object) -> str:
-    """Compact-ish JSON (json.dumps' default separators)."""
-    return "".join(_encode(obj, 0))
+_encode_compact = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ":", ",",
+                                     False, False, True)
+
+
+def dumps(obj: object, compact: bool = False) -> str:
+    """JSON with json.dumps' default separators, or with none (compact)."""
+    return "".join((_encode_compact if compact else _encode)(obj, 0))
+
+
+def raw_decode(text: str, start: int = 0) -> tuple[object, int]:
+    """The JSON value starting at text[start] (no whitespace skipped) and the index after it;
+    ValueError when there is none (e.g. the value is cut short)."""
+    try:
+        return _scan(text, start)
+    except StopIteration:
+        raise ValueError(f"no JSON value at index {start}") from None

@@ -3,9 +3,7 @@ container prune."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
@@ -18,6 +16,7 @@ from dockyard.client.api import APIError
 
 TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
@@ -42,6 +41,8 @@ def ports_text(ports: list[dict[str, Any]]) -> str:
 
 def container_row(c: dict[str, Any], trunc: bool) -> dict[str, str]:
     """The template fields of one /containers/json entry."""
+    import json
+
     names = [n[1:] for n in c.get("Names") or [] if n.count("/") == 1]
     command = c.get("Command", "")
     image = c.get("Image", "")

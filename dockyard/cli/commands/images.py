@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
@@ -14,8 +13,9 @@ from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 from dockyard.client.http import Response
 
-TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds to import; annotations only
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 FORMAT = Flag("", "format", STR, "Format output using a custom template")

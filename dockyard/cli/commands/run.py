@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
-import threading
 from types import SimpleNamespace
 
 from dockyard.cli.commands.containers import wait_result
@@ -26,6 +24,8 @@ _BINARY = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 *
 
 def ram_bytes(value: str) -> int:
     """go-units RAMInBytes: '512m' → 536870912."""
+    import re
+
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", value.strip().lower())
     if not match:
         raise UsageError(f"invalid size: '{value}'")
@@ -218,6 +218,8 @@ def stream_container(cli: Cli, container: str, tty: bool, stdin: bool, start: bo
             status["code"] = wait_result(waiting)
         except (APIError, CommandError) as exc:
             status["error"] = exc
+    import threading
+
     thread = threading.Thread(target=waiter, daemon=True)
     thread.start()
     if start:

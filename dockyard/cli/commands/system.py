@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from types import SimpleNamespace
 
@@ -186,15 +185,16 @@ def _reclaimable(total: int, reclaimable: int) -> str:
     return fmt.human_size(reclaimable, 4)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
 def timestamp(value: str) -> str:
     """docker's --since/--until values: Unix seconds, a Go duration before now, or RFC 3339."""
+    import re
+
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return value
-    parts = _DURATION.findall(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
     if parts and "".join(n + u for n, u in parts) == value:
         return f"{time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts):.9f}"
     stamp = fmt.parse_time(value if "T" in value else value + "T00:00:00Z")
