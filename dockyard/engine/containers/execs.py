@@ -256,16 +256,22 @@ class ExecService:
 
     async def _settle(self, ex: Exec, workdir: str, proc: Process,
                       pumps: list[asyncio.Task[None]], feeder: asyncio.Task[None] | None) -> None:
-        """Wait for the process and its output; record the exit code."""
-        for _ in range(100):
-            ex.pid = self._read_pid(workdir)
-            if ex.pid or proc.returncode is not None:
-                break
-            await asyncio.sleep(0.01)
+        """Wait for the process and its output; record the exit code. The process's pid (exec
+        inspect) is read from the runtime's pid file while it starts, without delaying the end."""
+        ended = asyncio.ensure_future(proc.wait())
         try:
-            code = await proc.wait()
+            delay = 0.001
+            for _ in range(200):
+                ex.pid = self._read_pid(workdir)
+                if ex.pid or ended.done():
+                    break
+                await asyncio.wait([ended], timeout=delay)
+                delay = min(delay * 2, 0.02)
+            code = await ended
             await asyncio.gather(*pumps, return_exceptions=True)
         finally:
+            if not ended.done():
+                ended.cancel()
             if feeder is not None:
                 feeder.cancel()
         ex.exit_code = 128 - code if code < 0 else code
