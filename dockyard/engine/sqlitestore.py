@@ -16,6 +16,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed daemon loses no commit
         self._db.executescript(schema)
 
     def close(self) -> None:

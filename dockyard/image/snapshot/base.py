@@ -23,6 +23,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -91,9 +92,11 @@ class Record:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = FULL")
+    # WAL with NORMAL, as the image metadata: a killed process loses no commit (only a power loss
+    # may lose the last ones), and a commit costs no fsync
+    conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 
@@ -164,6 +167,7 @@ class Snapshotter(ABC):
         self._snapshots = os.path.join(self.root, "snapshots")
         self._tmp = os.path.join(self.root, "tmp")
         self._db_path = os.path.join(self.root, "metadata.db")
+        self._local = threading.local()
         for path in (self.root, self._snapshots, self._tmp):
             os.makedirs(path, mode=0o700, exist_ok=True)
         conn = _connect(self._db_path)
@@ -292,20 +296,26 @@ class Snapshotter(ABC):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection to the database (opened once per thread and process: a
+        connection is never used across a fork)."""
+        local = self._local
+        if getattr(local, "pid", 0) != os.getpid():
+            local.conn = _connect(self._db_path)
+            local.pid = os.getpid()
+        return local.conn
+
     @contextlib.contextmanager
     def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A transaction: a consistent read, or (write) one holding the database's write lock."""
-        conn = _connect(self._db_path)
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _find(self, db: sqlite3.Connection, key: str) -> Record | None:
         row = db.execute(_SELECT + " WHERE s.key = ?", (key,)).fetchone()
