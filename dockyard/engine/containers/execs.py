@@ -180,8 +180,52 @@ class ExecService:
         except (Conflict, NotFound):
             return None
         ex.running = True
-        proc = subprocess.Popen([*self._argv(ex.container_id, workdir), ex.container_id], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        argv = [*self._argv(ex.container_id, workdir), ex.container_id]
+        forkserver = self.containers.forkserver
+        try:
+            if forkserver is not None:
+                with contextlib.suppress(ForkServerUnavailable):
+                    ex.exit_code, out = self._run_forked(ex, workdir, argv, timeout, limit)
+                    return ex.exit_code, out
+            return self._run_subprocess(ex, workdir, argv, timeout, limit)
+        finally:
+            ex.running = False
+            self._execs.pop(exec_id, None)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _run_forked(self, ex: Exec, workdir: str, argv: list[str], timeout: float, limit: int) -> tuple[int, bytes]:
+        """run() through the fork server; the output goes to a memory file."""
+        assert self.containers.forkserver is not None
+        out = os.memfd_create("exec-output", os.MFD_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            spawned = self.containers.forkserver.spawn(argv, null, out, out,
+                                                       self.containers.runtime_in_process(ex.container_id))
+            try:
+                code = spawned.wait(timeout)
+            except TimeoutError:
+                self._kill_process(workdir)  # see _run_subprocess
+                try:
+                    spawned.wait(5)
+                except TimeoutError:
+                    spawned.kill()
+                    spawned.wait()
+                code = -1
+            return code, os.pread(out, limit, 0)
+        finally:
+            os.close(out)
+            os.close(null)
+
+    def _kill_process(self, workdir: str) -> None:
+        """SIGKILL the exec'd process (its runtime, the parent, then reaps it and exits)."""
+        with contextlib.suppress(OSError):
+            if pid := self._read_pid(workdir):
+                os.kill(pid, 9)
+
+    def _run_subprocess(self, ex: Exec, workdir: str, argv: list[str], timeout: float,
+                        limit: int) -> tuple[int, bytes]:
+        """run() as a new process (no fork server)."""
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out, _ = proc.communicate(timeout=timeout)
             ex.exit_code = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
@@ -190,19 +234,13 @@ class ExecService:
             # SIGKILL the process; the runtime (its parent) then reaps it and exits. Killing the
             # runtime instead would orphan it, and a pid namespace's init cannot finish exiting
             # before every process of the namespace has been reaped.
-            with contextlib.suppress(OSError):
-                if pid := self._read_pid(workdir):
-                    os.kill(pid, 9)
+            self._kill_process(workdir)
             try:
                 out, _ = proc.communicate(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, _ = proc.communicate()
             return -1, out[:limit]
-        finally:
-            ex.running = False
-            self._execs.pop(exec_id, None)
-            shutil.rmtree(workdir, ignore_errors=True)
 
     def _read_pid(self, workdir: str) -> int:
         with contextlib.suppress(OSError, ValueError), open(os.path.join(workdir, "pid")) as f:
