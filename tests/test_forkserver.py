@@ -166,3 +166,11 @@ def test_run_captures_output_and_times_out(server: ForkServer) -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         server.run(["/bin/sleep", "30"], False, timeout=0.5)
     assert time.monotonic() - started < 10
+
+
+def test_a_killed_server_is_restarted_on_the_next_request(server: ForkServer) -> None:
+    first = server._proc.pid  # type: ignore[union-attr]
+    os.kill(first, signal.SIGKILL)
+    server._proc.wait()  # type: ignore[union-attr]
+    assert _spawn(server, ["/bin/sh", "-c", "exit 2"], False)[0] == 2
+    assert server.running and server._proc.pid != first  # type: ignore[union-attr]

@@ -29,6 +29,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -121,6 +122,8 @@ class ForkServer:
         self.python = python or sys.executable
         self._proc: subprocess.Popen[bytes] | None = None
         self._lifeline = -1
+        self._restarted_at = 0.0
+        self._restart_lock = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -151,6 +154,24 @@ class ForkServer:
             os.close(lifeline_r)
         return self
 
+    def _restart(self) -> None:
+        """Start the server again if it died (at most once a second); ForkServerUnavailable if it
+        was never started, was closed, or cannot start."""
+        if self._lifeline < 0:
+            raise ForkServerUnavailable("the fork server is not running")
+        now = time.monotonic()
+        if now - self._restarted_at < 1:
+            raise ForkServerUnavailable("the fork server died and was restarted less than a second ago")
+        self._restarted_at = now
+        if self._proc is not None:
+            self._proc.wait()
+        os.close(self._lifeline)
+        self._lifeline = -1
+        try:
+            self.start()
+        except OSError as exc:
+            raise ForkServerUnavailable(f"cannot restart the fork server: {exc}") from None
+
     def close(self, timeout: float = 5) -> None:
         """Stop the server (its children keep running) and remove its socket."""
         if self._lifeline >= 0:
@@ -172,7 +193,9 @@ class ForkServer:
                  timeout: float) -> tuple[socket.socket, dict[str, Any], bytes]:
         """Send one request: the connection, the first reply, and what followed it on the connection."""
         if not self.running:
-            raise ForkServerUnavailable("the fork server is not running")
+            with self._restart_lock:
+                if not self.running:
+                    self._restart()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(timeout)
         name, dir_fd = protocol.short_name(self.path)
