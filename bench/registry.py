@@ -20,8 +20,9 @@ server (our `dockyard registry serve` vs distribution, the same client on both):
   10 curl streams ten concurrent `curl` downloads of every layer to /dev/null: the server's own
                   throughput with a client that is not the bottleneck (skipped without curl)
 
-docker: the docker CLI through dockyardd: push to a fresh distribution, pull after rmi
-        (reference on this kind of VM, docker CLI through dockerd: push 2.90 s, pull 1.05 s)
+docker: the docker CLI through dockyardd and through a private dockerd (if installed): pull,
+        create a container (dockyardd unpacks the layers then; dockerd did while pulling), push
+        to a fresh distribution (reference on this kind of VM for dockerd: push 2.90 s, pull 1.05 s)
 
 Every server runs on a free loopback port over a temp dir and is stopped by its PID.
 
@@ -42,7 +43,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import load_average, run_quiet
+from _common import BENCH_CGROUP, load_average, remove_cgroups, run_quiet
+from _peers import DockerEngine, Skip
 
 from dockyard.image.store import ImageStore
 from dockyard.registry.client.pull import pull
@@ -51,6 +53,7 @@ from tests.daemon import Dockyardd
 from tests.registries import Distribution, Dockyard, Registry, generated_image
 
 Sample = dict[str, list[float]]
+CGROUP_PARENT = f"{BENCH_CGROUP}/registry-{os.getpid()}"
 
 
 def run(*argv: str) -> None:
@@ -102,6 +105,7 @@ class Bench:
         self.size, self.runs = size, runs
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-reg-"))
         self.servers: list[Registry | Dockyardd] = []
+        self.dockerd: DockerEngine | None = None
         self.store = ImageStore(str(self.tmp / "store"))
         self.per_layer = size * 1_000_000 // 4
         generated_image(self.store, "bench:1", [{f"f{i}": os.urandom(self.per_layer)} for i in range(4)])
@@ -116,11 +120,14 @@ class Bench:
     def scratch(self) -> Path:
         return Path(tempfile.mkdtemp(dir=self.tmp))
 
-    def cleanup(self) -> None:
+    def cleanup(self) -> list[str]:
+        """Stop everything started; what could not be cleaned."""
         self.store.close()
+        problems = self.dockerd.stop() if self.dockerd is not None else []
         for server in self.servers:
             server.cleanup()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems + remove_cgroups(CGROUP_PARENT)
 
     # -- client ----------------------------------------------------------------------------------
 
@@ -240,32 +247,48 @@ class Bench:
 
     # -- the docker CLI --------------------------------------------------------------------------
 
-    def docker(self) -> Sample:
+    def docker(self, source: Registry) -> dict[str, Sample]:
+        """The docker CLI through dockyardd and through a private dockerd (when installed), in
+        alternating order: pull from source, create a container (dockyardd unpacks the layers
+        then, dockerd while pulling), push to a fresh distribution, then remove it all."""
+        engines: dict[str, Callable[..., list[str]]] = {}
         daemon = Dockyardd(tmp=tempfile.mkdtemp(prefix="dy-", dir="/tmp"))
         self.servers.append(daemon)
-        dstore = ImageStore(str(daemon.data_root / "image-store"))
-        generated_image(dstore, "bench:1", [{f"f{i}": os.urandom(self.per_layer)} for i in range(4)])
-        dstore.close()
         daemon.start()
+        engines["dockyardd"] = lambda *args: ["docker", "-H", daemon.host, *args]
+        try:
+            self.dockerd = DockerEngine(Path(tempfile.mkdtemp(prefix="dy-", dir="/tmp")), CGROUP_PARENT)
+            self.dockerd.start()
+            engines["dockerd"] = self.dockerd.cli
+        except Skip as err:
+            print(f"# dockerd skipped: {err}")
+        env = {**os.environ, "DOCKER_CONFIG": str(self.scratch())}
+        out: dict[str, Sample] = {k: {"pull": [], "create": [], "push": []} for k in engines}
 
-        def docker(*args: str) -> None:
-            proc = daemon.docker(*args, timeout=600)
-            if proc.returncode != 0:
-                raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
-        out: Sample = {"push": [], "pull": []}
-        for _ in range(self.runs):
-            reg = self.server(Distribution)
-            name = f"{reg.addr}/bench/img:1"
-            docker("tag", "bench:1", name)
+        def docker(engine: str, *args: str) -> float:
             start = time.perf_counter()
-            docker("push", name)
-            out["push"].append(time.perf_counter() - start)
-            docker("rmi", name)
-            start = time.perf_counter()
-            docker("pull", name)
-            out["pull"].append(time.perf_counter() - start)
-            docker("rmi", name)
-            reg.cleanup()
+            code, err = run_quiet(engines[engine](*args), env=env, timeout=600)
+            if code != 0:
+                raise RuntimeError(f"docker {' '.join(args)} ({engine}): {err}")
+            return time.perf_counter() - start
+
+        def side(engine: str) -> Callable[[int], float]:
+            def one(i: int) -> float:
+                name = f"{source.addr}/bench/img:1"
+                reg = self.server(Distribution)
+                pulled = docker(engine, "pull", "-q", name)
+                created = docker(engine, "create", "--name", "bench", name, "/bin/true")
+                docker(engine, "tag", name, f"{reg.addr}/bench/img:1")
+                pushed = docker(engine, "push", "-q", f"{reg.addr}/bench/img:1")
+                docker(engine, "rm", "bench")
+                docker(engine, "rmi", name, f"{reg.addr}/bench/img:1")
+                reg.cleanup()
+                if i >= 0:
+                    for key, value in (("pull", pulled), ("create", created), ("push", pushed)):
+                        out[engine][key].append(value)
+                return pulled
+            return one
+        interleaved(self.runs, {k: side(k) for k in engines})
         return out
 
 
@@ -290,7 +313,7 @@ def main() -> int:
         uploaded = bench.uploads()
         many, many_errors = bench.concurrent(both, "skopeo", opts.concurrent_runs)
         streams = bench.concurrent(both, "curl", opts.concurrent_runs) if shutil.which("curl") else None
-        docker = bench.docker()
+        docker = bench.docker(dist)
 
         mb = opts.size
         print(f"\nmedians [min-max] of {opts.runs} interleaved rounds; load average now: {load_average()}")
@@ -315,10 +338,14 @@ def main() -> int:
             print(f"  10 curl streams   ours {fmt(s['ours'])} ({10 * mb / statistics.median(s['ours']):.0f} MB/s)  "
                   f"distribution {fmt(s['distribution'])} ({10 * mb / statistics.median(s['distribution']):.0f} MB/s)"
                   f"  {ratio(s['distribution'], s['ours'])}  ({streams[1]} errors)")
-        print(f"docker CLI through dockyardd: push {fmt(docker['push'])}, pull {fmt(docker['pull'])} "
-              "(reference through dockerd: 2.90 s, 1.05 s)")
+        print("docker CLI (pull from distribution, create a container, push to a fresh distribution)")
+        for engine, got in docker.items():
+            both_steps = [p + c for p, c in zip(got["pull"], got["create"], strict=True)]
+            print(f"  {engine:10} pull {fmt(got['pull'])}  create {fmt(got['create'])}  pull+create {fmt(both_steps)}"
+                  f"  push {fmt(got['push'])}")
     finally:
-        bench.cleanup()
+        for problem in bench.cleanup():
+            print(f"cleanup: {problem}", file=sys.stderr)
     return 0
 
 
