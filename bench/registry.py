@@ -257,7 +257,7 @@ class Bench:
         daemon.start()
         engines["dockyardd"] = lambda *args: ["docker", "-H", daemon.host, *args]
         try:
-            self.dockerd = DockerEngine(Path(tempfile.mkdtemp(prefix="dy-", dir="/tmp")), CGROUP_PARENT)
+            self.dockerd = DockerEngine(self.scratch(), CGROUP_PARENT)
             self.dockerd.start()
             engines["dockerd"] = self.dockerd.cli
         except Skip as err:
