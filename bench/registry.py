@@ -1,8 +1,8 @@
 """Registry figures, side by side with skopeo and distribution 2.8 (Debian's docker-registry).
 
 An image of --size MB of incompressible gzip layers (4 layers) is made in a private ImageStore.
-Every comparison runs --runs interleaved rounds whose order alternates (A B, B A, ...) after one
-warm-up round that is not counted; medians and [min-max] ranges are printed, with ratios.
+Every comparison runs --runs interleaved rounds (--concurrent-runs for the 10-client figures)
+whose order alternates (A B, B A, ...) after one warm-up round that is not counted; medians and [min-max] ranges are printed, with ratios.
 
 client (what dockyard's client does vs skopeo, both against distribution):
   push   dockyard's client (library call, in this process) store → a fresh distribution
@@ -26,7 +26,7 @@ docker: the docker CLI through dockyardd and through a private dockerd (if insta
 
 Every server runs on a free loopback port over a temp dir and is stopped by its PID.
 
-    .venv/bin/python bench/registry.py [--size 107] [--runs 5]
+    .venv/bin/python bench/registry.py [--size 107] [--runs 5] [--concurrent-runs 3]
 """
 
 from __future__ import annotations
