@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from dockyard.image import digest as digests
-from dockyard.image.content import ContentStore, DigestMismatch, Locked, NotFound, SizeMismatch
+from dockyard.image import writeback
+from dockyard.image.content import (
+    WRITEBACK_STEP,
+    ContentStore,
+    DigestMismatch,
+    Locked,
+    NotFound,
+    SizeMismatch,
+)
 
 
 @pytest.fixture
@@ -229,6 +237,21 @@ def test_resume_in_process_keeps_hash_state(store: ContentStore) -> None:
     w.write(data[w.offset:])
     assert w.commit() == sha256(data)
     assert store.read(sha256(data)) == data
+
+
+def test_writes_crossing_the_writeback_step_commit_intact(store: ContentStore) -> None:
+    # The writer flushes and starts writeback every WRITEBACK_STEP bytes, also after a resume.
+    data = os.urandom(WRITEBACK_STEP * 2 + 12345)
+    w = store.writer("big", expected=sha256(data), size=len(data))
+    w.write(data[:WRITEBACK_STEP - 1])
+    w.write(data[WRITEBACK_STEP - 1:WRITEBACK_STEP + 7])
+    w.close()
+    w = store.writer("big")
+    for i in range(w.offset, len(data), 777_777):
+        w.write(data[i:i + 777_777])
+    assert w.commit() == sha256(data)
+    assert store.read(sha256(data)) == data
+    writeback.start(-1, 0, 1)  # only a hint: a bad descriptor is no error
 
 
 def test_context_manager_aborts_on_exception_and_keeps_on_close(store: ContentStore) -> None:

@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.image import digest as digests
+from dockyard.image import writeback
 
 CHUNK = 1 << 20  # bytes read or hashed at a time: memory use stays bounded by this
+WRITEBACK_STEP = 8 << 20  # a writer starts the disk writes every this many bytes (commit's fsync then waits little)
 LOCK_RETRY = (0.01, 0.02, 0.04)  # brief waits before a held ingest lock counts as Locked
 ANONYMOUS_PREFIX = "anonymous-"
 
@@ -431,6 +433,7 @@ class Writer:
         while chunk := self._file.read(CHUNK):
             self._hash.update(chunk)
             self.offset += len(chunk)
+        self._written_back = self.offset
 
     def write(self, data: bytes) -> int:
         """Append bytes to the ingest."""
@@ -443,6 +446,10 @@ class Writer:
         self._file.write(data)
         self._hash.update(data)
         self.offset += len(data)
+        if self.offset - self._written_back >= WRITEBACK_STEP:
+            self._file.flush()
+            writeback.start(self._file.fileno(), self._written_back, self.offset - self._written_back)
+            self._written_back = self.offset
         return len(data)
 
     def digest(self) -> str:
