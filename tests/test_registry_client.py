@@ -228,3 +228,38 @@ def test_login_basic_and_token(tmp_path: Path) -> None:
         login(tok.addr, Credentials("u", "p"))
         with pytest.raises(LoginError, match=f'Get "http://{tok.addr}/v2/": unauthorized'):
             login(tok.addr, Credentials("u", "x"))
+
+
+def test_diff_ids_are_checked_at_the_first_unpack(dist: Distribution, source: ImageStore, target: ImageStore) -> None:
+    """A pull verifies every blob's digest but does not decompress the layers (as containerd):
+    a config whose diff IDs lie is refused when a container's rootfs is first prepared."""
+    from dockyard.image.unpack import LayerMismatch
+
+    good = source.resolve("gen:1")
+    layers = source.layers(good)
+    config = json.loads(source.content.read(good))
+    config["rootfs"]["diff_ids"] = list(reversed(config["rootfs"]["diff_ids"]))
+    name = f"{dist.addr}/lying/gen:1"
+    source.add_image(json.dumps(config).encode(), [layer.descriptor for layer in layers], tags=[name],
+                     measure_layers=False)
+    push(source, name)
+    image_id = pull(target, name)
+    assert target.size(image_id) == sum(layer.descriptor.size for layer in layers)  # blob sizes stand in
+    with pytest.raises(LayerMismatch, match="wrong diff id"):
+        target.prepare_rootfs("ctr", image_id)
+    assert [info.key for info in target.snapshots.walk()] == []
+
+
+def test_sizes_of_a_pulled_image_are_known_once_unpacked(dist: Distribution, source: ImageStore,
+                                                         target: ImageStore) -> None:
+    name = f"{dist.addr}/sized/gen:1"
+    source.tag("gen:1", name)
+    push(source, name)
+    image_id = pull(target, name)
+    compressed = sum(layer.descriptor.size for layer in target.layers(image_id))
+    assert target.size(image_id) == compressed
+    target.prepare_rootfs("ctr", image_id)
+    try:
+        assert target.size(image_id) == source.size(source.resolve("gen:1")) > compressed
+    finally:
+        target.remove_rootfs("ctr")

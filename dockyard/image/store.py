@@ -109,11 +109,14 @@ class ImageStore:
     def add_image(self, config_bytes: bytes, layers: Sequence[Layer | Descriptor] | None = None, *,
                   manifest_bytes: bytes | None = None, manifest_media_type: str = mt.OCI_MANIFEST,
                   tags: Iterable[str] = (), repo_digests: Iterable[str] = (), parent: str | None = None,
-                  labels: dict[str, str] | None = None) -> str:
+                  labels: dict[str, str] | None = None, measure_layers: bool = True) -> str:
         """Record an image whose layer blobs are in the content store; its ID (config digest).
 
         InvalidImage when the config, manifest and layers disagree or a blob is missing;
-        reference.InvalidReference for a bad tag or repo digest."""
+        reference.InvalidReference for a bad tag or repo digest. Without measure_layers the
+        layers' diff IDs are taken from the config and checked when a layer is first unpacked
+        (as containerd does: pull then costs no decompression), and their uncompressed sizes
+        stay unknown (the blob sizes stand in)."""
         config = parse_config(config_bytes)
         config_id = digests.of_bytes(config_bytes)
         if manifest_bytes is not None:
@@ -132,8 +135,11 @@ class ImageStore:
         digest_names = [str(normalize_repo_digest(d)) for d in repo_digests]
         if parent is not None and self.meta.get_image(parent) is None:
             raise NoSuchImage(parent)
-        sizes = []
+        sizes: list[int | None] = []
         for i, (spec, expected) in enumerate(zip(specs, config.diff_ids, strict=True)):
+            if not measure_layers and spec.diff_id in (None, expected):
+                sizes.append(spec.size)
+                continue
             diff_id, size = self._measure(spec)
             if diff_id != expected:
                 raise InvalidImage(f"invalid diffID for layer {i}: expected {expected!r}, got {diff_id!r}")
@@ -235,8 +241,11 @@ class ImageStore:
         rec = self.record(image_id)
         manifest = parse_manifest(self.content.read(rec.target.digest), rec.target.media_type)
         diff_ids = self.config(image_id).get("rootfs", {}).get("diff_ids") or []
-        sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null")) or [d.size for d in manifest.layers]
-        return [Layer(d, i, s) for d, i, s in zip(manifest.layers, diff_ids, sizes, strict=True)]
+        sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null")) or [None] * len(manifest.layers)
+        if None in sizes:  # pulled without measuring: known once unpacked, the blob's size until then
+            sizes = [self.unpacker.unpacked_size(chain) if s is None else s
+                     for s, chain in zip(sizes, chain_ids(diff_ids), strict=True)]
+        return [Layer(d, i, d.size if s is None else s) for d, i, s in zip(manifest.layers, diff_ids, sizes, strict=True)]
 
     def chain_ids(self, image_id: str) -> list[str]:
         """Chain IDs of the image's layers, bottom first."""

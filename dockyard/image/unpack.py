@@ -31,6 +31,7 @@ from dockyard.image.snapshot import Mount, NotFound, SnapshotError, Snapshotter
 
 EXTRACT_PREFIX = "extract-"
 LABEL_DIFF_ID = "dockyard.image/diff-id"
+LABEL_SIZE = "dockyard.image/size"  # the layer's uncompressed size (images pulled unmeasured show it once unpacked)
 
 
 class LayerMismatch(ValueError):
@@ -94,6 +95,13 @@ class Unpacker:
         except NotFound:
             return False
 
+    def unpacked_size(self, chain: str) -> int | None:
+        """The uncompressed size of the layer committed as chain, if it is unpacked."""
+        try:
+            return int(self.snapshots.stat(chain).labels[LABEL_SIZE])
+        except (NotFound, KeyError, ValueError):
+            return None
+
     def unpack(self, layers: list[LayerRef]) -> str | None:
         """Make sure every layer is a committed snapshot; the top chain ID (None without layers)."""
         with self.using_snapshots():
@@ -119,7 +127,7 @@ class Unpacker:
             if result.diff_id != layer.diff_id:
                 raise LayerMismatch(f"failed to extract layer {layer.blob}: wrong diff id calculated on "
                                     f"extraction {result.diff_id!r}, expected {layer.diff_id!r}")
-            self.snapshots.commit(chain, key, {LABEL_DIFF_ID: layer.diff_id})
+            self.snapshots.commit(chain, key, {LABEL_DIFF_ID: layer.diff_id, LABEL_SIZE: str(result.size)})
         except BaseException:
             self.snapshots.remove(key)
             raise

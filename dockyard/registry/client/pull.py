@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -141,58 +140,10 @@ def short(digest: str) -> str:
     return digests.split(digest)[1][:12]
 
 
-class _DiffHasher:
-    """The sha256 of the uncompressed stream (the diff ID), computed as compressed bytes arrive;
-    gives up (None) on anything unusual, leaving the store to measure the blob."""
-
-    def __init__(self, media_type: str) -> None:
-        self.hash = digests.hasher("sha256")
-        self.size = 0
-        self._decompress: Callable[[bytes], bytes] | None
-        try:
-            kind = mt.layer_compression(media_type)
-        except ValueError:
-            kind = "?"
-        if kind == "gzip":
-            try:
-                from isal import isal_zlib as zlib
-            except ImportError:  # pragma: no cover - isal is a dependency
-                import zlib  # type: ignore[no-redef]
-            self._obj: Any = zlib.decompressobj(31)
-            self._decompress = self._obj.decompress
-        elif kind == "zstd":
-            import zstandard
-            self._obj = zstandard.ZstdDecompressor().decompressobj()
-            self._decompress = self._obj.decompress
-        elif kind == "":
-            self._obj = None
-            self._decompress = bytes
-        else:
-            self._decompress = None
-        self.ok = self._decompress is not None
-
-    def update(self, chunk: bytes | memoryview) -> None:
-        if not self.ok:
-            return
-        try:
-            out = self._decompress(chunk)  # type: ignore[misc]
-        except Exception:
-            self.ok = False
-            return
-        self.hash.update(out)
-        self.size += len(out)
-
-    def result(self) -> tuple[str, int] | None:
-        obj = self._obj
-        if not self.ok or (obj is not None and (getattr(obj, "unused_data", b"") or not getattr(obj, "eof", True))):
-            return None
-        return f"sha256:{self.hash.hexdigest()}", self.size
-
-
 def download_blob(store: ImageStore, transport: Transport, ref: reference.Reference, desc: Descriptor,
-                  progress: Progress, diff: bool = False) -> Layer:
+                  progress: Progress) -> Layer:
     """Fetch one blob into the content store (resuming a partial ingest, retrying with backoff),
-    verified against desc's digest and size; with diff, its diff ID measured on the way."""
+    verified against desc's digest and size."""
     layer_id = short(desc.digest)
     ingest_ref = f"pull-{desc.digest}"
     for attempt in range(RETRIES):
@@ -200,7 +151,6 @@ def download_blob(store: ImageStore, transport: Transport, ref: reference.Refere
         if writer is None:  # another pull fetched it meanwhile
             progress.status("Download complete", layer_id)
             return Layer(desc)
-        hasher = _DiffHasher(desc.media_type) if diff and writer.offset == 0 else None
         try:
             headers = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
             resp = transport.request("GET", f"/v2/{ref.path}/blobs/{desc.digest}", [scope(ref)], headers,
@@ -208,20 +158,16 @@ def download_blob(store: ImageStore, transport: Transport, ref: reference.Refere
             if writer.offset and resp.status == 200:  # no range support: start over
                 writer.abort()
                 writer = store.content.writer(ingest_ref, desc.digest, desc.size)
-                hasher = None
             progress.update("Downloading", layer_id, writer.offset, desc.size, force=True)
             buffer = memoryview(bytearray(CHUNK))  # reused: every consumer is done with it before the next read
             while count := resp.readinto(buffer):
                 chunk = buffer[:count]
                 writer.write(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
                 progress.update("Downloading", layer_id, writer.offset, desc.size)
             progress.status("Verifying Checksum", layer_id)
             writer.commit()
             progress.status("Download complete", layer_id)
-            measured = hasher.result() if hasher is not None else None
-            return Layer(desc, *measured) if measured else Layer(desc)
+            return Layer(desc)
         except (DigestMismatch, SizeMismatch) as err:
             writer.abort()
             raise PullError(f"filesystem layer verification failed for digest {desc.digest}: {err}") from None
@@ -286,7 +232,7 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
             progress.status("Waiting", short(manifest.layers[i].digest))
         if missing:
             with ThreadPoolExecutor(min(CONCURRENCY, len(missing))) as pool:
-                futures = {i: pool.submit(download_blob, store, transport, ref, manifest.layers[i], progress, True)
+                futures = {i: pool.submit(download_blob, store, transport, ref, manifest.layers[i], progress)
                            for i in missing}
                 for i, future in futures.items():
                     layers[i] = future.result()
@@ -299,8 +245,10 @@ def fetch(store: ImageStore, resolved: Resolved, progress: Progress | None = Non
     repo_digest = f"{ref.name}@{resolved.digest}"
     with write_lock or contextlib.nullcontext():
         before = store.meta.resolve_tag(tags[0] if tags else repo_digest)
+        # diff IDs are checked when a layer is unpacked (blob digests were checked on the way in)
         image_id = store.add_image(config_bytes, [layer for layer in layers if layer is not None],
-                                   manifest_bytes=resolved.manifest_bytes, tags=tags, repo_digests=[repo_digest])
+                                   manifest_bytes=resolved.manifest_bytes, tags=tags, repo_digests=[repo_digest],
+                                   measure_layers=False)
     return image_id, before != image_id
 
 
