@@ -322,7 +322,7 @@ def main() -> int:
               f"{ratio(pushed['ours'], pushed['skopeo'])}")
         print(f"  pull   ours {fmt(pulled['ours'])}  skopeo {fmt(pulled['skopeo'])}  "
               f"{ratio(pulled['ours'], pulled['skopeo'])}")
-        print(f"         CPU per pull: ours {fmt(pull_cpu['ours'])} (includes the diff-ID pass), "
+        print(f"         CPU per pull: ours {fmt(pull_cpu['ours'])}, "
               f"skopeo {fmt(pull_cpu['skopeo'])}")
         print("server (ours vs distribution, same client; throughput ratio = distribution time / ours)")
         print(f"  skopeo pull       ours {fmt(served['ours'])}  distribution {fmt(served['distribution'])}  "
