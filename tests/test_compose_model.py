@@ -4,8 +4,10 @@ output, and precise errors for the malformed files of tests/data/compose/invalid
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -443,3 +445,52 @@ services:
     assert "ports" not in web and "command" not in web and list(project.services) == ["web"]
     assert web["environment"] == {"C": "3"}
     assert [(v["source"], v["target"]) for v in web["volumes"]] == [(str(tmp_path / "b"), "/b")]
+
+
+def _mutations(doc: object, rng: random.Random) -> object:
+    """doc with one value somewhere replaced by another type, a key renamed or an item duplicated."""
+    doc = copy.deepcopy(doc)
+    node, steps = doc, rng.randint(1, 6)
+    for _ in range(steps):
+        children = list(node.items()) if isinstance(node, dict) else list(enumerate(node)) if isinstance(node, list) else []
+        children = [(k, v) for k, v in children if isinstance(v, (dict, list))]
+        if not children:
+            break
+        _, node = rng.choice(children)
+    keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+    if not keys:
+        return doc
+    key = rng.choice(keys)
+    choice = rng.randrange(4)
+    if choice == 0:
+        node[key] = rng.choice([1, 1.5, True, None, "x", [], {}, ["a", "a"], {"k": 1}, -1, 70000])
+    elif choice == 1 and isinstance(node, dict):
+        node[key + "x"] = node.pop(key)
+    elif choice == 2 and isinstance(node, list):
+        node.append(copy.deepcopy(node[key]))
+    elif isinstance(node, dict):
+        node["x-extra" if rng.random() < 0.5 else "extra"] = node[key]
+    return doc
+
+
+def test_fast_schema_check_agrees_with_jsonschema() -> None:
+    import jsonschema
+
+    from dockyard.compose import schema, yamlsrc
+    validator = jsonschema.Draft7Validator(schema._schema())
+    bases = [yamlsrc.read(str(p)).data for p in [DATA / "valid" / "webapp" / "compose.yaml",
+                                                   DATA / "valid" / "anchors.yaml", *(DATA / "invalid").glob("*.yaml")]
+             if p.name not in ("syntax.yaml", "duplicate-key.yaml")]
+    bases = [json.loads(json.dumps(b)) for b in bases]
+    rng = random.Random(9)
+    checked = {True: 0, False: 0}
+    for _ in range(3000):
+        doc = _mutations(rng.choice(bases), rng)
+        valid = not any(True for _ in validator.iter_errors(doc))
+        try:
+            fast = schema.conforms(doc)
+        except schema._Unsure:
+            fast = False
+        assert fast == valid, json.dumps(doc)
+        checked[valid] += 1
+    assert min(checked.values()) > 300, checked
