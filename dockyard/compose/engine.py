@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from dockyard.client.api import APIError, Client
 from dockyard.compose import convert, images, resources
@@ -23,6 +23,8 @@ from dockyard.compose.convert import (
 from dockyard.compose.errors import ComposeError
 from dockyard.compose.loader import Project
 from dockyard.compose.progress import Progress
+
+T = TypeVar("T")
 
 
 def number(container: dict[str, Any]) -> int:
@@ -43,6 +45,7 @@ class Engine:
         self.recreated: set[str] = set()  # services whose containers `up` recreated
         self.renew_anonymous = False  # up -V: recreated containers get new anonymous volumes
         self.existing: dict[str, list[dict[str, Any]]] = {}  # `up`: the services' containers found at its start
+        self._image_ids: dict[str, str | None] = {}  # image reference → ID (None: absent), looked up once
 
     # listing
     def containers(self, services: Iterable[str] | None = None, all: bool = True,
@@ -95,16 +98,15 @@ class Engine:
 
     # resources
     def prepare(self, services: list[str]) -> None:
-        """Networks and volumes the services use."""
+        """Networks and volumes the services use, found or created concurrently."""
         model = self.project.model
         nets = {n for s in services for n in (self.project.services[s].get("networks") or {})
                 if not self.project.services[s].get("network_mode")}
-        for key in sorted(nets):
-            resources.ensure_network(self.client, self.project.name, key, model["networks"][key], self.progress)
         vols = {v["source"] for s in services for v in self.project.services[s].get("volumes") or []
                 if v["type"] == "volume" and v.get("source")}
-        for key in sorted(vols):
-            resources.ensure_volume(self.client, self.project.name, key, model["volumes"][key], self.progress)
+        jobs = [(resources.ensure_network, key, model["networks"][key]) for key in sorted(nets)]
+        jobs += [(resources.ensure_volume, key, model["volumes"][key]) for key in sorted(vols)]
+        self.each(jobs, lambda job: job[0](self.client, self.project.name, job[1], job[2], self.progress))
 
     def ensure_image(self, name: str, build: bool = False, policy: str | None = None, no_build: bool = False) -> str:
         """The service's image ID: built when asked or missing (with a build section, unless
@@ -112,14 +114,17 @@ class Engine:
         svc = self.project.services[name]
         ref = convert.image_name(self.project.name, name, svc)
         policy = policy or svc.get("pull_policy") or "missing"
-        found = images.image_id(self.client, ref)
+        if ref not in self._image_ids:
+            self._image_ids[ref] = images.image_id(self.client, ref)
+        found = self._image_ids[ref]
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
-            return images.build(self.client, name, ref, svc["build"], self.progress)
+            found = self._image_ids[ref] = images.build(self.client, name, ref, svc["build"], self.progress)
+            return found
         if found is None or policy == "always":
             if policy == "never" and found is None:
                 raise ComposeError(f"image {ref} not found and pull_policy is never")
             images.pull(self.client, name, ref, self.progress)
-            found = images.image_id(self.client, ref)
+            found = self._image_ids[ref] = images.image_id(self.client, ref)
         return found or ""
 
     # up
@@ -361,12 +366,14 @@ class Engine:
                 raise
         self.progress.event("Container", cname, "Removed")
 
-    def each(self, containers: list[dict[str, Any]], action: Callable[[dict[str, Any]], None]) -> None:
-        """Run action on the containers in parallel; the first error is raised."""
-        if not containers:
+    def each(self, items: list[T], action: Callable[[T], None]) -> None:
+        """Run action on the items (containers, resources) in parallel; the first error is raised."""
+        if len(items) == 1:
+            action(items[0])
+        if len(items) <= 1:
             return
-        with ThreadPoolExecutor(max_workers=min(16, len(containers))) as pool:
-            for f in [pool.submit(action, c) for c in containers]:
+        with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+            for f in [pool.submit(action, c) for c in items]:
                 f.result()
 
     def stop(self, names: list[str] | None, timeout: int | None = None) -> None:
@@ -409,12 +416,10 @@ class Engine:
             self.progress.line(f"WARN[0000] Found orphan containers ([{names}]) for this project. If you removed "
                                "or renamed this service in your compose file, you can run this command with the "
                                "--remove-orphans flag to clean it up.")
-        else:
-            for conf in self._resources("networks"):
-                resources.remove_network(self.client, conf, self.progress)
+        jobs = [] if left else [(resources.remove_network, conf) for conf in self._resources("networks")]
         if remove_volumes:
-            for conf in self._resources("volumes"):
-                resources.remove_volume(self.client, conf, self.progress)
+            jobs += [(resources.remove_volume, conf) for conf in self._resources("volumes")]
+        self.each(jobs, lambda job: job[0](self.client, job[1], self.progress))
         if rmi:
             self._remove_images(rmi)
 

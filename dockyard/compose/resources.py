@@ -70,23 +70,24 @@ def ensure_volume(client: Client, project: str, key: str, conf: dict[str, Any], 
     progress.event("Volume", f'"{name}"', "Created")
 
 
-def remove_network(client: Client, conf: dict[str, Any], progress: Progress) -> None:
-    name = conf["name"]
-    if conf.get("external") or _get(client, f"/networks/{name}") is None:
+def _delete(client: Client, kind: str, conf: dict[str, Any], progress: Progress) -> None:
+    """DELETE the network or volume unless external; one that is already gone is no error."""
+    if conf.get("external"):
         return
-    progress.event("Network", name, "Removing")
+    name = conf["name"]
     try:
-        client.call("DELETE", f"/networks/{name}")
+        client.call("DELETE", f"/{kind.lower()}s/{name}")
     except APIError as exc:
-        if exc.status != 404:
-            raise
-    progress.event("Network", name, "Removed")
+        if exc.status == 404:
+            return
+        raise
+    progress.event(kind, name, "Removing")
+    progress.event(kind, name, "Removed")
+
+
+def remove_network(client: Client, conf: dict[str, Any], progress: Progress) -> None:
+    _delete(client, "Network", conf, progress)
 
 
 def remove_volume(client: Client, conf: dict[str, Any], progress: Progress) -> None:
-    name = conf["name"]
-    if conf.get("external") or _get(client, f"/volumes/{name}") is None:
-        return
-    progress.event("Volume", name, "Removing")
-    client.call("DELETE", f"/volumes/{name}")
-    progress.event("Volume", name, "Removed")
+    _delete(client, "Volume", conf, progress)
