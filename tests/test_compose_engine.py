@@ -46,9 +46,10 @@ class Project:
     def write(self, text: str) -> None:
         (self.dir / "compose.yaml").write_text(text)
 
-    def __call__(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 60, check: bool = True,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([DOCKYARD, "-H", self.d.host, "compose", *args], cwd=self.dir, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         if check:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
         return proc
@@ -235,6 +236,53 @@ volumes:
         assert "dy-compose-custom" not in project.d.docker("volume", "ls", "-q").stdout.split()
     finally:
         project.d.docker("volume", "rm", "dy-compose-shared")
+
+
+SECRETS = """
+services:
+  app:
+    image: busybox
+    network_mode: none
+    init: true
+    command: sleep 1000
+    secrets:
+      - source: token
+        mode: 0440
+      - {source: pem, target: tls.pem}
+      - {source: token, target: /etc/owned, uid: "1000", gid: "1001"}
+    configs:
+      - greeting
+      - {source: fromenv, target: /etc/app/env.conf}
+secrets:
+  token: {environment: APP_TOKEN}
+  pem: {file: ./pem.txt}
+configs:
+  greeting:
+    content: |
+      hello ${APP_TOKEN}
+  fromenv: {environment: APP_TOKEN}
+"""
+
+
+def test_secrets_and_configs_from_environment_content_and_files(project: Project) -> None:
+    project.write(SECRETS)
+    (project.dir / "pem.txt").write_text("PEM")
+    project("up", "-d", env={"APP_TOKEN": "s3cret"})
+    script = ("stat -c '%n %a %u:%g' /run/secrets/token /etc/owned /greeting /etc/app/env.conf; "
+              "cat /run/secrets/token /run/secrets/tls.pem /greeting /etc/app/env.conf")
+    out = project("exec", "-T", "app", "sh", "-c", script).stdout
+    assert out.splitlines() == ["/run/secrets/token 440 0:0", "/etc/owned 444 1000:1001", "/greeting 444 0:0",
+                                "/etc/app/env.conf 444 0:0", "s3cretPEMhello s3cret", "s3cret"]
+    project("down", "-t", "1")
+    project("up", "-d", env={"APP_TOKEN": ""})  # set, even empty, is enough
+    assert project("exec", "-T", "app", "cat", "/run/secrets/token").stdout == ""
+    project("down", "-t", "1")
+    bare = {k: v for k, v in os.environ.items() if k != "APP_TOKEN"}
+    proc = subprocess.run([DOCKYARD, "-H", project.d.host, "compose", "up", "-d"], cwd=project.dir,
+                          capture_output=True, text=True, timeout=60, env=bare)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith('environment variable "APP_TOKEN" required by file "app_token" is not set')
+    assert project.names() == []
 
 
 def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) -> None:

@@ -494,3 +494,16 @@ def test_fast_schema_check_agrees_with_jsonschema() -> None:
         assert fast == valid, json.dumps(doc)
         checked[valid] += 1
     assert min(checked.values()) > 300, checked
+
+
+def test_secret_modes_are_octal_as_in_docker_compose(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "services:\n  a:\n    image: busybox\n    secrets:\n"
+          "      - {source: s, mode: 0440}\n      - {source: s, mode: '0400', target: b}\n"
+          "      - {source: s, mode: 0o600, target: c}\n      - {source: s, mode: 256, target: d}\n"
+          "secrets:\n  s: {environment: X}\n")
+    modes = [r["mode"] for r in load(tmp_path).services["a"]["secrets"]]
+    assert modes == ["0440", "0400", "0600", "0400"]
+    write(tmp_path, "compose.yaml", "services:\n  a:\n    image: busybox\n    secrets:\n"
+          "      - {source: s, mode: '9'}\nsecrets:\n  s: {environment: X}\n")
+    with pytest.raises(ComposeError, match="line 5: services.a.secrets.0.mode: invalid file mode '9': must be octal"):
+        load(tmp_path)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dockyard.client.api import APIError, Client
-from dockyard.compose import convert, images, loader, output
+from dockyard.compose import convert, images, injected, loader, output
 from dockyard.compose.engine import Engine, name_of, number
 from dockyard.compose.errors import ComposeError
 from dockyard.compose.progress import Progress
@@ -322,7 +322,9 @@ def cmd_run(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     body["AttachStdin"] = svc["stdin_open"]
     body["HostConfig"]["AutoRemove"] = opts.rm
     name = opts.name or f"{eng.project.name}-{service}-run-{secrets.token_hex(6)}"
+    files = injected.files(eng.project, svc)
     cid = eng.client.create_container(body, name)["Id"]
+    injected.inject(eng.client, cid, files)
     if opts.detach:
         eng.client.start(cid)
         print(name)

@@ -113,16 +113,21 @@ def _mounts(project: str, model: dict[str, Any], svc: dict[str, Any]) -> tuple[l
             if size is not None:
                 entry["TmpfsOptions"] = {"SizeBytes": units.size_bytes(size)}
             mounts.append(entry)
-    for kind, default_dir in (("secrets", "/run/secrets/"), ("configs", "/")):
+    for kind in ("secrets", "configs"):
         for item in svc.get(kind) or []:
             conf = (model.get(kind) or {}).get(item["source"]) or {}
-            if not conf.get("file"):
-                continue
-            target = item.get("target") or item["source"]
-            if not target.startswith("/"):
-                target = default_dir + target
-            binds.append(f"{conf['file']}:{target}:ro")
+            if conf.get("file"):
+                binds.append(f"{conf['file']}:{file_target(kind, item)}:ro")
     return binds, mounts, anonymous
+
+
+def file_target(kind: str, ref: dict[str, Any]) -> str:
+    """Where a service's secret or config reference lands in the container: secrets under
+    /run/secrets unless the target is absolute, configs at /<source> by default."""
+    path = ref.get("target") or ref["source"]
+    if path.startswith("/"):
+        return path
+    return ("/run/secrets/" if kind == "secrets" else "/") + path
 
 
 def _ports(svc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:

@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dockyard.client.api import APIError, Client
-from dockyard.compose import convert, images, resources
+from dockyard.compose import convert, images, injected, resources
 from dockyard.compose.convert import (
     LABEL_HASH,
     LABEL_IMAGE,
@@ -215,6 +215,7 @@ class Engine:
         cname = self._display(service, n)
         self.progress.event("Container", cname, "Creating")
         body = convert.create_body(self.project, service, svc, n, image_id)
+        files = injected.files(self.project, svc)
         if kept:
             hc = body["HostConfig"]
             hc["Mounts"] = [*(hc.get("Mounts") or []), *kept]
@@ -224,6 +225,7 @@ class Engine:
             cid = self.client.create_container(body, cname)["Id"]
         except APIError as exc:
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
+        injected.inject(self.client, cid, files)
         self._connect_extra_networks(service, svc, cid, n)
         self.progress.event("Container", cname, "Created")
         return cid

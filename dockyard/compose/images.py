@@ -7,7 +7,6 @@ import fnmatch
 import io
 import json
 import os
-import tarfile
 from typing import Any
 
 from dockyard.client.api import APIError, Client
@@ -74,6 +73,7 @@ def _ignored(directory: str) -> list[str]:
 
 def context_tar(directory: str, inline: tuple[str, str] | None = None) -> bytes:
     """The build context as a tar (.dockerignore patterns skipped); inline adds a Dockerfile."""
+    import tarfile
     patterns = _ignored(directory)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

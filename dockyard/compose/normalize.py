@@ -311,8 +311,23 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
                                                                          f"{key}.stop_grace_period"))
     for k in ("secrets", "configs"):
         if k in s:
-            s[k] = [{"source": e} if isinstance(e, str) else e for e in s[k]]
+            s[k] = [{"source": e} if isinstance(e, str) else _file_mode(e, f"{key}.{k}.{i}")
+                    for i, e in enumerate(s[k])]
     return s
+
+
+def _file_mode(ref: dict[str, Any], key: str) -> dict[str, Any]:
+    """A secret or config reference's mode as compose-go prints it: an octal string ("0440");
+    a string in the file is read as octal, a number as is."""
+    if "mode" not in ref:
+        return ref
+    mode = ref["mode"]
+    if isinstance(mode, str):
+        try:
+            mode = int(mode, 8)
+        except ValueError:
+            raise InvalidValue(f"{key}.mode", f"invalid file mode {mode!r}: must be octal") from None
+    return {**ref, "mode": f"0{int(mode):o}"}
 
 
 def top_level(doc: dict[str, Any], project: str) -> None:
