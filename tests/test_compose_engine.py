@@ -487,6 +487,34 @@ def test_networks_and_builds_need_daemon_support(project: Project) -> None:
         assert "has no builder" in build.stderr
 
 
+def test_build_secrets_reach_run_mounts_and_not_the_image(project: Project) -> None:
+    (project.dir / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=secret,id=npmrc cat /run/secrets/npmrc > /seen-file\n"
+        "RUN --mount=type=secret,id=TOKEN,env=TOKEN echo \"$TOKEN\" > /seen-env\n")
+    (project.dir / "npmrc.txt").write_text("registry=local")
+    project.write("""
+services:
+  built:
+    network_mode: none
+    command: cat /seen-file /seen-env
+    build:
+      context: .
+      secrets: [npmrc, {source: token, target: TOKEN}]
+      ssh: [default]
+secrets:
+  npmrc: {file: ./npmrc.txt}
+  token: {environment: BUILD_TOKEN}
+""")
+    build = project("build", env={"BUILD_TOKEN": "t0k"})
+    assert "build.ssh is ignored" in build.stderr
+    out = project("run", "--rm", "-T", "built").stdout
+    assert out == "registry=localt0k\n"  # (copied by RUN on purpose: the mounts themselves leave nothing)
+    history = project.d.docker("history", "--no-trunc", "app-built").stdout
+    assert "t0k" not in history and "registry=local" not in history
+    project.d.docker("rmi", "app-built")
+
+
 def test_logs_follow_until_the_containers_stop(project: Project) -> None:
     project.write("""
 services:

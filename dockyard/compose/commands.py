@@ -345,8 +345,7 @@ def cmd_build(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         if "build" not in svc:
             continue
         conf = {**svc["build"], "args": {**(svc["build"].get("args") or {}), **extra}}
-        images.build(eng.client, n, convert.image_name(eng.project.name, n, svc), conf, eng.progress,
-                     opts.no_cache, opts.pull)
+        eng.build(n, conf, opts.no_cache, opts.pull)
     return 0
 
 

@@ -118,7 +118,7 @@ class Engine:
             self._image_ids[ref] = images.image_id(self.client, ref)
         found = self._image_ids[ref]
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
-            found = self._image_ids[ref] = images.build(self.client, name, ref, svc["build"], self.progress)
+            found = self._image_ids[ref] = self.build(name)
             return found
         if found is None or policy == "always":
             if policy == "never" and found is None:
@@ -126,6 +126,14 @@ class Engine:
             images.pull(self.client, name, ref, self.progress)
             found = self._image_ids[ref] = images.image_id(self.client, ref)
         return found or ""
+
+    def build(self, name: str, conf: dict[str, Any] | None = None, no_cache: bool = False,
+              pull: bool = False) -> str:
+        """Build the service's image (conf: its build section, changed); its ID."""
+        svc = self.project.services[name]
+        conf = conf or svc["build"]
+        return images.build(self.client, name, convert.image_name(self.project.name, name, svc), conf,
+                            self.progress, no_cache, pull, images.build_secrets(self.project, conf))
 
     # up
     def up(self, names: list[str] | None = None, *, build: bool = False, force_recreate: bool = False,

@@ -267,6 +267,8 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
             build.setdefault("dockerfile", "Dockerfile")
         if "args" in build:
             build["args"] = {k: (v if v is not None else lookup(k)) for k, v in to_mapping(build["args"]).items()}
+        if "secrets" in build:
+            build["secrets"] = [{"source": e} if isinstance(e, str) else e for e in build["secrets"]]
         s["build"] = build
     for k in ("command", "entrypoint"):
         if k in s:
