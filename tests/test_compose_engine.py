@@ -487,6 +487,40 @@ def test_networks_and_builds_need_daemon_support(project: Project) -> None:
         assert "has no builder" in build.stderr
 
 
+LINKS = """
+services:
+  db:
+    image: busybox
+    init: true
+    command: sleep 1000
+  web:
+    image: busybox
+    init: true
+    command: sleep 1000
+    links: ["db:database"]
+    external_links: ["app-outside:ext"]
+"""
+
+
+def test_links_and_external_links_resolve_by_alias(project: Project) -> None:
+    project.write(LINKS)
+    project("up", "-d", "db")  # the project network exists now: the external container joins it
+    outside = project.d.docker("run", "-d", "--name", "app-outside", "--network", "app_default", "--init",
+                               "busybox", "sleep", "1000")
+    assert outside.returncode == 0, outside.stderr
+    try:
+        up = project("up", "-d", "web")
+        assert up.stderr.index("app-db-1  Running") < up.stderr.index("app-web-1  Created")
+        links = project.inspect("app-web-1")["HostConfig"]["Links"]
+        assert links == ["app-db-1:database", "app-db-1:db-1", "app-db-1:app-db-1", "app-outside:ext"]
+        script = "for n in database db-1 ext; do nslookup $n 127.0.0.11 >/dev/null && echo $n; done"
+        assert project("exec", "-T", "web", "sh", "-c", script).stdout == "database\ndb-1\next\n"
+        run = project("run", "--rm", "-T", "web", "sh", "-c", "nslookup web 127.0.0.11 >/dev/null && echo found")
+        assert run.stdout == "found\n"  # a one-off container links its own service's containers
+    finally:
+        project.d.docker("rm", "-f", "app-outside")
+
+
 def test_build_secrets_reach_run_mounts_and_not_the_image(project: Project) -> None:
     (project.dir / "Dockerfile").write_text(
         "FROM busybox\n"

@@ -507,3 +507,16 @@ def test_secret_modes_are_octal_as_in_docker_compose(tmp_path: Path) -> None:
           "      - {source: s, mode: '9'}\nsecrets:\n  s: {environment: X}\n")
     with pytest.raises(ComposeError, match="line 5: services.a.secrets.0.mode: invalid file mode '9': must be octal"):
         load(tmp_path)
+
+
+def test_links_are_dependencies(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "services:\n  db: {image: busybox}\n"
+          "  web: {image: busybox, links: ['db:database'], depends_on: {db: {condition: service_healthy}}}\n"
+          "  api: {image: busybox, links: [db]}\n")
+    services = load(tmp_path).services
+    assert services["api"]["depends_on"] == {"db": {"condition": "service_started", "restart": True,
+                                                    "required": True}}
+    assert services["web"]["depends_on"]["db"]["condition"] == "service_healthy"  # an explicit one stays
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, links: [nope]}\n")
+    with pytest.raises(ComposeError, match='service "web" depends on undefined service "nope"'):
+        load(tmp_path)

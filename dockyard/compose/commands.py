@@ -318,7 +318,8 @@ def cmd_run(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     svc["tty"] = tty
     svc["stdin_open"] = opts.interactive and not opts.detach
     svc.pop("restart", None)
-    body = convert.create_body(eng.project, service, svc, 1, image_id, oneoff=True)
+    body = convert.create_body(eng.project, service, svc, 1, image_id, oneoff=True,
+                               links=eng.links(service, oneoff=True))
     body["AttachStdin"] = svc["stdin_open"]
     body["HostConfig"]["AutoRemove"] = opts.rm
     name = opts.name or f"{eng.project.name}-{service}-run-{secrets.token_hex(6)}"

@@ -222,7 +222,8 @@ class Engine:
         svc = self.project.services[service]
         cname = self._display(service, n)
         self.progress.event("Container", cname, "Creating")
-        body = convert.create_body(self.project, service, svc, n, image_id)
+        links = self.links(service)
+        body = convert.create_body(self.project, service, svc, n, image_id, links=links)
         files = injected.files(self.project, svc)
         if kept:
             hc = body["HostConfig"]
@@ -234,17 +235,38 @@ class Engine:
         except APIError as exc:
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
         injected.inject(self.client, cid, files)
-        self._connect_extra_networks(service, svc, cid, n)
+        self._connect_extra_networks(service, svc, cid, n, links)
         self.progress.event("Container", cname, "Created")
         return cid
 
-    def _connect_extra_networks(self, service: str, svc: dict[str, Any], cid: str, n: int) -> None:
+    def links(self, service: str, oneoff: bool = False) -> list[str]:
+        """HostConfig.Links of a service's new container, as Docker Compose makes them: each
+        container of a linked service under the link's alias, `<service>-<n>` and
+        `<project>-<service>-<n>`; a one-off container also links its own service's containers;
+        external_links as written."""
+        svc = self.project.services[service]
+        wanted = [str(raw).partition(":") for raw in svc.get("links") or []]
+        if oneoff:
+            wanted.append((service, "", service))
+        out: list[str] = []
+        for linked, _, alias in wanted:
+            for c in self.containers([linked]):
+                cname, n = name_of(c), number(c)
+                out += [f"{cname}:{alias or linked}", f"{cname}:{linked}-{n}",
+                        f"{cname}:{self.project.name}-{linked}-{n}"]
+        for raw in svc.get("external_links") or []:
+            name, _, alias = str(raw).partition(":")
+            out.append(f"{name}:{alias or name}")
+        return list(dict.fromkeys(out))
+
+    def _connect_extra_networks(self, service: str, svc: dict[str, Any], cid: str, n: int,
+                                links: list[str]) -> None:
         if svc.get("network_mode"):
             return
         for net in convert.network_names(self.project.model, svc)[1:]:
             conf = self.project.model["networks"][net]
             self.client.call("POST", f"/networks/{conf['name']}/connect", None,
-                             {"Container": cid, "EndpointConfig": convert.endpoint(self.project, service, svc, net, n)})
+                             {"Container": cid, "EndpointConfig": convert.endpoint(self.project, service, svc, net, n, links)})
 
     def _recreate(self, service: str, old: dict[str, Any], n: int, image_id: str, timeout: int | None) -> None:
         cname = name_of(old)

@@ -306,6 +306,9 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
         s["depends_on"] = {d: {"condition": (c or {}).get("condition", "service_started"),
                                **({"restart": True} if (c or {}).get("restart") else {}),
                                "required": (c or {}).get("required", True)} for d, c in deps.items()}
+    for link in s.get("links") or []:  # a linked service is a dependency (compose-go adds it so)
+        s.setdefault("depends_on", {}).setdefault(str(link).partition(":")[0], {
+            "condition": "service_started", "restart": True, "required": True})
     if "healthcheck" in s:
         s["healthcheck"] = _healthcheck(s["healthcheck"], f"{key}.healthcheck")
     if "stop_grace_period" in s:
