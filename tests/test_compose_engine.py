@@ -521,6 +521,29 @@ def test_links_and_external_links_resolve_by_alias(project: Project) -> None:
         project.d.docker("rm", "-f", "app-outside")
 
 
+def test_dry_run_reports_and_changes_nothing(project: Project) -> None:
+    project.write(TWO)
+    fresh = project("--dry-run", "up", "-d")
+    assert " DRY-RUN MODE -  Volume \"app_data\"  Creating\n" in fresh.stderr
+    assert " DRY-RUN MODE -  Container app-web-1  Started\n" in fresh.stderr
+    assert project.names() == [] and "app_data" not in project.d.docker("volume", "ls", "-q").stdout
+    project("up", "-d")
+    before = {n: project.inspect(n)["Id"] for n in project.names()}
+    for args in (["down", "-v", "-t", "1"], ["stop"], ["kill"], ["pause"], ["restart"], ["rm", "-f", "-s"],
+                 ["up", "-d", "--force-recreate"], ["exec", "-d", "web", "touch", "/x"]):
+        proc = project("--dry-run", *args)
+        assert all(line.startswith(" DRY-RUN MODE - ") for line in proc.stderr.splitlines()), (args, proc.stderr)
+    down = project("--dry-run", "down", "-v", "-t", "1").stderr
+    assert " DRY-RUN MODE -  Container app-db-1  Removed\n" in down and "Volume app_data  Removed" in down
+    assert {n: project.inspect(n)["Id"] for n in project.names(all=False)} == before
+    assert "app_data" in project.d.docker("volume", "ls", "-q").stdout
+    assert project("exec", "-T", "web", "ls", "/x", check=False).returncode == 1
+    for args in (["exec", "-T", "web", "true"], ["run", "--rm", "-T", "web", "true"]):
+        proc = project("--dry-run", *args, check=False)
+        assert (proc.returncode, proc.stderr.splitlines()[-1]) == (1, "interactive run is not supported in dry-run mode")
+    assert project.names() == sorted(before)
+
+
 def test_build_secrets_reach_run_mounts_and_not_the_image(project: Project) -> None:
     (project.dir / "Dockerfile").write_text(
         "FROM busybox\n"

@@ -48,6 +48,9 @@ class Context:
 
     def engine(self, services: list[str] | None = None, quiet: bool = False, fileless: bool = False) -> Engine:
         quiet = quiet or self.gopts.progress == "quiet"
+        if self.gopts.dry_run:
+            from dockyard.compose.dryrun import PREFIX, DryRunClient
+            return Engine(DryRunClient(self.host), self.project(services, fileless), Progress(quiet=quiet, prefix=PREFIX))
         return Engine(Client(self.host), self.project(services, fileless), Progress(quiet=quiet))
 
     def colour(self, no_color: bool) -> bool:
@@ -330,6 +333,8 @@ def cmd_run(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         eng.client.start(cid)
         print(name)
         return 0
+    if ctx.gopts.dry_run:
+        raise ComposeError("interactive run is not supported in dry-run mode")
     from dockyard.cli.commands.run import stream_container
     return stream_container(_legacy(ctx), cid, tty, svc["stdin_open"] and not sys.stdin.closed, True,
                             "removed" if opts.rm else "next-exit")
@@ -416,9 +421,7 @@ def cmd_unpause(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 def cmd_rm(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     eng = ctx.engine()
-    if opts.stop:
-        eng.stop(args or None)
-    if not eng.remove_stopped(args or None, opts.volumes):
+    if not eng.remove_stopped(args or None, opts.volumes, opts.stop):
         sys.stderr.write("No stopped containers\n")
     return 0
 

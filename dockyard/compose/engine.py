@@ -483,11 +483,14 @@ class Engine:
                 if exc.status != 404:
                     self.progress.line(f"WARN[0000] {exc.message}")
 
-    def remove_stopped(self, names: list[str] | None, volumes: bool = False) -> list[dict[str, Any]]:
-        """`rm`: the stopped containers of the services, removed."""
-        stopped = [c for c in self.containers(self.service_names(names)) if c.get("State") != "running"]
-        self.each(stopped, lambda c: self._remove(c, None, volumes))
-        return stopped
+    def remove_stopped(self, names: list[str] | None, volumes: bool = False, stop: bool = False) -> list[dict[str, Any]]:
+        """`rm`: the stopped containers of the services (with stop, all of them, stopped first), removed."""
+        found = self.containers(self.service_names(names))
+        if stop:
+            self.stop(names)
+        chosen = [{**c, "State": "exited"} for c in found if stop or c.get("State") != "running"]
+        self.each(chosen, lambda c: self._remove(c, None, volumes))
+        return chosen
 
     def action(self, names: list[str] | None, verb: str, done: str, query: dict[str, Any] | None = None,
                states: tuple[str, ...] | None = None) -> None:
