@@ -544,6 +544,59 @@ def test_dry_run_reports_and_changes_nothing(project: Project) -> None:
     assert project.names() == sorted(before)
 
 
+SCALED = """
+services:
+  db:
+    image: busybox
+    init: true
+    command: sleep 1000
+  web:
+    image: busybox
+    init: true
+    command: sh -c 'read line; echo "got $$line"; exit 3'
+    stdin_open: true
+    scale: 2
+"""
+
+
+def test_cp_stats_attach_and_wait(project: Project, tmp_path: Path) -> None:
+    project.write(SCALED)
+    project("up", "-d")
+    (tmp_path / "f.txt").write_text("data\n")
+    to = project("cp", str(tmp_path / "f.txt"), "web:/f.txt")
+    assert f"Container app-web-2  Copied {tmp_path}/f.txt to app-web-2:/f.txt" in to.stderr
+    project("cp", "--index", "2", "web:/f.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "data\n"
+    missing = project("cp", "db:/nope", str(tmp_path / "x"), check=False)
+    assert missing.returncode == 1 and "Could not find the file /nope in container" in missing.stderr
+    assert project("cp", "a", "b", check=False).stderr.strip() == "unknown copy direction"
+    stats = project("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "web").stdout.split()
+    assert stats[0::2] == ["app-web-1", "app-web-2"] and all(p.isdigit() for p in stats[1::2])
+    attached = subprocess.run([DOCKYARD, "-H", project.d.host, "compose", "attach", "--index", "2", "web"],
+                              cwd=project.dir, input="hello\n", capture_output=True, text=True, timeout=30)
+    assert (attached.returncode, attached.stdout) == (3, "got hello\n")
+    web1 = project.inspect("app-web-1")["Id"]
+    out, code = _wait_while_killing(project, ["web"], "app-web-1")
+    assert (code, out) == (137, f'container "{web1}" exited with status code 137\n')
+    out, code = _wait_while_killing(project, ["--down-project", "db"], "app-db-1")
+    assert code == 137 and project.names() == []
+
+
+def _wait_while_killing(project: Project, args: list[str], victim: str) -> tuple[str, int]:
+    """`compose wait ARGS` while the victim container is killed; its output and exit code."""
+    waiter = subprocess.Popen([DOCKYARD, "-H", project.d.host, "compose", "wait", *args], cwd=project.dir,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.5)
+        project.d.docker("kill", "-s", "KILL", victim)
+        out, _ = waiter.communicate(timeout=30)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
+    return out, waiter.returncode
+
+
 def test_build_secrets_reach_run_mounts_and_not_the_image(project: Project) -> None:
     (project.dir / "Dockerfile").write_text(
         "FROM busybox\n"

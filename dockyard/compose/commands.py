@@ -534,3 +534,78 @@ def cmd_ls(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 def cmd_version(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     print(convert.COMPOSE_VERSION if opts.short else f"Dockyard Compose version v{convert.COMPOSE_VERSION}")
     return 0
+
+
+def cmd_attach(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    from dockyard.cli.commands.run import attach
+    eng = ctx.engine()
+    container = eng.find(args[0], opts.index)
+    return attach(_legacy(ctx), SimpleNamespace(no_stdin=opts.no_stdin or not sys.stdin or sys.stdin.closed),
+                  [container["Id"]])
+
+
+def cmd_cp(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    """Docker Compose's cp: from the service's first (or --index) container, or to all of its
+    containers (or the --index one); the copy itself is the dockyard CLI's."""
+    from dockyard.cli.commands.files import copy_from, copy_to, split_cp_arg
+    (src_service, src), (dst_service, dst) = split_cp_arg(args[0]), split_cp_arg(args[1])
+    if src_service and dst_service:
+        raise ComposeError("copying between services is not supported")
+    if not src_service and not dst_service:
+        raise ComposeError("unknown copy direction")
+    eng = ctx.engine()
+    service = src_service or dst_service
+    eng.service_names([service])
+    containers = [c for c in eng.containers([service], all=True, oneoff=None if opts.all else False)
+                  if not opts.index or number(c) == opts.index]
+    if not containers:
+        raise ComposeError(f'service "{service}" is not running container #{opts.index}' if opts.index
+                           else f'no container found for service "{service}"')
+    cli = _legacy(ctx)
+    flags = SimpleNamespace(archive=opts.archive, follow_link=opts.follow_link, quiet=True)
+    for c in containers[:1] if src_service else containers:
+        name = name_of(c)
+        what = f"{name}:{src} to {dst}" if src_service else f"{src} to {name}:{dst}"
+        eng.progress.event("Container", name, f"Copying {what}")
+        if src_service:
+            copy_from(cli, flags, c["Id"], src, dst)
+        else:
+            copy_to(cli, flags, src, c["Id"], dst)
+        eng.progress.event("Container", name, f"Copied {what}")
+    return 0
+
+
+def cmd_stats(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    """docker stats over the project's (running, or with -a all) containers."""
+    from dockyard.cli.commands.stats import stats
+    eng = ctx.engine()
+    ids = [c["Id"][:12] for c in eng.containers(eng.service_names(args or None), all=opts.all, oneoff=None)]
+    if not ids:
+        return 0
+    return stats(_legacy(ctx), opts, ids)
+
+
+def cmd_wait(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    """Block until the services' running containers exit; each one's status is printed and the
+    last becomes the exit code. --down-project then takes the project down."""
+    import threading
+    eng = ctx.engine()
+    containers = eng.containers(eng.service_names(args), all=False, oneoff=None)
+    if not containers:
+        raise ComposeError(f'no containers for project "{eng.project.name}"')
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def wait_one(c: dict[str, Any]) -> None:
+        resp = eng.client.wait(c["Id"])
+        try:
+            code = int((resp.json() or {}).get("StatusCode", 0))
+        finally:
+            resp.close()
+        with lock:
+            print(f'container "{c["Id"]}" exited with status code {code}', flush=True)
+            codes.append(code)
+    eng.each(containers, wait_one)
+    if opts.down_project:
+        eng.down(remove_orphans=True)
+    return codes[-1]
