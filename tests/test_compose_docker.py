@@ -187,6 +187,34 @@ networks:
     assert "Network classic_front  Removed" in down.stderr and "Network classic_back  Removed" in down.stderr
 
 
+def test_secrets_links_and_dry_run_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
+    (app / "compose.yaml").write_text("""
+services:
+  db:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sleep 1000
+  api:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sleep 1000
+    links: ["db:database"]
+    secrets: [{source: token, mode: 0400}]
+    configs: [{source: settings, target: /etc/settings}]
+secrets:
+  token: {environment: HOME}
+configs:
+  settings: {content: "level=3"}
+""")
+    assert compose(dockerd, app, "--dry-run", "up", "-d").stderr.startswith(" DRY-RUN MODE -  Network classic_default")
+    assert dockerd.run("ps", "-aq").split() == []
+    compose(dockerd, app, "up", "-d")
+    script = "stat -c %a /run/secrets/token; cat /run/secrets/token /etc/settings; nslookup database 127.0.0.11"
+    out = compose(dockerd, app, "exec", "-T", "api", "sh", "-c", script).stdout
+    assert out.startswith(f"400\n{os.environ['HOME']}level=3") and "Name:\tdatabase" in out
+    compose(dockerd, app, "down", "-t", "1")
+
+
 @pytest.mark.skipif(V1 is None, reason="docker-compose (v1) is not installed")
 def test_classic_example_with_docker_compose_v1_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
     """The same example through Debian's docker-compose: the reference the dockyardd run of

@@ -234,7 +234,13 @@ volumes:
         project("down", "-v", "-t", "1")
         assert project.d.docker("volume", "ls", "-q").stdout.split().count("dy-compose-shared") == 1
         assert "dy-compose-custom" not in project.d.docker("volume", "ls", "-q").stdout.split()
+        project.d.docker("volume", "create", "dy-compose-custom")  # there before compose: used, with a warning
+        up = project("up", "-d")
+        assert ('WARN[0000] volume "dy-compose-custom" already exists but was not created by Docker Compose. '
+                "Use `external: true` to use an existing volume") in up.stderr
+        assert 'Volume "dy-compose-custom"  Created' not in up.stderr
     finally:
+        project("down", "-v", "-t", "1")
         project.d.docker("volume", "rm", "dy-compose-shared")
 
 

@@ -66,5 +66,5 @@ class DryRunClient(Client):
         if path == "/networks/create":
             return {"Id": (body or {}).get("Name", ""), "Warning": ""}
         if path == "/volumes/create":
-            return {"Name": (body or {}).get("Name", ""), "Driver": (body or {}).get("Driver", "local")}
+            return {k: (body or {}).get(k) for k in ("Name", "Driver", "Labels")}
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from dockyard.client.api import APIError, Client
@@ -97,16 +98,33 @@ class Engine:
         return order
 
     # resources
-    def prepare(self, services: list[str]) -> None:
-        """Networks and volumes the services use, found or created concurrently."""
+    def prepare(self, services: list[str], found: list[dict[str, Any]] | None = None) -> None:
+        """Networks and volumes the services use, created unless the daemon has them. One
+        concurrent round of reads (the project's networks and volumes by label, each image
+        reference, and, into found, the project's containers), then one of creates."""
         model = self.project.model
         nets = {n for s in services for n in (self.project.services[s].get("networks") or {})
                 if not self.project.services[s].get("network_mode")}
         vols = {v["source"] for s in services for v in self.project.services[s].get("volumes") or []
                 if v["type"] == "volume" and v.get("source")}
-        jobs = [(resources.ensure_network, key, model["networks"][key]) for key in sorted(nets)]
-        jobs += [(resources.ensure_volume, key, model["volumes"][key]) for key in sorted(vols)]
-        self.each(jobs, lambda job: job[0](self.client, self.project.name, job[1], job[2], self.progress))
+        known: dict[str, dict[str, dict[str, Any]]] = {}
+        refs = {convert.image_name(self.project.name, n, self.project.services[n]) for n in services}
+        reads: list[Callable[[], None]] = [partial(self._look_up_image, ref) for ref in sorted(refs - set(self._image_ids))]
+
+        def list_kind(kind: str) -> None:
+            known[kind] = resources.labelled(self.client, self.project.name, kind)
+        reads += [partial(list_kind, kind) for kind, wanted in (("networks", nets), ("volumes", vols)) if wanted]
+        if found is not None:
+            reads.append(lambda: found.extend(self.containers()))
+        self.each(reads, lambda job: job())
+        jobs = [partial(resources.ensure_network, self.client, self.project.name, key, model["networks"][key],
+                        self.progress, known.get("networks", {})) for key in sorted(nets)]
+        jobs += [partial(resources.ensure_volume, self.client, self.project.name, key, model["volumes"][key],
+                         self.progress, known.get("volumes", {})) for key in sorted(vols)]
+        self.each(jobs, lambda job: job())
+
+    def _look_up_image(self, ref: str) -> None:
+        self._image_ids[ref] = images.image_id(self.client, ref)
 
     def ensure_image(self, name: str, build: bool = False, policy: str | None = None, no_build: bool = False) -> str:
         """The service's image ID: built when asked or missing (with a build section, unless
@@ -115,7 +133,7 @@ class Engine:
         ref = convert.image_name(self.project.name, name, svc)
         policy = policy or svc.get("pull_policy") or "missing"
         if ref not in self._image_ids:
-            self._image_ids[ref] = images.image_id(self.client, ref)
+            self._look_up_image(ref)
         found = self._image_ids[ref]
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
             found = self._image_ids[ref] = self.build(name)
@@ -143,9 +161,10 @@ class Engine:
         """Converge the services (and their dependencies unless no_deps); the services touched."""
         targets = self.service_names(names)
         services = targets if no_deps else self.with_dependencies(targets)
-        found = self.containers()
+        found: list[dict[str, Any]] = []
+        self.prepare(services, found)
+        found.sort(key=lambda c: (c["Labels"].get(LABEL_SERVICE, ""), number(c), name_of(c)))
         self._orphans(found, remove_orphans)
-        self.prepare(services)
         image_ids = {n: self.ensure_image(n, build, pull, no_build) for n in services}
         self.existing = {}
         for c in found:
@@ -460,14 +479,8 @@ class Engine:
         (resources of services since removed from the file, or `down -p NAME` without a file)."""
         confs = list((self.project.model.get(kind) or {}).values())
         known = {c["name"] for c in confs}
-        try:
-            found = self.client.call("GET", f"/{kind}", {"filters": {"label": [f"{LABEL_PROJECT}={self.project.name}"]}})
-        except APIError as exc:
-            if exc.status != 404:  # a daemon without networks
-                raise
-            found = []
-        items = found.get("Volumes") or [] if isinstance(found, dict) else found or []
-        return confs + [{"name": item["Name"]} for item in items if item["Name"] not in known]
+        return confs + [{"name": name} for name in resources.labelled(self.client, self.project.name, kind)
+                        if name not in known]
 
     def _remove_images(self, mode: str) -> None:
         if mode not in ("all", "local"):
