@@ -74,13 +74,20 @@ def timed_call(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float | None:
+    """The command's wall time; None (reported, the round's sample dropped) when it fails, as
+    dockerd sometimes makes docker-compose v1's `down` fail ("network ... has active endpoints")."""
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {proc.stderr}")
+        print(f"failed, sample dropped: {' '.join(argv)}: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
     return elapsed
+
+
+def median(samples: list[float | None]) -> float:
+    return statistics.median(x for x in samples if x is not None)
 
 
 def main() -> int:
@@ -100,28 +107,30 @@ def main() -> int:
         if shutil.which("docker-compose"):
             tools["docker-compose v1"] = ["docker-compose"]
         client = Client(env["DOCKER_HOST"])
-        times: dict[str, dict[str, list[float]]] = {t: {"up": [], "down": []} for t in [*tools, "API floor"]}
+        times: dict[str, dict[str, list[float | None]]] = {t: {"up": [], "down": []} for t in [*tools, "API floor"]}
         for r in range(opts.rounds):
             for name, argv in (tools.items() if r % 2 == 0 else reversed(tools.items())):
                 directory = tmp / "proj"
                 project(directory, opts.services)
                 times[name]["up"].append(timed([*argv, "up", "-d"], directory, env))
-                times[name]["down"].append(timed([*argv, "down", "-v"], directory, env))
+                down = timed([*argv, "down", "-v"], directory, env)
+                if down is None:
+                    timed([*argv, "down", "-v"], directory, env)  # clean up for the next tool
+                times[name]["down"].append(down)
             times["API floor"]["up"].append(timed_call(lambda: floor_up(client, opts.services)))
             times["API floor"]["down"].append(timed_call(lambda: floor_down(client, opts.services)))
         rows = []
         base = next(iter(times.values()))
         for name, t in times.items():
-            rows.append([name, f"{statistics.median(t['up']):.2f} s", f"{statistics.median(t['down']):.2f} s",
-                         f"{statistics.median(t['up']) / statistics.median(base['up']):.2f}x" if t is not base else "1",
-                         f"{statistics.median(t['down']) / statistics.median(base['down']):.2f}x"
-                         if t is not base else "1"])
+            rows.append([name, f"{median(t['up']):.2f} s", f"{median(t['down']):.2f} s",
+                         f"{median(t['up']) / median(base['up']):.2f}x" if t is not base else "1",
+                         f"{median(t['down']) / median(base['down']):.2f}x" if t is not base else "1"])
         print(f"{opts.services} services, {opts.rounds} rounds (medians), dockerd {engine.run('version', '-f', '{{.Server.Version}}').strip()}")
         print_table(["tool", "up -d", "down -v", "up vs dockyard", "down vs dockyard"], rows)
         if "docker-compose v1" in times:
             ours, v1 = times["dockyard compose"], times["docker-compose v1"]
             for step in ("up", "down"):
-                ratios = [a / b for a, b in zip(ours[step], v1[step], strict=True)]
+                ratios = [a / b for a, b in zip(ours[step], v1[step], strict=True) if a and b]
                 print(f"dockyard / v1 per round, {step}: {min(ratios):.2f}-{max(ratios):.2f}x "
                       f"(median {statistics.median(ratios):.2f}x)")
     except Skip as exc:

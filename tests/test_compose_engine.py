@@ -430,6 +430,8 @@ def test_lifecycle_commands(project: Project) -> None:
     assert project.names() == ["app-web-1"]
     ls = project("ls").stdout
     assert "app" in ls and "running(1)" in ls
+    assert project("ls", "-q", "--filter", "name=ap").stdout.split() == ["app"]
+    assert project("ls", "-q", "--filter", "name=zzz").stdout == ""
 
 
 def test_attached_up_prefixes_output_and_reports_exit(project: Project) -> None:

@@ -520,3 +520,10 @@ def test_links_are_dependencies(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, links: [nope]}\n")
     with pytest.raises(ComposeError, match='service "web" depends on undefined service "nope"'):
         load(tmp_path)
+
+
+def test_version_formats(tmp_path: Path) -> None:
+    assert compose(tmp_path, "version", "--format", "json").stdout == '{"version":"v2.29.0"}\n'
+    assert compose(tmp_path, "version", "--short").stdout == "2.29.0\n"
+    bad = compose(tmp_path, "version", "-f", "yaml")
+    assert (bad.returncode, bad.stderr) == (1, "ERROR: Invalid format type 'yaml'\n")

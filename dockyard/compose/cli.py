@@ -178,6 +178,7 @@ FLAGS: dict[str, tuple[str, str, list[Flag]]] = {
         Flag("", "down-project", BOOL, "Drops project when the first container stops")]),
     "ls": ("[OPTIONS]", "List running compose projects", [
         Flag("a", "all", BOOL, "Show all stopped Compose projects"), Flag("q", "quiet", BOOL, "Only display IDs"),
+        Flag("", "filter", LIST, "Filter output based on conditions provided"),
         Flag("", "format", STR, "Format the output. Values: [table | json]", "table")]),
     "version": ("[OPTIONS]", "Show the Docker Compose version information", [
         Flag("", "short", BOOL, "Shows only Compose's version number"), Flag("f", "format", STR, "Format the output")]),

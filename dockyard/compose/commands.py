@@ -515,9 +515,15 @@ def cmd_ls(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         p = projects.setdefault(labels[convert.LABEL_PROJECT], {"states": {}, "files": ""})
         p["states"][c.get("State", "")] = p["states"].get(c.get("State", ""), 0) + 1
         p["files"] = labels.get(convert.LABEL_FILES, p["files"])
+    names = []
+    for f in opts.filter:
+        key, _, value = f.partition("=")
+        if key != "name":
+            raise ComposeError(f'invalid filter "{key}"')
+        names.append(value)
     rows = []
     for name, p in sorted(projects.items()):
-        if not opts.all and "running" not in p["states"]:
+        if not opts.all and "running" not in p["states"] or names and not any(n in name for n in names):
             continue
         status = ", ".join(f"{s}({n})" for s, n in sorted(p["states"].items()))
         rows.append({"Name": name, "Status": status, "ConfigFiles": p["files"]})
@@ -532,7 +538,12 @@ def cmd_ls(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def cmd_version(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
-    print(convert.COMPOSE_VERSION if opts.short else f"Dockyard Compose version v{convert.COMPOSE_VERSION}")
+    if opts.format == "json":
+        print(json.dumps({"version": f"v{convert.COMPOSE_VERSION}"}, separators=(",", ":")))
+    elif opts.format not in (None, "", "pretty"):
+        raise ComposeError(f"ERROR: Invalid format type {opts.format!r}")
+    else:
+        print(convert.COMPOSE_VERSION if opts.short else f"Dockyard Compose version v{convert.COMPOSE_VERSION}")
     return 0
 
 

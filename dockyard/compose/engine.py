@@ -452,7 +452,13 @@ class Engine:
              timeout: int | None = None) -> None:
         """Stop and remove the project's containers, then its networks (and volumes, images)."""
         known = set(self.project.services) | set(self.project.disabled)
-        everything = self.containers(oneoff=None)
+        found: dict[str, Any] = {}  # containers, networks and volumes, read in one concurrent round
+
+        def read(kind: str) -> None:
+            found[kind] = (self.containers(oneoff=None) if kind == "containers"
+                           else resources.labelled(self.client, self.project.name, kind))
+        self.each(["containers", "networks", *(["volumes"] if remove_volumes else [])], read)
+        everything = found["containers"]
         targets = [c for c in everything if remove_orphans or c["Labels"].get(LABEL_SERVICE) in known]
         services_order = self._reverse_layers(list(self.project.services))
         done: set[str] = set()
@@ -467,20 +473,19 @@ class Engine:
             self.progress.line(f"WARN[0000] Found orphan containers ([{names}]) for this project. If you removed "
                                "or renamed this service in your compose file, you can run this command with the "
                                "--remove-orphans flag to clean it up.")
-        jobs = [] if left else [(resources.remove_network, conf) for conf in self._resources("networks")]
+        jobs = [] if left else [(resources.remove_network, conf) for conf in self._resources("networks", found)]
         if remove_volumes:
-            jobs += [(resources.remove_volume, conf) for conf in self._resources("volumes")]
+            jobs += [(resources.remove_volume, conf) for conf in self._resources("volumes", found)]
         self.each(jobs, lambda job: job[0](self.client, job[1], self.progress))
         if rmi:
             self._remove_images(rmi)
 
-    def _resources(self, kind: str) -> list[dict[str, Any]]:
-        """The model's networks or volumes, plus those the daemon holds with the project's label
+    def _resources(self, kind: str, found: dict[str, Any]) -> list[dict[str, Any]]:
+        """The model's networks or volumes, plus those found with the project's label
         (resources of services since removed from the file, or `down -p NAME` without a file)."""
         confs = list((self.project.model.get(kind) or {}).values())
         known = {c["name"] for c in confs}
-        return confs + [{"name": name} for name in resources.labelled(self.client, self.project.name, kind)
-                        if name not in known]
+        return confs + [{"name": name} for name in found[kind] if name not in known]
 
     def _remove_images(self, mode: str) -> None:
         if mode not in ("all", "local"):
