@@ -136,8 +136,8 @@ class Engine:
             self._look_up_image(ref)
         found = self._image_ids[ref]
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
-            found = self._image_ids[ref] = self.build(name)
-            return found
+            built = self._image_ids[ref] = self.build(name)
+            return built
         if found is None or policy == "always":
             if policy == "never" and found is None:
                 raise ComposeError(f"image {ref} not found and pull_policy is never")
@@ -163,7 +163,6 @@ class Engine:
         services = targets if no_deps else self.with_dependencies(targets)
         found: list[dict[str, Any]] = []
         self.prepare(services, found)
-        found.sort(key=lambda c: (c["Labels"].get(LABEL_SERVICE, ""), number(c), name_of(c)))
         self._orphans(found, remove_orphans)
         image_ids = {n: self.ensure_image(n, build, pull, no_build) for n in services}
         self.existing = {}
