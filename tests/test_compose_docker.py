@@ -135,7 +135,8 @@ services:
     (app / "conf" / "app.conf").write_text("one\\n")
     compose(dockerd, app, "up", "-d")
     first = inspect(dockerd, "classic-web-1")
-    watcher = subprocess.Popen([DOCKYARD, "-H", f"unix://{dockerd.sock}", "compose", "watch", "--no-up"], cwd=app,
+    # without --no-up: watch's own (idempotent) up has seen the old image, the rebuild must still recreate
+    watcher = subprocess.Popen([DOCKYARD, "-H", f"unix://{dockerd.sock}", "compose", "watch"], cwd=app,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)

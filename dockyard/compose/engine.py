@@ -136,8 +136,7 @@ class Engine:
             self._look_up_image(ref)
         found = self._image_ids[ref]
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
-            built = self._image_ids[ref] = self.build(name)
-            return built
+            return self.build(name)
         if found is None or policy == "always":
             if policy == "never" and found is None:
                 raise ComposeError(f"image {ref} not found and pull_policy is never")
@@ -147,11 +146,15 @@ class Engine:
 
     def build(self, name: str, conf: dict[str, Any] | None = None, no_cache: bool = False,
               pull: bool = False) -> str:
-        """Build the service's image (conf: its build section, changed); its ID."""
+        """Build the service's image (conf: its build section, changed); its ID, remembered for
+        the next `up` of this engine (watch rebuilds, then converges)."""
         svc = self.project.services[name]
         conf = conf or svc["build"]
-        return images.build(self.client, name, convert.image_name(self.project.name, name, svc), conf,
-                            self.progress, no_cache, pull, images.build_secrets(self.project, conf))
+        ref = convert.image_name(self.project.name, name, svc)
+        built = images.build(self.client, name, ref, conf, self.progress, no_cache, pull,
+                             images.build_secrets(self.project, conf))
+        self._image_ids[ref] = built
+        return built
 
     # up
     def up(self, names: list[str] | None = None, *, build: bool = False, force_recreate: bool = False,
