@@ -135,7 +135,8 @@ services:
     (app / "conf" / "app.conf").write_text("one\\n")
     compose(dockerd, app, "up", "-d")
     first = inspect(dockerd, "classic-web-1")
-    watcher = subprocess.Popen([DOCKYARD, "-H", f"unix://{dockerd.sock}", "compose", "watch", "--no-up"], cwd=app,
+    # without --no-up: watch's own (idempotent) up has seen the old image, the rebuild must still recreate
+    watcher = subprocess.Popen([DOCKYARD, "-H", f"unix://{dockerd.sock}", "compose", "watch"], cwd=app,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)
@@ -185,6 +186,34 @@ networks:
     assert back["Internal"] is True and back["Labels"]["com.docker.compose.network"] == "back"
     down = compose(dockerd, app, "down", "-t", "1")
     assert "Network classic_front  Removed" in down.stderr and "Network classic_back  Removed" in down.stderr
+
+
+def test_secrets_links_and_dry_run_against_dockerd(dockerd: DockerEngine, app: Path) -> None:
+    (app / "compose.yaml").write_text("""
+services:
+  db:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sleep 1000
+  api:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sleep 1000
+    links: ["db:database"]
+    secrets: [{source: token, mode: 0400}]
+    configs: [{source: settings, target: /etc/settings}]
+secrets:
+  token: {environment: HOME}
+configs:
+  settings: {content: "level=3"}
+""")
+    assert compose(dockerd, app, "--dry-run", "up", "-d").stderr.startswith(" DRY-RUN MODE -  Network classic_default")
+    assert dockerd.run("ps", "-aq").split() == []
+    compose(dockerd, app, "up", "-d")
+    script = "stat -c %a /run/secrets/token; cat /run/secrets/token /etc/settings; nslookup database 127.0.0.11"
+    out = compose(dockerd, app, "exec", "-T", "api", "sh", "-c", script).stdout
+    assert out.startswith(f"400\n{os.environ['HOME']}level=3") and "Name:\tdatabase" in out
+    compose(dockerd, app, "down", "-t", "1")
 
 
 @pytest.mark.skipif(V1 is None, reason="docker-compose (v1) is not installed")

@@ -46,9 +46,10 @@ class Project:
     def write(self, text: str) -> None:
         (self.dir / "compose.yaml").write_text(text)
 
-    def __call__(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 60, check: bool = True,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([DOCKYARD, "-H", self.d.host, "compose", *args], cwd=self.dir, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         if check:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
         return proc
@@ -233,8 +234,61 @@ volumes:
         project("down", "-v", "-t", "1")
         assert project.d.docker("volume", "ls", "-q").stdout.split().count("dy-compose-shared") == 1
         assert "dy-compose-custom" not in project.d.docker("volume", "ls", "-q").stdout.split()
+        project.d.docker("volume", "create", "dy-compose-custom")  # there before compose: used, with a warning
+        up = project("up", "-d")
+        assert ('WARN[0000] volume "dy-compose-custom" already exists but was not created by Docker Compose. '
+                "Use `external: true` to use an existing volume") in up.stderr
+        assert 'Volume "dy-compose-custom"  Created' not in up.stderr
     finally:
+        project("down", "-v", "-t", "1")
         project.d.docker("volume", "rm", "dy-compose-shared")
+
+
+SECRETS = """
+services:
+  app:
+    image: busybox
+    network_mode: none
+    init: true
+    command: sleep 1000
+    secrets:
+      - source: token
+        mode: 0440
+      - {source: pem, target: tls.pem}
+      - {source: token, target: /etc/owned, uid: "1000", gid: "1001"}
+    configs:
+      - greeting
+      - {source: fromenv, target: /etc/app/env.conf}
+secrets:
+  token: {environment: APP_TOKEN}
+  pem: {file: ./pem.txt}
+configs:
+  greeting:
+    content: |
+      hello ${APP_TOKEN}
+  fromenv: {environment: APP_TOKEN}
+"""
+
+
+def test_secrets_and_configs_from_environment_content_and_files(project: Project) -> None:
+    project.write(SECRETS)
+    (project.dir / "pem.txt").write_text("PEM")
+    project("up", "-d", env={"APP_TOKEN": "s3cret"})
+    script = ("stat -c '%n %a %u:%g' /run/secrets/token /etc/owned /greeting /etc/app/env.conf; "
+              "cat /run/secrets/token /run/secrets/tls.pem /greeting /etc/app/env.conf")
+    out = project("exec", "-T", "app", "sh", "-c", script).stdout
+    assert out.splitlines() == ["/run/secrets/token 440 0:0", "/etc/owned 444 1000:1001", "/greeting 444 0:0",
+                                "/etc/app/env.conf 444 0:0", "s3cretPEMhello s3cret", "s3cret"]
+    project("down", "-t", "1")
+    project("up", "-d", env={"APP_TOKEN": ""})  # set, even empty, is enough
+    assert project("exec", "-T", "app", "cat", "/run/secrets/token").stdout == ""
+    project("down", "-t", "1")
+    bare = {k: v for k, v in os.environ.items() if k != "APP_TOKEN"}
+    proc = subprocess.run([DOCKYARD, "-H", project.d.host, "compose", "up", "-d"], cwd=project.dir,
+                          capture_output=True, text=True, timeout=60, env=bare)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith('environment variable "APP_TOKEN" required by file "app_token" is not set')
+    assert project.names() == []
 
 
 def test_up_is_idempotent_and_recreates_only_changed_services(project: Project) -> None:
@@ -376,6 +430,8 @@ def test_lifecycle_commands(project: Project) -> None:
     assert project.names() == ["app-web-1"]
     ls = project("ls").stdout
     assert "app" in ls and "running(1)" in ls
+    assert project("ls", "-q", "--filter", "name=ap").stdout.split() == ["app"]
+    assert project("ls", "-q", "--filter", "name=zzz").stdout == ""
 
 
 def test_attached_up_prefixes_output_and_reports_exit(project: Project) -> None:
@@ -437,6 +493,144 @@ def test_networks_and_builds_need_daemon_support(project: Project) -> None:
     if project.d.request("POST", "/v1.45/build")[0] == 404:
         assert build.returncode == 1 and "failed to build built: the daemon at" in build.stderr
         assert "has no builder" in build.stderr
+
+
+LINKS = """
+services:
+  db:
+    image: busybox
+    init: true
+    command: sleep 1000
+  web:
+    image: busybox
+    init: true
+    command: sleep 1000
+    links: ["db:database"]
+    external_links: ["app-outside:ext"]
+"""
+
+
+def test_links_and_external_links_resolve_by_alias(project: Project) -> None:
+    project.write(LINKS)
+    project("up", "-d", "db")  # the project network exists now: the external container joins it
+    outside = project.d.docker("run", "-d", "--name", "app-outside", "--network", "app_default", "--init",
+                               "busybox", "sleep", "1000")
+    assert outside.returncode == 0, outside.stderr
+    try:
+        up = project("up", "-d", "web")
+        assert up.stderr.index("app-db-1  Running") < up.stderr.index("app-web-1  Created")
+        links = project.inspect("app-web-1")["HostConfig"]["Links"]
+        assert links == ["app-db-1:database", "app-db-1:db-1", "app-db-1:app-db-1", "app-outside:ext"]
+        script = "for n in database db-1 ext; do nslookup $n 127.0.0.11 >/dev/null && echo $n; done"
+        assert project("exec", "-T", "web", "sh", "-c", script).stdout == "database\ndb-1\next\n"
+        run = project("run", "--rm", "-T", "web", "sh", "-c", "nslookup web 127.0.0.11 >/dev/null && echo found")
+        assert run.stdout == "found\n"  # a one-off container links its own service's containers
+    finally:
+        project.d.docker("rm", "-f", "app-outside")
+
+
+def test_dry_run_reports_and_changes_nothing(project: Project) -> None:
+    project.write(TWO)
+    fresh = project("--dry-run", "up", "-d")
+    assert " DRY-RUN MODE -  Volume \"app_data\"  Creating\n" in fresh.stderr
+    assert " DRY-RUN MODE -  Container app-web-1  Started\n" in fresh.stderr
+    assert project.names() == [] and "app_data" not in project.d.docker("volume", "ls", "-q").stdout
+    project("up", "-d")
+    before = {n: project.inspect(n)["Id"] for n in project.names()}
+    for args in (["down", "-v", "-t", "1"], ["stop"], ["kill"], ["pause"], ["restart"], ["rm", "-f", "-s"],
+                 ["up", "-d", "--force-recreate"], ["exec", "-d", "web", "touch", "/x"]):
+        proc = project("--dry-run", *args)
+        assert all(line.startswith(" DRY-RUN MODE - ") for line in proc.stderr.splitlines()), (args, proc.stderr)
+    down = project("--dry-run", "down", "-v", "-t", "1").stderr
+    assert " DRY-RUN MODE -  Container app-db-1  Removed\n" in down and "Volume app_data  Removed" in down
+    assert {n: project.inspect(n)["Id"] for n in project.names(all=False)} == before
+    assert "app_data" in project.d.docker("volume", "ls", "-q").stdout
+    assert project("exec", "-T", "web", "ls", "/x", check=False).returncode == 1
+    for args in (["exec", "-T", "web", "true"], ["run", "--rm", "-T", "web", "true"]):
+        proc = project("--dry-run", *args, check=False)
+        assert (proc.returncode, proc.stderr.splitlines()[-1]) == (1, "interactive run is not supported in dry-run mode")
+    assert project.names() == sorted(before)
+
+
+SCALED = """
+services:
+  db:
+    image: busybox
+    init: true
+    command: sleep 1000
+  web:
+    image: busybox
+    init: true
+    command: sh -c 'read line; echo "got $$line"; exit 3'
+    stdin_open: true
+    scale: 2
+"""
+
+
+def test_cp_stats_attach_and_wait(project: Project, tmp_path: Path) -> None:
+    project.write(SCALED)
+    project("up", "-d")
+    (tmp_path / "f.txt").write_text("data\n")
+    to = project("cp", str(tmp_path / "f.txt"), "web:/f.txt")
+    assert f"Container app-web-2  Copied {tmp_path}/f.txt to app-web-2:/f.txt" in to.stderr
+    project("cp", "--index", "2", "web:/f.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "data\n"
+    missing = project("cp", "db:/nope", str(tmp_path / "x"), check=False)
+    assert missing.returncode == 1 and "Could not find the file /nope in container" in missing.stderr
+    assert project("cp", "a", "b", check=False).stderr.strip() == "unknown copy direction"
+    stats = project("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "web").stdout.split()
+    assert stats[0::2] == ["app-web-1", "app-web-2"] and all(p.isdigit() for p in stats[1::2])
+    attached = subprocess.run([DOCKYARD, "-H", project.d.host, "compose", "attach", "--index", "2", "web"],
+                              cwd=project.dir, input="hello\n", capture_output=True, text=True, timeout=30)
+    assert (attached.returncode, attached.stdout) == (3, "got hello\n")
+    web1 = project.inspect("app-web-1")["Id"]
+    out, code = _wait_while_killing(project, ["web"], "app-web-1")
+    assert (code, out) == (137, f'container "{web1}" exited with status code 137\n')
+    out, code = _wait_while_killing(project, ["--down-project", "db"], "app-db-1")
+    assert code == 137 and project.names() == []
+
+
+def _wait_while_killing(project: Project, args: list[str], victim: str) -> tuple[str, int]:
+    """`compose wait ARGS` while the victim container is killed; its output and exit code."""
+    waiter = subprocess.Popen([DOCKYARD, "-H", project.d.host, "compose", "wait", *args], cwd=project.dir,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.5)
+        project.d.docker("kill", "-s", "KILL", victim)
+        out, _ = waiter.communicate(timeout=30)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
+    return out, waiter.returncode
+
+
+def test_build_secrets_reach_run_mounts_and_not_the_image(project: Project) -> None:
+    (project.dir / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=secret,id=npmrc cat /run/secrets/npmrc > /seen-file\n"
+        "RUN --mount=type=secret,id=TOKEN,env=TOKEN echo \"$TOKEN\" > /seen-env\n")
+    (project.dir / "npmrc.txt").write_text("registry=local")
+    project.write("""
+services:
+  built:
+    network_mode: none
+    command: cat /seen-file /seen-env
+    build:
+      context: .
+      secrets: [npmrc, {source: token, target: TOKEN}]
+      ssh: [default]
+secrets:
+  npmrc: {file: ./npmrc.txt}
+  token: {environment: BUILD_TOKEN}
+""")
+    build = project("build", env={"BUILD_TOKEN": "t0k"})
+    assert "build.ssh is ignored" in build.stderr
+    out = project("run", "--rm", "-T", "built").stdout
+    assert out == "registry=localt0k\n"  # (copied by RUN on purpose: the mounts themselves leave nothing)
+    history = project.d.docker("history", "--no-trunc", "app-built").stdout
+    assert "t0k" not in history and "registry=local" not in history
+    project.d.docker("rmi", "app-built")
 
 
 def test_logs_follow_until_the_containers_stop(project: Project) -> None:

@@ -4,8 +4,10 @@ output, and precise errors for the malformed files of tests/data/compose/invalid
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -443,3 +445,85 @@ services:
     assert "ports" not in web and "command" not in web and list(project.services) == ["web"]
     assert web["environment"] == {"C": "3"}
     assert [(v["source"], v["target"]) for v in web["volumes"]] == [(str(tmp_path / "b"), "/b")]
+
+
+def _mutations(doc: object, rng: random.Random) -> object:
+    """doc with one value somewhere replaced by another type, a key renamed or an item duplicated."""
+    doc = copy.deepcopy(doc)
+    node, steps = doc, rng.randint(1, 6)
+    for _ in range(steps):
+        children = list(node.items()) if isinstance(node, dict) else list(enumerate(node)) if isinstance(node, list) else []
+        children = [(k, v) for k, v in children if isinstance(v, (dict, list))]
+        if not children:
+            break
+        _, node = rng.choice(children)
+    keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+    if not keys:
+        return doc
+    key = rng.choice(keys)
+    choice = rng.randrange(4)
+    if choice == 0:
+        node[key] = rng.choice([1, 1.5, True, None, "x", [], {}, ["a", "a"], {"k": 1}, -1, 70000])
+    elif choice == 1 and isinstance(node, dict):
+        node[key + "x"] = node.pop(key)
+    elif choice == 2 and isinstance(node, list):
+        node.append(copy.deepcopy(node[key]))
+    elif isinstance(node, dict):
+        node["x-extra" if rng.random() < 0.5 else "extra"] = node[key]
+    return doc
+
+
+def test_fast_schema_check_agrees_with_jsonschema() -> None:
+    import jsonschema
+
+    from dockyard.compose import schema, yamlsrc
+    validator = jsonschema.Draft7Validator(schema._schema())
+    bases = [yamlsrc.read(str(p)).data for p in [DATA / "valid" / "webapp" / "compose.yaml",
+                                                   DATA / "valid" / "anchors.yaml", *(DATA / "invalid").glob("*.yaml")]
+             if p.name not in ("syntax.yaml", "duplicate-key.yaml")]
+    bases = [json.loads(json.dumps(b)) for b in bases]
+    rng = random.Random(9)
+    checked = {True: 0, False: 0}
+    for _ in range(3000):
+        doc = _mutations(rng.choice(bases), rng)
+        valid = not any(True for _ in validator.iter_errors(doc))
+        try:
+            fast = schema.conforms(doc)
+        except schema._Unsure:
+            fast = False
+        assert fast == valid, json.dumps(doc)
+        checked[valid] += 1
+    assert min(checked.values()) > 300, checked
+
+
+def test_secret_modes_are_octal_as_in_docker_compose(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "services:\n  a:\n    image: busybox\n    secrets:\n"
+          "      - {source: s, mode: 0440}\n      - {source: s, mode: '0400', target: b}\n"
+          "      - {source: s, mode: 0o600, target: c}\n      - {source: s, mode: 256, target: d}\n"
+          "secrets:\n  s: {environment: X}\n")
+    modes = [r["mode"] for r in load(tmp_path).services["a"]["secrets"]]
+    assert modes == ["0440", "0400", "0600", "0400"]
+    write(tmp_path, "compose.yaml", "services:\n  a:\n    image: busybox\n    secrets:\n"
+          "      - {source: s, mode: '9'}\nsecrets:\n  s: {environment: X}\n")
+    with pytest.raises(ComposeError, match="line 5: services.a.secrets.0.mode: invalid file mode '9': must be octal"):
+        load(tmp_path)
+
+
+def test_links_are_dependencies(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "services:\n  db: {image: busybox}\n"
+          "  web: {image: busybox, links: ['db:database'], depends_on: {db: {condition: service_healthy}}}\n"
+          "  api: {image: busybox, links: [db]}\n")
+    services = load(tmp_path).services
+    assert services["api"]["depends_on"] == {"db": {"condition": "service_started", "restart": True,
+                                                    "required": True}}
+    assert services["web"]["depends_on"]["db"]["condition"] == "service_healthy"  # an explicit one stays
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, links: [nope]}\n")
+    with pytest.raises(ComposeError, match='service "web" depends on undefined service "nope"'):
+        load(tmp_path)
+
+
+def test_version_formats(tmp_path: Path) -> None:
+    assert compose(tmp_path, "version", "--format", "json").stdout == '{"version":"v2.29.0"}\n'
+    assert compose(tmp_path, "version", "--short").stdout == "2.29.0\n"
+    bad = compose(tmp_path, "version", "-f", "yaml")
+    assert (bad.returncode, bad.stderr) == (1, "ERROR: Invalid format type 'yaml'\n")

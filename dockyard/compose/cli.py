@@ -160,14 +160,31 @@ FLAGS: dict[str, tuple[str, str, list[Flag]]] = {
         Flag("", "no-up", BOOL, "Do not build & start services before watching"),
         Flag("", "prune", BOOL, "Prune dangling images on rebuild"),
         Flag("", "quiet", BOOL, "hide build output")]),
+    "attach": ("[OPTIONS] SERVICE", "Attach local standard input, output, and error streams to a service's running container", [
+        Flag("", "detach-keys", STR, "Override the key sequence for detaching from a container."), INDEX,
+        Flag("", "no-stdin", BOOL, "Do not attach STDIN"),
+        Flag("", "sig-proxy", BOOL, "Proxy all received signals to the process", True)]),
+    "cp": ("[OPTIONS] SERVICE:SRC_PATH DEST_PATH|-\n\tdockyard compose cp [OPTIONS] SRC_PATH|- SERVICE:DEST_PATH",
+           "Copy files/folders between a service container and the local filesystem", [
+               Flag("", "all", BOOL, "Include containers created by the run command"),
+               Flag("a", "archive", BOOL, "Archive mode (copy all uid/gid information)"),
+               Flag("L", "follow-link", BOOL, "Always follow symbol link in SRC_PATH"), INDEX]),
+    "stats": ("[OPTIONS] [SERVICE]", "Display a live stream of container(s) resource usage statistics", [
+        Flag("a", "all", BOOL, "Show all containers (default shows just running)"),
+        Flag("", "format", STR, "Format output using a custom template"),
+        Flag("", "no-stream", BOOL, "Disable streaming stats and only pull the first result"),
+        Flag("", "no-trunc", BOOL, "Do not truncate output")]),
+    "wait": ("SERVICE [SERVICE...] [OPTIONS]", "Block until containers of all (or specified) services stop.", [
+        Flag("", "down-project", BOOL, "Drops project when the first container stops")]),
     "ls": ("[OPTIONS]", "List running compose projects", [
         Flag("a", "all", BOOL, "Show all stopped Compose projects"), Flag("q", "quiet", BOOL, "Only display IDs"),
+        Flag("", "filter", LIST, "Filter output based on conditions provided"),
         Flag("", "format", STR, "Format the output. Values: [table | json]", "table")]),
     "version": ("[OPTIONS]", "Show the Docker Compose version information", [
         Flag("", "short", BOOL, "Shows only Compose's version number"), Flag("f", "format", STR, "Format the output")]),
 }
 NO_INTERSPERSE = {"exec", "run"}
-NEEDS_ARGS = {"exec": 2, "run": 1, "port": 2, "scale": 1}
+NEEDS_ARGS = {"exec": 2, "run": 1, "port": 2, "scale": 1, "attach": 1, "cp": 2, "wait": 1}
 
 USAGE = """
 Usage:  dockyard compose [OPTIONS] COMMAND
@@ -211,7 +228,7 @@ def main(argv: list[str], host: str) -> int:
     if len(args) < NEEDS_ARGS.get(name, 0):
         sys.stderr.write(f"'dockyard compose {name}' requires at least {NEEDS_ARGS[name]} argument(s)\n")
         return 1
-    from dockyard.cli.runner import autostart
+    from dockyard.cli.runner import CommandError, autostart
     from dockyard.compose import commands
     ctx = commands.Context(gopts, host)
     for attempt in (0, 1):
@@ -229,6 +246,10 @@ def main(argv: list[str], host: str) -> int:
         except APIError as exc:
             sys.stderr.write(f"Error response from daemon: {exc.message}\n")
             return 1
+        except CommandError as exc:  # from the dockyard CLI commands that attach, cp and stats reuse
+            sys.stdout.flush()
+            sys.stderr.write(f"{exc}\n")
+            return exc.code
         except KeyboardInterrupt:
             return 130
     return 1

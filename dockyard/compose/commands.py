@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dockyard.client.api import APIError, Client
-from dockyard.compose import convert, images, loader, output
+from dockyard.compose import convert, images, injected, loader, output
 from dockyard.compose.engine import Engine, name_of, number
 from dockyard.compose.errors import ComposeError
 from dockyard.compose.progress import Progress
@@ -48,6 +48,9 @@ class Context:
 
     def engine(self, services: list[str] | None = None, quiet: bool = False, fileless: bool = False) -> Engine:
         quiet = quiet or self.gopts.progress == "quiet"
+        if self.gopts.dry_run:
+            from dockyard.compose.dryrun import PREFIX, DryRunClient
+            return Engine(DryRunClient(self.host), self.project(services, fileless), Progress(quiet=quiet, prefix=PREFIX))
         return Engine(Client(self.host), self.project(services, fileless), Progress(quiet=quiet))
 
     def colour(self, no_color: bool) -> bool:
@@ -318,15 +321,20 @@ def cmd_run(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     svc["tty"] = tty
     svc["stdin_open"] = opts.interactive and not opts.detach
     svc.pop("restart", None)
-    body = convert.create_body(eng.project, service, svc, 1, image_id, oneoff=True)
+    body = convert.create_body(eng.project, service, svc, 1, image_id, oneoff=True,
+                               links=eng.links(service, oneoff=True))
     body["AttachStdin"] = svc["stdin_open"]
     body["HostConfig"]["AutoRemove"] = opts.rm
     name = opts.name or f"{eng.project.name}-{service}-run-{secrets.token_hex(6)}"
+    files = injected.files(eng.project, svc)
     cid = eng.client.create_container(body, name)["Id"]
+    injected.inject(eng.client, cid, files)
     if opts.detach:
         eng.client.start(cid)
         print(name)
         return 0
+    if ctx.gopts.dry_run:
+        raise ComposeError("interactive run is not supported in dry-run mode")
     from dockyard.cli.commands.run import stream_container
     return stream_container(_legacy(ctx), cid, tty, svc["stdin_open"] and not sys.stdin.closed, True,
                             "removed" if opts.rm else "next-exit")
@@ -343,8 +351,7 @@ def cmd_build(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         if "build" not in svc:
             continue
         conf = {**svc["build"], "args": {**(svc["build"].get("args") or {}), **extra}}
-        images.build(eng.client, n, convert.image_name(eng.project.name, n, svc), conf, eng.progress,
-                     opts.no_cache, opts.pull)
+        eng.build(n, conf, opts.no_cache, opts.pull)
     return 0
 
 
@@ -414,9 +421,7 @@ def cmd_unpause(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 def cmd_rm(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     eng = ctx.engine()
-    if opts.stop:
-        eng.stop(args or None)
-    if not eng.remove_stopped(args or None, opts.volumes):
+    if not eng.remove_stopped(args or None, opts.volumes, opts.stop):
         sys.stderr.write("No stopped containers\n")
     return 0
 
@@ -510,9 +515,15 @@ def cmd_ls(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
         p = projects.setdefault(labels[convert.LABEL_PROJECT], {"states": {}, "files": ""})
         p["states"][c.get("State", "")] = p["states"].get(c.get("State", ""), 0) + 1
         p["files"] = labels.get(convert.LABEL_FILES, p["files"])
+    names = []
+    for f in opts.filter:
+        key, _, value = f.partition("=")
+        if key != "name":
+            raise ComposeError(f'invalid filter "{key}"')
+        names.append(value)
     rows = []
     for name, p in sorted(projects.items()):
-        if not opts.all and "running" not in p["states"]:
+        if not opts.all and "running" not in p["states"] or names and not any(n in name for n in names):
             continue
         status = ", ".join(f"{s}({n})" for s, n in sorted(p["states"].items()))
         rows.append({"Name": name, "Status": status, "ConfigFiles": p["files"]})
@@ -527,5 +538,85 @@ def cmd_ls(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def cmd_version(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
-    print(convert.COMPOSE_VERSION if opts.short else f"Dockyard Compose version v{convert.COMPOSE_VERSION}")
+    if opts.format == "json":
+        print(json.dumps({"version": f"v{convert.COMPOSE_VERSION}"}, separators=(",", ":")))
+    elif opts.format not in (None, "", "pretty"):
+        raise ComposeError(f"ERROR: Invalid format type {opts.format!r}")
+    else:
+        print(convert.COMPOSE_VERSION if opts.short else f"Dockyard Compose version v{convert.COMPOSE_VERSION}")
     return 0
+
+
+def cmd_attach(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    from dockyard.cli.commands.run import attach
+    eng = ctx.engine()
+    container = eng.find(args[0], opts.index)
+    return attach(_legacy(ctx), SimpleNamespace(no_stdin=opts.no_stdin or not sys.stdin or sys.stdin.closed),
+                  [container["Id"]])
+
+
+def cmd_cp(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    """Docker Compose's cp: from the service's first (or --index) container, or to all of its
+    containers (or the --index one); the copy itself is the dockyard CLI's."""
+    from dockyard.cli.commands.files import copy_from, copy_to, split_cp_arg
+    (src_service, src), (dst_service, dst) = split_cp_arg(args[0]), split_cp_arg(args[1])
+    if src_service and dst_service:
+        raise ComposeError("copying between services is not supported")
+    if not src_service and not dst_service:
+        raise ComposeError("unknown copy direction")
+    eng = ctx.engine()
+    service = src_service or dst_service
+    eng.service_names([service])
+    containers = [c for c in eng.containers([service], all=True, oneoff=None if opts.all else False)
+                  if not opts.index or number(c) == opts.index]
+    if not containers:
+        raise ComposeError(f'service "{service}" is not running container #{opts.index}' if opts.index
+                           else f'no container found for service "{service}"')
+    cli = _legacy(ctx)
+    flags = SimpleNamespace(archive=opts.archive, follow_link=opts.follow_link, quiet=True)
+    for c in containers[:1] if src_service else containers:
+        name = name_of(c)
+        what = f"{name}:{src} to {dst}" if src_service else f"{src} to {name}:{dst}"
+        eng.progress.event("Container", name, f"Copying {what}")
+        if src_service:
+            copy_from(cli, flags, c["Id"], src, dst)
+        else:
+            copy_to(cli, flags, src, c["Id"], dst)
+        eng.progress.event("Container", name, f"Copied {what}")
+    return 0
+
+
+def cmd_stats(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    """docker stats over the project's (running, or with -a all) containers."""
+    from dockyard.cli.commands.stats import stats
+    eng = ctx.engine()
+    ids = [c["Id"][:12] for c in eng.containers(eng.service_names(args or None), all=opts.all, oneoff=None)]
+    if not ids:
+        return 0
+    return stats(_legacy(ctx), opts, ids)
+
+
+def cmd_wait(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
+    """Block until the services' running containers exit; each one's status is printed and the
+    last becomes the exit code. --down-project then takes the project down."""
+    import threading
+    eng = ctx.engine()
+    containers = eng.containers(eng.service_names(args), all=False, oneoff=None)
+    if not containers:
+        raise ComposeError(f'no containers for project "{eng.project.name}"')
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def wait_one(c: dict[str, Any]) -> None:
+        resp = eng.client.wait(c["Id"])
+        try:
+            code = int((resp.json() or {}).get("StatusCode", 0))
+        finally:
+            resp.close()
+        with lock:
+            print(f'container "{c["Id"]}" exited with status code {code}', flush=True)
+            codes.append(code)
+    eng.each(containers, wait_one)
+    if opts.down_project:
+        eng.down(remove_orphans=True)
+    return codes[-1]

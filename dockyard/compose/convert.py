@@ -113,16 +113,21 @@ def _mounts(project: str, model: dict[str, Any], svc: dict[str, Any]) -> tuple[l
             if size is not None:
                 entry["TmpfsOptions"] = {"SizeBytes": units.size_bytes(size)}
             mounts.append(entry)
-    for kind, default_dir in (("secrets", "/run/secrets/"), ("configs", "/")):
+    for kind in ("secrets", "configs"):
         for item in svc.get(kind) or []:
             conf = (model.get(kind) or {}).get(item["source"]) or {}
-            if not conf.get("file"):
-                continue
-            target = item.get("target") or item["source"]
-            if not target.startswith("/"):
-                target = default_dir + target
-            binds.append(f"{conf['file']}:{target}:ro")
+            if conf.get("file"):
+                binds.append(f"{conf['file']}:{file_target(kind, item)}:ro")
     return binds, mounts, anonymous
+
+
+def file_target(kind: str, ref: dict[str, Any]) -> str:
+    """Where a service's secret or config reference lands in the container: secrets under
+    /run/secrets unless the target is absolute, configs at /<source> by default."""
+    path = ref.get("target") or ref["source"]
+    if path.startswith("/"):
+        return path
+    return ("/run/secrets/" if kind == "secrets" else "/") + path
 
 
 def _ports(svc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
@@ -145,8 +150,9 @@ def network_names(model: dict[str, Any], svc: dict[str, Any]) -> list[str]:
 
 
 def create_body(project: Any, name: str, svc: dict[str, Any], number: int, image_id: str = "",
-                oneoff: bool = False) -> dict[str, Any]:
-    """The POST /containers/create body for container `number` of service `name`."""
+                oneoff: bool = False, links: list[str] | None = None) -> dict[str, Any]:
+    """The POST /containers/create body for container `number` of service `name`; links:
+    HostConfig.Links ("container:alias", from the linked services' containers)."""
     model = project.model
     labels = dict(svc.get("labels") or {})
     labels.update({
@@ -197,6 +203,7 @@ def create_body(project: Any, name: str, svc: dict[str, Any], number: int, image
         "Devices": [_device(d) for d in svc.get("devices") or []] or None,
         "CgroupParent": svc.get("cgroup_parent"),
         "VolumesFrom": [_volumes_from(project, v) for v in svc.get("volumes_from") or []] or None,
+        "Links": links or None,
     }
     if svc.get("logging"):
         hc["LogConfig"] = {"Type": svc["logging"].get("driver", "json-file"),
@@ -209,16 +216,20 @@ def create_body(project: Any, name: str, svc: dict[str, Any], number: int, image
         first = nets[0]
         hc["NetworkMode"] = model["networks"][first]["name"]
         body["NetworkingConfig"] = {"EndpointsConfig": {model["networks"][first]["name"]:
-                                                        endpoint(project, name, svc, first, number)}}
+                                                        endpoint(project, name, svc, first, number, links)}}
     body["HostConfig"] = {k: v for k, v in hc.items() if v is not None}
     return {k: v for k, v in body.items() if v is not None}
 
 
-def endpoint(project: Any, name: str, svc: dict[str, Any], net: str, number: int) -> dict[str, Any]:
-    """EndpointsConfig entry: aliases (service name, container name) and static addresses."""
+def endpoint(project: Any, name: str, svc: dict[str, Any], net: str, number: int,
+             links: list[str] | None = None) -> dict[str, Any]:
+    """EndpointsConfig entry: aliases (service name, container name), links (as in
+    HostConfig: dockerd reads a user network's links here) and static addresses."""
     conf = (svc.get("networks") or {}).get(net) or {}
     aliases = [name, *(conf.get("aliases") or [])]
     out: dict[str, Any] = {"Aliases": aliases}
+    if links:
+        out["Links"] = links
     ipam = {k: conf[c] for k, c in (("IPv4Address", "ipv4_address"), ("IPv6Address", "ipv6_address")) if conf.get(c)}
     if ipam:
         out["IPAMConfig"] = ipam

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from dockyard.client.api import APIError, Client
-from dockyard.compose import convert, images, resources
+from dockyard.compose import convert, images, injected, resources
 from dockyard.compose.convert import (
     LABEL_HASH,
     LABEL_IMAGE,
@@ -23,6 +24,8 @@ from dockyard.compose.convert import (
 from dockyard.compose.errors import ComposeError
 from dockyard.compose.loader import Project
 from dockyard.compose.progress import Progress
+
+T = TypeVar("T")
 
 
 def number(container: dict[str, Any]) -> int:
@@ -43,6 +46,7 @@ class Engine:
         self.recreated: set[str] = set()  # services whose containers `up` recreated
         self.renew_anonymous = False  # up -V: recreated containers get new anonymous volumes
         self.existing: dict[str, list[dict[str, Any]]] = {}  # `up`: the services' containers found at its start
+        self._image_ids: dict[str, str | None] = {}  # image reference → ID (None: absent), looked up once
 
     # listing
     def containers(self, services: Iterable[str] | None = None, all: bool = True,
@@ -94,17 +98,33 @@ class Engine:
         return order
 
     # resources
-    def prepare(self, services: list[str]) -> None:
-        """Networks and volumes the services use."""
+    def prepare(self, services: list[str], found: list[dict[str, Any]] | None = None) -> None:
+        """Networks and volumes the services use, created unless the daemon has them. One
+        concurrent round of reads (the project's networks and volumes by label, each image
+        reference, and, into found, the project's containers), then one of creates."""
         model = self.project.model
         nets = {n for s in services for n in (self.project.services[s].get("networks") or {})
                 if not self.project.services[s].get("network_mode")}
-        for key in sorted(nets):
-            resources.ensure_network(self.client, self.project.name, key, model["networks"][key], self.progress)
         vols = {v["source"] for s in services for v in self.project.services[s].get("volumes") or []
                 if v["type"] == "volume" and v.get("source")}
-        for key in sorted(vols):
-            resources.ensure_volume(self.client, self.project.name, key, model["volumes"][key], self.progress)
+        known: dict[str, dict[str, dict[str, Any]]] = {}
+        refs = {convert.image_name(self.project.name, n, self.project.services[n]) for n in services}
+        reads: list[Callable[[], None]] = [partial(self._look_up_image, ref) for ref in sorted(refs - set(self._image_ids))]
+
+        def list_kind(kind: str) -> None:
+            known[kind] = resources.labelled(self.client, self.project.name, kind)
+        reads += [partial(list_kind, kind) for kind, wanted in (("networks", nets), ("volumes", vols)) if wanted]
+        if found is not None:
+            reads.append(lambda: found.extend(self.containers()))
+        self.each(reads, lambda job: job())
+        jobs = [partial(resources.ensure_network, self.client, self.project.name, key, model["networks"][key],
+                        self.progress, known.get("networks", {})) for key in sorted(nets)]
+        jobs += [partial(resources.ensure_volume, self.client, self.project.name, key, model["volumes"][key],
+                         self.progress, known.get("volumes", {})) for key in sorted(vols)]
+        self.each(jobs, lambda job: job())
+
+    def _look_up_image(self, ref: str) -> None:
+        self._image_ids[ref] = images.image_id(self.client, ref)
 
     def ensure_image(self, name: str, build: bool = False, policy: str | None = None, no_build: bool = False) -> str:
         """The service's image ID: built when asked or missing (with a build section, unless
@@ -112,15 +132,29 @@ class Engine:
         svc = self.project.services[name]
         ref = convert.image_name(self.project.name, name, svc)
         policy = policy or svc.get("pull_policy") or "missing"
-        found = images.image_id(self.client, ref)
+        if ref not in self._image_ids:
+            self._look_up_image(ref)
+        found = self._image_ids[ref]
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
-            return images.build(self.client, name, ref, svc["build"], self.progress)
+            return self.build(name)
         if found is None or policy == "always":
             if policy == "never" and found is None:
                 raise ComposeError(f"image {ref} not found and pull_policy is never")
             images.pull(self.client, name, ref, self.progress)
-            found = images.image_id(self.client, ref)
+            found = self._image_ids[ref] = images.image_id(self.client, ref)
         return found or ""
+
+    def build(self, name: str, conf: dict[str, Any] | None = None, no_cache: bool = False,
+              pull: bool = False) -> str:
+        """Build the service's image (conf: its build section, changed); its ID, remembered for
+        the next `up` of this engine (watch rebuilds, then converges)."""
+        svc = self.project.services[name]
+        conf = conf or svc["build"]
+        ref = convert.image_name(self.project.name, name, svc)
+        built = images.build(self.client, name, ref, conf, self.progress, no_cache, pull,
+                             images.build_secrets(self.project, conf))
+        self._image_ids[ref] = built
+        return built
 
     # up
     def up(self, names: list[str] | None = None, *, build: bool = False, force_recreate: bool = False,
@@ -130,9 +164,9 @@ class Engine:
         """Converge the services (and their dependencies unless no_deps); the services touched."""
         targets = self.service_names(names)
         services = targets if no_deps else self.with_dependencies(targets)
-        found = self.containers()
+        found: list[dict[str, Any]] = []
+        self.prepare(services, found)
         self._orphans(found, remove_orphans)
-        self.prepare(services)
         image_ids = {n: self.ensure_image(n, build, pull, no_build) for n in services}
         self.existing = {}
         for c in found:
@@ -209,7 +243,9 @@ class Engine:
         svc = self.project.services[service]
         cname = self._display(service, n)
         self.progress.event("Container", cname, "Creating")
-        body = convert.create_body(self.project, service, svc, n, image_id)
+        links = self.links(service)
+        body = convert.create_body(self.project, service, svc, n, image_id, links=links)
+        files = injected.files(self.project, svc)
         if kept:
             hc = body["HostConfig"]
             hc["Mounts"] = [*(hc.get("Mounts") or []), *kept]
@@ -219,17 +255,39 @@ class Engine:
             cid = self.client.create_container(body, cname)["Id"]
         except APIError as exc:
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
-        self._connect_extra_networks(service, svc, cid, n)
+        injected.inject(self.client, cid, files)
+        self._connect_extra_networks(service, svc, cid, n, links)
         self.progress.event("Container", cname, "Created")
         return cid
 
-    def _connect_extra_networks(self, service: str, svc: dict[str, Any], cid: str, n: int) -> None:
+    def links(self, service: str, oneoff: bool = False) -> list[str]:
+        """HostConfig.Links of a service's new container, as Docker Compose makes them: each
+        container of a linked service under the link's alias, `<service>-<n>` and
+        `<project>-<service>-<n>`; a one-off container also links its own service's containers;
+        external_links as written."""
+        svc = self.project.services[service]
+        wanted = [str(raw).partition(":") for raw in svc.get("links") or []]
+        if oneoff:
+            wanted.append((service, "", service))
+        out: list[str] = []
+        for linked, _, alias in wanted:
+            for c in self.containers([linked]):
+                cname, n = name_of(c), number(c)
+                out += [f"{cname}:{alias or linked}", f"{cname}:{linked}-{n}",
+                        f"{cname}:{self.project.name}-{linked}-{n}"]
+        for raw in svc.get("external_links") or []:
+            name, _, alias = str(raw).partition(":")
+            out.append(f"{name}:{alias or name}")
+        return list(dict.fromkeys(out))
+
+    def _connect_extra_networks(self, service: str, svc: dict[str, Any], cid: str, n: int,
+                                links: list[str]) -> None:
         if svc.get("network_mode"):
             return
         for net in convert.network_names(self.project.model, svc)[1:]:
             conf = self.project.model["networks"][net]
             self.client.call("POST", f"/networks/{conf['name']}/connect", None,
-                             {"Container": cid, "EndpointConfig": convert.endpoint(self.project, service, svc, net, n)})
+                             {"Container": cid, "EndpointConfig": convert.endpoint(self.project, service, svc, net, n, links)})
 
     def _recreate(self, service: str, old: dict[str, Any], n: int, image_id: str, timeout: int | None) -> None:
         cname = name_of(old)
@@ -361,12 +419,14 @@ class Engine:
                 raise
         self.progress.event("Container", cname, "Removed")
 
-    def each(self, containers: list[dict[str, Any]], action: Callable[[dict[str, Any]], None]) -> None:
-        """Run action on the containers in parallel; the first error is raised."""
-        if not containers:
+    def each(self, items: list[T], action: Callable[[T], None]) -> None:
+        """Run action on the items (containers, resources) in parallel; the first error is raised."""
+        if len(items) == 1:
+            action(items[0])
+        if len(items) <= 1:
             return
-        with ThreadPoolExecutor(max_workers=min(16, len(containers))) as pool:
-            for f in [pool.submit(action, c) for c in containers]:
+        with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+            for f in [pool.submit(action, c) for c in items]:
                 f.result()
 
     def stop(self, names: list[str] | None, timeout: int | None = None) -> None:
@@ -394,7 +454,13 @@ class Engine:
              timeout: int | None = None) -> None:
         """Stop and remove the project's containers, then its networks (and volumes, images)."""
         known = set(self.project.services) | set(self.project.disabled)
-        everything = self.containers(oneoff=None)
+        found: dict[str, Any] = {}  # containers, networks and volumes, read in one concurrent round
+
+        def read(kind: str) -> None:
+            found[kind] = (self.containers(oneoff=None) if kind == "containers"
+                           else resources.labelled(self.client, self.project.name, kind))
+        self.each(["containers", "networks", *(["volumes"] if remove_volumes else [])], read)
+        everything = found["containers"]
         targets = [c for c in everything if remove_orphans or c["Labels"].get(LABEL_SERVICE) in known]
         services_order = self._reverse_layers(list(self.project.services))
         done: set[str] = set()
@@ -409,28 +475,19 @@ class Engine:
             self.progress.line(f"WARN[0000] Found orphan containers ([{names}]) for this project. If you removed "
                                "or renamed this service in your compose file, you can run this command with the "
                                "--remove-orphans flag to clean it up.")
-        else:
-            for conf in self._resources("networks"):
-                resources.remove_network(self.client, conf, self.progress)
+        jobs = [] if left else [(resources.remove_network, conf) for conf in self._resources("networks", found)]
         if remove_volumes:
-            for conf in self._resources("volumes"):
-                resources.remove_volume(self.client, conf, self.progress)
+            jobs += [(resources.remove_volume, conf) for conf in self._resources("volumes", found)]
+        self.each(jobs, lambda job: job[0](self.client, job[1], self.progress))
         if rmi:
             self._remove_images(rmi)
 
-    def _resources(self, kind: str) -> list[dict[str, Any]]:
-        """The model's networks or volumes, plus those the daemon holds with the project's label
+    def _resources(self, kind: str, found: dict[str, Any]) -> list[dict[str, Any]]:
+        """The model's networks or volumes, plus those found with the project's label
         (resources of services since removed from the file, or `down -p NAME` without a file)."""
         confs = list((self.project.model.get(kind) or {}).values())
         known = {c["name"] for c in confs}
-        try:
-            found = self.client.call("GET", f"/{kind}", {"filters": {"label": [f"{LABEL_PROJECT}={self.project.name}"]}})
-        except APIError as exc:
-            if exc.status != 404:  # a daemon without networks
-                raise
-            found = []
-        items = found.get("Volumes") or [] if isinstance(found, dict) else found or []
-        return confs + [{"name": item["Name"]} for item in items if item["Name"] not in known]
+        return confs + [{"name": name} for name in found[kind] if name not in known]
 
     def _remove_images(self, mode: str) -> None:
         if mode not in ("all", "local"):
@@ -446,11 +503,14 @@ class Engine:
                 if exc.status != 404:
                     self.progress.line(f"WARN[0000] {exc.message}")
 
-    def remove_stopped(self, names: list[str] | None, volumes: bool = False) -> list[dict[str, Any]]:
-        """`rm`: the stopped containers of the services, removed."""
-        stopped = [c for c in self.containers(self.service_names(names)) if c.get("State") != "running"]
-        self.each(stopped, lambda c: self._remove(c, None, volumes))
-        return stopped
+    def remove_stopped(self, names: list[str] | None, volumes: bool = False, stop: bool = False) -> list[dict[str, Any]]:
+        """`rm`: the stopped containers of the services (with stop, all of them, stopped first), removed."""
+        found = self.containers(self.service_names(names))
+        if stop:
+            self.stop(names)
+        chosen = [{**c, "State": "exited"} for c in found if stop or c.get("State") != "running"]
+        self.each(chosen, lambda c: self._remove(c, None, volumes))
+        return chosen
 
     def action(self, names: list[str] | None, verb: str, done: str, query: dict[str, Any] | None = None,
                states: tuple[str, ...] | None = None) -> None:

@@ -7,7 +7,6 @@ import fnmatch
 import io
 import json
 import os
-import tarfile
 from typing import Any
 
 from dockyard.client.api import APIError, Client
@@ -74,6 +73,7 @@ def _ignored(directory: str) -> list[str]:
 
 def context_tar(directory: str, inline: tuple[str, str] | None = None) -> bytes:
     """The build context as a tar (.dockerignore patterns skipped); inline adds a Dockerfile."""
+    import tarfile
     patterns = _ignored(directory)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -95,9 +95,31 @@ def context_tar(directory: str, inline: tuple[str, str] | None = None) -> bytes:
     return buf.getvalue()
 
 
+def build_secrets(project: Any, build_conf: dict[str, Any]) -> dict[str, bytes]:
+    """build.secrets → {id: value}: the id is the reference's target, else its source; the value
+    the top-level secret's file or environment variable."""
+    out = {}
+    for ref in build_conf.get("secrets") or []:
+        conf = (project.model.get("secrets") or {}).get(ref["source"]) or {}
+        sid = ref.get("target") or ref["source"]
+        if conf.get("file"):
+            try:
+                with open(conf["file"], "rb") as f:
+                    out[sid] = f.read()
+            except OSError as exc:
+                raise ComposeError(f"failed to read secret {sid}: {exc.strerror}: {conf['file']}") from None
+        elif conf.get("environment"):
+            if conf["environment"] not in project.environment:
+                raise ComposeError(f'environment variable "{conf["environment"]}" required by secret '
+                                   f'"{ref["source"]}" is not set')
+            out[sid] = project.environment[conf["environment"]].encode()
+    return out
+
+
 def build(client: Client, service: str, tag: str, build_conf: dict[str, Any], progress: Progress,
-          no_cache: bool = False, pull_base: bool = False) -> str:
-    """Build the service's image; its ID."""
+          no_cache: bool = False, pull_base: bool = False, secrets: dict[str, bytes] | None = None) -> str:
+    """Build the service's image; its ID. Secrets travel in dockyardd's X-Dockyard-Build-Secrets
+    header (the classic protocol has no session for them; other daemons ignore it)."""
     inline = build_conf.get("dockerfile_inline")
     dockerfile = ".dockyard-compose.Dockerfile" if inline else build_conf.get("dockerfile", "Dockerfile")
     context = build_conf["context"]
@@ -120,9 +142,17 @@ def build(client: Client, service: str, tag: str, build_conf: dict[str, Any], pr
     if build_conf.get("shm_size"):
         from dockyard.compose.units import size_bytes
         query["shmsize"] = size_bytes(build_conf["shm_size"])
+    headers = {"Content-Type": "application/x-tar"}
+    if secrets:
+        import base64
+        headers["X-Dockyard-Build-Secrets"] = base64.b64encode(json.dumps(
+            {k: base64.b64encode(v).decode() for k, v in secrets.items()}).encode()).decode()
+    if build_conf.get("ssh"):
+        progress.line(f"WARN[0000] service {service!r}: build.ssh is ignored: the classic build protocol "
+                      "cannot forward an SSH agent")
     progress.event("Service", service, "Building")
     try:
-        resp = client.call("POST", "/build", query, body, {"Content-Type": "application/x-tar"}, stream=True)
+        resp = client.call("POST", "/build", query, body, headers, stream=True)
     except APIError as exc:
         if exc.status == 404:
             raise ComposeError(f"failed to build {service}: the daemon at {client.host} has no builder "

@@ -261,8 +261,9 @@ def _check_references(doc: dict[str, Any]) -> None:
             if vol["type"] == "volume" and vol.get("source") and vol["source"] not in (doc.get("volumes") or {}):
                 raise ComposeError(f'service "{name}" refers to undefined volume {vol["source"]}: '
                                    "invalid compose project")
-        for kind in ("secrets", "configs"):
-            for item in svc.get(kind) or []:
+        for kind, items in (("secrets", svc.get("secrets")), ("configs", svc.get("configs")),
+                            ("secrets", (svc.get("build") or {}).get("secrets"))):
+            for item in items or []:
                 if item["source"] not in (doc.get(kind) or {}):
                     raise ComposeError(f'service "{name}" refers to undefined {kind[:-1]} {item["source"]}: '
                                        "invalid compose project")

@@ -267,6 +267,8 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
             build.setdefault("dockerfile", "Dockerfile")
         if "args" in build:
             build["args"] = {k: (v if v is not None else lookup(k)) for k, v in to_mapping(build["args"]).items()}
+        if "secrets" in build:
+            build["secrets"] = [{"source": e} if isinstance(e, str) else e for e in build["secrets"]]
         s["build"] = build
     for k in ("command", "entrypoint"):
         if k in s:
@@ -304,6 +306,9 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
         s["depends_on"] = {d: {"condition": (c or {}).get("condition", "service_started"),
                                **({"restart": True} if (c or {}).get("restart") else {}),
                                "required": (c or {}).get("required", True)} for d, c in deps.items()}
+    for link in s.get("links") or []:  # a linked service is a dependency (compose-go adds it so)
+        s.setdefault("depends_on", {}).setdefault(str(link).partition(":")[0], {
+            "condition": "service_started", "restart": True, "required": True})
     if "healthcheck" in s:
         s["healthcheck"] = _healthcheck(s["healthcheck"], f"{key}.healthcheck")
     if "stop_grace_period" in s:
@@ -311,8 +316,23 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
                                                                          f"{key}.stop_grace_period"))
     for k in ("secrets", "configs"):
         if k in s:
-            s[k] = [{"source": e} if isinstance(e, str) else e for e in s[k]]
+            s[k] = [{"source": e} if isinstance(e, str) else _file_mode(e, f"{key}.{k}.{i}")
+                    for i, e in enumerate(s[k])]
     return s
+
+
+def _file_mode(ref: dict[str, Any], key: str) -> dict[str, Any]:
+    """A secret or config reference's mode as compose-go prints it: an octal string ("0440");
+    a string in the file is read as octal, a number as is."""
+    if "mode" not in ref:
+        return ref
+    mode = ref["mode"]
+    if isinstance(mode, str):
+        try:
+            mode = int(mode, 8)
+        except ValueError:
+            raise InvalidValue(f"{key}.mode", f"invalid file mode {mode!r}: must be octal") from None
+    return {**ref, "mode": f"0{int(mode):o}"}
 
 
 def top_level(doc: dict[str, Any], project: str) -> None:

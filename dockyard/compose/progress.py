@@ -10,13 +10,14 @@ from typing import TextIO
 class Progress:
     """Thread-safe progress writer (quiet drops everything)."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, prefix: str = "") -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.prefix = prefix  # before each event (--dry-run's " DRY-RUN MODE - ")
         self.lock = threading.Lock()
 
     def event(self, kind: str, name: str, status: str) -> None:
-        self.line(f" {kind} {name}  {status}")
+        self.line(f"{self.prefix} {kind} {name}  {status}")
 
     def line(self, text: str) -> None:
         if self.quiet:

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from dockyard.client.api import APIError
-from dockyard.compose import convert, images
 from dockyard.compose.engine import Engine
 from dockyard.compose.errors import ComposeError
 
@@ -94,10 +93,8 @@ def _apply(eng: Engine, service: str, rule: dict[str, Any], changed: list[str], 
     action = rule.get("action", "sync")
     count = len(changed) + len(removed)
     if action == "rebuild":
-        svc = eng.project.services[service]
         eng.progress.line(f"Rebuilding service {service!r} after changes were detected...")
-        images.build(eng.client, service, convert.image_name(eng.project.name, service, svc), svc["build"],
-                     eng.progress)
+        eng.build(service)
         eng.up([service], no_deps=True)
         return
     eng.progress.line(f"Syncing service {service!r} after {count} changes were detected")

@@ -68,10 +68,20 @@ def _untagged(node: Any, path: Path, lines: dict[Path, int]) -> Any:
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
-        return int(node)
+        return _leading_zero_octal(node)
     if isinstance(node, float):
         return float(node)
     return str(node) if not isinstance(node, (dict, list)) else node
+
+
+def _leading_zero_octal(node: int) -> int:
+    """`0440` is octal for Docker Compose (yaml.v3 reads a leading zero as base 8), decimal in
+    YAML 1.2: ruamel keeps the literal's width, which tells them apart."""
+    digits = str(int(node))
+    width = getattr(node, "_width", None) if type(node).__name__ == "ScalarInt" else None  # not hex/octal/binary
+    if width and width > len(digits) and int(node) >= 0 and not set(digits) - set("01234567"):
+        return int(digits, 8)
+    return int(node)
 
 
 def parse(filename: str, text: str) -> Source:
