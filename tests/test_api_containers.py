@@ -256,3 +256,14 @@ def test_kill_returns_once_the_container_stopped(daemon: Dockyardd) -> None:
         ok(daemon, "kill", cid)
         state = json.loads(ok(daemon, "inspect", cid))[0]["State"]
         assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+
+
+def test_stop_without_grace_of_a_container_that_exits_on_its_own_signal(daemon: Dockyardd) -> None:
+    """`stop -t 0` sends the stop signal and SIGKILL at once; with --init the container exits on
+    the first, so the second finds its shim gone: that is a stopped container, not an error."""
+    for _ in range(3):
+        cid = ok(daemon, "run", "-d", "--init", "--network", "none", "busybox", "sleep", "300").strip()
+        ok(daemon, "stop", "-t", "0", cid)
+        state = json.loads(ok(daemon, "inspect", cid))[0]["State"]
+        assert state["Status"] == "exited" and state["ExitCode"] in (137, 143)
+        ok(daemon, "rm", cid)

@@ -463,11 +463,25 @@ class ContainerService:
     def _signal(self, record: Record, sig: int) -> None:
         if record["State"]["Paused"] and sig == 9:
             self._runtime(record["ID"], "resume", check=False)
+        shim_dir = self._shim_dir(record["ID"])
         try:
-            ShimClient(self._shim_dir(record["ID"])).signal(sig)
+            ShimClient(shim_dir).signal(sig)
         except (ShimError, OSError) as e:
-            if self.store.get(record["ID"])["State"]["Running"]:
-                raise ContainerError(f"Cannot kill container: {record['ID']}: {e}") from None
+            # the container may have exited meanwhile (its shim then refuses or is gone) before
+            # the exit was recorded here: that is no failure to kill it
+            if read_exit(shim_dir) is not None or self._stops_soon(record["ID"]):
+                return
+            raise ContainerError(f"Cannot kill container: {record['ID']}: {e}") from None
+
+    def _stops_soon(self, cid: str, timeout: float = 2) -> bool:
+        """Whether the container is recorded as not running (or is gone) within timeout seconds."""
+        try:
+            self.wait(cid, "not-running", timeout=timeout)
+        except TimeoutError:
+            return False
+        except NotFound:
+            return True
+        return True
 
     def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
         """POST /containers/{id}/kill. As dockerd, a SIGKILL returns once the container has
