@@ -61,6 +61,14 @@ def update_address(record: Record, added: str | None = None, removed: str | None
                         [f"{removed}\t{names}"] if removed else [])
 
 
+def drop_name(record: Record, name: str) -> None:
+    """A running container's /etc/hosts without the lines whose first name is name (a removed
+    link), rewritten in place."""
+    with open(record["HostsPath"]) as f:
+        gone = [line for line in f.read().splitlines() if line.partition("\t")[2].split(" ")[0] == name]
+    etcfiles.edit_hosts(record["HostsPath"], remove=gone)
+
+
 def write_host_mode(record: Record, host_gateway: str) -> None:
     """On the host's network: the host's /etc/hosts (plus --add-host) and resolv.conf (its
     loopback resolvers work here), unless --dns* override it."""
