@@ -192,6 +192,12 @@ def test_legacy_links(daemon: Dockyardd) -> None:
     assert inspect(daemon, "web")["HostConfig"]["Links"] == ["/db:/web/my-db"]
     names = {c["Id"]: c["Names"] for c in json.loads(daemon.request("GET", "/containers/json")[2])}
     assert names[db] == ["/db", "/web/my-db"]
+    # the child restarts elsewhere: the running parent's /etc/hosts follows
+    ok(daemon, "stop", "-t", "0", "db")
+    ok(daemon, "run", "-d", "--name", "filler", "busybox", "sleep", "300")  # takes db's old address
+    ok(daemon, "start", "db")
+    new_ip = inspect(daemon, db)["NetworkSettings"]["IPAddress"]
+    assert new_ip != db_ip and f"{new_ip}\tmy-db {db[:12]} db" in ok(daemon, "exec", "web", "cat", "/etc/hosts")
     ok(daemon, "rename", "db", "store")  # links follow the child by ID
     assert inspect(daemon, "web")["HostConfig"]["Links"] == ["/store:/web/my-db"]
     # docker rm --link: only parent/alias names a link

@@ -126,6 +126,7 @@ class ContainerNetworking:
                 self._attach(record, name, f"eth{index}", default_route=name == gateway)
             self._publish(record)
             self._write_files(record, self.links.hosts_entries(children))
+            self._readdress_parents(record)
             if self._user_networks(record):
                 self.dns.attach(record["ID"], path, upstreams=self._upstreams(record))
         except BaseException:
@@ -291,6 +292,15 @@ class ContainerNetworking:
     def link_env(self, record: Record) -> list[str]:
         """After setup: the environment variables of the container's legacy links."""
         return self.links.env(record, self.links.check_start(record))
+
+    def _readdress_parents(self, record: Record) -> None:
+        """Running containers linked to this one see its new default-bridge address in /etc/hosts."""
+        ip = record["NetworkSettings"]["Networks"].get("bridge", {}).get("IPAddress")
+        if not ip:
+            return
+        for alias, parent in self.links.parents(record["ID"]):
+            if parent["State"]["Running"] and os.path.exists(parent.get("HostsPath") or ""):
+                resolvfiles.readdress(parent, alias, ip)
 
     def unlink(self, name: str) -> None:
         """DELETE /containers/{parent/alias}?link=1 (a running parent's /etc/hosts loses the alias)."""

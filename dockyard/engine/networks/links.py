@@ -143,6 +143,11 @@ class LegacyLinks:
         """The link names ("/parent/alias") by which parents among records know container cid."""
         return [f"{r['Name']}/{alias}" for r in records for alias, child in (r.get(KEY) or {}).items() if child == cid]
 
+    def parents(self, cid: str) -> list[tuple[str, Record]]:
+        """(alias, parent record) of the links to container cid."""
+        return [(alias, r) for r in self.containers.mentioning(cid)
+                for alias, child in (r.get(KEY) or {}).items() if child == cid]
+
     def check_start(self, record: Record) -> list[tuple[str, Record]]:
         """Before a parent starts on the default bridge: its children, each on the default bridge and
         running (Docker's errors otherwise)."""
