@@ -9,7 +9,8 @@ from elsewhere on the machine hits both alike.
 2. Host → published port: a busybox httpd in a container on a user-defined network with
    `-p PORT:80`; from the host, over 127.0.0.1:PORT, the throughput of GETs of a large file
    (MB/s, median of --gets) and the latency of a fresh connection plus a GET of a tiny file
-   (median and p90 of --requests), and of the TCP connect alone.
+   (median and p90 of --requests), and of the TCP connect alone (median and p25), to 127.0.0.1
+   and to a host address; every request's engine and path in a random order per round.
 Docker runs as a private dockerd (bench/shim_rss.py's, `--bridge none`, with its userland proxy
 on: that is Docker's path for 127.0.0.1 in its default configuration). Needs root; removes every
 container, network, daemon and temp file it made, also on failure.
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import http.client
 import os
+import random
 import re
 import shutil
 import socket
@@ -86,9 +88,20 @@ def get(port: int, path: str) -> int:
         conn.close()
 
 
-def connect(port: int) -> None:
+def connect(ip: str, port: int) -> None:
     with socket.socket() as s:
-        s.connect(("127.0.0.1", port))
+        s.connect((ip, port))
+
+
+def host_address() -> str | None:
+    """An IPv4 address of this host on an interface that is no bridge (None if there is none)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if not fields[1].startswith(("dy", "br-", "docker")):
+            return fields[3].split("/")[0]
+    return None
 
 
 def wait_serving(port: int, timeout: float = 30) -> None:
@@ -125,10 +138,15 @@ def measure(engines: list[Engine], opts: argparse.Namespace) -> None:
     for _ in range(opts.gets):
         for engine in engines:
             engine.add("MB/s", opts.mb * (1 << 20) / 1e6 / timed(lambda e=engine: get(e.port, "/big")))
+    host = host_address()
+    steps: dict[str, Callable[[Engine], object]] = {
+        "GET ms": lambda e: get(e.port, "/small"), "connect ms": lambda e: connect("127.0.0.1", e.port),
+        **({f"connect {host} ms": lambda e: connect(host, e.port)} if host else {})}
     for _ in range(opts.requests):
-        for engine in engines:
-            engine.add("GET ms", timed(lambda e=engine: get(e.port, "/small")) * 1000)
-            engine.add("connect ms", timed(lambda e=engine: connect(e.port)) * 1000)
+        order = [(engine, key) for engine in engines for key in steps]
+        random.shuffle(order)  # no engine or path always runs first after the other's work
+        for engine, key in order:
+            engine.add(key, timed(lambda e=engine, k=key: steps[k](e)) * 1000)
 
 
 @contextlib.contextmanager
@@ -216,11 +234,15 @@ def report(engines: list[Engine], daemon_log: str) -> None:
         cells = []
         for e in engines:
             values = sorted(e.samples.get(key, []))
-            cells.append(f"{statistics.median(values):>12.2f}" if values else f"{'-':>12}")
+            digits = 3 if key.startswith("connect") else 2
+            cells.append(f"{statistics.median(values):>12.{digits}f}" if values else f"{'-':>12}")
         print(f"{key:<24}" + "".join(cells))
         if key == "GET ms":
             print(f"{'GET p90 ms':<24}" + "".join(
                 f"{sorted(e.samples[key])[int(len(e.samples[key]) * 0.9)]:>12.2f}" for e in engines))
+        if key.startswith("connect"):
+            print(f"{key.replace(' ms', ' p25 ms'):<24}" + "".join(
+                f"{sorted(e.samples[key])[len(e.samples[key]) // 4]:>12.3f}" for e in engines))
 
 
 def main() -> int:
