@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import load_average, make_busybox_rootfs, raise_on_termination
-from shim_rss import IMAGE, Docker, Skip
+from _common import load_average, raise_on_termination, remove_cgroups
+from _peers import DockerEngine, Skip
 
 from tests.daemon import Dockyardd, busybox_archive
 
@@ -169,53 +169,34 @@ def dockyard(tmp: Path) -> Iterator[tuple[Engine, Dockyardd]]:
             cli("network", "rm", NETWORK)
 
 
-class DockerWithProxy(Docker):
-    """bench/shim_rss.py's private dockerd, with the userland proxy that publishes ports."""
-
-    def dockerd_argv(self) -> list[str]:
-        return [arg if arg != "--userland-proxy=false" else "--userland-proxy=true" for arg in super().dockerd_argv()]
-
-    def up(self, k: int = 0) -> list[int]:
-        self.tmp.mkdir(parents=True)
-        (self.tmp / "daemon.json").write_text("{}")
-        with open(self.tmp / "dockerd.log", "wb") as log:
-            self.proc = subprocess.Popen(self.dockerd_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
-        self.wait_ready()
-        self.docker("import", str(self.image_tarball()), IMAGE)
-        self.docker("network", "create", NETWORK)
-        return []
-
-    def down(self) -> list[str]:
-        if self.proc and self.proc.poll() is None:
-            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "network", "rm", NETWORK], capture_output=True,
-                           env=self.env)
-        return super().down()
-
-
 @contextlib.contextmanager
 def docker(tmp: Path, wanted: bool) -> Iterator[Engine | None]:
+    """A private dockerd with its userland proxy (docker-proxy) publishing ports; None if absent."""
     if not wanted:
         yield None
         return
+    parent = f"/dockyard-bench/network-{os.getpid()}"
     try:
-        peer = DockerWithProxy(tmp, make_busybox_rootfs(tmp / "template" / "rootfs"))
+        peer = DockerEngine(tmp, parent, userland_proxy=True)
     except Skip as why:
         print(f"# docker skipped: {why}")
         yield None
         return
     try:
-        peer.up()
-        engine = Engine("docker", peer.docker, IMAGE, {"host": "host", "user network": NETWORK})
+        peer.start()
+        peer.run("load", "-i", str(busybox_archive(tmp)))
+        peer.run("network", "create", NETWORK)
+        engine = Engine("docker", peer.run, "busybox", {"host": "host", "user network": NETWORK})
         try:
             yield engine
         finally:
             remove_containers(engine)
+            peer.run("network", "rm", NETWORK)
     except Skip as why:
         print(f"# docker skipped: {why}")
         yield None
     finally:
-        for problem in peer.down():
+        for problem in [*peer.stop(), *remove_cgroups(parent)]:
             print(f"# docker cleanup: {problem}", file=sys.stderr)
 
 
