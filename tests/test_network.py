@@ -209,6 +209,14 @@ def test_legacy_links(daemon: Dockyardd) -> None:
     assert inspect(daemon, "web")["HostConfig"]["Links"] is None
     assert "my-db" not in ok(daemon, "exec", "web", "cat", "/etc/hosts")
     assert inspect(daemon, "store")["State"]["Running"]
+    client = daemon.client()  # docker-py: links={name: alias}, remove_container(link=True)
+    try:
+        parent = client.containers.run("busybox", ["sleep", "300"], detach=True, name="p2", links={"store": "s2"})
+        assert "S2_NAME=/p2/s2" in parent.exec_run("env").output.decode()
+        client.api.remove_container("p2/s2", link=True)
+        assert client.api.inspect_container("p2")["HostConfig"]["Links"] is None
+    finally:
+        client.close()
     # Docker's refusals
     for args, text in [
         (("--link", "nosuch:x"), "could not get container for nosuch: No such container: nosuch"),
