@@ -107,27 +107,40 @@ class LegacyLinks:
         except NotFound as e:
             raise InvalidParameter(f"could not get container for {ref}: {e}") from None
 
-    def register(self, hc: dict[str, Any]) -> dict[str, str]:
+    def _child(self, name: str) -> Record:
+        """The container a link to name reaches (through container: network modes)."""
+        child = self._get(name)
+        while (child["HostConfig"].get("NetworkMode") or "").startswith("container:"):
+            child = self._get(child["HostConfig"]["NetworkMode"].partition(":")[2])
+        if child["HostConfig"].get("NetworkMode") == "host":
+            raise InvalidParameter("conflicting options: host type networking can't be used with links. This "
+                                   "would result in undefined behavior")
+        return child
+
+    def register(self, hc: dict[str, Any], strict: bool = True) -> dict[str, str]:
         """At create: {alias: child ID} for HostConfig.Links (a child sharing another container's
-        network namespace stands for that container; the first link of an alias wins)."""
+        network namespace stands for that container; the first link of an alias wins). Not
+        strict: links that cannot be made are skipped (as dockerd's restore does)."""
         if not legacy_mode(hc.get("NetworkMode") or ""):
             return {}
         out: dict[str, str] = {}
         for value in hc.get("Links") or []:
-            name, alias = parse(value)
-            child = self._get(name)
-            while (child["HostConfig"].get("NetworkMode") or "").startswith("container:"):
-                child = self._get(child["HostConfig"]["NetworkMode"].partition(":")[2])
-            if child["HostConfig"].get("NetworkMode") == "host":
-                raise InvalidParameter("conflicting options: host type networking can't be used with links. This "
-                                       "would result in undefined behavior")
-            out.setdefault(alias, child["ID"])
+            try:
+                name, alias = parse(value)
+                out.setdefault(alias, self._child(name)["ID"])
+            except ContainerError:
+                if strict:
+                    raise
         return out
 
     def children(self, record: Record) -> list[tuple[str, Record]]:
-        """(alias, child record) of the parent's links whose child still exists."""
+        """(alias, child record) of the parent's links whose child still exists (a record made
+        before links were registered at create gets them resolved now)."""
+        links = record.get(KEY)
+        if links is None:
+            links = self.register(record["HostConfig"], strict=False)
         out = []
-        for alias, cid in (record.get(KEY) or {}).items():
+        for alias, cid in links.items():
             try:
                 out.append((alias, self.containers.get(cid)))
             except NotFound:
