@@ -113,7 +113,8 @@ class DockerEngine(PeerEngine):
     name = "docker"
     default_dirs = ("/run/containerd", "/run/docker")
 
-    def __init__(self, tmp: Path, cgroup_parent: str, storage_driver: str = "overlay2") -> None:
+    def __init__(self, tmp: Path, cgroup_parent: str, storage_driver: str = "overlay2",
+                 userland_proxy: bool = False) -> None:
         dockerd = shutil.which("dockerd")
         cli = dockerd and (shutil.which("docker", path=os.path.dirname(dockerd)) or shutil.which("docker"))
         if not dockerd or not cli or not shutil.which("containerd"):
@@ -124,6 +125,7 @@ class DockerEngine(PeerEngine):
         self.exec_root = self.tmp / "exec"
         self.cgroup_parent = cgroup_parent
         self.storage_driver = storage_driver
+        self.userland_proxy = userland_proxy  # docker-proxy serves published ports (bench/network.py)
         self.proc: subprocess.Popen | None = None
         self.env = {**os.environ, "DOCKER_CONFIG": str(self.tmp / "cli")}
 
@@ -136,7 +138,7 @@ class DockerEngine(PeerEngine):
         argv = [self.dockerd, "--config-file", str(self.tmp / "daemon.json"), "--data-root", str(self.tmp / "data"),
                 "--exec-root", str(self.exec_root), "--pidfile", str(self.tmp / "docker.pid"),
                 "-H", f"unix://{self.sock}", "--bridge", "none", "--iptables=false", "--ip6tables=false",
-                "--ip-masq=false", "--userland-proxy=false", "--storage-driver", self.storage_driver,
+                "--ip-masq=false", f"--userland-proxy={str(self.userland_proxy).lower()}", "--storage-driver", self.storage_driver,
                 "--cgroup-parent", f"{self.cgroup_parent}/docker"]
         with open(self.tmp / "dockerd.log", "wb") as log:  # own session: Ctrl-C must not stop it before us
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

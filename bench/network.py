@@ -9,7 +9,8 @@ from elsewhere on the machine hits both alike.
 2. Host → published port: a busybox httpd in a container on a user-defined network with
    `-p PORT:80`; from the host, over 127.0.0.1:PORT, the throughput of GETs of a large file
    (MB/s, median of --gets) and the latency of a fresh connection plus a GET of a tiny file
-   (median and p90 of --requests), and of the TCP connect alone.
+   (median and p90 of --requests), and of the TCP connect alone (median and p25), to 127.0.0.1
+   and to a host address; every request's engine and path in a random order per round.
 Docker runs as a private dockerd (bench/shim_rss.py's, `--bridge none`, with its userland proxy
 on: that is Docker's path for 127.0.0.1 in its default configuration). Needs root; removes every
 container, network, daemon and temp file it made, also on failure.
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import http.client
 import os
+import random
 import re
 import shutil
 import socket
@@ -35,8 +37,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import load_average, make_busybox_rootfs, raise_on_termination
-from shim_rss import IMAGE, Docker, Skip
+from _common import load_average, raise_on_termination, remove_cgroups
+from _peers import DockerEngine, Skip
 
 from tests.daemon import Dockyardd, busybox_archive
 
@@ -86,9 +88,20 @@ def get(port: int, path: str) -> int:
         conn.close()
 
 
-def connect(port: int) -> None:
+def connect(ip: str, port: int) -> None:
     with socket.socket() as s:
-        s.connect(("127.0.0.1", port))
+        s.connect((ip, port))
+
+
+def host_address() -> str | None:
+    """An IPv4 address of this host on an interface that is no bridge (None if there is none)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if not fields[1].startswith(("dy", "br-", "docker")):
+            return fields[3].split("/")[0]
+    return None
 
 
 def wait_serving(port: int, timeout: float = 30) -> None:
@@ -125,10 +138,15 @@ def measure(engines: list[Engine], opts: argparse.Namespace) -> None:
     for _ in range(opts.gets):
         for engine in engines:
             engine.add("MB/s", opts.mb * (1 << 20) / 1e6 / timed(lambda e=engine: get(e.port, "/big")))
+    host = host_address()
+    steps: dict[str, Callable[[Engine], object]] = {
+        "GET ms": lambda e: get(e.port, "/small"), "connect ms": lambda e: connect("127.0.0.1", e.port),
+        **({f"connect {host} ms": lambda e: connect(host, e.port)} if host else {})}
     for _ in range(opts.requests):
-        for engine in engines:
-            engine.add("GET ms", timed(lambda e=engine: get(e.port, "/small")) * 1000)
-            engine.add("connect ms", timed(lambda e=engine: connect(e.port)) * 1000)
+        order = [(engine, key) for engine in engines for key in steps]
+        random.shuffle(order)  # no engine or path always runs first after the other's work
+        for engine, key in order:
+            engine.add(key, timed(lambda e=engine, k=key: steps[k](e)) * 1000)
 
 
 @contextlib.contextmanager
@@ -151,53 +169,34 @@ def dockyard(tmp: Path) -> Iterator[tuple[Engine, Dockyardd]]:
             cli("network", "rm", NETWORK)
 
 
-class DockerWithProxy(Docker):
-    """bench/shim_rss.py's private dockerd, with the userland proxy that publishes ports."""
-
-    def dockerd_argv(self) -> list[str]:
-        return [arg if arg != "--userland-proxy=false" else "--userland-proxy=true" for arg in super().dockerd_argv()]
-
-    def up(self, k: int = 0) -> list[int]:
-        self.tmp.mkdir(parents=True)
-        (self.tmp / "daemon.json").write_text("{}")
-        with open(self.tmp / "dockerd.log", "wb") as log:
-            self.proc = subprocess.Popen(self.dockerd_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
-        self.wait_ready()
-        self.docker("import", str(self.image_tarball()), IMAGE)
-        self.docker("network", "create", NETWORK)
-        return []
-
-    def down(self) -> list[str]:
-        if self.proc and self.proc.poll() is None:
-            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "network", "rm", NETWORK], capture_output=True,
-                           env=self.env)
-        return super().down()
-
-
 @contextlib.contextmanager
 def docker(tmp: Path, wanted: bool) -> Iterator[Engine | None]:
+    """A private dockerd with its userland proxy (docker-proxy) publishing ports; None if absent."""
     if not wanted:
         yield None
         return
+    parent = f"/dockyard-bench/network-{os.getpid()}"
     try:
-        peer = DockerWithProxy(tmp, make_busybox_rootfs(tmp / "template" / "rootfs"))
+        peer = DockerEngine(tmp, parent, userland_proxy=True)
     except Skip as why:
         print(f"# docker skipped: {why}")
         yield None
         return
     try:
-        peer.up()
-        engine = Engine("docker", peer.docker, IMAGE, {"host": "host", "user network": NETWORK})
+        peer.start()
+        peer.run("load", "-i", str(busybox_archive(tmp)))
+        peer.run("network", "create", NETWORK)
+        engine = Engine("docker", peer.run, "busybox", {"host": "host", "user network": NETWORK})
         try:
             yield engine
         finally:
             remove_containers(engine)
+            peer.run("network", "rm", NETWORK)
     except Skip as why:
         print(f"# docker skipped: {why}")
         yield None
     finally:
-        for problem in peer.down():
+        for problem in [*peer.stop(), *remove_cgroups(parent)]:
             print(f"# docker cleanup: {problem}", file=sys.stderr)
 
 
@@ -216,11 +215,15 @@ def report(engines: list[Engine], daemon_log: str) -> None:
         cells = []
         for e in engines:
             values = sorted(e.samples.get(key, []))
-            cells.append(f"{statistics.median(values):>12.2f}" if values else f"{'-':>12}")
+            digits = 3 if key.startswith("connect") else 2
+            cells.append(f"{statistics.median(values):>12.{digits}f}" if values else f"{'-':>12}")
         print(f"{key:<24}" + "".join(cells))
         if key == "GET ms":
             print(f"{'GET p90 ms':<24}" + "".join(
                 f"{sorted(e.samples[key])[int(len(e.samples[key]) * 0.9)]:>12.2f}" for e in engines))
+        if key.startswith("connect"):
+            print(f"{key.replace(' ms', ' p25 ms'):<24}" + "".join(
+                f"{sorted(e.samples[key])[len(e.samples[key]) // 4]:>12.3f}" for e in engines))
 
 
 def main() -> int:

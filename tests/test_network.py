@@ -157,6 +157,83 @@ def test_default_bridge(daemon: Dockyardd) -> None:
     assert inspect(daemon, "bridge", "network")["Containers"] == {}
 
 
+def test_link_env_vars_as_docker_writes_them() -> None:
+    from dockyard.engine.networks.links import env_vars
+
+    env = env_vars("/web/my-db", "10.0.0.5", ["PATH=/bin", "HOME=/root", "SECRET=a=b", "junk"],
+                   ["53/udp", "7001/tcp", "7000/tcp", "5432/tcp", "7002/tcp"])
+    assert env == [
+        "MY_DB_PORT=tcp://10.0.0.5:5432",
+        *(f"MY_DB_PORT_{p}_TCP{s}" for p in (5432, 7000, 7001, 7002) for s in (
+            f"=tcp://10.0.0.5:{p}", "_ADDR=10.0.0.5", f"_PORT={p}", "_PROTO=tcp")),
+        # as moby: a range's variables follow the first port after it
+        "MY_DB_PORT_53_UDP=udp://10.0.0.5:53", "MY_DB_PORT_53_UDP_ADDR=10.0.0.5", "MY_DB_PORT_53_UDP_PORT=53",
+        "MY_DB_PORT_53_UDP_PROTO=udp",
+        "MY_DB_PORT_7000_TCP_START=tcp://10.0.0.5:7000", "MY_DB_PORT_7000_TCP_PORT_START=7000",
+        "MY_DB_PORT_7000_TCP_END=tcp://10.0.0.5:7002", "MY_DB_PORT_7000_TCP_PORT_END=7002",
+        "MY_DB_NAME=/web/my-db", "MY_DB_ENV_SECRET=a=b"]
+    assert env_vars("/a/b", "10.0.0.6", [], []) == ["B_NAME=/a/b"]
+    assert env_vars("/a/b", "10.0.0.6", [], ["1/tcp", "2/tcp"])[-5:] == [
+        "B_PORT_1_TCP_START=tcp://10.0.0.6:1", "B_PORT_1_TCP_PORT_START=1", "B_PORT_1_TCP_END=tcp://10.0.0.6:2",
+        "B_PORT_1_TCP_PORT_END=2", "B_NAME=/a/b"]  # a range at the end
+
+
+def test_legacy_links(daemon: Dockyardd) -> None:
+    db = ok(daemon, "run", "-d", "--name", "db", "-e", "SECRET=s3", "--expose", "5432", "busybox",
+            "sleep", "300").strip()
+    db_ip = inspect(daemon, db)["NetworkSettings"]["IPAddress"]
+    ok(daemon, "run", "-d", "--name", "web", "--link", "db:my-db", "-e", "MY_DB_NAME=mine", "busybox", "sleep", "300")
+    env = ok(daemon, "exec", "web", "env").splitlines()
+    assert f"MY_DB_PORT=tcp://{db_ip}:5432" in env and f"MY_DB_PORT_5432_TCP_ADDR={db_ip}" in env
+    assert "MY_DB_PORT_5432_TCP_PORT=5432" in env and "MY_DB_PORT_5432_TCP_PROTO=tcp" in env
+    assert "MY_DB_ENV_SECRET=s3" in env and "MY_DB_NAME=mine" in env  # the container's own Env wins
+    assert not any(e.startswith("MY_DB_ENV_PATH=") for e in env)
+    assert f"{db_ip}\tmy-db {db[:12]} db" in ok(daemon, "exec", "web", "cat", "/etc/hosts")
+    assert inspect(daemon, "web")["HostConfig"]["Links"] == ["/db:/web/my-db"]
+    names = {c["Id"]: c["Names"] for c in json.loads(daemon.request("GET", "/containers/json")[2])}
+    assert names[db] == ["/db", "/web/my-db"]
+    # the child restarts elsewhere: the running parent's /etc/hosts follows
+    ok(daemon, "stop", "-t", "0", "db")
+    ok(daemon, "run", "-d", "--name", "filler", "busybox", "sleep", "300")  # takes db's old address
+    ok(daemon, "start", "db")
+    new_ip = inspect(daemon, db)["NetworkSettings"]["IPAddress"]
+    assert new_ip != db_ip and f"{new_ip}\tmy-db {db[:12]} db" in ok(daemon, "exec", "web", "cat", "/etc/hosts")
+    ok(daemon, "rename", "db", "store")  # links follow the child by ID
+    assert inspect(daemon, "web")["HostConfig"]["Links"] == ["/store:/web/my-db"]
+    # docker rm --link: only parent/alias names a link
+    proc = daemon.docker("rm", "--link", "store")
+    assert proc.returncode == 1 and "cannot remove the default link name of the container" in proc.stderr
+    proc = daemon.docker("rm", "--link", "web/nope")
+    assert proc.returncode == 1 and "No such container: web/nope" in proc.stderr
+    assert ok(daemon, "rm", "--link", "/web/my-db").strip() == "/web/my-db"
+    assert inspect(daemon, "web")["HostConfig"]["Links"] is None
+    assert "my-db" not in ok(daemon, "exec", "web", "cat", "/etc/hosts")
+    assert inspect(daemon, "store")["State"]["Running"]
+    client = daemon.client()  # docker-py: links={name: alias}, remove_container(link=True)
+    try:
+        parent = client.containers.run("busybox", ["sleep", "300"], detach=True, name="p2", links={"store": "s2"})
+        assert "S2_NAME=/p2/s2" in parent.exec_run("env").output.decode()
+        client.api.remove_container("p2/s2", link=True)
+        assert client.api.inspect_container("p2")["HostConfig"]["Links"] is None
+    finally:
+        client.close()
+    # Docker's refusals
+    for args, text in [
+        (("--link", "nosuch:x"), "could not get container for nosuch: No such container: nosuch"),
+        (("--network", "host", "--link", "store"), "host type networking can't be used with links"),
+        (("--network", "container:store", "--link", "store"), "container type network can't be used with links"),
+    ]:
+        proc = daemon.docker("run", "--rm", *args, "busybox", "true")
+        assert proc.returncode == 125 and text in proc.stderr, (args, proc.stderr)
+    ok(daemon, "create", "--name", "idle", "busybox", "true")
+    proc = daemon.docker("run", "--rm", "--name", "late", "--link", "idle:i", "busybox", "true")
+    assert proc.returncode != 0 and "Cannot link to a non running container: /idle AS /late/i" in proc.stderr
+    ok(daemon, "network", "create", "linknet")
+    ok(daemon, "run", "-d", "--name", "away", "--network", "linknet", "busybox", "sleep", "300")
+    proc = daemon.docker("run", "--rm", "--link", "away", "busybox", "true")
+    assert proc.returncode != 0 and "Cannot link to /away, as it does not belong to the default network" in proc.stderr
+
+
 def test_user_network_names_and_aliases(daemon: Dockyardd) -> None:
     ok(daemon, "network", "create", "appnet")
     web = serve(daemon, "web", "--network", "appnet", "--network-alias", "www")

@@ -164,8 +164,9 @@ class Client:
         """stop, restart, kill, pause, unpause, rename."""
         self.call("POST", f"/containers/{name}/{action}", query)
 
-    def remove_container(self, name: str, force: bool, volumes: bool) -> None:
-        self.call("DELETE", f"/containers/{name}", {"force": 1 if force else None, "v": 1 if volumes else None})
+    def remove_container(self, name: str, force: bool, volumes: bool, link: bool = False) -> None:
+        self.call("DELETE", f"/containers/{name}", {"force": 1 if force else None, "v": 1 if volumes else None,
+                                                     "link": 1 if link else None})
 
     def top(self, name: str, ps_args: str | None) -> dict[str, Any]:
         return self.call("GET", f"/containers/{name}/top", {"ps_args": ps_args})

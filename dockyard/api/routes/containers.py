@@ -55,7 +55,7 @@ def routes() -> list[web.RouteDef]:
         web.post(api_path(PATH + "/update"), update),
         web.post(api_path(PATH + "/attach"), attach),
         web.get(api_path(PATH + "/logs"), logs),
-        web.delete(api_path(PATH), remove),
+        web.delete(api_path("/containers/{id:.+}"), remove),  # a link's name has a slash: parent/alias
     ]
 
 
@@ -221,9 +221,10 @@ async def resize(request: web.Request) -> web.Response:
 # ---- remove, prune --------------------------------------------------------------------------------
 
 async def remove(request: web.Request) -> web.Response:
-    """DELETE /containers/{id}?force&v (destroy is published by the engine)."""
+    """DELETE /containers/{id}?force&v&link (destroy is published by the engine)."""
     eng = engine(request)
-    await eng.run(eng.containers.remove, _ref(request), bool_query(request, "force"), bool_query(request, "v"))
+    await eng.run(eng.containers.remove, _ref(request), bool_query(request, "force"), bool_query(request, "v"),
+                  bool_query(request, "link"))
     return web.Response(status=204)
 
 

@@ -121,7 +121,8 @@ def unpause(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def rm(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    return for_each(cli, args, lambda n: cli.client.remove_container(n, opts.force, opts.volumes))
+    return for_each(cli, args, lambda n: cli.client.remove_container(n.strip("/"), opts.force, opts.volumes,
+                                                                      opts.link))
 
 
 def rename(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:

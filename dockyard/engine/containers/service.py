@@ -205,6 +205,7 @@ class ContainerService:
         }
         if self.network is not None:
             record["NetworkSettings"] = network_settings
+            record["LegacyLinks"] = self.network.links.register(hc)
         os.makedirs(os.path.join(directory, "rootfs"), mode=0o700)
         try:
             points = self.volumes.attach(cid, planned)
@@ -265,8 +266,9 @@ class ContainerService:
             mounts.make_bind_sources(record["HostConfig"])
             self.volumes.activate(cid, record["Mounts"], announce=True)
             netns = self.network.setup(record) if self.network is not None else None
+            link_env = self.network.link_env(record) if self.network is not None else []
             oci = spec.build_spec(cid, record["Config"], self._with_default_ulimits(record["HostConfig"]), rootfs,
-                                  etc, record["Mounts"], netns)
+                                  etc, record["Mounts"], netns, link_env)
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
@@ -605,9 +607,13 @@ class ContainerService:
 
     # -- remove, rename ---------------------------------------------------------------------------
 
-    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        """DELETE /containers/{id}; volumes (`rm -v`) removes its anonymous volumes too."""
+    def remove(self, ref: str, force: bool = False, volumes: bool = False, link: bool = False) -> None:
+        """DELETE /containers/{id}; volumes (`rm -v`) removes its anonymous volumes too; link
+        removes the legacy link named ref ("parent/alias") instead."""
         with self._lock:
+            if link and self.network is not None:
+                self.network.unlink(ref)
+                return
             record = self._record(ref)
             cid, state = record["ID"], record["State"]
             if state["Running"] and not force:
@@ -674,7 +680,11 @@ class ContainerService:
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """GET /containers/{id}/json."""
-        return views.inspect(self._record(ref), self.images.snapshots.driver)
+        record = self._record(ref)
+        out = views.inspect(record, self.images.snapshots.driver)
+        if self.network is not None:
+            out["HostConfig"]["Links"] = self.network.links.host_config_links(record)
+        return out
 
     def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
              size: bool = False) -> list[dict[str, Any]]:
@@ -688,7 +698,8 @@ class ContainerService:
             except NoSuchImage:
                 pass
         out = []
-        for record in self.store.all():
+        records = self.store.all()
+        for record in records:
             if not all and not record["State"]["Running"] and "status" not in filters:
                 continue
             if not views.matches(record, filters, ancestors):
@@ -696,6 +707,8 @@ class ContainerService:
             usage = self.images.snapshots.usage(record["ID"]) if size else None
             out.append(views.summary(record, record["Config"].get("Image") or record["Image"],
                                      (usage[0], usage[0]) if usage else None))
+            if self.network is not None:
+                out[-1]["Names"] += self.network.links.names_of(record["ID"], records)
         return out
 
     # -- daemon start -----------------------------------------------------------------------------

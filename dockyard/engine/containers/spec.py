@@ -74,10 +74,11 @@ def path_and_args(config: dict[str, Any]) -> tuple[str, list[str]]:
     return argv[0], argv[1:]
 
 
-def process_env(config: dict[str, Any], hostname: str) -> list[str]:
-    """PATH (if missing), HOSTNAME and TERM (with a tty), then the container's Env."""
+def process_env(config: dict[str, Any], hostname: str, link_env: list[str] | None = None) -> list[str]:
+    """PATH (if missing), HOSTNAME and TERM (with a tty), legacy links' variables, then the
+    container's Env (as Docker: the container's own values win)."""
     defaults = [DEFAULT_PATH, f"HOSTNAME={hostname}"] + (["TERM=xterm"] if config.get("Tty") else [])
-    return merge_env(defaults, config.get("Env") or [])
+    return merge_env([*defaults, *(link_env or [])], config.get("Env") or [])
 
 
 def cgroups_path(cid: str, host_config: dict[str, Any]) -> str:
@@ -105,11 +106,11 @@ def workdir(rootfs: str, path: str) -> str:
 
 def build_spec(cid: str, config: dict[str, Any], hc: dict[str, Any], rootfs: str,
                etc_files: dict[str, str], points: list[dict[str, Any]] | None = None,
-               netns: str | None = None) -> dict[str, Any]:
+               netns: str | None = None, link_env: list[str] | None = None) -> dict[str, Any]:
     """The OCI config for a container whose (merged) Config and HostConfig are given, with its
     MountPoints (sources resolved); rootfs is mounted already (the user is looked up in it and
     the working directory created). netns: the network namespace prepared for it (None: a fresh
-    one with only lo, brought up by a hook)."""
+    one with only lo, brought up by a hook); link_env: its legacy links' variables."""
     path, args = path_and_args(config)
     argv = [path, *args]
     user_mounts = mounts.oci_mounts(points or [], hc)
@@ -121,7 +122,7 @@ def build_spec(cid: str, config: dict[str, Any], hc: dict[str, Any], rootfs: str
     user = resolve_user(rootfs, config.get("User") or "", hc.get("GroupAdd"))
     process: dict[str, Any] = {
         "terminal": bool(config.get("Tty")), "user": user, "args": argv,
-        "env": process_env(config, hostname), "cwd": workdir(rootfs, config.get("WorkingDir") or ""),
+        "env": process_env(config, hostname, link_env), "cwd": workdir(rootfs, config.get("WorkingDir") or ""),
     }
     if hc.get("ConsoleSize") and any(hc["ConsoleSize"]):
         process["consoleSize"] = {"height": hc["ConsoleSize"][0], "width": hc["ConsoleSize"][1]}

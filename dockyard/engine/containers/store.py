@@ -125,6 +125,13 @@ class ContainerStore(SqliteStore):
         with self.tx() as db:
             db.execute("DELETE FROM containers WHERE id = ?", (cid,))
 
+    def mentioning(self, text: str) -> list[Record]:
+        """The records whose JSON contains text (e.g. another container's ID), newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM containers WHERE instr(record, ?) > 0 ORDER BY created DESC",
+                                    (text,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def all(self) -> list[Record]:
         """Every record, newest first."""
         with self._lock:

@@ -20,8 +20,9 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.store import ContainerStore
-from dockyard.engine.networks import resolvfiles, views
+from dockyard.engine.networks import links, resolvfiles, views
 from dockyard.engine.networks.errors import ContainerError, Forbidden, InvalidParameter, NotFound
+from dockyard.engine.networks.links import LegacyLinks
 from dockyard.engine.networks.names import Member, NameTable
 from dockyard.engine.networks.publish import Publisher, publish_error
 from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config
@@ -44,6 +45,7 @@ class ContainerNetworking:
         self.names = NameTable()
         self.dns = EmbeddedDNS(self.names.resolve, self.names.reverse)
         self.ports = Publisher(networks)
+        self.links = LegacyLinks(containers)
 
     def close(self) -> None:
         """Stop the DNS server and the proxies (the daemon is going away)."""
@@ -57,6 +59,7 @@ class ContainerNetworking:
         mode = hc.get("NetworkMode") or "default"
         hc["NetworkMode"] = mode = "bridge" if mode == "default" else mode
         configs = dict((networking or {}).get("EndpointsConfig") or {})
+        links.check_mode(hc)
         if mode.startswith("container:"):
             target = self.containers.get(self.containers.resolve(mode.partition(":")[2]))
             if hc.get("PortBindings") or hc.get("PublishAllPorts"):
@@ -110,6 +113,7 @@ class ContainerNetworking:
             return None
         if mode.startswith("container:"):
             return self._join(record, mode.partition(":")[2])
+        children = self.links.check_start(record)
         started = time.perf_counter()
         path = os.path.join(self.sandbox_dir, record["ID"][:12])
         netns.remove(path)
@@ -121,7 +125,8 @@ class ContainerNetworking:
             for index, name in enumerate(names):
                 self._attach(record, name, f"eth{index}", default_route=name == gateway)
             self._publish(record)
-            self._write_files(record)
+            self._write_files(record, self.links.hosts_entries(children))
+            self._readdress_parents(record)
             if self._user_networks(record):
                 self.dns.attach(record["ID"], path, upstreams=self._upstreams(record))
         except BaseException:
@@ -278,30 +283,32 @@ class ContainerNetworking:
         """What --add-host's "host-gateway" stands for: the default bridge's gateway address."""
         return ipv4_config(self.networks.resolve("bridge"))["Gateway"]
 
-    def _write_files(self, record: Record) -> None:
+    def _write_files(self, record: Record, link_entries: list[str]) -> None:
         addresses = [ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values() if ep.get("IPAddress")]
-        resolvfiles.write(record, addresses, self._host_gateway(), self._legacy_links(record),
-                          self._user_networks(record))
+        resolvfiles.write(record, addresses, self._host_gateway(), link_entries, self._user_networks(record))
 
-    def _legacy_links(self, record: Record) -> list[str]:
-        """--link name:alias on the default bridge: "alias id12 name:ip" entries for /etc/hosts (the
-        linked container must run there)."""
-        if "bridge" not in record["NetworkSettings"]["Networks"]:
-            return []
-        entries = []
-        for link in record["HostConfig"].get("Links") or []:
-            name, _, alias = link.lstrip("/").partition(":")
-            try:
-                target = self.containers.get(self.containers.resolve(name))
-            except NotFound:
-                raise InvalidParameter(f"could not get container for {name}") from None
-            address = ((target.get("NetworkSettings") or {}).get("Networks", {}).get("bridge") or {}).get("IPAddress")
-            if not target["State"]["Running"] or not address:
-                raise ContainerError(f"Cannot link to a non running container: {target['Name']} AS "
-                                     f"{record['Name']}/{alias.rpartition('/')[2] or name}")
-            names = dict.fromkeys([alias.rpartition("/")[2] or name, target["ID"][:12], target["Name"].lstrip("/")])
-            entries.append(f"{' '.join(names)}:{address}")
-        return entries
+    # -- legacy links ---------------------------------------------------------------------------------
+
+    def link_env(self, record: Record) -> list[str]:
+        """After setup: the environment variables of the container's legacy links."""
+        return self.links.env(record, self.links.check_start(record))
+
+    def _readdress_parents(self, record: Record) -> None:
+        """Running containers linked to this one see its new default-bridge address in /etc/hosts."""
+        ip = record["NetworkSettings"]["Networks"].get("bridge", {}).get("IPAddress")
+        if not ip:
+            return
+        for alias, parent in self.links.parents(record["ID"]):
+            if parent["State"]["Running"] and os.path.exists(parent.get("HostsPath") or ""):
+                resolvfiles.readdress(parent, alias, ip)
+
+    def unlink(self, name: str) -> None:
+        """DELETE /containers/{parent/alias}?link=1 (a running parent's /etc/hosts loses the alias)."""
+        alias = name.rpartition("/")[2]
+        parent = self.links.unlink(name)
+        if parent["State"]["Running"] and parent.get("HostsPath"):
+            resolvfiles.drop_name(parent, alias)
+        self.containers.save(parent)
 
     # -- running containers ---------------------------------------------------------------------------
 

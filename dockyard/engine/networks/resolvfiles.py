@@ -61,6 +61,24 @@ def update_address(record: Record, added: str | None = None, removed: str | None
                         [f"{removed}\t{names}"] if removed else [])
 
 
+def _lines_naming(record: Record, name: str) -> list[str]:
+    """The /etc/hosts lines of a container whose first name is name (a link's alias)."""
+    with open(record["HostsPath"]) as f:
+        return [line for line in f.read().splitlines() if line.partition("\t")[2].split(" ")[0] == name]
+
+
+def drop_name(record: Record, name: str) -> None:
+    """A running container's /etc/hosts without the lines of name (a removed link), in place."""
+    etcfiles.edit_hosts(record["HostsPath"], remove=_lines_naming(record, name))
+
+
+def readdress(record: Record, name: str, ip: str) -> None:
+    """A running container's /etc/hosts lines of name (a link's alias) pointed at ip (the linked
+    container restarted with another address), in place."""
+    old = _lines_naming(record, name)
+    etcfiles.edit_hosts(record["HostsPath"], add=[f"{ip}\t{line.partition(chr(9))[2]}" for line in old], remove=old)
+
+
 def write_host_mode(record: Record, host_gateway: str) -> None:
     """On the host's network: the host's /etc/hosts (plus --add-host) and resolv.conf (its
     loopback resolvers work here), unless --dns* override it."""
