@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,5 +233,46 @@ def test_tcp_with_tls_verify() -> None:
         del env["DOCKER_TLS_VERIFY"], env["DOCKER_CERT_PATH"]
         proc = subprocess.run(["docker", "version"], capture_output=True, text=True, env=env, timeout=30)
         assert proc.returncode != 0
+    finally:
+        d.cleanup()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The dockyard CLI with TLS variables only from env."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "DOCKYARD_"))}
+    return subprocess.run([str(Path(sys.executable).parent / "dockyard"), *args], capture_output=True, text=True,
+                          timeout=30, env={**clean, "DOCKYARD_NO_AUTOSTART": "1", **(env or {})})
+
+
+def test_dockyard_cli_over_tcp_with_tls() -> None:
+    """The dockyard CLI speaks TLS as the docker CLI does: --tlsverify with --tlscacert/--tlscert/
+    --tlskey, or DOCKER_TLS_VERIFY with DOCKER_CERT_PATH; without a client certificate the daemon
+    refuses it, and a server signed by another CA is refused by the client."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Dockyardd()
+    try:
+        certs = d.tmp / "certs"
+        certs.mkdir()
+        _certificates(certs)
+        other = d.tmp / "other"
+        other.mkdir()
+        _certificates(other)
+        d.extra_args = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs / "ca.pem"),
+                        "--tlscert", str(certs / "server.pem"), "--tlskey", str(certs / "server-key.pem")]
+        d.start()
+        host = f"tcp://127.0.0.1:{port}"
+        flags = ["--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "cert.pem"),
+                 "--tlskey", str(certs / "key.pem")]
+        proc = _cli("-H", host, *flags, "version", "--format", "{{.Server.APIVersion}}")
+        assert proc.returncode == 0 and proc.stdout.strip() == "1.45", proc.stderr
+        env = {"DOCKER_HOST": host, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs)}
+        proc = _cli("images", "-q", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert _cli("-H", host, "--tlsverify", "--tlscacert", str(certs / "ca.pem"), "version").returncode != 0
+        assert _cli("-H", host, "--tlsverify", "--tlscacert", str(other / "ca.pem"), "--tlscert",
+                    str(certs / "cert.pem"), "--tlskey", str(certs / "key.pem"), "version").returncode != 0
+        assert _cli("-H", host, "version").returncode != 0  # plain HTTP to a TLS port
     finally:
         d.cleanup()

@@ -115,6 +115,8 @@ def _value(token: str, obj: Any) -> Any:
         raise TemplateError(f'function "{token}" not defined')
     for part in token[1:].split("."):
         if isinstance(obj, dict):
+            if part not in obj:  # a Go field name whose JSON key differs in case (APIVersion/ApiVersion)
+                part = next((key for key in obj if key.lower() == part.lower()), part)
             if part not in obj:
                 raise TemplateError(f"can't evaluate field {part}")
             obj = obj[part]

@@ -98,6 +98,11 @@ Commands:
 
 Global Options:
   -H, --host string   Daemon socket to connect to (DOCKYARD_HOST, DOCKER_HOST)
+      --tls           Use TLS; implied by --tlsverify
+      --tlscacert string  Trust certs signed only by this CA (default "~/.docker/ca.pem")
+      --tlscert string    Path to TLS certificate file (default "~/.docker/cert.pem")
+      --tlskey string     Path to TLS key file (default "~/.docker/key.pem")
+      --tlsverify     Use TLS and verify the remote (DOCKER_TLS_VERIFY)
   -v, --version       Print version information and quit
 
 Run '{PROG} COMMAND --help' for more information on a command.
@@ -109,25 +114,42 @@ def select_host(flag: str | None) -> str:
     return flag or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-def split_globals(argv: list[str]) -> tuple[str | None, list[str]]:
-    """Global options before the command word: (-H value, the rest)."""
-    host = None
+TLS_FILES = {"--tlscacert": "ca.pem", "--tlscert": "cert.pem", "--tlskey": "key.pem"}
+_VALUED = ("-H", "--host", "-l", "--log-level", "--config", "--context", "-c", *TLS_FILES)
+
+
+def split_globals(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Global options before the command word ({option: value}, flags as "true"), and the rest."""
+    found: dict[str, str] = {}
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
-        arg = argv[i]
-        if arg in ("-H", "--host") and i + 1 < len(argv):
-            host = argv[i + 1]
-            i += 2
-        elif arg.startswith(("--host=", "-H=")):
-            host = arg.split("=", 1)[1]
-            i += 1
-        elif arg in ("-D", "--debug"):
-            i += 1
-        elif arg in ("-l", "--log-level", "--config", "--context", "-c") and i + 1 < len(argv):
-            i += 2
+        name, eq, value = argv[i].partition("=")
+        if name in _VALUED:
+            if not eq:
+                if i + 1 >= len(argv):
+                    break
+                value = argv[i + 1]
+                i += 1
+            found["--host" if name == "-H" else name] = value
+        elif name in ("-D", "--debug", "--tls", "--tlsverify"):
+            found[name] = value if eq else "true"
         else:
             break
-    return host, argv[i:]
+        i += 1
+    return found, argv[i:]
+
+
+def tls_options(found: dict[str, str]) -> dict[str, str] | None:
+    """docker's TLS settings: --tlsverify (or DOCKER_TLS_VERIFY) verifies the daemon, --tls only
+    encrypts; files default to DOCKER_CERT_PATH (or ~/.docker)/{ca,cert,key}.pem when they exist.
+    None: plain TCP."""
+    flag = found.get("--tlsverify")
+    verify = flag == "true" if flag is not None else bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    if not verify and found.get("--tls") != "true" and not any(f in found for f in TLS_FILES):
+        return None
+    cert_dir = os.environ.get("DOCKER_CERT_PATH") or os.path.join(os.path.expanduser("~"), ".docker")
+    files = {flag: found.get(flag) or os.path.join(cert_dir, name) for flag, name in TLS_FILES.items()}
+    return {"verify": "true" if verify else "", **{k: v for k, v in files.items() if os.path.exists(v)}}
 
 
 def group_help(group: str) -> str:
@@ -140,7 +162,14 @@ def group_help(group: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    host, args = split_globals(args)
+    found, args = split_globals(args)
+    host = found.get("--host")
+    tls = tls_options(found)
+    if tls is not None:
+        from dockyard.client import http
+
+        http.tls = http.TLSOptions(bool(tls["verify"]), tls.get("--tlscacert"), tls.get("--tlscert"),
+                                   tls.get("--tlskey"))
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0

@@ -8,6 +8,7 @@ import os
 import sys
 
 from dockyard.cli.flags import Command, UsageError
+from dockyard.cli.format import TemplateError
 from dockyard.cli.main import DEFAULT_HOST, PROG
 from dockyard.client import http
 from dockyard.client.api import APIError, Client
@@ -107,6 +108,9 @@ def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -
         except (CommandError, UsageError) as exc:
             cli.error(str(exc))
             return getattr(exc, "code", 125)
+        except TemplateError as exc:
+            cli.error(f"template: {exc}")
+            return 1
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:

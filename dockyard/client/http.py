@@ -36,9 +36,39 @@ def split_host(host: str) -> tuple[int, str | tuple[str, int]]:
     return _socket.AF_INET6 if name.startswith("[") else _socket.AF_INET, (name.strip("[]"), int(port))
 
 
+class TLSOptions:
+    """The client's TLS settings (docker's --tls, --tlsverify, --tlscacert, --tlscert, --tlskey)
+    for tcp:// hosts; a context is made on first use (ssl is imported only then)."""
+
+    def __init__(self, verify: bool, cacert: str | None, cert: str | None, key: str | None) -> None:
+        self.verify, self.cacert, self.cert, self.key = verify, cacert, cert, key
+        self._context: Any = None
+
+    def context(self) -> Any:
+        if self._context is None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if self.verify:
+                ctx.load_verify_locations(self.cacert) if self.cacert else ctx.load_default_certs()
+            else:  # --tls alone: encrypted, the server not verified (as docker)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if self.cert and self.key:
+                ctx.load_cert_chain(self.cert, self.key)
+            self._context = ctx
+        return self._context
+
+
+tls: TLSOptions | None = None  # set once by the command line for the process's daemon
+
+
 def connect(host: str, timeout: float | None = None) -> _socket.socket:
-    """An open stream socket to host (close-on-exec); ConnectError if nothing listens there."""
+    """An open stream socket to host (close-on-exec; TLS for a TCP host when `tls` is set);
+    ConnectError if nothing listens there or the TLS handshake fails."""
     family, address = split_host(host)
+    if tls is not None and family != _socket.AF_UNIX:
+        return _connect_tls(address, timeout)  # type: ignore[arg-type]
     sock = _socket.socket(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
@@ -47,6 +77,22 @@ def connect(host: str, timeout: float | None = None) -> _socket.socket:
         sock.close()
         raise ConnectError(exc.errno, str(exc)) from None
     return sock
+
+
+def _connect_tls(address: tuple[str, int], timeout: float | None) -> Any:
+    import socket
+    import ssl
+
+    assert tls is not None
+    try:
+        raw = socket.create_connection(address, timeout)
+    except OSError as exc:
+        raise ConnectError(exc.errno, str(exc)) from None
+    try:
+        return tls.context().wrap_socket(raw, server_hostname=address[0])
+    except (OSError, ssl.SSLError) as exc:
+        raw.close()
+        raise ConnectError(0, f"TLS handshake with {address[0]}:{address[1]} failed: {exc}") from None
 
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
