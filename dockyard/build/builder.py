@@ -85,7 +85,7 @@ class _State:
     stage: Stage
     image: str | None
     doc: dict[str, Any]
-    layers: list[Layer]
+    layers: list[Layer] | None  # None: those of image, read when a step needs them
     args: dict[str, str]
     step_slot: int = 0
     declared: list[str] = field(default_factory=list)  # ARG names in declaration order
@@ -124,10 +124,17 @@ class Builder:
         self.store = store
         self.executor = executor
         self.cache = cache
-        self.work_root = work_root
+        self._work_root = work_root
         self.emit = emit
         self._emit_lock = threading.Lock()
         self.used_args: set[str] = set()
+
+    @property
+    def work_root(self) -> str:
+        """The build's scratch directory, created when a step first needs it (a fully cached
+        build never does)."""
+        os.makedirs(self._work_root, mode=0o700, exist_ok=True)
+        return self._work_root
 
     def say(self, text: str) -> None:
         """Send progress text (whole lines)."""
@@ -288,9 +295,8 @@ class Builder:
         if dep is not None:
             res = futures[dep.index].result()
             image, doc = res.image, copy.deepcopy(res.doc)
-            layers = self.store.layers(image) if image else []
             self.say(f" ---> {_short(image)}\n")
-            return _State(stage, image, doc, layers, {}, history_fixes=dict(res.history_fixes))
+            return _State(stage, image, doc, None, {}, history_fixes=dict(res.history_fixes))
         if stage.base.lower() == "scratch":
             arch, variant = host_platform()
             return _State(stage, None, scratch_config(arch, variant), [], {})
@@ -300,7 +306,7 @@ class Builder:
             image = self.pull(stage.base)
         self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
-        state = _State(stage, image, doc, self.store.layers(image), {})
+        state = _State(stage, image, doc, None, {})
         triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
         if triggers:
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
@@ -370,7 +376,7 @@ class Builder:
         self.say(f" ---> {_short(image)}\n")
         state.image = image
         state.doc = doc
-        state.layers = self.store.layers(image)
+        state.layers = None
         return True
 
     def _slot(self, state: _State) -> str:
@@ -378,9 +384,10 @@ class Builder:
 
     def _commit(self, state: _State, created_by: str, layer: Layer | None, key: str, detail: dict) -> None:
         created = timestamp(self.opts.source_date_epoch)
+        if state.layers is None:
+            state.layers = self.store.layers(state.image) if state.image else []
         if layer is not None:
             state.layers.append(layer)
-        state.doc.setdefault("rootfs", {"type": "layers"})
         state.doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in state.layers]}
         add_history(state.doc, created, created_by, layer is None)
         image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image,

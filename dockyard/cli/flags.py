@@ -3,8 +3,11 @@ list flags, `--`, and optionally no interspersed flags after the first argument 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from types import SimpleNamespace
+
+TYPE_CHECKING = False  # collections.abc costs ~2 ms at start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 BOOL, STR, LIST, INT = "bool", "str", "list", "int"
 

@@ -4,12 +4,11 @@ min(our maximum, the daemon's Api-Version) as the /vX.Y prefix of every later ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from dockyard.client import http
 
 TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 MAX_API_VERSION = "1.45"

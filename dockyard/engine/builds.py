@@ -140,7 +140,7 @@ class BuildService:
     def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "") -> str:
         """Unpack the context from body (or, with a session, apply the changed files it holds to
         the session's context), build, tag; the image ID. BuildError on failure."""
-        work = tempfile.mkdtemp(prefix="build-", dir=self.tmp)
+        work = os.path.join(self.tmp, f"build-{uuid.uuid4().hex}")  # created when a step needs it
         try:
             if session:
                 try:
@@ -149,7 +149,7 @@ class BuildService:
                 except ContextError as e:
                     raise BuildError(str(e)) from None
             context = os.path.join(work, "context")
-            os.mkdir(context)
+            os.makedirs(context, mode=0o700)
             stream = _peekable(body)
             head = stream.peek(512)
             digests: dict[str, str] = {}

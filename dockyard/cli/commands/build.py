@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import zlib
@@ -11,6 +10,7 @@ from types import SimpleNamespace
 
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
+from dockyard.client import jsonlite as json
 from dockyard.client.api import APIError
 from dockyard.humanize import human_size
 
@@ -220,8 +220,9 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         with open(opts.iidfile, "w") as f:
             f.write(image)
     if opts.metadata_file:
+        import json as indented
         with open(opts.metadata_file, "w") as f:
-            json.dump({"containerimage.config.digest": image, "containerimage.digest": image,
+            indented.dump({"containerimage.config.digest": image, "containerimage.digest": image,
                        "image.name": ",".join(opts.tag)}, f, indent=2)
     for out in outputs:
         _export(cli, image, out)
