@@ -196,8 +196,11 @@ class Builder:
             try:
                 image: str | None = self.store.resolve(ref)
             except (NoSuchImage, ValueError):
-                self.say(f"[Warning] cache source {ref} not found, ignored\n")
-                continue
+                try:  # pulled like a base image when a registry has it, as BuildKit does
+                    image = self.pull(ref)
+                except BuildError as e:
+                    self.say(f"[Warning] cache source {ref} not found, ignored: {e.message}\n")
+                    continue
             while image:
                 key = self.store.record(image).labels.get(CACHE_KEY_LABEL)
                 if key:

@@ -24,9 +24,12 @@ from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
 from dockyard.engine.registry import RegistryService
+from dockyard.image import reference
 from dockyard.image.snapshot import unmount
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.image.store import ImageStore
+from dockyard.registry.client.auth import Credentials
+from dockyard.registry.client.endpoint import credentials_for
 from dockyard.registry.client.pull import PullError, pull
 from dockyard.runtime.spec_template import default_spec
 
@@ -137,9 +140,13 @@ class BuildService:
         except ContextError as e:
             raise BuildError(str(e)) from None
 
-    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "") -> str:
+    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "",
+              auth: dict[str, Credentials] | None = None) -> str:
         """Unpack the context from body (or, with a session, apply the changed files it holds to
-        the session's context), build, tag; the image ID. BuildError on failure."""
+        the session's context), build, tag; the image ID. BuildError on failure. auth: the
+        credentials base images are pulled with (X-Registry-Config: server address → AuthConfig)."""
+        if opts.pull is None and self.registry is not None:
+            opts.pull = lambda name: self._pull(name, auth or {})
         work = os.path.join(self.tmp, f"build-{uuid.uuid4().hex}")  # created when a step needs it
         try:
             if session:
@@ -168,17 +175,22 @@ class BuildService:
     def _build(self, work: str, context: str, digests: dict[str, str], opts: BuildOptions,
                emit: Callable[[str], None]) -> str:
         builder = Builder(self.store, self.executor, self.cache, work, emit)
-        if opts.pull is None and self.registry is not None:
-            opts.pull = self._pull
         image = builder.build(context, opts, digests)
         for tag in opts.tags:
             self.store.tag(image, tag)
         return image
 
-    def _pull(self, name: str) -> str:
-        """A FROM image missing locally, from its registry (docker's texts on failure)."""
+    def _pull(self, name: str, auth: dict[str, Credentials]) -> str:
+        """A FROM or --cache-from image missing locally, from its registry with the build's
+        credentials for it (docker's texts on failure)."""
+        assert self.registry is not None
         try:
-            return pull(self.store, name, None, self.registry.config, write_lock=self.registry.write_lock)
+            domain = reference.parse_normalized(name).domain
+        except ValueError:
+            raise BuildError(f"invalid reference format: {name}") from None
+        try:
+            return pull(self.store, name, credentials_for(auth, domain), self.registry.config,
+                        write_lock=self.registry.write_lock)
         except PullError as e:
             raise BuildError(str(e)) from None
 

@@ -16,6 +16,7 @@ from dockyard.api.streams import body_file, drain
 from dockyard.build.builder import BuildError, BuildOptions
 from dockyard.image.names import normalize_tag
 from dockyard.image.reference import InvalidReference
+from dockyard.registry.client.auth import Credentials
 
 
 def routes() -> list[web.RouteDef]:
@@ -94,10 +95,11 @@ async def build(request: web.Request) -> web.StreamResponse:
     body = body_file(request)
     service = eng.builds
     session = request.headers.get("X-Dockyard-Context", "")
+    auth = Credentials.map_from_header(request.headers.get("X-Registry-Config", ""))
 
     def work() -> None:
         try:
-            image = service.build(body, opts, emit, session)
+            image = service.build(body, opts, emit, session, auth)
             short = image.removeprefix("sha256:")[:12]
             loop.call_soon_threadsafe(queue.put_nowait, {"aux": {"ID": image}})
             if quiet:

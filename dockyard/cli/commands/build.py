@@ -133,6 +133,20 @@ def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None
     return reply.get("Context") or "", [p for p in paths if p in need]
 
 
+def _registry_config() -> str:
+    """The X-Registry-Config header of config.json's credentials (base images are pulled with
+    them), as the docker CLI sends it; "" when there are none."""
+    from dockyard.client import dockercfg
+    try:
+        auths = dockercfg.all_credentials()
+    except dockercfg.CredentialsError as e:
+        raise CommandError(str(e), 1) from None
+    if not auths:
+        return ""
+    import base64
+    return base64.urlsafe_b64encode(json.dumps(auths).encode()).decode()
+
+
 class _Spool(io.BytesIO):
     """The context tar in memory, moved to a temporary file past 64 MiB."""
 
@@ -188,6 +202,9 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     headers = {"Content-Type": "application/x-tar"}
     if session:
         headers["X-Dockyard-Context"] = session
+    auths = _registry_config()
+    if auths:
+        headers["X-Registry-Config"] = auths
     if opts.secret:
         headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
     progress = opts.progress or "auto"
