@@ -1,12 +1,20 @@
 """Where builds get their inputs besides a local context: base images from a registry that needs
-credentials (the docker CLI's X-Registry-Config, config.json for `dockyard build`), all on
-loopback with a private daemon and a private htpasswd registry."""
+credentials (the docker CLI's X-Registry-Config, config.json for `dockyard build`), git
+repositories (remote contexts with `#ref:subdir`, `ADD <git url>`), and contexts or Dockerfiles
+over HTTP. All on loopback: a private daemon, an htpasswd registry, `git daemon`, http.server."""
 
 from __future__ import annotations
 
+import http.server
+import io
 import os
+import signal
+import socket
 import subprocess
 import sys
+import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,24 +27,102 @@ from tests.registries import Dockyard, write_htpasswd
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
 
 
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+class GitDaemon:
+    """`git daemon` serving the repositories under root on a free loopback port (git://)."""
+
+    def __init__(self, root: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(["git", "daemon", f"--base-path={root}", "--export-all", "--reuseaddr",
+                                      "--listen=127.0.0.1", f"--port={self.port}", "--informative-errors", str(root)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.05)
+        self.url = f"git://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+
+
+def make_repository(root: Path) -> dict[str, str]:
+    """root/app.git: a tag v1 (hello "v1"), then main (hello "main", sub/ with its own
+    Dockerfile); the commit IDs."""
+    work = root / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "Dockerfile").write_text("FROM busybox\nCOPY . /src\n")
+    (work / "hello.txt").write_text("v1\n")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "v1")
+    git(work, "tag", "v1")
+    first = git(work, "rev-parse", "HEAD").strip()
+    (work / "hello.txt").write_text("main\n")
+    (work / "sub").mkdir()
+    (work / "sub" / "Dockerfile").write_text("FROM busybox\nCOPY file /sub-file\n")
+    (work / "sub" / "file").write_text("in sub\n")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "main")
+    git(root, "clone", "-q", "--bare", str(work), "app.git")
+    return {"v1": first, "main": git(work, "rev-parse", "HEAD").strip()}
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("servers")
     htpasswd = write_htpasswd(tmp / "htpasswd", {"alice": "wonderland"})
+    (tmp / "git").mkdir()
+    commits = make_repository(tmp / "git")
     os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = TEST_CGROUP_PARENT
+    gitd = GitDaemon(tmp / "git")
     try:
         with Dockyardd() as d, Dockyard("--htpasswd", str(htpasswd), tmp=tmp / "private") as private:
             proc = d.docker("load", "-i", str(busybox_archive(tmp)))
             assert proc.returncode == 0, proc.stderr
-            yield {"daemon": d, "private": private}
+            yield {"daemon": d, "private": private, "git": gitd, "commits": commits}
     finally:
+        gitd.stop()
         os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on loopback (a thread) serving a directory: (base URL, the directory)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa: E731
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 @pytest.fixture(autouse=True)
 def no_leftover_children(servers: dict) -> Iterator[None]:
     yield
-    assert not other_children({s.proc.pid for s in servers.values()}), "a test left child processes running"
+    pids = {s.proc.pid for s in servers.values() if hasattr(s, "proc")}
+    assert not other_children(pids), "a test left child processes running"
 
 
 def ok(d: Dockyardd, *args: str, input: bytes | None = None) -> str:
@@ -93,3 +179,74 @@ def test_registry_config_header_picks_credentials_by_host() -> None:
         assert credentials_for(configs, "127.0.0.1:5000") == Credentials("local", "l")
         assert credentials_for(configs, "127.0.0.1:5001") is None
     assert Credentials.map_from_header("not base64!") == {}
+
+
+def cat(d: Dockyardd, image: str, path: str) -> str:
+    return ok(d, "run", "--rm", image, "cat", path)
+
+
+def test_git_remote_contexts(servers: dict) -> None:
+    d, url, commits = servers["daemon"], servers["git"].url + "/app.git", servers["commits"]
+    for ref, expected in (("", "main\n"), ("#v1", "v1\n"), (f"#{commits['v1']}", "v1\n"), ("#main", "main\n")):
+        proc = dockyard(d, "build", "-q", "-t", "fromgit:1", url + ref)
+        assert proc.returncode == 0, proc.stderr
+        assert cat(d, "fromgit:1", "/src/hello.txt") == expected, ref
+    assert ok(d, "run", "--rm", "fromgit:1", "ls", "-a", "/src").split() == [".", "..", "Dockerfile", "hello.txt",
+                                                                            "sub"]  # no .git
+    proc = dockyard(d, "build", "-q", "-t", "fromgit:sub", url + "#main:sub")
+    assert proc.returncode == 0, proc.stderr
+    assert cat(d, "fromgit:sub", "/sub-file") == "in sub\n"
+    import docker  # the API's remote= parameter, as docker-py sends it
+    client = docker.APIClient(base_url=d.host)
+    try:
+        lines = list(client.build(path=url + "#v1", tag="fromgit:py", decode=True))
+    finally:
+        client.close()
+    assert any("Successfully tagged fromgit:py" in (line.get("stream") or "") for line in lines), lines
+    assert cat(d, "fromgit:py", "/src/hello.txt") == "v1\n"
+    bad = dockyard(d, "build", "-q", url + "#no-such-ref")
+    assert bad.returncode == 1 and "unable to prepare context" in bad.stderr and "no-such-ref" in bad.stderr
+    bad = dockyard(d, "build", "-q", url + "#main:nowhere")
+    assert bad.returncode == 1 and "subdirectory nowhere not found" in bad.stderr
+    ok(d, "rmi", "fromgit:1", "fromgit:sub", "fromgit:py")
+
+
+def test_add_git_repository(servers: dict, tmp_path: Path) -> None:
+    d, url = servers["daemon"], servers["git"].url + "/app.git"
+    (tmp_path / "Dockerfile").write_text(f"FROM busybox\nADD {url}#v1 /repo\nADD --keep-git-dir=true {url} /full\n"
+                                         f"ADD {url}#main:sub /sub/\n")
+    proc = dockyard(d, "build", "--progress=plain", "-t", "addgit:1", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert cat(d, "addgit:1", "/repo/hello.txt") == "v1\n"
+    assert cat(d, "addgit:1", "/full/hello.txt") == "main\n"
+    assert cat(d, "addgit:1", "/sub/file") == "in sub\n"
+    listing = ok(d, "run", "--rm", "addgit:1", "sh", "-c", "ls -a /repo; echo --; ls -a /full")
+    repo, full = listing.split("--")
+    assert ".git" not in repo.split() and ".git" in full.split()
+    again = dockyard(d, "build", "--progress=plain", "-t", "addgit:1", str(tmp_path))
+    assert again.returncode == 0 and again.stdout.count("Using cache") == 3, again.stdout  # same commits, same keys
+    proc = d.docker("build", "-t", "addgit:bad", "-", input=f"FROM busybox\nADD {url}#nope /x\n".encode(),
+                    timeout=180)
+    assert proc.returncode != 0 and "nope" in proc.stderr + proc.stdout
+    ok(d, "rmi", "addgit:1")
+
+
+def test_http_remote_context_and_dockerfile(servers: dict, web: tuple[str, Path]) -> None:
+    d, (base, root) = servers["daemon"], web
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY note /note\n"), ("note", b"from a tarball\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (root / "ctx.tar.gz").write_bytes(buf.getvalue())
+    (root / "Dockerfile").write_text("FROM busybox\nRUN echo plain > /plain\n")
+    proc = dockyard(d, "build", "-q", "-t", "fromweb:tar", f"{base}/ctx.tar.gz")
+    assert proc.returncode == 0, proc.stderr
+    assert cat(d, "fromweb:tar", "/note") == "from a tarball\n"
+    proc = dockyard(d, "build", "-q", "-t", "fromweb:file", f"{base}/Dockerfile")
+    assert proc.returncode == 0, proc.stderr
+    assert cat(d, "fromweb:file", "/plain") == "plain\n"
+    bad = dockyard(d, "build", "-q", "http://127.0.0.1:9/x")
+    assert bad.returncode == 1 and "unable to prepare context: failed to download http://127.0.0.1:9/x" in bad.stderr
+    ok(d, "rmi", "fromweb:tar", "fromweb:file")

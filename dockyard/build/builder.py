@@ -30,6 +30,7 @@ from dockyard.build.imageconfig import (
 )
 from dockyard.build.mounts import mount_spec, oci_mount
 from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
+from dockyard.build.remote import RemoteError
 from dockyard.build.shell import Lex, ShellError
 from dockyard.build.sources import SourceSet, add_sources
 from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
@@ -288,7 +289,7 @@ class Builder:
             state.step_slot = i
             try:
                 self._dispatch(state, cmd)
-            except (ParseError, ShellError, fsops.CopyError) as e:
+            except (ParseError, ShellError, fsops.CopyError, RemoteError) as e:
                 raise BuildError(_at_line(cmd, str(e))) from None
         return StageResult(state.image, state.doc, state.history_fixes)
 

@@ -3,14 +3,11 @@ files arrive in the image (ADD's archive extraction included)."""
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import posixpath
 import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +16,7 @@ from dockyard.build import fsops
 from dockyard.build.context import ContextError, extract
 from dockyard.build.ignore import PatternMatcher
 from dockyard.build.parser import Command, ParseError, parse_heredoc
+from dockyard.build.remote import download, git_clone, is_git_url, is_url
 from dockyard.build.shell import Lex
 from dockyard.build.stages import find_stage
 from dockyard.image.errors import NoSuchImage
@@ -28,17 +26,6 @@ if TYPE_CHECKING:
     from dockyard.build.builder import Builder, _State
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
-
-
-def _is_url(src: str) -> bool:
-    return src.startswith(("http://", "https://")) or _is_git(src)
-
-
-def _is_git(src: str) -> bool:
-    """A remote git repository (never a local path such as `.git` or `repo.git`)."""
-    if src.startswith(("git@", "git://")):
-        return True
-    return src.startswith(("http://", "https://")) and (".git#" in src or src.endswith(".git"))
 
 
 class SourceSet:
@@ -53,6 +40,7 @@ class SourceSet:
         self.from_context = from_context
         self.generated = generated  # heredoc and URL files: no archive extraction, fixed names
         self.known: dict[str, str] = {}  # sha256 of context files computed while unpacking
+        self.pinned: dict[str, str] = {}  # source path → what fixes its content (a git commit)
         self._mount: Callable[[], tuple[str, Callable[[], None]]] | None = None
 
     @classmethod
@@ -61,11 +49,12 @@ class SourceSet:
         """Resolve --from and materialise heredocs and URLs."""
         cleanup: list[Any] = []
         heredocs = {h.name: h for h in cmd.heredocs}
-        if heredocs or any(_is_url(s) for s in srcs):
+        if heredocs or any(is_url(s) for s in srcs):
             tmp = tempfile.mkdtemp(prefix="build-src-", dir=builder.work_root)
             cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
             paths: list[str] = []
             generated: set[str] = set()
+            pinned: dict[str, str] = {}
             env = state.expansion_env()
             for src, word in zip(srcs, cmd.value[:-1], strict=False):
                 info = parse_heredoc(word) if word.startswith("<<") or word[:1].isdigit() else None
@@ -82,18 +71,24 @@ class SourceSet:
                     os.chmod(path, 0o644)
                     paths.append(name)
                     generated.add(name)
-                elif _is_url(src):
+                elif is_url(src):
                     if not add:
                         raise ParseError("source can't be a URL for COPY", cmd.start_line)
-                    if _is_git(src):
-                        raise ParseError(f"ADD of a git repository ({src}) is not supported by this builder",
-                                         cmd.start_line)
-                    name = _download(src, tmp, (flags.get("checksum") or [""])[-1])
+                    if is_git_url(src):  # the checkout's contents, like a directory
+                        name = f"git-{len(paths)}"
+                        checkout, commit = git_clone(src, os.path.join(tmp, name), "keep-git-dir" in flags and
+                                                     flags["keep-git-dir"][-1] in ("", "true"))
+                        name = os.path.relpath(checkout, tmp)
+                        pinned[name] = f"git commit {commit}"
+                    else:
+                        name = download(src, tmp, (flags.get("checksum") or [""])[-1])
                     paths.append(name)
                     generated.add(name)
                 else:
                     raise ParseError(f"{src}: heredocs and URLs cannot be mixed with context files", cmd.start_line)
-            return cls(tmp, paths, "generated", cleanup, False, generated)
+            found = cls(tmp, paths, "generated", cleanup, False, generated)
+            found.pinned = pinned
+            return found
         if not frm:
             found = cls(builder.context, srcs, "context", cleanup, True, set())
             found.known = builder.context_digests
@@ -130,6 +125,9 @@ class SourceSet:
         known = self.known if self.identity == "context" else {}
         out: dict[str, str] = {}
         for src in self.paths:
+            if src in self.pinned:  # the instruction names the repository, ref and subdir
+                out[src] = self.pinned[src]
+                continue
             clean = posixpath.normpath("/" + src).lstrip("/")
             matches = fsops.glob(self.root, clean) if fsops.has_wildcards(clean) else [clean]
             for match in matches:
@@ -202,34 +200,6 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
                     h.update(chunk)
             digest = h.hexdigest()
         out[rel or "."] = f"{meta}:{st.st_size}:{digest}"
-
-
-def _download(url: str, tmp: str, checksum: str) -> str:
-    name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
-    path = os.path.join(tmp, name)
-    h = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as f:  # noqa: S310
-            while chunk := resp.read(1 << 20):
-                h.update(chunk)
-                f.write(chunk)
-            modified = resp.headers.get("Last-Modified")
-    except OSError as e:
-        raise fsops.CopyError(f"failed to download {url}: {e}") from None
-    if checksum:
-        algo, _, want = checksum.partition(":")
-        if algo != "sha256" or not want:
-            raise fsops.CopyError(f"unsupported digest format {checksum!r}")
-        if h.hexdigest() != want:
-            raise fsops.CopyError(f"digest mismatch sha256:{h.hexdigest()}: {checksum}")
-    os.chmod(path, 0o600)
-    if modified:
-        try:
-            ts = email.utils.parsedate_to_datetime(modified).timestamp()
-            os.utime(path, (ts, ts))
-        except (TypeError, ValueError):
-            pass
-    return name
 
 
 def _is_archive(path: str) -> bool:

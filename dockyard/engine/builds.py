@@ -20,6 +20,7 @@ from dockyard.build.cache import BuildCache
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
 from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
+from dockyard.build.remote import RemoteError, download, git_clone, is_git_url
 from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
@@ -141,10 +142,11 @@ class BuildService:
             raise BuildError(str(e)) from None
 
     def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "",
-              auth: dict[str, Credentials] | None = None) -> str:
+              auth: dict[str, Credentials] | None = None, remote: str = "") -> str:
         """Unpack the context from body (or, with a session, apply the changed files it holds to
-        the session's context), build, tag; the image ID. BuildError on failure. auth: the
-        credentials base images are pulled with (X-Registry-Config: server address → AuthConfig)."""
+        the session's context; or fetch remote: a git URL, or a tar or Dockerfile over HTTP),
+        build, tag; the image ID. BuildError on failure. auth: the credentials base images are
+        pulled with (X-Registry-Config: server address → AuthConfig)."""
         if opts.pull is None and self.registry is not None:
             opts.pull = lambda name: self._pull(name, auth or {})
         work = os.path.join(self.tmp, f"build-{uuid.uuid4().hex}")  # created when a step needs it
@@ -155,22 +157,38 @@ class BuildService:
                         return self._build(work, context, digests, opts, emit)
                 except ContextError as e:
                     raise BuildError(str(e)) from None
-            context = os.path.join(work, "context")
-            os.makedirs(context, mode=0o700)
-            stream = _peekable(body)
-            head = stream.peek(512)
-            digests: dict[str, str] = {}
-            try:
-                if head and not looks_like_tar(head):
-                    extract(single_file_context(stream.read()), context, digests=digests)
-                    opts.dockerfile = "Dockerfile"
-                else:
-                    extract(stream, context, digests=digests)
-            except ContextError as e:
-                raise BuildError(str(e)) from None
-            return self._build(work, context, digests, opts, emit)
+            os.makedirs(work, mode=0o700)
+            if remote:
+                try:
+                    if is_git_url(remote):
+                        context = git_clone(remote, os.path.join(work, "git"))[0]
+                        return self._build(work, context, {}, opts, emit)
+                    if not remote.startswith(("http://", "https://")):
+                        raise RemoteError(f"unsupported remote context {remote!r}: a git or HTTP(S) URL is needed")
+                    with open(os.path.join(work, download(remote, work)), "rb") as fetched:
+                        return self._build_from(work, fetched, opts, emit)
+                except RemoteError as e:
+                    raise BuildError(f"unable to prepare context: {e}") from None
+            return self._build_from(work, body, opts, emit)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _build_from(self, work: str, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
+        """Build a context tar (plain or compressed) or a bare Dockerfile read from body."""
+        context = os.path.join(work, "context")
+        os.mkdir(context, mode=0o700)
+        stream = _peekable(body)
+        head = stream.peek(512)
+        digests: dict[str, str] = {}
+        try:
+            if head and not looks_like_tar(head):
+                extract(single_file_context(stream.read()), context, digests=digests)
+                opts.dockerfile = "Dockerfile"
+            else:
+                extract(stream, context, digests=digests)
+        except ContextError as e:
+            raise BuildError(str(e)) from None
+        return self._build(work, context, digests, opts, emit)
 
     def _build(self, work: str, context: str, digests: dict[str, str], opts: BuildOptions,
                emit: Callable[[str], None]) -> str:

@@ -40,9 +40,7 @@ def _json_param(request: web.Request, name: str, default: Any) -> Any:
 def options(request: web.Request) -> BuildOptions:
     """BuildOptions from /build's query parameters (dockerd's names)."""
     q = request.query
-    if q.get("remote"):
-        raise ApiError(400, f"remote build contexts are not supported: {q['remote']}: send the context as the body")
-    if q.get("version") == "2":
+    if q.get("version") == "2" or q.get("remote") == "client-session":
         raise ApiError(400, "BuildKit sessions are not supported by this daemon: use the classic builder "
                             "(DOCKER_BUILDKIT=0)")
     tags = q.getall("t", [])
@@ -96,10 +94,11 @@ async def build(request: web.Request) -> web.StreamResponse:
     service = eng.builds
     session = request.headers.get("X-Dockyard-Context", "")
     auth = Credentials.map_from_header(request.headers.get("X-Registry-Config", ""))
+    remote = request.query.get("remote", "")  # a git URL, or a tar or Dockerfile over HTTP(S)
 
     def work() -> None:
         try:
-            image = service.build(body, opts, emit, session, auth)
+            image = service.build(body, opts, emit, session, auth, remote)
             short = image.removeprefix("sha256:")[:12]
             loop.call_soon_threadsafe(queue.put_nowait, {"aux": {"ID": image}})
             if quiet:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
+REMOTE_PREFIXES = ("http://", "https://", "git://", "git@", "ssh://")  # contexts the daemon fetches
 
 
 def _key_values(items: list[str], flag: str, env_fallback: bool = False) -> dict[str, str | None]:
@@ -74,8 +75,9 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
         data = sys.stdin.buffer.read()
         spool.write(data if looks_like_tar(data[:512]) else single_file_context(data).getvalue())
         return opts.file or "Dockerfile", ""
-    if "://" in path or path.startswith("git@"):
-        raise CommandError(f"unable to prepare context: remote contexts are not supported: {path}", 1)
+    if "://" in path:
+        raise CommandError(f"unable to prepare context: unsupported remote context {path}: "
+                           "use a git or HTTP(S) URL", 1)
     if not os.path.isdir(path):
         raise CommandError(f"unable to prepare context: path {path!r} not found", 1)
     root = os.path.abspath(path)
@@ -190,15 +192,22 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
             raise CommandError(f"unsupported output type {out.get('type')!r}", 1)
     spool = _Spool()
-    name, session = _context(cli, opts, args[0], spool)
-    spool.seek(0)
+    remote = args[0] if args[0].startswith(REMOTE_PREFIXES) else ""
+    if remote:  # the daemon fetches it (docker build's remote= parameter)
+        if opts.file == "-":
+            raise CommandError("unable to prepare context: a Dockerfile from stdin needs a local context", 1)
+        name, session = opts.file or "Dockerfile", ""
+    else:
+        name, session = _context(cli, opts, args[0], spool)
+        spool.seek(0)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
              "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
              "labels": json.dumps(_key_values(opts.label, "label")) if opts.label else None,
              "cachefrom": json.dumps(opts.cache_from) if opts.cache_from else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
-             "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None}
+             "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
+             "remote": remote or None}
     headers = {"Content-Type": "application/x-tar"}
     if session:
         headers["X-Dockyard-Context"] = session
@@ -215,7 +224,8 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         from dockyard.cli.buildview import LiveView
         view = LiveView()
     write = view.write if view is not None else cli.write
-    resp = cli.client.call("POST", "/build", query, iter(lambda: spool.read(CHUNK), b""), headers, stream=True)
+    body = None if remote else iter(lambda: spool.read(CHUNK), b"")
+    resp = cli.client.call("POST", "/build", query, body, headers, stream=True)
     image = ""
     try:
         for message in resp.iter_json():
