@@ -250,3 +250,37 @@ def test_http_remote_context_and_dockerfile(servers: dict, web: tuple[str, Path]
     bad = dockyard(d, "build", "-q", "http://127.0.0.1:9/x")
     assert bad.returncode == 1 and "unable to prepare context: failed to download http://127.0.0.1:9/x" in bad.stderr
     ok(d, "rmi", "fromweb:tar", "fromweb:file")
+
+
+def test_named_build_contexts(servers: dict, tmp_path: Path) -> None:
+    d, url = servers["daemon"], servers["git"].url + "/app.git"
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "file").write_text("extra 1\n")
+    (extra / ".dockerignore").write_text("ignored\n")
+    (extra / "ignored").write_text("no\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch AS base\nCOPY Dockerfile /\n"
+        "FROM base\nCOPY --from=extra file /from-extra\nCOPY --from=repo hello.txt /from-git\n"
+        "RUN --mount=from=extra,target=/mnt ls /mnt > /mounted\n")
+    argv = ["build", "--progress=plain", "-t", "named:1", "--build-context", f"extra={extra}",
+            "--build-context", "base=docker-image://busybox", "--build-context", f"repo={url}#v1", str(ctx)]
+    proc = dockyard(d, *argv)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert cat(d, "named:1", "/from-extra") == "extra 1\n"
+    assert cat(d, "named:1", "/from-git") == "v1\n"
+    assert cat(d, "named:1", "/mounted").split() == ["file"]  # .dockerignore of the named directory applied
+    again = dockyard(d, *argv)
+    assert again.returncode == 0 and again.stdout.count("Using cache") == 3, again.stdout
+    (extra / "file").write_text("extra 2\n")
+    edited = dockyard(d, *argv)
+    assert edited.returncode == 0 and "Cache miss: file file changed" in edited.stdout, edited.stdout
+    assert cat(d, "named:1", "/from-extra") == "extra 2\n"
+    (ctx / "Dockerfile").write_text("FROM extra\n")
+    bad = dockyard(d, "build", "--build-context", f"extra={extra}", str(ctx))
+    assert bad.returncode == 1 and "build context 'extra' is a directory" in bad.stderr
+    bad = dockyard(d, "build", "--build-context", "x=oci-layout://somewhere", str(ctx))
+    assert bad.returncode == 1 and "unsupported build context source" in bad.stderr
+    ok(d, "rmi", "named:1")

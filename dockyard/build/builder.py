@@ -54,6 +54,16 @@ class BuildError(Exception):
 
 
 @dataclass
+class NamedContext:
+    """A --build-context: an image reference (docker-image://), or a directory of files on this
+    host with the sha256 of its files where known. It replaces the stage or image of its name."""
+
+    image: str = ""
+    directory: str = ""
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class BuildOptions:
     """What `docker build` passes besides the context."""
 
@@ -70,6 +80,7 @@ class BuildOptions:
     secrets: dict[str, bytes] = field(default_factory=dict)
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
+    contexts: dict[str, NamedContext] = field(default_factory=dict)  # by lower-cased name
 
 
 @dataclass
@@ -227,9 +238,22 @@ class Builder:
             raise BuildError(f"failed to reach build target {target} in Dockerfile")
         return found
 
+    def stage_named(self, ref: str, before: int) -> Stage | None:
+        """The earlier stage a FROM / --from reference names, unless a --build-context replaces it."""
+        if ref.lower() in self.opts.contexts:
+            return None
+        return find_stage(self.plan.stages, ref, before)
+
+    def resolve_image(self, ref: str) -> str:
+        """A local image's ID, or the image pulled (the registry hook) when it is missing."""
+        try:
+            return self.store.resolve(ref)
+        except (NoSuchImage, ValueError):
+            return self.pull(ref)
+
     def _deps(self, stage: Stage) -> set[int]:
         deps = set()
-        if (base := find_stage(self.plan.stages, stage.base, stage.index)) is not None:
+        if (base := self.stage_named(stage.base, stage.index)) is not None:
             deps.add(base.index)
         for cmd in stage.commands:
             refs = []
@@ -245,7 +269,7 @@ class Builder:
                     ref = self.lex.process_word(ref, self.plan.global_args)
                 except ShellError:
                     continue
-                if (dep := find_stage(self.plan.stages, ref, stage.index)) is not None:
+                if (dep := self.stage_named(ref, stage.index)) is not None:
                     deps.add(dep.index)
         return deps
 
@@ -295,19 +319,20 @@ class Builder:
 
     def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
         platform_check(stage.platform)
-        dep = find_stage(self.plan.stages, stage.base, stage.index)
+        dep = self.stage_named(stage.base, stage.index)
         if dep is not None:
             res = futures[dep.index].result()
             image, doc = res.image, copy.deepcopy(res.doc)
             self.say(f" ---> {_short(image)}\n")
             return _State(stage, image, doc, None, {}, history_fixes=dict(res.history_fixes))
-        if stage.base.lower() == "scratch":
+        named = self.opts.contexts.get(stage.base.lower())
+        if named is not None and not named.image:
+            raise BuildError(f"build context {stage.base!r} is a directory: FROM needs an image "
+                             "(docker-image://REF)")
+        if named is None and stage.base.lower() == "scratch":
             arch, variant = host_platform()
             return _State(stage, None, scratch_config(arch, variant), [], {})
-        try:
-            image = self.store.resolve(stage.base)
-        except (NoSuchImage, ValueError):
-            image = self.pull(stage.base)
+        image = self.resolve_image(named.image if named is not None else stage.base)
         self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
         state = _State(stage, image, doc, None, {})

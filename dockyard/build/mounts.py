@@ -57,16 +57,20 @@ def mount_spec(builder: Builder, state: _State, spec: str, cmd: Command) -> dict
         frm = opts.get("from", "")
         spec = {"type": "bind", "target": target, "source": source, "from": frm, "src_root": builder.context,
                 "rw": opts.get("rw", opts.get("readwrite", "false")) == "true"}
-        identity = "context:" + json.dumps(_context_digest(builder, source))
+        named = builder.opts.contexts.get(frm.lower()) if frm else None
+        if named is not None and named.directory:  # a --build-context directory
+            spec["src_root"], frm = named.directory, ""
+        identity = "context:" + json.dumps(_context_digest(spec["src_root"], source,
+                                                           named.digests if named else builder.context_digests))
         if frm:
             spec["src_root"], identity, spec["release"] = mount_from(builder, state, frm)
         spec["key"] = f"bind:{frm}:{source}:{target}:{identity}"
         return spec
     raise ParseError(f"unsupported mount type {kind!r}", cmd.start_line)
 
-def _context_digest(builder: Builder, source: str) -> dict[str, str]:
-    sources = SourceSet(builder.context, [source], "context", [], True, set())
-    sources.known = builder.context_digests
+def _context_digest(root: str, source: str, known: dict[str, str]) -> dict[str, str]:
+    sources = SourceSet(root, [source], "context", [], True, set())
+    sources.known = known
     return sources.digest([])
 
 def oci_mount(builder: Builder, m: dict[str, Any]) -> dict[str, Any]:

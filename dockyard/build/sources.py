@@ -18,8 +18,6 @@ from dockyard.build.ignore import PatternMatcher
 from dockyard.build.parser import Command, ParseError, parse_heredoc
 from dockyard.build.remote import download, git_clone, is_git_url, is_url
 from dockyard.build.shell import Lex
-from dockyard.build.stages import find_stage
-from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
 
 if TYPE_CHECKING:
@@ -89,9 +87,10 @@ class SourceSet:
             found = cls(tmp, paths, "generated", cleanup, False, generated)
             found.pinned = pinned
             return found
-        if not frm:
-            found = cls(builder.context, srcs, "context", cleanup, True, set())
-            found.known = builder.context_digests
+        named = builder.opts.contexts.get(frm.lower()) if frm else None
+        if not frm or (named is not None and named.directory):
+            found = cls(named.directory if named else builder.context, srcs, "context", cleanup, True, set())
+            found.known = named.digests if named else builder.context_digests
             return found
         image = source_image(builder, state, frm)
         found = cls("", srcs, image or "scratch", cleanup, False, set())
@@ -139,14 +138,13 @@ class SourceSet:
 
 
 def source_image(builder: Builder, state: _State, frm: str) -> str | None:
-    """The image a --from names: a stage's result (None for scratch) or a local image."""
-    stage = find_stage(builder.plan.stages, frm, state.stage.index)
+    """The image a --from names: a stage's result (None for scratch), a --build-context image,
+    or an image (pulled when missing)."""
+    stage = builder.stage_named(frm, state.stage.index)
     if stage is not None:
         return builder.futures[stage.index].result().image
-    try:
-        return builder.store.resolve(frm)
-    except (NoSuchImage, ValueError):
-        return builder.pull(frm)
+    named = builder.opts.contexts.get(frm.lower())
+    return builder.resolve_image(named.image if named is not None else frm)
 
 
 def mount_image(builder: Builder, image: str | None) -> tuple[str, Callable[[], None]]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
-from dockyard.build.builder import Builder, BuildError, BuildOptions
+from dockyard.build.builder import Builder, BuildError, BuildOptions, NamedContext
 from dockyard.build.cache import BuildCache
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
 from dockyard.build.contextsync import ContextStore
@@ -142,22 +142,32 @@ class BuildService:
             raise BuildError(str(e)) from None
 
     def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "",
-              auth: dict[str, Credentials] | None = None, remote: str = "") -> str:
+              auth: dict[str, Credentials] | None = None, remote: str = "",
+              contexts: dict[str, str] | None = None) -> str:
         """Unpack the context from body (or, with a session, apply the changed files it holds to
         the session's context; or fetch remote: a git URL, or a tar or Dockerfile over HTTP),
         build, tag; the image ID. BuildError on failure. auth: the credentials base images are
-        pulled with (X-Registry-Config: server address → AuthConfig)."""
+        pulled with (X-Registry-Config: server address → AuthConfig). contexts: --build-context
+        name → docker-image://REF, a git URL, or "local" (sent in the session's context:
+        `c/` holds the main context and `n/<name>/` each named one)."""
         if opts.pull is None and self.registry is not None:
             opts.pull = lambda name: self._pull(name, auth or {})
         work = os.path.join(self.tmp, f"build-{uuid.uuid4().hex}")  # created when a step needs it
+        contexts = contexts or {}
+        local = [name for name, source in contexts.items() if source == "local"]
         try:
+            if local and not session:
+                raise BuildError("build contexts from local directories need dockyard's incremental context")
+            opts.contexts = self._named(work, {k: v for k, v in contexts.items() if v != "local"})
             if session:
                 try:
                     with self.contexts.use(session, body) as (context, digests):
+                        if local:
+                            context, digests = self._split(context, digests, local, opts)
                         return self._build(work, context, digests, opts, emit)
                 except ContextError as e:
                     raise BuildError(str(e)) from None
-            os.makedirs(work, mode=0o700)
+            os.makedirs(work, mode=0o700, exist_ok=True)
             if remote:
                 try:
                     if is_git_url(remote):
@@ -172,6 +182,38 @@ class BuildService:
             return self._build_from(work, body, opts, emit)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    @staticmethod
+    def _named(work: str, contexts: dict[str, str]) -> dict[str, NamedContext]:
+        """--build-context sources the daemon resolves: images by reference, git checkouts."""
+        out = {}
+        for name, source in contexts.items():
+            if source.startswith("docker-image://"):
+                out[name.lower()] = NamedContext(image=source.removeprefix("docker-image://"))
+            elif is_git_url(source):
+                try:
+                    checkout = git_clone(source, os.path.join(work, f"named-{len(out)}"))[0]
+                except RemoteError as e:
+                    raise BuildError(f"build context {name}: {e}") from None
+                out[name.lower()] = NamedContext(directory=checkout)
+            else:
+                raise BuildError(f"build context {name}: unsupported source {source!r} (a directory, "
+                                 "docker-image://REF or a git URL)")
+        return out
+
+    @staticmethod
+    def _split(files: str, digests: dict[str, str], local: list[str],
+               opts: BuildOptions) -> tuple[str, dict[str, str]]:
+        """A session context holding named contexts: the main context's directory and digests;
+        each named directory into opts.contexts."""
+        def under(prefix: str) -> dict[str, str]:
+            return {k[len(prefix):]: v for k, v in digests.items() if k.startswith(prefix)}
+        for name in local:
+            directory = os.path.join(files, "n", name)
+            if not os.path.isdir(directory):
+                raise BuildError(f"build context {name} was not sent")
+            opts.contexts[name.lower()] = NamedContext(directory=directory, digests=under(f"n/{name}/"))
+        return os.path.join(files, "c"), under("c/")
 
     def _build_from(self, work: str, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
         """Build a context tar (plain or compressed) or a bare Dockerfile read from body."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,8 @@ from dockyard.build.builder import BuildError, BuildOptions
 from dockyard.image.names import normalize_tag
 from dockyard.image.reference import InvalidReference
 from dockyard.registry.client.auth import Credentials
+
+_CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def routes() -> list[web.RouteDef]:
@@ -37,8 +40,9 @@ def _json_param(request: web.Request, name: str, default: Any) -> Any:
         raise ApiError(400, f"invalid {name} parameter: {raw}") from None
 
 
-def options(request: web.Request) -> BuildOptions:
-    """BuildOptions from /build's query parameters (dockerd's names)."""
+def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
+    """BuildOptions from /build's query parameters (dockerd's names), and the named contexts
+    (name → docker-image://REF, a git URL, or "local": a directory sent with the context)."""
     q = request.query
     if q.get("version") == "2" or q.get("remote") == "client-session":
         raise ApiError(400, "BuildKit sessions are not supported by this daemon: use the classic builder "
@@ -58,6 +62,10 @@ def options(request: web.Request) -> BuildOptions:
         network=q.get("networkmode") or "default", platform=q.get("platform", ""),
         source_date_epoch=int(epoch) if epoch and str(epoch).isdigit() else None)
     opts.no_cache_filter = _json_param(request, "nocachefilter", []) or []
+    contexts = _json_param(request, "buildcontexts", {}) or {}  # dockyard's CLI: --build-context
+    if not isinstance(contexts, dict) or not all(isinstance(v, str) and _CONTEXT_NAME.fullmatch(k)
+                                                 for k, v in contexts.items()):
+        raise ApiError(400, "invalid buildcontexts parameter: a JSON object of names and sources")
     secrets = request.headers.get("X-Dockyard-Build-Secrets", "")
     if secrets:  # dockyard's CLI only: the classic protocol has no session to carry them
         try:
@@ -68,7 +76,7 @@ def options(request: web.Request) -> BuildOptions:
         raise ApiError(400, f"network mode {opts.network!r} is not supported for builds")
     if opts.network == "bridge":
         opts.network = "default"
-    return opts
+    return opts, contexts
 
 
 async def build(request: web.Request) -> web.StreamResponse:
@@ -78,7 +86,7 @@ async def build(request: web.Request) -> web.StreamResponse:
     if eng.builds is None:
         raise ApiError(500, "the builder is not available")
     try:
-        opts = options(request)
+        opts, contexts = options(request)
     except ApiError:
         await drain(request)
         raise
@@ -98,7 +106,7 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     def work() -> None:
         try:
-            image = service.build(body, opts, emit, session, auth, remote)
+            image = service.build(body, opts, emit, session, auth, remote, contexts)
             short = image.removeprefix("sha256:")[:12]
             loop.call_soon_threadsafe(queue.put_nowait, {"aux": {"ID": image}})
             if quiet:

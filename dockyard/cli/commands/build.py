@@ -65,13 +65,17 @@ def _secrets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tuple[str, str]:
+def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes],
+             named: dict[str, str]) -> tuple[str, str]:
     """Write the context tar to spool: (the Dockerfile's name inside it, the incremental context
-    session or "" when the whole context is sent)."""
+    session or "" when the whole context is sent). named: --build-context directories (name →
+    path), sent beside the context: `c/` holds the context and `n/<name>/` each of them."""
     from dockyard.build.context import looks_like_tar, single_file_context
     if path == "-":
         if opts.file == "-":
             raise CommandError("invalid argument: can't use stdin for both build context and dockerfile", 1)
+        if named:
+            raise CommandError("build contexts from directories need a directory as the main context", 1)
         data = sys.stdin.buffer.read()
         spool.write(data if looks_like_tar(data[:512]) else single_file_context(data).getvalue())
         return opts.file or "Dockerfile", ""
@@ -99,15 +103,22 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
     name = extra[0] if extra else os.path.relpath(os.path.abspath(opts.file), root) if opts.file else "Dockerfile"
     from dockyard.build.context import add_paths, context_paths, ignore_patterns
     ignore_beside = os.path.abspath(opts.file) if opts.file and opts.file != "-" else os.path.join(root, name)
-    paths = context_paths(root, name, ignore_patterns(root, ignore_beside))
-    session = _sync(cli, root, paths, extra)
-    send = paths if session is None else session[1]
-    if not send and not extra:
+    trees = [("c/" if named else "", root, context_paths(root, name, ignore_patterns(root, ignore_beside)))]
+    for label, directory in sorted(named.items()):
+        trees.append((f"n/{label}/", directory, context_paths(directory)))
+    if extra:
+        extra = (trees[0][0] + extra[0], extra[1])
+    session = _sync(cli, trees, extra)
+    if session is None and named:
+        raise CommandError("build contexts from directories need a dockyard daemon", 1)
+    send = [(prefix, top, paths) for prefix, top, paths in trees] if session is None else session[1]
+    if not any(paths for _prefix, _top, paths in send) and not extra:
         spool.write(b"\0" * 1024)  # an empty tar: every file is already on the daemon
         return name, session[0] if session else ""
     import tarfile
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
-        add_paths(out, root, send)
+        for prefix, top, paths in send:
+            add_paths(out, top, paths, prefix)
         if extra:
             info = tarfile.TarInfo(extra[0])
             info.size = len(extra[1])
@@ -116,15 +127,25 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
     return name, session[0] if session else ""
 
 
-def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None) -> tuple[str, list[str]] | None:
-    """Send the context's manifest to a dockyardd that keeps contexts: (session, paths to send),
-    or None (another daemon: send everything)."""
+def _sync(cli: Cli, trees: list[tuple[str, str, list[str]]],
+          extra: tuple[str, bytes] | None) -> tuple[str, list[tuple[str, str, list[str]]]] | None:
+    """Send the manifest of the context's trees (prefix, directory, paths) to a dockyardd that
+    keeps contexts: (session, the trees' paths to send), or None (another daemon: send everything)."""
     from dockyard.build.context import manifest
-    entries = manifest(root, paths)
+    entries: list[list] = []
+    dirs: set[str] = set()
+    for prefix, top, paths in trees:
+        parts = prefix.rstrip("/").split("/") if prefix else []
+        for i in range(len(parts)):
+            if "/".join(parts[:i + 1]) not in dirs:
+                dirs.add("/".join(parts[:i + 1]))
+                entries.append(["/".join(parts[:i + 1]), "d", 0, 0, 0o755, ""])
+        entries += [[prefix + e[0], *e[1:]] for e in manifest(top, paths)]
     if extra:
         entries.append([extra[0], "f", len(extra[1]), -1, 0o600, ""])  # always sent
-    key = f"{os.uname().nodename}:{root}".encode()
-    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of this directory
+    roots = "|".join(f"{prefix}{top}" for prefix, top, _paths in trees)
+    key = f"{os.uname().nodename}:{roots}".encode()
+    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of these directories
     try:
         reply = cli.client.call("POST", "/build/context", {"session": session}, entries)
     except APIError as e:
@@ -132,7 +153,30 @@ def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None
             return None
         raise CommandError(f"Error response from daemon: {e}", 1) from None
     need = set(reply.get("Need") or [])
-    return reply.get("Context") or "", [p for p in paths if p in need]
+    return reply.get("Context") or "", [(prefix, top, [p for p in paths if prefix + p in need])
+                                         for prefix, top, paths in trees]
+
+
+def _build_contexts(items: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """--build-context name=docker-image://REF|git URL|directory: (name → source for the
+    daemon, "local" for directories; name → directory)."""
+    contexts: dict[str, str] = {}
+    named: dict[str, str] = {}
+    for item in items:
+        label, eq, source = item.partition("=")
+        if not eq or not label or not source or "/" in label or label.startswith("."):
+            raise CommandError(f"invalid --build-context value {item!r}: use name=source", 125)
+        if source.startswith(("docker-image://", *REMOTE_PREFIXES)):
+            contexts[label] = source
+        elif "://" in source:
+            raise CommandError(f"unsupported build context source {source!r}: use a directory, "
+                               "docker-image://REF or a git URL", 1)
+        elif not os.path.isdir(source):
+            raise CommandError(f"build context {label}: directory {source!r} not found", 1)
+        else:
+            contexts[label] = "local"
+            named[label] = os.path.abspath(source)
+    return contexts, named
 
 
 def _registry_config() -> str:
@@ -184,9 +228,9 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if opts.platform.split(",")[0] not in (f"linux/{arch}", "linux/" + arch + "/"):
             raise CommandError(f"platform {opts.platform} is not supported: dockyard builds for linux/{arch} only "
                                "(no emulation)", 1)
-    for flag, value in (("--ssh", opts.ssh), ("--build-context", opts.build_context)):
-        if value:
-            raise CommandError(f"{flag} is not supported by dockyard's builder", 1)
+    if opts.ssh:
+        raise CommandError("--ssh is not supported by dockyard's builder", 1)
+    contexts, named = _build_contexts(opts.build_context)
     outputs = [dict(p.partition("=")[::2] for p in o.split(",")) for o in opts.output]
     for out in outputs:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
@@ -194,11 +238,13 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     spool = _Spool()
     remote = args[0] if args[0].startswith(REMOTE_PREFIXES) else ""
     if remote:  # the daemon fetches it (docker build's remote= parameter)
+        if named:
+            raise CommandError("build contexts from directories need a local main context", 1)
         if opts.file == "-":
             raise CommandError("unable to prepare context: a Dockerfile from stdin needs a local context", 1)
         name, session = opts.file or "Dockerfile", ""
     else:
-        name, session = _context(cli, opts, args[0], spool)
+        name, session = _context(cli, opts, args[0], spool, named)
         spool.seek(0)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
@@ -207,7 +253,7 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
              "cachefrom": json.dumps(opts.cache_from) if opts.cache_from else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
-             "remote": remote or None}
+             "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None}
     headers = {"Content-Type": "application/x-tar"}
     if session:
         headers["X-Dockyard-Context"] = session
