@@ -284,3 +284,47 @@ def test_named_build_contexts(servers: dict, tmp_path: Path) -> None:
     bad = dockyard(d, "build", "--build-context", "x=oci-layout://somewhere", str(ctx))
     assert bad.returncode == 1 and "unsupported build context source" in bad.stderr
     ok(d, "rmi", "named:1")
+
+
+def test_cache_export_and_import(servers: dict, tmp_path: Path) -> None:
+    import json
+    d = servers["daemon"]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN head -c 8 /dev/urandom | od -x > /random\nCOPY f /f\n"
+                                    "ENV X=1\n")
+    (ctx / "f").write_text("f\n")
+    layout = tmp_path / "cache"
+
+    def build(*extra: str) -> tuple[str, str]:
+        proc = dockyard(d, "build", "--progress=plain", "--iidfile", str(tmp_path / "iid"), "-t", "cached:1",
+                        *extra, str(ctx))
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        return (tmp_path / "iid").read_text(), proc.stdout
+
+    first, _ = build("--cache-to", f"type=local,dest={layout}")
+    index = json.loads((layout / "index.json").read_text())
+    assert len(index["manifests"]) == 3 and all("dockyard.build.cache-key" in m["annotations"]
+                                                for m in index["manifests"])
+    random = cat(d, "cached:1", "/random")
+    ok(d, "builder", "prune", "-af")
+    again, out = build("--cache-from", f"type=local,src={layout}")
+    assert again == first and out.count("Using cache") == 3, out  # the RUN did not run again
+    ok(d, "builder", "prune", "-af")
+    _, out = build()
+    assert out.count("Using cache") == 0, out
+
+    # inline: the image carries its step configs; loaded elsewhere (here: after rmi + load) it seeds the cache
+    inline, _ = build("--cache-to", "type=inline")
+    random = cat(d, "cached:1", "/random")
+    ok(d, "save", "-o", str(tmp_path / "img.tar"), "cached:1")
+    ok(d, "builder", "prune", "-af")
+    ok(d, "rmi", "cached:1")
+    ok(d, "image", "prune", "-f")
+    ok(d, "load", "-i", str(tmp_path / "img.tar"))
+    again, out = build("--cache-from", "cached:1")
+    assert out.count("Using cache") == 3, out
+    assert cat(d, "cached:1", "/random") == random
+    bad = dockyard(d, "build", "--cache-to", "type=registry,ref=x", str(ctx))
+    assert bad.returncode == 1 and "unsupported --cache-to" in bad.stderr
+    ok(d, "rmi", "cached:1")

@@ -18,9 +18,18 @@ from typing import Any
 
 from dockyard.build import fsops
 from dockyard.build.cache import BuildCache, explain
+from dockyard.build.cacheio import (
+    CacheIOError,
+    export_local,
+    import_inline,
+    import_local,
+    inline_records,
+    parse_spec,
+)
 from dockyard.build.executor import Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
+    INLINE_CACHE_FIELD,
     add_history,
     child_config,
     env_dict,
@@ -74,7 +83,8 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
     no_cache_filter: list[str] = field(default_factory=list)
-    cache_from: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)  # references, or type=local,src=DIR / type=registry,ref=R
+    cache_to: list[dict[str, str]] = field(default_factory=list)  # {"type": "local", "dest", "mode"} / inline
     network: str = "default"
     platform: str = ""
     secrets: dict[str, bytes] = field(default_factory=dict)
@@ -140,6 +150,7 @@ class Builder:
         self.emit = emit
         self._emit_lock = threading.Lock()
         self.used_args: set[str] = set()
+        self.steps: list[tuple[int, str, str]] = []  # (stage index, cache key, image) as each step ends
 
     @property
     def work_root(self) -> str:
@@ -197,14 +208,45 @@ class Builder:
         history = result.doc.get("history") or []
         stale = {i: t for i, t in result.history_fixes.items() if i < len(history) and history[i].get(
             "created_by") != t}
-        if opts.labels or image is None or stale:
-            image = self._final_image(result, opts.labels, stale)
+        inline = any(c.get("type") == "inline" for c in opts.cache_to)
+        if opts.labels or image is None or stale or inline:
+            image = self._final_image(result, opts.labels, stale, self._chain(target) if inline else None)
+        for spec in opts.cache_to:
+            if spec.get("type") == "local":
+                steps = self._chain(target) if spec.get("mode", "min") == "min" else [
+                    (key, step) for _i, key, step in self.steps]
+                try:
+                    export_local(self.store, steps, spec.get("dest") or "")
+                except CacheIOError as e:
+                    raise BuildError(str(e)) from None
         return image  # type: ignore[return-value]
 
-    def _cache_from_keys(self, refs: list[str]) -> dict[str, str]:
-        """--cache-from: the step keys recorded on those images and their parents → image."""
+    def _chain(self, target: Stage) -> list[tuple[str, str]]:
+        """(cache key, image) of the steps the target's image is made of, bottom first: its
+        stage's and those of the stages it is FROM."""
+        stages = {target.index}
+        stage: Stage | None = target
+        while stage is not None and (stage := self.stage_named(stage.base, stage.index)) is not None:
+            stages.add(stage.index)
+        ordered = sorted(((i, n), key, image) for n, (i, key, image) in enumerate(self.steps) if i in stages)
+        return [(key, image) for _order, key, image in ordered]
+
+    def _cache_from_keys(self, specs: list[str]) -> dict[str, str]:
+        """--cache-from: step key → image, from local cache layouts, and from images (pulled
+        when missing): the keys recorded on them and their parents, and their inline cache."""
         found: dict[str, str] = {}
-        for ref in refs:
+        for spec in specs:
+            source = parse_spec(spec)
+            if source["type"] == "local":
+                try:
+                    found = {**import_local(self.store, source.get("src") or ""), **found}
+                except CacheIOError as e:
+                    self.say(f"[Warning] cache source {spec} ignored: {e}\n")
+                continue
+            if source["type"] != "registry" or not source.get("ref"):
+                self.say(f"[Warning] cache source {spec} ignored: unsupported type {source['type']}\n")
+                continue
+            ref = source["ref"]
             try:
                 image: str | None = self.store.resolve(ref)
             except (NoSuchImage, ValueError):
@@ -213,6 +255,7 @@ class Builder:
                 except BuildError as e:
                     self.say(f"[Warning] cache source {ref} not found, ignored: {e.message}\n")
                     continue
+            found = {**import_inline(self.store, image), **found}
             while image:
                 key = self.store.record(image).labels.get(CACHE_KEY_LABEL)
                 if key:
@@ -403,6 +446,7 @@ class Builder:
             return False
         self.say(" ---> Using cache\n")
         self.say(f" ---> {_short(image)}\n")
+        self.steps.append((stage.index, key, image))
         state.image = image
         state.doc = doc
         state.layers = None
@@ -424,6 +468,7 @@ class Builder:
         state.image = image
         state.doc = self.store.config(image)
         self.cache.put(key, image, self._slot(state), detail)
+        self.steps.append((state.stage.index, key, image))
         self.say(f" ---> {_short(image)}\n")
 
     def _do_env(self, state: _State, cmd: Command) -> None:
@@ -783,10 +828,14 @@ class Builder:
             os.rmdir(rootfs)
         return None if layer.diff_id == EMPTY_LAYER_DIFF_ID else layer
 
-    def _final_image(self, result: StageResult, labels: dict[str, str], history_fixes: dict[int, str]) -> str:
+    def _final_image(self, result: StageResult, labels: dict[str, str], history_fixes: dict[int, str],
+                     inline: list[tuple[str, str]] | None = None) -> str:
         """The target's image with --label applied and the ARG history texts of this build (a
-        cached ARG step may carry another value's text: ARG values only key RUN steps)."""
+        cached ARG step may carry another value's text: ARG values only key RUN steps), and
+        the inline cache of its steps when asked for."""
         doc = copy.deepcopy(result.doc)
+        if inline is not None:
+            doc[INLINE_CACHE_FIELD] = inline_records(self.store, inline)
         for i, text in history_fixes.items():
             doc["history"][i]["created_by"] = text
         cfg = doc.setdefault("config", {})

@@ -62,6 +62,10 @@ def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
         network=q.get("networkmode") or "default", platform=q.get("platform", ""),
         source_date_epoch=int(epoch) if epoch and str(epoch).isdigit() else None)
     opts.no_cache_filter = _json_param(request, "nocachefilter", []) or []
+    opts.cache_to = _json_param(request, "cacheto", []) or []  # dockyard's CLI: --cache-to
+    if not isinstance(opts.cache_to, list) or not all(
+            isinstance(c, dict) and c.get("type") in ("local", "inline") for c in opts.cache_to):
+        raise ApiError(400, "invalid cacheto parameter: a JSON list of {\"type\": \"local\"|\"inline\", ...}")
     contexts = _json_param(request, "buildcontexts", {}) or {}  # dockyard's CLI: --build-context
     if not isinstance(contexts, dict) or not all(isinstance(v, str) and _CONTEXT_NAME.fullmatch(k)
                                                  for k, v in contexts.items()):

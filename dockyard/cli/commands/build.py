@@ -157,6 +157,44 @@ def _sync(cli: Cli, trees: list[tuple[str, str, list[str]]],
                                          for prefix, top, paths in trees]
 
 
+def _cache_fields(spec: str) -> dict[str, str]:
+    return dict(part.partition("=")[::2] for part in spec.split(",") if part)
+
+
+def _cache_from(spec: str) -> str:
+    """A --cache-from value for the daemon: an image reference, type=registry,ref=R, or
+    type=local,src=DIR (made absolute: the daemon reads it)."""
+    if "=" not in spec.split(",", 1)[0]:
+        return spec
+    fields = _cache_fields(spec)
+    kind = fields.get("type", "local")
+    if kind == "local":
+        if not fields.get("src"):
+            raise CommandError(f"invalid --cache-from {spec!r}: type=local needs src=DIR", 1)
+        return f"type=local,src={os.path.abspath(fields['src'])}"
+    if kind != "registry" or not fields.get("ref"):
+        raise CommandError(f"unsupported --cache-from {spec!r}: use an image, type=registry,ref=R or "
+                           "type=local,src=DIR", 1)
+    return spec
+
+
+def _cache_to(spec: str) -> dict[str, str]:
+    """A --cache-to value: type=local,dest=DIR[,mode=min|max] or type=inline."""
+    fields = _cache_fields(spec)
+    kind = fields.get("type", "local")
+    if kind == "inline":
+        return {"type": "inline"}
+    if kind != "local":
+        raise CommandError(f"unsupported --cache-to {spec!r}: use type=local,dest=DIR or type=inline "
+                           "(then push the image)", 1)
+    if not fields.get("dest"):
+        raise CommandError(f"invalid --cache-to {spec!r}: type=local needs dest=DIR", 1)
+    mode = fields.get("mode", "min")
+    if mode not in ("min", "max"):
+        raise CommandError(f"invalid --cache-to {spec!r}: mode is min or max", 1)
+    return {"type": "local", "dest": os.path.abspath(fields["dest"]), "mode": mode}
+
+
 def _build_contexts(items: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     """--build-context name=docker-image://REF|git URL|directory: (name → source for the
     daemon, "local" for directories; name → directory)."""
@@ -250,7 +288,8 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
              "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
              "labels": json.dumps(_key_values(opts.label, "label")) if opts.label else None,
-             "cachefrom": json.dumps(opts.cache_from) if opts.cache_from else None,
+             "cachefrom": json.dumps([_cache_from(c) for c in opts.cache_from]) if opts.cache_from else None,
+             "cacheto": json.dumps([_cache_to(c) for c in opts.cache_to]) if opts.cache_to else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
              "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None}
@@ -362,7 +401,8 @@ COMMANDS = {
                       Flag("", "metadata-file", STR, "Write build result metadata to a file"),
                       Flag("", "load", BOOL, "Shorthand for \"--output=type=docker\" (images always land here)"),
                       Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (\"host:ip\")"),
-                      Flag("", "cache-to", LIST, "Cache export destinations (not supported: ignored)"),
+                      Flag("", "cache-to", LIST, "Cache export destinations (\"type=local,dest=DIR\", "
+                                                 "\"type=inline\")"),
                       Flag("", "provenance", STR, "Provenance attestation (not produced)"),
                       Flag("", "sbom", STR, "SBOM attestation (not produced)"),
                       Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build"),
