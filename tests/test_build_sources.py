@@ -328,3 +328,64 @@ def test_cache_export_and_import(servers: dict, tmp_path: Path) -> None:
     bad = dockyard(d, "build", "--cache-to", "type=registry,ref=x", str(ctx))
     assert bad.returncode == 1 and "unsupported --cache-to" in bad.stderr
     ok(d, "rmi", "cached:1")
+
+
+def daemon_children(d: Dockyardd, name: str) -> list[int]:
+    """PIDs of the daemon's child processes running the program name."""
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if int(fields[1]) == d.proc.pid and comm == name:  # type: ignore[union-attr]
+            out.append(int(entry))
+    return out
+
+
+def test_ssh_agent_holds_the_sent_keys(tmp_path: Path) -> None:
+    from dockyard.build.sshagent import AgentError, start_agent
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "build-key", "-f", str(tmp_path / "k")],
+                   check=True)
+    sock, stop = start_agent([(tmp_path / "k").read_bytes()], str(tmp_path / "agents"))
+    try:
+        listed = subprocess.run(["ssh-add", "-l"], env={"SSH_AUTH_SOCK": sock, "PATH": os.environ["PATH"]},
+                                capture_output=True, text=True)
+        assert "build-key (ED25519)" in listed.stdout
+    finally:
+        stop()
+    assert not os.path.exists(sock)
+    with pytest.raises(AgentError, match="key 1 was refused"):
+        start_agent([b"not a key\n"], str(tmp_path / "agents"))
+
+
+def test_ssh_mounts(servers: dict, tmp_path: Path) -> None:
+    d = servers["daemon"]
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        'FROM busybox\nRUN --mount=type=ssh test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" > /sock\n'
+        "RUN --mount=type=ssh,id=other,target=/agent sh -c 'test -e /agent || echo absent > /other'\n")
+    proc = dockyard(d, "build", "--no-cache", "-q", "-t", "sshy:1", "--ssh", f"default={tmp_path / 'k'}", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert cat(d, "sshy:1", "/sock") == "/run/buildkit/ssh_agent.0\n"
+    assert cat(d, "sshy:1", "/other") == "absent\n"  # not forwarded, not required: no mount
+    assert not daemon_children(d, "ssh-agent")
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout
+    env = dict(line.split(";")[0].split("=", 1) for line in agent.splitlines() if "=" in line.split(";")[0])
+    try:  # the client's own agent socket, forwarded (same host)
+        proc = subprocess.run([DOCKYARD, "-H", d.host, "build", "--no-cache", "-q", "-t", "sshy:2", "--ssh",
+                               "default", str(ctx)], capture_output=True, text=True, timeout=180,
+                              env={**d.env(), "SSH_AUTH_SOCK": env["SSH_AUTH_SOCK"]})
+        assert proc.returncode == 0, proc.stderr
+        assert cat(d, "sshy:2", "/sock") == "/run/buildkit/ssh_agent.0\n"
+    finally:
+        os.kill(int(env["SSH_AGENT_PID"]), signal.SIGTERM)
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=ssh,id=other,required=true true\n")
+    bad = dockyard(d, "build", "--ssh", f"default={tmp_path / 'k'}", str(ctx))
+    assert bad.returncode == 1 and "no SSH key 'other' forwarded" in bad.stderr
+    ok(d, "rmi", "sshy:1", "sshy:2")

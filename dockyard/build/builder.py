@@ -88,6 +88,7 @@ class BuildOptions:
     network: str = "default"
     platform: str = ""
     secrets: dict[str, bytes] = field(default_factory=dict)
+    ssh: dict[str, str] = field(default_factory=dict)  # --ssh id → agent socket path on this host
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
     contexts: dict[str, NamedContext] = field(default_factory=dict)  # by lower-cased name
@@ -661,7 +662,7 @@ class Builder:
             mounts.append({"type": "file", "target": heredoc_file[0], "content": heredoc_file[1], "key": "file"})
         try:
             for m in flags.get("mount", []):
-                mounts.append(mount_spec(self, state, m, cmd))
+                mounts.append(mount_spec(self, state, m, cmd, sum(1 for x in mounts if x["type"] == "ssh")))
             self._run(state, cmd, args, shown, network, mounts)
         finally:
             for m in mounts:
@@ -693,6 +694,9 @@ class Builder:
         for m in mounts:  # secrets asked for as environment variables (never recorded)
             if m["type"] == "secret" and m["env"]:
                 run_env.append(f"{m['env']}={self.opts.secrets.get(m['id'], b'').decode('utf-8', 'replace')}")
+        agents = [m["target"] for m in mounts if m["type"] == "ssh" and m["file"]]
+        if agents and not any(e.startswith("SSH_AUTH_SOCK=") for e in run_env):
+            run_env.append(f"SSH_AUTH_SOCK={agents[0]}")
         user = state.cfg.get("User") or ""
         cwd = state.cfg.get("WorkingDir") or "/"
         code_box: list[int] = []

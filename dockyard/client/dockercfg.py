@@ -1,7 +1,7 @@
 """Registry credentials in docker's client config (``$DOCKER_CONFIG/config.json``, default
 ``~/.docker/config.json``): "auths" entries (base64 user:password), or the credential helper
 programs named by "credsStore" and "credHelpers" (``docker-credential-<name> get|store|erase|list``).
-Reading goes through jsonlite and imports subprocess only to run a helper: `dockyard build`
+Reading goes through runtime.jsonfast and imports subprocess only to run a helper: `dockyard build`
 reads this file on every run."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 
-from dockyard.client import jsonlite
+from dockyard.runtime import jsonfast
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -33,7 +33,7 @@ def load() -> dict:
     """The config document ({} when there is none)."""
     try:
         with open(config_path(), encoding="utf-8") as f:
-            doc = jsonlite.loads(f.read())
+            doc = jsonfast.loads(f.read())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
@@ -81,7 +81,7 @@ def get(key: str, doc: dict | None = None) -> dict:
     helper = _helper(doc, key)
     if helper:
         try:
-            found = jsonlite.loads(_run_helper(helper, "get", key))
+            found = jsonfast.loads(_run_helper(helper, "get", key))
         except CredentialsError as err:
             if "credentials not found" in str(err).lower():
                 return {}
@@ -109,7 +109,7 @@ def store(key: str, username: str, password: str) -> None:
     doc = load()
     helper = _helper(doc, key)
     if helper:
-        _run_helper(helper, "store", jsonlite.dumps({"ServerURL": key, "Username": username, "Secret": password}))
+        _run_helper(helper, "store", jsonfast.dumps({"ServerURL": key, "Username": username, "Secret": password}))
         doc.setdefault("auths", {})[key] = {}
     else:
         doc.setdefault("auths", {})[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
@@ -136,7 +136,7 @@ def erase(key: str) -> bool:
 
 def registry_auth_header(auth: dict) -> str:
     """The X-Registry-Auth value for an AuthConfig (base64url JSON; "e30=" for none)."""
-    return base64.urlsafe_b64encode(jsonlite.dumps(auth).encode()).decode()
+    return base64.urlsafe_b64encode(jsonfast.dumps(auth).encode()).decode()
 
 
 def all_credentials() -> dict[str, dict]:
@@ -148,7 +148,7 @@ def all_credentials() -> dict[str, dict]:
     keys = set(doc.get("auths") or {}) | set(doc.get("credHelpers") or {})
     if doc.get("credsStore"):
         try:
-            keys |= set(jsonlite.loads(_run_helper(doc["credsStore"], "list", "")) or {})
+            keys |= set(jsonfast.loads(_run_helper(doc["credsStore"], "list", "")) or {})
         except (CredentialsError, ValueError):
             pass
     out = {}

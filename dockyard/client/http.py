@@ -7,7 +7,7 @@ from __future__ import annotations
 import _socket
 import io
 
-from dockyard.client import jsonlite as json
+from dockyard.runtime import jsonfast as json
 
 TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from dockyard.build.builder import Builder, BuildError, BuildOptions, NamedContext
@@ -21,6 +22,7 @@ from dockyard.build.context import ContextError, extract, looks_like_tar, single
 from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
 from dockyard.build.remote import RemoteError, download, git_clone, is_git_url
+from dockyard.build.sshagent import AgentError, start_agent
 from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
@@ -99,6 +101,24 @@ class RuntimeExecutor:
             shutil.rmtree(bundle, ignore_errors=True)
 
 
+@dataclass
+class BuildInputs:
+    """Where a build's inputs come from besides the request body.
+
+    session: the incremental context reference (X-Dockyard-Context); auth: the credentials base
+    images are pulled with (X-Registry-Config: server address → credentials); remote: a git URL,
+    or a tar or Dockerfile over HTTP(S); contexts: --build-context name → docker-image://REF, a
+    git URL, or "local" (in the session's context: `c/` holds the main context, `n/<name>/`
+    each named one); ssh: --ssh id → {"socket": path on this host} or {"keys": [private keys]}.
+    """
+
+    session: str = ""
+    auth: dict[str, Credentials] = field(default_factory=dict)
+    remote: str = ""
+    contexts: dict[str, str] = field(default_factory=dict)
+    ssh: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 class BuildService:
     """Builds for the API: one context directory per build under <data-root>/builder/tmp."""
 
@@ -141,47 +161,65 @@ class BuildService:
         except ContextError as e:
             raise BuildError(str(e)) from None
 
-    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "",
-              auth: dict[str, Credentials] | None = None, remote: str = "",
-              contexts: dict[str, str] | None = None) -> str:
-        """Unpack the context from body (or, with a session, apply the changed files it holds to
-        the session's context; or fetch remote: a git URL, or a tar or Dockerfile over HTTP),
-        build, tag; the image ID. BuildError on failure. auth: the credentials base images are
-        pulled with (X-Registry-Config: server address → AuthConfig). contexts: --build-context
-        name → docker-image://REF, a git URL, or "local" (sent in the session's context:
-        `c/` holds the main context and `n/<name>/` each named one)."""
+    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None],
+              inputs: BuildInputs | None = None) -> str:
+        """Build from the context in body (or as inputs say: a session's mirror, a remote
+        context), tag; the image ID. BuildError on failure."""
+        inputs = inputs or BuildInputs()
         if opts.pull is None and self.registry is not None:
-            opts.pull = lambda name: self._pull(name, auth or {})
+            opts.pull = lambda name: self._pull(name, inputs.auth)
         work = os.path.join(self.tmp, f"build-{uuid.uuid4().hex}")  # created when a step needs it
-        contexts = contexts or {}
-        local = [name for name, source in contexts.items() if source == "local"]
+        local = [name for name, source in inputs.contexts.items() if source == "local"]
+        stops: list[Callable[[], None]] = []
         try:
-            if local and not session:
+            if local and not inputs.session:
                 raise BuildError("build contexts from local directories need dockyard's incremental context")
-            opts.contexts = self._named(work, {k: v for k, v in contexts.items() if v != "local"})
-            if session:
+            opts.contexts = self._named(work, {k: v for k, v in inputs.contexts.items() if v != "local"})
+            opts.ssh = self._agents(work, inputs.ssh, stops)
+            if inputs.session:
                 try:
-                    with self.contexts.use(session, body) as (context, digests):
+                    with self.contexts.use(inputs.session, body) as (context, digests):
                         if local:
                             context, digests = self._split(context, digests, local, opts)
                         return self._build(work, context, digests, opts, emit)
                 except ContextError as e:
                     raise BuildError(str(e)) from None
             os.makedirs(work, mode=0o700, exist_ok=True)
-            if remote:
-                try:
-                    if is_git_url(remote):
-                        context = git_clone(remote, os.path.join(work, "git"))[0]
-                        return self._build(work, context, {}, opts, emit)
-                    if not remote.startswith(("http://", "https://")):
-                        raise RemoteError(f"unsupported remote context {remote!r}: a git or HTTP(S) URL is needed")
-                    with open(os.path.join(work, download(remote, work)), "rb") as fetched:
-                        return self._build_from(work, fetched, opts, emit)
-                except RemoteError as e:
-                    raise BuildError(f"unable to prepare context: {e}") from None
+            if inputs.remote:
+                return self._build_remote(work, inputs.remote, opts, emit)
             return self._build_from(work, body, opts, emit)
         finally:
+            for stop in stops:
+                stop()
             shutil.rmtree(work, ignore_errors=True)
+
+    def _build_remote(self, work: str, remote: str, opts: BuildOptions, emit: Callable[[str], None]) -> str:
+        """A remote context: a git URL, or a tar or Dockerfile over HTTP(S)."""
+        try:
+            if is_git_url(remote):
+                context = git_clone(remote, os.path.join(work, "git"))[0]
+                return self._build(work, context, {}, opts, emit)
+            if not remote.startswith(("http://", "https://")):
+                raise RemoteError(f"unsupported remote context {remote!r}: a git or HTTP(S) URL is needed")
+            with open(os.path.join(work, download(remote, work)), "rb") as fetched:
+                return self._build_from(work, fetched, opts, emit)
+        except RemoteError as e:
+            raise BuildError(f"unable to prepare context: {e}") from None
+
+    @staticmethod
+    def _agents(work: str, ssh: dict[str, dict[str, Any]], stops: list[Callable[[], None]]) -> dict[str, str]:
+        """--ssh id → agent socket: a forwarded one as is, or an ssh-agent started for sent keys."""
+        out = {}
+        for sid, source in ssh.items():
+            if source.get("socket"):
+                out[sid] = source["socket"]
+                continue
+            try:
+                out[sid], stop = start_agent(source.get("keys") or [], os.path.join(work, "agents"))
+            except AgentError as e:
+                raise BuildError(f"--ssh {sid}: {e}") from None
+            stops.append(stop)
+        return out
 
     @staticmethod
     def _named(work: str, contexts: dict[str, str]) -> dict[str, NamedContext]:

@@ -15,6 +15,7 @@ from dockyard.api.routes import api_path
 from dockyard.api.server import bool_query, engine, json_response, read_json, start_stream
 from dockyard.api.streams import body_file, drain
 from dockyard.build.builder import BuildError, BuildOptions
+from dockyard.engine.builds import BuildInputs
 from dockyard.image.names import normalize_tag
 from dockyard.image.reference import InvalidReference
 from dockyard.registry.client.auth import Credentials
@@ -83,6 +84,25 @@ def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
     return opts, contexts
 
 
+def _ssh(request: web.Request) -> dict[str, dict[str, Any]]:
+    """X-Dockyard-Build-Ssh (dockyard's CLI: --ssh): base64 JSON of id → {"socket": path on
+    this host} or {"keys": [base64 private keys]}."""
+    raw = request.headers.get("X-Dockyard-Build-Ssh", "")
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(base64.b64decode(raw))
+        out: dict[str, dict[str, Any]] = {}
+        for sid, source in doc.items():
+            if isinstance(source.get("socket"), str) and source["socket"]:
+                out[sid] = {"socket": source["socket"]}
+            else:
+                out[sid] = {"keys": [base64.b64decode(k) for k in source["keys"]]}
+        return out
+    except (ValueError, AttributeError, KeyError, TypeError):
+        raise ApiError(400, "invalid X-Dockyard-Build-Ssh header") from None
+
+
 async def build(request: web.Request) -> web.StreamResponse:
     """POST /build: the context arrives as the body; progress as {"stream"}, the image ID as
     {"aux": {"ID"}}, failures as {"errorDetail", "error"} (the CLI exits with errorDetail.code)."""
@@ -91,6 +111,7 @@ async def build(request: web.Request) -> web.StreamResponse:
         raise ApiError(500, "the builder is not available")
     try:
         opts, contexts = options(request)
+        ssh = _ssh(request)
     except ApiError:
         await drain(request)
         raise
@@ -104,13 +125,13 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     body = body_file(request)
     service = eng.builds
-    session = request.headers.get("X-Dockyard-Context", "")
-    auth = Credentials.map_from_header(request.headers.get("X-Registry-Config", ""))
-    remote = request.query.get("remote", "")  # a git URL, or a tar or Dockerfile over HTTP(S)
+    inputs = BuildInputs(session=request.headers.get("X-Dockyard-Context", ""),
+                         auth=Credentials.map_from_header(request.headers.get("X-Registry-Config", "")),
+                         remote=request.query.get("remote", ""), contexts=contexts, ssh=ssh)
 
     def work() -> None:
         try:
-            image = service.build(body, opts, emit, session, auth, remote, contexts)
+            image = service.build(body, opts, emit, inputs)
             short = image.removeprefix("sha256:")[:12]
             loop.call_soon_threadsafe(queue.put_nowait, {"aux": {"ID": image}})
             if quiet:

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
-from dockyard.client import jsonlite as json
 from dockyard.client.api import APIError
 from dockyard.humanize import human_size
+from dockyard.runtime import jsonfast as json
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
@@ -62,6 +62,35 @@ def _secrets(items: list[str]) -> dict[str, str]:
                 except OSError as e:
                     raise CommandError(f"failed to read secret {sid}: {e.strerror}", 1) from None
         out[sid] = _b64(value)
+    return out
+
+
+def _ssh(items: list[str]) -> dict[str, dict]:
+    """--ssh default|ID[=SOCKET|KEY[,KEY]] → id → {"socket": agent socket (the daemon binds it:
+    same host)} or {"keys": [base64 private keys]} (the daemon runs an agent holding them)."""
+    import stat
+    out: dict[str, dict] = {}
+    for item in items:
+        sid, eq, paths = item.partition("=")
+        if not sid:
+            raise CommandError(f"invalid --ssh value {item!r}: use default|ID[=SOCKET|KEY[,KEY...]]", 125)
+        if not eq:
+            paths = os.environ.get("SSH_AUTH_SOCK", "")
+            if not paths:
+                raise CommandError(f"--ssh {sid}: SSH_AUTH_SOCK is not set: give a socket or key files", 1)
+        keys = []
+        for path in paths.split(","):
+            path = os.path.abspath(os.path.expanduser(path))
+            try:
+                if stat.S_ISSOCK(os.stat(path).st_mode):
+                    out[sid] = {"socket": path}
+                    break
+                with open(path, "rb") as f:
+                    keys.append(_b64(f.read()))
+            except OSError as e:
+                raise CommandError(f"--ssh {sid}: {path}: {e.strerror}", 1) from None
+        else:
+            out[sid] = {"keys": keys}
     return out
 
 
@@ -266,8 +295,6 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if opts.platform.split(",")[0] not in (f"linux/{arch}", "linux/" + arch + "/"):
             raise CommandError(f"platform {opts.platform} is not supported: dockyard builds for linux/{arch} only "
                                "(no emulation)", 1)
-    if opts.ssh:
-        raise CommandError("--ssh is not supported by dockyard's builder", 1)
     contexts, named = _build_contexts(opts.build_context)
     outputs = [dict(p.partition("=")[::2] for p in o.split(",")) for o in opts.output]
     for out in outputs:
@@ -299,6 +326,8 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     auths = _registry_config()
     if auths:
         headers["X-Registry-Config"] = auths
+    if opts.ssh:
+        headers["X-Dockyard-Build-Ssh"] = _b64(json.dumps(_ssh(opts.ssh)).encode())
     if opts.secret:
         headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
     progress = opts.progress or "auto"
