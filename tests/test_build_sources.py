@@ -281,9 +281,29 @@ def test_named_build_contexts(servers: dict, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("FROM extra\n")
     bad = dockyard(d, "build", "--build-context", f"extra={extra}", str(ctx))
     assert bad.returncode == 1 and "build context 'extra' is a directory" in bad.stderr
-    bad = dockyard(d, "build", "--build-context", "x=oci-layout://somewhere", str(ctx))
+    bad = dockyard(d, "build", "--build-context", "x=nope://somewhere", str(ctx))
     assert bad.returncode == 1 and "unsupported build context source" in bad.stderr
     ok(d, "rmi", "named:1")
+
+
+def test_named_context_from_an_oci_layout(servers: dict, tmp_path: Path) -> None:
+    d = servers["daemon"]
+    ok(d, "save", "-o", str(tmp_path / "busybox.tar"), "busybox")
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    subprocess.run(["tar", "-xf", str(tmp_path / "busybox.tar"), "-C", str(layout)], check=True)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM base\nRUN echo from-layout > /x\n")
+    before = ok(d, "images", "-q", "--no-trunc")
+    proc = dockyard(d, "build", "-q", "-t", "fromlayout:1", "--build-context", f"base=oci-layout://{layout}:latest",
+                    str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert cat(d, "fromlayout:1", "/x") == "from-layout\n"
+    bad = dockyard(d, "build", "--build-context", f"base=oci-layout://{layout}:nope", str(ctx))
+    assert bad.returncode == 1 and "no image named 'nope'" in bad.stderr
+    ok(d, "rmi", "fromlayout:1")
+    assert ok(d, "images", "-q", "--no-trunc") == before  # nothing tagged from the layout
 
 
 def test_cache_export_and_import(servers: dict, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Build cache export and import (--cache-to / --cache-from): `type=local` writes the step images
 as an OCI layout whose index entries carry their cache keys; `type=inline` records, in the
 built image's config, each step's config so a copy of the image elsewhere (a registry) brings
-its whole cached chain back (the step configs over the image's own layers)."""
+its whole cached chain back (the step configs over the image's own layers). Also the image of
+an OCI layout for `--build-context name=oci-layout://PATH[:TAG]`."""
 
 from __future__ import annotations
 
@@ -67,6 +68,28 @@ def import_local(store: ImageStore, src: str) -> dict[str, str]:
     except (OSError, ArchiveError) as e:
         raise CacheIOError(f"cannot read the cache in {src}: {e}") from None
     return {key: r.image_id for key, r in zip(keys, recorded, strict=True) if key}
+
+
+def layout_image(store: ImageStore, spec: str) -> str:
+    """The image an `oci-layout://PATH[:TAG]` names, loaded into the store untagged (a layout
+    holding one image needs no tag); its ID."""
+    path = spec.removeprefix("oci-layout://")
+    if "@" in path:
+        raise CacheIOError(f"{spec}: name the image of the layout by tag, not by digest")
+    head, colon, tag = path.rpartition(":")
+    if colon and "/" not in tag:
+        path = head
+    else:
+        tag = ""
+    try:
+        images = images_from_index(DirSource(store.content, path), tag or None)
+    except (OSError, ArchiveError) as e:
+        raise CacheIOError(f"cannot read the OCI layout {path}: {e}") from None
+    if len(images) != 1:
+        raise CacheIOError(f"the OCI layout {path} holds {len(images)} images: name one with :TAG")
+    image = images[0]
+    return store.add_image(image.config, image.layers, manifest_bytes=image.manifest,
+                           manifest_media_type=image.manifest_type)
 
 
 def inline_records(store: ImageStore, steps: list[tuple[str, str]]) -> list[dict[str, str]]:

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from dockyard.build.builder import Builder, BuildError, BuildOptions, NamedContext
 from dockyard.build.cache import BuildCache
+from dockyard.build.cacheio import CacheIOError, layout_image
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
 from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
@@ -221,13 +222,18 @@ class BuildService:
             stops.append(stop)
         return out
 
-    @staticmethod
-    def _named(work: str, contexts: dict[str, str]) -> dict[str, NamedContext]:
-        """--build-context sources the daemon resolves: images by reference, git checkouts."""
+    def _named(self, work: str, contexts: dict[str, str]) -> dict[str, NamedContext]:
+        """--build-context sources the daemon resolves: images by reference or from an OCI
+        layout on this host, git checkouts."""
         out = {}
         for name, source in contexts.items():
             if source.startswith("docker-image://"):
                 out[name.lower()] = NamedContext(image=source.removeprefix("docker-image://"))
+            elif source.startswith("oci-layout://"):
+                try:
+                    out[name.lower()] = NamedContext(image=layout_image(self.store, source))
+                except CacheIOError as e:
+                    raise BuildError(f"build context {name}: {e}") from None
             elif is_git_url(source):
                 try:
                     checkout = git_clone(source, os.path.join(work, f"named-{len(out)}"))[0]
@@ -236,7 +242,7 @@ class BuildService:
                 out[name.lower()] = NamedContext(directory=checkout)
             else:
                 raise BuildError(f"build context {name}: unsupported source {source!r} (a directory, "
-                                 "docker-image://REF or a git URL)")
+                                 "docker-image://REF, oci-layout://PATH[:TAG] or a git URL)")
         return out
 
     @staticmethod

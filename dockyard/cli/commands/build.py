@@ -235,9 +235,11 @@ def _build_contexts(items: list[str]) -> tuple[dict[str, str], dict[str, str]]:
             raise CommandError(f"invalid --build-context value {item!r}: use name=source", 125)
         if source.startswith(("docker-image://", *REMOTE_PREFIXES)):
             contexts[label] = source
+        elif source.startswith("oci-layout://"):  # read by the daemon: same host
+            contexts[label] = "oci-layout://" + os.path.abspath(source.removeprefix("oci-layout://"))
         elif "://" in source:
             raise CommandError(f"unsupported build context source {source!r}: use a directory, "
-                               "docker-image://REF or a git URL", 1)
+                               "docker-image://REF, oci-layout://PATH[:TAG] or a git URL", 1)
         elif not os.path.isdir(source):
             raise CommandError(f"build context {label}: directory {source!r} not found", 1)
         else:
