@@ -7,6 +7,7 @@ import email.utils
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import subprocess
 import urllib.parse
@@ -60,10 +61,27 @@ def _check(proc: subprocess.CompletedProcess[bytes], what: str) -> None:
         raise RemoteError(f"{what}: {err or f'git exited with {proc.returncode}'}")
 
 
-def git_clone(url: str, dest: str, keep_git_dir: bool = False) -> tuple[str, str]:
+def git_commit(url: str, work: str) -> str:
+    """The commit url's ref names now (`git ls-remote`; a full commit ID as is), without
+    fetching anything; "" when ls-remote cannot tell (an abbreviated commit)."""
+    remote, ref, _subdir = split_git_url(url)
+    if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", ref):
+        return ref
+    proc = _git(["ls-remote", "--", remote, ref or "HEAD"], work)
+    _check(proc, f"failed to read {remote}")
+    found = dict(reversed(line.split("\t", 1)) for line in proc.stdout.decode().splitlines() if "\t" in line)
+    wanted = ["HEAD"] if not ref else [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", ref]
+    for name in wanted:
+        if name in found:
+            return found[name]
+    return ""
+
+
+def git_clone(url: str, dest: str, keep_git_dir: bool = False, expect: str = "") -> tuple[str, str]:
     """Check out url (`remote#ref:subdir`) into the new directory dest: a shallow fetch of the
     ref (the remote's HEAD by default; a branch, tag or commit), submodules included. (The
-    directory to use: dest or its subdir; the commit ID); .git is removed unless keep_git_dir."""
+    directory to use: dest or its subdir; the commit ID); .git is removed unless keep_git_dir.
+    expect: the commit git_commit found (RemoteError if the ref moved since)."""
     remote, ref, subdir = split_git_url(url)
     os.makedirs(dest)
     _check(_git(["init", "-q", "."], dest), "git init")
@@ -83,6 +101,8 @@ def git_clone(url: str, dest: str, keep_git_dir: bool = False) -> tuple[str, str
     head = _git(["rev-parse", "HEAD"], dest)
     _check(head, "git rev-parse")
     commit = head.stdout.decode().strip()
+    if expect and commit != expect:
+        raise RemoteError(f"{remote}: {ref or 'HEAD'} moved from {expect} to {commit} during the build")
     if not keep_git_dir:
         shutil.rmtree(os.path.join(dest, ".git"))
     if not subdir:

@@ -16,7 +16,7 @@ from dockyard.build import fsops
 from dockyard.build.context import ContextError, extract
 from dockyard.build.ignore import PatternMatcher
 from dockyard.build.parser import Command, ParseError, parse_heredoc
-from dockyard.build.remote import download, git_clone, is_git_url, is_url
+from dockyard.build.remote import download, git_clone, git_commit, is_git_url, is_url, split_git_url
 from dockyard.build.shell import Lex
 from dockyard.image.snapshot import mount_all, unmount
 
@@ -40,6 +40,7 @@ class SourceSet:
         self.known: dict[str, str] = {}  # sha256 of context files computed while unpacking
         self.pinned: dict[str, str] = {}  # source path → what fixes its content (a git commit)
         self._mount: Callable[[], tuple[str, Callable[[], None]]] | None = None
+        self._fetches: list[Callable[[], object]] = []  # git checkouts made on first use of root
 
     @classmethod
     def prepare(cls, builder: Builder, state: _State, frm: str, srcs: list[str], cmd: Command, add: bool,
@@ -53,6 +54,7 @@ class SourceSet:
             paths: list[str] = []
             generated: set[str] = set()
             pinned: dict[str, str] = {}
+            fetches: list[Callable[[], object]] = []
             env = state.expansion_env()
             for src, word in zip(srcs, cmd.value[:-1], strict=False):
                 info = parse_heredoc(word) if word.startswith("<<") or word[:1].isdigit() else None
@@ -72,12 +74,11 @@ class SourceSet:
                 elif is_url(src):
                     if not add:
                         raise ParseError("source can't be a URL for COPY", cmd.start_line)
-                    if is_git_url(src):  # the checkout's contents, like a directory
-                        name = f"git-{len(paths)}"
-                        checkout, commit = git_clone(src, os.path.join(tmp, name), "keep-git-dir" in flags and
-                                                     flags["keep-git-dir"][-1] in ("", "true"))
-                        name = os.path.relpath(checkout, tmp)
+                    if is_git_url(src):  # the checkout's contents, like a directory; keyed by commit
+                        name, commit, fetch = _git_source(src, tmp, len(paths), flags)
                         pinned[name] = f"git commit {commit}"
+                        if fetch is not None:
+                            fetches.append(fetch)
                     else:
                         name = download(src, tmp, (flags.get("checksum") or [""])[-1])
                     paths.append(name)
@@ -86,6 +87,7 @@ class SourceSet:
                     raise ParseError(f"{src}: heredocs and URLs cannot be mixed with context files", cmd.start_line)
             found = cls(tmp, paths, "generated", cleanup, False, generated)
             found.pinned = pinned
+            found._fetches = fetches
             return found
         named = builder.opts.contexts.get(frm.lower()) if frm else None
         if not frm or (named is not None and named.directory):
@@ -103,6 +105,8 @@ class SourceSet:
         if not self._root and self._mount is not None:
             self._root, release = self._mount()
             self._cleanup.append(release)
+        while self._fetches:
+            self._fetches.pop(0)()
         return self._root
 
     @root.setter
@@ -135,6 +139,21 @@ class SourceSet:
                     continue
                 _digest_tree(host, match, out, matcher, match, self.root, known)
         return out
+
+
+def _git_source(url: str, tmp: str, n: int, flags: dict[str, list[str]]
+                ) -> tuple[str, str, Callable[[], object] | None]:
+    """ADD of a git repository: (its path under tmp, the commit, the checkout to make on a cache
+    miss, or None when it had to be made now to learn the commit)."""
+    keep = "keep-git-dir" in flags and flags["keep-git-dir"][-1] in ("", "true")
+    dest = os.path.join(tmp, f"git-{n}")
+    commit = git_commit(url, tmp)
+    if not commit:
+        checkout, commit = git_clone(url, dest, keep)
+        return os.path.relpath(checkout, tmp), commit, None
+    subdir = split_git_url(url)[2]
+    name = f"git-{n}/" + posixpath.normpath("/" + subdir).lstrip("/") if subdir else f"git-{n}"
+    return name, commit, lambda: git_clone(url, dest, keep, commit)
 
 
 def source_image(builder: Builder, state: _State, frm: str) -> str | None:
