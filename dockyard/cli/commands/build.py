@@ -175,8 +175,8 @@ def _sync(cli: Cli, trees: list[tuple[str, str, list[str]]],
     roots = "|".join(f"{prefix}{top}" for prefix, top, _paths in trees)
     key = f"{os.uname().nodename}:{roots}".encode()
     session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of these directories
-    try:
-        reply = cli.client.call("POST", "/build/context", {"session": session}, entries)
+    try:  # unversioned: its answer settles the API version (no ping)
+        reply = cli.client.call("POST", "/build/context", {"session": session}, entries, versioned=False)
     except APIError as e:
         if e.status in (404, 405):
             return None
