@@ -37,6 +37,7 @@ class GitDaemon:
     """`git daemon` serving the repositories under root on a free loopback port (git://)."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -409,3 +410,35 @@ def test_ssh_mounts(servers: dict, tmp_path: Path) -> None:
     bad = dockyard(d, "build", "--ssh", f"default={tmp_path / 'k'}", str(ctx))
     assert bad.returncode == 1 and "no SSH key 'other' forwarded" in bad.stderr
     ok(d, "rmi", "sshy:1", "sshy:2")
+
+
+def test_hostile_sources_are_refused(servers: dict, tmp_path: Path) -> None:
+    import json
+    from urllib.parse import quote
+    d, gitd = servers["daemon"], servers["git"]
+    # a submodule pointing at the daemon host's files: git's file transport is not allowed
+    root = gitd.root
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    git(secret, "init", "-q", "-b", "main")
+    (secret / "key").write_text("host secret\n")
+    git(secret, "add", ".")
+    git(secret, "commit", "-qm", "s")
+    work = tmp_path / "evil"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "Dockerfile").write_text("FROM busybox\nCOPY . /src\n")
+    git(work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"file://{secret}", "sub")
+    git(work, "commit", "-qam", "evil")
+    git(root, "clone", "-q", "--bare", str(work), "evil.git")
+    bad = dockyard(d, "build", "-q", f"{gitd.url}/evil.git")
+    assert bad.returncode == 1 and "transport 'file' not allowed" in bad.stderr, bad.stderr
+    for query, message in ((f"remote={quote('file:///etc')}", b"unsupported remote context"),
+                           (f"remote={quote('ext::sh -c id')}", b"unsupported remote context")):
+        status, _headers, body = d.request("POST", f"/build?{query}", b"")
+        assert status == 200 and message in body, body
+    contexts = quote(json.dumps({"../escape": "local"}))
+    status, _headers, body = d.request("POST", f"/build?buildcontexts={contexts}", b"")
+    assert status == 400 and b"invalid buildcontexts" in body
+    status, _headers, body = d.request("POST", "/build", b"", {"X-Dockyard-Build-Ssh": "bm90IGpzb24="})
+    assert status == 400 and b"invalid X-Dockyard-Build-Ssh" in body
