@@ -188,13 +188,14 @@ def cat(d: Dockyardd, image: str, path: str) -> str:
 
 def test_git_remote_contexts(servers: dict) -> None:
     d, url, commits = servers["daemon"], servers["git"].url + "/app.git", servers["commits"]
-    for ref, expected in (("", "main\n"), ("#v1", "v1\n"), (f"#{commits['v1']}", "v1\n"), ("#main", "main\n")):
+    for ref, expected in (("", "main\n"), ("#v1", "v1\n"), (f"#{commits['v1']}", "v1\n"), ("?tag=v1", "v1\n"),
+                          ("#main", "main\n")):
         proc = dockyard(d, "build", "-q", "-t", "fromgit:1", url + ref)
         assert proc.returncode == 0, proc.stderr
         assert cat(d, "fromgit:1", "/src/hello.txt") == expected, ref
     assert ok(d, "run", "--rm", "fromgit:1", "ls", "-a", "/src").split() == [".", "..", "Dockerfile", "hello.txt",
                                                                             "sub"]  # no .git
-    proc = dockyard(d, "build", "-q", "-t", "fromgit:sub", url + "#main:sub")
+    proc = dockyard(d, "build", "-q", "-t", "fromgit:sub", url + "?branch=main&subdir=sub")
     assert proc.returncode == 0, proc.stderr
     assert cat(d, "fromgit:sub", "/sub-file") == "in sub\n"
     import docker  # the API's remote= parameter, as docker-py sends it

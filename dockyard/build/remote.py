@@ -38,9 +38,18 @@ def is_git_url(src: str) -> bool:
 
 
 def split_git_url(url: str) -> tuple[str, str, str]:
-    """`remote#ref:subdir` → (remote, ref, subdir); ref and subdir may be empty."""
+    """`remote#ref:subdir`, or BuildKit's `remote?ref=R&subdir=D` (also tag=, branch=) →
+    (remote, ref, subdir); ref and subdir may be empty."""
     remote, _, fragment = url.partition("#")
     ref, _, subdir = fragment.partition(":")
+    remote, _, query = remote.partition("?")
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if key in ("ref", "tag", "branch"):
+            ref = value
+        elif key == "subdir":
+            subdir = value
+        else:
+            raise RemoteError(f"unsupported parameter {key!r} in git URL {url}")
     return remote, ref, subdir
 
 
