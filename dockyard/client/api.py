@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dockyard.client import http
 
-TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds to import; annotations only
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any

@@ -3,8 +3,7 @@
 `import json` pulls in re and enum, which costs more start-up time than a container start
 should take; the runtime reads config.json and writes state on every command. The C scanner
 and encoder are the same ones json uses, so documents parse and print identically (errors
-fall back to json itself for its precise messages). A stdlib-only leaf: the Engine API client
-(dockyard/client/http.py) uses it too, for the CLI's start-up."""
+fall back to json itself for its precise messages)."""
 
 from __future__ import annotations
 
@@ -32,8 +31,6 @@ def _no_default(obj: object) -> object:
 
 _encode = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ": ", ", ",
                              False, False, True)
-_encode_compact = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ":", ",",
-                                     False, False, True)
 
 
 def loads(text: str | bytes) -> object:
@@ -52,15 +49,19 @@ def loads(text: str | bytes) -> object:
     return value
 
 
-def raw_decode(text: str, start: int = 0) -> tuple[object, int]:
-    """The JSON value starting at text[start] and the index after it (json.JSONDecoder's
-    raw_decode; ValueError when no complete value starts there)."""
-    try:
-        return _scan(text, start)
-    except StopIteration:
-        raise ValueError(f"Expecting value: char {start}") from None
+_encode_compact = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ":", ",",
+                                     False, False, True)
 
 
 def dumps(obj: object, compact: bool = False) -> str:
-    """JSON with json.dumps' default separators, or (compact) without spaces."""
+    """JSON with json.dumps' default separators, or with none (compact)."""
     return "".join((_encode_compact if compact else _encode)(obj, 0))
+
+
+def raw_decode(text: str, start: int = 0) -> tuple[object, int]:
+    """The JSON value starting at text[start] (no whitespace skipped) and the index after it;
+    ValueError when there is none (e.g. the value is cut short)."""
+    try:
+        return _scan(text, start)
+    except StopIteration:
+        raise ValueError(f"no JSON value at index {start}") from None
