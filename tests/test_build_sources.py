@@ -443,3 +443,28 @@ def test_hostile_sources_are_refused(servers: dict, tmp_path: Path) -> None:
     assert status == 400 and b"invalid buildcontexts" in body
     status, _headers, body = d.request("POST", "/build", b"", {"X-Dockyard-Build-Ssh": "bm90IGpzb24="})
     assert status == 400 and b"invalid X-Dockyard-Build-Ssh" in body
+
+
+def test_inline_cache_through_a_registry(servers: dict, tmp_path: Path) -> None:
+    d, reg = servers["daemon"], servers["private"]
+    name = f"{reg.addr}/cache/app:1"
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN head -c 8 /dev/urandom | od -x > /random\n"
+                                         "WORKDIR /app\n")
+    ok(d, "login", reg.addr, "-u", "alice", "--password-stdin", input=b"wonderland\n")
+    try:
+        proc = dockyard(d, "build", "-q", "--cache-to", "type=inline", "-t", name, str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        random = cat(d, name, "/random")
+        ok(d, "push", name)
+        ok(d, "rmi", name)
+        ok(d, "builder", "prune", "-af")
+        ok(d, "image", "prune", "-f")
+        # a fresh machine's view: the image only in the registry; --cache-from pulls it (with
+        # config.json's credentials) and its inline cache makes every step a hit
+        proc = dockyard(d, "build", "--progress=plain", "--cache-from", name, "-t", "frominline:1", str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.count("Using cache") == 2, proc.stdout
+        assert cat(d, "frominline:1", "/random") == random
+    finally:
+        ok(d, "logout", reg.addr)
+    ok(d, "rmi", "frominline:1", name)
