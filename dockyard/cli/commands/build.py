@@ -8,6 +8,7 @@ import sys
 import zlib
 from types import SimpleNamespace
 
+from dockyard.cli import buildflags as bf
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
@@ -20,78 +21,6 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
-REMOTE_PREFIXES = ("http://", "https://", "git://", "git@", "ssh://")  # contexts the daemon fetches
-
-
-def _key_values(items: list[str], flag: str, env_fallback: bool = False) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise CommandError(f"invalid argument {item!r} for \"--{flag}\" flag", 125)
-        out[key] = value if eq else (os.environ.get(key) if env_fallback else "")
-    return out
-
-
-def _b64(data: bytes) -> str:
-    import base64
-    return base64.b64encode(data).decode()
-
-
-def _secrets(items: list[str]) -> dict[str, str]:
-    """--secret id=x[,src=file|,env=VAR] → {id: base64 value}."""
-    out = {}
-    for item in items:
-        fields = dict(part.partition("=")[::2] for part in item.split(","))
-        sid = fields.get("id", "")
-        if not sid:
-            raise CommandError(f"invalid secret {item!r}: an id is required", 125)
-        if "env" in fields:
-            value = os.environ.get(fields["env"], "").encode()
-        else:
-            path = fields.get("src") or fields.get("source") or ""
-            if not path:
-                if sid in os.environ:
-                    value = os.environ[sid].encode()
-                else:
-                    raise CommandError(f"invalid secret {item!r}: src or env is required", 125)
-            else:
-                try:
-                    with open(os.path.expanduser(path), "rb") as f:
-                        value = f.read()
-                except OSError as e:
-                    raise CommandError(f"failed to read secret {sid}: {e.strerror}", 1) from None
-        out[sid] = _b64(value)
-    return out
-
-
-def _ssh(items: list[str]) -> dict[str, dict]:
-    """--ssh default|ID[=SOCKET|KEY[,KEY]] → id → {"socket": agent socket (the daemon binds it:
-    same host)} or {"keys": [base64 private keys]} (the daemon runs an agent holding them)."""
-    import stat
-    out: dict[str, dict] = {}
-    for item in items:
-        sid, eq, paths = item.partition("=")
-        if not sid:
-            raise CommandError(f"invalid --ssh value {item!r}: use default|ID[=SOCKET|KEY[,KEY...]]", 125)
-        if not eq:
-            paths = os.environ.get("SSH_AUTH_SOCK", "")
-            if not paths:
-                raise CommandError(f"--ssh {sid}: SSH_AUTH_SOCK is not set: give a socket or key files", 1)
-        keys = []
-        for path in paths.split(","):
-            path = os.path.abspath(os.path.expanduser(path))
-            try:
-                if stat.S_ISSOCK(os.stat(path).st_mode):
-                    out[sid] = {"socket": path}
-                    break
-                with open(path, "rb") as f:
-                    keys.append(_b64(f.read()))
-            except OSError as e:
-                raise CommandError(f"--ssh {sid}: {path}: {e.strerror}", 1) from None
-        else:
-            out[sid] = {"keys": keys}
-    return out
 
 
 def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes],
@@ -186,68 +115,6 @@ def _sync(cli: Cli, trees: list[tuple[str, str, list[str]]],
                                          for prefix, top, paths in trees]
 
 
-def _cache_fields(spec: str) -> dict[str, str]:
-    return dict(part.partition("=")[::2] for part in spec.split(",") if part)
-
-
-def _cache_from(spec: str) -> str:
-    """A --cache-from value for the daemon: an image reference, type=registry,ref=R, or
-    type=local,src=DIR (made absolute: the daemon reads it)."""
-    if "=" not in spec.split(",", 1)[0]:
-        return spec
-    fields = _cache_fields(spec)
-    kind = fields.get("type", "local")
-    if kind == "local":
-        if not fields.get("src"):
-            raise CommandError(f"invalid --cache-from {spec!r}: type=local needs src=DIR", 1)
-        return f"type=local,src={os.path.abspath(fields['src'])}"
-    if kind != "registry" or not fields.get("ref"):
-        raise CommandError(f"unsupported --cache-from {spec!r}: use an image, type=registry,ref=R or "
-                           "type=local,src=DIR", 1)
-    return spec
-
-
-def _cache_to(spec: str) -> dict[str, str]:
-    """A --cache-to value: type=local,dest=DIR[,mode=min|max] or type=inline."""
-    fields = _cache_fields(spec)
-    kind = fields.get("type", "local")
-    if kind == "inline":
-        return {"type": "inline"}
-    if kind != "local":
-        raise CommandError(f"unsupported --cache-to {spec!r}: use type=local,dest=DIR or type=inline "
-                           "(then push the image)", 1)
-    if not fields.get("dest"):
-        raise CommandError(f"invalid --cache-to {spec!r}: type=local needs dest=DIR", 1)
-    mode = fields.get("mode", "min")
-    if mode not in ("min", "max"):
-        raise CommandError(f"invalid --cache-to {spec!r}: mode is min or max", 1)
-    return {"type": "local", "dest": os.path.abspath(fields["dest"]), "mode": mode}
-
-
-def _build_contexts(items: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """--build-context name=docker-image://REF|git URL|directory: (name → source for the
-    daemon, "local" for directories; name → directory)."""
-    contexts: dict[str, str] = {}
-    named: dict[str, str] = {}
-    for item in items:
-        label, eq, source = item.partition("=")
-        if not eq or not label or not source or "/" in label or label.startswith("."):
-            raise CommandError(f"invalid --build-context value {item!r}: use name=source", 125)
-        if source.startswith(("docker-image://", *REMOTE_PREFIXES)):
-            contexts[label] = source
-        elif source.startswith("oci-layout://"):  # read by the daemon: same host
-            contexts[label] = "oci-layout://" + os.path.abspath(source.removeprefix("oci-layout://"))
-        elif "://" in source:
-            raise CommandError(f"unsupported build context source {source!r}: use a directory, "
-                               "docker-image://REF, oci-layout://PATH[:TAG] or a git URL", 1)
-        elif not os.path.isdir(source):
-            raise CommandError(f"build context {label}: directory {source!r} not found", 1)
-        else:
-            contexts[label] = "local"
-            named[label] = os.path.abspath(source)
-    return contexts, named
-
-
 def _registry_config() -> str:
     """The X-Registry-Config header of config.json's credentials (base images are pulled with
     them), as the docker CLI sends it; "" when there are none."""
@@ -256,10 +123,7 @@ def _registry_config() -> str:
         auths = dockercfg.all_credentials()
     except dockercfg.CredentialsError as e:
         raise CommandError(str(e), 1) from None
-    if not auths:
-        return ""
-    import base64
-    return base64.urlsafe_b64encode(json.dumps(auths).encode()).decode()
+    return dockercfg.registry_auth_header(auths) if auths else ""
 
 
 class _Spool(io.BytesIO):
@@ -297,13 +161,13 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if opts.platform.split(",")[0] not in (f"linux/{arch}", "linux/" + arch + "/"):
             raise CommandError(f"platform {opts.platform} is not supported: dockyard builds for linux/{arch} only "
                                "(no emulation)", 1)
-    contexts, named = _build_contexts(opts.build_context)
+    contexts, named = bf.build_contexts(opts.build_context)
     outputs = [dict(p.partition("=")[::2] for p in o.split(",")) for o in opts.output]
     for out in outputs:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
             raise CommandError(f"unsupported output type {out.get('type')!r}", 1)
     spool = _Spool()
-    remote = args[0] if args[0].startswith(REMOTE_PREFIXES) else ""
+    remote = args[0] if args[0].startswith(bf.REMOTE_PREFIXES) else ""
     if remote:  # the daemon fetches it (docker build's remote= parameter)
         if named:
             raise CommandError("build contexts from directories need a local main context", 1)
@@ -315,10 +179,10 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         spool.seek(0)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
-             "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
-             "labels": json.dumps(_key_values(opts.label, "label")) if opts.label else None,
-             "cachefrom": json.dumps([_cache_from(c) for c in opts.cache_from]) if opts.cache_from else None,
-             "cacheto": json.dumps([_cache_to(c) for c in opts.cache_to]) if opts.cache_to else None,
+             "buildargs": json.dumps(bf.key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
+             "labels": json.dumps(bf.key_values(opts.label, "label")) if opts.label else None,
+             "cachefrom": json.dumps([bf.cache_from(c) for c in opts.cache_from]) if opts.cache_from else None,
+             "cacheto": json.dumps([bf.cache_to(c) for c in opts.cache_to]) if opts.cache_to else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
              "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None}
@@ -329,9 +193,9 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if auths:
         headers["X-Registry-Config"] = auths
     if opts.ssh:
-        headers["X-Dockyard-Build-Ssh"] = _b64(json.dumps(_ssh(opts.ssh)).encode())
+        headers["X-Dockyard-Build-Ssh"] = bf.b64(json.dumps(bf.ssh_sources(opts.ssh)).encode())
     if opts.secret:
-        headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
+        headers["X-Dockyard-Build-Secrets"] = bf.b64(json.dumps(bf.secrets(opts.secret)).encode())
     progress = opts.progress or "auto"
     if progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise CommandError(f"invalid progress mode {progress!r}: use auto, plain or tty", 125)
