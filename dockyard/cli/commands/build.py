@@ -282,7 +282,7 @@ COMMANDS = {
                       Flag("", "label", LIST, "Set metadata for an image"),
                       Flag("", "no-cache", BOOL, "Do not use cache when building the image"),
                       Flag("", "no-cache-filter", LIST, "Do not cache specified stages"),
-                      Flag("", "cache-from", LIST, "External cache sources"),
+                      Flag("", "cache-from", LIST, "External cache sources (an image, \"type=local,src=DIR\")"),
                       Flag("", "network", STR, "Set the networking mode for the RUN instructions during build"),
                       Flag("", "platform", STR, "Set target platform for build"),
                       Flag("q", "quiet", BOOL, "Suppress the build output and print image ID on success"),
@@ -300,8 +300,10 @@ COMMANDS = {
                                                  "\"type=inline\")"),
                       Flag("", "provenance", STR, "Provenance attestation (not produced)"),
                       Flag("", "sbom", STR, "SBOM attestation (not produced)"),
-                      Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build"),
-                      Flag("", "build-context", LIST, "Additional build contexts (name=path)"),
+                      Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build "
+                                                       "(format: \"default|<id>[=<socket>|<key>[,<key>]]\")"),
+                      Flag("", "build-context", LIST, "Additional build contexts (name=DIR|docker-image://REF|"
+                                                                 "oci-layout://PATH[:TAG]|git URL)"),
                       Flag("", "shm-size", STR, "Size of /dev/shm"),
                       Flag("m", "memory", STR, "Memory limit"),
                       Flag("", "cgroup-parent", STR, "Set the parent cgroup for RUN instructions"),
