@@ -192,11 +192,12 @@ class Builder:
         for i, meta in enumerate(self.plan.meta, 1):
             self.say(f"Step {i}/{self.total} : {meta.original}\n")
         futures: dict[int, Future[StageResult]] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(needed)), thread_name_prefix="build-stage") as pool:
-            for stage in needed:
+        others = [s for s in needed if s is not target]  # the target runs here, the others beside it
+        with ThreadPoolExecutor(max_workers=max(1, len(others)), thread_name_prefix="build-stage") as pool:
+            for stage in others:
                 futures[stage.index] = pool.submit(self._run_stage, stage, futures)
             try:
-                result = futures[target.index].result()
+                result = self._run_stage(target, futures)
             except BaseException:
                 for f in futures.values():
                     f.cancel()
