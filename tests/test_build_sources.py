@@ -8,11 +8,13 @@ from __future__ import annotations
 import http.server
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -468,3 +470,40 @@ def test_inline_cache_through_a_registry(servers: dict, tmp_path: Path) -> None:
     finally:
         ok(d, "logout", reg.addr)
     ok(d, "rmi", "frominline:1", name)
+
+
+def test_a_docker_daemon_refuses_what_only_dockyardd_does(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    from _common import remove_cgroups
+    from _peers import DockerEngine, Skip
+    parent = f"{TEST_CGROUP_PARENT}/build-docker"
+    short = Path(tempfile.mkdtemp(prefix="bd-", dir="/tmp"))  # containerd's socket path must stay short
+    try:
+        engine = DockerEngine(short, parent)
+    except Skip as exc:
+        shutil.rmtree(short, ignore_errors=True)
+        pytest.skip(str(exc))
+    try:
+        try:
+            engine.start()
+        except Skip as exc:  # a dockerd that failed may leave its mounts: cleaned below
+            pytest.skip(str(exc))
+        engine.run("load", "-i", str(busybox_archive(tmp_path)))
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo hi > /hi\n")
+        host = f"unix://{engine.sock}"
+        env = {**engine.env, "DOCKYARD_NO_AUTOSTART": "1"}
+        plain = subprocess.run([DOCKYARD, "-H", host, "build", "-q", str(ctx)], capture_output=True, text=True,
+                               env=env, timeout=180)
+        assert plain.returncode == 0, plain.stderr  # the whole context, the classic protocol
+        for flag in (["--build-context", "x=docker-image://busybox"], ["--cache-to", f"type=local,dest={tmp_path}/c"],
+                     ["--ssh", f"default={ctx / 'Dockerfile'}"]):
+            bad = subprocess.run([DOCKYARD, "-H", host, "build", *flag, str(ctx)], capture_output=True, text=True,
+                                 env=env, timeout=180)
+            assert bad.returncode == 1 and "this daemon is not a dockyardd" in bad.stderr, bad.stderr
+    finally:
+        problems = engine.stop()
+        remove_cgroups(parent)
+        shutil.rmtree(short, ignore_errors=True)
+        assert not problems, problems

@@ -177,6 +177,11 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     else:
         name, session = _context(cli, opts, args[0], spool, named)
         spool.seek(0)
+        extras = [flag for flag, used in (("--build-context", contexts), ("--cache-to", opts.cache_to),
+                                          ("--ssh", opts.ssh)) if used]
+        if not session and args[0] != "-" and extras:  # a daemon without /build/context would ignore them
+            raise CommandError(f"{', '.join(extras)}: this daemon is not a dockyardd: the classic /build "
+                               "protocol has no such options", 1)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
              "buildargs": json.dumps(bf.key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
