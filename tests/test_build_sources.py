@@ -1,7 +1,9 @@
 """Where builds get their inputs besides a local context: base images from a registry that needs
 credentials (the docker CLI's X-Registry-Config, config.json for `dockyard build`), git
 repositories (remote contexts with `#ref:subdir`, `ADD <git url>`), and contexts or Dockerfiles
-over HTTP. All on loopback: a private daemon, an htpasswd registry, `git daemon`, http.server."""
+over HTTP; cache export/import, --build-context, --ssh. All on loopback: a private daemon, an
+htpasswd registry, `git daemon`, http.server (and a private dockerd that must refuse what only
+dockyardd understands)."""
 
 from __future__ import annotations
 
