@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(busybox-static tini libseccomp2 runc crun python3-venv python3-dev iproute2 iptables procps mmdebstrap skopeo umoci docker-registry apache2-utils docker-compose)
+PKGS=(busybox-static tini git openssh-client libseccomp2 runc crun python3-venv python3-dev iproute2 iptables procps mmdebstrap skopeo umoci docker-registry apache2-utils docker-compose)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

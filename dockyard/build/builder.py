@@ -18,9 +18,18 @@ from typing import Any
 
 from dockyard.build import fsops
 from dockyard.build.cache import BuildCache, explain
+from dockyard.build.cacheio import (
+    CacheIOError,
+    export_local,
+    import_inline,
+    import_local,
+    inline_records,
+    parse_spec,
+)
 from dockyard.build.executor import Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
+    INLINE_CACHE_FIELD,
     add_history,
     child_config,
     env_dict,
@@ -30,6 +39,7 @@ from dockyard.build.imageconfig import (
 )
 from dockyard.build.mounts import mount_spec, oci_mount
 from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
+from dockyard.build.remote import RemoteError
 from dockyard.build.shell import Lex, ShellError
 from dockyard.build.sources import SourceSet, add_sources
 from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
@@ -53,6 +63,16 @@ class BuildError(Exception):
 
 
 @dataclass
+class NamedContext:
+    """A --build-context: an image reference (docker-image://), or a directory of files on this
+    host with the sha256 of its files where known. It replaces the stage or image of its name."""
+
+    image: str = ""
+    directory: str = ""
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class BuildOptions:
     """What `docker build` passes besides the context."""
 
@@ -63,12 +83,15 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
     no_cache_filter: list[str] = field(default_factory=list)
-    cache_from: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)  # references, or type=local,src=DIR / type=registry,ref=R
+    cache_to: list[dict[str, str]] = field(default_factory=list)  # {"type": "local", "dest", "mode"} / inline
     network: str = "default"
     platform: str = ""
     secrets: dict[str, bytes] = field(default_factory=dict)
+    ssh: dict[str, str] = field(default_factory=dict)  # --ssh id → agent socket path on this host
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
+    contexts: dict[str, NamedContext] = field(default_factory=dict)  # by lower-cased name
 
 
 @dataclass
@@ -85,7 +108,7 @@ class _State:
     stage: Stage
     image: str | None
     doc: dict[str, Any]
-    layers: list[Layer]
+    layers: list[Layer] | None  # None: those of image, read when a step needs them
     args: dict[str, str]
     step_slot: int = 0
     declared: list[str] = field(default_factory=list)  # ARG names in declaration order
@@ -124,10 +147,18 @@ class Builder:
         self.store = store
         self.executor = executor
         self.cache = cache
-        self.work_root = work_root
+        self._work_root = work_root
         self.emit = emit
         self._emit_lock = threading.Lock()
         self.used_args: set[str] = set()
+        self.steps: list[tuple[int, str, str]] = []  # (stage index, cache key, image) as each step ends
+
+    @property
+    def work_root(self) -> str:
+        """The build's scratch directory, created when a step first needs it (a fully cached
+        build never does)."""
+        os.makedirs(self._work_root, mode=0o700, exist_ok=True)
+        return self._work_root
 
     def say(self, text: str) -> None:
         """Send progress text (whole lines)."""
@@ -161,11 +192,12 @@ class Builder:
         for i, meta in enumerate(self.plan.meta, 1):
             self.say(f"Step {i}/{self.total} : {meta.original}\n")
         futures: dict[int, Future[StageResult]] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(needed)), thread_name_prefix="build-stage") as pool:
-            for stage in needed:
+        others = [s for s in needed if s is not target]  # the target runs here, the others beside it
+        with ThreadPoolExecutor(max_workers=max(1, len(others)), thread_name_prefix="build-stage") as pool:
+            for stage in others:
                 futures[stage.index] = pool.submit(self._run_stage, stage, futures)
             try:
-                result = futures[target.index].result()
+                result = self._run_stage(target, futures)
             except BaseException:
                 for f in futures.values():
                     f.cancel()
@@ -178,19 +210,54 @@ class Builder:
         history = result.doc.get("history") or []
         stale = {i: t for i, t in result.history_fixes.items() if i < len(history) and history[i].get(
             "created_by") != t}
-        if opts.labels or image is None or stale:
-            image = self._final_image(result, opts.labels, stale)
+        inline = any(c.get("type") == "inline" for c in opts.cache_to)
+        if opts.labels or image is None or stale or inline:
+            image = self._final_image(result, opts.labels, stale, self._chain(target) if inline else None)
+        for spec in opts.cache_to:
+            if spec.get("type") == "local":
+                steps = self._chain(target) if spec.get("mode", "min") == "min" else [
+                    (key, step) for _i, key, step in self.steps]
+                try:
+                    export_local(self.store, steps, spec.get("dest") or "")
+                except CacheIOError as e:
+                    raise BuildError(str(e)) from None
         return image  # type: ignore[return-value]
 
-    def _cache_from_keys(self, refs: list[str]) -> dict[str, str]:
-        """--cache-from: the step keys recorded on those images and their parents → image."""
+    def _chain(self, target: Stage) -> list[tuple[str, str]]:
+        """(cache key, image) of the steps the target's image is made of, bottom first: its
+        stage's and those of the stages it is FROM."""
+        stages = {target.index}
+        stage: Stage | None = target
+        while stage is not None and (stage := self.stage_named(stage.base, stage.index)) is not None:
+            stages.add(stage.index)
+        ordered = sorted(((i, n), key, image) for n, (i, key, image) in enumerate(self.steps) if i in stages)
+        return [(key, image) for _order, key, image in ordered]
+
+    def _cache_from_keys(self, specs: list[str]) -> dict[str, str]:
+        """--cache-from: step key → image, from local cache layouts, and from images (pulled
+        when missing): the keys recorded on them and their parents, and their inline cache."""
         found: dict[str, str] = {}
-        for ref in refs:
+        for spec in specs:
+            source = parse_spec(spec)
+            if source["type"] == "local":
+                try:
+                    found = {**import_local(self.store, source.get("src") or ""), **found}
+                except CacheIOError as e:
+                    self.say(f"[Warning] cache source {spec} ignored: {e}\n")
+                continue
+            if source["type"] != "registry" or not source.get("ref"):
+                self.say(f"[Warning] cache source {spec} ignored: unsupported type {source['type']}\n")
+                continue
+            ref = source["ref"]
             try:
                 image: str | None = self.store.resolve(ref)
             except (NoSuchImage, ValueError):
-                self.say(f"[Warning] cache source {ref} not found, ignored\n")
-                continue
+                try:  # pulled like a base image when a registry has it, as BuildKit does
+                    image = self.pull(ref)
+                except BuildError as e:
+                    self.say(f"[Warning] cache source {ref} not found, ignored: {e.message}\n")
+                    continue
+            found = {**import_inline(self.store, image), **found}
             while image:
                 key = self.store.record(image).labels.get(CACHE_KEY_LABEL)
                 if key:
@@ -216,9 +283,22 @@ class Builder:
             raise BuildError(f"failed to reach build target {target} in Dockerfile")
         return found
 
+    def stage_named(self, ref: str, before: int) -> Stage | None:
+        """The earlier stage a FROM / --from reference names, unless a --build-context replaces it."""
+        if ref.lower() in self.opts.contexts:
+            return None
+        return find_stage(self.plan.stages, ref, before)
+
+    def resolve_image(self, ref: str) -> str:
+        """A local image's ID, or the image pulled (the registry hook) when it is missing."""
+        try:
+            return self.store.resolve(ref)
+        except (NoSuchImage, ValueError):
+            return self.pull(ref)
+
     def _deps(self, stage: Stage) -> set[int]:
         deps = set()
-        if (base := find_stage(self.plan.stages, stage.base, stage.index)) is not None:
+        if (base := self.stage_named(stage.base, stage.index)) is not None:
             deps.add(base.index)
         for cmd in stage.commands:
             refs = []
@@ -234,7 +314,7 @@ class Builder:
                     ref = self.lex.process_word(ref, self.plan.global_args)
                 except ShellError:
                     continue
-                if (dep := find_stage(self.plan.stages, ref, stage.index)) is not None:
+                if (dep := self.stage_named(ref, stage.index)) is not None:
                     deps.add(dep.index)
         return deps
 
@@ -278,29 +358,29 @@ class Builder:
             state.step_slot = i
             try:
                 self._dispatch(state, cmd)
-            except (ParseError, ShellError, fsops.CopyError) as e:
+            except (ParseError, ShellError, fsops.CopyError, RemoteError) as e:
                 raise BuildError(_at_line(cmd, str(e))) from None
         return StageResult(state.image, state.doc, state.history_fixes)
 
     def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
         platform_check(stage.platform)
-        dep = find_stage(self.plan.stages, stage.base, stage.index)
+        dep = self.stage_named(stage.base, stage.index)
         if dep is not None:
             res = futures[dep.index].result()
             image, doc = res.image, copy.deepcopy(res.doc)
-            layers = self.store.layers(image) if image else []
             self.say(f" ---> {_short(image)}\n")
-            return _State(stage, image, doc, layers, {}, history_fixes=dict(res.history_fixes))
-        if stage.base.lower() == "scratch":
+            return _State(stage, image, doc, None, {}, history_fixes=dict(res.history_fixes))
+        named = self.opts.contexts.get(stage.base.lower())
+        if named is not None and not named.image:
+            raise BuildError(f"build context {stage.base!r} is a directory: FROM needs an image "
+                             "(docker-image://REF)")
+        if named is None and stage.base.lower() == "scratch":
             arch, variant = host_platform()
             return _State(stage, None, scratch_config(arch, variant), [], {})
-        try:
-            image = self.store.resolve(stage.base)
-        except (NoSuchImage, ValueError):
-            image = self.pull(stage.base)
+        image = self.resolve_image(named.image if named is not None else stage.base)
         self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
-        state = _State(stage, image, doc, self.store.layers(image), {})
+        state = _State(stage, image, doc, None, {})
         triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
         if triggers:
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
@@ -368,9 +448,10 @@ class Builder:
             return False
         self.say(" ---> Using cache\n")
         self.say(f" ---> {_short(image)}\n")
+        self.steps.append((stage.index, key, image))
         state.image = image
         state.doc = doc
-        state.layers = self.store.layers(image)
+        state.layers = None
         return True
 
     def _slot(self, state: _State) -> str:
@@ -378,9 +459,10 @@ class Builder:
 
     def _commit(self, state: _State, created_by: str, layer: Layer | None, key: str, detail: dict) -> None:
         created = timestamp(self.opts.source_date_epoch)
+        if state.layers is None:
+            state.layers = self.store.layers(state.image) if state.image else []
         if layer is not None:
             state.layers.append(layer)
-        state.doc.setdefault("rootfs", {"type": "layers"})
         state.doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in state.layers]}
         add_history(state.doc, created, created_by, layer is None)
         image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image,
@@ -388,6 +470,7 @@ class Builder:
         state.image = image
         state.doc = self.store.config(image)
         self.cache.put(key, image, self._slot(state), detail)
+        self.steps.append((state.stage.index, key, image))
         self.say(f" ---> {_short(image)}\n")
 
     def _do_env(self, state: _State, cmd: Command) -> None:
@@ -580,7 +663,7 @@ class Builder:
             mounts.append({"type": "file", "target": heredoc_file[0], "content": heredoc_file[1], "key": "file"})
         try:
             for m in flags.get("mount", []):
-                mounts.append(mount_spec(self, state, m, cmd))
+                mounts.append(mount_spec(self, state, m, cmd, sum(1 for x in mounts if x["type"] == "ssh")))
             self._run(state, cmd, args, shown, network, mounts)
         finally:
             for m in mounts:
@@ -612,6 +695,9 @@ class Builder:
         for m in mounts:  # secrets asked for as environment variables (never recorded)
             if m["type"] == "secret" and m["env"]:
                 run_env.append(f"{m['env']}={self.opts.secrets.get(m['id'], b'').decode('utf-8', 'replace')}")
+        agents = [m["target"] for m in mounts if m["type"] == "ssh" and m["file"]]
+        if agents and not any(e.startswith("SSH_AUTH_SOCK=") for e in run_env):
+            run_env.append(f"SSH_AUTH_SOCK={agents[0]}")
         user = state.cfg.get("User") or ""
         cwd = state.cfg.get("WorkingDir") or "/"
         code_box: list[int] = []
@@ -747,10 +833,14 @@ class Builder:
             os.rmdir(rootfs)
         return None if layer.diff_id == EMPTY_LAYER_DIFF_ID else layer
 
-    def _final_image(self, result: StageResult, labels: dict[str, str], history_fixes: dict[int, str]) -> str:
+    def _final_image(self, result: StageResult, labels: dict[str, str], history_fixes: dict[int, str],
+                     inline: list[tuple[str, str]] | None = None) -> str:
         """The target's image with --label applied and the ARG history texts of this build (a
-        cached ARG step may carry another value's text: ARG values only key RUN steps)."""
+        cached ARG step may carry another value's text: ARG values only key RUN steps), and
+        the inline cache of its steps when asked for."""
         doc = copy.deepcopy(result.doc)
+        if inline is not None:
+            doc[INLINE_CACHE_FIELD] = inline_records(self.store, inline)
         for i, text in history_fixes.items():
             doc["history"][i]["created_by"] = text
         cfg = doc.setdefault("config", {})

@@ -79,10 +79,10 @@ def pack(root: str, out: IO[bytes], dockerfile: str = "Dockerfile", patterns: li
         add_paths(tar, root, paths)
 
 
-def add_paths(tar: tarfile.TarFile, root: str, paths: list[str]) -> None:
-    """Add root's paths to tar, owners zeroed as `docker build` sends them."""
+def add_paths(tar: tarfile.TarFile, root: str, paths: list[str], prefix: str = "") -> None:
+    """Add root's paths to tar (named prefix + path), owners zeroed as `docker build` sends them."""
     for rel in paths:
-        info = tar.gettarinfo(os.path.join(root, rel), arcname=rel)
+        info = tar.gettarinfo(os.path.join(root, rel), arcname=prefix + rel)
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         if info.isreg():

@@ -78,9 +78,19 @@ class ContextStore:
             files = os.path.join(base, "files")
             os.makedirs(files, mode=0o700, exist_ok=True)
             index = self._index(session)
+            unchanged = len(index) == len(entries) and all(
+                e[3] != -1 and index.get(e[0], [])[:5] == e[1:6] for e in entries)
+            if not unchanged:  # a mirror without its index is rebuilt from scratch next time
+                try:
+                    os.unlink(os.path.join(base, "index.json"))
+                except FileNotFoundError:
+                    pass
+                _prune(files, {e[0]: e[1] for e in entries})
             digests: dict[str, str] = {}
-            _prune(files, {e[0]: e[1] for e in entries})
             extract(body, files, digests=digests)
+            if unchanged and not digests:  # a rebuild of the same directory: nothing to apply
+                yield files, {k: v[5] for k, v in index.items() if v[0] == "f"}
+                return
             new_index: dict[str, list[Any]] = {}
             for rel, kind, size, mtime_ns, mode, link in entries:
                 host = os.path.join(files, rel)

@@ -9,6 +9,7 @@ from typing import Any
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
+INLINE_CACHE_FIELD = "dockyard.build.cache.v0"  # --cache-to type=inline: the step configs of an image
 
 
 def timestamp(source_date_epoch: int | None) -> str:
@@ -52,7 +53,7 @@ def child_config(base: dict[str, Any]) -> dict[str, Any]:
     env = cfg.get("Env") or []
     if not any(e.startswith("PATH=") for e in env):
         cfg["Env"] = [DEFAULT_PATH, *env]
-    for key in ("container", "container_config", "docker_version"):
+    for key in ("container", "container_config", "docker_version", INLINE_CACHE_FIELD):
         doc.pop(key, None)
     return doc
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from dockyard.build.builder import Builder, _State
 
 
-def mount_spec(builder: Builder, state: _State, spec: str, cmd: Command) -> dict[str, Any]:
-    """A RUN --mount value parsed and checked (its "key" goes into the step's cache key)."""
+def mount_spec(builder: Builder, state: _State, spec: str, cmd: Command, ssh_index: int = 0) -> dict[str, Any]:
+    """A RUN --mount value parsed and checked (its "key" goes into the step's cache key);
+    ssh_index: how many ssh mounts the step has before this one."""
     opts: dict[str, str] = {}
     for part in spec.split(","):
         k, eq, v = part.partition("=")
@@ -34,6 +35,13 @@ def mount_spec(builder: Builder, state: _State, spec: str, cmd: Command) -> dict
         return {"type": "secret", "id": sid, "target": target, "key": f"secret:{target}:{env_name}",
                 "mode": int(opts.get("mode", "0400"), 8), "env": env_name,
                 "file": not env_name or bool(opts.get("target") or opts.get("dst"))}
+    if kind == "ssh":  # an agent socket (--ssh ID=...); skipped when not forwarded unless required
+        sid = opts.get("id") or "default"
+        target = target or f"/run/buildkit/ssh_agent.{ssh_index}"
+        present = sid in builder.opts.ssh
+        if not present and opts.get("required", "false") == "true":
+            raise ParseError(f"no SSH key {sid!r} forwarded from the client (--ssh {sid}=...)", cmd.start_line)
+        return {"type": "ssh", "id": sid, "target": target, "key": f"ssh:{sid}:{target}", "file": present}
     if not target:
         raise ParseError(f"mount type={kind} requires a target", cmd.start_line)
     if not target.startswith("/"):
@@ -57,16 +65,20 @@ def mount_spec(builder: Builder, state: _State, spec: str, cmd: Command) -> dict
         frm = opts.get("from", "")
         spec = {"type": "bind", "target": target, "source": source, "from": frm, "src_root": builder.context,
                 "rw": opts.get("rw", opts.get("readwrite", "false")) == "true"}
-        identity = "context:" + json.dumps(_context_digest(builder, source))
+        named = builder.opts.contexts.get(frm.lower()) if frm else None
+        if named is not None and named.directory:  # a --build-context directory
+            spec["src_root"], frm = named.directory, ""
+        identity = "context:" + json.dumps(_context_digest(spec["src_root"], source,
+                                                           named.digests if named else builder.context_digests))
         if frm:
             spec["src_root"], identity, spec["release"] = mount_from(builder, state, frm)
         spec["key"] = f"bind:{frm}:{source}:{target}:{identity}"
         return spec
     raise ParseError(f"unsupported mount type {kind!r}", cmd.start_line)
 
-def _context_digest(builder: Builder, source: str) -> dict[str, str]:
-    sources = SourceSet(builder.context, [source], "context", [], True, set())
-    sources.known = builder.context_digests
+def _context_digest(root: str, source: str, known: dict[str, str]) -> dict[str, str]:
+    sources = SourceSet(root, [source], "context", [], True, set())
+    sources.known = known
     return sources.digest([])
 
 def oci_mount(builder: Builder, m: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +87,8 @@ def oci_mount(builder: Builder, m: dict[str, Any]) -> dict[str, Any]:
         source, m["release"] = builder.cache.acquire(m["id"], m["sharing"], m["owner"])
         opts = ["rbind", "ro" if m["readonly"] else "rw"]
         return {"destination": m["target"], "type": "bind", "source": source, "options": opts}
+    if m["type"] == "ssh":
+        return {"destination": m["target"], "type": "bind", "source": builder.opts.ssh[m["id"]], "options": ["bind"]}
     if m["type"] == "tmpfs":
         opts = ["nosuid", "nodev"] + ([f"size={m['size']}"] if m["size"] else [])
         return {"destination": m["target"], "type": "tmpfs", "source": "tmpfs", "options": opts}

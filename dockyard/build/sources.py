@@ -3,14 +3,11 @@ files arrive in the image (ADD's archive extraction included)."""
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import posixpath
 import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,26 +16,14 @@ from dockyard.build import fsops
 from dockyard.build.context import ContextError, extract
 from dockyard.build.ignore import PatternMatcher
 from dockyard.build.parser import Command, ParseError, parse_heredoc
+from dockyard.build.remote import download, git_clone, git_commit, is_git_url, is_url, split_git_url
 from dockyard.build.shell import Lex
-from dockyard.build.stages import find_stage
-from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
 
 if TYPE_CHECKING:
     from dockyard.build.builder import Builder, _State
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
-
-
-def _is_url(src: str) -> bool:
-    return src.startswith(("http://", "https://")) or _is_git(src)
-
-
-def _is_git(src: str) -> bool:
-    """A remote git repository (never a local path such as `.git` or `repo.git`)."""
-    if src.startswith(("git@", "git://")):
-        return True
-    return src.startswith(("http://", "https://")) and (".git#" in src or src.endswith(".git"))
 
 
 class SourceSet:
@@ -53,7 +38,9 @@ class SourceSet:
         self.from_context = from_context
         self.generated = generated  # heredoc and URL files: no archive extraction, fixed names
         self.known: dict[str, str] = {}  # sha256 of context files computed while unpacking
+        self.pinned: dict[str, str] = {}  # source path → what fixes its content (a git commit)
         self._mount: Callable[[], tuple[str, Callable[[], None]]] | None = None
+        self._fetches: list[Callable[[], object]] = []  # git checkouts made on first use of root
 
     @classmethod
     def prepare(cls, builder: Builder, state: _State, frm: str, srcs: list[str], cmd: Command, add: bool,
@@ -61,11 +48,13 @@ class SourceSet:
         """Resolve --from and materialise heredocs and URLs."""
         cleanup: list[Any] = []
         heredocs = {h.name: h for h in cmd.heredocs}
-        if heredocs or any(_is_url(s) for s in srcs):
+        if heredocs or any(is_url(s) for s in srcs):
             tmp = tempfile.mkdtemp(prefix="build-src-", dir=builder.work_root)
             cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
             paths: list[str] = []
             generated: set[str] = set()
+            pinned: dict[str, str] = {}
+            fetches: list[Callable[[], object]] = []
             env = state.expansion_env()
             for src, word in zip(srcs, cmd.value[:-1], strict=False):
                 info = parse_heredoc(word) if word.startswith("<<") or word[:1].isdigit() else None
@@ -82,21 +71,28 @@ class SourceSet:
                     os.chmod(path, 0o644)
                     paths.append(name)
                     generated.add(name)
-                elif _is_url(src):
+                elif is_url(src):
                     if not add:
                         raise ParseError("source can't be a URL for COPY", cmd.start_line)
-                    if _is_git(src):
-                        raise ParseError(f"ADD of a git repository ({src}) is not supported by this builder",
-                                         cmd.start_line)
-                    name = _download(src, tmp, (flags.get("checksum") or [""])[-1])
+                    if is_git_url(src):  # the checkout's contents, like a directory; keyed by commit
+                        name, commit, fetch = _git_source(src, tmp, len(paths), flags)
+                        pinned[name] = f"git commit {commit}"
+                        if fetch is not None:
+                            fetches.append(fetch)
+                    else:
+                        name = download(src, tmp, (flags.get("checksum") or [""])[-1])
                     paths.append(name)
                     generated.add(name)
                 else:
                     raise ParseError(f"{src}: heredocs and URLs cannot be mixed with context files", cmd.start_line)
-            return cls(tmp, paths, "generated", cleanup, False, generated)
-        if not frm:
-            found = cls(builder.context, srcs, "context", cleanup, True, set())
-            found.known = builder.context_digests
+            found = cls(tmp, paths, "generated", cleanup, False, generated)
+            found.pinned = pinned
+            found._fetches = fetches
+            return found
+        named = builder.opts.contexts.get(frm.lower()) if frm else None
+        if not frm or (named is not None and named.directory):
+            found = cls(named.directory if named else builder.context, srcs, "context", cleanup, True, set())
+            found.known = named.digests if named else builder.context_digests
             return found
         image = source_image(builder, state, frm)
         found = cls("", srcs, image or "scratch", cleanup, False, set())
@@ -109,6 +105,8 @@ class SourceSet:
         if not self._root and self._mount is not None:
             self._root, release = self._mount()
             self._cleanup.append(release)
+        while self._fetches:
+            self._fetches.pop(0)()
         return self._root
 
     @root.setter
@@ -130,6 +128,9 @@ class SourceSet:
         known = self.known if self.identity == "context" else {}
         out: dict[str, str] = {}
         for src in self.paths:
+            if src in self.pinned:  # the instruction names the repository, ref and subdir
+                out[src] = self.pinned[src]
+                continue
             clean = posixpath.normpath("/" + src).lstrip("/")
             matches = fsops.glob(self.root, clean) if fsops.has_wildcards(clean) else [clean]
             for match in matches:
@@ -140,15 +141,29 @@ class SourceSet:
         return out
 
 
+def _git_source(url: str, tmp: str, n: int, flags: dict[str, list[str]]
+                ) -> tuple[str, str, Callable[[], object] | None]:
+    """ADD of a git repository: (its path under tmp, the commit, the checkout to make on a cache
+    miss, or None when it had to be made now to learn the commit)."""
+    keep = "keep-git-dir" in flags and flags["keep-git-dir"][-1] in ("", "true")
+    dest = os.path.join(tmp, f"git-{n}")
+    commit = git_commit(url, tmp)
+    if not commit:
+        checkout, commit = git_clone(url, dest, keep)
+        return os.path.relpath(checkout, tmp), commit, None
+    subdir = split_git_url(url)[2]
+    name = f"git-{n}/" + posixpath.normpath("/" + subdir).lstrip("/") if subdir else f"git-{n}"
+    return name, commit, lambda: git_clone(url, dest, keep, commit)
+
+
 def source_image(builder: Builder, state: _State, frm: str) -> str | None:
-    """The image a --from names: a stage's result (None for scratch) or a local image."""
-    stage = find_stage(builder.plan.stages, frm, state.stage.index)
+    """The image a --from names: a stage's result (None for scratch), a --build-context image,
+    or an image (pulled when missing)."""
+    stage = builder.stage_named(frm, state.stage.index)
     if stage is not None:
         return builder.futures[stage.index].result().image
-    try:
-        return builder.store.resolve(frm)
-    except (NoSuchImage, ValueError):
-        return builder.pull(frm)
+    named = builder.opts.contexts.get(frm.lower())
+    return builder.resolve_image(named.image if named is not None else frm)
 
 
 def mount_image(builder: Builder, image: str | None) -> tuple[str, Callable[[], None]]:
@@ -202,34 +217,6 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
                     h.update(chunk)
             digest = h.hexdigest()
         out[rel or "."] = f"{meta}:{st.st_size}:{digest}"
-
-
-def _download(url: str, tmp: str, checksum: str) -> str:
-    name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
-    path = os.path.join(tmp, name)
-    h = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as f:  # noqa: S310
-            while chunk := resp.read(1 << 20):
-                h.update(chunk)
-                f.write(chunk)
-            modified = resp.headers.get("Last-Modified")
-    except OSError as e:
-        raise fsops.CopyError(f"failed to download {url}: {e}") from None
-    if checksum:
-        algo, _, want = checksum.partition(":")
-        if algo != "sha256" or not want:
-            raise fsops.CopyError(f"unsupported digest format {checksum!r}")
-        if h.hexdigest() != want:
-            raise fsops.CopyError(f"digest mismatch sha256:{h.hexdigest()}: {checksum}")
-    os.chmod(path, 0o600)
-    if modified:
-        try:
-            ts = email.utils.parsedate_to_datetime(modified).timestamp()
-            os.utime(path, (ts, ts))
-        except (TypeError, ValueError):
-            pass
-    return name
 
 
 def _is_archive(path: str) -> bool:

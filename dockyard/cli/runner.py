@@ -3,7 +3,6 @@ docker's messages and exit codes."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -74,7 +73,9 @@ def autostart(host: str) -> bool:
 
 def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -> int:
     """Parse argv for the command and run it; docker's error texts and exit codes."""
-    module = importlib.import_module(f"dockyard.cli.commands.{where[0]}")
+    path = f"dockyard.cli.commands.{where[0]}"
+    __import__(path)  # importlib's package costs an import of its own
+    module = sys.modules[path]
     command: Command = module.COMMANDS[where[1]]
     prog = f"{PROG} {name}"
     usage = f"\nUsage:  {prog} {command.usage}\n\n%s '{prog} --help' for more information\n"

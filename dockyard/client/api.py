@@ -41,20 +41,33 @@ class Client:
         if self._version is None:
             resp = http.request(self.host, "HEAD", "/_ping")
             resp.close()
-            self.server_version = resp.headers.get("api-version", "")
-            self._version = MAX_API_VERSION
-            if self.server_version and _version_key(self.server_version) < _version_key(MAX_API_VERSION):
-                self._version = self.server_version
+            self.negotiate(resp.headers)
+        assert self._version is not None
         return self._version
 
-    def call(self, method: str, path: str, query: dict[str, Any] | None = None,
-             body: Any = None, headers: dict[str, str] | None = None, stream: bool = False) -> Any:
-        """One API call: raises APIError for a status >= 400; JSON (or None), or the open Response."""
+    def negotiate(self, headers: dict[str, str]) -> None:
+        """Settle the API version from a response's headers (its Api-Version), when not yet
+        known: an unversioned call can stand in for the ping."""
+        if self._version is not None:
+            return
+        self.server_version = headers.get("api-version", "")
+        self._version = MAX_API_VERSION
+        if self.server_version and _version_key(self.server_version) < _version_key(MAX_API_VERSION):
+            self._version = self.server_version
+
+    def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+             headers: dict[str, str] | None = None, stream: bool = False, versioned: bool = True) -> Any:
+        """One API call: raises APIError for a status >= 400; JSON (or None), or the open Response.
+        versioned=False sends the path without /vX.Y (the daemon's own version) and settles the
+        version from the answer instead of a ping."""
         head = dict(headers or {})
         if body is not None and not isinstance(body, bytes) and not hasattr(body, "__next__"):
             body = http.json.dumps(body).encode()
             head.setdefault("Content-Type", "application/json")
-        resp = http.request(self.host, method, f"/v{self.version}" + http.url(path, query), body, head)
+        prefix = f"/v{self.version}" if versioned else ""
+        resp = http.request(self.host, method, prefix + http.url(path, query), body, head)
+        if not versioned and resp.status < 400:
+            self.negotiate(resp.headers)
         if resp.status >= 400:
             data = resp.read()
             resp.close()

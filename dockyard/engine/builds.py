@@ -15,20 +15,27 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import IO, Any
 
-from dockyard.build.builder import Builder, BuildError, BuildOptions
+from dockyard.build.builder import Builder, BuildError, BuildOptions, NamedContext
 from dockyard.build.cache import BuildCache
+from dockyard.build.cacheio import CacheIOError, layout_image
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
 from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
+from dockyard.build.remote import RemoteError, download, git_clone, is_git_url
+from dockyard.build.sshagent import AgentError, start_agent
 from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
 from dockyard.engine.registry import RegistryService
+from dockyard.image import reference
 from dockyard.image.snapshot import unmount
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.image.store import ImageStore
+from dockyard.registry.client.auth import Credentials
+from dockyard.registry.client.endpoint import credentials_for
 from dockyard.registry.client.pull import PullError, pull
 from dockyard.runtime.spec_template import default_spec
 from dockyard.shim.client import is_own_runtime
@@ -121,6 +128,24 @@ class RuntimeExecutor:
             shutil.rmtree(bundle, ignore_errors=True)
 
 
+@dataclass
+class BuildInputs:
+    """Where a build's inputs come from besides the request body.
+
+    session: the incremental context reference (X-Dockyard-Context); auth: the credentials base
+    images are pulled with (X-Registry-Config: server address → credentials); remote: a git URL,
+    or a tar or Dockerfile over HTTP(S); contexts: --build-context name → docker-image://REF, a
+    git URL, or "local" (in the session's context: `c/` holds the main context, `n/<name>/`
+    each named one); ssh: --ssh id → {"socket": path on this host} or {"keys": [private keys]}.
+    """
+
+    session: str = ""
+    auth: dict[str, Credentials] = field(default_factory=dict)
+    remote: str = ""
+    contexts: dict[str, str] = field(default_factory=dict)
+    ssh: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 class BuildService:
     """Builds for the API: one context directory per build under <data-root>/builder/tmp."""
 
@@ -163,48 +188,139 @@ class BuildService:
         except ContextError as e:
             raise BuildError(str(e)) from None
 
-    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None], session: str = "") -> str:
-        """Unpack the context from body (or, with a session, apply the changed files it holds to
-        the session's context), build, tag; the image ID. BuildError on failure."""
-        work = tempfile.mkdtemp(prefix="build-", dir=self.tmp)
+    def build(self, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None],
+              inputs: BuildInputs | None = None) -> str:
+        """Build from the context in body (or as inputs say: a session's mirror, a remote
+        context), tag; the image ID. BuildError on failure."""
+        inputs = inputs or BuildInputs()
+        if opts.pull is None and self.registry is not None:
+            opts.pull = lambda name: self._pull(name, inputs.auth)
+        work = os.path.join(self.tmp, f"build-{uuid.uuid4().hex}")  # created when a step needs it
+        local = [name for name, source in inputs.contexts.items() if source == "local"]
+        stops: list[Callable[[], None]] = []
         try:
-            if session:
+            if local and not inputs.session:
+                raise BuildError("build contexts from local directories need dockyard's incremental context")
+            opts.contexts = self._named(work, {k: v for k, v in inputs.contexts.items() if v != "local"})
+            opts.ssh = self._agents(work, inputs.ssh, stops)
+            if inputs.session:
                 try:
-                    with self.contexts.use(session, body) as (context, digests):
+                    with self.contexts.use(inputs.session, body) as (context, digests):
+                        if local:
+                            context, digests = self._split(context, digests, local, opts)
                         return self._build(work, context, digests, opts, emit)
                 except ContextError as e:
                     raise BuildError(str(e)) from None
-            context = os.path.join(work, "context")
-            os.mkdir(context)
-            stream = _peekable(body)
-            head = stream.peek(512)
-            digests: dict[str, str] = {}
-            try:
-                if head and not looks_like_tar(head):
-                    extract(single_file_context(stream.read()), context, digests=digests)
-                    opts.dockerfile = "Dockerfile"
-                else:
-                    extract(stream, context, digests=digests)
-            except ContextError as e:
-                raise BuildError(str(e)) from None
-            return self._build(work, context, digests, opts, emit)
+            os.makedirs(work, mode=0o700, exist_ok=True)
+            if inputs.remote:
+                return self._build_remote(work, inputs.remote, opts, emit)
+            return self._build_from(work, body, opts, emit)
         finally:
+            for stop in stops:
+                stop()
             shutil.rmtree(work, ignore_errors=True)
+
+    def _build_remote(self, work: str, remote: str, opts: BuildOptions, emit: Callable[[str], None]) -> str:
+        """A remote context: a git URL, or a tar or Dockerfile over HTTP(S)."""
+        try:
+            if is_git_url(remote):
+                context = git_clone(remote, os.path.join(work, "git"))[0]
+                return self._build(work, context, {}, opts, emit)
+            if not remote.startswith(("http://", "https://")):
+                raise RemoteError(f"unsupported remote context {remote!r}: a git or HTTP(S) URL is needed")
+            with open(os.path.join(work, download(remote, work)), "rb") as fetched:
+                return self._build_from(work, fetched, opts, emit)
+        except RemoteError as e:
+            raise BuildError(f"unable to prepare context: {e}") from None
+
+    @staticmethod
+    def _agents(work: str, ssh: dict[str, dict[str, Any]], stops: list[Callable[[], None]]) -> dict[str, str]:
+        """--ssh id → agent socket: a forwarded one as is, or an ssh-agent started for sent keys."""
+        out = {}
+        for sid, source in ssh.items():
+            if source.get("socket"):
+                out[sid] = source["socket"]
+                continue
+            try:
+                out[sid], stop = start_agent(source.get("keys") or [], os.path.join(work, "agents"))
+            except AgentError as e:
+                raise BuildError(f"--ssh {sid}: {e}") from None
+            stops.append(stop)
+        return out
+
+    def _named(self, work: str, contexts: dict[str, str]) -> dict[str, NamedContext]:
+        """--build-context sources the daemon resolves: images by reference or from an OCI
+        layout on this host, git checkouts."""
+        out = {}
+        for name, source in contexts.items():
+            if source.startswith("docker-image://"):
+                out[name.lower()] = NamedContext(image=source.removeprefix("docker-image://"))
+            elif source.startswith("oci-layout://"):
+                try:
+                    out[name.lower()] = NamedContext(image=layout_image(self.store, source))
+                except CacheIOError as e:
+                    raise BuildError(f"build context {name}: {e}") from None
+            elif is_git_url(source):
+                try:
+                    checkout = git_clone(source, os.path.join(work, f"named-{len(out)}"))[0]
+                except RemoteError as e:
+                    raise BuildError(f"build context {name}: {e}") from None
+                out[name.lower()] = NamedContext(directory=checkout)
+            else:
+                raise BuildError(f"build context {name}: unsupported source {source!r} (a directory, "
+                                 "docker-image://REF, oci-layout://PATH[:TAG] or a git URL)")
+        return out
+
+    @staticmethod
+    def _split(files: str, digests: dict[str, str], local: list[str],
+               opts: BuildOptions) -> tuple[str, dict[str, str]]:
+        """A session context holding named contexts: the main context's directory and digests;
+        each named directory into opts.contexts."""
+        def under(prefix: str) -> dict[str, str]:
+            return {k[len(prefix):]: v for k, v in digests.items() if k.startswith(prefix)}
+        for name in local:
+            directory = os.path.join(files, "n", name)
+            if not os.path.isdir(directory):
+                raise BuildError(f"build context {name} was not sent")
+            opts.contexts[name.lower()] = NamedContext(directory=directory, digests=under(f"n/{name}/"))
+        return os.path.join(files, "c"), under("c/")
+
+    def _build_from(self, work: str, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
+        """Build a context tar (plain or compressed) or a bare Dockerfile read from body."""
+        context = os.path.join(work, "context")
+        os.mkdir(context, mode=0o700)
+        stream = _peekable(body)
+        head = stream.peek(512)
+        digests: dict[str, str] = {}
+        try:
+            if head and not looks_like_tar(head):
+                extract(single_file_context(stream.read()), context, digests=digests)
+                opts.dockerfile = "Dockerfile"
+            else:
+                extract(stream, context, digests=digests)
+        except ContextError as e:
+            raise BuildError(str(e)) from None
+        return self._build(work, context, digests, opts, emit)
 
     def _build(self, work: str, context: str, digests: dict[str, str], opts: BuildOptions,
                emit: Callable[[str], None]) -> str:
         builder = Builder(self.store, self.executor, self.cache, work, emit)
-        if opts.pull is None and self.registry is not None:
-            opts.pull = self._pull
         image = builder.build(context, opts, digests)
         for tag in opts.tags:
             self.store.tag(image, tag)
         return image
 
-    def _pull(self, name: str) -> str:
-        """A FROM image missing locally, from its registry (docker's texts on failure)."""
+    def _pull(self, name: str, auth: dict[str, Credentials]) -> str:
+        """A FROM or --cache-from image missing locally, from its registry with the build's
+        credentials for it (docker's texts on failure)."""
+        assert self.registry is not None
         try:
-            return pull(self.store, name, None, self.registry.config, write_lock=self.registry.write_lock)
+            domain = reference.parse_normalized(name).domain
+        except ValueError:
+            raise BuildError(f"invalid reference format: {name}") from None
+        try:
+            return pull(self.store, name, credentials_for(auth, domain), self.registry.config,
+                        write_lock=self.registry.write_lock)
         except PullError as e:
             raise BuildError(str(e)) from None
 

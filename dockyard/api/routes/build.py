@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -14,8 +15,12 @@ from dockyard.api.routes import api_path
 from dockyard.api.server import bool_query, engine, json_response, read_json, start_stream
 from dockyard.api.streams import body_file, drain
 from dockyard.build.builder import BuildError, BuildOptions
+from dockyard.engine.builds import BuildInputs
 from dockyard.image.names import normalize_tag
 from dockyard.image.reference import InvalidReference
+from dockyard.registry.client.auth import Credentials
+
+_CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def routes() -> list[web.RouteDef]:
@@ -36,12 +41,11 @@ def _json_param(request: web.Request, name: str, default: Any) -> Any:
         raise ApiError(400, f"invalid {name} parameter: {raw}") from None
 
 
-def options(request: web.Request) -> BuildOptions:
-    """BuildOptions from /build's query parameters (dockerd's names)."""
+def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
+    """BuildOptions from /build's query parameters (dockerd's names), and the named contexts
+    (name → docker-image://REF, a git URL, or "local": a directory sent with the context)."""
     q = request.query
-    if q.get("remote"):
-        raise ApiError(400, f"remote build contexts are not supported: {q['remote']}: send the context as the body")
-    if q.get("version") == "2":
+    if q.get("version") == "2" or q.get("remote") == "client-session":
         raise ApiError(400, "BuildKit sessions are not supported by this daemon: use the classic builder "
                             "(DOCKER_BUILDKIT=0)")
     tags = q.getall("t", [])
@@ -59,6 +63,14 @@ def options(request: web.Request) -> BuildOptions:
         network=q.get("networkmode") or "default", platform=q.get("platform", ""),
         source_date_epoch=int(epoch) if epoch and str(epoch).isdigit() else None)
     opts.no_cache_filter = _json_param(request, "nocachefilter", []) or []
+    opts.cache_to = _json_param(request, "cacheto", []) or []  # dockyard's CLI: --cache-to
+    if not isinstance(opts.cache_to, list) or not all(
+            isinstance(c, dict) and c.get("type") in ("local", "inline") for c in opts.cache_to):
+        raise ApiError(400, "invalid cacheto parameter: a JSON list of {\"type\": \"local\"|\"inline\", ...}")
+    contexts = _json_param(request, "buildcontexts", {}) or {}  # dockyard's CLI: --build-context
+    if not isinstance(contexts, dict) or not all(isinstance(v, str) and _CONTEXT_NAME.fullmatch(k)
+                                                 for k, v in contexts.items()):
+        raise ApiError(400, "invalid buildcontexts parameter: a JSON object of names and sources")
     secrets = request.headers.get("X-Dockyard-Build-Secrets", "")
     if secrets:  # dockyard's CLI only: the classic protocol has no session to carry them
         try:
@@ -69,7 +81,26 @@ def options(request: web.Request) -> BuildOptions:
         raise ApiError(400, f"network mode {opts.network!r} is not supported for builds")
     if opts.network == "bridge":
         opts.network = "default"
-    return opts
+    return opts, contexts
+
+
+def _ssh(request: web.Request) -> dict[str, dict[str, Any]]:
+    """X-Dockyard-Build-Ssh (dockyard's CLI: --ssh): base64 JSON of id → {"socket": path on
+    this host} or {"keys": [base64 private keys]}."""
+    raw = request.headers.get("X-Dockyard-Build-Ssh", "")
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(base64.b64decode(raw))
+        out: dict[str, dict[str, Any]] = {}
+        for sid, source in doc.items():
+            if isinstance(source.get("socket"), str) and source["socket"]:
+                out[sid] = {"socket": source["socket"]}
+            else:
+                out[sid] = {"keys": [base64.b64decode(k) for k in source["keys"]]}
+        return out
+    except (ValueError, AttributeError, KeyError, TypeError):
+        raise ApiError(400, "invalid X-Dockyard-Build-Ssh header") from None
 
 
 async def build(request: web.Request) -> web.StreamResponse:
@@ -79,7 +110,8 @@ async def build(request: web.Request) -> web.StreamResponse:
     if eng.builds is None:
         raise ApiError(500, "the builder is not available")
     try:
-        opts = options(request)
+        opts, contexts = options(request)
+        ssh = _ssh(request)
     except ApiError:
         await drain(request)
         raise
@@ -93,11 +125,13 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     body = body_file(request)
     service = eng.builds
-    session = request.headers.get("X-Dockyard-Context", "")
+    inputs = BuildInputs(session=request.headers.get("X-Dockyard-Context", ""),
+                         auth=Credentials.map_from_header(request.headers.get("X-Registry-Config", "")),
+                         remote=request.query.get("remote", ""), contexts=contexts, ssh=ssh)
 
     def work() -> None:
         try:
-            image = service.build(body, opts, emit, session)
+            image = service.build(body, opts, emit, inputs)
             short = image.removeprefix("sha256:")[:12]
             loop.call_soon_threadsafe(queue.put_nowait, {"aux": {"ID": image}})
             if quiet:

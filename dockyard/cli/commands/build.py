@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import zlib
 from types import SimpleNamespace
 
+from dockyard.cli import buildflags as bf
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 from dockyard.humanize import human_size
+from dockyard.runtime import jsonfast as json
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
@@ -22,60 +23,23 @@ CHUNK = 1 << 20
 EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
 
 
-def _key_values(items: list[str], flag: str, env_fallback: bool = False) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise CommandError(f"invalid argument {item!r} for \"--{flag}\" flag", 125)
-        out[key] = value if eq else (os.environ.get(key) if env_fallback else "")
-    return out
-
-
-def _b64(data: bytes) -> str:
-    import base64
-    return base64.b64encode(data).decode()
-
-
-def _secrets(items: list[str]) -> dict[str, str]:
-    """--secret id=x[,src=file|,env=VAR] → {id: base64 value}."""
-    out = {}
-    for item in items:
-        fields = dict(part.partition("=")[::2] for part in item.split(","))
-        sid = fields.get("id", "")
-        if not sid:
-            raise CommandError(f"invalid secret {item!r}: an id is required", 125)
-        if "env" in fields:
-            value = os.environ.get(fields["env"], "").encode()
-        else:
-            path = fields.get("src") or fields.get("source") or ""
-            if not path:
-                if sid in os.environ:
-                    value = os.environ[sid].encode()
-                else:
-                    raise CommandError(f"invalid secret {item!r}: src or env is required", 125)
-            else:
-                try:
-                    with open(os.path.expanduser(path), "rb") as f:
-                        value = f.read()
-                except OSError as e:
-                    raise CommandError(f"failed to read secret {sid}: {e.strerror}", 1) from None
-        out[sid] = _b64(value)
-    return out
-
-
-def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tuple[str, str]:
+def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes],
+             named: dict[str, str]) -> tuple[str, str]:
     """Write the context tar to spool: (the Dockerfile's name inside it, the incremental context
-    session or "" when the whole context is sent)."""
+    session or "" when the whole context is sent). named: --build-context directories (name →
+    path), sent beside the context: `c/` holds the context and `n/<name>/` each of them."""
     from dockyard.build.context import looks_like_tar, single_file_context
     if path == "-":
         if opts.file == "-":
             raise CommandError("invalid argument: can't use stdin for both build context and dockerfile", 1)
+        if named:
+            raise CommandError("build contexts from directories need a directory as the main context", 1)
         data = sys.stdin.buffer.read()
         spool.write(data if looks_like_tar(data[:512]) else single_file_context(data).getvalue())
         return opts.file or "Dockerfile", ""
-    if "://" in path or path.startswith("git@"):
-        raise CommandError(f"unable to prepare context: remote contexts are not supported: {path}", 1)
+    if "://" in path:
+        raise CommandError(f"unable to prepare context: unsupported remote context {path}: "
+                           "use a git or HTTP(S) URL", 1)
     if not os.path.isdir(path):
         raise CommandError(f"unable to prepare context: path {path!r} not found", 1)
     root = os.path.abspath(path)
@@ -97,15 +61,22 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
     name = extra[0] if extra else os.path.relpath(os.path.abspath(opts.file), root) if opts.file else "Dockerfile"
     from dockyard.build.context import add_paths, context_paths, ignore_patterns
     ignore_beside = os.path.abspath(opts.file) if opts.file and opts.file != "-" else os.path.join(root, name)
-    paths = context_paths(root, name, ignore_patterns(root, ignore_beside))
-    session = _sync(cli, root, paths, extra)
-    send = paths if session is None else session[1]
-    if not send and not extra:
+    trees = [("c/" if named else "", root, context_paths(root, name, ignore_patterns(root, ignore_beside)))]
+    for label, directory in sorted(named.items()):
+        trees.append((f"n/{label}/", directory, context_paths(directory)))
+    if extra:
+        extra = (trees[0][0] + extra[0], extra[1])
+    session = _sync(cli, trees, extra)
+    if session is None and named:
+        raise CommandError("build contexts from directories need a dockyard daemon", 1)
+    send = [(prefix, top, paths) for prefix, top, paths in trees] if session is None else session[1]
+    if not any(paths for _prefix, _top, paths in send) and not extra:
         spool.write(b"\0" * 1024)  # an empty tar: every file is already on the daemon
         return name, session[0] if session else ""
     import tarfile
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
-        add_paths(out, root, send)
+        for prefix, top, paths in send:
+            add_paths(out, top, paths, prefix)
         if extra:
             info = tarfile.TarInfo(extra[0])
             info.size = len(extra[1])
@@ -114,23 +85,45 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes]) -> tu
     return name, session[0] if session else ""
 
 
-def _sync(cli: Cli, root: str, paths: list[str], extra: tuple[str, bytes] | None) -> tuple[str, list[str]] | None:
-    """Send the context's manifest to a dockyardd that keeps contexts: (session, paths to send),
-    or None (another daemon: send everything)."""
+def _sync(cli: Cli, trees: list[tuple[str, str, list[str]]],
+          extra: tuple[str, bytes] | None) -> tuple[str, list[tuple[str, str, list[str]]]] | None:
+    """Send the manifest of the context's trees (prefix, directory, paths) to a dockyardd that
+    keeps contexts: (session, the trees' paths to send), or None (another daemon: send everything)."""
     from dockyard.build.context import manifest
-    entries = manifest(root, paths)
+    entries: list[list] = []
+    dirs: set[str] = set()
+    for prefix, top, paths in trees:
+        parts = prefix.rstrip("/").split("/") if prefix else []
+        for i in range(len(parts)):
+            if "/".join(parts[:i + 1]) not in dirs:
+                dirs.add("/".join(parts[:i + 1]))
+                entries.append(["/".join(parts[:i + 1]), "d", 0, 0, 0o755, ""])
+        entries += [[prefix + e[0], *e[1:]] for e in manifest(top, paths)]
     if extra:
         entries.append([extra[0], "f", len(extra[1]), -1, 0o600, ""])  # always sent
-    key = f"{os.uname().nodename}:{root}".encode()
-    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of this directory
-    try:
-        reply = cli.client.call("POST", "/build/context", {"session": session}, entries)
+    roots = "|".join(f"{prefix}{top}" for prefix, top, _paths in trees)
+    key = f"{os.uname().nodename}:{roots}".encode()
+    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of these directories
+    try:  # unversioned: its answer settles the API version (no ping)
+        reply = cli.client.call("POST", "/build/context", {"session": session}, entries, versioned=False)
     except APIError as e:
         if e.status in (404, 405):
             return None
         raise CommandError(f"Error response from daemon: {e}", 1) from None
     need = set(reply.get("Need") or [])
-    return reply.get("Context") or "", [p for p in paths if p in need]
+    return reply.get("Context") or "", [(prefix, top, [p for p in paths if prefix + p in need])
+                                         for prefix, top, paths in trees]
+
+
+def _registry_config() -> str:
+    """The X-Registry-Config header of config.json's credentials (base images are pulled with
+    them), as the docker CLI sends it; "" when there are none."""
+    from dockyard.client import dockercfg
+    try:
+        auths = dockercfg.all_credentials()
+    except dockercfg.CredentialsError as e:
+        raise CommandError(str(e), 1) from None
+    return dockercfg.registry_auth_header(auths) if auths else ""
 
 
 class _Spool(io.BytesIO):
@@ -168,28 +161,46 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         if opts.platform.split(",")[0] not in (f"linux/{arch}", "linux/" + arch + "/"):
             raise CommandError(f"platform {opts.platform} is not supported: dockyard builds for linux/{arch} only "
                                "(no emulation)", 1)
-    for flag, value in (("--ssh", opts.ssh), ("--build-context", opts.build_context)):
-        if value:
-            raise CommandError(f"{flag} is not supported by dockyard's builder", 1)
+    contexts, named = bf.build_contexts(opts.build_context)
     outputs = [dict(p.partition("=")[::2] for p in o.split(",")) for o in opts.output]
     for out in outputs:
         if out.get("type", "local") not in ("local", "tar", "oci", "docker"):
             raise CommandError(f"unsupported output type {out.get('type')!r}", 1)
     spool = _Spool()
-    name, session = _context(cli, opts, args[0], spool)
-    spool.seek(0)
+    remote = args[0] if args[0].startswith(bf.REMOTE_PREFIXES) else ""
+    if remote:  # the daemon fetches it (docker build's remote= parameter)
+        if named:
+            raise CommandError("build contexts from directories need a local main context", 1)
+        if opts.file == "-":
+            raise CommandError("unable to prepare context: a Dockerfile from stdin needs a local context", 1)
+        name, session = opts.file or "Dockerfile", ""
+    else:
+        name, session = _context(cli, opts, args[0], spool, named)
+        spool.seek(0)
+        extras = [flag for flag, used in (("--build-context", contexts), ("--cache-to", opts.cache_to),
+                                          ("--ssh", opts.ssh)) if used]
+        if not session and args[0] != "-" and extras:  # a daemon without /build/context would ignore them
+            raise CommandError(f"{', '.join(extras)}: this daemon is not a dockyardd: the classic /build "
+                               "protocol has no such options", 1)
     query = {"t": opts.tag or None, "dockerfile": name, "q": 1 if opts.quiet else None,
              "nocache": 1 if opts.no_cache else None, "target": opts.target or None,
-             "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
-             "labels": json.dumps(_key_values(opts.label, "label")) if opts.label else None,
-             "cachefrom": json.dumps(opts.cache_from) if opts.cache_from else None,
+             "buildargs": json.dumps(bf.key_values(opts.build_arg, "build-arg", True)) if opts.build_arg else None,
+             "labels": json.dumps(bf.key_values(opts.label, "label")) if opts.label else None,
+             "cachefrom": json.dumps([bf.cache_from(c) for c in opts.cache_from]) if opts.cache_from else None,
+             "cacheto": json.dumps([bf.cache_to(c) for c in opts.cache_to]) if opts.cache_to else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
-             "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None}
+             "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
+             "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None}
     headers = {"Content-Type": "application/x-tar"}
     if session:
         headers["X-Dockyard-Context"] = session
+    auths = _registry_config()
+    if auths:
+        headers["X-Registry-Config"] = auths
+    if opts.ssh:
+        headers["X-Dockyard-Build-Ssh"] = bf.b64(json.dumps(bf.ssh_sources(opts.ssh)).encode())
     if opts.secret:
-        headers["X-Dockyard-Build-Secrets"] = _b64(json.dumps(_secrets(opts.secret)).encode())
+        headers["X-Dockyard-Build-Secrets"] = bf.b64(json.dumps(bf.secrets(opts.secret)).encode())
     progress = opts.progress or "auto"
     if progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise CommandError(f"invalid progress mode {progress!r}: use auto, plain or tty", 125)
@@ -198,7 +209,8 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         from dockyard.cli.buildview import LiveView
         view = LiveView()
     write = view.write if view is not None else cli.write
-    resp = cli.client.call("POST", "/build", query, iter(lambda: spool.read(CHUNK), b""), headers, stream=True)
+    body = None if remote else iter(lambda: spool.read(CHUNK), b"")
+    resp = cli.client.call("POST", "/build", query, body, headers, stream=True)
     image = ""
     try:
         for message in resp.iter_json():
@@ -220,8 +232,9 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         with open(opts.iidfile, "w") as f:
             f.write(image)
     if opts.metadata_file:
+        import json as indented
         with open(opts.metadata_file, "w") as f:
-            json.dump({"containerimage.config.digest": image, "containerimage.digest": image,
+            indented.dump({"containerimage.config.digest": image, "containerimage.digest": image,
                        "image.name": ",".join(opts.tag)}, f, indent=2)
     for out in outputs:
         _export(cli, image, out)
@@ -274,7 +287,7 @@ COMMANDS = {
                       Flag("", "label", LIST, "Set metadata for an image"),
                       Flag("", "no-cache", BOOL, "Do not use cache when building the image"),
                       Flag("", "no-cache-filter", LIST, "Do not cache specified stages"),
-                      Flag("", "cache-from", LIST, "External cache sources"),
+                      Flag("", "cache-from", LIST, "External cache sources (an image, \"type=local,src=DIR\")"),
                       Flag("", "network", STR, "Set the networking mode for the RUN instructions during build"),
                       Flag("", "platform", STR, "Set target platform for build"),
                       Flag("q", "quiet", BOOL, "Suppress the build output and print image ID on success"),
@@ -288,11 +301,14 @@ COMMANDS = {
                       Flag("", "metadata-file", STR, "Write build result metadata to a file"),
                       Flag("", "load", BOOL, "Shorthand for \"--output=type=docker\" (images always land here)"),
                       Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (\"host:ip\")"),
-                      Flag("", "cache-to", LIST, "Cache export destinations (not supported: ignored)"),
+                      Flag("", "cache-to", LIST, "Cache export destinations (\"type=local,dest=DIR\", "
+                                                 "\"type=inline\")"),
                       Flag("", "provenance", STR, "Provenance attestation (not produced)"),
                       Flag("", "sbom", STR, "SBOM attestation (not produced)"),
-                      Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build"),
-                      Flag("", "build-context", LIST, "Additional build contexts (name=path)"),
+                      Flag("", "ssh", LIST, "SSH agent socket or keys to expose to the build "
+                                                       "(format: \"default|<id>[=<socket>|<key>[,<key>]]\")"),
+                      Flag("", "build-context", LIST, "Additional build contexts (name=DIR|docker-image://REF|"
+                                                                 "oci-layout://PATH[:TAG]|git URL)"),
                       Flag("", "shm-size", STR, "Size of /dev/shm"),
                       Flag("m", "memory", STR, "Memory limit"),
                       Flag("", "cgroup-parent", STR, "Set the parent cgroup for RUN instructions"),

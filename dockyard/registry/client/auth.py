@@ -42,6 +42,26 @@ class Credentials:
         return cls.from_dict(doc) if isinstance(doc, dict) else cls()
 
     @classmethod
+    def map_from_header(cls, value: str) -> dict[str, Credentials]:
+        """Decode an X-Registry-Config header (base64 JSON: server address → AuthConfig), as
+        the docker CLI sends with /build; {} when absent or unreadable."""
+        value = value.strip()
+        if not value:
+            return {}
+        padded = value + "=" * (-len(value) % 4)
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            try:
+                doc = json.loads(decode(padded))
+                break
+            except (ValueError, UnicodeDecodeError):
+                continue
+        else:
+            return {}
+        if not isinstance(doc, dict):
+            return {}
+        return {k: cls.from_dict(v) for k, v in doc.items() if isinstance(k, str) and isinstance(v, dict)}
+
+    @classmethod
     def from_dict(cls, doc: dict) -> Credentials:
         """From an AuthConfig object (username, password, identitytoken, registrytoken)."""
         def get(*keys: str) -> str:

@@ -11,6 +11,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from dockyard.image import reference
+from dockyard.registry.client.auth import Credentials
 
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
@@ -26,6 +27,19 @@ def auth_key(domain: str) -> str:
     """The config.json "auths" key of a registry (Docker Hub's legacy index URL)."""
     return DOCKER_HUB_AUTH_KEY if domain in (reference.DEFAULT_DOMAIN, reference.LEGACY_DEFAULT_DOMAIN,
                                              DOCKER_HUB_API) else domain
+
+
+def credentials_for(configs: dict[str, Credentials], domain: str) -> Credentials | None:
+    """The credentials of a server-address → credentials map (X-Registry-Config) that apply to a
+    registry domain: its exact config.json key, else a key whose host part is the domain."""
+    key = auth_key(domain)
+    if key in configs:
+        return configs[key]
+    for address, creds in configs.items():
+        host = address.split("://", 1)[-1].split("/", 1)[0]
+        if auth_key(host) == key:
+            return creds
+    return None
 
 
 def _hostname(host: str) -> str:
