@@ -123,5 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def main_and_exit() -> None:
+    """The launcher's entry point: main(), then leave without finalizing the interpreter.
+
+    Freeing every imported module at exit costs ~3 ms and a runtime command has nothing left to
+    clean up (the kernel closes its descriptors); only Python's own buffers need flushing."""
+    code = main()  # an unexpected exception goes on to the normal exit, which prints it
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
     sys.exit(main())
