@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from abc import ABC, abstractmethod  # abc is loaded by the interpreter's start-up anyway
 
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 PROCS = "cgroup.procs"
