@@ -139,16 +139,16 @@ def compile_cached(spec: dict[str, Any], root: str) -> Any:
     """compile_filter through the program cache under root (see seccomp_bpf): a profile seen
     before on this machine costs a file read; a new one is compiled, exported and stored."""
     from dockyard.runtime import seccomp_bpf as bpf
+    from dockyard.runtime.syscalls import SECCOMP_FILTER
 
-    nr = bpf.nr_seccomp()
-    if nr is None:
+    if not SECCOMP_FILTER:  # a machine whose seccomp(2) number the ctypes back end does not know
         return compile_filter(spec)
     lib = _lib()
     api = lib.api_level()
     path = os.path.join(root, bpf.CACHE_DIR, bpf.cache_key(spec, lib.version(), api) + ".bpf")
     spec_allow = api >= lib.FLAG_ATTRS[FLAG_SPEC_ALLOW][1]
     flags = bpf.kernel_flags(spec.get("flags"), spec_allow)
-    cached = bpf.load_cached(path, flags, nr)
+    cached = bpf.load_cached(path, flags)
     if cached is not None:
         return cached
     compiled = compile_filter(spec)
@@ -159,7 +159,7 @@ def compile_cached(spec: dict[str, Any], root: str) -> Any:
     finally:
         compiled.release()
     bpf.store(path, program)
-    return bpf.BpfFilter(program, flags, nr)
+    return bpf.BpfFilter(program, flags)
 
 
 def features() -> dict[str, Any]:
