@@ -90,11 +90,13 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
 
 
 def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None,
-           console: Any = None, no_pivot: bool = False, preserve_fds: int = 0) -> dict[str, Any]:
-    """Create a container: its init waits on the exec fifo until `start`."""
+           console: Any = None, no_pivot: bool = False, preserve_fds: int = 0,
+           loaded: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
+    """Create a container: its init waits on the exec fifo until `start`. loaded is the bundle's
+    (config, rootfs) when the caller has read it already."""
     check_id(cid)
     bundle = os.path.abspath(bundle)
-    config, rootfs = load_bundle(bundle)
+    config, rootfs = loaded or load_bundle(bundle)
     linux = config.get("linux") or {}
     if config["process"].get("terminal"):
         if console is None:

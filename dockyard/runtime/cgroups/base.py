@@ -103,6 +103,11 @@ def mkdirs(path: str) -> None:
 
 def remove_tree(path: str, timeout: float = 3.0) -> None:
     """Remove a cgroup directory and its sub-cgroups (deepest first); retry while busy; absent is fine."""
+    try:
+        _rmdir(path)  # the usual case: a leaf cgroup, no need to list it
+        return
+    except OSError:
+        pass  # sub-cgroups (EBUSY) or busy: the walk below retries
     delay = 0.01
     deadline = time.monotonic() + timeout
     while True:
