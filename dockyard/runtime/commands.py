@@ -8,7 +8,6 @@ import sys
 from dockyard.runtime import jsonfast, lifecycle
 from dockyard.runtime.argv import Namespace
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.signals import parse_signal
 from dockyard.runtime.state import OCI_VERSION, StateStore
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -92,6 +91,8 @@ def cmd_state(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_kill(store: StateStore, a: Namespace) -> int:
+    from dockyard.runtime.signals import parse_signal
+
     lifecycle.kill(store, a.id, parse_signal(a.signal or "SIGTERM"), a.all)
     return 0
 

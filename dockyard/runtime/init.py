@@ -67,13 +67,13 @@ def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, in
         if flags:
             syscalls.unshare(flags)
         # The final process shares our channel: it must not speak before we reported its pid,
-        # so it waits for this pipe to close (when we exit).
+        # so its first message waits for this pipe to close (when we exit); its work before
+        # that (the rootfs mounts) overlaps our exit.
         hold_r, hold_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(hold_w)
-            os.read(hold_r, 1)
-            os.close(hold_r)
+            chan.turn_fd = hold_r
             child_main(launch, chan)
             os._exit(1)
         chan.send("pid", pid=pid)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import posixpath
 
-from dockyard.runtime.cgroups import stats as host
 from dockyard.runtime.cgroups.base import (
     Cgroup,
     CgroupError,
@@ -249,6 +248,7 @@ class CgroupV1(Cgroup):
 
     def stats(self) -> dict[str, Any]:
         """memory_stats, cpu_stats, pids_stats and blkio_stats in the shape of Docker's stats API."""
+        from dockyard.runtime.cgroups import stats as host  # not on a container's start path
         out: dict[str, Any] = {}
         if "memory" in self.dirs:
             d = self.dirs["memory"]
@@ -292,6 +292,8 @@ class CgroupV1(Cgroup):
 
 
 def _blkio_list(path: str) -> list[dict[str, object]]:
+    from dockyard.runtime.cgroups import stats as host
+
     entries = []
     for line in (read_or(path) or "").splitlines():
         parts = line.split()
