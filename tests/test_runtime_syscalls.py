@@ -160,3 +160,30 @@ def test_container_with_the_ctypes_fallback(dockyard_runtime: Runtime, bundle_fa
         outputs.append(out.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].startswith("fallback\n") and "refused" in outputs[0] and "read-only" in outputs[0]
+
+
+def test_direct_and_intermediate_spawn_agree(dockyard_runtime: Runtime, bundle_factory) -> None:
+    """The init is forked straight into its namespaces unless an intermediate process is needed
+    (a user or time namespace, joining a pid namespace): the container sees the same either way."""
+    script = "echo $$; cat /proc/self/cgroup; ls /proc | grep -c '^[0-9]'"
+    outputs = []
+    for extra in ([], [{"type": "time"}]):  # a time namespace takes the intermediate's path
+        b = bundle_factory(["sh", "-c", script])
+        b.config["linux"]["namespaces"] += extra
+        b.write()
+        out = dockyard_runtime("run", "--bundle", str(b.path), unique_id(), check=False)
+        assert out.returncode == 0, out.stderr
+        outputs.append(out.stdout)
+    assert outputs[0] == outputs[1]
+    pid, *cgroups, count = outputs[0].split("\n")[:-1]
+    assert pid == "1" and count == "3"  # sh, ls and grep: nothing of the runtime's
+    assert all(line.endswith(":/") for line in cgroups if ":cpu" in line or ":memory:" in line)
+
+
+def test_host_pid_namespace(dockyard_runtime: Runtime, bundle_factory) -> None:
+    b = bundle_factory(["sh", "-c", "echo $$"])
+    b.config["linux"]["namespaces"] = [ns for ns in b.config["linux"]["namespaces"] if ns["type"] != "pid"]
+    b.write()
+    out = dockyard_runtime("run", "--bundle", str(b.path), unique_id(), check=False)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) > 1

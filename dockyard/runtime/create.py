@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 
+from dockyard.runtime import syscalls
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
-from dockyard.runtime.init import Launch, container_init, intermediate
+from dockyard.runtime.init import Launch, container_init, direct_child, intermediate
 from dockyard.runtime.lifecycle import kill_and_wait, write_pid_file
 from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
 from dockyard.runtime.process import ProcessSetup
@@ -89,6 +90,48 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
         os.waitpid(first, 0)
 
 
+def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
+                 join_fds: list[tuple[str, int]]) -> int:
+    """Fork the container's init without an intermediate process: a new pid namespace is
+    unshared for our children only, around the fork (then our own is joined back), so the
+    child is its pid 1 and enters the other namespaces itself. Returns its pid."""
+    own_pid_ns = -1
+    if "pid" in launch.namespaces.new:
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if own_pid_ns >= 0:
+            syscalls.unshare(syscalls.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                chan_parent.close()
+                direct_child(launch, chan_child, join_fds, container_init)
+            finally:
+                os._exit(1)
+    finally:
+        if own_pid_ns >= 0:
+            syscalls.setns(own_pid_ns, syscalls.CLONE_NEWPID)  # later forks (hooks) stay on the host
+            os.close(own_pid_ns)
+    chan_child.close()
+    for _, fd in join_fds:
+        os.close(fd)
+    try:
+        # v1 hierarchies are joined by the child itself (cheap, see Cgroup.join_self); anything
+        # else before it creates its cgroup namespace.
+        late = cgroup is not None and cgroup.version == 1
+        if cgroup is not None:
+            if late:
+                cgroup.add_remaining(pid)
+            else:
+                cgroup.add_process(pid)
+        chan_parent.send("go", join_self=late)
+        return pid
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+
+
 def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None,
            console: Any = None, no_pivot: bool = False, preserve_fds: int = 0,
            loaded: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
@@ -117,7 +160,10 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         launch.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         parent, child = SyncChannel.pair()
         join_fds = launch.namespaces.open_join_fds()
-        init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
+        if launch.namespaces.direct:
+            init_pid = spawn_direct(launch, parent, child, launch.cgroup, join_fds)
+        else:
+            init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
         state = {"id": cid, "pid": init_pid, "pid_start": process_start_time(init_pid), "bundle": bundle,
                  "rootfs": rootfs, "created": now_rfc3339(), "cgroups_path": linux.get("cgroupsPath"),
                  "config": config}
