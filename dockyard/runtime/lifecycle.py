@@ -61,8 +61,7 @@ def start(store: StateStore, cid: str, state: dict[str, Any] | None = None) -> d
     finally:
         os.close(fd)
     os.unlink(fifo)
-    oci = store.oci_state(state)
-    run_hooks(state["config"], "poststart", oci, fatal=False)
+    _run_post_hooks(store, state, "poststart")
     return state
 
 
@@ -116,6 +115,12 @@ def delete(store: StateStore, cid: str, force: bool = False, state: dict[str, An
     elif cgroup.exists() and cgroup.pids():
         cgroup.kill_all(9)  # leftovers of a container that shared the host pid namespace
     cgroup.destroy()
-    oci = store.oci_state(state)
-    run_hooks(state["config"], "poststop", oci, fatal=False)
+    _run_post_hooks(store, state, "poststop")
     store.remove(cid)
+
+
+def _run_post_hooks(store: StateStore, state: dict[str, Any], kind: str) -> None:
+    """Run the poststart or poststop hooks (failures only warn), with the state document on their
+    stdin; without hooks that document (a status check: /proc, the freezer) is not even built."""
+    if (state["config"].get("hooks") or {}).get(kind):
+        run_hooks(state["config"], kind, store.oci_state(state), fatal=False)

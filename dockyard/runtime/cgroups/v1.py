@@ -20,7 +20,6 @@ from dockyard.runtime.cgroups.base import (
     write,
     write_pid,
 )
-from dockyard.runtime.cgroups.devices import state_from_list, state_from_rules
 from dockyard.runtime.cgroups.paths import UNIFIED, Hierarchy
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -230,6 +229,8 @@ class CgroupV1(Cgroup):
 
     def _devices(self, rules: list[dict[str, Any]]) -> None:
         """Bring devices.list to the state the rules describe; nothing is written if it already is."""
+        from dockyard.runtime.cgroups.devices import state_from_list, state_from_rules  # create's only
+
         d = self._dir("devices")
         target = state_from_rules(rules)
         current = state_from_list(read(f"{d}/devices.list"))
