@@ -8,7 +8,6 @@ import os
 import select
 import time
 
-from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
 from dockyard.runtime.state import EXEC_FIFO, StateStore, process_alive
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 
 def container_cgroup(state: dict[str, Any]) -> Cgroup:
     """The container's cgroup; a relative cgroupsPath is found where the init process lives."""
+    from dockyard.runtime.cgroups import open_cgroup  # `start` has no use for it
+
     return open_cgroup(state.get("cgroups_path"), state["id"], root_pid=state["pid"])
 
 
