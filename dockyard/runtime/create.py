@@ -108,6 +108,8 @@ def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChann
                 direct_child(launch, chan_child, join_fds, container_init)
             finally:
                 os._exit(1)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot start the container's init: {e}") from None
     finally:
         if own_pid_ns >= 0:
             syscalls.setns(own_pid_ns, syscalls.CLONE_NEWPID)  # later forks (hooks) stay on the host
