@@ -36,6 +36,7 @@ from _common import (
     raise_on_termination,
     remove_cgroups,
     timed,
+    timed_cpu,
     version_line,
 )
 
@@ -52,6 +53,7 @@ class Bench:
         self.bundles = {rt.name: make_bundle(tmp / f"bundle-{rt.name}", template, ["/bin/true"])
                         for rt in runtimes}
         self.serial = 0
+        self.cpu: dict[str, list[float]] = {rt.name: [] for rt in runtimes}  # CPU ms of each timed `run`
 
     def fresh(self, rt: Runtime) -> tuple[str, Bundle]:
         """A new container id, with the runtime's bundle pointed at a new cgroup."""
@@ -62,9 +64,12 @@ class Bench:
         return cid, bundle.write()
 
     def run(self, rt: Runtime) -> float:
-        """One timed `run` (the runtime deletes the container when it exits)."""
+        """One timed `run` (the runtime deletes the container when it exits); its CPU time goes
+        to self.cpu."""
         cid, bundle = self.fresh(rt)
-        return timed(rt.cmd("run", cid), cwd=bundle.path)
+        wall, cpu = timed_cpu(rt.cmd("run", cid), cwd=bundle.path)
+        self.cpu[rt.name].append(cpu)
+        return wall
 
     def lifecycle(self, rt: Runtime) -> dict[str, float]:
         """Timed create, start and delete (the wait for /bin/true to exit is not timed)."""
@@ -117,14 +122,18 @@ def summary_rows(samples: dict[str, list[float]], runc: Summary | None,
     return rows
 
 
-def report_run(results: dict[str, list[float]], runtimes: list[Runtime]) -> None:
-    """The `run` table plus the start-up floors."""
+def report_run(results: dict[str, list[float]], cpu: dict[str, list[float]], runtimes: list[Runtime]) -> None:
+    """The `run` table (wall time, then CPU time: user + system of the runtime and the container
+    processes it reaped, which a busy machine inflates far less), plus the start-up floors."""
     names = [rt.name for rt in runtimes]
+    for title, samples in (("run /bin/true (ms)", results), ("run, CPU time (ms)", cpu)):
+        runc = Summary.of(samples["runc"]) if "runc" in samples else None
+        crun = Summary.of(samples["crun"]) if "crun" in samples else None
+        print_table([title, "median", "p90", "min", "vs runc", "vs crun"],
+                    summary_rows({n: samples[n] for n in names}, runc, crun))
+        print()
     runc = Summary.of(results["runc"]) if "runc" in results else None
     crun = Summary.of(results["crun"]) if "crun" in results else None
-    headers = ["run /bin/true (ms)", "median", "p90", "min", "vs runc", "vs crun"]
-    print_table(headers, summary_rows({n: results[n] for n in names}, runc, crun))
-    print()
     floors = {n: v for n, v in results.items() if n not in names}
     print_table(["floor (ms)", "median", "p90", "min", "vs runc", "vs crun"], summary_rows(floors, runc, crun))
 
@@ -194,7 +203,8 @@ def measure(opts: argparse.Namespace, tmp: Path, runtimes: list[Runtime]) -> int
     print(f"# {opts.runs} runs each after {opts.warmup} warm-up rounds, interleaved round-robin\n")
     jobs: dict[str, Callable[[], float]] = {rt.name: (lambda rt=rt: bench.run(rt)) for rt in runtimes}
     jobs.update(floor_jobs(runtimes))
-    report_run(round_robin(jobs, opts.runs, opts.warmup), runtimes)
+    walls = round_robin(jobs, opts.runs, opts.warmup)
+    report_run(walls, {name: cpu[opts.warmup:] for name, cpu in bench.cpu.items()}, runtimes)
     if opts.lifecycle_runs > 0:
         print()
         steps = {rt.name: (lambda rt=rt: bench.lifecycle(rt)) for rt in runtimes}
