@@ -118,15 +118,12 @@ def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChann
     for _, fd in join_fds:
         os.close(fd)
     try:
-        # v1 hierarchies are joined by the child itself (cheap, see Cgroup.join_self); anything
-        # else before it creates its cgroup namespace.
-        late = cgroup is not None and cgroup.version == 1
-        if cgroup is not None:
-            if late:
-                cgroup.add_remaining(pid)
-            else:
-                cgroup.add_process(pid)
-        chan_parent.send("go", join_self=late)
+        # The child joins v1 hierarchies itself (cheap, see Cgroup.join_self); on v2 it is moved
+        # before it creates its cgroup namespace.
+        by_self = cgroup is not None and cgroup.self_joinable()
+        if cgroup is not None and not by_self:
+            cgroup.add_process(pid)
+        chan_parent.send("go", join_self=by_self)
         return pid
     except BaseException:
         os.kill(pid, 9)
@@ -162,7 +159,10 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         launch.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         parent, child = SyncChannel.pair()
         join_fds = launch.namespaces.open_join_fds()
-        if launch.namespaces.direct:
+        # A hybrid host's cgroup2 is joined from here after the fork of the init, overlapping its
+        # set-up (moving a whole process costs an RCU grace period): that takes the intermediate.
+        cg = launch.cgroup
+        if launch.namespaces.direct and (cg is None or cg.version == 2 or cg.self_joinable()):
             init_pid = spawn_direct(launch, parent, child, launch.cgroup, join_fds)
         else:
             init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)

@@ -179,6 +179,10 @@ class Cgroup(ABC):
         `add_remaining(pid)` must complete the move from another process."""
         return False
 
+    def self_joinable(self) -> bool:
+        """Whether join_self() alone puts a process in every hierarchy of this cgroup."""
+        return False
+
     def add_remaining(self, pid: int) -> None:
         """Finish what join_self() could not do (by default: everything)."""
         self.add_process(pid)

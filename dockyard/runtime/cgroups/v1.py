@@ -68,6 +68,10 @@ class CgroupV1(Cgroup):
         for key, path in self.paths.items():
             if key != UNIFIED:
                 write(path, "tasks", "0")
+        return self.self_joinable()
+
+    def self_joinable(self) -> bool:
+        """True unless a hybrid host's cgroup2 hierarchy is involved (no `tasks` file there)."""
         return UNIFIED not in self.paths
 
     def add_remaining(self, pid: int) -> None:
