@@ -89,6 +89,15 @@ def test_results_pass_through(backend: ModuleType) -> None:
     assert backend.SECCOMP_FILTER
 
 
+def test_libseccomp_info_matches_the_binding() -> None:
+    """The C extension reads libseccomp's version and API level (the program cache's key) as the
+    ctypes binding does; the ctypes back end leaves it to that binding."""
+    from dockyard.runtime import seccomp_lib
+
+    assert c_backend().libseccomp_info() == (seccomp_lib.version(), seccomp_lib.api_level())
+    assert not hasattr(syscalls_ctypes, "libseccomp_info")
+
+
 def test_wrapper_errors_name_the_call() -> None:
     with pytest.raises(FileNotFoundError, match=r"^\[Errno 2\] umount /nonexistent-dockyard: No such file"):
         syscalls.umount2("/nonexistent-dockyard")
@@ -159,6 +168,7 @@ def test_container_with_the_ctypes_fallback(dockyard_runtime: Runtime, bundle_fa
         assert out.returncode == 0, out.stderr
         outputs.append(out.stdout)
     assert outputs[0] == outputs[1]
+    assert len(list((dockyard_runtime.root / ".seccomp-cache").iterdir())) == 1  # the same cache key
     assert outputs[0].startswith("fallback\n") and "refused" in outputs[0] and "read-only" in outputs[0]
 
 

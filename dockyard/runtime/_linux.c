@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -154,6 +155,23 @@ linux_seccomp_filter(PyObject *self, PyObject *args)
     return result(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog));
 }
 
+/* (version, API level) of libseccomp.so.2, or None when it cannot be loaded: what the runtime's
+ * compiled-program cache is keyed on, without loading the library through ctypes. */
+static PyObject *
+linux_libseccomp_info(PyObject *self, PyObject *noargs)
+{
+    struct version { unsigned int major, minor, micro; };
+    void *lib = dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL)
+        Py_RETURN_NONE;
+    const struct version *(*version)(void) = (const struct version *(*)(void))dlsym(lib, "seccomp_version");
+    unsigned int (*api_get)(void) = (unsigned int (*)(void))dlsym(lib, "seccomp_api_get");
+    if (version == NULL || api_get == NULL)
+        Py_RETURN_NONE;
+    const struct version *v = version();
+    return Py_BuildValue("(NI)", PyUnicode_FromFormat("%u.%u.%u", v->major, v->minor, v->micro), api_get());
+}
+
 static PyMethodDef methods[] = {
     {"unshare", linux_unshare, METH_VARARGS, "unshare(flags) -> 0 or -errno"},
     {"setns", linux_setns, METH_VARARGS, "setns(fd, nstype) -> 0 or -errno"},
@@ -165,6 +183,7 @@ static PyMethodDef methods[] = {
     {"setdomainname", linux_setdomainname, METH_VARARGS, "setdomainname(name) -> 0 or -errno"},
     {"capset", linux_capset, METH_VARARGS, "capset(effective, permitted, inheritable) -> 0 or -errno"},
     {"seccomp_filter", linux_seccomp_filter, METH_VARARGS, "seccomp_filter(flags, program) -> 0 or -errno"},
+    {"libseccomp_info", linux_libseccomp_info, METH_NOARGS, "libseccomp_info() -> (version, api level) or None"},
     {NULL, NULL, 0, NULL},
 };
 

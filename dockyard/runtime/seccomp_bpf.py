@@ -10,10 +10,14 @@ size is not a whole program."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from dockyard.runtime import jsonfast, syscalls
+
+try:
+    from _sha256 import sha256  # built into the interpreter: hashlib would load OpenSSL first
+except ImportError:  # an interpreter without it
+    from hashlib import sha256
 from dockyard.runtime.seccomp_spec import SeccompError
 
 TYPE_CHECKING = False
@@ -51,7 +55,7 @@ def cache_key(spec: dict[str, Any], lib_version: str, api_level: int) -> str:
     """The cache file name of a profile on this machine and library."""
     uname = os.uname()
     text = jsonfast.dumps([spec, lib_version, api_level, uname.release, uname.machine])
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256(text.encode()).hexdigest()
 
 
 def kernel_flags(profile_flags: list[str] | None, default_spec_allow: bool) -> int:

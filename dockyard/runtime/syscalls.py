@@ -151,3 +151,10 @@ def seccomp_filter(flags: int, program: bytes) -> None:
     ret = _impl.seccomp_filter(flags, program)
     if ret < 0:
         raise _error(ret, "seccomp")
+
+
+def libseccomp_info() -> tuple[str, int] | None:
+    """(version, API level) of libseccomp through the C extension, without loading it through
+    ctypes; None with the ctypes back end or when the library cannot be loaded."""
+    info = getattr(_impl, "libseccomp_info", None)
+    return info() if info is not None else None
