@@ -3,7 +3,7 @@
 The runtimes are interleaved round-robin (the order rotates each round) so that machine noise
 hits all of them alike; a few warm-up rounds are discarded. Every container, the temp dir and the
 cgroups (under /dockyard-bench/run-PID) are removed at the end, also on Ctrl-C or failure.
-Usage: .venv/bin/python bench/runtime_run.py [--runs 50] [--warmup 3] [--lifecycle-runs 20]
+Usage: .venv/bin/python bench/runtime_run.py [--runs 50] [--warmup 3] [--lifecycle-runs 20] [--seccomp]
 """
 
 from __future__ import annotations
@@ -47,11 +47,16 @@ LIFECYCLE_STEPS = ("create", "start", "delete")
 class Bench:
     """The bundles, one per runtime, and a counter for unique container ids and cgroups."""
 
-    def __init__(self, tmp: Path, runtimes: list[Runtime]) -> None:
+    def __init__(self, tmp: Path, runtimes: list[Runtime], seccomp: bool = False) -> None:
         self.runtimes = runtimes
         template = make_busybox_rootfs(tmp / "template" / "rootfs")
         self.bundles = {rt.name: make_bundle(tmp / f"bundle-{rt.name}", template, ["/bin/true"])
                         for rt in runtimes}
+        if seccomp:  # Docker's default profile, as every `docker run` container gets
+            from dockyard.engine.containers.seccomp_default import default_profile
+
+            for bundle in self.bundles.values():
+                bundle.config["linux"]["seccomp"] = default_profile()
         self.serial = 0
         self.cpu: dict[str, list[float]] = {rt.name: [] for rt in runtimes}  # CPU ms of each timed `run`
 
@@ -174,6 +179,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lifecycle-runs", type=int, default=20,
                    help="create+start+delete measurements per runtime (default 20; 0 skips)")
     p.add_argument("--runtime", action="append", default=[], help="only this runtime (repeatable)")
+    p.add_argument("--seccomp", action="store_true", help="give the containers Docker's default seccomp profile")
     return p.parse_args()
 
 
@@ -196,11 +202,12 @@ def main() -> int:
 
 def measure(opts: argparse.Namespace, tmp: Path, runtimes: list[Runtime]) -> int:
     """Build the bundles, run the round-robin measurements, print the tables."""
-    bench = Bench(tmp, runtimes)
+    bench = Bench(tmp, runtimes, opts.seccomp)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  cpus {os.cpu_count()}  load {load_average()}")
     for rt in runtimes:
         print(f"# {rt.name}: {version_line([rt.argv0, '--version'])}")
-    print(f"# {opts.runs} runs each after {opts.warmup} warm-up rounds, interleaved round-robin\n")
+    seccomp = ", Docker's default seccomp profile" if opts.seccomp else ""
+    print(f"# {opts.runs} runs each after {opts.warmup} warm-up rounds, interleaved round-robin{seccomp}\n")
     jobs: dict[str, Callable[[], float]] = {rt.name: (lambda rt=rt: bench.run(rt)) for rt in runtimes}
     jobs.update(floor_jobs(runtimes))
     walls = round_robin(jobs, opts.runs, opts.warmup)
