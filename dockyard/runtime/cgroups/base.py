@@ -11,7 +11,7 @@ from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 PROCS = "cgroup.procs"
@@ -57,15 +57,24 @@ def read_kv(path: str) -> dict[str, int]:
 
 def write(directory: str, name: str, value: str) -> None:
     """Write value to directory/name, raising CgroupError naming both on failure."""
+    write_each(directory, name, (value,))
+
+
+def write_each(directory: str, name: str, values: Iterable[str]) -> None:
+    """Write each value with its own write(2) to one opening of directory/name (a cgroup file
+    takes one value per write: device rules, say), raising CgroupError naming the failing one."""
     path = os.path.join(directory, name)
+    values = list(values)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:
-        raise CgroupError(f"cannot open {path} to write {value!r}: {e.strerror}") from e
+        raise CgroupError(f"cannot open {path} to write {values[0]!r}: {e.strerror}") from e
     try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}") from e
+        for value in values:
+            try:
+                os.write(fd, value.encode())
+            except OSError as e:
+                raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}") from e
     finally:
         os.close(fd)
 

@@ -18,6 +18,7 @@ from dockyard.runtime.cgroups.base import (
     signal_pids,
     wait_for,
     write,
+    write_each,
     write_pid,
 )
 from dockyard.runtime.cgroups.paths import UNIFIED, Hierarchy
@@ -240,14 +241,11 @@ class CgroupV1(Cgroup):
         current = state_from_list(read(f"{d}/devices.list"))
         if current == target and (not target.default_allow or not target.exceptions):
             return  # default-allow cgroups do not list their exceptions, so only then is equality known
-        if target.default_allow:
-            write(d, "devices.allow", "a")
-            for ex in target.exceptions:
-                write(d, "devices.deny", str(ex))
-        else:
-            write(d, "devices.deny", "a")
-            for ex in target.exceptions:
-                write(d, "devices.allow", str(ex))
+        # one opening of the exceptions' file for all of them: a rule per write(2)
+        reset, each = ("devices.allow", "devices.deny") if target.default_allow else ("devices.deny", "devices.allow")
+        write(d, reset, "a")
+        if target.exceptions:
+            write_each(d, each, [str(ex) for ex in target.exceptions])
 
     # statistics
 
