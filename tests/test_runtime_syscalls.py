@@ -197,3 +197,20 @@ def test_host_pid_namespace(dockyard_runtime: Runtime, bundle_factory) -> None:
     out = dockyard_runtime("run", "--bundle", str(b.path), unique_id(), check=False)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) > 1
+
+
+@pytest.mark.parametrize("mode", ["rprivate", "rslave", "shared", "rshared", "unbindable", "runbindable"])
+def test_every_root_propagation_works(dockyard_runtime: Runtime, bundle_factory, mode: str) -> None:
+    """Whatever rootfsPropagation says, the rootfs can be bound and pivoted into (its parent mount
+    is made private only when it would be shared or unbindable): the container starts and sees
+    the same mounts as with the default propagation."""
+    counts = []
+    for propagation in (None, mode):
+        b = bundle_factory(["sh", "-c", "wc -l < /proc/self/mountinfo"])
+        if propagation:
+            b.config["linux"]["rootfsPropagation"] = propagation
+        b.write()
+        out = dockyard_runtime("run", "--bundle", str(b.path), unique_id(), check=False)
+        assert out.returncode == 0, out.stderr
+        counts.append(int(out.stdout))
+    assert counts[0] == counts[1]
