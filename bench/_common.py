@@ -61,33 +61,49 @@ def version_line(argv: list[str]) -> str:
     return out.splitlines()[0].strip() if out.strip() else "?"
 
 
-def run_quiet(argv: list[str], cwd: str | Path | None = None, timeout: float = 60,
-              env: dict[str, str] | None = None) -> tuple[int, str]:
+def run_measured(argv: list[str], cwd: str | Path | None = None, timeout: float = 60,
+                 env: dict[str, str] | None = None) -> tuple[int, str, float]:
     """Run argv with stdin and stdout on /dev/null and stderr in a file (never a pipe: a container
-    created by the command inherits its stdio and may hold a pipe open); return (status, stderr)."""
+    created by the command inherits its stdio and may hold a pipe open); return (status, stderr,
+    CPU ms): the CPU time (user + system) of the command and of the descendants it reaped, which
+    a busy machine inflates far less than the wall time."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, env=env)
-        # wait() without a timeout blocks in waitpid; with one it polls with growing sleeps,
-        # which would round every measurement up to the next 1, 3, 7, 15, 31, 63... ms
+        # a blocking wait (Popen.wait with a timeout polls with growing sleeps, which would
+        # round every measurement up to the next 1, 3, 7, 15, 31, 63... ms)
         watchdog = threading.Timer(timeout, proc.kill)
         watchdog.start()
         try:
-            code = proc.wait()
+            _, status, usage = os.wait4(proc.pid, 0)
         finally:
             watchdog.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return code, err.read().decode(errors="replace").strip()
+        return proc.returncode, err.read().decode(errors="replace").strip(), (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def run_quiet(argv: list[str], cwd: str | Path | None = None, timeout: float = 60,
+              env: dict[str, str] | None = None) -> tuple[int, str]:
+    """run_measured without the CPU time: (status, stderr)."""
+    code, err, _cpu = run_measured(argv, cwd, timeout, env)
+    return code, err
 
 
 def timed(argv: list[str], cwd: str | Path | None = None, env: dict[str, str] | None = None) -> float:
     """Wall time of one command in milliseconds; raise RuntimeError if it fails."""
+    return timed_cpu(argv, cwd, env)[0]
+
+
+def timed_cpu(argv: list[str], cwd: str | Path | None = None,
+              env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one command (see run_measured); raise RuntimeError if it fails."""
     start = time.perf_counter()
-    code, err = run_quiet(argv, cwd, env=env)
+    code, err, cpu = run_measured(argv, cwd, env=env)
     elapsed = (time.perf_counter() - start) * 1000
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {code}: {err}")
-    return elapsed
+    return elapsed, cpu
 
 
 def container_ids(rt: Runtime) -> list[str]:

@@ -3,7 +3,7 @@
 The runtimes are interleaved round-robin (the order rotates each round) so that machine noise
 hits all of them alike; a few warm-up rounds are discarded. Every container, the temp dir and the
 cgroups (under /dockyard-bench/run-PID) are removed at the end, also on Ctrl-C or failure.
-Usage: .venv/bin/python bench/runtime_run.py [--runs 50] [--warmup 3] [--lifecycle-runs 20]
+Usage: .venv/bin/python bench/runtime_run.py [--runs 50] [--warmup 3] [--lifecycle-runs 20] [--seccomp]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from _common import (
     raise_on_termination,
     remove_cgroups,
     timed,
+    timed_cpu,
     version_line,
 )
 
@@ -46,12 +47,18 @@ LIFECYCLE_STEPS = ("create", "start", "delete")
 class Bench:
     """The bundles, one per runtime, and a counter for unique container ids and cgroups."""
 
-    def __init__(self, tmp: Path, runtimes: list[Runtime]) -> None:
+    def __init__(self, tmp: Path, runtimes: list[Runtime], seccomp: bool = False) -> None:
         self.runtimes = runtimes
         template = make_busybox_rootfs(tmp / "template" / "rootfs")
         self.bundles = {rt.name: make_bundle(tmp / f"bundle-{rt.name}", template, ["/bin/true"])
                         for rt in runtimes}
+        if seccomp:  # Docker's default profile, as every `docker run` container gets
+            from dockyard.engine.containers.seccomp_default import default_profile
+
+            for bundle in self.bundles.values():
+                bundle.config["linux"]["seccomp"] = default_profile()
         self.serial = 0
+        self.cpu: dict[str, list[float]] = {rt.name: [] for rt in runtimes}  # CPU ms of each timed `run`
 
     def fresh(self, rt: Runtime) -> tuple[str, Bundle]:
         """A new container id, with the runtime's bundle pointed at a new cgroup."""
@@ -62,9 +69,12 @@ class Bench:
         return cid, bundle.write()
 
     def run(self, rt: Runtime) -> float:
-        """One timed `run` (the runtime deletes the container when it exits)."""
+        """One timed `run` (the runtime deletes the container when it exits); its CPU time goes
+        to self.cpu."""
         cid, bundle = self.fresh(rt)
-        return timed(rt.cmd("run", cid), cwd=bundle.path)
+        wall, cpu = timed_cpu(rt.cmd("run", cid), cwd=bundle.path)
+        self.cpu[rt.name].append(cpu)
+        return wall
 
     def lifecycle(self, rt: Runtime) -> dict[str, float]:
         """Timed create, start and delete (the wait for /bin/true to exit is not timed)."""
@@ -117,14 +127,18 @@ def summary_rows(samples: dict[str, list[float]], runc: Summary | None,
     return rows
 
 
-def report_run(results: dict[str, list[float]], runtimes: list[Runtime]) -> None:
-    """The `run` table plus the start-up floors."""
+def report_run(results: dict[str, list[float]], cpu: dict[str, list[float]], runtimes: list[Runtime]) -> None:
+    """The `run` table (wall time, then CPU time: user + system of the runtime and the container
+    processes it reaped, which a busy machine inflates far less), plus the start-up floors."""
     names = [rt.name for rt in runtimes]
+    for title, samples in (("run /bin/true (ms)", results), ("run, CPU time (ms)", cpu)):
+        runc = Summary.of(samples["runc"]) if "runc" in samples else None
+        crun = Summary.of(samples["crun"]) if "crun" in samples else None
+        print_table([title, "median", "p90", "min", "vs runc", "vs crun"],
+                    summary_rows({n: samples[n] for n in names}, runc, crun))
+        print()
     runc = Summary.of(results["runc"]) if "runc" in results else None
     crun = Summary.of(results["crun"]) if "crun" in results else None
-    headers = ["run /bin/true (ms)", "median", "p90", "min", "vs runc", "vs crun"]
-    print_table(headers, summary_rows({n: results[n] for n in names}, runc, crun))
-    print()
     floors = {n: v for n, v in results.items() if n not in names}
     print_table(["floor (ms)", "median", "p90", "min", "vs runc", "vs crun"], summary_rows(floors, runc, crun))
 
@@ -165,6 +179,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lifecycle-runs", type=int, default=20,
                    help="create+start+delete measurements per runtime (default 20; 0 skips)")
     p.add_argument("--runtime", action="append", default=[], help="only this runtime (repeatable)")
+    p.add_argument("--seccomp", action="store_true", help="give the containers Docker's default seccomp profile")
     return p.parse_args()
 
 
@@ -187,14 +202,16 @@ def main() -> int:
 
 def measure(opts: argparse.Namespace, tmp: Path, runtimes: list[Runtime]) -> int:
     """Build the bundles, run the round-robin measurements, print the tables."""
-    bench = Bench(tmp, runtimes)
+    bench = Bench(tmp, runtimes, opts.seccomp)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  cpus {os.cpu_count()}  load {load_average()}")
     for rt in runtimes:
         print(f"# {rt.name}: {version_line([rt.argv0, '--version'])}")
-    print(f"# {opts.runs} runs each after {opts.warmup} warm-up rounds, interleaved round-robin\n")
+    seccomp = ", Docker's default seccomp profile" if opts.seccomp else ""
+    print(f"# {opts.runs} runs each after {opts.warmup} warm-up rounds, interleaved round-robin{seccomp}\n")
     jobs: dict[str, Callable[[], float]] = {rt.name: (lambda rt=rt: bench.run(rt)) for rt in runtimes}
     jobs.update(floor_jobs(runtimes))
-    report_run(round_robin(jobs, opts.runs, opts.warmup), runtimes)
+    walls = round_robin(jobs, opts.runs, opts.warmup)
+    report_run(walls, {name: cpu[opts.warmup:] for name, cpu in bench.cpu.items()}, runtimes)
     if opts.lifecycle_runs > 0:
         print()
         steps = {rt.name: (lambda rt=rt: bench.lifecycle(rt)) for rt in runtimes}

@@ -7,17 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 py="$root/.venv/bin/python"
-write_launcher() {  # name module
+write_launcher() {  # name module function
   local tmp=".venv/bin/.$1.tmp"
   cat > "$tmp" <<LAUNCHER
 #!$py -IS
 import sys
 sys.path.insert(0, "$root")
-from $2 import main
-sys.exit(main())
+from $2 import $3
+sys.exit($3())
 LAUNCHER
   chmod 755 "$tmp"
   mv "$tmp" ".venv/bin/$1"
 }
-write_launcher dockyard-runtime dockyard.runtime.cli
-write_launcher dockyard dockyard.cli.main
+write_launcher dockyard-runtime dockyard.runtime.cli main_and_exit
+write_launcher dockyard dockyard.cli.main main

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(busybox-static tini git openssh-client libseccomp2 runc crun python3-venv python3-dev iproute2 iptables procps mmdebstrap skopeo umoci docker-registry apache2-utils docker-compose)
+PKGS=(busybox-static tini git openssh-client libseccomp2 runc crun python3-venv python3-dev build-essential iproute2 iptables procps mmdebstrap skopeo umoci docker-registry apache2-utils docker-compose)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,5 +30,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 scripts/fast-launchers.sh
+scripts/build-ext.sh
 .venv/bin/python -m compileall -q dockyard >/dev/null
 echo "setup: ready (.venv/bin/dockyard-runtime, .venv/bin/dockyard-shim)"

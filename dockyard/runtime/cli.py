@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -121,6 +122,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def main_and_exit() -> None:
+    """The launcher's entry point: main(), then leave without finalizing the interpreter.
+
+    Freeing every imported module at exit costs ~3 ms and a runtime command has nothing left to
+    clean up (the kernel closes its descriptors); only Python's own buffers need flushing. The
+    cyclic garbage collector stays off in this short-lived process: the imports of a command
+    would trigger a dozen collections (~1 ms), and the forked children would copy the pages
+    it touches."""
+    gc.disable()
+    code = main()  # an unexpected exception goes on to the normal exit, which prints it
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import sys
 from dockyard.runtime import jsonfast, lifecycle
 from dockyard.runtime.argv import Namespace
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.signals import parse_signal
 from dockyard.runtime.state import OCI_VERSION, StateStore
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -56,19 +55,22 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
         become_subreaper()
     console = _console(a.console_socket)
     fg = None
+    loaded = None
     if console is None and not a.detach:
-        from dockyard.runtime.config import load_bundle
+        from dockyard.runtime.config import check_id, load_bundle
 
-        if load_bundle(os.path.abspath(a.bundle))[0]["process"].get("terminal"):
+        check_id(a.id)
+        loaded = load_bundle(os.path.abspath(a.bundle))
+        if loaded[0]["process"].get("terminal"):
             fg = ForegroundConsole()
             console = fg.theirs
     from dockyard.runtime.create import create
 
-    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds))
+    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds), loaded)
     try:
         if fg is not None:
             fg.receive()
-        lifecycle.start(store, a.id)
+        lifecycle.start(store, a.id, state)
     except BaseException:
         lifecycle.delete(store, a.id, force=True)
         raise
@@ -76,7 +78,7 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
         return 0
     code = wait_foreground(state["pid"], fg)
     if not a.keep:
-        lifecycle.delete(store, a.id, force=True)
+        lifecycle.delete(store, a.id, force=True, state=state)
     return code
 
 
@@ -89,6 +91,8 @@ def cmd_state(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_kill(store: StateStore, a: Namespace) -> int:
+    from dockyard.runtime.signals import parse_signal
+
     lifecycle.kill(store, a.id, parse_signal(a.signal or "SIGTERM"), a.all)
     return 0
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 
+from dockyard.runtime import syscalls
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
-from dockyard.runtime.init import Launch, container_init, intermediate
+from dockyard.runtime.init import Launch, container_init, direct_child, intermediate
 from dockyard.runtime.lifecycle import kill_and_wait, write_pid_file
 from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
 from dockyard.runtime.process import ProcessSetup
@@ -89,12 +90,55 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
         os.waitpid(first, 0)
 
 
+def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
+                 join_fds: list[tuple[str, int]]) -> int:
+    """Fork the container's init without an intermediate process: a new pid namespace is
+    unshared for our children only, around the fork (then our own is joined back), so the
+    child is its pid 1 and enters the other namespaces itself. Returns its pid."""
+    own_pid_ns = -1
+    if "pid" in launch.namespaces.new:
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if own_pid_ns >= 0:
+            syscalls.unshare(syscalls.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                chan_parent.close()
+                direct_child(launch, chan_child, join_fds, container_init)
+            finally:
+                os._exit(1)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot start the container's init: {e}") from None
+    finally:
+        if own_pid_ns >= 0:
+            syscalls.setns(own_pid_ns, syscalls.CLONE_NEWPID)  # later forks (hooks) stay on the host
+            os.close(own_pid_ns)
+    chan_child.close()
+    for _, fd in join_fds:
+        os.close(fd)
+    try:
+        # The child joins v1 hierarchies itself (cheap, see Cgroup.join_self); on v2 it is moved
+        # before it creates its cgroup namespace.
+        by_self = cgroup is not None and cgroup.self_joinable()
+        if cgroup is not None and not by_self:
+            cgroup.add_process(pid)
+        chan_parent.send("go", join_self=by_self)
+        return pid
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+
+
 def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None,
-           console: Any = None, no_pivot: bool = False, preserve_fds: int = 0) -> dict[str, Any]:
-    """Create a container: its init waits on the exec fifo until `start`."""
+           console: Any = None, no_pivot: bool = False, preserve_fds: int = 0,
+           loaded: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
+    """Create a container: its init waits on the exec fifo until `start`. loaded is the bundle's
+    (config, rootfs) when the caller has read it already."""
     check_id(cid)
     bundle = os.path.abspath(bundle)
-    config, rootfs = load_bundle(bundle)
+    config, rootfs = loaded or load_bundle(bundle)
     linux = config.get("linux") or {}
     if config["process"].get("terminal"):
         if console is None:
@@ -115,7 +159,13 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         launch.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         parent, child = SyncChannel.pair()
         join_fds = launch.namespaces.open_join_fds()
-        init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
+        # A hybrid host's cgroup2 is joined from here after the fork of the init, overlapping its
+        # set-up (moving a whole process costs an RCU grace period): that takes the intermediate.
+        cg = launch.cgroup
+        if launch.namespaces.direct and (cg is None or cg.version == 2 or cg.self_joinable()):
+            init_pid = spawn_direct(launch, parent, child, launch.cgroup, join_fds)
+        else:
+            init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
         state = {"id": cid, "pid": init_pid, "pid_start": process_start_time(init_pid), "bundle": bundle,
                  "rootfs": rootfs, "created": now_rfc3339(), "cgroups_path": linux.get("cgroupsPath"),
                  "config": config}

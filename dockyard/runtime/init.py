@@ -46,40 +46,56 @@ class Launch:
         self.fifo_fd = -1
 
 
+def _enter_namespaces(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], exclude: int) -> None:
+    """Wait to be placed in the cgroup, then join the namespaces of join_fds (a user namespace
+    first, with its id maps written by the runtime) and create the new ones but `exclude`."""
+    if chan.expect("go")["join_self"]:
+        launch.cgroup.join_self()
+    syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
+    ns = launch.namespaces
+    join_all([f for f in join_fds if f[0] == "user"])
+    if ns.new_user:
+        syscalls.unshare(syscalls.CLONE_NEWUSER)
+        chan.send("userns")
+        chan.expect("maps")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    join_all([f for f in join_fds if f[0] != "user"])
+    flags = ns.unshare_flags() & ~exclude
+    if flags:
+        syscalls.unshare(flags)
+
+
 def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], child_main) -> None:
     """First child: wait to be placed in the cgroup, enter/create namespaces, fork the process that
     will be pid 1 of the new pid namespace, report its pid, and exit."""
     try:
-        if chan.expect("go")["join_self"]:
-            launch.cgroup.join_self()
-        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
-        ns = launch.namespaces
-        user_fds = [f for f in join_fds if f[0] == "user"]
-        join_all(user_fds)
-        if ns.new_user:
-            syscalls.unshare(syscalls.CLONE_NEWUSER)
-            chan.send("userns")
-            chan.expect("maps")
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-        join_all([f for f in join_fds if f[0] != "user"])
-        flags = ns.unshare_flags()
-        if flags:
-            syscalls.unshare(flags)
+        _enter_namespaces(launch, chan, join_fds, 0)
         # The final process shares our channel: it must not speak before we reported its pid,
-        # so it waits for this pipe to close (when we exit).
+        # so its first message waits for this pipe to close (when we exit); its work before
+        # that (the rootfs mounts) overlaps our exit.
         hold_r, hold_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(hold_w)
-            os.read(hold_r, 1)
-            os.close(hold_r)
+            chan.turn_fd = hold_r
             child_main(launch, chan)
             os._exit(1)
         chan.send("pid", pid=pid)
     except BaseException as e:  # noqa: BLE001 - every failure goes to the runtime
         report_and_exit(chan, e)
     os._exit(0)
+
+
+def direct_child(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], child_main) -> None:
+    """The container's init forked straight into its new pid namespace (or the host's): enter
+    the other namespaces as the intermediate would, then go on as child_main."""
+    try:
+        _enter_namespaces(launch, chan, join_fds, syscalls.CLONE_NEWPID)
+    except BaseException as e:  # noqa: BLE001 - every failure goes to the runtime
+        report_and_exit(chan, e)
+    child_main(launch, chan)
+    os._exit(1)
 
 
 def _finalize(launch: Launch) -> tuple[str, list[str], dict[str, str]]:

@@ -5,9 +5,9 @@ Kept apart from `create` so these frequent, short commands import little."""
 from __future__ import annotations
 
 import os
+import select
 import time
 
-from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
 from dockyard.runtime.state import EXEC_FIFO, StateStore, process_alive
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 def container_cgroup(state: dict[str, Any]) -> Cgroup:
     """The container's cgroup; a relative cgroupsPath is found where the init process lives."""
+    from dockyard.runtime.cgroups import open_cgroup  # `start` has no use for it
+
     return open_cgroup(state.get("cgroups_path"), state["id"], root_pid=state["pid"])
 
 
@@ -34,9 +36,10 @@ def write_pid_file(path: str | None, pid: int) -> None:
     os.rename(tmp, path)
 
 
-def start(store: StateStore, cid: str) -> dict[str, Any]:
-    """Let a created container's init exec the user process; run poststart hooks."""
-    state = store.load(cid)
+def start(store: StateStore, cid: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Let a created container's init exec the user process; run poststart hooks. state is the
+    container's saved state when the caller holds it already (`run`)."""
+    state = state or store.load(cid)
     status = store.status(state)
     if status == "stopped":
         raise RuntimeFailure("cannot start a container that has stopped")
@@ -45,22 +48,21 @@ def start(store: StateStore, cid: str) -> dict[str, Any]:
     fifo = os.path.join(store.dir(cid), EXEC_FIFO)
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        delay = 0.0002
+        # Opening the read end releases the init's blocking open of the write end; it then
+        # writes one byte. select wakes as soon as it does (or its end closes: it died).
         while True:
-            try:
-                if os.read(fd, 1):
-                    break
-            except BlockingIOError:  # the init has the fifo open but has not written yet
-                pass
+            if select.select([fd], [], [], 0.01)[0]:
+                try:
+                    if os.read(fd, 1):
+                        break
+                except BlockingIOError:
+                    pass
             if not process_alive(state["pid"], state.get("pid_start")):
                 raise RuntimeFailure("cannot start a container that has stopped")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
     finally:
         os.close(fd)
     os.unlink(fifo)
-    oci = store.oci_state(state)
-    run_hooks(state["config"], "poststart", oci, fatal=False)
+    _run_post_hooks(store, state, "poststart")
     return state
 
 
@@ -91,14 +93,16 @@ def kill_and_wait(pid: int, start_time: int | None, timeout: float = 10.0) -> No
         time.sleep(0.001)
 
 
-def delete(store: StateStore, cid: str, force: bool = False) -> None:
-    """Remove a stopped (or, with force, any) container: processes, cgroup, state; poststop hooks."""
-    try:
-        state = store.load(cid)
-    except RuntimeFailure:
-        if force:
-            return
-        raise
+def delete(store: StateStore, cid: str, force: bool = False, state: dict[str, Any] | None = None) -> None:
+    """Remove a stopped (or, with force, any) container: processes, cgroup, state; poststop hooks.
+    state is the container's saved state when the caller holds it already (`run`)."""
+    if state is None:
+        try:
+            state = store.load(cid)
+        except RuntimeFailure:
+            if force:
+                return
+            raise
     status = store.status(state)
     if status in ("running", "paused") and not force:
         raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
@@ -112,6 +116,12 @@ def delete(store: StateStore, cid: str, force: bool = False) -> None:
     elif cgroup.exists() and cgroup.pids():
         cgroup.kill_all(9)  # leftovers of a container that shared the host pid namespace
     cgroup.destroy()
-    oci = store.oci_state(state)
-    run_hooks(state["config"], "poststop", oci, fatal=False)
+    _run_post_hooks(store, state, "poststop")
     store.remove(cid)
+
+
+def _run_post_hooks(store: StateStore, state: dict[str, Any], kind: str) -> None:
+    """Run the poststart or poststop hooks (failures only warn), with the state document on their
+    stdin; without hooks that document (a status check: /proc, the freezer) is not even built."""
+    if (state["config"].get("hooks") or {}).get(kind):
+        run_hooks(state["config"], kind, store.oci_state(state), fatal=False)

@@ -52,6 +52,13 @@ class NamespacePlan:
             flags |= CLONE_FLAGS[kind]
         return flags
 
+    @property
+    def direct(self) -> bool:
+        """Whether the init can be forked straight into its namespaces (see create.spawn_direct):
+        not with a user namespace (it must own the others, with its id maps written first), nor
+        when joining a pid namespace or creating a time one (both apply to children only)."""
+        return "user" not in self.types and "pid" not in self.join and "time" not in self.new
+
     def open_join_fds(self) -> list[tuple[str, int]]:
         """Open the namespaces to join now (while host paths are visible), in join order."""
         fds = []

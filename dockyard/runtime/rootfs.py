@@ -108,7 +108,7 @@ def _check_plain_directory(rootfs: str, destination: str, kind: str) -> None:
 
 
 def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
-    """Perform one entry of config.mounts under rootfs."""
+    """Perform one entry of config.mounts under rootfs (a real path: no symlinks)."""
     opts = MountOptions(m.get("options") or [])
     kind = m.get("type") or ("bind" if opts.is_bind else "")
     source = m.get("source", "")
@@ -124,8 +124,7 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str])
     try:
         via = f"/proc/self/fd/{fd}"
         dest = os.readlink(via)
-        root = os.path.realpath(rootfs)
-        if dest != root and not dest.startswith(root.rstrip("/") + "/"):
+        if dest != rootfs and not dest.startswith(rootfs.rstrip("/") + "/"):
             raise RuntimeFailure(f"mount destination {m['destination']} resolves outside the rootfs: {dest}")
         if opts.is_bind:
             _mount_bind(source, dest, opts, via)
@@ -183,10 +182,12 @@ def setup_dev(rootfs: str, config: dict[str, Any], ns_types: set[str]) -> None:
 
 def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, mounts and /dev."""
+    rootfs = os.path.realpath(rootfs)  # once here: each mount destination is checked against it
     linux = config.get("linux") or {}
     prop = PROPAGATION.get(linux.get("rootfsPropagation") or "", s.MS_SLAVE | s.MS_REC)
     s.mount(None, "/", None, prop | s.MS_REC)
-    _make_parent_private(rootfs)
+    if prop & (s.MS_SHARED | s.MS_UNBINDABLE):
+        _make_parent_private(rootfs)  # for the bind below and pivot_root; a slave or private one will do
     s.mount(rootfs, rootfs, None, s.MS_BIND | s.MS_REC)
     for m in config.get("mounts") or []:
         try:
@@ -204,7 +205,8 @@ def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]
 
 
 def _make_parent_private(rootfs: str) -> None:
-    """pivot_root refuses a new root whose parent mount is shared: make that mount private."""
+    """pivot_root refuses a new root whose parent mount is shared, and an unbindable one cannot
+    be bound onto itself: make that mount private."""
     best = "/"
     with open("/proc/self/mountinfo") as f:
         for line in f:

@@ -12,6 +12,7 @@ import os
 from dockyard.runtime.seccomp_spec import (
     ACTIONS,
     ARCHES,
+    FLAG_MIN_API,
     FLAG_SPEC_ALLOW,
     FLAGS,
     OPERATORS,
@@ -97,10 +98,10 @@ def _build(lib: ModuleType, profile: Profile, context: Context) -> None:
     api = lib.api_level()
     flags = profile.flags
     if flags is None:  # runc's default when the spec has no "flags" at all
-        flags = (FLAG_SPEC_ALLOW,) if api >= lib.FLAG_ATTRS[FLAG_SPEC_ALLOW][1] else ()
+        flags = (FLAG_SPEC_ALLOW,) if api >= FLAG_MIN_API[FLAG_SPEC_ALLOW] else ()
     for flag in flags:
-        attr, min_api = lib.FLAG_ATTRS[flag]
-        if api < min_api:
+        attr = lib.FLAG_ATTRS[flag]
+        if api < FLAG_MIN_API[flag]:
             raise SeccompError(f"seccomp: flag {flag} is not supported by this kernel and libseccomp")
         _set_attr(context, attr, 1, f"flag {flag}")
     if len(profile.rules) > _OPTIMIZE_ABOVE:
@@ -139,16 +140,18 @@ def compile_cached(spec: dict[str, Any], root: str) -> Any:
     """compile_filter through the program cache under root (see seccomp_bpf): a profile seen
     before on this machine costs a file read; a new one is compiled, exported and stored."""
     from dockyard.runtime import seccomp_bpf as bpf
+    from dockyard.runtime import syscalls
 
-    nr = bpf.nr_seccomp()
-    if nr is None:
+    if not syscalls.SECCOMP_FILTER:  # a machine whose seccomp(2) number the ctypes back end does not know
         return compile_filter(spec)
-    lib = _lib()
-    api = lib.api_level()
-    path = os.path.join(root, bpf.CACHE_DIR, bpf.cache_key(spec, lib.version(), api) + ".bpf")
-    spec_allow = api >= lib.FLAG_ATTRS[FLAG_SPEC_ALLOW][1]
-    flags = bpf.kernel_flags(spec.get("flags"), spec_allow)
-    cached = bpf.load_cached(path, flags, nr)
+    info = syscalls.libseccomp_info()  # a hit then needs neither ctypes nor the library binding
+    if info is None:
+        lib = _lib()
+        info = lib.version(), lib.api_level()
+    version, api = info
+    path = os.path.join(root, bpf.CACHE_DIR, bpf.cache_key(spec, version, api) + ".bpf")
+    flags = bpf.kernel_flags(spec.get("flags"), api >= FLAG_MIN_API[FLAG_SPEC_ALLOW])
+    cached = bpf.load_cached(path, flags)
     if cached is not None:
         return cached
     compiled = compile_filter(spec)
@@ -159,7 +162,7 @@ def compile_cached(spec: dict[str, Any], root: str) -> Any:
     finally:
         compiled.release()
     bpf.store(path, program)
-    return bpf.BpfFilter(program, flags, nr)
+    return bpf.BpfFilter(program, flags)
 
 
 def features() -> dict[str, Any]:
@@ -175,5 +178,5 @@ def features() -> dict[str, Any]:
         "operators": sorted(OPERATORS),
         "archs": sorted(a for a in ARCHES if lib.arch_token(_arch_name(a))),
         "knownFlags": list(FLAGS),
-        "supportedFlags": [f for f in FLAGS if api >= lib.FLAG_ATTRS[f][1]],
+        "supportedFlags": [f for f in FLAGS if api >= FLAG_MIN_API[f]],
     }

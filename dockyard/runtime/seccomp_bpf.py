@@ -10,11 +10,14 @@ size is not a whole program."""
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import os
 
-from dockyard.runtime import jsonfast
+from dockyard.runtime import jsonfast, syscalls
+
+try:
+    from _sha256 import sha256  # built into the interpreter: hashlib would load OpenSSL first
+except ImportError:  # an interpreter without it
+    from hashlib import sha256
 from dockyard.runtime.seccomp_spec import SeccompError
 
 TYPE_CHECKING = False
@@ -23,35 +26,26 @@ if TYPE_CHECKING:
 
 CACHE_DIR = ".seccomp-cache"  # under the runtime root; `list` ignores entries without state.json
 SOCK_FILTER_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
-SECCOMP_SET_MODE_FILTER = 1
 KERNEL_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
-_NR_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "ppc64le": 358, "s390x": 348, "i686": 354,
-               "armv7l": 383}
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 class BpfFilter:
-    """A stored program and the seccomp(2) flags to load it with; everything the load needs is
-    prepared here, so that the container's init (after pivot_root) only makes the system call."""
+    """A stored program and the seccomp(2) flags to load it with: the container's init (after
+    pivot_root) only makes the system call."""
 
     enabled = True
 
-    def __init__(self, program: bytes, flags: int, nr_seccomp: int) -> None:
-        self._buffer = ctypes.create_string_buffer(program, len(program))
-        self._prog = _SockFprog(len(program) // SOCK_FILTER_SIZE, ctypes.addressof(self._buffer))
+    def __init__(self, program: bytes, flags: int) -> None:
+        self._program = program
         self._flags = flags
-        self._nr = nr_seccomp
-        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
-        self._syscall.restype = ctypes.c_long
 
     def load(self) -> None:
-        """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) in the calling process (no_new_privs is the
-        caller's business, as with libseccomp's load)."""
-        if self._syscall(self._nr, SECCOMP_SET_MODE_FILTER, self._flags, ctypes.byref(self._prog)) != 0:
-            raise SeccompError(f"seccomp: loading the filter failed: {os.strerror(ctypes.get_errno())}")
+        """seccomp(SECCOMP_SET_MODE_FILTER, flags, program) in the calling process (no_new_privs is
+        the caller's business, as with libseccomp's load)."""
+        try:
+            syscalls.seccomp_filter(self._flags, self._program)
+        except OSError as e:
+            raise SeccompError(f"seccomp: loading the filter failed: {os.strerror(e.errno)}") from None
 
     def release(self) -> None:
         """Nothing to free (kept for the libseccomp filter's interface)."""
@@ -61,7 +55,7 @@ def cache_key(spec: dict[str, Any], lib_version: str, api_level: int) -> str:
     """The cache file name of a profile on this machine and library."""
     uname = os.uname()
     text = jsonfast.dumps([spec, lib_version, api_level, uname.release, uname.machine])
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256(text.encode()).hexdigest()
 
 
 def kernel_flags(profile_flags: list[str] | None, default_spec_allow: bool) -> int:
@@ -74,12 +68,7 @@ def kernel_flags(profile_flags: list[str] | None, default_spec_allow: bool) -> i
     return value
 
 
-def nr_seccomp() -> int | None:
-    """The seccomp syscall number of this machine, None where unknown (no caching then)."""
-    return _NR_SECCOMP.get(os.uname().machine)
-
-
-def load_cached(path: str, flags: int, nr: int) -> BpfFilter | None:
+def load_cached(path: str, flags: int) -> BpfFilter | None:
     """The stored program at path, or None if there is none (or it is damaged)."""
     try:
         with open(path, "rb") as f:
@@ -88,7 +77,7 @@ def load_cached(path: str, flags: int, nr: int) -> BpfFilter | None:
         return None
     if not program or len(program) % SOCK_FILTER_SIZE or len(program) // SOCK_FILTER_SIZE > 0xFFFF:
         return None
-    return BpfFilter(program, flags, nr)
+    return BpfFilter(program, flags)
 
 
 def export_program(context: Any) -> bytes:

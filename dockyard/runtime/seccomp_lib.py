@@ -22,11 +22,11 @@ ATTR_CTL_SSB = 7
 ATTR_CTL_OPTIMIZE = 8
 ATTR_API_SYSRAWRC = 9
 
-# OCI filter flag -> (attribute, lowest seccomp_api_get() level supporting it)
+# OCI filter flag -> filter attribute (the API levels they need: seccomp_spec.FLAG_MIN_API)
 FLAG_ATTRS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": (ATTR_CTL_TSYNC, 2),
-    "SECCOMP_FILTER_FLAG_LOG": (ATTR_CTL_LOG, 3),
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (ATTR_CTL_SSB, 4),
+    "SECCOMP_FILTER_FLAG_TSYNC": ATTR_CTL_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": ATTR_CTL_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ATTR_CTL_SSB,
 }
 
 

@@ -21,6 +21,14 @@ class SyncChannel:
     def __init__(self, rfd: int, wfd: int) -> None:
         self.rfd = rfd
         self.wfd = wfd
+        self.turn_fd = -1  # a pipe whose writers must all be gone before this end speaks first
+
+    def _wait_turn(self) -> None:
+        fd, self.turn_fd = self.turn_fd, -1
+        try:
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
 
     @classmethod
     def pair(cls) -> tuple[SyncChannel, SyncChannel]:
@@ -30,6 +38,8 @@ class SyncChannel:
         return cls(up_r, down_w), cls(down_r, up_w)
 
     def send(self, kind: str, **fields: Any) -> None:
+        if self.turn_fd >= 0:
+            self._wait_turn()
         fields["type"] = kind
         data = marshal.dumps(fields)
         data = len(data).to_bytes(4, "little") + data
@@ -61,12 +71,14 @@ class SyncChannel:
         return msg
 
     def close(self) -> None:
-        for fd in (self.rfd, self.wfd):
+        for fd in (self.rfd, self.wfd, self.turn_fd):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self.rfd = self.wfd = -1
+        self.rfd = self.wfd = self.turn_fd = -1
 
 
 def report_and_exit(channel: SyncChannel, exc: BaseException) -> None:

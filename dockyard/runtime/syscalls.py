@@ -1,15 +1,25 @@
-"""Thin ctypes wrappers for the Linux system calls Python's os module lacks.
+"""The Linux system calls Python's os module lacks.
 
 Each wrapper raises OSError with errno and a description of the call, so callers can report
-exactly what the kernel refused.
+exactly what the kernel refused. The calls themselves go through the C extension `_linux` when
+`make setup` built it, through ctypes (`syscalls_ctypes`) otherwise or when the environment has
+DOCKYARD_RUNTIME_CTYPES=1; both return the result or -errno.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+if os.environ.get("DOCKYARD_RUNTIME_CTYPES") == "1":
+    from dockyard.runtime import syscalls_ctypes as _impl
+else:
+    try:
+        from dockyard.runtime import _linux as _impl  # type: ignore[no-redef]
+    except ImportError:
+        from dockyard.runtime import syscalls_ctypes as _impl  # type: ignore[no-redef]
+
+BACKEND = "ctypes" if _impl.__name__.endswith("ctypes") else "c"
+SECCOMP_FILTER: bool = bool(_impl.SECCOMP_FILTER)  # whether seccomp_filter() can work on this machine
 
 # Namespace flags (clone(2)).
 CLONE_NEWNS = 0x00020000
@@ -58,17 +68,10 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-_SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "setns": 308},
-    "aarch64": {"pivot_root": 41, "setns": 268},
-}
 
-
-def _check(ret: int, what: str) -> int:
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return ret
+def _error(ret: int, what: str) -> OSError:
+    """The OSError of a failed call (ret is -errno); descriptions are only formatted on failure."""
+    return OSError(-ret, f"{what}: {os.strerror(-ret)}")
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -79,69 +82,79 @@ def _b(s: str | bytes | None) -> bytes | None:
 
 def unshare(flags: int) -> None:
     """unshare(2) the namespaces in flags."""
-    _check(_libc.unshare(ctypes.c_int(flags)), f"unshare({flags:#x})")
+    ret = _impl.unshare(flags)
+    if ret < 0:
+        raise _error(ret, f"unshare({flags:#x})")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
     """setns(2): join the namespace open at fd."""
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    ret = _impl.setns(fd, nstype)
+    if ret < 0:
+        raise _error(ret, "setns")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     """mount(2)."""
-    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
-    _check(ret, f"mount {source or ''} on {target} ({fstype or 'bind/remount'}, flags {flags:#x}, {data or ''})")
+    ret = _impl.mount(_b(source), _b(target), _b(fstype), flags, _b(data))
+    if ret < 0:
+        raise _error(ret, f"mount {source or ''} on {target} ({fstype or 'bind/remount'}, flags {flags:#x}, "
+                          f"{data or ''})")
 
 
 def umount2(target: str, flags: int = 0) -> None:
     """umount2(2)."""
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+    ret = _impl.umount2(_b(target), flags)
+    if ret < 0:
+        raise _error(ret, f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (glibc has no wrapper)."""
-    nr = _SYSCALL_NUMBERS[os.uname().machine]["pivot_root"]
-    _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
+    ret = _impl.pivot_root(_b(new_root), _b(put_old))
+    if ret < 0:
+        raise _error(ret, "pivot_root")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2)."""
-    ret = _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                      ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
-    return _check(ret, f"prctl({option})")
+    ret = _impl.prctl(option, arg2, arg3, arg4, arg5)
+    if ret < 0:
+        raise _error(ret, f"prctl({option})")
+    return ret
 
 
 def sethostname(name: str) -> None:
     """sethostname(2)."""
-    raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+    ret = _impl.sethostname(name.encode())
+    if ret < 0:
+        raise _error(ret, "sethostname")
 
 
 def setdomainname(name: str) -> None:
     """setdomainname(2)."""
-    raw = name.encode()
-    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))), "setdomainname")
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
-
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+    ret = _impl.setdomainname(name.encode())
+    if ret < 0:
+        raise _error(ret, "setdomainname")
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """capset(2) for the calling thread with 64-bit capability masks."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in range(2):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    ret = _impl.capset(effective, permitted, inheritable)
+    if ret < 0:
+        raise _error(ret, "capset")
+
+
+def seccomp_filter(flags: int, program: bytes) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): install a BPF program of 8-byte
+    instructions in the calling thread (no_new_privs, or CAP_SYS_ADMIN, is the caller's business)."""
+    ret = _impl.seccomp_filter(flags, program)
+    if ret < 0:
+        raise _error(ret, "seccomp")
+
+
+def libseccomp_info() -> tuple[str, int] | None:
+    """(version, API level) of libseccomp through the C extension, without loading it through
+    ctypes; None with the ctypes back end or when the library cannot be loaded."""
+    info = getattr(_impl, "libseccomp_info", None)
+    return info() if info is not None else None

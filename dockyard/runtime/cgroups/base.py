@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from abc import ABC, abstractmethod  # abc is loaded by the interpreter's start-up anyway
 
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 PROCS = "cgroup.procs"
@@ -57,15 +57,24 @@ def read_kv(path: str) -> dict[str, int]:
 
 def write(directory: str, name: str, value: str) -> None:
     """Write value to directory/name, raising CgroupError naming both on failure."""
+    write_each(directory, name, (value,))
+
+
+def write_each(directory: str, name: str, values: Iterable[str]) -> None:
+    """Write each value with its own write(2) to one opening of directory/name (a cgroup file
+    takes one value per write: device rules, say), raising CgroupError naming the failing one."""
     path = os.path.join(directory, name)
+    values = list(values)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:
-        raise CgroupError(f"cannot open {path} to write {value!r}: {e.strerror}") from e
+        raise CgroupError(f"cannot open {path} to write {values[0]!r}: {e.strerror}") from e
     try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}") from e
+        for value in values:
+            try:
+                os.write(fd, value.encode())
+            except OSError as e:
+                raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}") from e
     finally:
         os.close(fd)
 
@@ -103,6 +112,11 @@ def mkdirs(path: str) -> None:
 
 def remove_tree(path: str, timeout: float = 3.0) -> None:
     """Remove a cgroup directory and its sub-cgroups (deepest first); retry while busy; absent is fine."""
+    try:
+        _rmdir(path)  # the usual case: a leaf cgroup, no need to list it
+        return
+    except OSError:
+        pass  # sub-cgroups (EBUSY) or busy: the walk below retries
     delay = 0.01
     deadline = time.monotonic() + timeout
     while True:
@@ -172,6 +186,10 @@ class Cgroup(ABC):
         waits for an RCU grace period (10-20 ms); a thread moving itself through v1's `tasks`
         file does not. Returns True when the process is now in every hierarchy; otherwise
         `add_remaining(pid)` must complete the move from another process."""
+        return False
+
+    def self_joinable(self) -> bool:
+        """Whether join_self() alone puts a process in every hierarchy of this cgroup."""
         return False
 
     def add_remaining(self, pid: int) -> None:

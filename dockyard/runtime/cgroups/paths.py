@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections import namedtuple
-from functools import cache
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 UNIFIED = ""  # key of the cgroup2 hierarchy in /proc/<pid>/cgroup ("0::/path")
+# Host facts read once per process (not functools.cache: importing functools and collections
+# costs ~2 ms on every runtime command).
+_mode: str | None = None
+_hierarchies: tuple[Hierarchy, ...] | None = None
+_own: dict[str, str] | None = None
 
 
-class Hierarchy(namedtuple("Hierarchy", "key mountpoint root")):
+class Hierarchy:
     """One mounted cgroup hierarchy: its key in /proc/<pid>/cgroup ("cpu,cpuacct", "memory",
     "name=systemd", or "" for cgroup2), its mountpoint and its mount root."""
 
-    __slots__ = ()
+    __slots__ = ("key", "mountpoint", "root")
+
+    def __init__(self, key: str, mountpoint: str, root: str) -> None:
+        self.key = key
+        self.mountpoint = mountpoint
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"Hierarchy({self.key!r}, {self.mountpoint!r}, {self.root!r})"
 
     @property
     def controllers(self) -> list[str]:
@@ -30,19 +41,24 @@ class Hierarchy(namedtuple("Hierarchy", "key mountpoint root")):
         return posixpath.normpath(posixpath.join(self.mountpoint, rel))
 
 
-@cache
 def cgroup_mode() -> str:
     """The host's cgroup mode: "v2" (pure cgroup2), "hybrid" (v1 controllers plus cgroup2) or "v1"."""
-    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
-        return "v2"
-    return "hybrid" if any(h.key == UNIFIED for h in hierarchies()) else "v1"
+    global _mode
+    if _mode is None:
+        if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
+            _mode = "v2"
+        else:
+            _mode = "hybrid" if any(h.key == UNIFIED for h in hierarchies()) else "v1"
+    return _mode
 
 
-@cache
 def hierarchies() -> tuple[Hierarchy, ...]:
     """Every cgroup hierarchy mounted in this mount namespace, from /proc/self/mountinfo (read once)."""
-    with open("/proc/self/mountinfo") as f:
-        return parse_mountinfo(f.read())
+    global _hierarchies
+    if _hierarchies is None:
+        with open("/proc/self/mountinfo") as f:
+            _hierarchies = parse_mountinfo(f.read())
+    return _hierarchies
 
 
 def parse_mountinfo(text: str) -> tuple[Hierarchy, ...]:
@@ -95,10 +111,12 @@ def proc_cgroups(pid: int | str = "self") -> dict[str, str]:
     return out
 
 
-@cache
 def own_cgroups() -> dict[str, str]:
     """The calling process's cgroups (read once)."""
-    return proc_cgroups("self")
+    global _own
+    if _own is None:
+        _own = proc_cgroups("self")
+    return _own
 
 
 def clean_path(path: str | None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import posixpath
 
-from dockyard.runtime.cgroups import stats as host
 from dockyard.runtime.cgroups.base import (
     Cgroup,
     CgroupError,
@@ -19,9 +18,9 @@ from dockyard.runtime.cgroups.base import (
     signal_pids,
     wait_for,
     write,
+    write_each,
     write_pid,
 )
-from dockyard.runtime.cgroups.devices import state_from_list, state_from_rules
 from dockyard.runtime.cgroups.paths import UNIFIED, Hierarchy
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -70,6 +69,10 @@ class CgroupV1(Cgroup):
         for key, path in self.paths.items():
             if key != UNIFIED:
                 write(path, "tasks", "0")
+        return self.self_joinable()
+
+    def self_joinable(self) -> bool:
+        """True unless a hybrid host's cgroup2 hierarchy is involved (no `tasks` file there)."""
         return UNIFIED not in self.paths
 
     def add_remaining(self, pid: int) -> None:
@@ -231,24 +234,24 @@ class CgroupV1(Cgroup):
 
     def _devices(self, rules: list[dict[str, Any]]) -> None:
         """Bring devices.list to the state the rules describe; nothing is written if it already is."""
+        from dockyard.runtime.cgroups.devices import state_from_list, state_from_rules  # create's only
+
         d = self._dir("devices")
         target = state_from_rules(rules)
         current = state_from_list(read(f"{d}/devices.list"))
         if current == target and (not target.default_allow or not target.exceptions):
             return  # default-allow cgroups do not list their exceptions, so only then is equality known
-        if target.default_allow:
-            write(d, "devices.allow", "a")
-            for ex in target.exceptions:
-                write(d, "devices.deny", str(ex))
-        else:
-            write(d, "devices.deny", "a")
-            for ex in target.exceptions:
-                write(d, "devices.allow", str(ex))
+        # one opening of the exceptions' file for all of them: a rule per write(2)
+        reset, each = ("devices.allow", "devices.deny") if target.default_allow else ("devices.deny", "devices.allow")
+        write(d, reset, "a")
+        if target.exceptions:
+            write_each(d, each, [str(ex) for ex in target.exceptions])
 
     # statistics
 
     def stats(self) -> dict[str, Any]:
         """memory_stats, cpu_stats, pids_stats and blkio_stats in the shape of Docker's stats API."""
+        from dockyard.runtime.cgroups import stats as host  # not on a container's start path
         out: dict[str, Any] = {}
         if "memory" in self.dirs:
             d = self.dirs["memory"]
@@ -292,6 +295,8 @@ class CgroupV1(Cgroup):
 
 
 def _blkio_list(path: str) -> list[dict[str, object]]:
+    from dockyard.runtime.cgroups import stats as host
+
     entries = []
     for line in (read_or(path) or "").splitlines():
         parts = line.split()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import posixpath
 
-from dockyard.runtime.cgroups import stats as host
 from dockyard.runtime.cgroups.base import (
     SIGKILL,
     Cgroup,
@@ -208,6 +207,7 @@ class CgroupV2(Cgroup):
 
     def stats(self) -> dict[str, Any]:
         """memory_stats, cpu_stats, pids_stats and blkio_stats in the shape of Docker's stats API."""
+        from dockyard.runtime.cgroups import stats as host  # not on a container's start path
         out: dict[str, Any] = {}
         usage = read_int(self._file("memory.current"))
         if usage is not None:
@@ -242,6 +242,8 @@ class CgroupV2(Cgroup):
 
 def _io_stats(text: str) -> dict[str, list[dict[str, object]]]:
     """io.stat ("8:0 rbytes=1 wbytes=2 rios=3 wios=4 ...") as Docker's blkio_stats lists."""
+    from dockyard.runtime.cgroups import stats as host
+
     service_bytes: list[dict[str, object]] = []
     serviced: list[dict[str, object]] = []
     for line in text.splitlines():
