@@ -2,7 +2,9 @@
 dockerd: dockyard compose side by side with docker-compose v1 (Debian's, an Engine API client in
 Python) when installed. Both talk to the same daemon; rounds alternate between the tools. A third
 row, "API floor", makes the same daemon calls with no compose at all (in-process, parallel
-creates and starts, no file to load): what any client must wait for on that daemon.
+creates and starts, no file to load): what any client must wait for on that daemon. A fourth,
+"dockyard compose -> dockyardd", is dockyard's whole stack (its compose on a private dockyardd),
+to set against docker-compose on dockerd.
 
     .venv/bin/python bench/compose_up.py [--services 10] [--rounds 5]
 """
@@ -25,13 +27,16 @@ from _common import PROJECT_ROOT, VENV_BIN, print_table, remove_cgroups
 from _peers import DockerEngine, Skip
 
 from dockyard.client.api import Client
-from tests.daemon import busybox_archive
+from tests.daemon import Dockyardd, busybox_archive
 
 SERVICE = """  s{i}:
     image: busybox
     command: sh -c 'trap "exit 0" TERM; sleep 1000 & wait'
     volumes: [data{i}:/data]
 """
+
+
+FULL_STACK = "dockyard compose -> dockyardd"
 
 
 def project(directory: Path, services: int) -> None:
@@ -97,25 +102,32 @@ def main() -> int:
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dy-bench-compose-", dir="/tmp"))
     parent = f"/dockyard-bench/compose-{os.getpid()}"
-    engine = None
+    engine = ours = None
     try:
         engine = DockerEngine(tmp, parent)
         engine.start()
-        engine.run("load", "-i", str(busybox_archive(tmp)))
+        archive = busybox_archive(tmp)
+        engine.run("load", "-i", str(archive))
+        (tmp / "dockyardd").mkdir()
+        ours = Dockyardd(tmp=str(tmp / "dockyardd")).start()
+        ours.docker("load", "-i", str(archive))
         env = {**os.environ, "DOCKER_HOST": f"unix://{engine.sock}", "DOCKER_CONFIG": str(tmp / "cli")}
-        tools = {"dockyard compose": [str(VENV_BIN / "dockyard"), "-H", env["DOCKER_HOST"], "compose"]}
+        ours_env = {**env, "DOCKER_HOST": f"unix://{ours.socket}"}
+        dockyard = str(VENV_BIN / "dockyard")
+        tools = {"dockyard compose": ([dockyard, "-H", env["DOCKER_HOST"], "compose"], env)}
         if shutil.which("docker-compose"):
-            tools["docker-compose v1"] = ["docker-compose"]
+            tools["docker-compose v1"] = (["docker-compose"], env)
+        tools[FULL_STACK] = ([dockyard, "-H", ours_env["DOCKER_HOST"], "compose"], ours_env)
         client = Client(env["DOCKER_HOST"])
         times: dict[str, dict[str, list[float | None]]] = {t: {"up": [], "down": []} for t in [*tools, "API floor"]}
         for r in range(opts.rounds):
-            for name, argv in (tools.items() if r % 2 == 0 else reversed(tools.items())):
+            for name, (argv, tool_env) in (tools.items() if r % 2 == 0 else reversed(tools.items())):
                 directory = tmp / "proj"
                 project(directory, opts.services)
-                times[name]["up"].append(timed([*argv, "up", "-d"], directory, env))
-                down = timed([*argv, "down", "-v"], directory, env)
+                times[name]["up"].append(timed([*argv, "up", "-d"], directory, tool_env))
+                down = timed([*argv, "down", "-v"], directory, tool_env)
                 if down is None:
-                    timed([*argv, "down", "-v"], directory, env)  # clean up for the next tool
+                    timed([*argv, "down", "-v"], directory, tool_env)  # clean up for the next tool
                 times[name]["down"].append(down)
             times["API floor"]["up"].append(timed_call(lambda: floor_up(client, opts.services)))
             times["API floor"]["down"].append(timed_call(lambda: floor_down(client, opts.services)))
@@ -128,14 +140,21 @@ def main() -> int:
         print(f"{opts.services} services, {opts.rounds} rounds (medians), dockerd {engine.run('version', '-f', '{{.Server.Version}}').strip()}")
         print_table(["tool", "up -d", "down -v", "up vs dockyard", "down vs dockyard"], rows)
         if "docker-compose v1" in times:
-            ours, v1 = times["dockyard compose"], times["docker-compose v1"]
-            for step in ("up", "down"):
-                ratios = [a / b for a, b in zip(ours[step], v1[step], strict=True) if a and b]
-                print(f"dockyard / v1 per round, {step}: {min(ratios):.2f}-{max(ratios):.2f}x "
-                      f"(median {statistics.median(ratios):.2f}x)")
+            v1 = times["docker-compose v1"]
+            for label, tool in (("dockyard / v1, both on dockerd", "dockyard compose"),
+                                ("dockyard on dockyardd / v1 on dockerd", FULL_STACK)):
+                for step in ("up", "down"):
+                    ratios = [a / b for a, b in zip(times[tool][step], v1[step], strict=True) if a and b]
+                    print(f"{label}, per round, {step}: {min(ratios):.2f}-{max(ratios):.2f}x "
+                          f"(median {statistics.median(ratios):.2f}x)")
     except Skip as exc:
         print(f"skipped: {exc}")
     finally:
+        if ours is not None:
+            left = ours.docker("ps", "-aq").stdout.split()
+            if left:
+                ours.docker("rm", "-f", *left)
+            ours.cleanup()
         if engine is not None:
             for problem in engine.stop():
                 print(problem, file=sys.stderr)
