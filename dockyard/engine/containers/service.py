@@ -32,9 +32,9 @@ from dockyard.engine.containers.store import ContainerStore, Record
 from dockyard.engine.runtimes import Runtime
 from dockyard.engine.volumes import VolumeService
 from dockyard.image.errors import NoSuchImage
-from dockyard.image.snapshot import mount_all, unmount
+from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
-from dockyard.image.snapshot.mount import mounts_under
+from dockyard.image.snapshot.mount import mounts_under, volatile
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
 from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
@@ -221,8 +221,8 @@ class ContainerService:
 
     def _populate_volumes(self, cid: str, points: list[dict[str, Any]]) -> None:
         """Docker's copy-up at create: the image's content goes into the empty volumes."""
-        if self.volumes.wants_population(points):
-            mount_all(self.images.snapshots.mounts(cid), self._rootfs(cid))
+        if self.volumes.wants_population(points):  # the image's files are only read: volatile
+            mount_all(volatile(self.images.snapshots.mounts(cid)), self._rootfs(cid))
             try:
                 self.volumes.populate(cid, self._rootfs(cid), points)
             finally:
@@ -261,7 +261,7 @@ class ContainerService:
         shim_dir = self._shim_dir(cid)
         try:
             if not mounts_under(rootfs):
-                mount_all(self.images.snapshots.mounts(cid), rootfs)
+                mount_all(self._rootfs_mounts(record), rootfs)
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
             mounts.make_bind_sources(record["HostConfig"])
             self.volumes.activate(cid, record["Mounts"], announce=True)
@@ -305,6 +305,12 @@ class ContainerService:
         self._save(record)
         self._notify(record, "start")  # before the watcher can report the exit
         self._watch(cid, shim_dir)
+
+    def _rootfs_mounts(self, record: Record) -> list[Mount]:
+        """The container's root filesystem mounts; volatile for a --rm container (as Podman
+        does): its writable layer is thrown away at exit, so no unmount waits for a sync."""
+        found = self.images.snapshots.mounts(record["ID"])
+        return volatile(found) if record["HostConfig"].get("AutoRemove") else found
 
     def _with_default_ulimits(self, hc: dict[str, Any]) -> dict[str, Any]:
         """hc with the daemon's default ulimits for the names the container does not set."""
