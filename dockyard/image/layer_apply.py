@@ -214,7 +214,7 @@ class _Applier:
             self._file(e, pfd, base, reader)
         elif typ == SYMLINK:
             self._symlink(e, pfd, base)
-        elif e.type == LINK:
+        elif typ == LINK:
             self._hardlink(e, pfd, base)
         else:
             self._node(e, pfd, base)
