@@ -123,6 +123,7 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="layer size factor (1.0 ≈ 100 MB gzip)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--dir", default="/var/tmp", help="where the temp dir goes (same disk for all tools)")
+    ap.add_argument("--only", default="", help="comma-separated words: only the cases naming one (and their references)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-layer-", dir=args.dir))
@@ -154,6 +155,12 @@ def main() -> int:
         }
         if umoci:
             cases["umoci unpack"] = lambda out: [umoci, "unpack", "--image", f"{work / 'oci'}:bench", str(out / "bundle")]
+        refs = {"dockyard apply gzip": "tar -xzf", "dockyard apply plain": "tar -xf", "umoci unpack": "tar -xzf",
+                "dockyard write plain": "tar -cf", "dockyard write gzip": "tar -czf"}
+        if args.only:
+            keep = {n for n in cases if any(w in n for w in args.only.split(","))}
+            keep |= {refs[n] for n in keep if n in refs}
+            cases = {n: c for n, c in cases.items() if n in keep}
         times: dict[str, list[float]] = {name: [] for name in cases}
         rss: dict[str, int] = {}
         names = list(cases)
@@ -169,14 +176,12 @@ def main() -> int:
                     rss[name] = max(rss.get(name, 0), peak)
         med = {name: statistics.median(t) for name, t in times.items()}
         print(f"\n{'':24} {'median s':>9} {'min s':>7} {'peak RSS MB':>12}   ratio")
-        refs = {"dockyard apply gzip": "tar -xzf", "dockyard apply plain": "tar -xf", "umoci unpack": "tar -xzf",
-                "dockyard write plain": "tar -cf", "dockyard write gzip": "tar -czf"}
         for name in names:
             ref = refs.get(name)
             ratio = f"{med[name] / med[ref]:.2f}x {ref}" if ref else ""
             peak = f"{rss[name] / 1024:12.1f}" if rss[name] else f"{'-':>12}"
             print(f"{name:24} {med[name]:9.3f} {min(times[name]):7.3f} {peak}   {ratio}")
-        if umoci:
+        if "umoci unpack" in med and "dockyard apply gzip" in med:
             print(f"{'dockyard apply gzip':24} {'':9} {'':7} {'':12}   "
                   f"{med['dockyard apply gzip'] / med['umoci unpack']:.2f}x umoci unpack")
         print(f"\nrounds: {args.rounds} (+1 warm-up), interleaved, sync before each run; "

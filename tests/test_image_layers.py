@@ -438,3 +438,38 @@ def test_reader_handles_any_chunking(work: Path) -> None:
                                         ("d/b", "0", 513, "", {"user.k": b"v"}), ("l", "2", 0, "x" * 120, None),
                                         ("e", "0", 0, "", None)]
         assert got[2][5] == b"b" * 513
+
+
+@pytest.mark.parametrize("compress", [bytes, gzip.compress])
+def test_decompressed_chunks_hash_lags_behind_the_consumer(compress) -> None:
+    """Chunks reach the consumer in order while the hasher lags; digest and size cover them all."""
+    import threading
+
+    from dockyard.image.compression import DecompressedChunks
+
+    data = os.urandom(300_000)
+    with DecompressedChunks(io.BytesIO(compress(data)), chunk_size=1000, depth=2, hash_lag=3) as chunks:
+        got = b"".join(chunks)
+    assert got == data
+    assert (chunks.digest, chunks.size) == (digest.of_bytes(data), len(data))
+    with DecompressedChunks(io.BytesIO(compress(data[:50])), chunk_size=4) as chunks:  # smaller than the magic
+        assert b"".join(chunks) == data[:50]
+    # a consumer that stops early: both worker threads end, nothing hangs
+    with DecompressedChunks(io.BytesIO(data), chunk_size=1000, depth=2, hash_lag=3) as chunks:
+        assert len(next(iter(chunks))) == 1000
+    assert not [t for t in threading.enumerate() if t.name in ("layer-decompress", "layer-hash")]
+
+
+def test_decompressed_chunks_report_read_errors() -> None:
+    from dockyard.image.compression import DecompressedChunks, DecompressionError
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf) -> int:
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(DecompressionError, match="Input/output error"):
+        with DecompressedChunks(io.BufferedReader(Failing())) as chunks:
+            list(chunks)

@@ -2,8 +2,9 @@
 
 gzip goes through `isal` (ISA-L's igzip, several times faster than zlib) when it is installed,
 else through the stdlib's zlib; zstd through `zstandard`; bzip2 and xz through the stdlib.
-`DecompressedChunks` decompresses and hashes in a worker thread (igzip, zstd and hashlib release
-the GIL), so the consumer can write files while the next chunk is being inflated.
+`DecompressedChunks` decompresses in one worker thread and hashes in another (igzip, zstd and
+hashlib release the GIL), so the consumer can write files while the next chunk is being inflated
+and the previous ones hashed.
 """
 
 from __future__ import annotations
@@ -71,6 +72,18 @@ class _Prefixed(io.RawIOBase):
         buf[: len(data)] = data
         return len(data)
 
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all if negative) straight from `stream` once the head is used up:
+        no intermediate buffer, unlike RawIOBase.read (a copy) or a BufferedReader (another)."""
+        head = self._head
+        if not head:
+            return self._stream.read(size)
+        if 0 <= size < len(head):
+            self._head = head[size:]
+            return head[:size].tobytes()
+        self._head = memoryview(b"")
+        return head.tobytes() + (self._stream.read(size - len(head) if size >= 0 else -1) or b"")
+
 
 def _read_head(stream: BinaryIO) -> bytes:
     head = b""
@@ -84,6 +97,12 @@ def _read_head(stream: BinaryIO) -> bytes:
 
 def open_decompressed(stream: BinaryIO) -> BinaryIO:
     """A readable stream of `stream` decompressed according to its magic (bounded memory)."""
+    reader = _decompressing_reader(stream)
+    return io.BufferedReader(reader, CHUNK_SIZE) if isinstance(reader, _Prefixed) else reader
+
+
+def _decompressing_reader(stream: BinaryIO) -> BinaryIO:
+    """Like open_decompressed, but a plain stream comes back unbuffered: `read(n)` may be short."""
     head = _read_head(stream)
     algorithm = detect(head)
     raw = _Prefixed(head, stream)
@@ -101,7 +120,7 @@ def open_decompressed(stream: BinaryIO) -> BinaryIO:
         import lzma
 
         return lzma.LZMAFile(raw, "rb")
-    return io.BufferedReader(raw, CHUNK_SIZE)
+    return raw
 
 
 class HashingWriter:
@@ -180,69 +199,88 @@ class DecompressionError(ValueError):
 
 
 class DecompressedChunks:
-    """Iterate over the decompressed chunks of `stream`, read and hashed in a worker thread.
+    """Iterate over the decompressed chunks of `stream`, read in one worker thread, hashed in another.
 
     Use as a context manager; after the iteration ends, `digest` and `size` describe the whole
-    uncompressed stream. Memory is bounded by `depth` chunks of `chunk_size` bytes."""
+    uncompressed stream. The reader hands each chunk to the consumer and to the hasher, which may
+    lag behind: the consumer never waits for hashing (a big file is written faster than sha256
+    runs) but the digest is final before the iteration ends. Memory is bounded by `depth` chunks
+    queued for the consumer plus `hash_lag` queued for the hasher, of `chunk_size` bytes each."""
 
-    def __init__(self, stream: BinaryIO, *, chunk_size: int = CHUNK_SIZE, depth: int = 8) -> None:
+    def __init__(self, stream: BinaryIO, *, chunk_size: int = CHUNK_SIZE, depth: int = 8,
+                 hash_lag: int = 16) -> None:
         self._stream = stream
         self._chunk_size = chunk_size
         self._queue: queue.Queue = queue.Queue(depth)
+        self._hash_queue: queue.Queue = queue.Queue(hash_lag)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="layer-decompress", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="layer-decompress", daemon=True)
+        self._hasher = threading.Thread(target=self._hash, name="layer-hash", daemon=True)
         self._finished = False
         self.digest = ""
         self.size = 0
 
     def __enter__(self) -> DecompressedChunks:
-        self._thread.start()
+        self._hasher.start()
+        self._reader.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self._thread.join()
+        for thread, q in ((self._reader, self._queue), (self._hasher, self._hash_queue)):
+            while thread.is_alive():  # unblock it: make room in (or end) the queue it waits on
+                try:
+                    if q is self._queue:
+                        q.get(timeout=0.05)
+                    else:
+                        q.put(_DONE, timeout=0.05)
+                except (queue.Empty, queue.Full):
+                    pass
+            thread.join()
 
-    def _put(self, item: object) -> bool:
+    def _put(self, q: queue.Queue, item: object) -> bool:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                q.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def _run(self) -> None:
+    def _read(self) -> None:
+        put, consumer, hasher = self._put, self._queue, self._hash_queue
         try:
-            reader = open_decompressed(self._stream)
-            h = digests.hasher("sha256")
-            size = 0
-            read, update, chunk_size = reader.read, h.update, self._chunk_size
+            read, chunk_size = _decompressing_reader(self._stream).read, self._chunk_size
             while not self._stop.is_set():
                 chunk = read(chunk_size)
                 if not chunk:
                     break
-                update(chunk)
-                size += len(chunk)
-                if not self._put(chunk):
+                if not (put(hasher, chunk) and put(consumer, chunk)):
                     return
-            self.digest, self.size = f"sha256:{h.hexdigest()}", size
-            self._put(_DONE)
+            if put(hasher, _DONE):
+                put(consumer, _DONE)
         except Exception as exc:  # handed to the consumer, which re-raises it
             wrapped = DecompressionError(f"cannot read the layer stream: {exc or type(exc).__name__}")
             wrapped.__cause__ = exc
-            self._put(wrapped)
+            put(consumer, wrapped)
+
+    def _hash(self) -> None:
+        h = digests.hasher("sha256")
+        size = 0
+        get, update = self._hash_queue.get, h.update
+        while (chunk := get()) is not _DONE:
+            if self._stop.is_set():
+                return
+            update(chunk)
+            size += len(chunk)
+        self.digest, self.size = f"sha256:{h.hexdigest()}", size
 
     def __iter__(self) -> Iterator[bytes]:
         get = self._queue.get
         while not self._finished:
             item = get()
             if item is _DONE:
+                self._hasher.join()  # the digest of the whole stream is ready
                 self._finished = True
                 return
             if isinstance(item, BaseException):

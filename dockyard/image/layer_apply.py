@@ -197,37 +197,44 @@ class _Applier:
     def apply(self, e: Entry, reader: TarReader) -> None:
         """Create entry `e` (its data read from `reader`)."""
         path = clean_path(e.name)
-        if not path:
-            if e.type != DIR:
-                raise LayerApplyError(f"entry {e.name!r} would replace the layer root")
-            self._dir_meta(self.dirs.root, e)
-            self.dir_times[""] = _times(e)
-            return
-        if path.startswith(WHITEOUT_META_PREFIX) and path != WHITEOUT_OPAQUE:
-            return  # AUFS metadata (.wh..wh.plnk etc.), skipped like Docker does
         parent, _, base = path.rpartition("/")
-        if WHITEOUT_PREFIX in parent and any(c.startswith(WHITEOUT_PREFIX) for c in parent.split("/")):
-            raise LayerApplyError(f"entry {e.name!r}: a whiteout name cannot be a directory")
-        if base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(e, parent, base)
+        if (not path or WHITEOUT_PREFIX in path) and self._special(e, path, parent, base):
             return
         pfd = self.dirs.get(parent)
         if not self.replace_kind:
             self._check_kind(e, pfd, base)
         if self.naive:
             self._mark(path)
-        if e.type == DIR:
+        typ = e.type
+        if typ == DIR:
             self._dir(e, pfd, base, path)
             return
         self.dir_times.pop(path, None)
-        if e.type == REG:
+        if typ == REG:
             self._file(e, pfd, base, reader)
-        elif e.type == SYMLINK:
+        elif typ == SYMLINK:
             self._symlink(e, pfd, base)
-        elif e.type == LINK:
+        elif typ == LINK:
             self._hardlink(e, pfd, base)
         else:
             self._node(e, pfd, base)
+
+    def _special(self, e: Entry, path: str, parent: str, base: str) -> bool:
+        """The root itself and names with ".wh." in them; False if `e` is an ordinary entry after all."""
+        if not path:
+            if e.type != DIR:
+                raise LayerApplyError(f"entry {e.name!r} would replace the layer root")
+            self._dir_meta(self.dirs.root, e)
+            self.dir_times[""] = _times(e)
+            return True
+        if path.startswith(WHITEOUT_META_PREFIX) and path != WHITEOUT_OPAQUE:
+            return True  # AUFS metadata (.wh..wh.plnk etc.), skipped like Docker does
+        if any(c.startswith(WHITEOUT_PREFIX) for c in parent.split("/")):
+            raise LayerApplyError(f"entry {e.name!r}: a whiteout name cannot be a directory")
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(e, parent, base)
+            return True
+        return False
 
     @staticmethod
     def _check_kind(e: Entry, pfd: int, base: str) -> None:

@@ -174,6 +174,11 @@ class TarReader:
         """Write the current entry's data to `fd`; returns the number of bytes written."""
         n = self._data_left
         total = n
+        pos = self._pos
+        if n and pos + n <= len(self._buf):  # the common case: all of it in the current chunk, one write
+            done = os.write(fd, self._view[pos : pos + n])
+            self._pos = pos + done
+            self._data_left = n = n - done
         write = os.write
         while n:
             avail = len(self._buf) - self._pos
@@ -230,7 +235,12 @@ class TarReader:
                 else:
                     self._skip(left, f"the data of {self.current.name!r}")
                 self._data_left = self._pad_left = 0
-            h = self._read(BLOCK, "header")
+            buf, pos = self._buf, self._pos
+            if pos + BLOCK <= len(buf):
+                h = buf[pos : pos + BLOCK]
+                self._pos = pos + BLOCK
+            else:
+                h = self._read(BLOCK, "header")
             if not h or h == _ZERO_BLOCK:
                 self.current = None
                 return
