@@ -300,3 +300,19 @@ def cmd_events(store: StateStore, a: Namespace) -> int:
     state, cgroup = _container_cgroup(store, a.id)
     print(jsonfast.dumps({"type": "stats", "id": a.id, "data": cgroup.stats()}))
     return 0
+
+
+def preload() -> None:
+    """Import what the verbs import lazily (create, start, exec, kill, delete, state, pause):
+    for a long-lived process that runs this command line in forks (the shim, the daemon's fork
+    server), so that no fork pays for imports. A standalone command imports only its own."""
+    import dockyard.runtime.cgroups.devices
+    import dockyard.runtime.cgroups.v1
+    import dockyard.runtime.cgroups.v2
+    import dockyard.runtime.console
+    import dockyard.runtime.create
+    import dockyard.runtime.execute
+    import dockyard.runtime.foreground
+    import dockyard.runtime.seccomp
+    import dockyard.runtime.signals  # noqa: F401
+

@@ -108,9 +108,12 @@ class OciRuntime:
 
     @staticmethod
     def preload() -> None:
-        """Import dockyard-runtime's command line once, so that forks running it import nothing."""
+        """Import dockyard-runtime's command line and what its verbs use once, so that forks
+        running it import nothing."""
         import dockyard.runtime.cli  # noqa: F401
-        import dockyard.runtime.commands  # noqa: F401
+        from dockyard.runtime import commands
+
+        commands.preload()
 
     def command(self, *args: str) -> list[str]:
         """The full argv for a runtime subcommand."""
