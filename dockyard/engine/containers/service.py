@@ -428,8 +428,10 @@ class ContainerService:
                 {"StatusCode": -1, "Error": {"Message": "container removed"}}
         if condition == "removed":
             return None
+        if count > seen:  # an exit since the call, even if a restart policy runs it again (as dockerd)
+            return last
         if condition == "next-exit":
-            return last if count > seen else None
+            return None
         state = self.store.get(cid)["State"]
         if state["Running"]:
             return None
