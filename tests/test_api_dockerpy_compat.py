@@ -32,3 +32,25 @@ def test_wait_returns_on_exit_of_a_restarting_container(api: docker.APIClient) -
     with pytest.raises(docker.errors.APIError, match="(?i)stop the container before"):
         api.remove_container(cid)
     api.remove_container(cid, force=True)
+
+
+@pytest.fixture
+def running(api: docker.APIClient) -> Iterator[str]:
+    """A running busybox `cat` with stdin open."""
+    cid = api.create_container("busybox", "cat", stdin_open=True, host_config=api.create_host_config(
+        network_mode="none"))["Id"]
+    api.start(cid)
+    try:
+        yield cid
+    finally:
+        api.remove_container(cid, force=True)
+
+
+def test_exec_start_frames_output_unless_the_start_request_says_tty(api: docker.APIClient, running: str) -> None:
+    """Whether exec output is multiplexed follows the start request's Tty, not the exec's:
+    docker-py's exec_start(tty=False) of a tty exec reads 8-byte frames."""
+    cmd = ["sh", "-c", "echo hello out; echo hello err >&2"]
+    framed = api.exec_create(running, cmd, tty=True)
+    assert api.exec_start(framed) == b"hello out\r\nhello err\r\n"
+    assert api.exec_start(api.exec_create(running, cmd, tty=True), tty=True) == b"hello out\r\nhello err\r\n"
+    assert api.exec_start(api.exec_create(running, cmd), demux=True) == (b"hello out\n", b"hello err\n")

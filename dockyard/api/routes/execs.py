@@ -43,9 +43,10 @@ async def create(request: web.Request) -> web.Response:
     return json_response({"Id": exec_id}, status=201)
 
 
-async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+               raw: bool | None = None) -> None:
     await _event(eng, ex, "exec_start: " + " ".join(ex.config["Cmd"]))
-    await eng.execs.start(ex.id, stream)
+    await eng.execs.start(ex.id, stream, raw)
     await _event(eng, ex, "exec_die", exitCode=str(ex.exit_code))
 
 
@@ -58,7 +59,8 @@ async def _detached(eng: Engine, ex: Exec) -> None:
 
 async def start(request: web.Request) -> web.StreamResponse:
     """POST /exec/{id}/start {"Detach", "Tty"}: Detach answers 200 at once; otherwise the
-    connection is hijacked and carries the process's stdio until it exits."""
+    connection is hijacked and carries the process's stdio until it exits, in 8-byte frames
+    unless this request's Tty is set (whatever the exec's own Tty, as dockerd)."""
     body = bodies.exec_start(await read_json(request))
     eng = engine(request)
     ex = await eng.run(eng.execs.startable, request.match_info["id"])
@@ -69,7 +71,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     async with hijack.hijack(request) as stream:
         try:
-            await _run(eng, ex, stream)
+            await _run(eng, ex, stream, bool(body.get("Tty")))
         except Exception as e:  # the stream is raw now: report on it, as dockerd does
             stream[1].write(f"{e}\r\n".encode())
     return hijack.done()
