@@ -54,3 +54,18 @@ def test_exec_start_frames_output_unless_the_start_request_says_tty(api: docker.
     assert api.exec_start(framed) == b"hello out\r\nhello err\r\n"
     assert api.exec_start(api.exec_create(running, cmd, tty=True), tty=True) == b"hello out\r\nhello err\r\n"
     assert api.exec_start(api.exec_create(running, cmd), demux=True) == (b"hello out\n", b"hello err\n")
+
+
+def test_exec_detach_keys_in_lower_camel_case(api: docker.APIClient, running: str) -> None:
+    """docker-py sends `detachKeys` (Go's decoder matches field names case-insensitively): the
+    exec's own keys detach the client, whose connection then ends."""
+    exec_id = api.exec_create(running, "cat", stdin=True, tty=True, detach_keys="ctrl-p")
+    sock = api.exec_start(exec_id, tty=True, socket=True)
+    try:
+        raw = sock._sock
+        raw.settimeout(10)
+        raw.sendall(b"\x10")
+        while raw.recv(128):  # (a socket timeout if the keys did not detach)
+            pass
+    finally:
+        sock.close()
