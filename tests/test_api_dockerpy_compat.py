@@ -69,3 +69,26 @@ def test_exec_detach_keys_in_lower_camel_case(api: docker.APIClient, running: st
             pass
     finally:
         sock.close()
+
+
+def test_log_driver_none_and_unknown_drivers(daemon: Dockyardd, api: docker.APIClient) -> None:  # noqa: F811
+    """The `none` log driver keeps no log (docker-py's run() then returns None; reading logs is a
+    501); an unknown driver is refused with dockerd's text."""
+    client = daemon.client()
+    try:
+        assert client.containers.run("busybox", "echo hello", log_config={"type": "none"}, remove=True) is None
+        assert client.containers.run("busybox", "echo hello", log_config={"type": "json-file"}, remove=True) \
+            == b"hello\n"
+    finally:
+        client.close()
+    cid = api.create_container("busybox", "true", host_config=api.create_host_config(
+        log_config={"Type": "none"}))["Id"]
+    try:
+        assert api.inspect_container(cid)["LogPath"] == ""
+        with pytest.raises(docker.errors.APIError, match="does not support reading") as err:
+            api.logs(cid)
+        assert err.value.status_code == 501
+    finally:
+        api.remove_container(cid)
+    with pytest.raises(docker.errors.APIError, match="logger: no log driver named 'asdf' is registered"):
+        api.create_container("busybox", "true", host_config=api.create_host_config(log_config={"Type": "asdf"}))

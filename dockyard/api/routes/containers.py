@@ -324,7 +324,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     want_stdin, stdout, stderr = (bool_query(request, name) for name in ("stdin", "stdout", "stderr"))
     keys = _detach_keys(request.query.get("detachKeys") or detach.DEFAULT_KEYS)
     async with hijack.hijack(request) as (reader, writer):
-        if bool_query(request, "logs") and (stdout or stderr):
+        if bool_query(request, "logs") and (stdout or stderr) and record["LogPath"]:  # none: no log to replay
             entries = await eng.run(lambda: list(eng.containers.logs(ref, stdout, stderr)))
             writer.write(b"".join(_encode(bool(record["Config"].get("Tty")), *entry) for entry in entries))
         if bool_query(request, "stream"):

@@ -23,6 +23,7 @@ from dockyard.engine.containers.errors import (
     ContainerError,
     InvalidParameter,
     NotFound,
+    NotImplementedByDriver,
     NotModified,
 )
 from dockyard.engine.containers.etcfiles import write_atomic, write_etc_files
@@ -40,6 +41,7 @@ from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
 
 DEFAULT_STOP_TIMEOUT = 10
+LOG_DRIVERS = ("json-file", "none")
 DEFAULT_LOG_ROTATION = (10 * 1024 * 1024, 3)  # json-file max-size, max-file when none is configured
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
@@ -198,7 +200,7 @@ class ContainerService:
         record: Record = {
             "ID": cid, "Created": rfc3339nano(), "Path": path, "Args": args, "Config": merged, "HostConfig": hc,
             "Image": image_id, "State": views.initial_state(), "RestartCount": 0, "Mounts": [],
-            "LogPath": os.path.join(directory, f"{cid}-json.log"),
+            "LogPath": "" if hc["LogConfig"].get("Type") == "none" else os.path.join(directory, f"{cid}-json.log"),
             "ResolvConfPath": os.path.join(directory, "resolv.conf"),
             "HostnamePath": os.path.join(directory, "hostname"), "HostsPath": os.path.join(directory, "hosts"),
             "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
@@ -234,8 +236,8 @@ class ContainerService:
         security.capabilities(hc)
         security.parse_security_opts(hc.get("SecurityOpt"))
         log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
-        if (log.get("Type") or "json-file") != "json-file":
-            raise InvalidParameter(f"logging driver {log['Type']!r} is not supported (json-file is)")
+        if (log.get("Type") or "json-file") not in LOG_DRIVERS:
+            raise InvalidParameter(f"logger: no log driver named '{log['Type']}' is registered")
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
         hc["NetworkMode"] = hc.get("NetworkMode") or "default"
@@ -274,7 +276,8 @@ class ContainerService:
             shutil.rmtree(shim_dir, ignore_errors=True)
             size, files = self._log_rotation(record["HostConfig"])
             rt = self.oci_runtime(cid)
-            info = launch_shim(cid, bundle, shim_dir, rt.path, record["LogPath"], runtime_root=rt.root(self.exec_root),
+            info = launch_shim(cid, bundle, shim_dir, rt.path, record["LogPath"] or os.devnull,
+                               runtime_root=rt.root(self.exec_root),
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
                                tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
                                forkserver=self.forkserver)
@@ -313,6 +316,8 @@ class ContainerService:
     @staticmethod
     def _log_rotation(hc: dict[str, Any]) -> tuple[int, int]:
         opts = (hc.get("LogConfig") or {}).get("Config") or {}
+        if (hc.get("LogConfig") or {}).get("Type") == "none":
+            return -1, 1
         if not opts:
             return DEFAULT_LOG_ROTATION
         size = _size(opts["max-size"]) if opts.get("max-size") else -1
@@ -646,6 +651,8 @@ class ContainerService:
              ) -> Iterator[tuple[str, bytes]]:
         """GET /containers/{id}/logs: (stream, bytes) entries from the json-file log."""
         record = self._record(ref)
+        if not record["LogPath"]:
+            raise NotImplementedByDriver("configured logging driver does not support reading")
         if tail in (None, "", "all"):
             tail = None
         elif int(tail) < 0:
