@@ -92,3 +92,16 @@ def test_log_driver_none_and_unknown_drivers(daemon: Dockyardd, api: docker.APIC
         api.remove_container(cid)
     with pytest.raises(docker.errors.APIError, match="logger: no log driver named 'asdf' is registered"):
         api.create_container("busybox", "true", host_config=api.create_host_config(log_config={"Type": "asdf"}))
+
+
+def test_load_of_a_bad_archive_reports_in_the_stream(daemon: Dockyardd) -> None:  # noqa: F811
+    """A failed load answers 200 with an error message in the JSON stream (dockerd's), which
+    docker-py turns into ImageLoadError; the docker CLI still exits 1."""
+    client = daemon.client()
+    try:
+        with pytest.raises(docker.errors.ImageLoadError):
+            client.images.load(b"abc")
+    finally:
+        client.close()
+    proc = daemon.docker("load", input=b"abc")
+    assert proc.returncode == 1 and "invalid archive" in proc.stderr
