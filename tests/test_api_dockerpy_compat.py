@@ -105,3 +105,18 @@ def test_load_of_a_bad_archive_reports_in_the_stream(daemon: Dockyardd) -> None:
         client.close()
     proc = daemon.docker("load", input=b"abc")
     assert proc.returncode == 1 and "invalid archive" in proc.stderr
+
+
+def test_commit_with_changes_over_null_config_fields(api: docker.APIClient) -> None:
+    """--change lines apply over config fields the container has as null (ExposedPorts here)."""
+    cid = api.create_container("busybox", ["touch", "/test"], host_config=api.create_host_config(
+        network_mode="none"))["Id"]
+    try:
+        api.start(cid)
+        api.wait(cid, timeout=30)
+        image = api.commit(cid, changes=["EXPOSE 8000", 'CMD ["bash"]'])["Id"]
+        config = api.inspect_image(image)["Config"]
+        assert "8000/tcp" in config["ExposedPorts"] and config["Cmd"] == ["bash"]
+        api.remove_image(image)
+    finally:
+        api.remove_container(cid, force=True)
