@@ -120,3 +120,15 @@ def test_commit_with_changes_over_null_config_fields(api: docker.APIClient) -> N
         api.remove_image(image)
     finally:
         api.remove_container(cid, force=True)
+
+
+def test_commit_while_the_container_exits(api: docker.APIClient) -> None:
+    """commit (pause=True) right after starting a container that exits at once never fails: a
+    container found exited by the runtime's pause is committed unpaused (docker-py's test_remove)."""
+    for _ in range(5):
+        cid = api.create_container("busybox", "true", host_config=api.create_host_config(network_mode="none"))["Id"]
+        try:
+            api.start(cid)
+            api.remove_image(api.commit(cid)["Id"])
+        finally:
+            api.remove_container(cid, force=True)

@@ -518,7 +518,12 @@ class ContainerService:
                 raise Conflict(f"Container {cid} is not running")
             if state["Paused"] == paused:
                 raise Conflict(f"Container {cid} is {'already' if paused else 'not'} paused")
-            self._runtime(cid, "pause" if paused else "resume")
+            try:
+                self._runtime(cid, "pause" if paused else "resume")
+            except ContainerError as e:  # it exited, and its exit is not recorded yet
+                if "not running" in str(e):
+                    raise Conflict(f"Container {cid} is not running") from None
+                raise
             state.update(Paused=paused, Status="paused" if paused else "running")
             self._save(record)
 
