@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterator
 
 import docker
@@ -132,3 +134,23 @@ def test_commit_while_the_container_exits(api: docker.APIClient) -> None:
             api.remove_image(api.commit(cid)["Id"])
         finally:
             api.remove_container(cid, force=True)
+
+
+def _cache_hits(api: docker.APIClient, **kwargs: object) -> int:
+    return sum("Using cache" in chunk.get("stream", "") for chunk in api.build(decode=True, **kwargs))
+
+
+def test_build_cache_from_restricts_the_cache_to_those_images(api: docker.APIClient) -> None:
+    """With cache_from, only those images (and their parents) serve as cache, as the classic
+    builder: a missing one means no cache at all, even with local records."""
+    df = b"FROM busybox\nENV FOO=bar\nRUN touch baz\nRUN touch bax\n"
+    try:
+        _cache_hits(api, fileobj=io.BytesIO(df), tag="cachefrom1")
+        assert _cache_hits(api, fileobj=io.BytesIO(df), tag="cachefrom2", cache_from=["cachefrom1"]) == 3
+        api.remove_image("cachefrom2")
+        assert _cache_hits(api, fileobj=io.BytesIO(df), tag="cachefrom2", cache_from=["nosuchtag"]) == 0
+        assert _cache_hits(api, fileobj=io.BytesIO(df), tag="cachefrom3") == 3
+    finally:
+        for tag in ("cachefrom1", "cachefrom2", "cachefrom3"):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_image(tag)

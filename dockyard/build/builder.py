@@ -355,7 +355,8 @@ class Builder:
             str(stage.index) in self.opts.no_cache_filter
         if no_cache:
             return False
-        image = self.cache.get(key) or self.cache_from.get(key)
+        # with cache sources given, only they serve (the classic builder's rule; none found: no cache)
+        image = self.cache_from.get(key) if self.opts.cache_from else self.cache.get(key)
         if image is None:
             if detail is not None:
                 self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
