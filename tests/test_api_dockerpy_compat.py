@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -152,5 +153,37 @@ def test_build_cache_from_restricts_the_cache_to_those_images(api: docker.APICli
         assert _cache_hits(api, fileobj=io.BytesIO(df), tag="cachefrom3") == 3
     finally:
         for tag in ("cachefrom1", "cachefrom2", "cachefrom3"):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_image(tag)
+
+
+def _run_output(api: docker.APIClient, image: str, cmd: list[str]) -> bytes:
+    cid = api.create_container(image, cmd, host_config=api.create_host_config(network_mode="none"))["Id"]
+    try:
+        api.start(cid)
+        api.wait(cid, timeout=30)
+        return api.logs(cid)
+    finally:
+        api.remove_container(cid, force=True)
+
+
+def test_build_drops_ignored_dockerfile_and_dockerignore(api: docker.APIClient, tmp_path: Path) -> None:
+    """The Dockerfile and .dockerignore leave an uploaded context when .dockerignore lists them
+    (docker-py lists both when it adds a Dockerfile from outside the context)."""
+    context, outside = tmp_path / "context", tmp_path / "outside"
+    context.mkdir()
+    outside.mkdir()
+    (context / "file.txt").write_text("hello")
+    (context / ".dockerignore").write_text(".dockerignore\nDockerfile\nignored\n")
+    (context / "ignored").write_text("x")
+    (context / "Dockerfile").write_text("FROM busybox\nCOPY . /src\n")
+    (outside / "Dockerfile").write_text("FROM busybox\nCOPY . /src\n")
+    try:
+        for tag, dockerfile in (("dropignored1", None), ("dropignored2", str(outside / "Dockerfile"))):
+            for _ in api.build(path=str(context), dockerfile=dockerfile, tag=tag):
+                pass
+            assert _run_output(api, tag, ["ls", "-A", "/src"]) == b"file.txt\n"
+    finally:
+        for tag in ("dropignored1", "dropignored2"):
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_image(tag)

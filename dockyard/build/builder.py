@@ -18,6 +18,7 @@ from typing import Any
 
 from dockyard.build import fsops
 from dockyard.build.cache import BuildCache, explain
+from dockyard.build.context import drop_ignored
 from dockyard.build.executor import Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
@@ -69,6 +70,7 @@ class BuildOptions:
     secrets: dict[str, bytes] = field(default_factory=dict)
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
+    drop_ignored: bool = False  # an uploaded context: context.drop_ignored once the Dockerfile is read
 
 
 @dataclass
@@ -144,6 +146,8 @@ class Builder:
         self.context = context
         self.context_digests = digests or {}
         text = self._read_dockerfile(context, opts.dockerfile)
+        if opts.drop_ignored:
+            drop_ignored(context, opts.dockerfile)
         try:
             df = parse(text)
             self.plan = plan(df, opts.build_args)

@@ -185,6 +185,7 @@ class BuildService:
                     opts.dockerfile = "Dockerfile"
                 else:
                     extract(stream, context, digests=digests)
+                    opts.drop_ignored = True
             except ContextError as e:
                 raise BuildError(str(e)) from None
             return self._build(work, context, digests, opts, emit)
