@@ -187,3 +187,17 @@ def test_build_drops_ignored_dockerfile_and_dockerignore(api: docker.APIClient, 
         for tag in ("dropignored1", "dropignored2"):
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_image(tag)
+
+
+def test_build_extra_hosts(api: docker.APIClient) -> None:
+    """/build's extrahosts reach the /etc/hosts of RUN steps."""
+    df = b"FROM busybox\nRUN ping -c1 -W2 extrahost.local.test\nRUN cp /etc/hosts /hosts-file\n"
+    try:
+        for chunk in api.build(fileobj=io.BytesIO(df), tag="extrahosts", decode=True,
+                               extra_hosts={"extrahost.local.test": "127.0.0.1", "hello.world.test": "127.0.0.1"}):
+            assert "errorDetail" not in chunk, chunk
+        hosts = _run_output(api, "extrahosts", ["cat", "/hosts-file"]).decode()
+        assert "127.0.0.1\textrahost.local.test" in hosts and "127.0.0.1\thello.world.test" in hosts
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_image("extrahosts")

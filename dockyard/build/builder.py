@@ -70,6 +70,7 @@ class BuildOptions:
     secrets: dict[str, bytes] = field(default_factory=dict)
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
+    extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries for RUN's /etc/hosts
     drop_ignored: bool = False  # an uploaded context: context.drop_ignored once the Dockerfile is read
 
 
@@ -633,8 +634,9 @@ class Builder:
                     if data:
                         last[0] = data[-1:]
                         self.say(data.decode("utf-8", "replace"))
-                code_box.append(self.executor.run(RunRequest(root, args, run_env, cwd, user, network, oci_mounts),
-                                                  output))
+                request = RunRequest(root, args, run_env, cwd, user, network, oci_mounts,
+                                     extra_hosts=self.opts.extra_hosts)
+                code_box.append(self.executor.run(request, output))
                 if last[0] != b"\n":
                     self.say("\n")
             finally:

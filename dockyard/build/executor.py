@@ -19,6 +19,7 @@ class RunRequest:
     network: str = "default"  # default | host | none
     mounts: list[dict] = field(default_factory=list)  # OCI mount entries (--mount)
     hostname: str = "buildkitsandbox"
+    extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries added to /etc/hosts
 
 
 class Executor(Protocol):

@@ -23,6 +23,7 @@ from dockyard.build.context import ContextError, extract, looks_like_tar, single
 from dockyard.build.contextsync import ContextStore
 from dockyard.build.executor import RunRequest
 from dockyard.engine.containers.errors import ContainerError
+from dockyard.engine.containers.etcfiles import extra_host_lines
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
 from dockyard.engine.registry import RegistryService
@@ -55,7 +56,7 @@ class RuntimeExecutor:
             raise LookupError(str(e)) from None
         return found["uid"], found["gid"]
 
-    def _spec(self, req: RunRequest, cid: str) -> dict:
+    def _spec(self, req: RunRequest, cid: str, bundle: str) -> dict:
         spec = default_spec(req.args, terminal=False, rootfs=req.rootfs, hostname=req.hostname)
         process = spec["process"]
         process["env"] = list(req.env)
@@ -74,11 +75,27 @@ class RuntimeExecutor:
         if req.network in ("default", "host"):
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
             for name in ("resolv.conf", "hosts"):
-                if os.path.exists(f"/etc/{name}"):
+                if os.path.exists(f"/etc/{name}") and not (name == "hosts" and req.extra_hosts):
                     spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
                                            "source": os.path.realpath(f"/etc/{name}"), "options": ["rbind", "ro"]})
+        if req.extra_hosts:
+            spec["mounts"].append({"destination": "/etc/hosts", "type": "bind", "options": ["rbind", "ro"],
+                                   "source": self._hosts_file(req, bundle)})
         spec["mounts"].extend(req.mounts)
         return spec
+
+    @staticmethod
+    def _hosts_file(req: RunRequest, bundle: str) -> str:
+        """/etc/hosts for a step with extra hosts: the host's (its network) or localhost's lines,
+        then the entries."""
+        base = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if req.network in ("default", "host"):
+            with contextlib.suppress(OSError), open("/etc/hosts") as f:
+                base = f.read()
+        path = os.path.join(bundle, "hosts")
+        with open(path, "w") as f:
+            f.write(base.rstrip("\n") + "\n" + "".join(line + "\n" for line in extra_host_lines(req.extra_hosts)))
+        return path
 
     def _run_forked(self, argv: list[str], output: Callable[[bytes], None]) -> int:
         """`runtime run` forked by the fork server (dockyard-runtime in a fork of its interpreter)."""
@@ -104,7 +121,7 @@ class RuntimeExecutor:
         bundle = tempfile.mkdtemp(prefix="bundle-", dir=self.work_root)
         try:
             with open(os.path.join(bundle, "config.json"), "w") as f:
-                json.dump(self._spec(req, cid), f)
+                json.dump(self._spec(req, cid, bundle), f)
             argv = [self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid]
             if self.forkserver is not None:
                 with contextlib.suppress(ForkServerUnavailable):

@@ -59,6 +59,7 @@ def options(request: web.Request) -> BuildOptions:
         network=q.get("networkmode") or "default", platform=q.get("platform", ""),
         source_date_epoch=int(epoch) if epoch and str(epoch).isdigit() else None)
     opts.no_cache_filter = _json_param(request, "nocachefilter", []) or []
+    opts.extra_hosts = q.getall("extrahosts", [])
     secrets = request.headers.get("X-Dockyard-Build-Secrets", "")
     if secrets:  # dockyard's CLI only: the classic protocol has no session to carry them
         try:
