@@ -201,3 +201,11 @@ def test_build_extra_hosts(api: docker.APIClient) -> None:
     finally:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_image("extrahosts")
+
+
+def test_build_colours_stderr_of_run_steps(api: docker.APIClient) -> None:
+    """A RUN step's stderr reaches the build stream in red, as the classic builder sends it."""
+    df = b"FROM busybox\nRUN echo out; echo Ancient Temple >&2\n"
+    streams = [chunk.get("stream") for chunk in api.build(fileobj=io.BytesIO(df), decode=True, nocache=True)]
+    assert "\x1b[91mAncient Temple\n\x1b[0m" in streams and "out\n" in streams
+    api.prune_images(filters={"dangling": True})

@@ -19,7 +19,7 @@ from typing import Any
 from dockyard.build import fsops
 from dockyard.build.cache import BuildCache, explain
 from dockyard.build.context import drop_ignored
-from dockyard.build.executor import Executor, RunRequest
+from dockyard.build.executor import STDERR_END, Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
     add_history,
@@ -632,7 +632,7 @@ class Builder:
 
                 def output(data: bytes) -> None:
                     if data:
-                        last[0] = data[-1:]
+                        last[0] = data.removesuffix(STDERR_END)[-1:]
                         self.say(data.decode("utf-8", "replace"))
                 request = RunRequest(root, args, run_env, cwd, user, network, oci_mounts,
                                      extra_hosts=self.opts.extra_hosts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from dockyard.build.builder import Builder, BuildError, BuildOptions
 from dockyard.build.cache import BuildCache
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
 from dockyard.build.contextsync import ContextStore
-from dockyard.build.executor import RunRequest
+from dockyard.build.executor import STDERR_END, STDERR_START, RunRequest
 from dockyard.engine.containers.errors import ContainerError
 from dockyard.engine.containers.etcfiles import extra_host_lines
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
@@ -100,19 +101,20 @@ class RuntimeExecutor:
     def _run_forked(self, argv: list[str], output: Callable[[bytes], None]) -> int:
         """`runtime run` forked by the fork server (dockyard-runtime in a fork of its interpreter)."""
         assert self.forkserver is not None
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            spawned = self.forkserver.spawn(argv, null, write_fd, write_fd, is_own_runtime(self.runtime, sys.executable))
-        except BaseException:
-            os.close(read_fd)
-            raise
+            try:
+                spawned = self.forkserver.spawn(argv, null, out_w, err_w,
+                                                is_own_runtime(self.runtime, sys.executable))
+            finally:
+                for fd in (out_w, err_w, null):  # the child's ends: EOF once it is done
+                    os.close(fd)
+            _copy_output(out_r, err_r, output)
         finally:
-            os.close(write_fd)
-            os.close(null)
-        with os.fdopen(read_fd, "rb", buffering=0) as stream:
-            while chunk := stream.read(65536):
-                output(chunk)
+            os.close(out_r)
+            os.close(err_r)
         return spawned.wait()
 
     def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int:
@@ -126,11 +128,11 @@ class RuntimeExecutor:
             if self.forkserver is not None:
                 with contextlib.suppress(ForkServerUnavailable):
                     return self._run_forked(argv, output)
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            assert proc.stdout is not None
-            while chunk := proc.stdout.read1(65536):
-                output(chunk)
-            return proc.wait()
+            with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) as proc:
+                assert proc.stdout is not None and proc.stderr is not None
+                _copy_output(proc.stdout.fileno(), proc.stderr.fileno(), output)
+                return proc.wait()
         finally:
             if os.path.exists(os.path.join(self.runtime_root, cid)):  # `run` deletes it unless it failed
                 subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
@@ -242,6 +244,20 @@ class BuildService:
             keys, freed = self.cache.prune()
             freed += self.contexts.prune()
         return {"CachesDeleted": keys, "SpaceReclaimed": freed}
+
+
+def _copy_output(out_fd: int, err_fd: int, output: Callable[[bytes], None]) -> None:
+    """A step's stdout and stderr pipes to output until both end; stderr chunks coloured."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(out_fd, selectors.EVENT_READ, False)
+        sel.register(err_fd, selectors.EVENT_READ, True)
+        while sel.get_map():
+            for key, _ in sel.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                else:
+                    output(STDERR_START + chunk + STDERR_END if key.data else chunk)
 
 
 def _rfc3339(ts: float) -> str:
