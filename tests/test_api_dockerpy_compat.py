@@ -209,3 +209,13 @@ def test_build_colours_stderr_of_run_steps(api: docker.APIClient) -> None:
     streams = [chunk.get("stream") for chunk in api.build(fileobj=io.BytesIO(df), decode=True, nocache=True)]
     assert "\x1b[91mAncient Temple\n\x1b[0m" in streams and "out\n" in streams
     api.prune_images(filters={"dangling": True})
+
+
+def test_prune_containers_reports_the_space_reclaimed(api: docker.APIClient) -> None:
+    """SpaceReclaimed counts the removed containers' writable layers."""
+    cid = api.create_container("busybox", ["sh", "-c", "echo hello > /data.txt"],
+                               host_config=api.create_host_config(network_mode="none"))["Id"]
+    api.start(cid)
+    api.wait(cid, timeout=30)
+    result = api.prune_containers()
+    assert cid in result["ContainersDeleted"] and result["SpaceReclaimed"] > 0

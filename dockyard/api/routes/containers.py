@@ -239,13 +239,15 @@ async def prune(request: web.Request) -> web.Response:
         return until is None or parse_time(record["Created"]) / 1e9 < until
 
     records = [r for r in await eng.run(eng.containers.store.all) if not r["State"]["Running"] and wanted(r)]
-    deleted = []
+    deleted, reclaimed = [], 0
     for record in records:
         with contextlib.suppress(Exception):
+            size = await eng.run(eng.containers.layer_size, record["ID"])
             await eng.run(eng.containers.remove, record["ID"])
             deleted.append(record["ID"])
-    eng.events.publish("container", "prune", "", {"reclaimed": "0"})
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+            reclaimed += size
+    eng.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 # ---- logs -----------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
 from dockyard.engine.runtimes import Runtime
 from dockyard.engine.volumes import VolumeService
+from dockyard.engine.volumes.local import disk_usage as files_size
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
@@ -697,6 +698,14 @@ class ContainerService:
             out.append(views.summary(record, record["Config"].get("Image") or record["Image"],
                                      (usage[0], usage[0]) if usage else None))
         return out
+
+    def layer_size(self, cid: str) -> int:
+        """Bytes of the files in the container's writable layer (Docker's SizeRw measure: what
+        removing it reclaims; 0 without one)."""
+        try:
+            return max(0, files_size(self.images.snapshots.layer_dir(cid)))
+        except SnapshotNotFound:
+            return 0
 
     # -- daemon start -----------------------------------------------------------------------------
 
