@@ -219,3 +219,15 @@ def test_prune_containers_reports_the_space_reclaimed(api: docker.APIClient) -> 
     api.wait(cid, timeout=30)
     result = api.prune_containers()
     assert cid in result["ContainersDeleted"] and result["SpaceReclaimed"] > 0
+
+
+def test_container_wide_mac_address(api: docker.APIClient) -> None:
+    """The deprecated Config.MacAddress (docker-py's mac_address) becomes the main network's."""
+    mac = "02:42:ac:11:00:0a"
+    cid = api.create_container("busybox", ["sleep", "60"], mac_address=mac)["Id"]
+    try:
+        api.start(cid)
+        assert api.inspect_container(cid)["NetworkSettings"]["MacAddress"] == mac
+        assert mac in api.exec_start(api.exec_create(cid, ["cat", "/sys/class/net/eth0/address"])).decode()
+    finally:
+        api.remove_container(cid, force=True)
