@@ -47,6 +47,12 @@ DEFAULT_LOG_ROTATION = (10 * 1024 * 1024, 3)  # json-file max-size, max-file whe
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
 
+def _link_alias(link: str) -> str:
+    """The alias of a --link entry ("name:alias", "/name:/parent/alias"; the name without one)."""
+    name, _, alias = link.partition(":")
+    return (alias or name).rstrip("/").rsplit("/", 1)[-1]
+
+
 def _size(text: str) -> int:
     """"10m" -> bytes."""
     text = text.strip().lower()
@@ -649,6 +655,17 @@ class ContainerService:
         """POST /containers/{id}/rename."""
         with self._lock:
             self.store.rename(self.store.resolve(ref), new_name)
+
+    def remove_link(self, parent_ref: str, alias: str) -> None:
+        """DELETE /containers/{parent}/{alias}?link=1: the parent's legacy link named alias goes
+        (its /etc/hosts entry stays until the next start, as with dockerd)."""
+        with self._lock:
+            record = self._record(parent_ref)
+            links = record["HostConfig"].get("Links") or []
+            kept = [link for link in links if _link_alias(link) != alias]
+            if kept != links:
+                record["HostConfig"]["Links"] = kept or None
+                self._save(record)
 
     # -- logs, inspect, list ----------------------------------------------------------------------
 
