@@ -269,3 +269,24 @@ def test_legacy_link_environment(api: docker.APIClient) -> None:
         for c in (cid, target):
             if c:
                 api.remove_container(c, force=True)
+
+
+def test_attach_before_start_sees_all_output(api: docker.APIClient) -> None:
+    """An attach (stream, logs) answered with its 101 is registered already: a start right after
+    it cannot run the process before the attach is connected (docker-py's attach_socket, then start)."""
+    line = b"hi there and stuff"
+    for _ in range(5):
+        cid = api.create_container("busybox", ["printf", line.decode()], host_config=api.create_host_config(
+            network_mode="none"))["Id"]
+        sock = api.attach_socket(cid, {"stdout": 1, "stream": 1, "logs": 1})
+        try:
+            api.start(cid)
+            raw = sock._sock
+            raw.settimeout(10)
+            data = b""
+            while chunk := raw.recv(4096):
+                data += chunk
+            assert data == b"\x01\x00\x00\x00" + len(line).to_bytes(4, "big") + line
+        finally:
+            sock.close()
+            api.remove_container(cid, force=True)

@@ -47,6 +47,31 @@ DEFAULT_LOG_ROTATION = (10 * 1024 * 1024, 3)  # json-file max-size, max-file whe
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
 
+class PendingAttach:
+    """An attach registered with the service: wait() gives (record, shim stream socket) once the
+    container runs; cancel() drops it when its client went away first."""
+
+    def __init__(self, service: ContainerService, record: Record,
+                 slot: queue.Queue[socket.socket | Exception]) -> None:
+        self.service, self.record, self.slot = service, record, slot
+
+    def wait(self) -> tuple[Record, socket.socket]:
+        found = self.slot.get()
+        if isinstance(found, Exception):
+            raise found
+        return self.record, found
+
+    def cancel(self) -> None:
+        self.service._drop_attach_waiter(self.record["ID"], self.slot)
+        try:
+            found = self.slot.get_nowait()
+        except queue.Empty:  # release a wait() still blocked (harmless after a completed one)
+            self.slot.put_nowait(ContainerError("the attach was cancelled"))
+            return
+        if isinstance(found, socket.socket):
+            found.close()
+
+
 def _link_alias(link: str) -> str:
     """The alias of a --link entry ("name:alias", "/name:/parent/alias"; the name without one)."""
     name, _, alias = link.partition(":")
@@ -561,20 +586,28 @@ class ContainerService:
         """POST /containers/{id}/attach: (record, stream socket to the shim). A container that is not
         running is attached to at its next start, before its process runs (docker run attaches
         first). Stdin is closed on the client's EOF when the container has StdinOnce."""
+        return self.prepare_attach(ref, stdin, stdout, stderr).wait()
+
+    def prepare_attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> PendingAttach:
+        """attach, registered now: a start that comes before PendingAttach.wait() is not missed
+        (the API registers before its 101 answer lets the client start the container)."""
         with self._lock:
             record = self._record(ref)
             config = record["Config"]
             # as dockerd: the client's EOF closes stdin only without a tty (a tty session can be detached and resumed)
             args = (stdin and bool(config.get("OpenStdin")), stdout, stderr,
                     bool(config.get("StdinOnce")) and not config.get("Tty"))
-            if record["State"]["Running"] and not record["State"]["Restarting"]:
-                return record, ShimClient(self._shim_dir(record["ID"])).attach(*args)
             slot: queue.Queue[socket.socket | Exception] = queue.Queue(1)
-            self._attach_waiters.setdefault(record["ID"], []).append((args, slot))
-        found = slot.get()
-        if isinstance(found, Exception):
-            raise found
-        return record, found
+            if record["State"]["Running"] and not record["State"]["Restarting"]:
+                slot.put(ShimClient(self._shim_dir(record["ID"])).attach(*args))
+            else:
+                self._attach_waiters.setdefault(record["ID"], []).append((args, slot))
+        return PendingAttach(self, record, slot)
+
+    def _drop_attach_waiter(self, cid: str, slot: queue.Queue[socket.socket | Exception]) -> None:
+        with self._lock:
+            waiters = self._attach_waiters.get(cid, [])
+            waiters[:] = [w for w in waiters if w[1] is not slot]
 
     def _serve_attach_waiters(self, cid: str, error: Exception | None = None) -> None:
         """Connect the attach requests waiting for cid's start (or fail them with error)."""
