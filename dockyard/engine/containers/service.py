@@ -656,7 +656,8 @@ class ContainerService:
                                "attempting removal or force remove")
             self._removed.add(cid)
             if state["Running"] and not state["Restarting"]:
-                self._signal(record, 9)
+                with contextlib.suppress(ContainerError):  # its shim is gone: it exited, not recorded yet
+                    self._signal(record, 9)
             self._remove(cid, volumes)
 
     def _remove(self, cid: str, volumes: bool = False) -> None:
