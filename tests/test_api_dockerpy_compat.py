@@ -290,3 +290,33 @@ def test_attach_before_start_sees_all_output(api: docker.APIClient) -> None:
         finally:
             sock.close()
             api.remove_container(cid, force=True)
+
+
+def test_volume_subpath_mount(api: docker.APIClient) -> None:
+    """A volume mount with a subpath shows only that directory of the volume; a subpath leaving
+    the volume is refused, and one reached through a symlink stays inside the volume."""
+    volume = api.create_volume()["Name"]
+    cids = []
+
+    def run(cmd: str, **hc: object) -> bytes:
+        cid = api.create_container("busybox", ["sh", "-c", cmd], host_config=api.create_host_config(
+            network_mode="none", **hc))["Id"]
+        cids.append(cid)
+        api.start(cid)
+        assert api.wait(cid, timeout=30)["StatusCode"] == 0, api.logs(cid)
+        return api.logs(cid)
+
+    try:
+        run("mkdir -p /vol/subdir && echo test content > /vol/subdir/testfile.txt && ln -s / /vol/escape",
+            binds=[f"{volume}:/vol"])
+        sub = docker.types.Mount("/mnt", volume, type="volume", read_only=True, subpath="subdir")
+        assert run("cat /mnt/testfile.txt; ls /mnt", mounts=[sub]) == b"test content\ntestfile.txt\n"
+        escape = docker.types.Mount("/mnt", volume, type="volume", subpath="escape")
+        assert run("ls /mnt", mounts=[escape]).split() == [b"escape", b"subdir"]  # the volume's root
+        with pytest.raises(docker.errors.APIError, match="subpath must be a relative path within the volume"):
+            api.create_container("busybox", "true", host_config=api.create_host_config(
+                mounts=[docker.types.Mount("/mnt", volume, type="volume", subpath="../x")]))
+    finally:
+        for cid in cids:
+            api.remove_container(cid, force=True)
+        api.remove_volume(volume)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dockyard.engine import runtimes as runtimes_mod
-from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, views
+from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, subpaths, views
 from dockyard.engine.containers.errors import (
     Conflict,
     ContainerError,
@@ -129,6 +129,9 @@ class ContainerService:
 
     def _shim_dir(self, cid: str) -> str:
         return os.path.join(self.exec_root, cid)
+
+    def _subpath_dir(self, cid: str) -> str:
+        return os.path.join(self.exec_root, "subpaths", cid)
 
     def _rootfs(self, cid: str) -> str:
         return os.path.join(self.store.directory(cid), "rootfs")
@@ -301,8 +304,10 @@ class ContainerService:
             netns = self.network.setup(record) if self.network is not None else None
             linked = self.network.link_env(record) if self.network is not None else []
             config = {**record["Config"], "Env": [*linked, *(record["Config"].get("Env") or [])]}
+            subpaths.release(self._subpath_dir(cid))  # a killed daemon's leftovers
+            points = subpaths.stage(record["Mounts"], record["HostConfig"], self._subpath_dir(cid))
             oci = spec.build_spec(cid, config, self._with_default_ulimits(record["HostConfig"]), rootfs,
-                                  etc, record["Mounts"], netns)
+                                  etc, points, netns)
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
@@ -315,9 +320,11 @@ class ContainerService:
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
                                tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
                                forkserver=self.forkserver)
+            subpaths.release(self._subpath_dir(cid))  # created: the container holds its own mounts
             self._serve_attach_waiters(cid)
             started = ShimClient(shim_dir).start()
         except BaseException as e:
+            subpaths.release(self._subpath_dir(cid))
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._delete_runtime_state(cid)
             if self.network is not None:
@@ -680,6 +687,7 @@ class ContainerService:
         self._delete_runtime_state(cid)
         if self.network is not None:
             self.network.forget(cid)
+        subpaths.release(self._subpath_dir(cid))
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
