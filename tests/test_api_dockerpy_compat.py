@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +74,19 @@ def test_exec_detach_keys_in_lower_camel_case(api: docker.APIClient, running: st
             pass
     finally:
         sock.close()
+    assert api.exec_inspect(exec_id)["Running"] is True  # it runs on, tracked to its exit
+
+
+def test_exec_runs_on_after_its_client_goes_away(api: docker.APIClient, running: str) -> None:
+    """An exec whose client closed the connection keeps running and gets its exit code."""
+    exec_id = api.exec_create(running, ["sh", "-c", "sleep 1; seq 100000; exit 3"])
+    sock = api.exec_start(exec_id, socket=True)
+    sock._sock.shutdown(socket.SHUT_RDWR)  # the connection itself (docker-py's response holds the socket)
+    sock.close()
+    deadline = time.monotonic() + 30
+    while api.exec_inspect(exec_id)["ExitCode"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert api.exec_inspect(exec_id)["ExitCode"] == 3
 
 
 def test_log_driver_none_and_unknown_drivers(daemon: Dockyardd, api: docker.APIClient) -> None:  # noqa: F811

@@ -16,7 +16,7 @@ from dockyard.engine.containers.execs import Exec
 from dockyard.engine.daemon import Engine
 
 log = logging.getLogger("dockyardd.api")
-_background: set[asyncio.Task[None]] = set()  # detached execs (a reference keeps each task alive)
+_background: set[asyncio.Task[None]] = set()  # running execs (a reference keeps each task alive)
 
 
 def routes() -> list[web.RouteDef]:
@@ -50,11 +50,19 @@ async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asynci
     await _event(eng, ex, "exec_die", exitCode=str(ex.exit_code))
 
 
-async def _detached(eng: Engine, ex: Exec) -> None:
-    try:
-        await _run(eng, ex, None)
-    except Exception as e:  # nobody waits for a detached exec: log its failure
-        log.error("exec %s: %s", ex.id[:12], e)
+def _keep(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+          raw: bool | None = None) -> asyncio.Task[None]:
+    """The exec run as a task of its own, which outlives its request: a detached exec, or a client
+    that detached or went away, leaves the process running and tracked to its exit (as dockerd)."""
+    task = asyncio.create_task(_run(eng, ex, stream, raw))
+    _background.add(task)
+
+    def finished(t: asyncio.Task[None]) -> None:
+        _background.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("exec %s: %s", ex.id[:12], t.exception())
+    task.add_done_callback(finished)
+    return task
 
 
 async def start(request: web.Request) -> web.StreamResponse:
@@ -65,13 +73,11 @@ async def start(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     ex = await eng.run(eng.execs.startable, request.match_info["id"])
     if body.get("Detach"):
-        task = asyncio.create_task(_detached(eng, ex))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _keep(eng, ex, None)
         return web.Response(status=200)
     async with hijack.hijack(request) as stream:
         try:
-            await _run(eng, ex, stream, bool(body.get("Tty")))
+            await asyncio.shield(_keep(eng, ex, stream, bool(body.get("Tty"))))
         except Exception as e:  # the stream is raw now: report on it, as dockerd does
             stream[1].write(f"{e}\r\n".encode())
     return hijack.done()

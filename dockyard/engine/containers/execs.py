@@ -385,11 +385,15 @@ def _receive_master(listener: socket.socket) -> int:
 
 
 async def _copy(source: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: int | None) -> None:
-    """source to the client, raw (stream None) or in frames of that stream number."""
+    """source to the client, raw (stream None) or in frames of that stream number; once the client
+    detached or went away, source is still drained (the process must not block on its output)."""
     with contextlib.suppress(OSError):  # EIO: the pty's last slave closed
         while data := await source.read(CHUNK):
+            if writer.is_closing():
+                continue
             writer.write(data if stream is None else frame(stream, data))
-            await writer.drain()
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
 
 
 async def _feed_pipe(reader: asyncio.StreamReader, pipe: asyncio.StreamWriter | None) -> None:
