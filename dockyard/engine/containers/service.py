@@ -663,8 +663,7 @@ class ContainerService:
                                "attempting removal or force remove")
             self._removed.add(cid)
             if state["Running"] and not state["Restarting"]:
-                with contextlib.suppress(ContainerError):  # its shim is gone: it exited, not recorded yet
-                    self._signal(record, 9)
+                self._signal(record, 9)
             self._remove(cid, volumes)
 
     def _remove(self, cid: str, volumes: bool = False) -> None:
