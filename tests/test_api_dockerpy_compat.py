@@ -263,29 +263,6 @@ def test_remove_legacy_link(api: docker.APIClient, running: str) -> None:
         api.remove_container(cid, force=True)
 
 
-def test_legacy_link_environment(api: docker.APIClient) -> None:
-    """--link on the default bridge gives Docker's ALIAS_NAME, ALIAS_PORT* and ALIAS_ENV_* variables."""
-    target = api.create_container("busybox", "cat", stdin_open=True, environment={"FOO": "1"}, ports=[80])["Id"]
-    cid = None
-    try:
-        api.start(target)
-        name = api.inspect_container(target)["Name"][1:]
-        address = api.inspect_container(target)["NetworkSettings"]["IPAddress"]
-        cid = api.create_container("busybox", "env", host_config=api.create_host_config(
-            links={name: "my-link"}, network_mode="bridge"))["Id"]
-        api.start(cid)
-        assert api.wait(cid, timeout=30)["StatusCode"] == 0
-        env = api.logs(cid).decode().splitlines()
-        parent = api.inspect_container(cid)["Name"]
-        assert {f"MY_LINK_NAME={parent}/my-link", "MY_LINK_ENV_FOO=1", f"MY_LINK_PORT=tcp://{address}:80",
-                f"MY_LINK_PORT_80_TCP_ADDR={address}"} <= set(env)
-        assert not any(v.startswith("MY_LINK_ENV_PATH=") for v in env)
-    finally:
-        for c in (cid, target):
-            if c:
-                api.remove_container(c, force=True)
-
-
 def test_attach_before_start_sees_all_output(api: docker.APIClient) -> None:
     """An attach (stream, logs) answered with its 101 is registered already: a start right after
     it cannot run the process before the attach is connected (docker-py's attach_socket, then start)."""

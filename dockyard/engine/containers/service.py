@@ -302,11 +302,9 @@ class ContainerService:
             mounts.make_bind_sources(record["HostConfig"])
             self.volumes.activate(cid, record["Mounts"], announce=True)
             netns = self.network.setup(record) if self.network is not None else None
-            linked = self.network.link_env(record) if self.network is not None else []
-            config = {**record["Config"], "Env": [*linked, *(record["Config"].get("Env") or [])]}
             subpaths.release(self._subpath_dir(cid))  # a killed daemon's leftovers
             points = subpaths.stage(record["Mounts"], record["HostConfig"], self._subpath_dir(cid))
-            oci = spec.build_spec(cid, config, self._with_default_ulimits(record["HostConfig"]), rootfs,
+            oci = spec.build_spec(cid, record["Config"], self._with_default_ulimits(record["HostConfig"]), rootfs,
                                   etc, points, netns)
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)

@@ -286,35 +286,7 @@ class ContainerNetworking:
                           self._user_networks(record))
 
     def _legacy_links(self, record: Record) -> list[str]:
-        """--link name:alias on the default bridge: "alias id12 name:ip" entries for /etc/hosts."""
-        return [f"{' '.join(dict.fromkeys([alias, target['ID'][:12], target['Name'].lstrip('/')]))}:{address}"
-                for alias, target, address in self._link_targets(record)]
-
-    def link_env(self, record: Record) -> list[str]:
-        """The environment Docker gives a container for its legacy links on the default bridge:
-        ALIAS_NAME, ALIAS_PORT[_<port>_<PROTO>[_ADDR|_PORT|_PROTO]] and ALIAS_ENV_<name> (the linked
-        container's Env but HOME and PATH)."""
-        env = []
-        for alias, target, address in self._link_targets(record):
-            prefix = alias.upper().replace("-", "_")
-            ports = sorted((p.partition("/") for p in target["Config"].get("ExposedPorts") or {}),
-                           key=lambda p: (int(p[0]) if p[0].isdigit() else 0, p[2] != "tcp"))
-            if ports:
-                env.append(f"{prefix}_PORT={ports[0][2] or 'tcp'}://{address}:{ports[0][0]}")
-            for port, _, proto in ports:
-                proto = proto or "tcp"
-                key = f"{prefix}_PORT_{port}_{proto.upper()}"
-                env += [f"{key}={proto}://{address}:{port}", f"{key}_ADDR={address}", f"{key}_PORT={port}",
-                        f"{key}_PROTO={proto}"]
-            env.append(f"{prefix}_NAME=/{record['Name'].lstrip('/')}/{alias}")
-            for item in target["Config"].get("Env") or []:
-                name, sep, value = item.partition("=")
-                if sep and name not in ("HOME", "PATH"):
-                    env.append(f"{prefix}_ENV_{name}={value}")
-        return env
-
-    def _link_targets(self, record: Record) -> list[tuple[str, Record, str]]:
-        """(alias, linked container, its bridge address) per --link on the default bridge (the
+        """--link name:alias on the default bridge: "alias id12 name:ip" entries for /etc/hosts (the
         linked container must run there)."""
         if "bridge" not in record["NetworkSettings"]["Networks"]:
             return []
@@ -329,7 +301,8 @@ class ContainerNetworking:
             if not target["State"]["Running"] or not address:
                 raise ContainerError(f"Cannot link to a non running container: {target['Name']} AS "
                                      f"{record['Name']}/{alias.rpartition('/')[2] or name}")
-            entries.append((alias.rpartition("/")[2] or name, target, address))
+            names = dict.fromkeys([alias.rpartition("/")[2] or name, target["ID"][:12], target["Name"].lstrip("/")])
+            entries.append(f"{' '.join(names)}:{address}")
         return entries
 
     # -- running containers ---------------------------------------------------------------------------
