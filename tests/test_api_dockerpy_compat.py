@@ -248,21 +248,6 @@ def test_container_wide_mac_address(api: docker.APIClient) -> None:
         api.remove_container(cid, force=True)
 
 
-def test_remove_legacy_link(api: docker.APIClient, running: str) -> None:
-    """DELETE /containers/{parent}/{alias}?link=1 drops the link and keeps both containers."""
-    target = api.inspect_container(running)["Name"][1:]
-    cid = api.create_container("busybox", "true", host_config=api.create_host_config(links={target: "mylink"}))["Id"]
-    try:
-        parent = api.inspect_container(cid)["Name"][1:]
-        api.remove_container(f"{parent}/mylink", link=True)
-        assert not api.inspect_container(cid)["HostConfig"]["Links"]
-        with pytest.raises(docker.errors.NotFound):
-            api.remove_container(f"{parent}/mylink")
-        assert {c["Id"] for c in api.containers(all=True)} >= {cid, running}
-    finally:
-        api.remove_container(cid, force=True)
-
-
 def test_attach_before_start_sees_all_output(api: docker.APIClient) -> None:
     """An attach (stream, logs) answered with its 101 is registered already: a start right after
     it cannot run the process before the attach is connected (docker-py's attach_socket, then start)."""

@@ -57,7 +57,6 @@ def routes() -> list[web.RouteDef]:
         web.post(api_path(PATH + "/attach"), attach),
         web.get(api_path(PATH + "/logs"), logs),
         web.delete(api_path(PATH), remove),
-        web.delete(api_path(PATH + "/{alias}"), remove_link),
     ]
 
 
@@ -226,16 +225,6 @@ async def remove(request: web.Request) -> web.Response:
     """DELETE /containers/{id}?force&v (destroy is published by the engine)."""
     eng = engine(request)
     await eng.run(eng.containers.remove, _ref(request), bool_query(request, "force"), bool_query(request, "v"))
-    return web.Response(status=204)
-
-
-async def remove_link(request: web.Request) -> web.Response:
-    """DELETE /containers/{parent}/{alias}?link=1 (a name with a slash is a link's, never a container's)."""
-    ref = f"{_ref(request)}/{request.match_info['alias']}"
-    if not bool_query(request, "link"):
-        raise ApiError(404, f"No such container: {ref}")
-    eng = engine(request)
-    await eng.run(eng.containers.remove_link, _ref(request), request.match_info["alias"])
     return web.Response(status=204)
 
 

@@ -72,12 +72,6 @@ class PendingAttach:
             found.close()
 
 
-def _link_alias(link: str) -> str:
-    """The alias of a --link entry ("name:alias", "/name:/parent/alias"; the name without one)."""
-    name, _, alias = link.partition(":")
-    return (alias or name).rstrip("/").rsplit("/", 1)[-1]
-
-
 def _size(text: str) -> int:
     """"10m" -> bytes."""
     text = text.strip().lower()
@@ -696,17 +690,6 @@ class ContainerService:
         """POST /containers/{id}/rename."""
         with self._lock:
             self.store.rename(self.store.resolve(ref), new_name)
-
-    def remove_link(self, parent_ref: str, alias: str) -> None:
-        """DELETE /containers/{parent}/{alias}?link=1: the parent's legacy link named alias goes
-        (its /etc/hosts entry stays until the next start, as with dockerd)."""
-        with self._lock:
-            record = self._record(parent_ref)
-            links = record["HostConfig"].get("Links") or []
-            kept = [link for link in links if _link_alias(link) != alias]
-            if kept != links:
-                record["HostConfig"]["Links"] = kept or None
-                self._save(record)
 
     # -- logs, inspect, list ----------------------------------------------------------------------
 
