@@ -71,7 +71,9 @@ class BuildOptions:
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
     extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries for RUN's /etc/hosts
-    drop_ignored: bool = False  # an uploaded context: context.drop_ignored once the Dockerfile is read
+    # dockerd's classic builder's rules (an uploaded context, not dockyard's CLI): drop_ignored once
+    # the Dockerfile is read, and cache_from images, when given, are the only cache
+    classic: bool = False
 
 
 @dataclass
@@ -147,7 +149,7 @@ class Builder:
         self.context = context
         self.context_digests = digests or {}
         text = self._read_dockerfile(context, opts.dockerfile)
-        if opts.drop_ignored:
+        if opts.classic:
             drop_ignored(context, opts.dockerfile)
         try:
             df = parse(text)
@@ -360,8 +362,10 @@ class Builder:
             str(stage.index) in self.opts.no_cache_filter
         if no_cache:
             return False
-        # with cache sources given, only they serve (the classic builder's rule; none found: no cache)
-        image = self.cache_from.get(key) if self.opts.cache_from else self.cache.get(key)
+        if self.opts.classic and self.opts.cache_from:  # only they serve (none found: no cache)
+            image = self.cache_from.get(key)
+        else:
+            image = self.cache.get(key) or self.cache_from.get(key)
         if image is None:
             if detail is not None:
                 self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")

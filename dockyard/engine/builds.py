@@ -198,13 +198,13 @@ class BuildService:
             stream = _peekable(body)
             head = stream.peek(512)
             digests: dict[str, str] = {}
+            opts.classic = True  # an uploaded context: dockerd's classic builder's rules
             try:
                 if head and not looks_like_tar(head):
                     extract(single_file_context(stream.read()), context, digests=digests)
                     opts.dockerfile = "Dockerfile"
                 else:
                     extract(stream, context, digests=digests)
-                    opts.drop_ignored = True
             except ContextError as e:
                 raise BuildError(str(e)) from None
             return self._build(work, context, digests, opts, emit)
