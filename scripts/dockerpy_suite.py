@@ -84,6 +84,14 @@ def load_images(daemon: object, workdir: Path) -> None:
             raise SystemExit(f"docker {' '.join(args)}: {proc.stderr}")
 
 
+def remove_containers(daemon: object) -> None:
+    """Every container the tests left (PruneTest leaves a running `sleep 9999`): the daemon keeps
+    containers running when it stops (live restore), and they must not outlive the run."""
+    ids = daemon.docker("ps", "-aq").stdout.split()  # type: ignore[attr-defined]
+    if ids:
+        daemon.docker("rm", "-f", *ids)  # type: ignore[attr-defined]
+
+
 def isolate_network() -> None:
     """In the new network and mount namespaces: loopback up, and a sysfs of this network
     namespace on /sys (bridge ports live there), the cgroup hierarchies moved back under it."""
@@ -115,6 +123,8 @@ def run_suite(modules: list[str], pytest_args: list[str]) -> int:
             argv += [f"--deselect=tests/integration/{t}" for t in NEEDS_INTERNET]
             code = subprocess.run([*argv, *pytest_args], cwd=work, env=env).returncode
         finally:
+            if daemon.proc is not None and daemon.proc.poll() is None:
+                remove_containers(daemon)
             if os.environ.get("DOCKERPY_DAEMON_LOG") and daemon.log.exists():
                 shutil.copyfile(daemon.log, os.environ["DOCKERPY_DAEMON_LOG"])
             daemon.cleanup()
