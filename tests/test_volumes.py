@@ -300,8 +300,8 @@ def test_mount_specs_refused_with_docker_texts(daemon: Dockyardd, host_dir: Path
     assert "mount path must be absolute" in fails(daemon, 125, "run", "--rm", "-v", f"{host_dir}:rel", "busybox", "true")
     assert "Duplicate mount point: /x" in \
         fails(daemon, 125, "run", "--rm", "-v", f"{host_dir}:/x", "--tmpfs", "/x", "busybox", "true")
-    assert "volume subpaths are not supported" in \
-        fails(daemon, 125, "run", "--rm", "--mount", "type=volume,src=sp,dst=/x,volume-subpath=a", "busybox", "true")
+    assert "subpath must be a relative path within the volume" in \
+        fails(daemon, 125, "run", "--rm", "--mount", "type=volume,src=sp,dst=/x,volume-subpath=../a", "busybox", "true")
     assert "Duplicate mount point: /x" in fails(daemon, 125, "run", "--rm", "-v", f"{host_dir}:/x", "--mount",
                                                 f"type=bind,src={host_dir},dst=/x", "busybox", "true")
     # `..` is cleaned as Docker cleans it: it cannot climb above the container's root

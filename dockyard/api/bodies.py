@@ -101,8 +101,19 @@ def _mismatch(value: Any, code: str) -> tuple[str, str]:
     return _json_kind(value), _GO_TYPES[code]
 
 
+def _fold_names(body: dict[str, Any], fields: dict[str, str]) -> None:
+    """Rename keys that match a known field but for case to that field (Go's decoder matches
+    names case-insensitively: docker-py sends `detachKeys`); an exact match wins."""
+    known = {name.lower(): name for name in fields}
+    for key in [k for k in body if k not in fields and k.lower() in known]:
+        value = body.pop(key)
+        body.setdefault(known[key.lower()], value)
+
+
 def check_fields(body: dict[str, Any], fields: dict[str, str], struct: str) -> None:
-    """Raise 400 for the first known field of body whose value has the wrong type."""
+    """Raise 400 for the first known field of body whose value has the wrong type (field names
+    folded to their known case first)."""
+    _fold_names(body, fields)
     for name, code in fields.items():
         value = body.get(name)
         if not _matches(value, code):

@@ -26,7 +26,8 @@ from dockyard.build.cacheio import (
     inline_records,
     parse_spec,
 )
-from dockyard.build.executor import Executor, RunRequest
+from dockyard.build.context import drop_ignored
+from dockyard.build.executor import STDERR_END, Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
     INLINE_CACHE_FIELD,
@@ -92,6 +93,10 @@ class BuildOptions:
     source_date_epoch: int | None = None
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
     contexts: dict[str, NamedContext] = field(default_factory=dict)  # by lower-cased name
+    extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries for RUN's /etc/hosts
+    # dockerd's classic builder's rules (an uploaded context, not dockyard's CLI): drop_ignored once
+    # the Dockerfile is read, and cache_from images, when given, are the only cache
+    classic: bool = False
 
 
 @dataclass
@@ -175,6 +180,8 @@ class Builder:
         self.context = context
         self.context_digests = digests or {}
         text = self._read_dockerfile(context, opts.dockerfile)
+        if opts.classic:
+            drop_ignored(context, opts.dockerfile)
         try:
             df = parse(text)
             self.plan = plan(df, opts.build_args)
@@ -435,7 +442,10 @@ class Builder:
             str(stage.index) in self.opts.no_cache_filter
         if no_cache:
             return False
-        image = self.cache.get(key) or self.cache_from.get(key)
+        if self.opts.classic and self.opts.cache_from:  # only they serve (none found: no cache)
+            image = self.cache_from.get(key)
+        else:
+            image = self.cache.get(key) or self.cache_from.get(key)
         if image is None:
             if detail is not None:
                 self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
@@ -712,10 +722,11 @@ class Builder:
 
                 def output(data: bytes) -> None:
                     if data:
-                        last[0] = data[-1:]
+                        last[0] = data.removesuffix(STDERR_END)[-1:]
                         self.say(data.decode("utf-8", "replace"))
-                code_box.append(self.executor.run(RunRequest(root, args, run_env, cwd, user, network, oci_mounts),
-                                                  output))
+                request = RunRequest(root, args, run_env, cwd, user, network, oci_mounts,
+                                     extra_hosts=self.opts.extra_hosts)
+                code_box.append(self.executor.run(request, output))
                 if last[0] != b"\n":
                     self.say("\n")
             finally:

@@ -6,6 +6,7 @@ import io
 import os
 import stat
 
+from dockyard.build import fsops
 from dockyard.build.ignore import PatternMatcher, read_ignore
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
@@ -28,6 +29,23 @@ def ignore_patterns(root: str, dockerfile: str = "Dockerfile") -> list[str]:
         except (FileNotFoundError, NotADirectoryError):
             continue
     return []
+
+
+def drop_ignored(root: str, dockerfile: str) -> None:
+    """As dockerd's classic builder does with an uploaded context once the Dockerfile is read:
+    .dockerignore and the Dockerfile leave it when the context's .dockerignore matches them
+    (docker-py lists both there when it adds a Dockerfile from outside the context)."""
+    try:
+        with open(os.path.join(root, ".dockerignore"), "rb") as f:
+            matcher = PatternMatcher(read_ignore(f.read()))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in (".dockerignore", os.path.normpath(dockerfile).lstrip("/")):
+        if matcher.matches(name):
+            try:
+                os.unlink(fsops.resolve(root, name, follow_last=False))  # parents' links stay inside root
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                pass
 
 
 def walk(root: str, matcher: PatternMatcher, keep: tuple[str, ...] = ()) -> Iterator[str]:

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# A process's stderr output reaches `output` wrapped in these (red, as dockerd's classic builder).
+STDERR_START, STDERR_END = b"\x1b[91m", b"\x1b[0m"
+
 
 @dataclass
 class RunRequest:
@@ -19,13 +22,15 @@ class RunRequest:
     network: str = "default"  # default | host | none
     mounts: list[dict] = field(default_factory=list)  # OCI mount entries (--mount)
     hostname: str = "buildkitsandbox"
+    extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries added to /etc/hosts
 
 
 class Executor(Protocol):
     """Runs build processes and answers questions about a rootfs's users."""
 
     def run(self, request: RunRequest, output: Callable[[bytes], None]) -> int:
-        """Run the process to completion, its stdout and stderr given to output; the exit code."""
+        """Run the process to completion, its stdout and stderr (each stderr chunk between
+        STDERR_START and STDERR_END) given to output; the exit code."""
 
     def resolve_user(self, rootfs: str, user: str) -> tuple[int, int]:
         """(uid, gid) of a USER / --chown value in rootfs's /etc/passwd and /etc/group."""

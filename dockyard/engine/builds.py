@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -23,10 +24,11 @@ from dockyard.build.cache import BuildCache
 from dockyard.build.cacheio import CacheIOError, layout_image
 from dockyard.build.context import ContextError, extract, looks_like_tar, single_file_context
 from dockyard.build.contextsync import ContextStore
-from dockyard.build.executor import RunRequest
+from dockyard.build.executor import STDERR_END, STDERR_START, RunRequest
 from dockyard.build.remote import RemoteError, download, git_clone, is_git_url
 from dockyard.build.sshagent import AgentError, start_agent
 from dockyard.engine.containers.errors import ContainerError
+from dockyard.engine.containers.etcfiles import extra_host_lines
 from dockyard.engine.containers.security import DEFAULT_CAPS, seccomp_config
 from dockyard.engine.containers.users import resolve_user
 from dockyard.engine.registry import RegistryService
@@ -62,7 +64,7 @@ class RuntimeExecutor:
             raise LookupError(str(e)) from None
         return found["uid"], found["gid"]
 
-    def _spec(self, req: RunRequest, cid: str) -> dict:
+    def _spec(self, req: RunRequest, cid: str, bundle: str) -> dict:
         spec = default_spec(req.args, terminal=False, rootfs=req.rootfs, hostname=req.hostname)
         process = spec["process"]
         process["env"] = list(req.env)
@@ -81,28 +83,45 @@ class RuntimeExecutor:
         if req.network in ("default", "host"):
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
             for name in ("resolv.conf", "hosts"):
-                if os.path.exists(f"/etc/{name}"):
+                if os.path.exists(f"/etc/{name}") and not (name == "hosts" and req.extra_hosts):
                     spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
                                            "source": os.path.realpath(f"/etc/{name}"), "options": ["rbind", "ro"]})
+        if req.extra_hosts:
+            spec["mounts"].append({"destination": "/etc/hosts", "type": "bind", "options": ["rbind", "ro"],
+                                   "source": self._hosts_file(req, bundle)})
         spec["mounts"].extend(req.mounts)
         return spec
+
+    @staticmethod
+    def _hosts_file(req: RunRequest, bundle: str) -> str:
+        """/etc/hosts for a step with extra hosts: the host's (its network) or localhost's lines,
+        then the entries."""
+        base = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if req.network in ("default", "host"):
+            with contextlib.suppress(OSError), open("/etc/hosts") as f:
+                base = f.read()
+        path = os.path.join(bundle, "hosts")
+        with open(path, "w") as f:
+            f.write(base.rstrip("\n") + "\n" + "".join(line + "\n" for line in extra_host_lines(req.extra_hosts)))
+        return path
 
     def _run_forked(self, argv: list[str], output: Callable[[bytes], None]) -> int:
         """`runtime run` forked by the fork server (dockyard-runtime in a fork of its interpreter)."""
         assert self.forkserver is not None
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            spawned = self.forkserver.spawn(argv, null, write_fd, write_fd, is_own_runtime(self.runtime, sys.executable))
-        except BaseException:
-            os.close(read_fd)
-            raise
+            try:
+                spawned = self.forkserver.spawn(argv, null, out_w, err_w,
+                                                is_own_runtime(self.runtime, sys.executable))
+            finally:
+                for fd in (out_w, err_w, null):  # the child's ends: EOF once it is done
+                    os.close(fd)
+            _copy_output(out_r, err_r, output)
         finally:
-            os.close(write_fd)
-            os.close(null)
-        with os.fdopen(read_fd, "rb", buffering=0) as stream:
-            while chunk := stream.read(65536):
-                output(chunk)
+            os.close(out_r)
+            os.close(err_r)
         return spawned.wait()
 
     def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int:
@@ -111,16 +130,16 @@ class RuntimeExecutor:
         bundle = tempfile.mkdtemp(prefix="bundle-", dir=self.work_root)
         try:
             with open(os.path.join(bundle, "config.json"), "w") as f:
-                json.dump(self._spec(req, cid), f)
+                json.dump(self._spec(req, cid, bundle), f)
             argv = [self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid]
             if self.forkserver is not None:
                 with contextlib.suppress(ForkServerUnavailable):
                     return self._run_forked(argv, output)
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            assert proc.stdout is not None
-            while chunk := proc.stdout.read1(65536):
-                output(chunk)
-            return proc.wait()
+            with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) as proc:
+                assert proc.stdout is not None and proc.stderr is not None
+                _copy_output(proc.stdout.fileno(), proc.stderr.fileno(), output)
+                return proc.wait()
         finally:
             if os.path.exists(os.path.join(self.runtime_root, cid)):  # `run` deletes it unless it failed
                 subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
@@ -287,6 +306,7 @@ class BuildService:
 
     def _build_from(self, work: str, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
         """Build a context tar (plain or compressed) or a bare Dockerfile read from body."""
+        opts.classic = True  # an uploaded context: dockerd's classic builder's rules
         context = os.path.join(work, "context")
         os.mkdir(context, mode=0o700)
         stream = _peekable(body)
@@ -340,6 +360,20 @@ class BuildService:
             keys, freed = self.cache.prune()
             freed += self.contexts.prune()
         return {"CachesDeleted": keys, "SpaceReclaimed": freed}
+
+
+def _copy_output(out_fd: int, err_fd: int, output: Callable[[bytes], None]) -> None:
+    """A step's stdout and stderr pipes to output until both end; stderr chunks coloured."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(out_fd, selectors.EVENT_READ, False)
+        sel.register(err_fd, selectors.EVENT_READ, True)
+        while sel.get_map():
+            for key, _ in sel.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                else:
+                    output(STDERR_START + chunk + STDERR_END if key.data else chunk)
 
 
 def _rfc3339(ts: float) -> str:

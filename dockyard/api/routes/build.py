@@ -71,6 +71,7 @@ def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
     if not isinstance(contexts, dict) or not all(isinstance(v, str) and _CONTEXT_NAME.fullmatch(k)
                                                  for k, v in contexts.items()):
         raise ApiError(400, "invalid buildcontexts parameter: a JSON object of names and sources")
+    opts.extra_hosts = q.getall("extrahosts", [])
     secrets = request.headers.get("X-Dockyard-Build-Secrets", "")
     if secrets:  # dockyard's CLI only: the classic protocol has no session to carry them
         try:

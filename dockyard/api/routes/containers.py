@@ -27,6 +27,7 @@ from dockyard.api.server import (
 from dockyard.engine.containers import NotModified, detach
 from dockyard.engine.containers.logs import parse_time
 from dockyard.engine.containers.policy import parse_signal
+from dockyard.engine.containers.service import PendingAttach
 from dockyard.engine.daemon import Engine
 from dockyard.image import filters as flt
 from dockyard.shim.protocol import STREAM_IDS, frame
@@ -240,13 +241,15 @@ async def prune(request: web.Request) -> web.Response:
         return until is None or parse_time(record["Created"]) / 1e9 < until
 
     records = [r for r in await eng.run(eng.containers.store.all) if not r["State"]["Running"] and wanted(r)]
-    deleted = []
+    deleted, reclaimed = [], 0
     for record in records:
         with contextlib.suppress(Exception):
+            size = await eng.run(eng.containers.layer_size, record["ID"])
             await eng.run(eng.containers.remove, record["ID"])
             deleted.append(record["ID"])
-    eng.events.publish("container", "prune", "", {"reclaimed": "0"})
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+            reclaimed += size
+    eng.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 # ---- logs -----------------------------------------------------------------------------------------
@@ -324,12 +327,25 @@ async def attach(request: web.Request) -> web.StreamResponse:
     record = await eng.run(eng.containers.inspect, ref)
     want_stdin, stdout, stderr = (bool_query(request, name) for name in ("stdin", "stdout", "stderr"))
     keys = _detach_keys(request.query.get("detachKeys") or detach.DEFAULT_KEYS)
+    # registered before the 101 answer, after which the client may start the container
+    pending = await eng.run(eng.containers.prepare_attach, ref, want_stdin, stdout, stderr) \
+        if bool_query(request, "stream") else None
+    try:
+        return await _attached(request, record, pending, want_stdin, stdout, stderr, keys)
+    finally:
+        if pending is not None:
+            pending.cancel()  # a no-op once the stream was taken
+
+
+async def _attached(request: web.Request, record: dict[str, Any], pending: PendingAttach | None,
+                    want_stdin: bool, stdout: bool, stderr: bool, keys: bytes) -> web.StreamResponse:
+    eng = engine(request)
     async with hijack.hijack(request) as (reader, writer):
-        if bool_query(request, "logs") and (stdout or stderr):
-            entries = await eng.run(lambda: list(eng.containers.logs(ref, stdout, stderr)))
+        if bool_query(request, "logs") and (stdout or stderr) and record["LogPath"]:  # none: no log to replay
+            entries = await eng.run(lambda: list(eng.containers.logs(record["Id"], stdout, stderr)))
             writer.write(b"".join(_encode(bool(record["Config"].get("Tty")), *entry) for entry in entries))
-        if bool_query(request, "stream"):
-            current, shim = await eng.run_detached(eng.containers.attach, ref, want_stdin, stdout, stderr)
+        if pending is not None:
+            current, shim = await eng.run_detached(pending.wait)
             eng.container_event(current, "attach")
             stdin = want_stdin and bool(current["Config"].get("OpenStdin"))
             watcher = detach.DetachWatcher(keys) if stdin and current["Config"].get("Tty") else None

@@ -16,7 +16,7 @@ from dockyard.engine.containers.execs import Exec
 from dockyard.engine.daemon import Engine
 
 log = logging.getLogger("dockyardd.api")
-_background: set[asyncio.Task[None]] = set()  # detached execs (a reference keeps each task alive)
+_background: set[asyncio.Task[None]] = set()  # running execs (a reference keeps each task alive)
 
 
 def routes() -> list[web.RouteDef]:
@@ -43,33 +43,41 @@ async def create(request: web.Request) -> web.Response:
     return json_response({"Id": exec_id}, status=201)
 
 
-async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+               raw: bool | None = None) -> None:
     await _event(eng, ex, "exec_start: " + " ".join(ex.config["Cmd"]))
-    await eng.execs.start(ex.id, stream)
+    await eng.execs.start(ex.id, stream, raw)
     await _event(eng, ex, "exec_die", exitCode=str(ex.exit_code))
 
 
-async def _detached(eng: Engine, ex: Exec) -> None:
-    try:
-        await _run(eng, ex, None)
-    except Exception as e:  # nobody waits for a detached exec: log its failure
-        log.error("exec %s: %s", ex.id[:12], e)
+def _keep(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+          raw: bool | None = None) -> asyncio.Task[None]:
+    """The exec run as a task of its own, which outlives its request: a detached exec, or a client
+    that detached or went away, leaves the process running and tracked to its exit (as dockerd)."""
+    task = asyncio.create_task(_run(eng, ex, stream, raw))
+    _background.add(task)
+
+    def finished(t: asyncio.Task[None]) -> None:
+        _background.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("exec %s: %s", ex.id[:12], t.exception())
+    task.add_done_callback(finished)
+    return task
 
 
 async def start(request: web.Request) -> web.StreamResponse:
     """POST /exec/{id}/start {"Detach", "Tty"}: Detach answers 200 at once; otherwise the
-    connection is hijacked and carries the process's stdio until it exits."""
+    connection is hijacked and carries the process's stdio until it exits, in 8-byte frames
+    unless this request's Tty is set (whatever the exec's own Tty, as dockerd)."""
     body = bodies.exec_start(await read_json(request))
     eng = engine(request)
     ex = await eng.run(eng.execs.startable, request.match_info["id"])
     if body.get("Detach"):
-        task = asyncio.create_task(_detached(eng, ex))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _keep(eng, ex, None)
         return web.Response(status=200)
     async with hijack.hijack(request) as stream:
         try:
-            await _run(eng, ex, stream)
+            await asyncio.shield(_keep(eng, ex, stream, bool(body.get("Tty"))))
         except Exception as e:  # the stream is raw now: report on it, as dockerd does
             stream[1].write(f"{e}\r\n".encode())
     return hijack.done()

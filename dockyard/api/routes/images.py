@@ -141,8 +141,12 @@ async def _message_stream(request: web.Request, messages: list[dict[str, str]]) 
 
 
 async def load_images(request: web.Request) -> web.StreamResponse:
-    """POST /images/load?quiet: the upload is read by a worker thread as it arrives."""
-    lines = await _consume_upload(request, engine(request).images.load)
+    """POST /images/load?quiet: the upload is read by a worker thread as it arrives. A failure is
+    an error message in the 200 stream, as dockerd answers (docker-py raises ImageLoadError)."""
+    try:
+        lines = await _consume_upload(request, engine(request).images.load)
+    except Exception as err:
+        return await _message_stream(request, [{"errorDetail": {"message": str(err)}, "error": str(err)}])
     return await _message_stream(request, [{"stream": line + "\n"} for line in lines])
 
 

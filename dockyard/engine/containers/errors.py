@@ -27,6 +27,12 @@ class Conflict(ContainerError):
     status = 409
 
 
+class NotImplementedByDriver(ContainerError):
+    """The container's driver cannot do this (501), e.g. read logs of the `none` log driver."""
+
+    status = 501
+
+
 class NotModified(ContainerError):
     """Nothing to do: already started / already stopped (304)."""
 

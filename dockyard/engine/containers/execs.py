@@ -144,11 +144,14 @@ class ExecService:
         ex.started = True
         return ex, workdir
 
-    async def start(self, exec_id: str, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    async def start(self, exec_id: str, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+                    raw: bool | None = None) -> None:
         """POST /exec/{id}/start: run the process; pipe its stdio through stream (None: detached,
-        output dropped). Returns once it exited and its output was sent."""
+        output dropped), raw or in 8-byte frames as the start request's Tty says (as dockerd; the
+        exec's own Tty when None). Returns once it exited and its output was sent."""
         ex, workdir = self._prepare(exec_id)
         tty = bool(ex.config.get("Tty"))
+        raw = tty if raw is None else raw
         argv = self._argv(ex.container_id, workdir)
         console = os.path.join(workdir, "console.sock") if tty else None
         if console:
@@ -157,9 +160,9 @@ class ExecService:
         ex.running = True
         try:
             if console:
-                await self._run_tty(ex, workdir, [*argv, ex.container_id], console, stream, want_stdin)
+                await self._run_tty(ex, workdir, [*argv, ex.container_id], console, stream, want_stdin, raw)
             else:
-                await self._run_pipes(ex, workdir, [*argv, ex.container_id], stream, want_stdin)
+                await self._run_pipes(ex, workdir, [*argv, ex.container_id], stream, want_stdin, raw)
         finally:
             ex.running = False
             ex.master = None
@@ -248,7 +251,8 @@ class ExecService:
         return 0
 
     async def _run_pipes(self, ex: Exec, workdir: str, argv: list[str],
-                         stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool) -> None:
+                         stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool,
+                         raw: bool) -> None:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         theirs, ours = [null], []
         try:
@@ -273,8 +277,8 @@ class ExecService:
         pumps, feeder = [], None
         if stream is not None:
             reader, writer = stream
-            pumps = [asyncio.create_task(_copy_framed(await _pipe_reader(out_r), writer, STDOUT)),
-                     asyncio.create_task(_copy_framed(await _pipe_reader(err_r), writer, STDERR))]
+            pumps = [asyncio.create_task(_copy(await _pipe_reader(out_r), writer, None if raw else STDOUT)),
+                     asyncio.create_task(_copy(await _pipe_reader(err_r), writer, None if raw else STDERR))]
             feeder = asyncio.create_task(_feed_pipe(reader, await _pipe_writer(stdin_w))) if want_stdin else None
         await self._settle(ex, workdir, proc, pumps, feeder)
 
@@ -315,7 +319,8 @@ class ExecService:
         ex.exit_code = 128 - code if code < 0 else code
 
     async def _run_tty(self, ex: Exec, workdir: str, argv: list[str], console: str,
-                       stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool) -> None:
+                       stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, want_stdin: bool,
+                       raw: bool) -> None:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(console)
         listener.listen(1)
@@ -344,7 +349,7 @@ class ExecService:
             pumps, feeder = [], None
             if stream is not None:
                 reader, writer = stream
-                pumps = [asyncio.create_task(_copy_raw(pty_out, writer))]
+                pumps = [asyncio.create_task(_copy(pty_out, writer, None if raw else STDOUT))]
                 watcher = detach.DetachWatcher(detach.parse_keys(ex.config.get("DetachKeys") or detach.DEFAULT_KEYS))
                 feeder = asyncio.create_task(_feed_fd(reader, master, watcher, writer)) if want_stdin else None
             await self._settle(ex, workdir, proc, pumps, feeder)
@@ -417,17 +422,16 @@ def _receive_master(listener: socket.socket) -> int:
     return fds[0]
 
 
-async def _copy_framed(source: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: int) -> None:
-    while data := await source.read(CHUNK):
-        writer.write(frame(stream, data))
-        await writer.drain()
-
-
-async def _copy_raw(source: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(source: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: int | None) -> None:
+    """source to the client, raw (stream None) or in frames of that stream number; once the client
+    detached or went away, source is still drained (the process must not block on its output)."""
     with contextlib.suppress(OSError):  # EIO: the pty's last slave closed
         while data := await source.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
+            if writer.is_closing():
+                continue
+            writer.write(data if stream is None else frame(stream, data))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
 
 
 async def _feed_pipe(reader: asyncio.StreamReader, pipe: asyncio.StreamWriter | None) -> None:

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
+from dockyard.engine.containers import subpaths
 from dockyard.engine.containers.errors import InvalidParameter, NotFound
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
@@ -104,8 +105,9 @@ def parse_mount(m: dict[str, Any]) -> Point:
         return _point("tmpfs", destination, rw)
     options = m.get("VolumeOptions") or {}
     if options.get("Subpath"):
-        raise refuse("must not set Subpath when using anonymous volumes" if not source else
-                     "volume subpaths are not supported by dockyard yet")
+        if not source:
+            raise refuse("must not set Subpath when using anonymous volumes")
+        subpaths.check(options["Subpath"])
     driver = (options.get("DriverConfig") or {}).get("Name") or "local"
     return _point("volume", destination, rw, Name=source, Driver=driver, Mode="z", _copy=not options.get("NoCopy"),
                   _labels=options.get("Labels"), _options=(options.get("DriverConfig") or {}).get("Options"))

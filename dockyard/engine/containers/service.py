@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dockyard.engine import runtimes as runtimes_mod
-from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, views
+from dockyard.engine.containers import mounts, policy, repair, resources, security, spec, subpaths, views
 from dockyard.engine.containers.errors import (
     Conflict,
     ContainerError,
     InvalidParameter,
     NotFound,
+    NotImplementedByDriver,
     NotModified,
 )
 from dockyard.engine.containers.etcfiles import write_atomic, write_etc_files
@@ -31,6 +32,7 @@ from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
 from dockyard.engine.runtimes import Runtime
 from dockyard.engine.volumes import VolumeService
+from dockyard.engine.volumes.local import disk_usage as files_size
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
@@ -40,8 +42,34 @@ from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
 
 DEFAULT_STOP_TIMEOUT = 10
+LOG_DRIVERS = ("json-file", "none")
 DEFAULT_LOG_ROTATION = (10 * 1024 * 1024, 3)  # json-file max-size, max-file when none is configured
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+class PendingAttach:
+    """An attach registered with the service: wait() gives (record, shim stream socket) once the
+    container runs; cancel() drops it when its client went away first."""
+
+    def __init__(self, service: ContainerService, record: Record,
+                 slot: queue.Queue[socket.socket | Exception]) -> None:
+        self.service, self.record, self.slot = service, record, slot
+
+    def wait(self) -> tuple[Record, socket.socket]:
+        found = self.slot.get()
+        if isinstance(found, Exception):
+            raise found
+        return self.record, found
+
+    def cancel(self) -> None:
+        self.service._drop_attach_waiter(self.record["ID"], self.slot)
+        try:
+            found = self.slot.get_nowait()
+        except queue.Empty:  # release a wait() still blocked (harmless after a completed one)
+            self.slot.put_nowait(ContainerError("the attach was cancelled"))
+            return
+        if isinstance(found, socket.socket):
+            found.close()
 
 
 def _size(text: str) -> int:
@@ -95,6 +123,9 @@ class ContainerService:
 
     def _shim_dir(self, cid: str) -> str:
         return os.path.join(self.exec_root, cid)
+
+    def _subpath_dir(self, cid: str) -> str:
+        return os.path.join(self.exec_root, "subpaths", cid)
 
     def _rootfs(self, cid: str) -> str:
         return os.path.join(self.store.directory(cid), "rootfs")
@@ -198,7 +229,7 @@ class ContainerService:
         record: Record = {
             "ID": cid, "Created": rfc3339nano(), "Path": path, "Args": args, "Config": merged, "HostConfig": hc,
             "Image": image_id, "State": views.initial_state(), "RestartCount": 0, "Mounts": [],
-            "LogPath": os.path.join(directory, f"{cid}-json.log"),
+            "LogPath": "" if hc["LogConfig"].get("Type") == "none" else os.path.join(directory, f"{cid}-json.log"),
             "ResolvConfPath": os.path.join(directory, "resolv.conf"),
             "HostnamePath": os.path.join(directory, "hostname"), "HostsPath": os.path.join(directory, "hosts"),
             "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
@@ -235,8 +266,8 @@ class ContainerService:
         security.capabilities(hc)
         security.parse_security_opts(hc.get("SecurityOpt"))
         log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
-        if (log.get("Type") or "json-file") != "json-file":
-            raise InvalidParameter(f"logging driver {log['Type']!r} is not supported (json-file is)")
+        if (log.get("Type") or "json-file") not in LOG_DRIVERS:
+            raise InvalidParameter(f"logger: no log driver named '{log['Type']}' is registered")
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
         hc["NetworkMode"] = hc.get("NetworkMode") or "default"
@@ -267,8 +298,10 @@ class ContainerService:
             self.volumes.activate(cid, record["Mounts"], announce=True)
             netns = self.network.setup(record) if self.network is not None else None
             link_env = self.network.link_env(record) if self.network is not None else []
+            subpaths.release(self._subpath_dir(cid))  # a killed daemon's leftovers
+            points = subpaths.stage(record["Mounts"], record["HostConfig"], self._subpath_dir(cid))
             oci = spec.build_spec(cid, record["Config"], self._with_default_ulimits(record["HostConfig"]), rootfs,
-                                  etc, record["Mounts"], netns, link_env)
+                                  etc, points, netns, link_env)
             bundle = os.path.join(self.store.directory(cid), "bundle")
             os.makedirs(bundle, exist_ok=True)
             write_atomic(os.path.join(bundle, "config.json"), json.dumps(oci), 0o600)
@@ -276,13 +309,16 @@ class ContainerService:
             shutil.rmtree(shim_dir, ignore_errors=True)
             size, files = self._log_rotation(record["HostConfig"])
             rt = self.oci_runtime(cid)
-            info = launch_shim(cid, bundle, shim_dir, rt.path, record["LogPath"], runtime_root=rt.root(self.exec_root),
+            info = launch_shim(cid, bundle, shim_dir, rt.path, record["LogPath"] or os.devnull,
+                               runtime_root=rt.root(self.exec_root),
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
                                tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
                                forkserver=self.forkserver)
+            subpaths.release(self._subpath_dir(cid))  # created: the container holds its own mounts
             self._serve_attach_waiters(cid)
             started = ShimClient(shim_dir).start()
         except BaseException as e:
+            subpaths.release(self._subpath_dir(cid))
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._delete_runtime_state(cid)
             if self.network is not None:
@@ -321,6 +357,8 @@ class ContainerService:
     @staticmethod
     def _log_rotation(hc: dict[str, Any]) -> tuple[int, int]:
         opts = (hc.get("LogConfig") or {}).get("Config") or {}
+        if (hc.get("LogConfig") or {}).get("Type") == "none":
+            return -1, 1
         if not opts:
             return DEFAULT_LOG_ROTATION
         size = _size(opts["max-size"]) if opts.get("max-size") else -1
@@ -436,8 +474,10 @@ class ContainerService:
                 {"StatusCode": -1, "Error": {"Message": "container removed"}}
         if condition == "removed":
             return None
+        if count > seen:  # an exit since the call, even if a restart policy runs it again (as dockerd)
+            return last
         if condition == "next-exit":
-            return last if count > seen else None
+            return None
         state = self.store.get(cid)["State"]
         if state["Running"]:
             return None
@@ -533,7 +573,12 @@ class ContainerService:
                 raise Conflict(f"Container {cid} is not running")
             if state["Paused"] == paused:
                 raise Conflict(f"Container {cid} is {'already' if paused else 'not'} paused")
-            self._runtime(cid, "pause" if paused else "resume")
+            try:
+                self._runtime(cid, "pause" if paused else "resume")
+            except ContainerError as e:  # it exited, and its exit is not recorded yet
+                if "not running" in str(e):
+                    raise Conflict(f"Container {cid} is not running") from None
+                raise
             state.update(Paused=paused, Status="paused" if paused else "running")
             self._save(record)
 
@@ -562,20 +607,28 @@ class ContainerService:
         """POST /containers/{id}/attach: (record, stream socket to the shim). A container that is not
         running is attached to at its next start, before its process runs (docker run attaches
         first). Stdin is closed on the client's EOF when the container has StdinOnce."""
+        return self.prepare_attach(ref, stdin, stdout, stderr).wait()
+
+    def prepare_attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> PendingAttach:
+        """attach, registered now: a start that comes before PendingAttach.wait() is not missed
+        (the API registers before its 101 answer lets the client start the container)."""
         with self._lock:
             record = self._record(ref)
             config = record["Config"]
             # as dockerd: the client's EOF closes stdin only without a tty (a tty session can be detached and resumed)
             args = (stdin and bool(config.get("OpenStdin")), stdout, stderr,
                     bool(config.get("StdinOnce")) and not config.get("Tty"))
-            if record["State"]["Running"] and not record["State"]["Restarting"]:
-                return record, ShimClient(self._shim_dir(record["ID"])).attach(*args)
             slot: queue.Queue[socket.socket | Exception] = queue.Queue(1)
-            self._attach_waiters.setdefault(record["ID"], []).append((args, slot))
-        found = slot.get()
-        if isinstance(found, Exception):
-            raise found
-        return record, found
+            if record["State"]["Running"] and not record["State"]["Restarting"]:
+                slot.put(ShimClient(self._shim_dir(record["ID"])).attach(*args))
+            else:
+                self._attach_waiters.setdefault(record["ID"], []).append((args, slot))
+        return PendingAttach(self, record, slot)
+
+    def _drop_attach_waiter(self, cid: str, slot: queue.Queue[socket.socket | Exception]) -> None:
+        with self._lock:
+            waiters = self._attach_waiters.get(cid, [])
+            waiters[:] = [w for w in waiters if w[1] is not slot]
 
     def _serve_attach_waiters(self, cid: str, error: Exception | None = None) -> None:
         """Connect the attach requests waiting for cid's start (or fail them with error)."""
@@ -651,6 +704,7 @@ class ContainerService:
         self._delete_runtime_state(cid)
         if self.network is not None:
             self.network.forget(cid)
+        subpaths.release(self._subpath_dir(cid))
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
@@ -670,6 +724,8 @@ class ContainerService:
              ) -> Iterator[tuple[str, bytes]]:
         """GET /containers/{id}/logs: (stream, bytes) entries from the json-file log."""
         record = self._record(ref)
+        if not record["LogPath"]:
+            raise NotImplementedByDriver("configured logging driver does not support reading")
         if tail in (None, "", "all"):
             tail = None
         elif int(tail) < 0:
@@ -716,6 +772,14 @@ class ContainerService:
             if self.network is not None:
                 out[-1]["Names"] += self.network.links.names_of(record["ID"], records)
         return out
+
+    def layer_size(self, cid: str) -> int:
+        """Bytes of the files in the container's writable layer (Docker's SizeRw measure: what
+        removing it reclaims; 0 without one)."""
+        try:
+            return max(0, files_size(self.images.snapshots.layer_dir(cid)))
+        except SnapshotNotFound:
+            return 0
 
     # -- daemon start -----------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ class ContainerNetworking:
         networks: dict[str, Record] = {}
         for ref in [mode, *(k for k in configs if k not in (mode, "default"))]:
             cfg = configs.get(ref) or (configs.get("default") if ref == mode else None)
+            if ref == mode and config.get("MacAddress"):
+                cfg = _main_mac(cfg, config["MacAddress"])
             try:
                 record = self.networks.resolve(ref)
             except NotFound:  # as Docker: a missing network is an error of start, not of create
@@ -405,6 +407,15 @@ class ContainerNetworking:
             except (ContainerError, OSError, PortError) as e:
                 log.warning("restoring the network of %s: %s", record["ID"][:12], e)
         self.networks.apply_firewall()
+
+
+def _main_mac(cfg: dict[str, Any] | None, mac: str) -> dict[str, Any]:
+    """The main network's endpoint config with the deprecated container-wide Config.MacAddress
+    (docker-py still sends it) moved into it, as dockerd does."""
+    if (cfg or {}).get("MacAddress") not in (None, "", mac):
+        raise InvalidParameter("the container-wide MAC address must match the endpoint-specific MAC address "
+                               "for the main network, or be left empty")
+    return {**(cfg or {}), "MacAddress": mac}
 
 
 def _links(record: Record, ep_settings: Record, network: Record) -> list[str]:

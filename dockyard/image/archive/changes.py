@@ -26,7 +26,15 @@ class ChangeError(ValueError):
     """A change instruction Docker would refuse; the message is Docker's."""
 
 
+def _field(config: dict[str, Any], name: str, empty: Any) -> Any:
+    """config[name], set to the empty value first when missing or null (a Go config's nil)."""
+    if config.get(name) is None:
+        config[name] = empty
+    return config[name]
+
+
 # ---- words and expansion ---------------------------------------------------------------------
+
 
 def _lookup(env: list[str], name: str) -> str | None:
     for item in reversed(env):
@@ -135,7 +143,7 @@ def _command(rest: str) -> list[str]:
 
 
 def _env(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:
-    env = config.setdefault("Env", [])
+    env = _field(config, "Env", [])
     for key, value in _name_values("ENV", rest, env):
         item = f"{key}={value}"
         for i, existing in enumerate(env):
@@ -147,7 +155,7 @@ def _env(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:
 
 
 def _label(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:
-    labels = config.setdefault("Labels", {})
+    labels = _field(config, "Labels", {})
     for key, value in _name_values("LABEL", rest, config.get("Env") or []):
         labels[key] = value
 
@@ -168,7 +176,7 @@ def _expose(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:
     words = _lex(rest, config.get("Env") or [], split=True)
     if not words:
         raise ChangeError("EXPOSE requires at least one argument")
-    ports = config.setdefault("ExposedPorts", {})
+    ports = _field(config, "ExposedPorts", {})
     for word in words:
         spec, _, proto = word.partition("/")
         proto = (proto or "tcp").lower()
@@ -185,7 +193,7 @@ def _volume(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:
         names = _lex(rest, config.get("Env") or [], split=True)
     if not names:
         raise ChangeError("VOLUME requires at least one argument")
-    volumes = config.setdefault("Volumes", {})
+    volumes = _field(config, "Volumes", {})
     for name in names:
         if not name.strip():
             raise ChangeError("VOLUME specified can not be an empty string")
@@ -215,7 +223,7 @@ def _onbuild(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:
         raise ChangeError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
     if keyword in ("FROM", "MAINTAINER"):
         raise ChangeError(f"{keyword} isn't allowed as an ONBUILD trigger")
-    config.setdefault("OnBuild", []).append(trigger)
+    _field(config, "OnBuild", []).append(trigger)
 
 
 def _stopsignal(config: dict[str, Any], rest: str, state: dict[str, Any]) -> None:

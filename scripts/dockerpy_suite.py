@@ -1,0 +1,157 @@
+"""Run docker-py's own integration tests against a private dockyardd.
+
+    .venv/bin/python scripts/dockerpy_suite.py [MODULE ...] [-- PYTEST ARGS]
+
+The tests come from docker-py's repository at the tag of the installed docker-py (HEAD when the
+snapshot lacks that tag; DOCKERPY_REPO names the bare git dir). Everything runs in a network
+namespace of its own holding only loopback (`unshare --net --mount`), so neither the daemon nor the tests
+can reach beyond the machine; tests that would pull from Docker Hub are deselected as well, each
+with its reason below. The daemon gets busybox offline, tagged under the names the tests use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO = os.environ.get("DOCKERPY_REPO", "/work/.mirror/docker+docker-py/repo")
+ISOLATED = "DOCKERPY_SUITE_ISOLATED"
+
+# The modules that apply to one engine (no swarm, services, secrets, configs, plugins, nodes,
+# contexts or credential helpers).
+MODULES = [
+    "api_container_test", "api_exec_test", "api_image_test", "api_volume_test", "api_healthcheck_test",
+    "api_build_test", "api_client_test", "client_test", "errors_test", "models_containers_test",
+    "models_images_test", "models_volumes_test", "models_resources_test", "regression_test",
+    "api_network_test", "models_networks_test",
+]
+
+# Image names the tests expect to find locally; each is our busybox.
+IMAGE_NAMES = ["alpine:3.10", "alpine:latest", "busybox:latest", "busybox:buildroot-2014.02"]
+
+# Tests that need the internet, never run here.
+NEEDS_INTERNET = {
+    "api_image_test.py::PullImageTest::test_pull": "pulls hello-world from Docker Hub",
+    "api_image_test.py::PullImageTest::test_pull_streaming": "pulls hello-world from Docker Hub",
+    "api_image_test.py::PullImageTest::test_pull_invalid_platform": "pulls hello-world from Docker Hub",
+    "api_image_test.py::ImportImageTest::test_get_load_image": "pulls hello-world from Docker Hub",
+    "api_image_test.py::PruneImagesTest::test_prune_images": "pulls hello-world from Docker Hub",
+    "api_image_test.py::InspectDistributionTest::test_inspect_distribution": "asks Docker Hub for busybox's manifest",
+    "models_images_test.py::ImageCollectionTest::test_list": "pulls alpine from Docker Hub",
+    "models_images_test.py::ImageCollectionTest::test_list_with_repository": "pulls alpine from Docker Hub",
+    "models_images_test.py::ImageCollectionTest::test_pull": "pulls alpine from Docker Hub",
+    "models_images_test.py::ImageCollectionTest::test_pull_with_tag": "pulls alpine from Docker Hub",
+    "models_images_test.py::ImageCollectionTest::test_pull_with_sha": "pulls hello-world from Docker Hub",
+    "models_images_test.py::ImageCollectionTest::test_pull_multiple": "pulls hello-world from Docker Hub",
+    "models_images_test.py::ImageTest::test_tag_and_remove": "pulls alpine from Docker Hub",
+    "api_build_test.py::BuildTest::test_build_streaming": "ADD of a URL on the internet",
+    "api_build_test.py::BuildTest::test_build_from_stringio": "ADD of a URL on the internet",
+    "models_containers_test.py::ContainerCollectionTest::test_run_with_image_that_does_not_exist":
+        "pulls a missing image from Docker Hub",
+}
+
+
+def git(*args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    """git on docker-py's bare repository."""
+    return subprocess.run(["git", f"--git-dir={REPO}", *args], check=True, capture_output=True, **kw)  # type: ignore[call-overload]
+
+
+def extract_tests(into: Path) -> str:
+    """docker-py's tests of the installed version's tag (else HEAD) under into; the ref used."""
+    from importlib.metadata import version
+    ref = version("docker")
+    if subprocess.run(["git", f"--git-dir={REPO}", "rev-parse", "--verify", "-q", f"refs/tags/{ref}"],
+                      capture_output=True).returncode != 0:
+        ref = "HEAD"
+    tar = git("archive", ref, "tests", "pytest.ini").stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
+    return ref
+
+
+def load_images(daemon: object, workdir: Path) -> None:
+    """busybox, built offline, loaded and tagged as every name in IMAGE_NAMES."""
+    from tests.daemon import busybox_archive
+    archive = busybox_archive(workdir)
+    for args in (["load", "-i", str(archive)], *(["tag", "busybox:latest", n] for n in IMAGE_NAMES)):
+        proc = daemon.docker(*args)  # type: ignore[attr-defined]
+        if proc.returncode != 0:
+            raise SystemExit(f"docker {' '.join(args)}: {proc.stderr}")
+
+
+def remove_containers(daemon: object) -> None:
+    """Every container the tests left (PruneTest leaves a running `sleep 9999`): the daemon keeps
+    containers running when it stops (live restore), and they must not outlive the run."""
+    ids = daemon.docker("ps", "-aq").stdout.split()  # type: ignore[attr-defined]
+    if ids:
+        daemon.docker("rm", "-f", *ids)  # type: ignore[attr-defined]
+
+
+def isolate_network() -> None:
+    """In the new network and mount namespaces: loopback up, and a sysfs of this network
+    namespace on /sys (bridge ports live there), the cgroup hierarchies moved back under it."""
+    cgroups = tempfile.mkdtemp(prefix="dockerpy-cgroup-")
+    for cmd in (["ip", "link", "set", "lo", "up"], ["mount", "--rbind", "/sys/fs/cgroup", cgroups],
+                ["mount", "-t", "sysfs", "sysfs", "/sys"], ["mount", "--move", cgroups, "/sys/fs/cgroup"]):
+        subprocess.run(cmd, check=True)
+    os.rmdir(cgroups)
+
+
+def run_suite(modules: list[str], pytest_args: list[str]) -> int:
+    """Inside the private namespaces: daemon up, images in, pytest, daemon down."""
+    isolate_network()
+    sys.path.insert(0, str(ROOT))
+    from tests.daemon import Dockyardd
+
+    with tempfile.TemporaryDirectory(prefix="dockerpy-") as tmp:
+        work = Path(tmp)
+        ref = extract_tests(work)
+        print(f"docker-py tests at {ref}", flush=True)
+        daemon = Dockyardd()
+        try:
+            daemon.start()
+            load_images(daemon, work)
+            env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.docker_config)}
+            env.pop("DOCKER_TLS_VERIFY", None)
+            argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--timeout=180", "--rootdir", str(work),
+                    *(f"tests/integration/{m}.py" for m in modules)]
+            argv += [f"--deselect=tests/integration/{t}" for t in NEEDS_INTERNET]
+            code = subprocess.run([*argv, *pytest_args], cwd=work, env=env).returncode
+        finally:
+            if daemon.proc is not None and daemon.proc.poll() is None:
+                remove_containers(daemon)
+            if os.environ.get("DOCKERPY_DAEMON_LOG") and daemon.log.exists():
+                shutil.copyfile(daemon.log, os.environ["DOCKERPY_DAEMON_LOG"])
+            daemon.cleanup()
+        return code
+
+
+def ensure_test_deps() -> None:
+    """What docker-py's tests need beyond dockyard's own: paramiko (their helpers import it) and
+    pytest-timeout (a hung test fails instead of stalling the run)."""
+    missing = [pkg for pkg, mod in (("paramiko", "paramiko"), ("pytest-timeout", "pytest_timeout"))
+               if importlib.util.find_spec(mod) is None]
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    pytest_args = args[args.index("--") + 1:] if "--" in args else []
+    modules = [a.removesuffix(".py") for a in (args[:args.index("--")] if "--" in args else args)] or MODULES
+    if os.environ.get(ISOLATED) != "1":
+        if os.geteuid() != 0:
+            raise SystemExit("run as root (the daemon needs it)")
+        ensure_test_deps()
+        os.environ[ISOLATED] = "1"
+        return subprocess.run(["unshare", "--net", "--mount", "--", sys.executable, __file__, *sys.argv[1:]]).returncode
+    return run_suite(modules, pytest_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
