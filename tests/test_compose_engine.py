@@ -519,7 +519,9 @@ def test_links_and_external_links_resolve_by_alias(project: Project) -> None:
     try:
         up = project("up", "-d", "web")
         assert up.stderr.index("app-db-1  Running") < up.stderr.index("app-web-1  Created")
-        links = project.inspect("app-web-1")["HostConfig"]["Links"]
+        doc = project.inspect("app-web-1")
+        assert doc["HostConfig"]["Links"] is None  # as dockerd: legacy links exist on the default bridge only
+        links = doc["NetworkSettings"]["Networks"]["app_default"]["Links"]
         assert links == ["app-db-1:database", "app-db-1:db-1", "app-db-1:app-db-1", "app-outside:ext"]
         script = "for n in database db-1 ext; do nslookup $n 127.0.0.11 >/dev/null && echo $n; done"
         assert project("exec", "-T", "web", "sh", "-c", script).stdout == "database\ndb-1\next\n"
