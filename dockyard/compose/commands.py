@@ -348,7 +348,7 @@ def cmd_build(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     extra = dict(x.partition("=")[::2] for x in opts.build_arg)
     for n in names:
         svc = eng.project.services[n]
-        if "build" not in svc:
+        if "build" not in svc or n in eng.built:  # built already: another's additional context
             continue
         conf = {**svc["build"], "args": {**(svc["build"].get("args") or {}), **extra}}
         eng.build(n, conf, opts.no_cache, opts.pull)
