@@ -250,3 +250,27 @@ services:
     project.file("compose.yaml", f"services:\n  bad: {{build: \"{servers['git']}#no-such-ref\"}}\n")
     bad = project("build", check=False)
     assert bad.returncode == 1 and "no-such-ref" in bad.stderr
+
+
+def test_pull_and_shm_size(project: Project, tmp_path: Path) -> None:
+    from tests.registries import Dockyard
+    d = project.d
+    with Dockyard(tmp=tmp_path / "registry") as registry:
+        base = f"{registry.addr}/base:1"
+        (tmp_path / "newer").mkdir()
+        (tmp_path / "newer" / "Dockerfile").write_text("FROM busybox\nRUN echo newer > /version\n")
+        for argv in (("build", "-q", "-t", base, str(tmp_path / "newer")), ("push", base), ("tag", "busybox", base)):
+            proc = d.docker(*argv, timeout=120)
+            assert proc.returncode == 0, (argv, proc.stderr)
+        # the registry holds the newer base, the daemon an older one under the same name
+        project.file("Dockerfile", f"FROM {base}\nRUN cat /version > /seen || echo old > /seen; "
+                                   "df -k /dev/shm | tail -1 > /shm\n")
+        project.file("compose.yaml", "services:\n  app:\n    build: {context: ., shm_size: 96m}\n")
+        project("build")
+        assert project.cat("app-app", "/seen") == "old\n"
+        assert project.cat("app-app", "/shm").split()[1] == str(96 * 1024)
+        project.file("compose.yaml", "services:\n  app:\n    build: {context: ., pull: true}\n")
+        project("build")
+        assert project.cat("app-app", "/seen") == "newer\n"
+        assert project.cat("app-app", "/shm").split()[1] == str(64 * 1024)
+        d.docker("rmi", base)

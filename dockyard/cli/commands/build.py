@@ -151,7 +151,11 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
              "cacheto": json.dumps([bf.cache_to(c) for c in opts.cache_to]) if opts.cache_to else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
-             "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None}
+             "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None,
+             "pull": 1 if opts.pull else None, "extrahosts": opts.add_host or None}
+    if opts.shm_size:
+        from dockyard.cli.commands.run import ram_bytes
+        query["shmsize"] = ram_bytes(opts.shm_size)
     headers = {"Content-Type": "application/x-tar"}
     if session:
         headers["X-Dockyard-Context"] = session
