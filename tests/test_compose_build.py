@@ -145,6 +145,9 @@ services:
     config = json.loads(project("config", "--format", "json").stdout)
     contexts = config["services"]["app"]["build"]["additional_contexts"]
     assert contexts["files"] == str(project.dir / "extra") and contexts["base"] == "service:base"
+    dry = project("--dry-run", "build", "app")
+    assert "DRY-RUN MODE -  Service base  Built" in dry.stderr, dry.stderr
+    assert project.d.docker("image", "inspect", "app-base").returncode == 1
     build = project("build", "app")  # base is built first: app's FROM names its image
     assert build.stderr.index("#base Step 1/2") < build.stderr.index("#app Step 1/6"), build.stderr
     assert build.stderr.count("#base Step 1/2") == 1
