@@ -110,6 +110,11 @@ services:
     finally:
         os.kill(int(env["SSH_AGENT_PID"]), signal.SIGTERM)
     assert project.cat("app-agent", "/sock") == "/run/buildkit/ssh_agent.0\n"
+    project.file("compose.yaml", "services:\n  keys:\n    build: {context: ., no_cache: true}\n")
+    bad = project("build", check=False)
+    assert bad.returncode == 1 and "returned a non-zero code" in bad.stderr, bad.stderr  # no agent socket
+    project("build", "--ssh", "default=k,deploy=./k")  # `compose build --ssh`: added to each service's
+    assert project.cat("app-keys", "/deploy") == "deploy\n"
     project.file("compose.yaml", "services:\n  keys:\n    build: {context: ., ssh: [deploy=./missing]}\n")
     bad = project("build", check=False)
     assert bad.returncode == 1 and "build.ssh: --ssh deploy:" in bad.stderr and "missing" in bad.stderr
