@@ -221,3 +221,32 @@ def test_classic_example_with_docker_compose_v1_against_dockerd(dockerd: DockerE
     """The same example through Debian's docker-compose: the reference the dockyardd run of
     tests/test_compose_engine.py is held to once the daemon has networks, healthchecks and builds."""
     run_classic_with_v1(app, {**dockerd.env, "DOCKER_HOST": f"unix://{dockerd.sock}"})
+
+
+def test_builder_extensions_against_dockerd(dockerd: DockerEngine, tmp_path: Path) -> None:
+    """What only dockyardd's builder takes: against dockerd build.ssh and cache_to are ignored
+    with a warning, directories as additional contexts refused; the classic build still runs."""
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "ignored").write_text("no\n")
+    (tmp_path / ".dockerignore").write_text("ignored\n")
+    (tmp_path / "compose.yaml").write_text("""
+name: extensions
+services:
+  app:
+    build:
+      context: .
+      dockerfile_inline: "FROM busybox\\nCOPY . /ctx\\n"
+      ssh: [default]
+      cache_to: ["type=local,dest=./cache"]
+      extra_hosts: {dbhost: 10.1.2.3}
+""")
+    build = compose(dockerd, tmp_path, "build")
+    assert "build.ssh is ignored" in build.stderr and "build.cache_to is ignored" in build.stderr
+    listed = dockerd.run("run", "--rm", "extensions-app", "ls", "/ctx").split()
+    assert "ignored" not in listed and "compose.yaml" in listed
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "compose.yaml").write_text("name: extensions\nservices:\n  app:\n    build:\n      context: .\n"
+                                           "      additional_contexts: {x: ./extra}\n")
+    bad = compose(dockerd, tmp_path, "build", check=False)
+    assert bad.returncode == 1 and "the classic builder doesn't support additional contexts" in bad.stderr
+    dockerd.run("rmi", "extensions-app")

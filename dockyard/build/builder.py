@@ -94,6 +94,8 @@ class BuildOptions:
     pull: Callable[[str], str] | None = None  # resolves a missing base image (registry hook)
     contexts: dict[str, NamedContext] = field(default_factory=dict)  # by lower-cased name
     extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries for RUN's /etc/hosts
+    shm_size: int = 0  # bytes of RUN's /dev/shm (0: the runtime's default, 64 MiB)
+    always_pull: bool = False  # `--pull`: Dockerfile base images pulled even when present (not named contexts)
     # dockerd's classic builder's rules (an uploaded context, not dockyard's CLI): drop_ignored once
     # the Dockerfile is read, and cache_from images, when given, are the only cache
     classic: bool = False
@@ -296,12 +298,16 @@ class Builder:
             return None
         return find_stage(self.plan.stages, ref, before)
 
-    def resolve_image(self, ref: str) -> str:
-        """A local image's ID, or the image pulled (the registry hook) when it is missing."""
+    def resolve_image(self, ref: str, always_pull: bool = False) -> str:
+        """A local image's ID, or the image pulled (the registry hook) when it is missing or
+        always_pull says so (`--pull`: a newer one; an image pinned by digest is not pulled again)."""
         try:
-            return self.store.resolve(ref)
+            image = self.store.resolve(ref)
         except (NoSuchImage, ValueError):
             return self.pull(ref)
+        if always_pull and "@" not in ref and self.opts.pull is not None:
+            return self.pull(ref)
+        return image
 
     def _deps(self, stage: Stage) -> set[int]:
         deps = set()
@@ -384,7 +390,8 @@ class Builder:
         if named is None and stage.base.lower() == "scratch":
             arch, variant = host_platform()
             return _State(stage, None, scratch_config(arch, variant), [], {})
-        image = self.resolve_image(named.image if named is not None else stage.base)
+        image = (self.resolve_image(named.image) if named is not None
+                 else self.resolve_image(stage.base, self.opts.always_pull))
         self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
         state = _State(stage, image, doc, None, {})
@@ -725,7 +732,7 @@ class Builder:
                         last[0] = data.removesuffix(STDERR_END)[-1:]
                         self.say(data.decode("utf-8", "replace"))
                 request = RunRequest(root, args, run_env, cwd, user, network, oci_mounts,
-                                     extra_hosts=self.opts.extra_hosts)
+                                     extra_hosts=self.opts.extra_hosts, shm_size=self.opts.shm_size)
                 code_box.append(self.executor.run(request, output))
                 if last[0] != b"\n":
                     self.say("\n")

@@ -23,6 +23,7 @@ class RunRequest:
     mounts: list[dict] = field(default_factory=list)  # OCI mount entries (--mount)
     hostname: str = "buildkitsandbox"
     extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries added to /etc/hosts
+    shm_size: int = 0  # bytes of /dev/shm (0: the runtime's default)
 
 
 class Executor(Protocol):

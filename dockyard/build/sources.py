@@ -163,7 +163,9 @@ def source_image(builder: Builder, state: _State, frm: str) -> str | None:
     if stage is not None:
         return builder.futures[stage.index].result().image
     named = builder.opts.contexts.get(frm.lower())
-    return builder.resolve_image(named.image if named is not None else frm)
+    if named is not None:
+        return builder.resolve_image(named.image)
+    return builder.resolve_image(frm, builder.opts.always_pull)
 
 
 def mount_image(builder: Builder, image: str | None) -> tuple[str, Callable[[], None]]:

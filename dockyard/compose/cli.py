@@ -124,6 +124,8 @@ FLAGS: dict[str, tuple[str, str, list[Flag]]] = {
         Flag("q", "quiet", BOOL, "Don't print anything to STDOUT"),
         Flag("", "build-arg", LIST, "Set build-time variables for services"),
         Flag("", "with-dependencies", BOOL, "Also build dependencies (transitively)"),
+        Flag("", "ssh", STR, "Set SSH authentications used when building service images. (use 'default' for "
+                             "using your default SSH Agent)"),
     ]),
     "pull": ("[OPTIONS] [SERVICE...]", "Pull service images", [
         Flag("q", "quiet", BOOL, "Pull without printing progress information"),

@@ -346,11 +346,15 @@ def cmd_build(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.with_dependencies:
         names = eng.with_dependencies(names)
     extra = dict(x.partition("=")[::2] for x in opts.build_arg)
+    ssh = [f"{sid}={os.path.abspath(path)}" if path else sid
+           for sid, _, path in (item.partition("=") for item in (opts.ssh or "").split(",") if item)]
     for n in names:
         svc = eng.project.services[n]
-        if "build" not in svc:
+        if "build" not in svc or n in eng.built:  # built already: another's additional context
             continue
         conf = {**svc["build"], "args": {**(svc["build"].get("args") or {}), **extra}}
+        if ssh:  # --ssh adds to each service's build.ssh
+            conf["ssh"] = [*images.ssh_items(svc["build"], eng.project.directory), *ssh]
         eng.build(n, conf, opts.no_cache, opts.pull)
     return 0
 

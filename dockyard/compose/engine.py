@@ -47,6 +47,8 @@ class Engine:
         self.renew_anonymous = False  # up -V: recreated containers get new anonymous volumes
         self.existing: dict[str, list[dict[str, Any]]] = {}  # `up`: the services' containers found at its start
         self._image_ids: dict[str, str | None] = {}  # image reference → ID (None: absent), looked up once
+        self.built: set[str] = set()  # services this engine built (a build dependency is built once)
+        self._building: list[str] = []  # the services being built, dependencies last (cycle detection)
 
     # listing
     def containers(self, services: Iterable[str] | None = None, all: bool = True,
@@ -135,6 +137,8 @@ class Engine:
         if ref not in self._image_ids:
             self._look_up_image(ref)
         found = self._image_ids[ref]
+        if name in self.built:
+            return found or ""
         if "build" in svc and not no_build and (build or policy == "build" or found is None):
             return self.build(name)
         if found is None or policy == "always":
@@ -147,13 +151,33 @@ class Engine:
     def build(self, name: str, conf: dict[str, Any] | None = None, no_cache: bool = False,
               pull: bool = False) -> str:
         """Build the service's image (conf: its build section, changed); its ID, remembered for
-        the next `up` of this engine (watch rebuilds, then converges)."""
+        the next `up` of this engine (watch rebuilds, then converges). The services its
+        additional contexts name (`service:NAME`) are built first, once per engine."""
         svc = self.project.services[name]
         conf = conf or svc["build"]
         ref = convert.image_name(self.project.name, name, svc)
+        refs = {}
+        self._building.append(name)
+        try:
+            for dep in images.service_contexts(conf):
+                if dep not in self.project.services:
+                    raise ComposeError(f"service {name!r} build: additional context service:{dep} names an "
+                                       "unknown or disabled service")
+                if dep in self._building:
+                    raise ComposeError("build dependency cycle: " + " -> ".join([*self._building, dep]))
+                if dep not in self.built:
+                    if "build" in self.project.services[dep]:
+                        self.build(dep, no_cache=no_cache, pull=pull)
+                    else:
+                        self.ensure_image(dep)
+                refs[dep] = convert.image_name(self.project.name, dep, self.project.services[dep])
+        finally:
+            self._building.pop()
         built = images.build(self.client, name, ref, conf, self.progress, no_cache, pull,
-                             images.build_secrets(self.project, conf))
+                             images.build_secrets(self.project, conf), self.project.directory, refs,
+                             svc.get("platform"))
         self._image_ids[ref] = built
+        self.built.add(name)
         return built
 
     # up

@@ -30,7 +30,7 @@ def strip_tags(data: Any) -> Any:
 # service keys whose list value replaces the base's one
 _REPLACE = {"command", "entrypoint"}
 # keys given as a list of "K=V" or a mapping: merged by name
-_KEYED = {"environment", "labels", "annotations", "sysctls", "extra_hosts", "args"}
+_KEYED = {"environment", "labels", "annotations", "sysctls", "extra_hosts", "args", "additional_contexts"}
 # sequences merged by a field of their entries
 _BY_FIELD = {"volumes": "target", "devices": "target", "secrets": "source", "configs": "source"}
 # sequences whose entries stay unique

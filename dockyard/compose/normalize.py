@@ -121,6 +121,12 @@ def _abs(path: str, base: str) -> str:
     return os.path.normpath(os.path.join(base, path))
 
 
+def _local_context(source: Any) -> bool:
+    """An additional context that is a directory (not an image, a URL or `service:NAME`)."""
+    return isinstance(source, str) and bool(source) and "://" not in source and not source.startswith(
+        ("service:", "git@"))
+
+
 def is_bind_source(source: str) -> bool:
     return source.startswith((".", "/", "~")) or (len(source) > 1 and source[1] == ":")
 
@@ -186,6 +192,10 @@ def resolve_paths(doc: dict[str, Any], base: str) -> dict[str, Any]:
             ctx = build.get("context", ".")
             if "://" not in ctx and not ctx.startswith("git@"):
                 build["context"] = _abs(ctx, base)
+            extra = build.get("additional_contexts")
+            if isinstance(extra, (dict, list)):
+                build["additional_contexts"] = {
+                    k: _abs(v, base) if _local_context(v) else v for k, v in to_mapping(extra).items()}
         env_files = _get(svc, "env_file")
         if env_files is not None:
             env_files = env_files if isinstance(env_files, list) else [env_files]
@@ -269,6 +279,8 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
             build["args"] = {k: (v if v is not None else lookup(k)) for k, v in to_mapping(build["args"]).items()}
         if "secrets" in build:
             build["secrets"] = [{"source": e} if isinstance(e, str) else e for e in build["secrets"]]
+        if "extra_hosts" in build:
+            build["extra_hosts"] = hosts_mapping(build["extra_hosts"])
         s["build"] = build
     for k in ("command", "entrypoint"):
         if k in s:

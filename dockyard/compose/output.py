@@ -44,6 +44,8 @@ def _service(svc: dict[str, Any]) -> dict[str, Any]:
     s = _by(_SERVICE, svc)
     if isinstance(s.get("build"), dict):
         s["build"] = _by(_BUILD, s["build"])
+        if isinstance(s["build"].get("extra_hosts"), dict):
+            s["build"]["extra_hosts"] = [f"{h}={ip}" for h, ip in s["build"]["extra_hosts"].items()]
     if isinstance(s.get("healthcheck"), dict):
         s["healthcheck"] = _by(_HEALTH, s["healthcheck"])
     if "extra_hosts" in s:

@@ -89,6 +89,11 @@ class RuntimeExecutor:
         if req.extra_hosts:
             spec["mounts"].append({"destination": "/etc/hosts", "type": "bind", "options": ["rbind", "ro"],
                                    "source": self._hosts_file(req, bundle)})
+        if req.shm_size > 0:
+            for mount in spec["mounts"]:
+                if mount["destination"] == "/dev/shm":
+                    mount["options"] = [o for o in mount["options"] if not o.startswith("size=")] + [
+                        f"size={req.shm_size}"]
         spec["mounts"].extend(req.mounts)
         return spec
 

@@ -72,6 +72,12 @@ def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
                                                  for k, v in contexts.items()):
         raise ApiError(400, "invalid buildcontexts parameter: a JSON object of names and sources")
     opts.extra_hosts = q.getall("extrahosts", [])
+    opts.always_pull = bool_query(request, "pull")
+    shm = q.get("shmsize", "")
+    if shm:
+        if not shm.isdigit():
+            raise ApiError(400, f"invalid shmsize parameter: {shm}")
+        opts.shm_size = int(shm)
     secrets = request.headers.get("X-Dockyard-Build-Secrets", "")
     if secrets:  # dockyard's CLI only: the classic protocol has no session to carry them
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import zlib
 from types import SimpleNamespace
 
 from dockyard.cli import buildflags as bf
@@ -59,60 +58,22 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes],
             with open(dockerfile, "rb") as f:
                 extra = (EXTERNAL_DOCKERFILE, f.read())
     name = extra[0] if extra else os.path.relpath(os.path.abspath(opts.file), root) if opts.file else "Dockerfile"
-    from dockyard.build.context import add_paths, context_paths, ignore_patterns
+    from dockyard.build.context import context_paths, ignore_patterns
     ignore_beside = os.path.abspath(opts.file) if opts.file and opts.file != "-" else os.path.join(root, name)
     trees = [("c/" if named else "", root, context_paths(root, name, ignore_patterns(root, ignore_beside)))]
     for label, directory in sorted(named.items()):
         trees.append((f"n/{label}/", directory, context_paths(directory)))
     if extra:
         extra = (trees[0][0] + extra[0], extra[1])
-    session = _sync(cli, trees, extra)
+    from dockyard.cli.buildcontext import sync, write_tar
+    try:
+        session = sync(cli.client, trees, extra)
+    except APIError as e:
+        raise CommandError(f"Error response from daemon: {e}", 1) from None
     if session is None and named:
         raise CommandError("build contexts from directories need a dockyard daemon", 1)
-    send = [(prefix, top, paths) for prefix, top, paths in trees] if session is None else session[1]
-    if not any(paths for _prefix, _top, paths in send) and not extra:
-        spool.write(b"\0" * 1024)  # an empty tar: every file is already on the daemon
-        return name, session[0] if session else ""
-    import tarfile
-    with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as out:
-        for prefix, top, paths in send:
-            add_paths(out, top, paths, prefix)
-        if extra:
-            info = tarfile.TarInfo(extra[0])
-            info.size = len(extra[1])
-            info.mode = 0o600
-            out.addfile(info, io.BytesIO(extra[1]))
+    write_tar(spool, trees if session is None else session[1], extra)
     return name, session[0] if session else ""
-
-
-def _sync(cli: Cli, trees: list[tuple[str, str, list[str]]],
-          extra: tuple[str, bytes] | None) -> tuple[str, list[tuple[str, str, list[str]]]] | None:
-    """Send the manifest of the context's trees (prefix, directory, paths) to a dockyardd that
-    keeps contexts: (session, the trees' paths to send), or None (another daemon: send everything)."""
-    from dockyard.build.context import manifest
-    entries: list[list] = []
-    dirs: set[str] = set()
-    for prefix, top, paths in trees:
-        parts = prefix.rstrip("/").split("/") if prefix else []
-        for i in range(len(parts)):
-            if "/".join(parts[:i + 1]) not in dirs:
-                dirs.add("/".join(parts[:i + 1]))
-                entries.append(["/".join(parts[:i + 1]), "d", 0, 0, 0o755, ""])
-        entries += [[prefix + e[0], *e[1:]] for e in manifest(top, paths)]
-    if extra:
-        entries.append([extra[0], "f", len(extra[1]), -1, 0o600, ""])  # always sent
-    roots = "|".join(f"{prefix}{top}" for prefix, top, _paths in trees)
-    key = f"{os.uname().nodename}:{roots}".encode()
-    session = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"  # names the daemon's mirror of these directories
-    try:  # unversioned: its answer settles the API version (no ping)
-        reply = cli.client.call("POST", "/build/context", {"session": session}, entries, versioned=False)
-    except APIError as e:
-        if e.status in (404, 405):
-            return None
-        raise CommandError(f"Error response from daemon: {e}", 1) from None
-    need = set(reply.get("Need") or [])
-    return reply.get("Context") or "", [(prefix, top, [p for p in paths if prefix + p in need])
-                                         for prefix, top, paths in trees]
 
 
 def _registry_config() -> str:
@@ -190,7 +151,11 @@ def build(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
              "cacheto": json.dumps([bf.cache_to(c) for c in opts.cache_to]) if opts.cache_to else None,
              "networkmode": opts.network or None, "platform": opts.platform or None,
              "nocachefilter": json.dumps(opts.no_cache_filter) if opts.no_cache_filter else None,
-             "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None}
+             "remote": remote or None, "buildcontexts": json.dumps(contexts) if contexts else None,
+             "pull": 1 if opts.pull else None, "extrahosts": opts.add_host or None}
+    if opts.shm_size:
+        from dockyard.cli.commands.run import ram_bytes
+        query["shmsize"] = ram_bytes(opts.shm_size)
     headers = {"Content-Type": "application/x-tar"}
     if session:
         headers["X-Dockyard-Context"] = session
