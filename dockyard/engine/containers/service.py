@@ -392,11 +392,17 @@ class ContainerService:
             hc = record["HostConfig"]
             code = int(result.get("exit_code", 255))
             oom = policy.oom_killed(spec.cgroups_path(cid, hc))
-            self._delete_runtime_state(cid)
-            if self.network is not None:
-                self.network.teardown(record)
-            unmount(self._rootfs(cid))
-            self.volumes.deactivate(cid, announce=True)
+            # the runtime's delete (a forked command) overlaps the unmount, whose sync of the
+            # host's filesystem can take tens of milliseconds on a busy host
+            deleting = threading.Thread(target=self._delete_runtime_state, args=(cid,), name=f"delete-{cid[:12]}")
+            deleting.start()
+            try:
+                if self.network is not None:
+                    self.network.teardown(record)
+                unmount(self._rootfs(cid))
+                self.volumes.deactivate(cid, announce=True)
+            finally:
+                deleting.join()
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
             ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))
