@@ -94,6 +94,10 @@ def test_version_and_help(daemon: Dockyardd) -> None:
     assert "API version:       1.45" in out and "Server: dockyard" in out
     assert "Usage:  dockyard images" in dy(daemon, "images", "--help").stdout
     assert "Manage images" in dy(daemon, "image").stdout
+    gone = subprocess.run([DOCKYARD, "-H", "unix:///nonexistent/d.sock", "version"], capture_output=True, text=True,
+                          timeout=30)
+    assert gone.returncode == 1 and gone.stdout.startswith("Client: dockyard\n Version:")  # as docker: the
+    assert "Cannot connect to the dockyard daemon" in gone.stderr and "Server:" not in gone.stdout  # client part
 
 
 def test_info_and_df(daemon: Dockyardd) -> None:

@@ -46,12 +46,18 @@ def site_packages() -> None:
     site.main()
 
 
+def may_autostart(host: str) -> bool:
+    """Whether a failed connection to host starts dockyardd: the default socket is absent, we are
+    root, and DOCKYARD_NO_AUTOSTART is not 1."""
+    return (host == DEFAULT_HOST and not os.path.exists(host.removeprefix("unix://")) and os.geteuid() == 0
+            and os.environ.get("DOCKYARD_NO_AUTOSTART") != "1")
+
+
 def autostart(host: str) -> bool:
-    """Start dockyardd in the background when the default socket is absent and we are root;
-    True if it was started and answers."""
+    """Start dockyardd in the background when may_autostart(host); True if it was started and
+    answers."""
     path = host.removeprefix("unix://")
-    if (host != DEFAULT_HOST or os.path.exists(path) or os.geteuid() != 0
-            or os.environ.get("DOCKYARD_NO_AUTOSTART") == "1"):
+    if not may_autostart(host):
         return False
     import subprocess
     import time

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 from dockyard.cli import format as fmt
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, parse_filters
 from dockyard.cli.main import VERSION
-from dockyard.cli.runner import Cli
+from dockyard.cli.runner import Cli, may_autostart
+from dockyard.client import http
 from dockyard.client.api import MAX_API_VERSION
 
 TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
@@ -20,7 +21,12 @@ FORMAT = Flag("f", "format", STR, "Format output using a custom template")
 
 def version(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     import platform
-    api = cli.client.version
+    try:
+        api = cli.client.version
+    except http.ConnectError:
+        if not opts.format and not may_autostart(cli.host):  # as docker: the client's part, then the error
+            cli.write(_client_lines(MAX_API_VERSION, platform.python_version()) + "\n")
+        raise
     client = {"Platform": {"Name": ""}, "Version": VERSION, "ApiVersion": api, "DefaultAPIVersion": MAX_API_VERSION,
               "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": _arch(),
               "Context": "default"}
@@ -28,10 +34,7 @@ def version(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.format:
         cli.write(fmt.render(opts.format, {"Client": client, "Server": server}) + "\n")
         return 0
-    downgraded = f" (downgraded from {MAX_API_VERSION})" if api != MAX_API_VERSION else ""
-    lines = ["Client: dockyard", f" Version:           {VERSION}", f" API version:       {api}{downgraded}",
-             f" Python version:    {platform.python_version()}", f" OS/Arch:           linux/{_arch()}",
-             " Context:           default", "", f"Server: {server.get('Platform', {}).get('Name', '')}"]
+    lines = [_client_lines(api, platform.python_version()), "", f"Server: {server.get('Platform', {}).get('Name', '')}"]
     for component in server.get("Components") or []:
         details = component.get("Details") or {}
         lines.append(f" {component['Name']}:")
@@ -47,6 +50,14 @@ def version(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
             lines.append(f"  GitCommit:        {details.get('GitCommit', '')}")
     cli.write("\n".join(lines) + "\n")
     return 0
+
+
+def _client_lines(api: str, python: str) -> str:
+    """The Client section of `version`."""
+    downgraded = f" (downgraded from {MAX_API_VERSION})" if api != MAX_API_VERSION else ""
+    return "\n".join(["Client: dockyard", f" Version:           {VERSION}", f" API version:       {api}{downgraded}",
+                      f" Python version:    {python}", f" OS/Arch:           linux/{_arch()}",
+                      " Context:           default"])
 
 
 def _arch() -> str:
