@@ -42,8 +42,8 @@ class Entry:
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime", "atime", "linkname",
                  "devmajor", "devminor", "xattrs")
 
-    def __init__(self, name: str, type: str, *, mode: int = 0o644, uid: int = 0, gid: int = 0,
-                 size: int = 0, mtime: int = 0, atime: int | None = None, linkname: str = "",
+    def __init__(self, name: str, type: str, mode: int = 0o644, uid: int = 0, gid: int = 0,
+                 size: int = 0, mtime: int = 0, *, atime: int | None = None, linkname: str = "",
                  devmajor: int = 0, devminor: int = 0, xattrs: dict[str, bytes] | None = None) -> None:
         self.name = name
         self.type = type
@@ -287,6 +287,17 @@ class TarReader:
             if fields is not None:  # the C parser: a plain header, checksum verified
                 self._pos = pos + BLOCK
                 h = None
+                if fields[0] == REG and not pax and long_name is None and long_link is None:
+                    # the common case, a regular file with nothing before it: what the code
+                    # below does for it, without the checks that cannot apply
+                    size = fields[4]
+                    entry = Entry(fields[6].decode("utf-8", "surrogateescape"), REG, fields[1] & 0o7777, fields[2],
+                                  fields[3], size, fields[5] * 1_000_000_000)
+                    self._data_left = size
+                    self._pad_left = -size % BLOCK
+                    self.current = entry
+                    yield entry
+                    continue
             else:
                 if pos + BLOCK <= len(buf):
                     h = buf[pos : pos + BLOCK]
@@ -321,7 +332,7 @@ class TarReader:
                 raise TarFormatError(f"sparse tar entry {name!r} is not supported")
             elif typ != REG:
                 raise TarFormatError(f"unsupported tar entry type {typ!r} for {name!r}")
-            entry = Entry(name, typ, mode=mode & 0o7777, uid=uid, gid=gid, size=size, mtime=mtime * 1_000_000_000)
+            entry = Entry(name, typ, mode & 0o7777, uid, gid, size, mtime * 1_000_000_000)
             if typ == LINK or typ == SYMLINK:
                 raw_link = long_link if long_link is not None else pax.get("linkpath") or raw_link
                 entry.linkname = raw_link.decode("utf-8", "surrogateescape")
