@@ -11,6 +11,7 @@ import os
 import random
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.test_image_layers import build_rich_tree, entry, make_tar, reg, snaps
 from tests.test_image_layers import work as work  # the fixture
 
 _tarfast = tarstream._tarfast
-pytestmark = pytest.mark.skipif(_tarfast is None, reason="dockyard/image/_tarfast.c is not built")
+needs_c = pytest.mark.skipif(_tarfast is None, reason="dockyard/image/_tarfast.c is not built")
 
 _O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -72,6 +73,7 @@ def mutations(block: bytes, rnd: random.Random):
         yield bytes(fixed)
 
 
+@needs_c
 def test_parse_header_agrees_with_the_python_parser() -> None:
     rnd = random.Random(3)
     seen = accepted = 0
@@ -87,6 +89,7 @@ def test_parse_header_agrees_with_the_python_parser() -> None:
     assert accepted > seen // 5  # the plain case really takes the C path
 
 
+@needs_c
 def test_parse_header_takes_every_plain_header_of_a_real_archive(work: Path) -> None:
     (work / "tree").mkdir()
     build_rich_tree(work / "tree")
@@ -106,6 +109,7 @@ def test_parse_header_takes_every_plain_header_of_a_real_archive(work: Path) -> 
     assert count > 10
 
 
+@needs_c
 def test_parse_header_positions() -> None:
     block = make_tar(reg("a"))[:BLOCK]
     buf = bytes(BLOCK) + block + bytes(BLOCK - 1)
@@ -115,33 +119,34 @@ def test_parse_header_positions() -> None:
     assert _tarfast.parse_header(buf, 0) is None  # end of archive: the Python path decides
 
 
-def test_write_file_makes_the_file(tmp_path: Path) -> None:
-    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+@needs_c
+def test_write_file_makes_the_file(work: Path) -> None:
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
     try:
         data = b"..hello world.."
         done = _tarfast.write_file(fd, "f", _O_NEWFILE, 0o600, data, 2, 11, True, 123, 456, 0o4751,
                                    1_500_000_000_123_456_789, -1_500_000_001)
         assert done is True
-        st = os.stat(tmp_path / "f")
-        assert (tmp_path / "f").read_bytes() == b"hello world"
+        st = os.stat(work / "f")
+        assert (work / "f").read_bytes() == b"hello world"
         assert stat.S_IMODE(st.st_mode) == 0o4751 and (st.st_uid, st.st_gid) == (123, 456)
         assert st.st_atime_ns == 1_500_000_000_123_456_789 and st.st_mtime_ns == -1_500_000_001
         # no chown, no chmod: open()'s mode under the umask, the caller's owner
         assert _tarfast.write_file(fd, "g", _O_NEWFILE, 0o640, b"", 0, 0, False, 0, 0, -1, 0, 0)
-        st = os.stat(tmp_path / "g")
+        st = os.stat(work / "g")
         assert stat.S_IMODE(st.st_mode) == 0o640 & ~_umask() and st.st_size == 0
         assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
         with pytest.raises(FileExistsError) as info:
             _tarfast.write_file(fd, "f", _O_NEWFILE, 0o600, b"x", 0, 1, False, 0, 0, -1, 0, 0)
         assert info.value.filename == "f"
-        os.symlink("/etc/passwd", tmp_path / "link")
+        os.symlink("/etc/passwd", work / "link")
         with pytest.raises(OSError):  # O_NOFOLLOW|O_EXCL: never through a symlink
             _tarfast.write_file(fd, "link", _O_NEWFILE, 0o600, b"x", 0, 1, False, 0, 0, -1, 0, 0)
         with pytest.raises(ValueError):
             _tarfast.write_file(fd, "h", _O_NEWFILE, 0o600, b"x", 0, 2, False, 0, 0, -1, 0, 0)
         for uid, times in [(1 << 32, (0, 0)), (-2, (0, 0)), (0, (1 << 64, 0)), (0, (0, -(1 << 70)))]:
             assert _tarfast.write_file(fd, "h", _O_NEWFILE, 0o600, b"x", 0, 1, True, uid, 0, -1, *times) is False
-        assert not (tmp_path / "h").exists()  # False: nothing was done
+        assert not (work / "h").exists()  # False: nothing was done
     finally:
         os.close(fd)
 
@@ -152,6 +157,7 @@ def _umask() -> int:
     return mask
 
 
+@needs_c
 def test_both_paths_unpack_identical_trees(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rich tree (every kind, setuid, xattrs, owners, times), plus files spanning chunks."""
     (work / "tree").mkdir()
@@ -167,3 +173,13 @@ def test_both_paths_unpack_identical_trees(work: Path, monkeypatch: pytest.Monke
         results[name] = apply_layer(io.BytesIO(data), str(dest))
     assert results["c"] == results["python"]
     assert snapshot(work / "c") == snapshot(work / "python")
+
+
+@pytest.mark.parametrize("env,expect", [("0", "None"), ("1", "c")])
+def test_dockyard_tarfast_0_forces_the_python_path(env: str, expect: str) -> None:
+    code = ("from dockyard.image import tarstream, layer_apply; import tempfile; "
+            "a = layer_apply._Applier(tempfile.gettempdir(), False, True); a.close(); "
+            "print('None' if tarstream._tarfast is None and a.write_file is None else 'c')")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "DOCKYARD_TARFAST": env},
+                         check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    assert out == (expect if _tarfast is not None else "None")
