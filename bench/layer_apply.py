@@ -123,6 +123,8 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="layer size factor (1.0 ≈ 100 MB gzip)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--dir", default="/var/tmp", help="where the temp dir goes (same disk for all tools)")
+    ap.add_argument("--compare-python", action="store_true",
+                    help="also time the apply cases on the pure-Python path (DOCKYARD_TARFAST=0, no _tarfast)")
     ap.add_argument("--only", default="", help="comma-separated words: only the cases naming one (and their references)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -153,9 +155,14 @@ def main() -> int:
             "dockyard write gzip": lambda out: [PYTHON, "-c", WRITE, str(tree), str(out / "o.tgz"), "gzip"],
             "tar -czf": lambda out: ["tar", "--sort=name", "-czf", str(out / "o.tgz"), "-C", str(tree), "."],
         }
+        if args.compare_python:
+            for kind in ("gzip", "plain"):
+                with_c = cases[f"dockyard apply {kind}"]
+                cases[f"dockyard apply {kind} py"] = lambda out, c=with_c: ["env", "DOCKYARD_TARFAST=0", *c(out)]
         if umoci:
             cases["umoci unpack"] = lambda out: [umoci, "unpack", "--image", f"{work / 'oci'}:bench", str(out / "bundle")]
         refs = {"dockyard apply gzip": "tar -xzf", "dockyard apply plain": "tar -xf", "umoci unpack": "tar -xzf",
+                "dockyard apply gzip py": "tar -xzf", "dockyard apply plain py": "tar -xf",
                 "dockyard write plain": "tar -cf", "dockyard write gzip": "tar -czf"}
         if args.only:
             keep = {n for n in cases if any(w in n for w in args.only.split(","))}

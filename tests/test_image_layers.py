@@ -18,12 +18,23 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.image import digest
+from dockyard.image import digest, tarstream
 from dockyard.image.compression import compress_stream, detect, open_decompressed
 from dockyard.image.layer_apply import ApplyResult, apply_layer
 from dockyard.image.layer_diff import write_layer
 
 CAP_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")  # vfs cap v2: cap_net_raw+ep
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def tar_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here (and in test_image_layers_hostile, which imports this) runs with layer
+    apply's C accelerator (_tarfast: header parser, file writer) and with its pure-Python code."""
+    if request.param == "python":
+        monkeypatch.setattr(tarstream, "_tarfast", None)
+    elif tarstream._tarfast is None:
+        pytest.skip("dockyard/image/_tarfast.c is not built (scripts/build-ext.sh)")
+    return request.param
 
 
 @pytest.fixture

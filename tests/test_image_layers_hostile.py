@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.image.layer_apply import LayerApplyError, apply_layer
-from tests.test_image_layers import entry, make_tar, reg, snapshot
+from tests.test_image_layers import entry, make_tar, reg, snapshot, tar_backend  # noqa: F401 - autouse: C and Python
 
 DIR, SYM, LNK = tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
 

@@ -16,6 +16,7 @@ import os
 import stat
 from collections import namedtuple
 
+from dockyard.image import tarstream
 from dockyard.image.compression import DecompressedChunks, DecompressionError
 from dockyard.image.tarstream import BLK, CHR, DIR, LINK, REG, SYMLINK, Entry, TarFormatError, TarReader
 
@@ -193,6 +194,8 @@ class _Applier:
         self.chmod_bits = ~0o777 | _umask()  # mode bits a new file cannot get from open()
         self.unpacked: set[str] = set()  # naive mode: paths this layer created (kept by opaque dirs)
         self.dir_times: dict[str, tuple[int, int]] = {}  # set last, once directories are complete
+        fast = tarstream._tarfast  # the C accelerator, if built (read here so tests can swap it)
+        self.write_file = fast.write_file if fast is not None else None
 
     def apply(self, e: Entry, reader: TarReader) -> None:
         """Create entry `e` (its data read from `reader`)."""
@@ -328,6 +331,24 @@ class _Applier:
         self.dir_times[path] = _times(e)
 
     def _file(self, e: Entry, pfd: int, base: str, reader: TarReader) -> None:
+        write_file = self.write_file
+        if write_file is not None and e.xattrs is None and (span := reader.data_span()) is not None:
+            # The same calls as below, made in C: open, write, chown/chmod when needed, times, close.
+            uid, gid, mode = e.uid, e.gid, e.mode
+            chown = self.same_owner and not (uid == self.owner[0] and gid == self.owner[1]
+                                             and pfd not in self.dirs.setgid)
+            atime, mtime = (e.mtime, e.mtime) if e.atime is None else _times(e)
+            args = (pfd, base, _O_NEWFILE, mode & 0o777, *span, chown, uid, gid,
+                    mode if mode & self.chmod_bits else -1, atime, mtime)
+            try:
+                done = write_file(*args)
+            except FileExistsError:
+                self._remove(pfd, base)
+                done = write_file(*args)
+            if done:
+                reader.data_done()
+                return
+            # a value beyond the C types (nothing was done): Python's calls raise what they raise
         try:
             fd = os.open(base, _O_NEWFILE, e.mode & 0o777, dir_fd=pfd)
         except FileExistsError:

@@ -12,6 +12,14 @@ import os
 from collections.abc import Callable, Iterator
 from zlib import adler32
 
+if os.environ.get("DOCKYARD_TARFAST") == "0":
+    _tarfast = None
+else:
+    try:  # the C header parser and file writer, built by scripts/build-ext.sh (optional)
+        from dockyard.image import _tarfast
+    except ImportError:
+        _tarfast = None
+
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
 _MAX_META = 1 << 20  # PAX / GNU long-name payloads above this are refused (memory bound)
@@ -34,8 +42,8 @@ class Entry:
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime", "atime", "linkname",
                  "devmajor", "devminor", "xattrs")
 
-    def __init__(self, name: str, type: str, *, mode: int = 0o644, uid: int = 0, gid: int = 0,
-                 size: int = 0, mtime: int = 0, atime: int | None = None, linkname: str = "",
+    def __init__(self, name: str, type: str, mode: int = 0o644, uid: int = 0, gid: int = 0,
+                 size: int = 0, mtime: int = 0, *, atime: int | None = None, linkname: str = "",
                  devmajor: int = 0, devminor: int = 0, xattrs: dict[str, bytes] | None = None) -> None:
         self.name = name
         self.type = type
@@ -72,6 +80,32 @@ def _number(field: bytes, what: str) -> int:
         return int(text, 8) if text else 0
     except ValueError:
         raise TarFormatError(f"corrupt tar header: invalid {what} field {field!r}") from None
+
+
+def _parse_header(h: bytes) -> tuple[str, int, int, int, int, int, bytes, bytes]:
+    """(type, mode, uid, gid, size, mtime seconds, raw name, raw link name) of a 512-byte header
+    (the raw link name is b"" unless the type is a link); what _tarfast.parse_header returns."""
+    try:  # fast path: plain octal fields
+        mode = int(h[100:108].rstrip(b" \0"), 8)
+        uid = int(h[108:116].rstrip(b" \0"), 8)
+        gid = int(h[116:124].rstrip(b" \0"), 8)
+        size = int(h[124:136].rstrip(b" \0"), 8)
+        mtime = int(h[136:148].rstrip(b" \0"), 8)
+        stored = int(h[148:156].rstrip(b" \0"), 8)
+    except ValueError:
+        mode, uid, gid, size, mtime, stored = (_number(h[a:b], what) for a, b, what in _NUMERIC)
+    # The checksum is the byte sum with its own field as spaces; adler32's low half is
+    # 1 + that sum mod 65521, computed in C (an exact sum() only when this disagrees).
+    if (stored - 256 + sum(h[148:156]) - (adler32(h) & 0xFFFF) + 1) % 65521:
+        _check_sum_exactly(h, stored)
+    typ = chr(h[156])
+    raw_name = h[0:100]
+    if raw_name[-1] == 0:
+        raw_name = raw_name[: raw_name.find(b"\0")]
+    if h[345] != 0 and h[257:263] == b"ustar\x00":
+        raw_name = _cstr(h[345:500]) + b"/" + raw_name
+    raw_link = _cstr(h[157:257]) if typ == LINK or typ == SYMLINK else b""
+    return typ, mode, uid, gid, size, mtime, raw_name, raw_link
 
 
 def _check_sum_exactly(h: bytes, stored: int) -> None:
@@ -130,6 +164,7 @@ class TarReader:
         self._data_left = 0  # data bytes of the current entry not yet consumed
         self._pad_left = 0
         self.current: Entry | None = None
+        self._parse = _tarfast.parse_header if _tarfast is not None else None
 
     def _fill(self) -> bool:
         for chunk in self._chunks:
@@ -169,6 +204,17 @@ class TarReader:
             step = min(avail, n)
             self._pos += step
             n -= step
+
+    def data_span(self) -> tuple[bytes, int, int] | None:
+        """(chunk, start, length) of the current entry's unread data when all of it is in the
+        current chunk (None otherwise); call `data_done` once it is written."""
+        pos, n = self._pos, self._data_left
+        return (self._buf, pos, n) if pos + n <= len(self._buf) else None
+
+    def data_done(self) -> None:
+        """The span `data_span` returned has been consumed."""
+        self._pos += self._data_left
+        self._data_left = 0
 
     def copy_data(self, fd: int) -> int:
         """Write the current entry's data to `fd`; returns the number of bytes written."""
@@ -224,6 +270,7 @@ class TarReader:
         entry.xattrs = xattrs or None
 
     def __iter__(self) -> Iterator[Entry]:
+        parse = self._parse
         pax: dict[str, bytes] = {}
         long_name = long_link = None
         while True:
@@ -236,28 +283,32 @@ class TarReader:
                     self._skip(left, f"the data of {self.current.name!r}")
                 self._data_left = self._pad_left = 0
             buf, pos = self._buf, self._pos
-            if pos + BLOCK <= len(buf):
-                h = buf[pos : pos + BLOCK]
+            fields = parse(buf, pos) if parse is not None else None
+            if fields is not None:  # the C parser: a plain header, checksum verified
                 self._pos = pos + BLOCK
+                h = None
+                if fields[0] == REG and not pax and long_name is None and long_link is None:
+                    # the common case, a regular file with nothing before it: what the code
+                    # below does for it, without the checks that cannot apply
+                    size = fields[4]
+                    entry = Entry(fields[6].decode("utf-8", "surrogateescape"), REG, fields[1] & 0o7777, fields[2],
+                                  fields[3], size, fields[5] * 1_000_000_000)
+                    self._data_left = size
+                    self._pad_left = -size % BLOCK
+                    self.current = entry
+                    yield entry
+                    continue
             else:
-                h = self._read(BLOCK, "header")
-            if not h or h == _ZERO_BLOCK:
-                self.current = None
-                return
-            try:  # fast path: plain octal fields
-                mode = int(h[100:108].rstrip(b" \0"), 8)
-                uid = int(h[108:116].rstrip(b" \0"), 8)
-                gid = int(h[116:124].rstrip(b" \0"), 8)
-                size = int(h[124:136].rstrip(b" \0"), 8)
-                mtime = int(h[136:148].rstrip(b" \0"), 8)
-                stored = int(h[148:156].rstrip(b" \0"), 8)
-            except ValueError:
-                mode, uid, gid, size, mtime, stored = (_number(h[a:b], what) for a, b, what in _NUMERIC)
-            # The checksum is the byte sum with its own field as spaces; adler32's low half is
-            # 1 + that sum mod 65521, computed in C (an exact sum() only when this disagrees).
-            if (stored - 256 + sum(h[148:156]) - (adler32(h) & 0xFFFF) + 1) % 65521:
-                _check_sum_exactly(h, stored)
-            typ = chr(h[156])
+                if pos + BLOCK <= len(buf):
+                    h = buf[pos : pos + BLOCK]
+                    self._pos = pos + BLOCK
+                else:
+                    h = self._read(BLOCK, "header")
+                if not h or h == _ZERO_BLOCK:
+                    self.current = None
+                    return
+                fields = _parse_header(h)
+            typ, mode, uid, gid, size, mtime, raw_name, raw_link = fields
             if typ in ("x", "g", "L", "K"):
                 payload = self._meta_payload(size, _META_KINDS[typ])
                 if typ == "x":
@@ -271,12 +322,6 @@ class TarReader:
                 raw_name = long_name
             elif "path" in pax:
                 raw_name = pax["path"]
-            else:
-                raw_name = h[0:100]
-                if raw_name[-1] == 0:
-                    raw_name = raw_name[: raw_name.find(b"\0")]
-                if h[345] != 0 and h[257:263] == b"ustar\x00":
-                    raw_name = _cstr(h[345:500]) + b"/" + raw_name
             name = raw_name.decode("utf-8", "surrogateescape")
             if typ == "\0" and name.endswith("/"):  # pre-POSIX directory
                 typ = DIR
@@ -287,11 +332,13 @@ class TarReader:
                 raise TarFormatError(f"sparse tar entry {name!r} is not supported")
             elif typ != REG:
                 raise TarFormatError(f"unsupported tar entry type {typ!r} for {name!r}")
-            entry = Entry(name, typ, mode=mode & 0o7777, uid=uid, gid=gid, size=size, mtime=mtime * 1_000_000_000)
+            entry = Entry(name, typ, mode & 0o7777, uid, gid, size, mtime * 1_000_000_000)
             if typ == LINK or typ == SYMLINK:
-                raw_link = long_link if long_link is not None else pax.get("linkpath") or _cstr(h[157:257])
+                raw_link = long_link if long_link is not None else pax.get("linkpath") or raw_link
                 entry.linkname = raw_link.decode("utf-8", "surrogateescape")
-            if typ == CHR or typ == BLK:
+            if typ == CHR or typ == BLK:  # rare: the header block again
+                if h is None:  # parsed in C: the block is buf[pos:pos + BLOCK]
+                    h = buf[pos : pos + BLOCK]
                 entry.devmajor = _number(h[329:337], "devmajor")
                 entry.devminor = _number(h[337:345], "devminor")
             if pax:
