@@ -20,4 +20,4 @@ LAUNCHER
   mv "$tmp" ".venv/bin/$1"
 }
 write_launcher dockyard-runtime dockyard.runtime.cli main_and_exit
-write_launcher dockyard dockyard.cli.main main
+write_launcher dockyard dockyard.cli.main main_and_exit

@@ -196,5 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(COMMANDS[words], " ".join(words), args[len(words):], select_host(host))
 
 
+def main_and_exit() -> None:
+    """The launcher's entry point: main(), then leave without finalizing the interpreter (freeing
+    every imported module costs milliseconds, and a finished command has nothing left to clean
+    up: its with-blocks are closed and the kernel closes its descriptors); only Python's own
+    buffers need flushing."""
+    code = main()  # an unexpected exception goes on to the normal exit, which prints it
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
     sys.exit(main())
