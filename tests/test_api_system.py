@@ -3,6 +3,7 @@ raw HTTP on a private daemon (tests/daemon.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -213,7 +214,10 @@ def _certificates(tmp: Path) -> None:
     (tmp / "key.pem").write_bytes((tmp / "client-key.pem").read_bytes())
 
 
-def test_tcp_with_tls_verify() -> None:
+@contextlib.contextmanager
+def _tls_daemon() -> Iterator[tuple[Dockyardd, str, Path]]:
+    """A daemon listening on tcp://127.0.0.1:PORT with TLS client verification: (daemon, host,
+    the directory of its CA and of a client certificate, see _certificates)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -225,16 +229,20 @@ def test_tcp_with_tls_verify() -> None:
         d.extra_args = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs / "ca.pem"),
                         "--tlscert", str(certs / "server.pem"), "--tlskey", str(certs / "server-key.pem")]
         d.start()
-        env = {**d.env(), "DOCKER_HOST": f"tcp://127.0.0.1:{port}", "DOCKER_TLS_VERIFY": "1",
-               "DOCKER_CERT_PATH": str(certs)}
+        yield d, f"tcp://127.0.0.1:{port}", certs
+    finally:
+        d.cleanup()
+
+
+def test_tcp_with_tls_verify() -> None:
+    with _tls_daemon() as (d, host, certs):
+        env = {**d.env(), "DOCKER_HOST": host, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs)}
         proc = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"], capture_output=True,
                               text=True, env=env, timeout=30)
         assert proc.stdout.strip() == "1.45", proc.stderr
         del env["DOCKER_TLS_VERIFY"], env["DOCKER_CERT_PATH"]
         proc = subprocess.run(["docker", "version"], capture_output=True, text=True, env=env, timeout=30)
         assert proc.returncode != 0
-    finally:
-        d.cleanup()
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -248,21 +256,10 @@ def test_dockyard_cli_over_tcp_with_tls() -> None:
     """The dockyard CLI speaks TLS as the docker CLI does: --tlsverify with --tlscacert/--tlscert/
     --tlskey, or DOCKER_TLS_VERIFY with DOCKER_CERT_PATH; without a client certificate the daemon
     refuses it, and a server signed by another CA is refused by the client."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    d = Dockyardd()
-    try:
-        certs = d.tmp / "certs"
-        certs.mkdir()
-        _certificates(certs)
+    with _tls_daemon() as (d, host, certs):
         other = d.tmp / "other"
         other.mkdir()
         _certificates(other)
-        d.extra_args = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs / "ca.pem"),
-                        "--tlscert", str(certs / "server.pem"), "--tlskey", str(certs / "server-key.pem")]
-        d.start()
-        host = f"tcp://127.0.0.1:{port}"
         flags = ["--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "cert.pem"),
                  "--tlskey", str(certs / "key.pem")]
         proc = _cli("-H", host, *flags, "version", "--format", "{{.Server.APIVersion}}")
@@ -274,5 +271,3 @@ def test_dockyard_cli_over_tcp_with_tls() -> None:
         assert _cli("-H", host, "--tlsverify", "--tlscacert", str(other / "ca.pem"), "--tlscert",
                     str(certs / "cert.pem"), "--tlskey", str(certs / "key.pem"), "version").returncode != 0
         assert _cli("-H", host, "version").returncode != 0  # plain HTTP to a TLS port
-    finally:
-        d.cleanup()

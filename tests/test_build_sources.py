@@ -7,7 +7,6 @@ dockyardd understands)."""
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import shutil
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,24 +101,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     finally:
         gitd.stop()
         os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """An HTTP server on loopback (a thread) serving a directory: (base URL, the directory)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa: E731
-    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture(autouse=True)

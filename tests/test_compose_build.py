@@ -5,7 +5,6 @@ contexts. All on loopback: a private daemon, `git daemon`, http.server."""
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import os
@@ -14,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,23 +213,6 @@ services:
         project.file("compose.yaml", f"services:\n  app:\n    build:\n      context: .\n      {conf}\n")
         bad = project("build", check=False)
         assert bad.returncode == 1 and message in bad.stderr, (conf, bad.stderr)
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa: E731
-    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def test_git_and_http_contexts(project: Project, servers: dict, web: tuple[str, Path]) -> None:

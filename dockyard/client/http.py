@@ -49,8 +49,10 @@ class TLSOptions:
             import ssl
 
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if self.verify:
-                ctx.load_verify_locations(self.cacert) if self.cacert else ctx.load_default_certs()
+            if self.verify and self.cacert:
+                ctx.load_verify_locations(self.cacert)
+            elif self.verify:
+                ctx.load_default_certs()
             else:  # --tls alone: encrypted, the server not verified (as docker)
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE

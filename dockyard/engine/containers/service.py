@@ -534,7 +534,7 @@ class ContainerService:
         except TimeoutError:
             return False
         except NotFound:
-            return True
+            pass
         return True
 
     def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
