@@ -112,7 +112,7 @@ def add_paths(tar: tarfile.TarFile, root: str, paths: list[str], prefix: str = "
 
 def _safe_name(name: str) -> str:
     parts = []
-    for part in name.replace("\\", "/").split("/"):
+    for part in name.split("/"):  # a backslash is part of a name, as on any Linux
         if part in ("", "."):
             continue
         if part == "..":
