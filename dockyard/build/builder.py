@@ -9,6 +9,7 @@ import json
 import os
 import posixpath
 import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.build import fsops
+from dockyard.build import classic, fsops
 from dockyard.build.cache import BuildCache, explain
 from dockyard.build.cacheio import (
     CacheIOError,
@@ -27,7 +28,7 @@ from dockyard.build.cacheio import (
     parse_spec,
 )
 from dockyard.build.context import drop_ignored
-from dockyard.build.executor import STDERR_END, Executor, RunRequest
+from dockyard.build.executor import STDERR_END, STDERR_START, Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
     INLINE_CACHE_FIELD,
@@ -57,10 +58,11 @@ CACHE_KEY_LABEL = "dockyard.build.cache-key"  # store metadata of step images: -
 class BuildError(Exception):
     """A failed build: message as Docker prints it, the exit code for the CLI (a RUN's code)."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = 1, parsing: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.parsing = parsing  # the Dockerfile did not parse: dockerd answers such with an HTTP error
 
 
 @dataclass
@@ -97,7 +99,8 @@ class BuildOptions:
     shm_size: int = 0  # bytes of RUN's /dev/shm (0: the runtime's default, 64 MiB)
     always_pull: bool = False  # `--pull`: Dockerfile base images pulled even when present (not named contexts)
     # dockerd's classic builder's rules (an uploaded context, not dockyard's CLI): drop_ignored once
-    # the Dockerfile is read, and cache_from images, when given, are the only cache
+    # the Dockerfile is read, cache_from images, when given, are the only cache, every stage up to
+    # the target runs, one after the other, and history texts and progress are the classic ones
     classic: bool = False
 
 
@@ -120,6 +123,7 @@ class _State:
     step_slot: int = 0
     declared: list[str] = field(default_factory=list)  # ARG names in declaration order
     history_fixes: dict[int, str] = field(default_factory=dict)  # ARG history texts of this build
+    quiet: bool = False  # running ONBUILD triggers: steps print no image IDs
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -188,29 +192,30 @@ class Builder:
             df = parse(text)
             self.plan = plan(df, opts.build_args)
         except ParseError as e:
-            raise BuildError(str(e)) from None
+            raise BuildError(str(e), parsing=True) from None
         self.lex = Lex(df.escape)
-        for warning in df.warnings:
-            self.say(f"[WARNING]: {warning}\n")
         if df.warnings:
-            self.say("[WARNING]: Empty continuation lines will become errors in a future release.\n")
+            self._warn(df.warnings)
         self.cache_from = self._cache_from_keys(opts.cache_from)
         target = self._target_stage(self.plan, opts.target)
-        needed = self._needed(self.plan, target)
+        needed = (self.plan.stages[:target.index + 1] if opts.classic else self._needed(self.plan, target))
         self.numbers = self._number_steps(needed)
         for i, meta in enumerate(self.plan.meta, 1):
             self.say(f"Step {i}/{self.total} : {meta.original}\n")
         futures: dict[int, Future[StageResult]] = {}
-        others = [s for s in needed if s is not target]  # the target runs here, the others beside it
-        with ThreadPoolExecutor(max_workers=max(1, len(others)), thread_name_prefix="build-stage") as pool:
-            for stage in others:
-                futures[stage.index] = pool.submit(self._run_stage, stage, futures)
-            try:
-                result = self._run_stage(target, futures)
-            except BaseException:
-                for f in futures.values():
-                    f.cancel()
-                raise
+        if opts.classic:
+            result = self._run_in_order(needed, futures)
+        else:
+            others = [s for s in needed if s is not target]  # the target runs here, the others beside it
+            with ThreadPoolExecutor(max_workers=max(1, len(others)), thread_name_prefix="build-stage") as pool:
+                for stage in others:
+                    futures[stage.index] = pool.submit(self._run_stage, stage, futures)
+                try:
+                    result = self._run_stage(target, futures)
+                except BaseException:
+                    for f in futures.values():
+                        f.cancel()
+                    raise
         consumed = self.used_args | self.plan.declared | set(PREDEFINED_ARGS) | {"SOURCE_DATE_EPOCH"}
         unused = sorted(k for k in opts.build_args if k not in consumed)
         if unused:
@@ -231,6 +236,16 @@ class Builder:
                 except CacheIOError as e:
                     raise BuildError(str(e)) from None
         return image  # type: ignore[return-value]
+
+    def _warn(self, warnings: list[str]) -> None:
+        """The parser's warnings; the classic builder writes them to its stderr (red), each
+        offending line on a line of its own."""
+        lines = [*warnings, "Empty continuation lines will become errors in a future release."]
+        if self.opts.classic:
+            text = "".join(f"[WARNING]: {w.replace('found in: ', 'found in:' + chr(10) + '    ')}\n" for w in lines)
+            self.say(f"{STDERR_START.decode()}{text}{STDERR_END.decode()}")
+        else:
+            self.say("".join(f"[WARNING]: {w}\n" for w in lines))
 
     def _chain(self, target: Stage) -> list[tuple[str, str]]:
         """(cache key, image) of the steps the target's image is made of, bottom first: its
@@ -360,6 +375,13 @@ class Builder:
 
     # -- stages ----------------------------------------------------------------------------------
 
+    def _run_in_order(self, stages: list[Stage], futures: dict[int, Future[StageResult]]) -> StageResult:
+        """The classic builder's way: each stage in Dockerfile order; the last one's result."""
+        for stage in stages:
+            futures[stage.index] = done = Future()
+            done.set_result(result := self._run_stage(stage, futures))
+        return result
+
     def _run_stage(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> StageResult:
         for dep in self._deps(stage):
             futures[dep].result()
@@ -372,11 +394,14 @@ class Builder:
             try:
                 self._dispatch(state, cmd)
             except (ParseError, ShellError, fsops.CopyError, RemoteError) as e:
-                raise BuildError(_at_line(cmd, str(e))) from None
+                raise BuildError(str(e) if self.opts.classic else _at_line(cmd, str(e))) from None
         return StageResult(state.image, state.doc, state.history_fixes)
 
     def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
         platform_check(stage.platform)
+        if not stage.base:
+            written = [w for w in stage.original.split()[1:] if not w.startswith("--")][:1]
+            raise BuildError(f"base name ({''.join(written)}) should not be blank")
         dep = self.stage_named(stage.base, stage.index)
         if dep is not None:
             res = futures[dep.index].result()
@@ -389,15 +414,16 @@ class Builder:
                              "(docker-image://REF)")
         if named is None and stage.base.lower() == "scratch":
             arch, variant = host_platform()
+            self.say(" ---> \n")
             return _State(stage, None, scratch_config(arch, variant), [], {})
         image = (self.resolve_image(named.image) if named is not None
                  else self.resolve_image(stage.base, self.opts.always_pull))
-        self.say(f" ---> {_short(image)}\n")
         doc = child_config(self.store.config(image))
         state = _State(stage, image, doc, None, {})
         triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
-        if triggers:
+        if triggers:  # the steps of the triggers print no IDs: the FROM's is the last one's
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            state.quiet = True
             for trigger in triggers:
                 try:
                     for cmd in parse(trigger.encode()).commands:
@@ -406,6 +432,8 @@ class Builder:
                         self._dispatch(state, cmd)
                 except ParseError as e:
                     raise BuildError(f"failed to parse ONBUILD trigger: {e}") from None
+            state.quiet = False
+        self.say(f" ---> {_short(state.image)}\n")
         return state
 
     def pull(self, name: str) -> str:
@@ -433,14 +461,19 @@ class Builder:
         handler(state, cmd)
 
     def _meta(self, state: _State, cmd: Command, created_by: str, change: Callable[[dict[str, Any]], None],
-              key_text: str = "") -> None:
-        """A metadata-only step: config changed, no layer; key_text replaces created_by in the key."""
+              key_text: str = "", classic_text: str = "") -> None:
+        """A metadata-only step: config changed, no layer; key_text replaces created_by in the key
+        (the classic builder's history text, classic_text or created_by after `#(nop) `, keys it)."""
+        if self.opts.classic:
+            key_text = classic_text or created_by
         detail = {"parent": state.image, "instruction": key_text or created_by, "args": {}}
-        key = _key(detail)
+        key = self._keyed(detail)
         hit = self._lookup(state, key)
         if hit:
             return
         change(state.cfg)
+        if self.opts.classic:
+            created_by = classic.nop(self._shell(state), classic_text or created_by)
         self._commit(state, created_by, None, key, detail)
 
     def _lookup(self, state: _State, key: str, detail: dict | None = None) -> bool:
@@ -454,7 +487,7 @@ class Builder:
         else:
             image = self.cache.get(key) or self.cache_from.get(key)
         if image is None:
-            if detail is not None:
+            if detail is not None and not self.opts.classic:
                 self.say(f" ---> Cache miss: {explain(self.cache.previous(self._slot(state)), detail)}\n")
             return False
         try:
@@ -471,24 +504,40 @@ class Builder:
         state.layers = None
         return True
 
+    def _keyed(self, detail: dict) -> str:
+        """A step's cache key; the classic builder's steps (other history texts) key apart."""
+        if self.opts.classic:
+            detail["builder"] = "classic"
+        return _key(detail)
+
+    def _shell(self, state: _State) -> list[str]:
+        return list(state.cfg.get("Shell") or DEFAULT_SHELL)
+
     def _slot(self, state: _State) -> str:
         return f"{state.stage.index}:{state.stage.name}:{state.step_slot}"
 
-    def _commit(self, state: _State, created_by: str, layer: Layer | None, key: str, detail: dict) -> None:
+    def _commit(self, state: _State, created_by: str, layer: Layer | None, key: str, detail: dict,
+                container: bool = True) -> None:
+        """Record the step's image. The classic builder commits metadata and WORKDIR steps
+        through a container too (container): its progress names one."""
+        if self.opts.classic and container:
+            run_id = uuid.uuid4().hex[:12]
+            self.say(f" ---> Running in {run_id}\n ---> Removed intermediate container {run_id}\n")
         created = timestamp(self.opts.source_date_epoch)
         if state.layers is None:
             state.layers = self.store.layers(state.image) if state.image else []
         if layer is not None:
             state.layers.append(layer)
         state.doc["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in state.layers]}
-        add_history(state.doc, created, created_by, layer is None)
+        add_history(state.doc, created, created_by, layer is None, buildkit=not self.opts.classic)
         image = self.store.add_image(encode_config(state.doc), state.layers, parent=state.image,
                                      labels={CACHE_KEY_LABEL: key})
         state.image = image
         state.doc = self.store.config(image)
         self.cache.put(key, image, self._slot(state), detail)
         self.steps.append((state.stage.index, key, image))
-        self.say(f" ---> {_short(image)}\n")
+        if not state.quiet:
+            self.say(f" ---> {_short(image)}\n")
 
     def _do_env(self, state: _State, cmd: Command) -> None:
         pairs = []
@@ -513,8 +562,10 @@ class Builder:
                                                                            **dict(pairs)}))
 
     def _do_arg(self, state: _State, cmd: Command) -> None:
+        declared = []  # the classic builder's history shows the declarations, not the values
         for word in cmd.value:
             name, default = split_arg(word)
+            declared.append(name if default is None else f"{name}={self.expand(state, default)}")
             self.used_args.add(name)
             if name not in state.declared:
                 state.declared.append(name)
@@ -529,8 +580,10 @@ class Builder:
                          for k in (split_arg(w)[0] for w in cmd.value))
         index = len(state.doc.get("history") or [])
         self._meta(state, cmd, f"ARG {shown}", lambda cfg: None,
-                   key_text="ARG " + " ".join(split_arg(w)[0] for w in cmd.value))
-        state.history_fixes[index] = f"ARG {shown}"
+                   key_text="ARG " + " ".join(split_arg(w)[0] for w in cmd.value),
+                   classic_text="ARG " + " ".join(declared))
+        if not self.opts.classic:
+            state.history_fixes[index] = f"ARG {shown}"
 
     def _do_workdir(self, state: _State, cmd: Command) -> None:
         if not cmd.value:
@@ -541,16 +594,18 @@ class Builder:
         new = "/" + new.lstrip("/")
         created_by = f"WORKDIR {new}"
         detail = {"parent": state.image, "instruction": created_by, "args": {}}
-        key = _key(detail)
+        key = self._keyed(detail)
         if self._lookup(state, key):
             return
         state.cfg["WorkingDir"] = new
-        user = state.cfg.get("User") or ""
+        user = "" if self.opts.classic else state.cfg.get("User") or ""
 
-        def mkdir(root: str) -> None:  # created for the current USER, as BuildKit does
+        def mkdir(root: str) -> None:  # created for the current USER as BuildKit does (classic: root)
             uid, gid = self._chown(root, user) if user else (0, 0)
             fsops.make_dirs(root, new, fsops.Ownership(uid, gid))
         layer = self._in_rootfs(state, mkdir)
+        if self.opts.classic:
+            created_by = classic.nop_string(self._shell(state), created_by)
         self._commit(state, created_by, layer, key, detail)
 
     def _do_user(self, state: _State, cmd: Command) -> None:
@@ -563,8 +618,10 @@ class Builder:
             p = self.expand(state, word)
             ports.append(p if "/" in p else p + "/tcp")
         text = "EXPOSE [" + " ".join(ports) + "]"
+        exposed = {port: {} for spec in ports for port in _port_range(spec, cmd)}
         self._meta(state, cmd, text, lambda cfg: cfg.__setitem__(
-            "ExposedPorts", {**(cfg.get("ExposedPorts") or {}), **{p: {} for p in ports}}))
+            "ExposedPorts", {**(cfg.get("ExposedPorts") or {}), **exposed}),
+            classic_text=classic.expose_text([self.expand(state, w) for w in sorted(cmd.value)]))
 
     def _do_volume(self, state: _State, cmd: Command) -> None:
         vols = [self.expand(state, v) for v in cmd.value if v]
@@ -643,7 +700,14 @@ class Builder:
                           ("Interval", "Timeout", "StartPeriod", "StartInterval"))
         test = "[" + " ".join(check["Test"]) + "]"
         text = f"HEALTHCHECK {{Test:{test} {fields} Retries:{check.get('Retries', 0)}}}"
-        self._meta(state, cmd, text, lambda cfg: cfg.__setitem__("Healthcheck", check))
+
+        def change(cfg: dict[str, Any]) -> None:
+            before = (cfg.get("Healthcheck") or {}).get("Test") or []
+            if self.opts.classic and before and before[0] != "NONE":
+                self.say(f"Note: overriding previous HEALTHCHECK: [{' '.join(before)}]\n")
+            cfg["Healthcheck"] = classic.inherit_healthcheck(check, cfg.get("Healthcheck")) \
+                if self.opts.classic else check
+        self._meta(state, cmd, text, change, classic_text=classic.healthcheck_text(check, _go_duration))
 
     # -- RUN -------------------------------------------------------------------------------------
 
@@ -694,10 +758,13 @@ class Builder:
         declared = [f"{k}={env_now.get(k, state.args.get(k, ''))}" for k in state.declared]
         prefix = f"|{len(declared)} " + " ".join(declared) + " " if declared else ""
         created_by = f"RUN {prefix}{shown} # buildkit"
+        if self.opts.classic:
+            created_by = classic.run_text(args if cmd.json else [shown],
+                                          {k: v for k, v in state.args.items() if k not in env_now})
         detail = {"parent": state.image, "instruction": f"RUN {shown}" + "".join(
             h.content for h in cmd.heredocs) + "".join(
             f" --mount={m['key']}" for m in mounts) + f" network={network}", "args": args_in_scope}
-        key = _key(detail)
+        key = self._keyed(detail)
         if self._lookup(state, key, detail):
             return
         env = state.cfg.get("Env") or [DEFAULT_PATH]
@@ -724,6 +791,8 @@ class Builder:
             oci_mounts = [oci_mount(self, m) for m in mounts if m.get("file", True)]
             stubs = _absent(root, [m["destination"] for m in oci_mounts] + ["/etc/resolv.conf", "/etc/hosts",
                                                                           "/etc/hostname"])
+            volumes = self._volumes(state, root) if self.opts.classic else []  # as dockerd's RUN has them
+            oci_mounts += volumes
             try:
                 last = [b"\n"]
 
@@ -740,6 +809,8 @@ class Builder:
                 for m in mounts:
                     if m.get("cleanup"):
                         shutil.rmtree(m["cleanup"], ignore_errors=True)
+                for m in volumes:
+                    shutil.rmtree(m["source"], ignore_errors=True)
                 _remove_stubs(root, stubs)
             return stubs
         run_id = uuid.uuid4().hex[:12]
@@ -750,7 +821,22 @@ class Builder:
         if code_box and code_box[0] != 0:
             raise BuildError(f"The command '{' '.join(args) if cmd.json else shown}' returned a non-zero code: "
                              f"{code_box[0]}", code_box[0])
-        self._commit(state, created_by, layer, key, detail)
+        self._commit(state, created_by, layer, key, detail, container=False)
+
+    def _volumes(self, state: _State, root: str) -> list[dict[str, Any]]:
+        """Throwaway anonymous volumes for the image's VOLUMEs, filled from the image like
+        dockerd's: what a RUN writes there is gone, the mount points stay in the layer."""
+        found = []
+        for path in sorted(state.cfg.get("Volumes") or {}):
+            tmp = tempfile.mkdtemp(prefix="volume-", dir=self.work_root)
+            found.append({"destination": path, "type": "bind", "source": tmp, "options": ["rbind", "rw"]})
+            host = fsops.resolve(root, path)
+            if os.path.isdir(host):
+                shutil.copytree(host, tmp, symlinks=True, dirs_exist_ok=True)
+                shutil.copystat(host, tmp)
+            else:
+                fsops.make_dirs(root, path, fsops.Ownership())
+        return found
 
     # -- COPY / ADD ------------------------------------------------------------------------------
 
@@ -776,6 +862,9 @@ class Builder:
         chmod = flags.get("chmod", [""])[-1]
         excludes = [self.lex.process_word(e, env) for e in flags.get("exclude", [])]
         workdir = state.cfg.get("WorkingDir") or "/"
+        if chmod and self.opts.classic:
+            raise BuildError("the --chmod option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ "
+                             "to learn how to build images with BuildKit enabled")
         sources = SourceSet.prepare(self, state, frm, srcs, cmd, add, flags)
         try:
             files = sources.digest(excludes)
@@ -791,7 +880,7 @@ class Builder:
             created_by = " ".join([*parts, dest]) + " # buildkit"
             detail = {"parent": state.image, "instruction": f"{name} {cmd.flags} {words}", "args": {},
                       "files": files, "source": sources.identity}
-            key = _key(detail)
+            key = self._keyed(detail)
             if self._lookup(state, key, detail):
                 return
             mode = None
@@ -801,13 +890,19 @@ class Builder:
                 except ValueError:
                     raise ParseError(f"invalid chmod parameter {chmod!r}", cmd.start_line) from None
 
-            def work(root: str) -> None:
-                owner = fsops.Ownership(0, 0, mode) if not frm else fsops.Ownership(None, None, mode)
+            def work(root: str) -> None:  # the classic builder owns everything to root or --chown
+                keep = frm and not self.opts.classic
+                owner = fsops.Ownership(None, None, mode) if keep else fsops.Ownership(0, 0, mode)
                 if chown:
                     owner.uid, owner.gid = self._chown(root, chown)
-                add_sources(sources, root, dest, workdir, owner, excludes, "parents" in flags, add, cmd)
+                add_sources(sources, root, dest, workdir, owner, excludes, "parents" in flags, add, cmd,
+                            archive_dirs=fsops.Ownership() if self.opts.classic else owner)
             layer = self._in_rootfs(state, work)
-            self._commit(state, created_by, layer, key, detail)
+            if self.opts.classic:
+                flag = f"--chown={chown}" if chown else ""  # glued to the hash, as dockerd writes it
+                created_by = classic.nop_string(self._shell(state), f"{name} {flag}"
+                                                f"{classic.source_hash(sources.matches(excludes))} in {dest} ")
+            self._commit(state, created_by, layer, key, detail, container=False)
         finally:
             sources.close()
 
@@ -902,6 +997,19 @@ def _go_duration(ns: int) -> str:
     if hours:
         return f"{int(hours)}h{int(minutes)}m{out}"
     return f"{int(minutes)}m{out}" if minutes else out
+
+
+def _port_range(spec: str, cmd: Command) -> list[str]:
+    """An EXPOSE word as the ports it names: `8000-8002/UDP` → 8000/udp 8001/udp 8002/udp."""
+    port, _, proto = spec.partition("/")
+    first, _, last = port.partition("-")
+    try:
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise ParseError(f"invalid containerPort: {port}", cmd.start_line) from None
+    if end < start:
+        raise ParseError(f"invalid range specified for containerPort: {port}", cmd.start_line)
+    return [f"{n}/{proto.lower()}" for n in range(start, end + 1)]
 
 
 def _duration_ns(value: str, flag: str, cmd: Command) -> int:

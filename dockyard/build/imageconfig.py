@@ -58,9 +58,11 @@ def child_config(base: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def add_history(doc: dict[str, Any], created: str, created_by: str, empty: bool) -> None:
-    """Append a history entry the way BuildKit writes them."""
-    entry: dict[str, Any] = {"created": created, "created_by": created_by, "comment": HISTORY_COMMENT}
+def add_history(doc: dict[str, Any], created: str, created_by: str, empty: bool, buildkit: bool = True) -> None:
+    """Append a history entry the way BuildKit writes them (with its comment) or the classic builder."""
+    entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    if buildkit:
+        entry["comment"] = HISTORY_COMMENT
     if empty:
         entry["empty_layer"] = True
     doc.setdefault("history", []).append(entry)

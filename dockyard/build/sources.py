@@ -124,12 +124,20 @@ class SourceSet:
         mtimes), for the cache key; empty for stage and image sources (their ID stands in)."""
         if self.identity not in ("context", "generated"):
             return {}
+        out: dict[str, str] = {}
+        for _match, _is_dir, digests in self.matches(excludes):
+            out.update(digests)
+        return out
+
+    def matches(self, excludes: list[str]) -> list[tuple[str, bool, dict[str, str]]]:
+        """Each source path after wildcard expansion: (path, is a directory, the digests of
+        the files it holds, by path)."""
         matcher = PatternMatcher(excludes) if excludes else None
         known = self.known if self.identity == "context" else {}
-        out: dict[str, str] = {}
+        found: list[tuple[str, bool, dict[str, str]]] = []
         for src in self.paths:
             if src in self.pinned:  # the instruction names the repository, ref and subdir
-                out[src] = self.pinned[src]
+                found.append((src, True, {src: self.pinned[src]}))
                 continue
             clean = posixpath.normpath("/" + src).lstrip("/")
             matches = fsops.glob(self.root, clean) if fsops.has_wildcards(clean) else [clean]
@@ -137,8 +145,10 @@ class SourceSet:
                 host = fsops.resolve(self.root, match)
                 if not os.path.lexists(host):
                     continue
+                out: dict[str, str] = {}
                 _digest_tree(host, match, out, matcher, match, self.root, known)
-        return out
+                found.append((match, os.path.isdir(host), out))
+        return found
 
 
 def _git_source(url: str, tmp: str, n: int, flags: dict[str, list[str]]
@@ -165,6 +175,8 @@ def source_image(builder: Builder, state: _State, frm: str) -> str | None:
     named = builder.opts.contexts.get(frm.lower())
     if named is not None:
         return builder.resolve_image(named.image)
+    if frm.isdigit():  # a stage index, not an image name to pull
+        raise fsops.CopyError(f"invalid from flag value {frm}: index out of bounds")
     return builder.resolve_image(frm, builder.opts.always_pull)
 
 
@@ -230,8 +242,10 @@ def _is_archive(path: str) -> bool:
 
 
 def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner: fsops.Ownership,
-                excludes: list[str], parents: bool, add: bool, cmd: Command) -> None:
-    """Copy every source into rootfs at dest (Docker's rules); ADD extracts local archives."""
+                excludes: list[str], parents: bool, add: bool, cmd: Command,
+                archive_dirs: fsops.Ownership | None = None) -> None:
+    """Copy every source into rootfs at dest (Docker's rules); ADD extracts local archives
+    (into directories made with archive_dirs' ownership, owner's by default)."""
     name = (cmd.cmd or "").upper()
 
     def missing(src: str) -> fsops.CopyError:
@@ -246,7 +260,7 @@ def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner:
         host = fsops.resolve(sources.root, match)
         if add and match not in sources.generated and _is_archive(host):
             dest_abs = dest if dest.startswith("/") else posixpath.join(workdir, dest)
-            host_dst = fsops.make_dirs(rootfs, dest_abs, owner)
+            host_dst = fsops.make_dirs(rootfs, dest_abs, archive_dirs or owner)
             try:
                 with open(host, "rb") as f:
                     extract(f, host_dst)

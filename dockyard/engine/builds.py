@@ -311,7 +311,6 @@ class BuildService:
 
     def _build_from(self, work: str, body: IO[bytes], opts: BuildOptions, emit: Callable[[str], None]) -> str:
         """Build a context tar (plain or compressed) or a bare Dockerfile read from body."""
-        opts.classic = True  # an uploaded context: dockerd's classic builder's rules
         context = os.path.join(work, "context")
         os.mkdir(context, mode=0o700)
         stream = _peekable(body)

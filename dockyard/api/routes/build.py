@@ -135,6 +135,9 @@ async def build(request: web.Request) -> web.StreamResponse:
     inputs = BuildInputs(session=request.headers.get("X-Dockyard-Context", ""),
                          auth=Credentials.map_from_header(request.headers.get("X-Registry-Config", "")),
                          remote=request.query.get("remote", ""), contexts=contexts, ssh=ssh)
+    # an uploaded context (the docker CLI, docker-py): the classic builder's protocol and rules;
+    # dockyard's CLI sends its incremental context (and URLs as remote=) and gets BuildKit's
+    opts.classic = not inputs.session and not inputs.remote
 
     def work() -> None:
         try:
@@ -148,8 +151,10 @@ async def build(request: web.Request) -> web.StreamResponse:
                 for tag in opts.tags:
                     emit(f"Successfully tagged {normalize_tag(tag).familiar()}\n")
         except BuildError as e:
-            loop.call_soon_threadsafe(queue.put_nowait, {"errorDetail": {"code": e.code, "message": e.message},
-                                                         "error": e.message})
+            failure = {"errorDetail": {"code": e.code, "message": e.message}, "error": e.message}
+            if e.parsing and opts.classic:  # dockerd answers a Dockerfile that does not parse with an error
+                failure["status"] = 400
+            loop.call_soon_threadsafe(queue.put_nowait, failure)
         except Exception as e:  # reported in the stream: the response has begun
             message = f"build failed: {e}"
             loop.call_soon_threadsafe(queue.put_nowait, {"errorDetail": {"message": message}, "error": message})
@@ -160,6 +165,10 @@ async def build(request: web.Request) -> web.StreamResponse:
     response: web.StreamResponse | None = None
     try:
         while (message := await queue.get()) is not None:
+            status = message.pop("status", None)
+            if response is None and status is not None:
+                await task
+                raise ApiError(status, message["error"])
             if response is None:
                 response = await start_stream(request, "application/json")
             await response.write(json_line(message))
