@@ -405,9 +405,8 @@ class Builder:
         dep = self.stage_named(stage.base, stage.index)
         if dep is not None:
             res = futures[dep.index].result()
-            image, doc = res.image, copy.deepcopy(res.doc)
-            self.say(f" ---> {_short(image)}\n")
-            return _State(stage, image, doc, None, {}, history_fixes=dict(res.history_fixes))
+            state = _State(stage, res.image, child_config(res.doc), None, {}, history_fixes=dict(res.history_fixes))
+            return self._triggers(state, res.doc)
         named = self.opts.contexts.get(stage.base.lower())
         if named is not None and not named.image:
             raise BuildError(f"build context {stage.base!r} is a directory: FROM needs an image "
@@ -418,10 +417,14 @@ class Builder:
             return _State(stage, None, scratch_config(arch, variant), [], {})
         image = (self.resolve_image(named.image) if named is not None
                  else self.resolve_image(stage.base, self.opts.always_pull))
-        doc = child_config(self.store.config(image))
-        state = _State(stage, image, doc, None, {})
-        triggers = list((self.store.config(image).get("config") or {}).get("OnBuild") or [])
-        if triggers:  # the steps of the triggers print no IDs: the FROM's is the last one's
+        base = self.store.config(image)
+        return self._triggers(_State(stage, image, child_config(base), None, {}), base)
+
+    def _triggers(self, state: _State, base: dict[str, Any]) -> _State:
+        """Run the ONBUILD triggers of the base (an image or a stage) on a new stage, whose
+        steps print no IDs: the FROM's is the last one's."""
+        triggers = list((base.get("config") or {}).get("OnBuild") or [])
+        if triggers:
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
             state.quiet = True
             for trigger in triggers:
@@ -496,8 +499,7 @@ class Builder:
         except (NoSuchImage, LookupError, KeyError):
             self.cache.drop(key)
             return False
-        self.say(" ---> Using cache\n")
-        self.say(f" ---> {_short(image)}\n")
+        self.say(" ---> Using cache\n" if state.quiet else f" ---> Using cache\n ---> {_short(image)}\n")
         self.steps.append((stage.index, key, image))
         state.image = image
         state.doc = doc
@@ -896,7 +898,7 @@ class Builder:
                 if chown:
                     owner.uid, owner.gid = self._chown(root, chown)
                 add_sources(sources, root, dest, workdir, owner, excludes, "parents" in flags, add, cmd,
-                            archive_dirs=fsops.Ownership() if self.opts.classic else owner)
+                            dir_parents=fsops.Ownership() if self.opts.classic else None)
             layer = self._in_rootfs(state, work)
             if self.opts.classic:
                 flag = f"--chown={chown}" if chown else ""  # glued to the hash, as dockerd writes it

@@ -220,8 +220,10 @@ def plan_copy(src_root: str, sources: list[str], dest: str, workdir: str, *, par
 
 
 def copy_into(src_root: str, match: str, rootfs: str, target: str, is_dir: bool, owner: Ownership,
-              excludes: list[str] | None = None, dest_is_dir_hint: bool = False) -> None:
-    """Copy one planned match from src_root into rootfs at target."""
+              excludes: list[str] | None = None, dest_is_dir_hint: bool = False,
+              dir_parents: Ownership | None = None) -> None:
+    """Copy one planned match from src_root into rootfs at target (a directory's missing
+    parents made with dir_parents' ownership, owner's by default)."""
     host_src = resolve(src_root, match)
     matcher = PatternMatcher(excludes) if excludes else None
 
@@ -229,6 +231,8 @@ def copy_into(src_root: str, match: str, rootfs: str, target: str, is_dir: bool,
         return matcher is not None and (matcher.matches(rel) or matcher.matches(posixpath.join(match, rel)))
 
     if is_dir:
+        if dir_parents is not None:
+            make_dirs(rootfs, posixpath.dirname(target.rstrip("/")), dir_parents)
         host_dst = make_dirs(rootfs, target, owner)
         for name in sorted(os.listdir(host_src)):
             if excluded(name):

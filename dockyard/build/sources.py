@@ -243,9 +243,10 @@ def _is_archive(path: str) -> bool:
 
 def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner: fsops.Ownership,
                 excludes: list[str], parents: bool, add: bool, cmd: Command,
-                archive_dirs: fsops.Ownership | None = None) -> None:
-    """Copy every source into rootfs at dest (Docker's rules); ADD extracts local archives
-    (into directories made with archive_dirs' ownership, owner's by default)."""
+                dir_parents: fsops.Ownership | None = None) -> None:
+    """Copy every source into rootfs at dest (Docker's rules); ADD extracts local archives.
+    dir_parents (owner's by default) owns the directories made for an archive and above a
+    copied directory (the classic builder's are root's)."""
     name = (cmd.cmd or "").upper()
 
     def missing(src: str) -> fsops.CopyError:
@@ -260,11 +261,11 @@ def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner:
         host = fsops.resolve(sources.root, match)
         if add and match not in sources.generated and _is_archive(host):
             dest_abs = dest if dest.startswith("/") else posixpath.join(workdir, dest)
-            host_dst = fsops.make_dirs(rootfs, dest_abs, archive_dirs or owner)
+            host_dst = fsops.make_dirs(rootfs, dest_abs, dir_parents or owner)
             try:
                 with open(host, "rb") as f:
                     extract(f, host_dst)
             except ContextError as e:
                 raise fsops.CopyError(f"ADD failed to extract {match}: {e}") from None
             continue
-        fsops.copy_into(sources.root, match, rootfs, target, is_dir, owner, excludes, dest_is_dir)
+        fsops.copy_into(sources.root, match, rootfs, target, is_dir, owner, excludes, dest_is_dir, dir_parents)
