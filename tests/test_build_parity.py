@@ -1,0 +1,71 @@
+"""dockyardd's /build against dockerd's classic builder: each Dockerfile of tests/build_parity.py,
+built by the real docker CLI (DOCKER_BUILDKIT=0) on a private dockyardd, must give the facts
+recorded from dockerd 20.10 by scripts/build_parity.py (tests/data/build_parity/*.json): image
+config, layer count, history texts, the file tree over busybox, the build's output, the error and
+exit code of failing builds.
+
+Where BuildKit and the classic builder differ, /build behaves as the classic builder (it is that
+builder's protocol): WORKDIR creates directories as root, RUN after VOLUME writes into a throwaway
+volume, COPY --chmod is refused, every stage up to the target runs in order, ARG history shows the
+declaration, HEALTHCHECK inherits unset fields, no `Cache miss` lines. `dockyard build` (its
+incremental context) keeps BuildKit's behaviour (tests/test_build_exec.py, test_build_cli.py).
+Accepted differences are made equal by `comparable` (COPY/ADD source hashes, history sizes)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.build_parity import BASE, CASES, Case, Engine, comparable, compare, expected, facts
+from tests.conftest import TEST_CGROUP_PARENT
+from tests.daemon import Dockyardd, busybox_archive, other_children
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
+    """A private dockyardd with busybox."""
+    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
+    os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = TEST_CGROUP_PARENT
+    try:
+        with Dockyardd() as d:
+            proc = d.docker("load", "-i", str(archive))
+            assert proc.returncode == 0, proc.stderr
+            yield d
+    finally:
+        os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
+    """conftest's check, the module's daemon aside."""
+    yield
+    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def engine(daemon: Dockyardd) -> tuple[Engine, dict[str, list[Any]]]:
+    """The docker CLI on the daemon, and busybox's file tree."""
+    cli = Engine(daemon.env())
+    return cli, cli.tree(BASE)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_like_dockerd(engine: tuple[Engine, dict[str, list[Any]]], case: Case, tmp_path: Path) -> None:
+    cli, base_tree = engine
+    got = facts(cli, case, tmp_path, base_tree)
+    diffs = compare(comparable(expected(case)), comparable(got))
+    assert not diffs, f"{case.name} ({case.note or 'no note'}):\n" + "\n".join(diffs)
+
+
+def test_comparison_catches_differences() -> None:
+    """The comparison itself: a changed history text, config value or file shows."""
+    want = expected(CASES[0])
+    got = {**want, "config": {**want["config"], "Cmd": ["other"]}, "history": ["x", *want["history"][1:]]}
+    got["tree"] = {"changed": {**want["tree"]["changed"], "/extra": ["file", 420, 0, 0, "0"]}, "removed": []}
+    diffs = compare(comparable(want), comparable(got))
+    assert any("/config/Cmd" in d for d in diffs) and any("/tree/changed//extra" in d for d in diffs)
+    assert any(d.startswith("/history: +x") for d in diffs), diffs
