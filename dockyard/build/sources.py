@@ -131,9 +131,11 @@ class SourceSet:
 
     def matches(self, excludes: list[str]) -> list[tuple[str, bool, dict[str, str]]]:
         """Each source path after wildcard expansion: (path, is a directory, the digests of
-        the files it holds, by path)."""
+        the files it holds, by path). Files of a stage or an image are not read: the image ID
+        stands in for their contents."""
         matcher = PatternMatcher(excludes) if excludes else None
         known = self.known if self.identity == "context" else {}
+        pin = "" if self.identity in ("context", "generated") else self.identity
         found: list[tuple[str, bool, dict[str, str]]] = []
         for src in self.paths:
             if src in self.pinned:  # the instruction names the repository, ref and subdir
@@ -146,7 +148,7 @@ class SourceSet:
                 if not os.path.lexists(host):
                     continue
                 out: dict[str, str] = {}
-                _digest_tree(host, match, out, matcher, match, self.root, known)
+                _digest_tree(host, match, out, matcher, match, self.root, known, pin)
                 found.append((match, os.path.isdir(host), out))
         return found
 
@@ -209,7 +211,7 @@ def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Cal
 
 
 def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str,
-                 root: str, known: dict[str, str]) -> None:
+                 root: str, known: dict[str, str], pin: str = "") -> None:
     st = os.lstat(host)
     meta = f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
     if os.path.islink(host):
@@ -221,9 +223,9 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
             below = child[len(top):].lstrip("/")
             if matcher is not None and (matcher.matches(child) or matcher.matches(below)):
                 continue
-            _digest_tree(os.path.join(host, name), child, out, matcher, top, root, known)
+            _digest_tree(os.path.join(host, name), child, out, matcher, top, root, known, pin)
     else:
-        digest = known.get(os.path.relpath(host, root))
+        digest = pin or known.get(os.path.relpath(host, root))
         if digest is None:
             h = hashlib.sha256()
             with open(host, "rb") as f:
