@@ -58,11 +58,11 @@ CACHE_KEY_LABEL = "dockyard.build.cache-key"  # store metadata of step images: -
 class BuildError(Exception):
     """A failed build: message as Docker prints it, the exit code for the CLI (a RUN's code)."""
 
-    def __init__(self, message: str, code: int = 1, parsing: bool = False) -> None:
+    def __init__(self, message: str, code: int = 1, early: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
-        self.parsing = parsing  # the Dockerfile did not parse: dockerd answers such with an HTTP error
+        self.early = early  # before any step (no parse, no such target): dockerd answers an HTTP error
 
 
 @dataclass
@@ -192,7 +192,7 @@ class Builder:
             df = parse(text)
             self.plan = plan(df, opts.build_args)
         except ParseError as e:
-            raise BuildError(str(e), parsing=True) from None
+            raise BuildError(str(e), early=True) from None
         self.lex = Lex(df.escape)
         if df.warnings:
             self._warn(df.warnings)
@@ -304,7 +304,7 @@ class Builder:
             return p.stages[-1]
         found = find_stage(p.stages, target, len(p.stages)) if not target.isdigit() else None
         if found is None:
-            raise BuildError(f"failed to reach build target {target} in Dockerfile")
+            raise BuildError(f"failed to reach build target {target} in Dockerfile", early=True)
         return found
 
     def stage_named(self, ref: str, before: int) -> Stage | None:
@@ -394,7 +394,8 @@ class Builder:
             try:
                 self._dispatch(state, cmd)
             except (ParseError, ShellError, fsops.CopyError, RemoteError) as e:
-                raise BuildError(str(e) if self.opts.classic else _at_line(cmd, str(e))) from None
+                bare = e.message if isinstance(e, ParseError) else str(e)
+                raise BuildError(bare if self.opts.classic else _at_line(cmd, str(e))) from None
         return StageResult(state.image, state.doc, state.history_fixes)
 
     def _from(self, stage: Stage, futures: dict[int, Future[StageResult]]) -> _State:
@@ -1008,7 +1009,7 @@ def _port_range(spec: str, cmd: Command) -> list[str]:
     try:
         start, end = int(first), int(last or first)
     except ValueError:
-        raise ParseError(f"invalid containerPort: {port}", cmd.start_line) from None
+        raise ParseError(f"Invalid containerPort: {port}", cmd.start_line) from None
     if end < start:
         raise ParseError(f"invalid range specified for containerPort: {port}", cmd.start_line)
     return [f"{n}/{proto.lower()}" for n in range(start, end + 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -95,7 +96,7 @@ def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
                 raise ParseError(str(e), cmd.start_line, cmd.end_line) from None
             name = words[2].lower() if len(words) == 3 else ""
             if name and not _STAGE_NAME.match(name):
-                raise ParseError(f"invalid name for build stage: {words[2]!r}, name can't start with a number "
+                raise ParseError(f"invalid name for build stage: {json.dumps(words[2], ensure_ascii=False)}, name can't start with a number "
                                  "or contain symbols", cmd.start_line, cmd.end_line)
             if name and any(s.name == name for s in stages):
                 raise ParseError(f"duplicate stage name {name!r}", cmd.start_line, cmd.end_line)

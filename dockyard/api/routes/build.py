@@ -152,7 +152,7 @@ async def build(request: web.Request) -> web.StreamResponse:
                     emit(f"Successfully tagged {normalize_tag(tag).familiar()}\n")
         except BuildError as e:
             failure = {"errorDetail": {"code": e.code, "message": e.message}, "error": e.message}
-            if e.parsing and opts.classic:  # dockerd answers a Dockerfile that does not parse with an error
+            if e.early and opts.classic:  # dockerd answers these with an HTTP error, nothing streamed
                 failure["status"] = 400
             loop.call_soon_threadsafe(queue.put_nowait, failure)
         except Exception as e:  # reported in the stream: the response has begun
