@@ -367,6 +367,28 @@ FROM busybox
 COPY app/README.md /
 """, files={**_APP, "build/Dockerfile.dev": "FROM busybox\nCOPY app/config.yml /dev.yml\nLABEL file=dev\n"},
          args=("-f", "build/Dockerfile.dev")),
+    Case("misc_real_world", """\
+FROM busybox AS base
+ARG NAME="my app"
+ARG KEY=org.example.name
+LABEL ${KEY}="$NAME" "${KEY}.upper"=${NAME}
+STOPSIGNAL SIGRTMIN+3
+EXPOSE 9/sctp 8080/tcp
+COPY link-to-file /via-link
+COPY linkdir/ /linkdir-contents/
+SHELL ["/bin/sh", "-o", "pipefail", "-c"]
+RUN set -eu; \\
+    echo "$NAME" | tr a-z A-Z > /upper; \\
+    test -s /upper
+FROM base
+ENTRYPOINT ["/bin/sh", "-c", "exec \\"$@\\"", "--"]
+CMD ["sleep", "1"]
+""", files={"target.txt": "t\n", "linkdir/real.txt": "r\n"},
+         links={"link-to-file": "target.txt", "linkdir/alias.txt": "real.txt"}),
+    Case("fail_target_missing", "FROM busybox AS a\nRUN true\n", args=("--target", "nosuch")),
+    Case("fail_bad_port", "FROM busybox\nEXPOSE abc\n"),
+    Case("fail_run_in_first_stage", "FROM busybox AS build\nRUN exit 42\nFROM busybox\nCOPY --from=build / /x\n"),
+    Case("fail_bad_stage_name", "FROM busybox AS 1abc\nRUN true\n"),
     Case("fail_unknown_user", "FROM busybox\nUSER nosuchuser\nRUN true\n"),
     Case("fail_multi_source_dest", "FROM busybox\nCOPY a.txt b.txt /dest\n", files={"a.txt": "a", "b.txt": "b"}),
     Case("fail_unknown_instruction", "FROM busybox\nRUN true\nFOO bar\n"),
