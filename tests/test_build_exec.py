@@ -294,3 +294,17 @@ def test_run_network_modes(env: Env) -> None:
     assert int(files["none"]) == 1  # loopback only
     if Path("/proc/net/dev").read_text().count(":") > 1:  # the host's interfaces (others may come and go)
         assert int(files["default"]) > 1
+
+
+def test_copy_from_keyed_by_the_files_copied(env: Env) -> None:
+    """A rebuilt stage whose copied files are unchanged keeps the COPY --from cached (BuildKit
+    and the classic builder both key it by content); a changed file misses and says which."""
+    df = ("FROM busybox AS b\nCOPY f /f\nRUN cat /f > /log && echo fixed > /artifact\n"
+          "FROM busybox\nCOPY --from=b /artifact /a\nCOPY --from=b /log /log\n")
+    env.build({"Dockerfile": df, "f": "one"})
+    env.build({"Dockerfile": df, "f": "two"}, target="b")  # the stage alone, so its new image is cached
+    image = env.build({"Dockerfile": df, "f": "two"})
+    copies = env.output.split("COPY --from=b /artifact /a")[1]
+    assert copies.split("Step")[0].count("Using cache") == 1, env.output
+    assert "Cache miss: file log changed" in copies, env.output
+    assert env.files(image)["log"] == b"two"

@@ -704,10 +704,11 @@ class Builder:
         test = "[" + " ".join(check["Test"]) + "]"
         text = f"HEALTHCHECK {{Test:{test} {fields} Retries:{check.get('Retries', 0)}}}"
 
+        before = (state.cfg.get("Healthcheck") or {}).get("Test") or []
+        if self.opts.classic and before and before[0] != "NONE":  # cached or not
+            self.say(f"Note: overriding previous HEALTHCHECK: [{' '.join(before)}]\n")
+
         def change(cfg: dict[str, Any]) -> None:
-            before = (cfg.get("Healthcheck") or {}).get("Test") or []
-            if self.opts.classic and before and before[0] != "NONE":
-                self.say(f"Note: overriding previous HEALTHCHECK: [{' '.join(before)}]\n")
             cfg["Healthcheck"] = classic.inherit_healthcheck(check, cfg.get("Healthcheck")) \
                 if self.opts.classic else check
         self._meta(state, cmd, text, change, classic_text=classic.healthcheck_text(check, _go_duration))
@@ -882,7 +883,8 @@ class Builder:
             parts += [f"<<{h.name}" for h in cmd.heredocs] or srcs
             created_by = " ".join([*parts, dest]) + " # buildkit"
             detail = {"parent": state.image, "instruction": f"{name} {cmd.flags} {words}", "args": {},
-                      "files": files, "source": sources.identity}
+                      "files": files, "source": "context" if sources.from_context else "generated" if \
+                      sources.identity == "generated" else "image"}
             key = self._keyed(detail)
             if self._lookup(state, key, detail):
                 return

@@ -8,7 +8,9 @@ import os
 import posixpath
 import shutil
 import tempfile
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
     from dockyard.build.builder import Builder, _State
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+
+
+# (image ID, source paths, excludes) -> SourceSet.matches(); the oldest entries go first
+_IMAGE_DIGESTS: OrderedDict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[str, bool, dict[str, str]]]] = \
+    OrderedDict()
+_IMAGE_DIGESTS_LOCK = threading.Lock()
+_IMAGE_DIGESTS_KEPT = 256
 
 
 class SourceSet:
@@ -121,9 +130,8 @@ class SourceSet:
 
     def digest(self, excludes: list[str]) -> dict[str, str]:
         """Content digests of every source file (path, mode, owner, size, link, bytes; never
-        mtimes), for the cache key; empty for stage and image sources (their ID stands in)."""
-        if self.identity not in ("context", "generated"):
-            return {}
+        mtimes), for the cache key: a COPY --from hits when the files it copies are the same,
+        whatever else changed in their stage."""
         out: dict[str, str] = {}
         for _match, _is_dir, digests in self.matches(excludes):
             out.update(digests)
@@ -131,11 +139,24 @@ class SourceSet:
 
     def matches(self, excludes: list[str]) -> list[tuple[str, bool, dict[str, str]]]:
         """Each source path after wildcard expansion: (path, is a directory, the digests of
-        the files it holds, by path). Files of a stage or an image are not read: the image ID
-        stands in for their contents."""
+        the files it holds, by path). A stage's or an image's are read once per daemon (an
+        image ID fixes its files)."""
+        if self.identity in ("context", "generated"):
+            return self._matches(excludes)
+        key = (self.identity, tuple(self.paths), tuple(excludes))
+        with _IMAGE_DIGESTS_LOCK:
+            found = _IMAGE_DIGESTS.get(key)
+        if found is None:
+            found = self._matches(excludes)
+            with _IMAGE_DIGESTS_LOCK:
+                _IMAGE_DIGESTS[key] = found
+                while len(_IMAGE_DIGESTS) > _IMAGE_DIGESTS_KEPT:
+                    _IMAGE_DIGESTS.popitem(last=False)
+        return found
+
+    def _matches(self, excludes: list[str]) -> list[tuple[str, bool, dict[str, str]]]:
         matcher = PatternMatcher(excludes) if excludes else None
         known = self.known if self.identity == "context" else {}
-        pin = "" if self.identity in ("context", "generated") else self.identity
         found: list[tuple[str, bool, dict[str, str]]] = []
         for src in self.paths:
             if src in self.pinned:  # the instruction names the repository, ref and subdir
@@ -148,7 +169,7 @@ class SourceSet:
                 if not os.path.lexists(host):
                     continue
                 out: dict[str, str] = {}
-                _digest_tree(host, match, out, matcher, match, self.root, known, pin)
+                _digest_tree(host, match, out, matcher, match, self.root, known)
                 found.append((match, os.path.isdir(host), out))
         return found
 
@@ -211,7 +232,7 @@ def mount_from(builder: Builder, state: _State, frm: str) -> tuple[str, str, Cal
 
 
 def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatcher | None, top: str,
-                 root: str, known: dict[str, str], pin: str = "") -> None:
+                 root: str, known: dict[str, str]) -> None:
     st = os.lstat(host)
     meta = f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
     if os.path.islink(host):
@@ -223,9 +244,9 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
             below = child[len(top):].lstrip("/")
             if matcher is not None and (matcher.matches(child) or matcher.matches(below)):
                 continue
-            _digest_tree(os.path.join(host, name), child, out, matcher, top, root, known, pin)
+            _digest_tree(os.path.join(host, name), child, out, matcher, top, root, known)
     else:
-        digest = pin or known.get(os.path.relpath(host, root))
+        digest = known.get(os.path.relpath(host, root))
         if digest is None:
             h = hashlib.sha256()
             with open(host, "rb") as f:
