@@ -40,6 +40,7 @@ class Case:
     args: tuple[str, ...] = ()
     pre: tuple[tuple[str, str], ...] = ()
     note: str = ""
+    edit: dict[str, str] = field(default_factory=dict)  # files changed before a third build
 
 
 def _tar(members: dict[str, str], compress: Callable[[bytes], bytes]) -> bytes:
@@ -71,7 +72,7 @@ FROM busybox AS final
 COPY --from=build /out/ /opt/app/
 COPY --from=build /src/lib /opt/app/lib
 CMD ["/opt/app/run"]
-""", files=_APP),
+""", files=_APP, edit={"app/lib/util.sh": "util() { true; }\n"}),
     Case("multistage_index", """\
 FROM busybox
 RUN echo one > /one.txt
@@ -127,7 +128,7 @@ RUN echo "$CHANNEL" > /channel
 ARG VERSION=ignored-default
 RUN env | grep -E '^(VERSION|CHANNEL)=' | sort > /seen
 """, args=("--build-arg", "VERSION=1.2.3", "--build-arg", "HTTP_PROXY=http://proxy:3128",
-           "--build-arg", "NOT_USED=1"),
+           "--build-arg", "NOT_USED=1"), edit={"unrelated.txt": "not in any COPY"},
          note="proxy args stay out of the history; an unconsumed build arg warns"),
     Case("arg_scope", """\
 ARG VERSION=1.0
@@ -230,7 +231,7 @@ RUN find /ctx | sort > /listing
 """, files={".dockerignore": "# comment\n*.log\n!keep.log\ntmp/\n**/*.bak\n!important/*.bak\nsecret*\n/root-only.txt\n",
             "a.log": "x", "keep.log": "kept", "tmp/t.txt": "t", "src/x.bak": "b", "important/y.bak": "y",
             "secret.key": "s", "src/root-only.txt": "nested kept", "root-only.txt": "dropped",
-            "src/main.c": "int main;\n"}),
+            "src/main.c": "int main;\n"}, edit={"a.log": "ignored, changed", "keep.log": "kept, changed"}),
     Case("volume_then_run", """\
 FROM busybox
 RUN mkdir -p /data && echo before > /data/before
@@ -529,6 +530,11 @@ def facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any]
     history = engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}\t{{.Size}}", tag)
     out["history"] = history.stdout.decode().splitlines()
     out["tree"] = tree_diff(base_tree, engine.tree(tag))
+    out["rebuild"] = normalize_output(engine.build(ctx, tag, case.args).stdout.decode())
+    if case.edit:
+        for rel, content in case.edit.items():
+            (ctx / rel).write_text(content)
+        out["edited_rebuild"] = normalize_output(engine.build(ctx, tag, case.args).stdout.decode())
     return out
 
 
@@ -544,7 +550,7 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(json.dumps(doc))
     if "history" in out:
         out["history"] = [_HASH.sub(r"\1:<hash>", h.rsplit("\t", 1)[0]) for h in out["history"]]
-    for key in ("stdout", "stderr"):
+    for key in ("stdout", "stderr", "rebuild", "edited_rebuild"):
         if key in out:
             out[key] = [line.replace("parse error line", "parse error on line") for line in out[key]]
     return out
@@ -562,7 +568,8 @@ def compare(expected: dict[str, Any], got: dict[str, Any], path: str = "") -> li
             else:
                 diffs += compare(expected[key], got[key], f"{path}/{key}")
         return diffs
-    if isinstance(expected, list) and isinstance(got, list) and path.endswith(("stdout", "stderr", "history")):
+    if isinstance(expected, list) and isinstance(got, list) and path.endswith(("stdout", "stderr", "history",
+                                                                              "rebuild")):
         if expected == got:
             return []
         import difflib
