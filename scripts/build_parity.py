@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from _common import remove_cgroups  # noqa: E402
 from _peers import DockerEngine, Skip  # noqa: E402
 
 from tests.build_parity import BASE, CASES, DATA, Case, Engine, comparable, compare, expected, facts  # noqa: E402
@@ -50,7 +51,17 @@ def main() -> int:
                         help="the client building on dockyardd (dockyard build may act as BuildKit)")
     opts = parser.parse_args()
     cases = [c for c in CASES if opts.k in c.name]
-    os.environ.setdefault("DOCKYARD_BUILD_CGROUP_PARENT", f"/dockyard-parity/{os.getpid()}")
+    cgroups = f"/dockyard-build-parity-{os.getpid()}"  # dockerd's containers and dockyardd's RUN steps
+    os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = f"{cgroups}/build"
+    try:
+        return compare_cases(cases, opts, cgroups)
+    finally:
+        for left in remove_cgroups(cgroups):
+            print(f"cgroup left behind: {left}", file=sys.stderr)
+
+
+def compare_cases(cases: list[Case], opts: argparse.Namespace, cgroups: str) -> int:
+    """Build the cases on both daemons (or take dockerd's recorded facts); print the differences."""
     with tempfile.TemporaryDirectory(prefix="build-parity-") as tmp_s:
         tmp = Path(tmp_s)
         archive = busybox_archive(tmp)
@@ -58,7 +69,7 @@ def main() -> int:
         if opts.recorded:
             oracle = {c.name: expected(c) for c in cases}
         else:
-            dockerd = DockerEngine(tmp, "/dockyard-parity")
+            dockerd = DockerEngine(tmp, cgroups)
             try:
                 dockerd.start()
                 env = {**dockerd.env, "DOCKER_HOST": f"unix://{dockerd.sock}"}
