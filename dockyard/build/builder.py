@@ -703,7 +703,6 @@ class Builder:
                           ("Interval", "Timeout", "StartPeriod", "StartInterval"))
         test = "[" + " ".join(check["Test"]) + "]"
         text = f"HEALTHCHECK {{Test:{test} {fields} Retries:{check.get('Retries', 0)}}}"
-
         before = (state.cfg.get("Healthcheck") or {}).get("Test") or []
         if self.opts.classic and before and before[0] != "NONE":  # cached or not
             self.say(f"Note: overriding previous HEALTHCHECK: [{' '.join(before)}]\n")
@@ -835,11 +834,14 @@ class Builder:
             tmp = tempfile.mkdtemp(prefix="volume-", dir=self.work_root)
             found.append({"destination": path, "type": "bind", "source": tmp, "options": ["rbind", "rw"]})
             host = fsops.resolve(root, path)
-            if os.path.isdir(host):
-                shutil.copytree(host, tmp, symlinks=True, dirs_exist_ok=True)
-                shutil.copystat(host, tmp)
-            else:
+            if not os.path.isdir(host):
                 fsops.make_dirs(root, path, fsops.Ownership())
+            shutil.copytree(host, tmp, symlinks=True, dirs_exist_ok=True)
+            for top, dirs, files in os.walk(host):  # owners too, as dockerd's volume copy keeps them
+                for name in ["", *dirs, *files]:
+                    st = os.lstat(os.path.join(top, name))
+                    os.lchown(os.path.join(tmp, os.path.relpath(os.path.join(top, name), host)), st.st_uid, st.st_gid)
+            shutil.copystat(host, tmp)
         return found
 
     # -- COPY / ADD ------------------------------------------------------------------------------
