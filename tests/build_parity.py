@@ -242,6 +242,13 @@ VOLUME ["/logs", "/cache"]
 RUN touch /logs/run.log
 """, files={"plain.txt": "p\n"},
          note="classic builder: RUN after VOLUME writes into an anonymous volume (gone); COPY keeps"),
+    Case("volume_owned_by_user", """\
+FROM busybox
+RUN mkdir /data && echo seed > /data/seed && chown -R 65534:65534 /data
+VOLUME /data /fresh
+USER 65534
+RUN echo from-nobody > /data/x && cat /data/seed && stat -c '%a %u:%g' /data /fresh
+""", note="a RUN's volumes are filled from the image with their owners; a new one is root's 0755"),
     Case("shell_changes", """\
 FROM busybox
 SHELL ["/bin/sh", "-e", "-c"]
