@@ -4,9 +4,11 @@ files arrive in the image (ADD's archive extraction included)."""
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import posixpath
 import shutil
+import tarfile
 import tempfile
 import threading
 import uuid
@@ -20,12 +22,12 @@ from dockyard.build.ignore import PatternMatcher
 from dockyard.build.parser import Command, ParseError, parse_heredoc
 from dockyard.build.remote import download, git_clone, git_commit, is_git_url, is_url, split_git_url
 from dockyard.build.shell import Lex
+from dockyard.image.compression import open_decompressed
 from dockyard.image.snapshot import mount_all, unmount
 
 if TYPE_CHECKING:
     from dockyard.build.builder import Builder, _State
 
-_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 # (image ID, source paths, excludes) -> SourceSet.matches(); the oldest entries go first
@@ -257,11 +259,20 @@ def _digest_tree(host: str, rel: str, out: dict[str, str], matcher: PatternMatch
 
 
 def _is_archive(path: str) -> bool:
+    """Whether ADD extracts the file: a tar, plain or compressed, whose first header reads
+    (Docker's IsArchivePath); a compressed file that is not a tar is copied as it is."""
     if not os.path.isfile(path) or os.path.islink(path):
         return False
-    with open(path, "rb") as f:
-        head = f.read(512)
-    return head.startswith(_ARCHIVE_MAGIC) or (len(head) >= 262 and head[257:262] == b"ustar")
+    try:
+        with open(path, "rb") as f, open_decompressed(f) as raw:
+            block = raw.read(512)
+    except (OSError, EOFError, lzma.LZMAError):
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner: fsops.Ownership,
