@@ -224,6 +224,16 @@ ADD --chown=5:6 gz.tar.gz /owned/
             "bz.tar.bz2": _tar({"c.txt": "c\n"}, bz2.compress),
             "xz.tar.xz": _tar({"d/e.txt": "e\n"}, lzma.compress)},
          note="ADD --chown leaves archive members' owners as they are (extracted archives keep theirs)"),
+    Case("add_non_archives", """\
+FROM busybox
+ADD notar.gz /gz/
+ADD blob.bz2 /bz/
+COPY gz.tar.gz /copied-not-extracted/
+ADD withtar /dir-with-tar/
+""", files={"notar.gz": gzip.compress(b"just text, not a tar\n", mtime=0), "blob.bz2": bz2.compress(b"x" * 100),
+            "gz.tar.gz": _tar({"a.txt": "a\n"}, lambda b: gzip.compress(b, mtime=0)),
+            "withtar/inner.tar": _tar({"i.txt": "i\n"}, bytes)},
+         note="ADD extracts only top-level sources that are tar archives (compressed or not)"),
     Case("dockerignore_exceptions", """\
 FROM busybox
 COPY . /ctx/
