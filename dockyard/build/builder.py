@@ -44,7 +44,16 @@ from dockyard.build.parser import Command, ParseError, parse, parse_heredoc
 from dockyard.build.remote import RemoteError
 from dockyard.build.shell import Lex, ShellError
 from dockyard.build.sources import SourceSet, add_sources
-from dockyard.build.stages import PREDEFINED_ARGS, Plan, Stage, find_stage, parse_flags, plan, split_arg
+from dockyard.build.stages import (
+    PREDEFINED_ARGS,
+    Plan,
+    Stage,
+    duration_ns,
+    find_stage,
+    parse_flags,
+    plan,
+    split_arg,
+)
 from dockyard.image.bootstrap_busybox import host_platform
 from dockyard.image.commit import EMPTY_LAYER_DIFF_ID, encode_config
 from dockyard.image.errors import NoSuchImage
@@ -593,8 +602,10 @@ class Builder:
             raise ParseError("WORKDIR requires exactly one argument", cmd.start_line)
         path = self.expand(state, cmd.value[0])
         current = state.cfg.get("WorkingDir") or "/"
-        new = posixpath.normpath(posixpath.join(current, path))
-        new = "/" + new.lstrip("/")
+        if self.opts.classic and path.startswith("/"):
+            new = path  # the classic builder keeps an absolute WORKDIR as written (`/app/`)
+        else:
+            new = "/" + posixpath.normpath(posixpath.join(current, path)).lstrip("/")
         created_by = f"WORKDIR {new}"
         detail = {"parent": state.image, "instruction": created_by, "args": {}}
         key = self._keyed(detail)
@@ -668,9 +679,6 @@ class Builder:
     def _do_onbuild(self, state: _State, cmd: Command) -> None:
         original = (cmd.original or "").split("\n", 1)[0]
         trigger = original.strip()[len(cmd.cmd or ""):].strip()
-        sub = (cmd.sub_cmd or "").lower()
-        if sub in ("onbuild", "from", "maintainer"):
-            raise ParseError(f"{cmd.sub_cmd.upper()} isn't allowed as an ONBUILD trigger", cmd.start_line)
         self._meta(state, cmd, f"ONBUILD {trigger}", lambda cfg: cfg.__setitem__(
             "OnBuild", [*(cfg.get("OnBuild") or []), trigger]))
 
@@ -691,7 +699,7 @@ class Builder:
             for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
                               ("start-interval", "StartInterval")):
                 if flag in flags:
-                    check[key] = _duration_ns(flags[flag][-1], flag, cmd)
+                    check[key] = duration_ns(flags[flag][-1], cmd)
             if "retries" in flags:
                 try:
                     check["Retries"] = int(flags["retries"][-1])
@@ -903,7 +911,7 @@ class Builder:
                 if chown:
                     owner.uid, owner.gid = self._chown(root, chown)
                 add_sources(sources, root, dest, workdir, owner, excludes, "parents" in flags, add, cmd,
-                            dir_parents=fsops.Ownership() if self.opts.classic else None)
+                            classic=self.opts.classic)
             layer = self._in_rootfs(state, work)
             if self.opts.classic:
                 flag = f"--chown={chown}" if chown else ""  # glued to the hash, as dockerd writes it
@@ -1017,18 +1025,6 @@ def _port_range(spec: str, cmd: Command) -> list[str]:
     if end < start:
         raise ParseError(f"invalid range specified for containerPort: {port}", cmd.start_line)
     return [f"{n}/{proto.lower()}" for n in range(start, end + 1)]
-
-
-def _duration_ns(value: str, flag: str, cmd: Command) -> int:
-    import re
-    total = 0.0
-    units = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
-    parts = re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", value)
-    if not parts or "".join(a + b for a, b in parts) != value:
-        raise ParseError(f"time: invalid duration {value!r} for --{flag}", cmd.start_line)
-    for number, unit in parts:
-        total += float(number) * units[unit]
-    return int(total)
 
 
 def _absent(root: str, paths: list[str]) -> list[str]:

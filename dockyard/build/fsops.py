@@ -184,11 +184,13 @@ def copy_entry(src: str, dst: str, owner: Ownership, excluded: Callable[[str], b
 
 
 def plan_copy(src_root: str, sources: list[str], dest: str, workdir: str, *, parents: bool = False,
-              missing: Callable[[str], CopyError]) -> Iterator[tuple[str, str, bool]]:
+              missing: Callable[[str], CopyError], nothing: CopyError | None = None
+              ) -> Iterator[tuple[str, str, bool]]:
     """(source path in src_root, destination path in the image, source is a directory) for
     each match of sources, with Docker's rules: a directory's contents go into the destination,
     a file goes to dest/basename when dest ends with `/` (or is an existing directory, checked by
-    the caller), several sources need a directory destination."""
+    the caller), several sources need a directory destination. With nothing (the classic
+    builder), a wildcard may match nothing; nothing is raised when no source matched at all."""
     dest_abs = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
     dest_is_dir = dest.endswith("/") or dest.endswith("/.") or dest == "."
     matches: list[str] = []
@@ -196,13 +198,15 @@ def plan_copy(src_root: str, sources: list[str], dest: str, workdir: str, *, par
         clean = posixpath.normpath("/" + src).lstrip("/")
         if has_wildcards(clean):
             found = glob(src_root, clean)
-            if not found:
+            if not found and nothing is None:
                 raise missing(src)
             matches += found
         else:
             if not os.path.lexists(resolve(src_root, clean)):
                 raise missing(src)
             matches.append(clean)
+    if not matches and nothing is not None:
+        raise nothing
     if len(matches) > 1 and not dest_is_dir:
         raise CopyError("When using COPY with more than one source file, the destination must be a directory "
                         "and end with a /")

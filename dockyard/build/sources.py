@@ -276,11 +276,10 @@ def _is_archive(path: str) -> bool:
 
 
 def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner: fsops.Ownership,
-                excludes: list[str], parents: bool, add: bool, cmd: Command,
-                dir_parents: fsops.Ownership | None = None) -> None:
+                excludes: list[str], parents: bool, add: bool, cmd: Command, classic: bool = False) -> None:
     """Copy every source into rootfs at dest (Docker's rules); ADD extracts local archives.
-    dir_parents (owner's by default) owns the directories made for an archive and above a
-    copied directory (the classic builder's are root's)."""
+    The classic builder makes the directories for an archive and above a copied directory as
+    root, and lets a wildcard match nothing unless nothing matches at all."""
     name = (cmd.cmd or "").upper()
 
     def missing(src: str) -> fsops.CopyError:
@@ -290,8 +289,10 @@ def add_sources(sources: SourceSet, rootfs: str, dest: str, workdir: str, owner:
         return fsops.CopyError(f"{name} failed: stat {src}: file does not exist")
 
     dest_is_dir = dest.endswith("/") or dest.endswith("/.") or dest == "."
+    dir_parents = fsops.Ownership() if classic else None
+    nothing = fsops.CopyError(f"{name} failed: no source files were specified") if classic else None
     for match, target, is_dir in fsops.plan_copy(sources.root, sources.paths, dest, workdir, parents=parents,
-                                                  missing=missing):
+                                                  missing=missing, nothing=nothing):
         host = fsops.resolve(sources.root, match)
         if add and match not in sources.generated and _is_archive(host):
             dest_abs = dest if dest.startswith("/") else posixpath.join(workdir, dest)

@@ -116,10 +116,38 @@ def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
                     except ShellError as e:
                         raise ParseError(str(e), cmd.start_line, cmd.end_line) from None
         else:
+            _check(cmd)
             stages[-1].commands.append(cmd)
     if not stages:
         raise ParseError("the Dockerfile has no FROM instruction", df.commands[-1].start_line)
     return Plan(stages, global_args, declared, df.escape, meta)
+
+
+def _check(cmd: Command) -> None:
+    """What Docker refuses before building anything: chained or FROM/MAINTAINER ONBUILD
+    triggers, HEALTHCHECK durations that do not parse."""
+    kind = (cmd.cmd or "").lower()
+    if kind == "onbuild":
+        sub = (cmd.sub_cmd or "").upper()
+        if sub == "ONBUILD":
+            raise ParseError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", cmd.start_line, cmd.end_line)
+        if sub in ("FROM", "MAINTAINER"):
+            raise ParseError(f"{sub} isn't allowed as an ONBUILD trigger", cmd.start_line, cmd.end_line)
+    elif kind == "healthcheck":
+        for flag in cmd.flags:
+            name, _, value = flag[2:].partition("=")
+            if name in ("interval", "timeout", "start-period", "start-interval"):
+                duration_ns(value, cmd)
+
+
+def duration_ns(value: str, cmd: Command) -> int:
+    """A Go duration (`1m30s`, `500ms`) in nanoseconds; Go's error otherwise."""
+    parts = re.findall(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)", value)
+    if not parts or "".join(a + b for a, b in parts) != value:
+        raise ParseError(f"time: invalid duration {json.dumps(value, ensure_ascii=False)}", cmd.start_line,
+                         cmd.end_line)
+    units = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+    return int(sum(float(number) * units[unit] for number, unit in parts))
 
 
 def find_stage(stages: list[Stage], ref: str, before: int) -> Stage | None:
