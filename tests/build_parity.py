@@ -407,6 +407,26 @@ CMD ["sleep", "1"]
     Case("fail_bad_port", "FROM busybox\nEXPOSE abc\n"),
     Case("fail_run_in_first_stage", "FROM busybox AS build\nRUN exit 42\nFROM busybox\nCOPY --from=build / /x\n"),
     Case("fail_bad_stage_name", "FROM busybox AS 1abc\nRUN true\n"),
+    Case("paths_and_names", """\
+FROM busybox
+ENV VERSION=1.0 DATA=/srv/data
+ARG A=1
+ARG B=${A}0
+LABEL version=$VERSION b=$B
+WORKDIR /app/
+COPY ["with space.txt", "./"]
+COPY src/./sub /normalized
+COPY . /all/
+VOLUME ["$DATA", "/logs"]
+EXPOSE 80/tcp 80/tcp 443
+USER root:root
+RUN echo "héllo wörld $B" > /u && cat /u
+""", files={"with space.txt": "s\n", "src/sub/f.txt": "f\n", ".env": "SECRET=1\n", ".hidden/x": "x\n"}),
+    Case("fail_unused_stage_fails", "FROM busybox AS broken\nRUN exit 5\nFROM busybox\nRUN true\n",
+         note="the classic builder runs every stage up to the target; BuildKit would skip `broken`"),
+    Case("fail_onbuild_chain", "FROM busybox\nONBUILD ONBUILD RUN true\n"),
+    Case("fail_no_wildcard_match", "FROM busybox\nCOPY nomatch*.txt /dst/\n", files={"other.txt": "o"}),
+    Case("fail_bad_interval", "FROM busybox\nHEALTHCHECK --interval=soon CMD true\n"),
     Case("fail_unknown_user", "FROM busybox\nUSER nosuchuser\nRUN true\n"),
     Case("fail_multi_source_dest", "FROM busybox\nCOPY a.txt b.txt /dest\n", files={"a.txt": "a", "b.txt": "b"}),
     Case("fail_unknown_instruction", "FROM busybox\nRUN true\nFOO bar\n"),
