@@ -199,7 +199,7 @@ class Builder:
             drop_ignored(context, opts.dockerfile)
         try:
             df = parse(text)
-            self.plan = plan(df, opts.build_args)
+            self.plan = plan(df, opts.build_args, platform=not opts.classic)
         except ParseError as e:
             raise BuildError(str(e), early=True) from None
         self.lex = Lex(df.escape)
@@ -1021,7 +1021,7 @@ def _port_range(spec: str, cmd: Command) -> list[str]:
     try:
         start, end = int(first), int(last or first)
     except ValueError:
-        raise ParseError(f"Invalid containerPort: {port}", cmd.start_line) from None
+        raise ParseError(f"invalid containerPort: {port}", cmd.start_line) from None
     if end < start:
         raise ParseError(f"invalid range specified for containerPort: {port}", cmd.start_line)
     return [f"{n}/{proto.lower()}" for n in range(start, end + 1)]

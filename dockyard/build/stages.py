@@ -73,10 +73,11 @@ def split_arg(word: str) -> tuple[str, str | None]:
     return name, (value if eq else None)
 
 
-def plan(df: Dockerfile, build_args: dict[str, str | None]) -> Plan:
-    """Split df into stages; FROM lines are expanded with the global ARGs."""
+def plan(df: Dockerfile, build_args: dict[str, str | None], platform: bool = True) -> Plan:
+    """Split df into stages; FROM lines are expanded with the global ARGs (with BuildKit's
+    automatic platform ARGs unless not platform: the classic builder has none)."""
     lex = Lex(df.escape)
-    global_args: dict[str, str] = platform_args()
+    global_args: dict[str, str] = platform_args() if platform else {}
     declared: set[str] = set()
     stages: list[Stage] = []
     meta: list[Command] = []
