@@ -422,6 +422,46 @@ EXPOSE 80/tcp 80/tcp 443
 USER root:root
 RUN echo "héllo wörld $B" > /u && cat /u
 """, files={"with space.txt": "s\n", "src/sub/f.txt": "f\n", ".env": "SECRET=1\n", ".hidden/x": "x\n"}),
+    Case("node_style", """\
+FROM busybox
+ENV NODE_ENV=production
+WORKDIR /usr/src/app
+COPY package*.json ./
+RUN cat package.json > /dev/null && mkdir node_modules && echo installed > node_modules/.ok
+COPY . .
+EXPOSE 8080
+CMD [ "node", "server.js" ]
+""", files={"package.json": "{}\n", "package-lock.json": "{}\n", "server.js": "console.log(1)\n",
+            ".dockerignore": "node_modules\nnpm-debug.log\n", "node_modules/dep/index.js": "x\n"},
+         edit={"server.js": "console.log(2)\n"}),
+    Case("go_style", """\
+ARG GO_VERSION=1.22
+FROM busybox AS builder
+ARG GO_VERSION
+ARG TARGETARCH
+WORKDIR /src
+COPY go.* ./
+RUN echo "go$GO_VERSION arch=$TARGETARCH" > /go-version
+COPY . .
+RUN mkdir -p /out && cp main.go /out/app && chmod 755 /out/app
+FROM scratch
+COPY --from=builder /out/app /app
+COPY --from=builder /go-version /
+USER 65534:65534
+ENTRYPOINT ["/app"]
+""", files={"go.mod": "module x\n", "go.sum": "", "main.go": "package main\n"}, edit={"main.go": "package main // 2\n"},
+         note="TARGETARCH: BuildKit's automatic platform ARGs"),
+    Case("entrypoint_script", """\
+FROM busybox
+ENV APP_HOME=/opt/app
+COPY docker-entrypoint.sh /usr/local/bin/
+RUN chmod +x /usr/local/bin/docker-entrypoint.sh && ln -s usr/local/bin/docker-entrypoint.sh /entrypoint.sh
+COPY nginx.conf /etc/nginx/conf.d/default.conf
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD wget -qO- localhost || exit 1
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["nginx", "-g", "daemon off;"]
+""", files={"docker-entrypoint.sh": "#!/bin/sh\nexec \"$@\"\n", "nginx.conf": "server {}\n"}),
     Case("fail_unused_stage_fails", "FROM busybox AS broken\nRUN exit 5\nFROM busybox\nRUN true\n",
          note="the classic builder runs every stage up to the target; BuildKit would skip `broken`"),
     Case("fail_onbuild_chain", "FROM busybox\nONBUILD ONBUILD RUN true\n"),
@@ -582,14 +622,15 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     """The facts with what is known to differ and accepted made equal: the source hashes of
     COPY/ADD history texts (dockerd's are tarsums of tar headers and contents, ours sha256s of
     the contents), history sizes (dockerd counts the files' bytes, we the layer tar's: which
-    steps made a layer shows in the layer count), and dockerd 20.10's `parse error line N`
-    (newer ones: `on line N`)."""
+    steps made a layer shows in the layer count), and where dockerd 20.10 and current moby
+    differ (ours are moby's): `parse error line N` (`on line N`), `Invalid containerPort`."""
     out = json.loads(json.dumps(doc))
     if "history" in out:
         out["history"] = [_HASH.sub(r"\1:<hash>", h.rsplit("\t", 1)[0]) for h in out["history"]]
     for key in ("stdout", "stderr", "rebuild", "edited_rebuild"):
         if key in out:
-            out[key] = [line.replace("parse error line", "parse error on line") for line in out[key]]
+            out[key] = [line.replace("parse error line", "parse error on line").replace(
+                "Invalid containerPort", "invalid containerPort") for line in out[key]]
     return out
 
 
