@@ -242,6 +242,14 @@ RUN find /ctx | sort > /listing
             "a.log": "x", "keep.log": "kept", "tmp/t.txt": "t", "src/x.bak": "b", "important/y.bak": "y",
             "secret.key": "s", "src/root-only.txt": "nested kept", "root-only.txt": "dropped",
             "src/main.c": "int main;\n"}, edit={"a.log": "ignored, changed", "keep.log": "kept, changed"}),
+    Case("dockerignore_patterns", """\
+FROM busybox
+COPY . /ctx/
+""", files={".dockerignore": "# docs\n**/*.md\n!README.md\n/build\n*/temp*\ntemp?\ndocs/**\n!docs/keep/**\n  spaced.txt  \n"
+            "vendor\n!vendor/allowed.txt\n",
+            "README.md": "r", "sub/CHANGES.md": "c", "build/out.o": "o", "sub/build/keep.o": "k",
+            "sub/tempfile": "t", "sub/deeper/tempx": "d", "temp1": "t1", "temp12": "t12", "docs/a.txt": "a",
+            "docs/keep/b.txt": "b", "spaced.txt": "s", "vendor/allowed.txt": "v", "vendor/other.txt": "o"}),
     Case("volume_then_run", """\
 FROM busybox
 RUN mkdir -p /data && echo before > /data/before
