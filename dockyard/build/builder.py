@@ -207,6 +207,10 @@ class Builder:
             self._warn(df.warnings)
         self.cache_from = self._cache_from_keys(opts.cache_from)
         target = self._target_stage(self.plan, opts.target)
+        labels = opts.labels
+        if opts.classic:  # --label: LABEL steps at the end of the target, as the classic builder adds them
+            target.commands.extend(_label_step(k, v, df.escape) for k, v in sorted(labels.items()))
+            labels = {}
         needed = (self.plan.stages[:target.index + 1] if opts.classic else self._needed(self.plan, target))
         self.numbers = self._number_steps(needed)
         for i, meta in enumerate(self.plan.meta, 1):
@@ -234,8 +238,8 @@ class Builder:
         stale = {i: t for i, t in result.history_fixes.items() if i < len(history) and history[i].get(
             "created_by") != t}
         inline = any(c.get("type") == "inline" for c in opts.cache_to)
-        if opts.labels or image is None or stale or inline:
-            image = self._final_image(result, opts.labels, stale, self._chain(target) if inline else None)
+        if labels or image is None or stale or inline:
+            image = self._final_image(result, labels, stale, self._chain(target) if inline else None)
         for spec in opts.cache_to:
             if spec.get("type") == "local":
                 steps = self._chain(target) if spec.get("mode", "min") == "min" else [
@@ -1012,6 +1016,13 @@ def _go_duration(ns: int) -> str:
     if hours:
         return f"{int(hours)}h{int(minutes)}m{out}"
     return f"{int(minutes)}m{out}" if minutes else out
+
+
+def _label_step(key: str, value: str, escape: str) -> Command:
+    """A --label as a LABEL instruction whose words are taken literally (no expansion)."""
+    def literal(word: str) -> str:
+        return "".join(escape + c if c in ("\\", "$", '"', "'", escape) or c.isspace() else c for c in word)
+    return Command("LABEL", None, False, f"LABEL {key}={value}", 0, 0, (), (literal(key), literal(value)), ())
 
 
 def _port_range(spec: str, cmd: Command) -> list[str]:
