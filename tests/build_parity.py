@@ -470,6 +470,12 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD wget 
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["nginx", "-g", "daemon off;"]
 """, files={"docker-entrypoint.sh": "#!/bin/sh\nexec \"$@\"\n", "nginx.conf": "server {}\n"}),
+    Case("cli_labels", """\
+FROM busybox AS base
+LABEL from=dockerfile x=0
+FROM base
+RUN true
+""", args=("--label", "x=1", "--label", "a.b=two words", "--label", "lit=$HOME \\n 'q' \"d\"")),
     Case("fail_unused_stage_fails", "FROM busybox AS broken\nRUN exit 5\nFROM busybox\nRUN true\n",
          note="the classic builder runs every stage up to the target; BuildKit would skip `broken`"),
     Case("fail_onbuild_chain", "FROM busybox\nONBUILD ONBUILD RUN true\n"),
