@@ -476,6 +476,10 @@ LABEL from=dockerfile x=0
 FROM base
 RUN true
 """, args=("--label", "x=1", "--label", "a.b=two words", "--label", "lit=$HOME \\n 'q' \"d\"")),
+    Case("quiet_and_shm", """\
+FROM busybox
+RUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm-kb && echo visible-only-without-q
+""", args=("-q", "--shm-size", "16m")),
     Case("fail_unused_stage_fails", "FROM busybox AS broken\nRUN exit 5\nFROM busybox\nRUN true\n",
          note="the classic builder runs every stage up to the target; BuildKit would skip `broken`"),
     Case("fail_onbuild_chain", "FROM busybox\nONBUILD ONBUILD RUN true\n"),
@@ -506,7 +510,7 @@ def materialize(case: Case, root: Path) -> Path:
     return root
 
 
-_IDS = re.compile(r"\b[0-9a-f]{12}\b")
+_IDS = re.compile(r"\b(sha256:)?([0-9a-f]{64}|[0-9a-f]{12})\b")
 
 
 def normalize_output(text: str) -> list[str]:
