@@ -919,8 +919,9 @@ class Builder:
             layer = self._in_rootfs(state, work)
             if self.opts.classic:
                 flag = f"--chown={chown}" if chown else ""  # glued to the hash, as dockerd writes it
+                downloaded = sources.identity == "generated"
                 created_by = classic.nop_string(self._shell(state), f"{name} {flag}"
-                                                f"{classic.source_hash(sources.matches(excludes))} in {dest} ")
+                                                f"{classic.source_hash(sources.matches(excludes), downloaded)} in {dest} ")
             self._commit(state, created_by, layer, key, detail, container=False)
         finally:
             sources.close()

@@ -60,13 +60,14 @@ def inherit_healthcheck(check: dict[str, Any], parent: dict[str, Any] | None) ->
     return merged
 
 
-def source_hash(matches: list[tuple[str, bool, dict[str, str]]]) -> str:
+def source_hash(matches: list[tuple[str, bool, dict[str, str]]], downloaded: bool = False) -> str:
     """The `file:`/`dir:`/`multi:` name of COPY/ADD sources in the history: one file, one
     directory or several sources, with a sha256 of their contents (matches: (path, is a
-    directory, the digests of its files by path)). Not dockerd's tarsum, which hashes tar headers."""
+    directory, the digests of its files by path)); a downloaded file's hash has no prefix. Not
+    dockerd's tarsum, which hashes tar headers."""
     def one(path: str, is_dir: bool, digests: dict[str, str]) -> str:
         if not is_dir:
-            return "file:" + hashlib.sha256("".join(digests.values()).encode()).hexdigest()
+            return ("" if downloaded else "file:") + hashlib.sha256("".join(digests.values()).encode()).hexdigest()
         inside = sorted(f"{p.removeprefix(path)}={d}" for p, d in digests.items())
         return "dir:" + hashlib.sha256(",".join(inside).encode()).hexdigest()
     names = [one(*m) for m in matches]
