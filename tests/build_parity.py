@@ -7,8 +7,10 @@ dockyardd against them."""
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import lzma
@@ -17,8 +19,10 @@ import re
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ class Case:
     pre: tuple[tuple[str, str], ...] = ()
     note: str = ""
     edit: dict[str, str] = field(default_factory=dict)  # files changed before a third build
+    served: dict[str, bytes] = field(default_factory=dict)  # files over loopback HTTP at {url}
 
 
 def _tar(members: dict[str, str], compress: Callable[[bytes], bytes]) -> bytes:
@@ -476,6 +481,15 @@ LABEL from=dockerfile x=0
 FROM base
 RUN true
 """, args=("--label", "x=1", "--label", "a.b=two words", "--label", "lit=$HOME \\n 'q' \"d\"")),
+    Case("add_urls", """\
+FROM busybox
+ADD {url}/config.json /etc/app/
+ADD {url}/archive.tar.gz /downloaded/
+ADD {url}/script.sh /usr/local/bin/run
+RUN ls -ln /etc/app /downloaded /usr/local/bin | awk '{print $1, $3, $4, $9}'
+""", served={"config.json": b'{"a": 1}\n', "script.sh": b"#!/bin/sh\necho hi\n",
+             "archive.tar.gz": _tar({"in.txt": "x\n"}, lambda b: gzip.compress(b, mtime=0))},
+         note="ADD of a URL: 0600, not extracted, named after the URL's path"),
     Case("quiet_and_shm", """\
 FROM busybox
 RUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm-kb && echo visible-only-without-q
@@ -495,10 +509,10 @@ RUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm-kb && echo visible-only
 )
 
 
-def materialize(case: Case, root: Path) -> Path:
-    """Write the case's context under root; returns it."""
+def materialize(case: Case, root: Path, url: str = "") -> Path:
+    """Write the case's context under root ({url} in the Dockerfile made url); returns it."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "Dockerfile").write_text(case.dockerfile)
+    (root / "Dockerfile").write_text(case.dockerfile.replace("{url}", url))
     for rel, content in case.files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -604,9 +618,40 @@ def tree_diff(base: dict[str, list[Any]], tree: dict[str, list[Any]]) -> dict[st
     return {"changed": changed, "removed": removed}
 
 
+@contextlib.contextmanager
+def serving(files: dict[str, bytes], root: Path) -> Iterator[str]:
+    """files over HTTP on a loopback port (fixed mtimes); the base URL ("" when there are none)."""
+    if not files:
+        yield ""
+        return
+    root.mkdir(parents=True)
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+        os.utime(root / name, (1_600_000_000, 1_600_000_000))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any]]) -> dict[str, Any]:
-    """Build the case on the engine and gather what is compared."""
-    ctx = materialize(case, work / case.name)
+    """Build the case on the engine and gather what is compared (the served files' URL as {url})."""
+    with serving(case.served, work / f"{case.name}-served") as url:
+        doc = _facts(engine, case, work, base_tree, url)
+    return json.loads(json.dumps(doc).replace(url, "{url}")) if url else doc
+
+
+def _facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any]], url: str) -> dict[str, Any]:
+    ctx = materialize(case, work / case.name, url)
     tag = f"parity/{case.name.replace('_', '-')}:latest"
     for pre_tag, dockerfile in case.pre:
         (ctx / "Dockerfile.pre").write_text(dockerfile)
@@ -633,7 +678,7 @@ def facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any]
     return out
 
 
-_HASH = re.compile(r"(file|dir|multi):[0-9a-f]{64}\b")
+_HASH = re.compile(r"((?:file|dir|multi):)?[0-9a-f]{64}\b")
 
 
 def comparable(doc: dict[str, Any]) -> dict[str, Any]:
@@ -644,7 +689,7 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     differ (ours are moby's): `parse error line N` (`on line N`), `Invalid containerPort`."""
     out = json.loads(json.dumps(doc))
     if "history" in out:
-        out["history"] = [_HASH.sub(r"\1:<hash>", h.rsplit("\t", 1)[0]) for h in out["history"]]
+        out["history"] = [_HASH.sub(r"\1<hash>", h.rsplit("\t", 1)[0]) for h in out["history"]]
     for key in ("stdout", "stderr", "rebuild", "edited_rebuild"):
         if key in out:
             out[key] = [line.replace("parse error line", "parse error on line").replace(
