@@ -3,6 +3,7 @@ COPY path rules: no daemon needed."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tarfile
@@ -142,6 +143,31 @@ def test_extract_keeps_modes_and_links(tmp_path: Path) -> None:
     assert os.stat(dest / "bin/tool").st_mode & 0o777 == 0o755
     assert os.readlink(dest / "abs") == "/etc/passwd"
     assert os.stat(dest / "hard").st_ino == os.stat(dest / "bin/tool").st_ino
+
+
+def test_extract_unfinished_tar(tmp_path: Path) -> None:
+    """A plain tar ending right after its last file's data (no padding, no end blocks: the
+    docker CLI's context with `-f -`) unpacks, as Go's reader takes it; cut inside a file's
+    data or a header it is refused; a compressed one is left alone."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("a.txt", b"a" * 600), ("b.txt", b"bb")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    full = buf.getvalue()
+    unfinished = full[:512 * 4 + 512 + 2]  # a's header and 2 data blocks, b's header, b's 2 bytes
+    for n, (body, ok) in enumerate([(unfinished, True), (full[:512 * 4 + 512], True), (full[:1000], False),
+                                    (full[:512 * 3 + 100], False), (gzip.compress(full), True)]):
+        dest = tmp_path / str(n)
+        dest.mkdir()
+        if ok:
+            extract(io.BytesIO(body), str(dest))
+            assert (dest / "a.txt").read_bytes() == b"a" * 600
+        else:
+            with pytest.raises(ContextError, match="unexpected end of data"):
+                extract(io.BytesIO(body), str(dest))
+    assert (tmp_path / "0" / "b.txt").read_bytes() == b"bb"
 
 
 def test_plain_dockerfile_body() -> None:

@@ -13,7 +13,7 @@ TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations ar
 if TYPE_CHECKING:
     import tarfile
     from collections.abc import Iterator
-    from typing import IO
+    from typing import IO, Any
 
 
 class ContextError(ValueError):
@@ -164,16 +164,22 @@ def extract(stream: IO[bytes], dest: str, whiteouts: bool = False,
     With whiteouts (image layers), `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory.
     digests, when given, receives the sha256 of each regular file (path → hex), computed on the way."""
     import tarfile
+
+    from dockyard.image.compression import detect
     root_is_root = os.geteuid() == 0
     dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
+    head = stream.read(512)
+    tail = _UnfinishedTar(head, stream, detect(head) == "none")
+    data_end = 0  # where the last member's data ends
     try:
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|*")
+            tar = tarfile.open(fileobj=tail, mode="r|*")
         except tarfile.TarError as e:
             raise ContextError(f"the build context is not a tar archive: {e}") from None
         with tar:
             for member in tar:
+                data_end = member.offset_data + (member.size if member.isreg() else 0)
                 rel = _safe_name(member.name)
                 if not rel:
                     continue
@@ -193,6 +199,8 @@ def extract(stream: IO[bytes], dest: str, whiteouts: bool = False,
                         os.chown(name, member.uid, member.gid, dir_fd=fd, follow_symlinks=False)
                 finally:
                     os.close(fd)
+        if tail.truncated(data_end):
+            raise tarfile.ReadError("unexpected end of data")
         for rel, member in reversed(dirs):
             fd, name = _parent_fd(dest_fd, rel)
             try:
@@ -203,6 +211,51 @@ def extract(stream: IO[bytes], dest: str, whiteouts: bool = False,
         raise ContextError(f"cannot unpack the build context: {e}") from None
     finally:
         os.close(dest_fd)
+
+
+class _UnfinishedTar(io.RawIOBase):
+    """A tar stream read on (after its first bytes, head); a plain one may end right after
+    its last file's data, as the docker CLI's context with `-f -` does (no padding, no end
+    blocks, which Go's tar reader does without): zeros stand in for them. A stream cut inside
+    a file's data or a header is still truncated (the caller asks, knowing where data ended)."""
+
+    def __init__(self, head: bytes, stream: IO[bytes], plain: bool) -> None:
+        self.head, self.stream, self.plain = head, stream, plain
+        self.read_so_far = 0
+        self.ended_at: int | None = None
+        self.zeros = 0
+        self.recent = b""  # the last real bytes (up to a block)
+
+    def truncated(self, data_end: int) -> bool:
+        """Whether the real stream ended before data_end, or in the middle of a header after it."""
+        if self.ended_at is None:
+            return False
+        partial = self.ended_at % 512
+        after_padding = self.ended_at > data_end + (-data_end) % 512
+        return self.ended_at < data_end or bool(after_padding and partial and self.recent[-partial:].strip(b"\0"))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = len(buf)
+        if self.head:
+            data, self.head = self.head[:n], self.head[n:]
+        elif self.ended_at is None:
+            data = self.stream.read(n)
+            if not data and self.plain:
+                self.ended_at = self.read_so_far
+                self.zeros = (-self.read_so_far) % 512 + 1024
+        else:
+            data = b""
+        if not data and self.zeros:
+            data = bytes(min(n, self.zeros))
+            self.zeros -= len(data)
+        if self.ended_at is None:
+            self.recent = (self.recent + data)[-512:]
+        self.read_so_far += len(data)
+        buf[:len(data)] = data
+        return len(data)
 
 
 def _whiteout(fd: int, name: str) -> None:
