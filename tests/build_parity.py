@@ -46,6 +46,7 @@ class Case:
     note: str = ""
     edit: dict[str, str] = field(default_factory=dict)  # files changed before a third build
     served: dict[str, bytes] = field(default_factory=dict)  # files over loopback HTTP at {url}
+    stdin: str = ""  # "-": `build -` (the Dockerfile is the context); "-f -": the Dockerfile from stdin
 
 
 def _tar(members: dict[str, str], compress: Callable[[bytes], bytes]) -> bytes:
@@ -490,6 +491,18 @@ RUN ls -ln /etc/app /downloaded /usr/local/bin | awk '{print $1, $3, $4, $9}'
 """, served={"config.json": b'{"a": 1}\n', "script.sh": b"#!/bin/sh\necho hi\n",
              "archive.tar.gz": _tar({"in.txt": "x\n"}, lambda b: gzip.compress(b, mtime=0))},
          note="ADD of a URL: 0600, not extracted, named after the URL's path"),
+    Case("stdin_dockerfile_only", """\
+FROM busybox
+RUN echo from-stdin > /f
+CMD ["cat", "/f"]
+""", stdin="-"),
+    Case("stdin_dockerfile_with_context", """\
+FROM busybox
+COPY . /ctx/
+RUN rm /ctx/.dockerignore
+""", files={"a.txt": "a\n", ".dockerignore": "b.txt\n", "b.txt": "b\n"}, stdin="-f -",
+         note="the docker CLI adds the Dockerfile to the context under a random name, lists it in "
+              ".dockerignore (removed: its text varies) and ends the tar without padding or end blocks"),
     Case("quiet_and_shm", """\
 FROM busybox
 RUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm-kb && echo visible-only-without-q
@@ -559,9 +572,13 @@ class Engine:
             raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.decode()}")
         return json.loads(proc.stdout)
 
-    def build(self, ctx: Path, tag: str, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*self.cli, "build", "-t", tag, *args, str(ctx)], capture_output=True,
-                              env=self.env, timeout=300, stdin=subprocess.DEVNULL)
+    def build(self, ctx: Path, tag: str, args: tuple[str, ...] = (), stdin: str = "") -> subprocess.CompletedProcess[bytes]:
+        """`build -t tag ARGS ctx`; with stdin, the Dockerfile is read from it: `-f -` (or the
+        whole context when ctx is `-`)."""
+        where = ["-f", "-", str(ctx)] if stdin and str(ctx) != "-" else [str(ctx)]
+        return subprocess.run([*self.cli, "build", "-t", tag, *args, *where], capture_output=True, env=self.env,
+                              timeout=300, input=stdin.encode() if stdin else None,
+                              stdin=None if stdin else subprocess.DEVNULL)
 
     def tree(self, image: str) -> dict[str, list[Any]]:
         """The image's merged file tree from `docker save`: path -> [type, mode, uid, gid, data]."""
@@ -659,7 +676,8 @@ def _facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any
         if proc.returncode != 0:
             raise RuntimeError(f"{case.name}: pre-build {pre_tag}: {proc.stderr.decode()}")
         (ctx / "Dockerfile.pre").unlink()
-    proc = engine.build(ctx, tag, case.args)
+    source, dockerfile = _source(case, ctx)
+    proc = engine.build(source, tag, case.args, dockerfile)
     out: dict[str, Any] = {"exit_code": proc.returncode, "stdout": normalize_output(proc.stdout.decode()),
                            "stderr": normalize_output(proc.stderr.decode())}
     if proc.returncode != 0:
@@ -670,12 +688,20 @@ def _facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any
     history = engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}\t{{.Size}}", tag)
     out["history"] = history.stdout.decode().splitlines()
     out["tree"] = tree_diff(base_tree, engine.tree(tag))
-    out["rebuild"] = normalize_output(engine.build(ctx, tag, case.args).stdout.decode())
+    out["rebuild"] = normalize_output(engine.build(source, tag, case.args, dockerfile).stdout.decode())
     if case.edit:
         for rel, content in case.edit.items():
             (ctx / rel).write_text(content)
-        out["edited_rebuild"] = normalize_output(engine.build(ctx, tag, case.args).stdout.decode())
+        out["edited_rebuild"] = normalize_output(engine.build(source, tag, case.args, dockerfile).stdout.decode())
     return out
+
+
+def _source(case: Case, ctx: Path) -> tuple[Path, str]:
+    """The context argument and the Dockerfile text sent on stdin ("" when it is ctx/Dockerfile)."""
+    if not case.stdin:
+        return ctx, ""
+    (ctx / "Dockerfile").unlink()
+    return (Path("-") if case.stdin == "-" else ctx), case.dockerfile
 
 
 _HASH = re.compile(r"((?:file|dir|multi):)?[0-9a-f]{64}\b")
