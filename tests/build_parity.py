@@ -46,7 +46,8 @@ class Case:
     note: str = ""
     edit: dict[str, str] = field(default_factory=dict)  # files changed before a third build
     served: dict[str, bytes] = field(default_factory=dict)  # files over loopback HTTP at {url}
-    stdin: str = ""  # "-": `build -` (the Dockerfile is the context); "-f -": the Dockerfile from stdin
+    # on stdin: "-" the Dockerfile as the context, "-f -" the Dockerfile beside a context, "tar"/"tar.gz" the context
+    stdin: str = ""
 
 
 def _tar(members: dict[str, str], compress: Callable[[bytes], bytes]) -> bytes:
@@ -503,6 +504,15 @@ RUN rm /ctx/.dockerignore
 """, files={"a.txt": "a\n", ".dockerignore": "b.txt\n", "b.txt": "b\n"}, stdin="-f -",
          note="the docker CLI adds the Dockerfile to the context under a random name, lists it in "
               ".dockerignore (removed: its text varies) and ends the tar without padding or end blocks"),
+    Case("stdin_tar_context", """\
+FROM busybox
+COPY . /ctx/
+""", files={"a.txt": "a\n", "dir/b.txt": "b\n", ".dockerignore": "dir/b.txt\n"}, stdin="tar",
+         note="a context tar from stdin is taken as it is: .dockerignore is the CLI's business"),
+    Case("stdin_tar_gz_context", """\
+FROM busybox
+COPY a.txt /
+""", files={"a.txt": "a\n"}, stdin="tar.gz"),
     Case("quiet_and_shm", """\
 FROM busybox
 RUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm-kb && echo visible-only-without-q
@@ -572,13 +582,12 @@ class Engine:
             raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.decode()}")
         return json.loads(proc.stdout)
 
-    def build(self, ctx: Path, tag: str, args: tuple[str, ...] = (), stdin: str = "") -> subprocess.CompletedProcess[bytes]:
-        """`build -t tag ARGS ctx`; with stdin, the Dockerfile is read from it: `-f -` (or the
-        whole context when ctx is `-`)."""
+    def build(self, ctx: Path, tag: str, args: tuple[str, ...] = (), stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        """`build -t tag ARGS ctx`; with stdin and a directory ctx, `-f -` (the Dockerfile on
+        stdin); ctx `-` reads the context (a Dockerfile or a tar) from stdin."""
         where = ["-f", "-", str(ctx)] if stdin and str(ctx) != "-" else [str(ctx)]
         return subprocess.run([*self.cli, "build", "-t", tag, *args, *where], capture_output=True, env=self.env,
-                              timeout=300, input=stdin.encode() if stdin else None,
-                              stdin=None if stdin else subprocess.DEVNULL)
+                              timeout=300, input=stdin or None, stdin=None if stdin else subprocess.DEVNULL)
 
     def tree(self, image: str) -> dict[str, list[Any]]:
         """The image's merged file tree from `docker save`: path -> [type, mode, uid, gid, data]."""
@@ -696,12 +705,19 @@ def _facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any
     return out
 
 
-def _source(case: Case, ctx: Path) -> tuple[Path, str]:
-    """The context argument and the Dockerfile text sent on stdin ("" when it is ctx/Dockerfile)."""
+def _source(case: Case, ctx: Path) -> tuple[Path, bytes]:
+    """The context argument and what goes to the CLI's stdin (nothing: ctx/Dockerfile)."""
     if not case.stdin:
-        return ctx, ""
+        return ctx, b""
+    if case.stdin.startswith("tar"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:  # as `tar c` makes it
+            for entry in sorted(ctx.rglob("*")):
+                tar.add(entry, arcname=str(entry.relative_to(ctx)), recursive=False)
+        data = buf.getvalue()
+        return Path("-"), gzip.compress(data, mtime=0) if case.stdin == "tar.gz" else data
     (ctx / "Dockerfile").unlink()
-    return (Path("-") if case.stdin == "-" else ctx), case.dockerfile
+    return (Path("-") if case.stdin == "-" else ctx), case.dockerfile.encode()
 
 
 _HASH = re.compile(r"((?:file|dir|multi):)?[0-9a-f]{64}\b")
