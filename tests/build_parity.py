@@ -513,6 +513,18 @@ COPY . /ctx/
 FROM busybox
 COPY a.txt /
 """, files={"a.txt": "a\n"}, stdin="tar.gz"),
+    Case("lowercase_instructions", """\
+from busybox as build
+run echo low > /low
+from busybox
+Workdir /w
+copy --from=build /low ./
+env A=1
+cmd ["sh"]
+"""),
+    Case("crlf_line_endings", "FROM busybox\r\nRUN echo crlf > /f \\\r\n    && echo more >> /f\r\n"
+         "ENV A=1 \\\r\n    B=2\r\nLABEL x=\"y\"\r\nCMD [\"cat\", \"/f\"]\r\n",
+         note="a Dockerfile edited on Windows"),
     Case("quiet_and_shm", """\
 FROM busybox
 RUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm-kb && echo visible-only-without-q

@@ -13,6 +13,7 @@ Accepted differences are made equal by `comparable` (COPY/ADD source hashes, his
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,12 @@ def test_like_dockerd(engine: tuple[Engine, dict[str, list[Any]]], case: Case, t
     got = facts(cli, case, tmp_path, base_tree)
     diffs = compare(comparable(expected(case)), comparable(got))
     assert not diffs, f"{case.name} ({case.note or 'no note'}):\n" + "\n".join(diffs)
+
+
+def test_corpus_never_pulls() -> None:
+    """No case makes a daemon reach for a registry (an unknown --from or FROM is pulled)."""
+    for case in CASES:
+        assert "registry-1.docker.io" not in json.dumps(expected(case)), case.name
 
 
 def test_comparison_catches_differences() -> None:
