@@ -706,6 +706,8 @@ def _facts(engine: Engine, case: Case, work: Path, base_tree: dict[str, list[Any
     inspect = engine.json("image", "inspect", tag)[0]
     out["config"] = {k: inspect["Config"].get(k) for k in CONFIG_KEYS}
     out["layers"] = len(inspect["RootFS"]["Layers"])
+    out["author"] = inspect.get("Author")
+    out["has_parent"] = bool(inspect.get("Parent"))  # the previous step's image (IDs differ)
     history = engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}\t{{.Size}}", tag)
     out["history"] = history.stdout.decode().splitlines()
     out["tree"] = tree_diff(base_tree, engine.tree(tag))
