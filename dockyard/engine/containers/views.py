@@ -8,11 +8,38 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.engine.containers.security import DOCKER_MASKED_PATHS, READONLY_PATHS
 from dockyard.engine.networks import views as network_views
 from dockyard.humanize import human_duration
 from dockyard.image.filters import labels_match
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+
+# dockerd's HostConfig with every field it always shows, at Go's zero values (null for unset
+# slices and maps), under what a container's record holds
+HOST_CONFIG_SHAPE: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}}, "NetworkMode": "",
+    "PortBindings": None, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+    "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None, "CapDrop": None,
+    "CgroupnsMode": "host", "Dns": None, "DnsOptions": None, "DnsSearch": None, "ExtraHosts": None,
+    "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+    "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
+    "UsernsMode": "", "ShmSize": 0, "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+    "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": None, "BlkioDeviceReadBps": None,
+    "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0,
+    "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+    "Devices": None, "DeviceCgroupRules": None, "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0,
+    "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None, "Ulimits": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+}
+# dockerd's container Config: fields always shown, and the ones it leaves out when empty
+CONFIG_SHAPE: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+}
+CONFIG_OMITEMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "StopSignal",
+                    "StopTimeout", "Shell")
 
 
 def initial_state() -> dict[str, Any]:
@@ -21,7 +48,31 @@ def initial_state() -> dict[str, Any]:
             "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
 
 
-def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
+def host_config(hc: dict[str, Any]) -> dict[str, Any]:
+    """A record's HostConfig as dockerd shows it: every field, and the masked and read-only paths
+    applied to unprivileged containers."""
+    out = {**copy.deepcopy(HOST_CONFIG_SHAPE), **hc}
+    if not out["Privileged"]:
+        out["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
+        out["ReadonlyPaths"] = list(READONLY_PATHS)
+    return out
+
+
+def _empty(value: Any) -> bool:
+    """Go's omitempty test for JSON values (0 is not empty for the pointer fields concerned)."""
+    return value is None or value is False or value == "" or value == {} or value == []
+
+
+def container_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A record's Config as dockerd shows it: every field, the omitempty ones only when set."""
+    out = {**copy.deepcopy(CONFIG_SHAPE), **config}
+    for key in CONFIG_OMITEMPTY:
+        if _empty(out.get(key)):
+            out.pop(key, None)
+    return out
+
+
+def inspect(record: dict[str, Any], driver: str, graph_data: dict[str, str] | None = None) -> dict[str, Any]:
     """The GET /containers/{id}/json body."""
     r = copy.deepcopy(record)
     return {
@@ -29,8 +80,9 @@ def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
         "Image": r["Image"], "ResolvConfPath": r["ResolvConfPath"], "HostnamePath": r["HostnamePath"],
         "HostsPath": r["HostsPath"], "LogPath": r["LogPath"], "Name": r["Name"],
         "RestartCount": r.get("RestartCount", 0), "Driver": driver, "Platform": "linux", "MountLabel": "",
-        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": r["HostConfig"],
-        "GraphDriver": {"Name": driver, "Data": None}, "Mounts": r.get("Mounts") or [], "Config": r["Config"],
+        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config(r["HostConfig"]),
+        "GraphDriver": {"Name": driver, "Data": graph_data}, "Mounts": r.get("Mounts") or [],
+        "Config": container_config(r["Config"]),
         "NetworkSettings": network_views.public(r.get("NetworkSettings") or network_views.network_settings({})),
     }
 
@@ -71,8 +123,8 @@ def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | Non
                                                              network_views.network_settings({}))["Networks"]},
         "Mounts": record.get("Mounts") or [],
     }
-    if size is not None:
-        out["SizeRw"], out["SizeRootFs"] = size
+    if size is not None:  # omitted when zero, as dockerd's omitempty does
+        out.update({k: v for k, v in zip(("SizeRw", "SizeRootFs"), size, strict=True) if v})
     return out
 
 
