@@ -36,6 +36,7 @@ from dockyard.engine.volumes.local import disk_usage as files_size
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
+from dockyard.image.snapshot.base import SnapshotError
 from dockyard.image.snapshot.mount import mounts_under, volatile
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
 from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
@@ -749,10 +750,23 @@ class ContainerService:
     def inspect(self, ref: str) -> dict[str, Any]:
         """GET /containers/{id}/json."""
         record = self._record(ref)
-        out = views.inspect(record, self.images.snapshots.driver)
+        out = views.inspect(record, self.images.snapshots.driver, self._graph_data(record["ID"]))
         if self.network is not None:
             out["HostConfig"]["Links"] = self.network.links.host_config_links(record)
         return out
+
+    def _graph_data(self, cid: str) -> dict[str, str] | None:
+        """Inspect's GraphDriver.Data: the overlay's directories (None for other snapshotters)."""
+        try:
+            found = self.images.snapshots.mounts(cid)
+        except SnapshotError:
+            return None
+        for mount in found:
+            if mount.type == "overlay":
+                opts = dict(o.split("=", 1) for o in mount.options if "=" in o)
+                return {"LowerDir": opts.get("lowerdir", ""), "MergedDir": self._rootfs(cid),
+                        "UpperDir": opts.get("upperdir", ""), "WorkDir": opts.get("workdir", "")}
+        return None
 
     def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
              size: bool = False) -> list[dict[str, Any]]:
