@@ -38,6 +38,7 @@ from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
 from dockyard.image.snapshot.base import SnapshotError
 from dockyard.image.snapshot.mount import mounts_under, volatile
+from dockyard.network.ports import PortError, port_range
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
 from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
@@ -82,6 +83,21 @@ def _size(text: str) -> int:
         return int(float(text[:-1] if unit else text) * _UNITS[unit])
     except ValueError:
         raise InvalidParameter(f"invalid size: {text!r}") from None
+
+
+def _check_port_bindings(bindings: dict[str, Any]) -> None:
+    """dockerd's check of PortBindings: a container port is one number, a host port a number or
+    a range ("" for any), each at most 65535."""
+    for key, values in bindings.items():
+        port = key.partition("/")[0]
+        if not (port.isdigit() and int(port) <= 65535):
+            raise InvalidParameter(f'invalid port specification: "{port}"')
+        for binding in values or []:
+            host_port = (binding or {}).get("HostPort") or ""
+            try:
+                port_range(host_port)
+            except PortError:
+                raise InvalidParameter(f'invalid port specification: "{host_port}"') from None
 
 
 class ContainerService:
@@ -266,6 +282,7 @@ class ContainerService:
         policy.validate_restart_policy(hc)
         security.capabilities(hc)
         security.parse_security_opts(hc.get("SecurityOpt"))
+        _check_port_bindings(hc.get("PortBindings") or {})
         log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
         if (log.get("Type") or "json-file") not in LOG_DRIVERS:
             raise InvalidParameter(f"logger: no log driver named '{log['Type']}' is registered")
