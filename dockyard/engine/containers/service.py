@@ -796,12 +796,18 @@ class ContainerService:
                 ancestors[ref] = self.images.resolve(ref)
             except NoSuchImage:
                 pass
+        # before/since name a container: only the ones created before (after) it pass
+        bounds = {key: parse_time(self._record(filters[key][0])["Created"]) for key in ("before", "since")
+                  if filters.get(key)}
         out = []
         records = self.store.all()
         for record in records:
             if not all and not record["State"]["Running"] and "status" not in filters:
                 continue
             if not views.matches(record, filters, ancestors):
+                continue
+            created = parse_time(record["Created"])
+            if created >= bounds.get("before", created + 1) or created <= bounds.get("since", created - 1):
                 continue
             usage = self.images.snapshots.usage(record["ID"]) if size else None
             out.append(views.summary(record, record["Config"].get("Image") or record["Image"],
