@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from dockyard.api import bodies, hijack
+from dockyard.api import bodies, hijack, shapes
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
 from dockyard.api.server import (
+    api_version,
     bool_query,
     engine,
     json_query,
@@ -119,13 +120,15 @@ async def list_containers(request: web.Request) -> web.Response:
     found = await eng.run(eng.containers.list, bool_query(request, "all") or limit > 0, filters,
                           bool_query(request, "size"))
     found.sort(key=lambda c: c["Created"], reverse=True)
-    return json_response(found[:limit] if limit > 0 else found)
+    version = api_version(request)
+    return json_response([shapes.container_summary(c, version) for c in (found[:limit] if limit > 0 else found)])
 
 
 async def inspect(request: web.Request) -> web.Response:
     """GET /containers/{id}/json."""
     eng = engine(request)
-    return json_response(await eng.run(eng.containers.inspect, _ref(request)))
+    doc = await eng.run(eng.containers.inspect, _ref(request))
+    return json_response(shapes.container(doc, api_version(request)))
 
 
 # ---- lifecycle ------------------------------------------------------------------------------------

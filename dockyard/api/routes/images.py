@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from dockyard.api import shapes
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
 from dockyard.api.server import (
@@ -60,10 +61,8 @@ _LEGACY_CONTAINER_CONFIG = {
 async def list_images(request: web.Request) -> web.Response:
     """GET /images/json?all&filters&digests (with VirtualSize before API 1.44)."""
     images = await engine(request).images.list(bool_query(request, "all"), json_query(request, "filters"))
-    if api_version(request) < (1, 44):
-        for image in images:
-            image["VirtualSize"] = image.get("Size", 0)
-    return json_response(images)
+    version = api_version(request)
+    return json_response([shapes.image_summary(image, version) for image in images])
 
 
 async def inspect_image(request: web.Request) -> web.Response:
