@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from dockyard.api import versions
+from dockyard.api import shapes, versions
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
-from dockyard.api.server import engine, json_query, json_response, start_stream
+from dockyard.api.server import api_version, engine, json_query, json_response, start_stream
 from dockyard.engine.config import ENGINE_VERSION
 from dockyard.engine.events import EventFilter
 from dockyard.image import filters as flt
@@ -101,7 +101,7 @@ async def info(request: web.Request) -> web.Response:
     running = sum(1 for st in states if st["Running"]) - paused
     runtimes = {name: rt.info() for name, rt in eng.containers.runtimes.items()}
     security = ["name=seccomp,profile=builtin"] + (["name=cgroupns"] if _cgroup_version() == "2" else [])
-    return json_response({
+    return json_response(shapes.info({
         "ID": eng.id, "Containers": len(states), "ContainersRunning": running, "ContainersPaused": paused,
         "ContainersStopped": len(states) - running - paused,
         "Images": await eng.images.count(), "Driver": eng.images.store.snapshots.driver, "DriverStatus": [],
@@ -129,9 +129,10 @@ async def info(request: web.Request) -> web.Response:
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": config.live_restore, "Isolation": "", "InitBinary": "",
-        "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+        "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": security, "Warnings": None,
-    })
+    }, api_version(request), _cgroup_version()))
 
 
 async def system_df(request: web.Request) -> web.Response:
@@ -141,11 +142,16 @@ async def system_df(request: web.Request) -> web.Response:
     usage = await eng.images.disk_usage()
     containers = await eng.run(eng.containers.list, True, None, True)
     counts = Counter(c["ImageID"] for c in containers)
+    version = api_version(request)
     for image in usage["Images"]:
         image["Containers"] = counts[image["Id"]]
+        shapes.image_summary(image, version)
+    for container in containers:
+        shapes.container_summary(container, version)
     volumes = await eng.run(eng.volumes.disk_usage)
     cache = await eng.run(eng.builds.disk_usage) if eng.builds is not None else []
-    return json_response({**usage, "Containers": containers, "Volumes": volumes, "BuildCache": cache})
+    return json_response(shapes.system_df({**usage, "Containers": containers, "Volumes": volumes,
+                                           "BuildCache": cache or None}, version))  # null when none, as dockerd
 
 
 def parse_time_ns(value: str) -> int:
