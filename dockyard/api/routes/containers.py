@@ -128,6 +128,7 @@ async def inspect(request: web.Request) -> web.Response:
     """GET /containers/{id}/json."""
     eng = engine(request)
     doc = await eng.run(eng.containers.inspect, _ref(request))
+    doc["ExecIDs"] = eng.execs.ids_of(doc["Id"]) or None
     return json_response(shapes.container(doc, api_version(request)))
 
 

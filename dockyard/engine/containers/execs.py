@@ -103,6 +103,10 @@ class ExecService:
         self._execs[exec_id] = Exec(exec_id, record["ID"], {**body, "Cmd": list(cmd)})
         return exec_id
 
+    def ids_of(self, container_id: str) -> list[str]:
+        """The IDs of a container's exec instances (inspect's ExecIDs)."""
+        return [ex.id for ex in list(self._execs.values()) if ex.container_id == container_id]
+
     def inspect(self, exec_id: str) -> dict[str, Any]:
         """GET /exec/{id}/json."""
         return self.get(exec_id).inspect()
