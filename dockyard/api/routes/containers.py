@@ -129,6 +129,9 @@ async def inspect(request: web.Request) -> web.Response:
     eng = engine(request)
     doc = await eng.run(eng.containers.inspect, _ref(request))
     doc["ExecIDs"] = eng.execs.ids_of(doc["Id"]) or None
+    if bool_query(request, "size"):
+        doc["SizeRw"] = await eng.run(eng.containers.layer_size, doc["Id"])
+        doc["SizeRootFs"] = doc["SizeRw"] + (await eng.images.inspect(doc["Image"]))["Size"]
     return json_response(shapes.container(doc, api_version(request)))
 
 
