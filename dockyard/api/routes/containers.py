@@ -25,7 +25,7 @@ from dockyard.api.server import (
     read_json,
     start_stream,
 )
-from dockyard.engine.containers import NotModified, detach
+from dockyard.engine.containers import Conflict, NotModified, detach
 from dockyard.engine.containers.logs import parse_time
 from dockyard.engine.containers.policy import parse_signal
 from dockyard.engine.containers.service import PendingAttach
@@ -165,7 +165,10 @@ async def kill(request: web.Request) -> web.Response:
     """POST /containers/{id}/kill?signal."""
     eng = engine(request)
     sig = parse_signal(request.query.get("signal") or "SIGKILL", 9)
-    return await _no_content(eng, _ref(request), "kill", eng.containers.kill, sig, signal=str(sig))
+    try:
+        return await _no_content(eng, _ref(request), "kill", eng.containers.kill, sig, signal=str(sig))
+    except Conflict as e:  # dockerd names the container as the client did
+        raise Conflict(f"Cannot kill container: {_ref(request)}: {e}") from None
 
 
 async def pause(request: web.Request) -> web.Response:
