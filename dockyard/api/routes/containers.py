@@ -219,7 +219,7 @@ async def update(request: web.Request) -> web.Response:
     record = await _record(eng, _ref(request))
     warnings = await eng.run(eng.containers.update, record["ID"], body)
     eng.container_event(record, "update")
-    return json_response({"Warnings": warnings})
+    return json_response({"Warnings": warnings or None})
 
 
 async def resize(request: web.Request) -> web.Response:
