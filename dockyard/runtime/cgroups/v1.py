@@ -256,10 +256,11 @@ class CgroupV1(Cgroup):
         if "memory" in self.dirs:
             d = self.dirs["memory"]
             limit = read_int(f"{d}/memory.limit_in_bytes") or 0
+            failcnt = read_int(f"{d}/memory.failcnt") or 0
             out["memory_stats"] = {
                 "usage": read_int(f"{d}/memory.usage_in_bytes") or 0,
                 "max_usage": read_int(f"{d}/memory.max_usage_in_bytes") or 0,
-                "failcnt": read_int(f"{d}/memory.failcnt") or 0,
+                **({"failcnt": failcnt} if failcnt else {}),  # dockerd leaves a zero out
                 "limit": min(limit, host.host_memory()) if limit else host.host_memory(),
                 "stats": read_kv(f"{d}/memory.stat"),
             }
@@ -287,9 +288,11 @@ class CgroupV1(Cgroup):
             out["pids_stats"] = pids
         if "blkio" in self.dirs:
             d = self.dirs["blkio"]
-            out["blkio_stats"] = {
+            out["blkio_stats"] = {  # as dockerd on v1: every list present, empty when not read
                 "io_service_bytes_recursive": _blkio_list(f"{d}/blkio.throttle.io_service_bytes_recursive"),
                 "io_serviced_recursive": _blkio_list(f"{d}/blkio.throttle.io_serviced_recursive"),
+                **{k: [] for k in ("io_queue_recursive", "io_service_time_recursive", "io_wait_time_recursive",
+                                   "io_merged_recursive", "io_time_recursive", "sectors_recursive")},
             }
         return out
 
