@@ -15,6 +15,7 @@ PREDEFINED = ("bridge", "host", "none")
 def network(record: dict[str, Any], endpoints: list[dict[str, Any]] | None) -> dict[str, Any]:
     """GET /networks/{id} (endpoints given) or one entry of GET /networks (Containers empty)."""
     out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
+    out["IPAM"]["Config"] = out["IPAM"].get("Config") or []  # host and none: [] as dockerd shows
     out["Containers"] = {
         ep["ContainerID"]: {"Name": ep["Name"], "EndpointID": ep["EndpointID"], "MacAddress": ep["MacAddress"],
                             "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}", "IPv6Address": ""}
