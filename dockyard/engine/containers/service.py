@@ -285,7 +285,8 @@ class ContainerService:
         _check_port_bindings(hc.get("PortBindings") or {})
         log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
         if (log.get("Type") or "json-file") not in LOG_DRIVERS:
-            raise InvalidParameter(f"logger: no log driver named '{log['Type']}' is registered")
+            # dockerd's text at create: an unknown driver is looked up as a logging plugin
+            raise InvalidParameter(f'error looking up logging plugin {log["Type"]}: plugin "{log["Type"]}" not found')
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
         hc["NetworkMode"] = hc.get("NetworkMode") or "default"
