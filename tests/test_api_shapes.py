@@ -1,0 +1,77 @@
+"""Engine API shapes against dockerd's: scripts/api_parity.py's scenario (containers of every
+HostConfig kind, lists and filters, images, volumes, networks, execs, errors, events) run against
+a private dockyardd and compared with the key/type skeletons it recorded from a real dockerd 20.10
+(tests/data/api_shapes/), pinned to API 1.41 and unversioned (1.45: the recording carried forward
+by moby's version history). Missing keys, extra keys, null vs [] vs {}, status codes, the headers
+clients read and error texts all count; key order does not."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from scripts import api_parity as parity
+from tests.daemon import Dockyardd, busybox_daemon, containers_removed
+
+daemon = busybox_daemon  # the module's daemon fixture
+no_leftover_children = containers_removed
+
+RECORDED = Path(__file__).parent / "data" / "api_shapes" / "dockerd-20.10-v1.41.json"
+
+
+@pytest.fixture(scope="module")
+def oracle() -> dict[str, parity.Step]:
+    return parity.load(str(RECORDED))
+
+
+def differences(oracle: dict[str, parity.Step], ours: dict[str, parity.Step]) -> list[str]:
+    """Every difference that is not accepted (see api_parity.NEWER_DOCKERD and KNOWN)."""
+    out = []
+    for name, want in oracle.items():
+        if name.startswith("events "):
+            if name in ours:
+                out += [f"{name}: {line}" for line in parity.diff(want.shape, ours[name].shape)
+                        if ".Actor.Attributes." not in line]
+            continue
+        if name not in ours:
+            out.append(f"{name}: step missing")
+            continue
+        out += [f"{name}: {line}" for line in parity.compare(name, want, ours[name], parity.accepted)]
+    return out
+
+
+def test_shapes_at_api_1_41_match_dockerd(daemon: Dockyardd, oracle: dict[str, parity.Step]) -> None:
+    ours = parity.Scenario(parity.Api(str(daemon.socket), "1.41")).run()
+    assert differences(oracle, ours) == []
+
+
+def test_shapes_unversioned_match_dockerd_carried_to_1_45(daemon: Dockyardd,
+                                                          oracle: dict[str, parity.Step]) -> None:
+    ours = parity.Scenario(parity.Api(str(daemon.socket), None)).run()
+    assert differences(parity.upgrade(oracle, (1, 45)), ours) == []
+
+
+def test_the_comparison_sees_what_clients_break_on(oracle: dict[str, parity.Step]) -> None:
+    """The checker itself: a key dropped, null for [], a changed status and header are reported."""
+    name = "GET /containers/{id}/json (basic, created)"
+    broken = copy.deepcopy(oracle[name])
+    del broken.shape["HostConfig"]["Binds"]
+    broken.shape["Mounts"] = "null"
+    broken.status = 500
+    broken.headers["Content-Type"] = "text/plain"
+    found = parity.compare(name, oracle[name], broken)
+    assert "status: oracle 200 vs ours 500" in found
+    assert ".HostConfig.Binds: missing (oracle: null)" in found
+    assert ".Mounts: type oracle array vs ours null" in found
+    assert any(line.startswith("header Content-Type") for line in found)
+
+
+def test_recorded_inspect_has_dockerds_keys(oracle: dict[str, parity.Step]) -> None:
+    """The recording holds what the comparison relies on (a regenerated one must too)."""
+    created = oracle["GET /containers/{id}/json (basic, created)"].shape
+    assert {"GraphDriver", "Platform", "HostConfig", "NetworkSettings", "Mounts"} <= set(created)
+    assert created["HostConfig"]["Binds"] == "null" and created["HostConfig"]["MaskedPaths"] == ["string"]
+    assert oracle["POST /containers/{id}/start (running)"].status == 304
+    assert oracle["DELETE /containers/{id} (running)"].status == 409
