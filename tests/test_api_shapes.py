@@ -8,6 +8,7 @@ clients read and error texts all count; key order does not."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,23 @@ def test_recorded_inspect_has_dockerds_keys(oracle: dict[str, parity.Step]) -> N
     assert created["HostConfig"]["Binds"] == "null" and created["HostConfig"]["MaskedPaths"] == ["string"]
     assert oracle["POST /containers/{id}/start (running)"].status == 304
     assert oracle["DELETE /containers/{id} (running)"].status == 409
+
+
+def test_commit_keeps_the_container_and_its_config_for_older_clients(daemon: Dockyardd) -> None:
+    """dockerd's commit records the container and its config: image inspect shows them up to API
+    1.44 (docker-py's default, whose commit test reads them) and no more from 1.45."""
+    status, _, body = daemon.request("POST", "/containers/create", json.dumps(
+        {"Image": "busybox", "Cmd": ["touch", "/x"]}).encode(), {"Content-Type": "application/json"})
+    assert status == 201, body
+    cid = json.loads(body)["Id"]
+    status, _, body = daemon.request("POST", f"/commit?container={cid}&repo=shapes-commit&tag=1")
+    assert status == 201, body
+    try:
+        old = json.loads(daemon.request("GET", "/v1.44/images/shapes-commit:1/json")[2])
+        assert old["Container"] == cid and old["ContainerConfig"]["Image"] == "busybox"
+        assert old["ContainerConfig"]["Cmd"] == ["touch", "/x"] and old["ContainerConfig"]["Tty"] is False
+        new = json.loads(daemon.request("GET", "/v1.45/images/shapes-commit:1/json")[2])
+        assert "Container" not in new and "ContainerConfig" not in new
+    finally:
+        daemon.request("DELETE", "/images/shapes-commit:1")
+        daemon.request("DELETE", f"/containers/{cid}")

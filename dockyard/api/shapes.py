@@ -59,6 +59,16 @@ def image_summary(doc: dict[str, Any], version: Version) -> dict[str, Any]:
     return doc
 
 
+def image(doc: dict[str, Any], version: Version) -> dict[str, Any]:
+    """GET /images/{name}/json: Container and ContainerConfig before 1.45, VirtualSize before 1.44."""
+    if version >= (1, 45):
+        doc.pop("Container", None)
+        doc.pop("ContainerConfig", None)
+    if version < (1, 44):
+        doc["VirtualSize"] = doc.get("Size", 0)
+    return doc
+
+
 def system_df(doc: dict[str, Any], version: Version) -> dict[str, Any]:
     """GET /system/df: BuilderSize before 1.42."""
     if version < (1, 42):
