@@ -253,6 +253,8 @@ class NetworkService:
         except ValueError:
             raise InvalidParameter(f"invalid gateway address {gateway}") from None
         out["Gateway"] = gateway
+        if not wanted.get("Gateway"):
+            out["_ImpliedGateway"] = True  # shown only as dockerd does: not when a subnet came without one
         aux = dict(wanted.get("AuxiliaryAddresses") or {})
         for host, address in aux.items():
             try:

@@ -15,12 +15,19 @@ PREDEFINED = ("bridge", "host", "none")
 def network(record: dict[str, Any], endpoints: list[dict[str, Any]] | None) -> dict[str, Any]:
     """GET /networks/{id} (endpoints given) or one entry of GET /networks (Containers empty)."""
     out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
-    out["IPAM"]["Config"] = out["IPAM"].get("Config") or []  # host and none: [] as dockerd shows
+    out["IPAM"]["Config"] = [ipam_config(c) for c in out["IPAM"].get("Config") or []]  # host, none: []
     out["Containers"] = {
         ep["ContainerID"]: {"Name": ep["Name"], "EndpointID": ep["EndpointID"], "MacAddress": ep["MacAddress"],
                             "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}", "IPv6Address": ""}
         for ep in endpoints or []}
     return out
+
+
+def ipam_config(entry: dict[str, Any]) -> dict[str, Any]:
+    """One IPAM config entry as dockerd shows it: the gateway chosen for a subnet that came
+    without one is not shown."""
+    return {k: v for k, v in entry.items()
+            if not k.startswith("_") and not (k == "Gateway" and entry.get("_ImpliedGateway"))}
 
 
 def endpoint_settings(network_id: str, config: dict[str, Any] | None) -> dict[str, Any]:
