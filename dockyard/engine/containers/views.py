@@ -119,8 +119,9 @@ def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | Non
         "Labels": record["Config"].get("Labels") or {}, "State": record["State"]["Status"],
         "Status": status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": network_views.public(record.get("NetworkSettings") or
-                                                             network_views.network_settings({}))["Networks"]},
+        "NetworkSettings": {"Networks": {
+            name: network_views.summary_endpoint(ep) for name, ep in network_views.public(
+                record.get("NetworkSettings") or network_views.network_settings({}))["Networks"].items()}},
         "Mounts": record.get("Mounts") or [],
     }
     if size is not None:  # omitted when zero, as dockerd's omitempty does

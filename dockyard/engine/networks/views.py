@@ -41,6 +41,17 @@ def endpoint_settings(network_id: str, config: dict[str, Any] | None) -> dict[st
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
 
+_SUMMARY_FIELDS = ("IPAMConfig", "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway",
+                   "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress")
+
+
+def summary_endpoint(settings: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint as GET /containers/json shows it: dockerd's list copies only the addresses
+    (aliases, links, driver options and DNS names are null there)."""
+    return {**settings, "Links": None, "Aliases": None, "DriverOpts": None, "DNSNames": None,
+            **{k: settings.get(k) for k in _SUMMARY_FIELDS}}
+
+
 def clear_endpoint(settings: dict[str, Any]) -> None:
     """Drop what only holds while the container runs."""
     settings.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, DNSNames=None,
