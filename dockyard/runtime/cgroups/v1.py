@@ -262,7 +262,8 @@ class CgroupV1(Cgroup):
                 "max_usage": read_int(f"{d}/memory.max_usage_in_bytes") or 0,
                 **({"failcnt": failcnt} if failcnt else {}),  # dockerd leaves a zero out
                 "limit": min(limit, host.host_memory()) if limit else host.host_memory(),
-                "stats": read_kv(f"{d}/memory.stat"),
+                "stats": {k: v for k, v in read_kv(f"{d}/memory.stat").items()
+                          if k.removeprefix("total_") in _DOCKER_MEMORY_STATS},
             }
         cpu: dict[str, Any] = {"system_cpu_usage": host.system_cpu_usage(), "online_cpus": host.online_cpus()}
         if "cpuacct" in self.dirs:
@@ -295,6 +296,13 @@ class CgroupV1(Cgroup):
                                    "io_merged_recursive", "io_time_recursive", "sectors_recursive")},
             }
         return out
+
+
+# the memory.stat fields dockerd's stats show on cgroup v1 (each also as total_<field>)
+_DOCKER_MEMORY_STATS = frozenset({
+    "cache", "rss", "rss_huge", "mapped_file", "dirty", "writeback", "pgpgin", "pgpgout", "pgfault", "pgmajfault",
+    "inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable", "hierarchical_memory_limit",
+    "hierarchical_memsw_limit"})
 
 
 def _blkio_list(path: str) -> list[dict[str, object]]:
