@@ -4,26 +4,35 @@ clients read, error messages and JSON structure (missing keys, extra keys, type 
 null, [] and {} are different types, key order is not compared).
 
     python scripts/api_parity.py --oracle /tmp/d/docker.sock --ours /tmp/y/d.sock [--version 1.41]
-    python scripts/api_parity.py --ours SOCK --record tests/data/api_shapes/dockerd-20.10.json ...
+    python scripts/api_parity.py --private [--record tests/data/api_shapes/dockerd-20.10-v1.41.json]
+    python scripts/api_parity.py --expect tests/data/api_shapes/dockerd-20.10-v1.41.json --ours SOCK
 
-Both daemons must have busybox:latest and nothing else of the scenario's names. --record writes
-the oracle's skeletons (what tests/test_api_shapes.py compares dockyardd against, without dockerd).
-With --expect FILE instead of --oracle, the recorded skeletons are the oracle.
+Both daemons must have busybox:latest and nothing else of the scenario's names. --private starts
+both on temporary state (dockerd with its own containerd, a bridge of its own and iptables off;
+busybox loaded offline into each) and removes everything afterwards. --record writes the oracle's
+skeletons (what tests/test_api_shapes.py compares dockyardd against, without dockerd). With
+--expect FILE instead of --oracle, the recorded skeletons are the oracle; an unpinned or newer
+--version carries them forward by moby's version history (upgrade()).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 HEADERS = ("Content-Type", "Api-Version", "Docker-Experimental", "Ostype", "Server")
@@ -300,7 +309,7 @@ class Scenario:
 
     def run(self) -> dict[str, Step]:
         """Every step, then removal of everything the scenario made."""
-        since = int(time.time()) - 1
+        since = f"{time.time():.9f}"  # the scenario's own events only
         try:
             self.system()
             self.objects()
@@ -309,7 +318,7 @@ class Scenario:
             self.images()
             self.errors()
             self.prunes()
-            until = int(time.time()) + 1
+            until = f"{time.time() + 1:.9f}"
             reply = self.api.call("GET", f"/events?since={since}&until={until}")
             by_kind: dict[str, list[Any]] = {}
             for event in reply.body if isinstance(reply.body, list) else []:
@@ -738,17 +747,69 @@ def report(oracle: dict[str, Step], ours: dict[str, Step], ignore: Callable[[str
     return bad
 
 
+PRIVATE_BRIDGE, PRIVATE_BRIDGE_ADDRESS = "dyparity0", "10.251.77.1/24"
+
+
+@contextlib.contextmanager
+def private_daemons() -> Iterator[tuple[str, str]]:
+    """A private dockerd and dockyardd with busybox; (dockerd socket, dockyardd socket)."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from tests.daemon import Dockyardd, busybox_archive
+
+    tmp = Path(tempfile.mkdtemp(prefix="dy-parity-", dir="/tmp"))
+    dockerd: subprocess.Popen[bytes] | None = None
+    (tmp / "dockyardd").mkdir()
+    ours = Dockyardd(tmp=str(tmp / "dockyardd"))
+    subprocess.run(["ip", "link", "add", PRIVATE_BRIDGE, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", PRIVATE_BRIDGE_ADDRESS, "dev", PRIVATE_BRIDGE], check=True)
+        subprocess.run(["ip", "link", "set", PRIVATE_BRIDGE, "up"], check=True)
+        archive = busybox_archive(tmp)
+        sock = tmp / "docker.sock"
+        (tmp / "daemon.json").write_text("{}")
+        with open(tmp / "dockerd.log", "wb") as log:
+            dockerd = subprocess.Popen(
+                ["dockerd", "--config-file", str(tmp / "daemon.json"), "--data-root", str(tmp / "docker"),
+                 "--exec-root", str(tmp / "exec"), "--pidfile", str(tmp / "docker.pid"), "-H", f"unix://{sock}",
+                 "--bridge", PRIVATE_BRIDGE, "--iptables=false", "--ip6tables=false", "--ip-masq=false"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        docker = ["docker", "-H", f"unix://{sock}"]
+        wait_for(lambda: subprocess.run([*docker, "version"], capture_output=True).returncode == 0, 60)
+        subprocess.run([*docker, "load", "-i", str(archive)], check=True, capture_output=True)
+        ours.start()
+        ours.docker("load", "-i", str(archive))
+        yield str(sock), str(ours.socket)
+    finally:
+        ours.cleanup()
+        if dockerd is not None:
+            dockerd.terminate()
+            dockerd.wait(60)
+        subprocess.run(["ip", "link", "del", PRIVATE_BRIDGE], check=False)
+        with open("/proc/self/mountinfo") as f:  # dockerd's overlay mounts, deepest first
+            points = sorted((line.split()[4] for line in f if line.split()[4].startswith(str(tmp))),
+                            key=len, reverse=True)
+        for point in points:
+            subprocess.run(["umount", "-l", point], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--oracle", help="the oracle daemon's unix socket (dockerd)")
     parser.add_argument("--expect", help="recorded oracle skeletons (instead of --oracle)")
     parser.add_argument("--ours", help="dockyardd's unix socket")
+    parser.add_argument("--private", action="store_true", help="start a private dockerd and dockyardd (root)")
     parser.add_argument("--version", default="1.41", help="API version to pin ('' for unversioned paths)")
     parser.add_argument("--record", help="write the oracle's skeletons to this file")
     parser.add_argument("--swagger", help="also check our replies against moby's api/swagger.yaml")
     parser.add_argument("--all", action="store_true",
                         help="also show the differences newer dockerd shares and the known ones")
     args = parser.parse_args(argv)
+    if args.private:
+        with private_daemons() as (oracle, ours):
+            rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--private"]
+            return main([*rest, "--oracle", oracle, "--ours", ours])
     version = args.version or None
     oracle: dict[str, Step] = {}
     if args.oracle:
