@@ -52,9 +52,9 @@ def host_config(hc: dict[str, Any]) -> dict[str, Any]:
     """A record's HostConfig as dockerd shows it: every field, and the masked and read-only paths
     applied to unprivileged containers."""
     out = {**copy.deepcopy(HOST_CONFIG_SHAPE), **hc}
-    if not out["Privileged"]:
-        out["MaskedPaths"] = list(DOCKER_MASKED_PATHS)
-        out["ReadonlyPaths"] = list(READONLY_PATHS)
+    privileged = out["Privileged"]
+    out["MaskedPaths"] = None if privileged else list(DOCKER_MASKED_PATHS)
+    out["ReadonlyPaths"] = None if privileged else list(READONLY_PATHS)
     return out
 
 
