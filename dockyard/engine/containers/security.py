@@ -101,6 +101,16 @@ def parse_security_opts(opts: list[str] | None) -> tuple[bool, str | None]:
     return nnp, profile
 
 
+def label_opts(host_config: dict[str, Any]) -> list[str]:
+    """The SecurityOpt dockerd adds at create: label=disable for a privileged container or one
+    sharing the host's IPC or PID namespace, unless a label option was given."""
+    opts = host_config.get("SecurityOpt") or []
+    if any(o.partition("=")[0] == "label" for o in opts):
+        return []
+    shares_host = "host" in (host_config.get("IpcMode"), host_config.get("PidMode"))
+    return ["label=disable"] if host_config.get("Privileged") or shares_host else []
+
+
 def seccomp_config(profile_opt: str | None, caps: list[str], privileged: bool) -> dict[str, Any] | None:
     """The OCI seccomp object, or None when unconfined (or privileged with the default profile)."""
     if profile_opt == "unconfined" or (privileged and profile_opt is None):

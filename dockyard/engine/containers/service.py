@@ -282,6 +282,8 @@ class ContainerService:
         policy.validate_restart_policy(hc)
         security.capabilities(hc)
         security.parse_security_opts(hc.get("SecurityOpt"))
+        if labels := security.label_opts(hc):
+            hc["SecurityOpt"] = [*(hc.get("SecurityOpt") or []), *labels]
         _check_port_bindings(hc.get("PortBindings") or {})
         log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
         if (log.get("Type") or "json-file") not in LOG_DRIVERS:
