@@ -263,6 +263,8 @@ CREATE_VARIANTS: dict[str, dict[str, Any]] = {
     "security": {"Cmd": ["true"], "User": "1000:1000",
                  "HostConfig": {"SecurityOpt": ["no-new-privileges"], "CapAdd": ["NET_ADMIN"],
                                 "CapDrop": ["MKNOD"], "ReadonlyRootfs": True, "Privileged": False}},
+    "privileged": {"Cmd": ["true"], "HostConfig": {"Privileged": True, "Init": True, "AutoRemove": False,
+                                                   "Sysctls": {"net.ipv4.ip_forward": "1"}}},
     "ulimits": {"Cmd": ["true"], "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]}},
     "devices": {"Cmd": ["true"], "HostConfig": {"Devices": [
         {"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}]}},
