@@ -51,7 +51,8 @@ def initial_state() -> dict[str, Any]:
 def host_config(hc: dict[str, Any]) -> dict[str, Any]:
     """A record's HostConfig as dockerd shows it: every field, and the masked and read-only paths
     applied to unprivileged containers."""
-    out = {**copy.deepcopy(HOST_CONFIG_SHAPE), **hc}
+    out = {**HOST_CONFIG_SHAPE, "LogConfig": {"Type": "", "Config": {}},  # fresh copies of the mutable defaults
+           "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "ConsoleSize": [0, 0], **hc}
     privileged = out["Privileged"]
     out["MaskedPaths"] = None if privileged else list(DOCKER_MASKED_PATHS)
     out["ReadonlyPaths"] = None if privileged else list(READONLY_PATHS)
@@ -65,7 +66,7 @@ def _empty(value: Any) -> bool:
 
 def container_config(config: dict[str, Any]) -> dict[str, Any]:
     """A record's Config as dockerd shows it: every field, the omitempty ones only when set."""
-    out = {**copy.deepcopy(CONFIG_SHAPE), **config}
+    out = {**CONFIG_SHAPE, **config}  # every default is immutable
     for key in CONFIG_OMITEMPTY:
         if _empty(out.get(key)):
             out.pop(key, None)
