@@ -96,3 +96,19 @@ def test_commit_keeps_the_container_and_its_config_for_older_clients(daemon: Doc
     finally:
         daemon.request("DELETE", "/images/shapes-commit:1")
         daemon.request("DELETE", f"/containers/{cid}")
+
+
+def test_sizes_count_the_image_in_size_rootfs(daemon: Dockyardd) -> None:
+    """size=1: SizeRootFs is the writable layer plus the image's layers, in the list and in inspect."""
+    status, _, body = daemon.request("POST", "/containers/create?name=shapes-size", json.dumps(
+        {"Image": "busybox", "Cmd": ["true"]}).encode(), {"Content-Type": "application/json"})
+    assert status == 201, body
+    try:
+        image_size = json.loads(daemon.request("GET", "/images/busybox/json")[2])["Size"]
+        listed = json.loads(daemon.request("GET", "/containers/json?all=1&size=1")[2])
+        entry = next(c for c in listed if c["Names"] == ["/shapes-size"])
+        assert entry["SizeRootFs"] == entry.get("SizeRw", 0) + image_size
+        inspected = json.loads(daemon.request("GET", "/containers/shapes-size/json?size=1")[2])
+        assert inspected["SizeRootFs"] == inspected["SizeRw"] + image_size
+    finally:
+        daemon.request("DELETE", "/containers/shapes-size")

@@ -811,6 +811,7 @@ class ContainerService:
         bounds = {key: parse_time(self._record(filters[key][0])["Created"]) for key in ("before", "since")
                   if filters.get(key)}
         out = []
+        image_sizes: dict[str, int] = {}
         records = self.store.all()
         for record in records:
             if not all and not record["State"]["Running"] and "status" not in filters:
@@ -820,12 +821,23 @@ class ContainerService:
             created = parse_time(record["Created"])
             if created >= bounds.get("before", created + 1) or created <= bounds.get("since", created - 1):
                 continue
-            usage = self.images.snapshots.usage(record["ID"]) if size else None
-            out.append(views.summary(record, record["Config"].get("Image") or record["Image"],
-                                     (usage[0], usage[0]) if usage else None))
+            sizes = None
+            if size:  # SizeRootFs: the writable layer and the image's layers, as dockerd
+                rw = self.images.snapshots.usage(record["ID"])[0]
+                if record["Image"] not in image_sizes:
+                    image_sizes[record["Image"]] = self._image_size(record["Image"])
+                sizes = (rw, rw + image_sizes[record["Image"]])
+            out.append(views.summary(record, record["Config"].get("Image") or record["Image"], sizes))
             if self.network is not None:
                 out[-1]["Names"] += self.network.links.names_of(record["ID"], records)
         return out
+
+    def _image_size(self, image_id: str) -> int:
+        """The image's size (0 once it is gone: a forced removal can leave containers of it)."""
+        try:
+            return self.images.size(image_id)
+        except NoSuchImage:
+            return 0
 
     def layer_size(self, cid: str) -> int:
         """Bytes of the files in the container's writable layer (Docker's SizeRw measure: what
