@@ -561,7 +561,6 @@ MUST_DIFFER = [
     r": \[\]\.Options\.com\.docker\.network\.",
     r"header Server",
     r"\(healthy\): \.ExecIDs: type",  # health probes in flight at that instant are listed
-    r"^events [^:]*: \.Actor\.Attributes\.",  # labels and per-action extras
 ]
 
 
