@@ -197,6 +197,16 @@ class Step:
         return {"status": self.status, "headers": self.headers, "shape": self.shape, "message": self.message}
 
 
+def demultiplex(raw: bytes) -> str:
+    """An attach/logs stream's 8-byte-header frames as "stream:payload" items (compared exactly)."""
+    out = []
+    while len(raw) >= 8:
+        size = int.from_bytes(raw[4:8], "big")
+        out.append(f"{raw[0]}:{raw[8:8 + size].decode(errors='replace')!r}")
+        raw = raw[8 + size:]
+    return " ".join(out) + (f" trailing {raw!r}" if raw else "")
+
+
 def normalise_message(text: str) -> str:
     """An error text with IDs replaced (they differ between daemons)."""
     return ID_RE.sub("<id>", text)
@@ -280,7 +290,7 @@ CREATE_VARIANTS: dict[str, dict[str, Any]] = {
     "container": {"Cmd": ["true"], "HostConfig": {"NetworkMode": f"container:{PREFIX}basic"}},
     "usernet": {"Cmd": ["sleep", "300"], "HostConfig": {"NetworkMode": f"{PREFIX}net"},
                 "NetworkingConfig": {"EndpointsConfig": {f"{PREFIX}net": {"Aliases": ["web"]}}}},
-    "exited": {"Cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"]},
+    "exited": {"Cmd": ["sh", "-c", "echo out; sleep 0.2; echo err >&2; exit 3"]},
     "paused": {"Cmd": ["sleep", "300"]},
 }
 
@@ -385,7 +395,9 @@ class Scenario:
         self.rec("GET /containers/{id}/stats?stream=false", "GET", f"{c}/stats?stream=false")
         self.rec("GET /containers/{id}/stats?stream=false&one-shot=true", "GET", f"{c}/stats?stream=false&one-shot=true")
         self.rec("GET /containers/{id}/stats (exited)", "GET", f"/containers/{PREFIX}exited/stats?stream=false")
-        self.rec("GET /containers/{id}/logs", "GET", f"/containers/{PREFIX}exited/logs?stdout=1&stderr=1")
+        for query in ("stdout=1&stderr=1", "stdout=1&tail=1", "stderr=1&timestamps=0"):
+            reply = self.rec(f"GET /containers/{{id}}/logs?{query}", "GET", f"/containers/{PREFIX}exited/logs?{query}")
+            self.steps[f"GET /containers/{{id}}/logs?{query}"].message = demultiplex(reply.raw)
         self.rec("GET /containers/{id}/logs (no stream chosen)", "GET", f"/containers/{PREFIX}exited/logs")
         self.rec("POST /containers/{id}/wait", "POST", f"/containers/{PREFIX}exited/wait")
         self.rec("HEAD /containers/{id}/archive (dir)", "HEAD", f"{c}/archive?path=/etc")
@@ -569,7 +581,7 @@ MUST_DIFFER = [
 # differs (IDs, sizes, the advertised versions)
 NEWER_DOCKERD = [
     r"^GET /containers/\{id\}/json \(\w+, created\): \.HostConfig\.Runtime: extra",  # set at create since 23.0
-    r"^GET /containers/\{id\}/logs: header Content-Type: extra",  # API 1.42
+    r"^GET /containers/\{id\}/logs\?[^:]*: header Content-Type: extra",  # API 1.42
     r"^GET /(containers|images)/json \(bad filter\): message: oracle \"Invalid filter",  # lower case since 23.0
     r"^DELETE /networks/\{id\} \(in use\): message",  # the endpoints named since 25.0
     r"^GET /images/\{name\}/json \(missing\): message: oracle 'no such image: ",  # one "No such image" since 23.0
@@ -624,7 +636,7 @@ def upgrade(steps: dict[str, Step], version: tuple[int, ...]) -> dict[str, Step]
     moby's version history: dropped, added and retyped fields."""
     out = json.loads(json.dumps({k: v.as_json() for k, v in steps.items()}))
     for name, step in out.items():
-        if name == "GET /containers/{id}/logs" and version >= (1, 42):
+        if name.startswith("GET /containers/{id}/logs?") and version >= (1, 42):
             step["headers"]["Content-Type"] = "application/vnd.docker.multiplexed-stream"
         for node in _dicts(step["shape"]):
             if version >= (1, 42):
