@@ -12,6 +12,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import websocket
 
 from tests.daemon import Dockyardd
 from tests.daemon import busybox_daemon as daemon  # noqa: F401
@@ -297,3 +298,57 @@ def test_volume_subpath_mount(api: docker.APIClient) -> None:
         for cid in cids:
             api.remove_container(cid, force=True)
         api.remove_volume(volume)
+
+
+def _websocket(daemon: Dockyardd, path: str) -> websocket.WebSocket:  # noqa: F811
+    """A WebSocket to path on daemon's unix socket (websocket-client, as docker-py's ws=True uses)."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(10)
+    sock.connect(str(daemon.socket))
+    return websocket.create_connection(f"ws://localhost{path}", socket=sock, timeout=10)
+
+
+def test_attach_websocket_carries_raw_output_and_input(daemon: Dockyardd, api: docker.APIClient) -> None:  # noqa: F811
+    """GET /containers/{id}/attach/ws: a WebSocket whose binary messages carry the output unframed
+    (no tty: stdout and stderr as written), logs=1 replaying what was logged; the client's
+    messages reach stdin, and the socket closes when the container exits."""
+    cid = api.create_container("busybox", ["sh", "-c", "echo ready; read line; echo got $line >&2"],
+                               stdin_open=True, host_config=api.create_host_config(network_mode="none"))["Id"]
+    try:
+        api.start(cid)
+        deadline = time.monotonic() + 10
+        while b"ready" not in api.logs(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ws = _websocket(daemon, f"/v1.45/containers/{cid}/attach/ws?logs=1&stream=1&stdin=1&stdout=1&stderr=1")
+        try:
+            assert ws.recv() == b"ready\n"  # replayed from the log, unframed
+            ws.send_binary(b"hello\n")
+            received = b""
+            with contextlib.suppress(websocket.WebSocketConnectionClosedException):
+                while message := ws.recv():
+                    received += message
+            assert received == b"got hello\n"
+        finally:
+            ws.close()
+        assert api.wait(cid, timeout=30)["StatusCode"] == 0
+    finally:
+        api.remove_container(cid, force=True)
+
+
+def test_attach_websocket_tty_before_start(daemon: Dockyardd, api: docker.APIClient) -> None:  # noqa: F811
+    """docker-py's attach_socket(ws=True) before start: the stream is connected at the start, and a
+    missing container is a 404 before any upgrade."""
+    cid = api.create_container("busybox", ["printf", "words!"], tty=True,
+                               host_config=api.create_host_config(network_mode="none"))["Id"]
+    try:
+        ws = _websocket(daemon, f"/containers/{cid}/attach/ws?stream=1&stdout=1")
+        try:
+            api.start(cid)
+            assert ws.recv() == b"words!"
+        finally:
+            ws.close()
+    finally:
+        api.remove_container(cid, force=True)
+    with pytest.raises(websocket.WebSocketBadStatusException) as err:
+        _websocket(daemon, "/containers/nosuchcontainer/attach/ws?stream=1&stdout=1")
+    assert err.value.status_code == 404
