@@ -352,3 +352,17 @@ def test_attach_websocket_tty_before_start(daemon: Dockyardd, api: docker.APICli
     with pytest.raises(websocket.WebSocketBadStatusException) as err:
         _websocket(daemon, "/containers/nosuchcontainer/attach/ws?stream=1&stdout=1")
     assert err.value.status_code == 404
+
+
+def test_create_container_runtime_beside_the_config(api: docker.APIClient) -> None:
+    """docker-py's create_container(runtime=) sends Runtime beside the Config's fields, not in
+    HostConfig: it is the container's runtime, and an unknown one is refused."""
+    runtime = next(name for name in api.info()["Runtimes"] if name != api.info()["DefaultRuntime"])
+    cid = api.create_container("busybox", ["true"], runtime=runtime)["Id"]
+    try:
+        assert api.inspect_container(cid)["HostConfig"]["Runtime"] == runtime
+        assert "Runtime" not in api.inspect_container(cid)["Config"]
+    finally:
+        api.remove_container(cid, force=True)
+    with pytest.raises(docker.errors.APIError, match="unknown or invalid runtime name: nosuch"):
+        api.create_container("busybox", ["true"], runtime="nosuch")
