@@ -219,6 +219,31 @@ def test_build_extra_hosts(api: docker.APIClient) -> None:
             api.remove_image("extrahosts")
 
 
+def test_build_on_a_user_defined_network(api: docker.APIClient) -> None:
+    """network_mode of a build naming a user-defined network: RUN steps run there as containers
+    do (an address, the embedded DNS resolving the network's aliases, extra hosts in /etc/hosts),
+    and nothing of them stays on the network; an unknown network is a 404."""
+    network = api.create_network("buildnet")["Id"]
+    target = api.create_container("busybox", ["sleep", "60"])["Id"]
+    df = (b"FROM busybox\nRUN ping -c1 -W2 pingtarget.docker && ping -c1 -W2 extrahost.test\n"
+          b"RUN grep -c 127.0.0.11 /etc/resolv.conf\n")
+    try:
+        api.start(target)
+        api.connect_container_to_network(target, network, aliases=["pingtarget.docker"])
+        chunks = list(api.build(fileobj=io.BytesIO(df), network_mode="buildnet", nocache=True, tag="buildnet",
+                                extra_hosts={"extrahost.test": "127.0.0.1"}, decode=True))
+        assert not [c for c in chunks if "errorDetail" in c], chunks
+        assert {"stream": "1\n"} in chunks
+        assert list(api.inspect_network(network)["Containers"]) == [target]
+        with pytest.raises(docker.errors.APIError, match="network nosuchnet not found"):
+            list(api.build(fileobj=io.BytesIO(df), network_mode="nosuchnet", decode=True))
+    finally:
+        api.remove_container(target, force=True)
+        api.remove_network(network)
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_image("buildnet")
+
+
 def test_build_colours_stderr_of_run_steps(api: docker.APIClient) -> None:
     """A RUN step's stderr reaches the build stream in red, as the classic builder sends it."""
     df = b"FROM busybox\nRUN echo out; echo Ancient Temple >&2\n"

@@ -673,6 +673,24 @@ class ContainerService:
         with self._lock:
             self.network.disconnect(net_ref, ref, force)
 
+    @contextlib.contextmanager
+    def build_sandbox(self, network: str, step_id: str, hostname: str, files_dir: str,
+                      extra_hosts: list[str]) -> Iterator[tuple[str, str, str]]:
+        """A build step's sandbox on a user-defined network (ContainerNetworking.step_record),
+        set up and torn down under this service's lock as a container's start and exit are;
+        yields (network namespace path, /etc/hosts path, resolv.conf path)."""
+        if self.network is None:
+            raise InvalidParameter(f"network {network} not found")
+        record = self.network.step_record(network, step_id, hostname, files_dir, extra_hosts)
+        with self._lock:
+            path = self.network.setup(record)
+        try:
+            yield path, record["HostsPath"], record["ResolvConfPath"]
+        finally:
+            with self._lock:
+                self.network.teardown(record)
+                self.network.forget(step_id)
+
     # -- remove, rename ---------------------------------------------------------------------------
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False, link: bool = False) -> None:

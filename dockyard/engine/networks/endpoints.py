@@ -138,6 +138,18 @@ class ContainerNetworking:
         log.debug("network setup of %s: %.1f ms", record["ID"][:12], (time.perf_counter() - started) * 1000)
         return path
 
+    def step_record(self, network: str, step_id: str, hostname: str, files_dir: str,
+                    extra_hosts: list[str]) -> Record:
+        """What setup needs to give a build step (a process, not a container) its sandbox on a
+        user-defined network, as dockerd's classic builder runs each step in a container there:
+        an address, its names on the network's DNS, /etc/hosts and resolv.conf in files_dir."""
+        record: Record = {"ID": step_id, "Name": "/" + step_id, "Config": {"Hostname": hostname},
+                          "HostConfig": {"NetworkMode": network, "ExtraHosts": extra_hosts},
+                          "HostsPath": os.path.join(files_dir, "hosts"),
+                          "ResolvConfPath": os.path.join(files_dir, "resolv.conf")}
+        record["NetworkSettings"] = self.prepare(record["Config"], record["HostConfig"], None)
+        return record
+
     def _settings(self, record: Record) -> Record:
         """The container's NetworkSettings (made now for a container created without them)."""
         if "NetworkSettings" not in record:
