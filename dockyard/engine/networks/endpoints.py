@@ -28,7 +28,7 @@ from dockyard.engine.networks.publish import Publisher, publish_error
 from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
-from dockyard.network.ports import PortError, wanted
+from dockyard.network.ports import PortError, check_bindings, wanted
 
 log = logging.getLogger("dockyardd.networks")
 Record = dict[str, Any]
@@ -56,6 +56,10 @@ class ContainerNetworking:
 
     def prepare(self, config: dict[str, Any], hc: dict[str, Any], networking: dict[str, Any] | None) -> Record:
         """Check the container's network mode and endpoint configs; its initial NetworkSettings."""
+        try:
+            check_bindings(hc.get("PortBindings"))
+        except PortError as e:
+            raise InvalidParameter(str(e)) from None
         mode = hc.get("NetworkMode") or "default"
         hc["NetworkMode"] = mode = "bridge" if mode == "default" else mode
         configs = dict((networking or {}).get("EndpointsConfig") or {})
