@@ -60,6 +60,8 @@ DESELECTED = {
     "test_community_definition.py": "checks the layout of the repository's sources, not Docker",
     "test_legacy_module_imports.py": "imports the community modules' client libraries (redis, minio...)",
     "test_wait_strategies_integration.py::TestDockerComposeIntegration": "drives `docker compose`",
+    "test_docker_client.py::test_run_uses_found_network": "needs DOCKER_HOST unset (the suite names its daemon by it)",
+    "test_utils.py::test_inside_container": "asserts /.dockerenv is absent: these machines are containers",
 }
 
 
@@ -104,10 +106,10 @@ def main() -> int:
     args = sys.argv[1:]
     pytest_args = args[args.index("--") + 1:] if "--" in args else []
     files = args[:args.index("--")] if "--" in args else args
-    # what the core tests need beyond dockyard's own: testcontainers itself, pytest-mock (some
-    # of its unit tests), pytest-timeout (a hung test fails, not stalls)
+    # what the core tests need beyond dockyard's own: testcontainers itself, pytest-mock and
+    # paramiko (some of its unit tests), pytest-timeout (a hung test fails, not stalls)
     code = reexec_isolated(__file__, {"testcontainers": "testcontainers", "pytest-mock": "pytest_mock",
-                                      "pytest-timeout": "pytest_timeout"})
+                                      "paramiko": "paramiko", "pytest-timeout": "pytest_timeout"})
     return run_suite(files, pytest_args) if code is None else code
 
 
