@@ -178,7 +178,7 @@ def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[s
 
 def cmd_down(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     eng = ctx.engine(fileless=True)
-    eng.down(opts.volumes, opts.rmi, opts.remove_orphans or not eng.project.files, opts.timeout)
+    eng.down(opts.volumes, opts.rmi, opts.remove_orphans or not eng.project.files, opts.timeout, args)
     return 0
 
 
