@@ -295,6 +295,21 @@ def test_attach_before_start_sees_all_output(api: docker.APIClient) -> None:
             api.remove_container(cid, force=True)
 
 
+def test_attach_logs_right_after_the_head(api: docker.APIClient) -> None:
+    """attach(stream=False, logs=True) of an exited container: the log replay follows the 101 head
+    only once docker-py has read the head (it reads the head buffered, then the raw socket, and
+    would lose replay bytes that came with it)."""
+    for _ in range(20):
+        cid = api.create_container("busybox", "echo hello", host_config=api.create_host_config(
+            network_mode="none"))["Id"]
+        try:
+            api.start(cid)
+            api.wait(cid, condition="not-running", timeout=30)
+            assert api.attach(cid, stream=False, logs=True) == b"hello\n"
+        finally:
+            api.remove_container(cid, force=True)
+
+
 def test_volume_subpath_mount(api: docker.APIClient) -> None:
     """A volume mount with a subpath shows only that directory of the volume; a subpath leaving
     the volume is refused, and one reached through a symlink stays inside the volume."""

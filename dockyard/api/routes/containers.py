@@ -376,7 +376,7 @@ async def _attach_request(request: web.Request) -> AsyncIterator[AttachRequest]:
 async def _attached(request: web.Request, record: dict[str, Any], pending: PendingAttach | None,
                     want_stdin: bool, stdout: bool, stderr: bool, keys: bytes) -> web.StreamResponse:
     eng = engine(request)
-    async with hijack.hijack(request) as (reader, writer):
+    async with hijack.hijack(request, head_first=True) as (reader, writer):
         if bool_query(request, "logs") and (stdout or stderr) and record["LogPath"]:  # none: no log to replay
             entries = await eng.run(lambda: list(eng.containers.logs(record["Id"], stdout, stderr)))
             writer.write(b"".join(_encode(bool(record["Config"].get("Tty")), *entry) for entry in entries))
