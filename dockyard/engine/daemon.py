@@ -203,6 +203,7 @@ def open_engine(config: DaemonConfig) -> Engine:
     engine.builds = BuildService(config.data_root, store, runtimes.own_runtime(), config.exec_root,
                                  registry=images.registry)
     engine.builds.executor.forkserver = containers.forkserver
+    engine.builds.executor.sandboxes = containers.build_sandbox
     containers.on_event = engine.container_event
     networks.on_event = engine.network_event
     volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)

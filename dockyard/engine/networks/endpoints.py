@@ -28,7 +28,7 @@ from dockyard.engine.networks.publish import Publisher, publish_error
 from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
-from dockyard.network.ports import PortError, wanted
+from dockyard.network.ports import PortError, check_bindings, wanted
 
 log = logging.getLogger("dockyardd.networks")
 Record = dict[str, Any]
@@ -56,6 +56,10 @@ class ContainerNetworking:
 
     def prepare(self, config: dict[str, Any], hc: dict[str, Any], networking: dict[str, Any] | None) -> Record:
         """Check the container's network mode and endpoint configs; its initial NetworkSettings."""
+        try:
+            check_bindings(hc.get("PortBindings"))
+        except PortError as e:
+            raise InvalidParameter(str(e)) from None
         mode = hc.get("NetworkMode") or "default"
         hc["NetworkMode"] = mode = "bridge" if mode == "default" else mode
         configs = dict((networking or {}).get("EndpointsConfig") or {})
@@ -137,6 +141,18 @@ class ContainerNetworking:
         views.refresh_top_level(settings)
         log.debug("network setup of %s: %.1f ms", record["ID"][:12], (time.perf_counter() - started) * 1000)
         return path
+
+    def step_record(self, network: str, step_id: str, hostname: str, files_dir: str,
+                    extra_hosts: list[str]) -> Record:
+        """What setup needs to give a build step (a process, not a container) its sandbox on a
+        user-defined network, as dockerd's classic builder runs each step in a container there:
+        an address, its names on the network's DNS, /etc/hosts and resolv.conf in files_dir."""
+        record: Record = {"ID": step_id, "Name": "/" + step_id, "Config": {"Hostname": hostname},
+                          "HostConfig": {"NetworkMode": network, "ExtraHosts": extra_hosts},
+                          "HostsPath": os.path.join(files_dir, "hosts"),
+                          "ResolvConfPath": os.path.join(files_dir, "resolv.conf")}
+        record["NetworkSettings"] = self.prepare(record["Config"], record["HostConfig"], None)
+        return record
 
     def _settings(self, record: Record) -> Record:
         """The container's NetworkSettings (made now for a container created without them)."""
