@@ -87,17 +87,22 @@ class Firewall:
             match_ip = "" if ipaddress.ip_address(p.host_ip).is_unspecified else f"-d {p.host_ip}/32 "
             dnat.append(f"{match_ip}-p {p.proto} -m {p.proto} --dport {p.host_port} "
                         f"-j DNAT --to-destination {p.container_ip}:{p.container_port}")
+        # every bridge's drops come before any bridge's outbound accept, or a network listed
+        # early would reach the bridges of those listed after it
+        outbound = []
         for b in bridges:
             forward.append(f"-i {b.bridge} -o {b.bridge} -j {'ACCEPT' if b.icc else 'DROP'}")
             if b.internal:
                 forward += [f"-i {b.bridge} -j DROP", f"-o {b.bridge} -j DROP"]
             else:
                 forward += [f"-o {b.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                            f"-o {b.bridge} -j DROP", f"-i {b.bridge} -j ACCEPT"]
+                            f"-o {b.bridge} -j DROP"]
+                outbound.append(f"-i {b.bridge} -j ACCEPT")
                 if b.masquerade:
                     snat.append(f"-s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
             snat += [f"-o {b.bridge} -m addrtype --src-type LOCAL -j MASQUERADE",
                      f"-o {b.bridge} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE"]
+        forward += outbound
         script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",
                   "*nat", f":{self.dnat} - [0:0]", f":{self.snat} - [0:0]",
                   *(f"-A {self.dnat} {r}" for r in dnat), *(f"-A {self.snat} {r}" for r in snat), "COMMIT", ""]
