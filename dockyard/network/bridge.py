@@ -21,8 +21,12 @@ class NotABridge(OSError):
     """A link of that name exists and is no bridge: it is never taken over, nor deleted."""
 
 
-def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> None:
-    """The bridge up with the gateway address; loopback-sourced DNAT allowed on it."""
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def ensure_bridge(nl: Netlink, name: str, gateways: list[Interface], mtu: int = 0) -> None:
+    """The bridge up with its gateway addresses (IPv4, and IPv6 on a dual-stack network);
+    loopback-sourced DNAT allowed on it."""
     try:
         nl.add_bridge(name, mtu)
     except NetlinkError as e:
@@ -31,11 +35,14 @@ def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu:
         if nl.kind(name) != "bridge":
             raise NotABridge(f"{name} exists and is not a bridge") from None
     index = nl.index(name)
-    try:
-        nl.add_address(index, gateway)
-    except NetlinkError as e:
-        if e.errno != errno.EEXIST:
-            raise
+    for gateway in gateways:
+        if gateway.version == 6:
+            _write(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "0")
+        try:
+            nl.add_address(index, gateway)
+        except NetlinkError as e:
+            if e.errno != errno.EEXIST:
+                raise
     nl.set_up(index)
     _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
 
@@ -53,14 +60,15 @@ def create_sandbox(path: str) -> None:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One interface of a sandbox on a bridge."""
+    """One interface of a sandbox on a bridge: its addresses (IPv4, and IPv6 on a dual-stack
+    network) and the gateways of its default routes (on the sandbox's gateway network only)."""
 
     bridge: str
     host_ifname: str
     ifname: str
-    address: ipaddress.IPv4Interface
+    addresses: tuple[Interface, ...]
     mac: str
-    gateway: ipaddress.IPv4Address | None  # the default route, on the sandbox's first network only
+    gateways: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     mtu: int = 0
 
 
@@ -78,10 +86,11 @@ def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
         _write(f"/sys/class/net/{ep.host_ifname}/brport/hairpin_mode", "1")
         with netns.netlink_in(sandbox) as inner:
             index = inner.index(ep.ifname)
-            inner.add_address(index, ep.address)
+            for address in ep.addresses:
+                inner.add_address(index, address)
             inner.set_up(index)
-            if ep.gateway is not None:
-                inner.add_default_route(ep.gateway, index)
+            for gateway in ep.gateways:
+                inner.add_default_route(gateway, index)
     except BaseException:
         nl.delete(ep.host_ifname)
         raise
