@@ -21,7 +21,7 @@ import pytest
 
 from dockyard.network import firewall, netns
 from dockyard.network.ports import ipv6_available
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, busybox_archive, other_children, ula_prefix
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 SERVE = "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec httpd -f -p 80 -h /w"
@@ -679,15 +679,18 @@ def test_docker_py_ipam_links_and_ipv6_configs(daemon: Dockyardd) -> None:
         client.containers.run("busybox", ["sleep", "60"], detach=True, network="ipamnet", name="upstream")
         assert ok(daemon, "exec", linker["Id"], "nslookup", "bar")
         assert daemon.docker("exec", ct.id, "nslookup", "bar").returncode != 0
-        # IPv6 configs are kept as given (dockyard assigns IPv4 addresses only)
+        # a dual-stack network: the IPv6 config as given, the static IPv6 address on the container
+        prefix = ula_prefix()
         v6 = client.networks.create("v6net", enable_ipv6=True, ipam=IPAMConfig(pool_configs=[
-            IPAMPool(subnet="2001:389::/64", gateway="2001:389::ffff")]))
+            IPAMPool(subnet=prefix + "/64", gateway=prefix + "ffff")]))
         assert v6.attrs["EnableIPv6"] is True
         ct6 = client.containers.create("busybox", ["sleep", "60"], network="v6net", networking_config={
-            "v6net": EndpointConfig(client.api._version, ipv6_address="2001:389::f00d")})
+            "v6net": EndpointConfig(client.api._version, ipv6_address=prefix + "f00d")})
         ct6.start()
         ct6.reload()
-        assert ct6.attrs["NetworkSettings"]["Networks"]["v6net"]["IPAMConfig"]["IPv6Address"] == "2001:389::f00d"
+        endpoint = ct6.attrs["NetworkSettings"]["Networks"]["v6net"]
+        assert endpoint["IPAMConfig"]["IPv6Address"] == endpoint["GlobalIPv6Address"] == prefix + "f00d"
+        assert endpoint["IPv6Gateway"] == prefix + "ffff"
     finally:
         client.close()
 

@@ -25,7 +25,7 @@ from dockyard.engine.networks.errors import ContainerError, Forbidden, InvalidPa
 from dockyard.engine.networks.links import LegacyLinks
 from dockyard.engine.networks.names import Member, NameTable
 from dockyard.engine.networks.publish import Publisher, publish_error
-from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config
+from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config, ipv6_config
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
 from dockyard.network.ports import PortError, wanted
@@ -93,8 +93,9 @@ class ContainerNetworking:
     def _check_endpoint(network: Record, cfg: dict[str, Any] | None) -> None:
         cfg = cfg or {}
         ip = (cfg.get("IPAMConfig") or {}).get("IPv4Address")
+        ip6 = (cfg.get("IPAMConfig") or {}).get("IPv6Address")
         if network["Name"] in views.PREDEFINED:
-            if ip:
+            if ip or ip6:
                 raise InvalidParameter("user specified IP address is supported on user defined networks only")
             if cfg.get("Aliases"):
                 raise InvalidParameter("network-scoped alias is supported only for containers in user defined "
@@ -102,6 +103,8 @@ class ContainerNetworking:
         elif ip and not network.get("_UserSubnet"):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks with "
                                    "user configured subnets")
+        elif ip6:
+            _check_ipv6(ip6, network)
 
     # -- start and exit -------------------------------------------------------------------------------
 
@@ -195,7 +198,7 @@ class ContainerNetworking:
         cid, settings = record["ID"], record["NetworkSettings"]
         ep_settings = settings["Networks"][name]
         network = self.networks.resolve(ep_settings.get("NetworkID") or name)
-        config = ipv4_config(network)
+        config, config6 = ipv4_config(network), ipv6_config(network)
         subnet = ipaddress.IPv4Network(config["Subnet"])
         gateway = ipaddress.IPv4Address(config["Gateway"])
         user_defined = network["Name"] not in views.PREDEFINED
@@ -203,35 +206,41 @@ class ContainerNetworking:
         names = list(dict.fromkeys([record["Name"].lstrip("/"), *(ep_settings.get("Aliases") or []), cid[:12],
                                     *([record["Config"]["Hostname"]] if record["Config"].get("Hostname") else [])]))
         names = names if user_defined else []
-        requested = (ep_settings.get("IPAMConfig") or {}).get("IPv4Address")
-        ip_range = ipaddress.IPv4Network(config["IPRange"]) if config.get("IPRange") else None
+        requested = ep_settings.get("IPAMConfig") or {}
         try:
             with self.networks.store.tx() as db:
-                used = {ipaddress.IPv4Address(ip) for ip in self.networks.store.used_ips(db, network["Id"])}
-                used |= {gateway, *map(ipaddress.IPv4Address, (config.get("AuxiliaryAddresses") or {}).values())}
-                ip = ipam.check_static(requested, subnet, used) if requested else ipam.first_free(subnet, used, ip_range)
+                used = set(map(ipaddress.ip_address, self.networks.store.used_ips(db, network["Id"])))
+                ip = _allocate(config, requested.get("IPv4Address"), used)
+                ip6 = _allocate(config6, requested.get("IPv6Address"), used) if config6 else None
                 ep = {"EndpointID": secrets.token_hex(32), "Name": record["Name"].lstrip("/"), "IPAddress": str(ip),
                       "IPPrefixLen": subnet.prefixlen, "MacAddress": ep_settings.get("_Mac") or ipam.mac_for(ip),
-                      "HostIfname": "veth" + secrets.token_hex(4)[:7], "IfName": ifname, "DNSNames": names}
+                      "HostIfname": "veth" + secrets.token_hex(4)[:7], "IfName": ifname, "DNSNames": names,
+                      "GlobalIPv6Address": str(ip6 or ""), "GlobalIPv6PrefixLen": _prefixlen(config6)}
                 self.networks.store.add_endpoint(db, network["Id"], cid, ep)
         except ipam.IPAMError as e:
             raise Forbidden(str(e)) from None
         except sqlite3.IntegrityError:
             raise Forbidden(f"endpoint with name {ep['Name']} already exists in network {network['Name']}") from None
         routed = default_route and not network["Internal"]
+        addresses = [ipaddress.ip_interface(f"{ip}/{subnet.prefixlen}")]
+        gateways: list[ipam.Address] = [gateway]
+        if ip6 is not None and config6 is not None:
+            addresses.append(ipaddress.ip_interface(f"{ip6}/{ep['GlobalIPv6PrefixLen']}"))
+            gateways.append(ipaddress.ip_address(config6["Gateway"]))
         try:
             bridge.attach(self.networks.nl, settings["SandboxKey"], bridge.Endpoint(
-                network["_Bridge"], ep["HostIfname"], ifname, ipaddress.IPv4Interface(f"{ip}/{subnet.prefixlen}"),
-                ep["MacAddress"], gateway if routed else None, int(network["Options"].get(OPT_MTU) or 0)))
+                network["_Bridge"], ep["HostIfname"], ifname, tuple(addresses), ep["MacAddress"],
+                tuple(gateways) if routed else (), int(network["Options"].get(OPT_MTU) or 0)))
         except BaseException:
             self.networks.store.delete_endpoint(network["Id"], cid)
             raise
         if user_defined:
-            self.names.add(network["Id"], network["Name"], cid, Member(names, str(ip), ep["Name"]),
-                           _links(record, ep_settings, network))
+            self.names.add(network["Id"], network["Name"], cid, _member(ep), _links(record, ep_settings, network))
         ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
                            IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
-                           DNSNames=names or None)
+                           DNSNames=names or None, GlobalIPv6Address=ep["GlobalIPv6Address"],
+                           GlobalIPv6PrefixLen=ep["GlobalIPv6PrefixLen"],
+                           IPv6Gateway=config6["Gateway"] if config6 and ip6 else "")
         self.networks.notify("connect", network, container=cid)
 
     def _detach(self, ep: Record) -> None:
@@ -286,7 +295,7 @@ class ContainerNetworking:
         return ipv4_config(self.networks.resolve("bridge"))["Gateway"]
 
     def _write_files(self, record: Record, link_entries: list[str]) -> None:
-        addresses = [ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values() if ep.get("IPAddress")]
+        addresses = [a for ep in record["NetworkSettings"]["Networks"].values() for a in _addresses(ep)]
         resolvfiles.write(record, addresses, self._host_gateway(), link_entries, self._user_networks(record))
 
     # -- legacy links ---------------------------------------------------------------------------------
@@ -340,7 +349,7 @@ class ContainerNetworking:
             except BaseException:
                 del settings["Networks"][network["Name"]]
                 raise
-            resolvfiles.update_address(record, added=settings["Networks"][network["Name"]]["IPAddress"])
+            resolvfiles.update_address(record, added=_addresses(settings["Networks"][network["Name"]]))
             if self._user_networks(record):
                 self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
                 resolvfiles.use_internal_resolver(record)
@@ -369,7 +378,7 @@ class ContainerNetworking:
                 self.ports.unpublish(record["ID"])
                 settings["Ports"] = {}
             self._detach(ep)
-            resolvfiles.update_address(record, removed=ep["IPAddress"])
+            resolvfiles.update_address(record, removed=_addresses(ep))
         del settings["Networks"][network["Name"]]
         if not self._user_networks(record):
             self.dns.detach(record["ID"])
@@ -389,8 +398,8 @@ class ContainerNetworking:
             elif ep["DNSNames"]:
                 record = running[ep["ContainerID"]]
                 ep_settings = record["NetworkSettings"]["Networks"].get(network["Name"]) or {}
-                self.names.add(network["Id"], network["Name"], ep["ContainerID"],
-                               Member(ep["DNSNames"], ep["IPAddress"], ep["Name"]), _links(record, ep_settings, network))
+                self.names.add(network["Id"], network["Name"], ep["ContainerID"], _member(ep),
+                               _links(record, ep_settings, network))
         if os.path.isdir(self.sandbox_dir):
             keep = {cid[:12] for cid in running}
             for entry in os.listdir(self.sandbox_dir):
@@ -407,6 +416,42 @@ class ContainerNetworking:
             except (ContainerError, OSError, PortError) as e:
                 log.warning("restoring the network of %s: %s", record["ID"][:12], e)
         self.networks.apply_firewall()
+
+
+def _allocate(config: Record, requested: str | None, used: set[ipam.Address]) -> ipam.Address:
+    """An address of one IPAM config entry: the one requested, or the first free (gateway and
+    auxiliary addresses are never given)."""
+    subnet = ipaddress.ip_network(config["Subnet"])
+    used = used | {ipaddress.ip_address(config["Gateway"]),
+                   *map(ipaddress.ip_address, (config.get("AuxiliaryAddresses") or {}).values())}
+    if requested:
+        return ipam.check_static(requested, subnet, used)
+    return ipam.first_free(subnet, used, ipaddress.ip_network(config["IPRange"]) if config.get("IPRange") else None)
+
+
+def _check_ipv6(address: str, network: Record) -> None:
+    """A requested --ip6: an IPv6 address inside the network's IPv6 subnet (Docker's texts)."""
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        raise InvalidParameter(f"invalid endpoint settings:\ninvalid IPv6 address: {address}") from None
+    config = ipv6_config(network)
+    if config is None or ip not in ipaddress.ip_network(config["Subnet"]):
+        raise InvalidParameter(f"invalid endpoint settings:\nno configured subnet contains IP address {address}")
+
+
+def _addresses(ep: Record) -> list[str]:
+    """An endpoint's addresses (its settings or its row): IPv4, then IPv6 if it has one."""
+    return [a for a in (ep.get("IPAddress"), ep.get("GlobalIPv6Address")) if a]
+
+
+def _prefixlen(config: Record | None) -> int:
+    return ipaddress.ip_network(config["Subnet"]).prefixlen if config else 0
+
+
+def _member(ep: Record) -> Member:
+    """The DNS's view of an endpoint row."""
+    return Member(ep["DNSNames"], ep["IPAddress"], ep["Name"], ep.get("GlobalIPv6Address") or "")
 
 
 def _main_mac(cfg: dict[str, Any] | None, mac: str) -> dict[str, Any]:

@@ -17,7 +17,9 @@ def network(record: dict[str, Any], endpoints: list[dict[str, Any]] | None) -> d
     out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
     out["Containers"] = {
         ep["ContainerID"]: {"Name": ep["Name"], "EndpointID": ep["EndpointID"], "MacAddress": ep["MacAddress"],
-                            "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}", "IPv6Address": ""}
+                            "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}",
+                            "IPv6Address": f"{ep['GlobalIPv6Address']}/{ep['GlobalIPv6PrefixLen']}"
+                            if ep.get("GlobalIPv6Address") else ""}
         for ep in endpoints or []}
     return out
 
@@ -36,7 +38,7 @@ def endpoint_settings(network_id: str, config: dict[str, Any] | None) -> dict[st
 def clear_endpoint(settings: dict[str, Any]) -> None:
     """Drop what only holds while the container runs."""
     settings.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, DNSNames=None,
-                    MacAddress=settings.get("_Mac", ""))
+                    IPv6Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0, MacAddress=settings.get("_Mac", ""))
 
 
 _TOP_LEVEL = {"EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
