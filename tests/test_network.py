@@ -157,6 +157,16 @@ def test_default_bridge(daemon: Dockyardd) -> None:
     assert inspect(daemon, "bridge", "network")["Containers"] == {}
 
 
+def test_ps_name_filter_is_a_regular_expression_on_the_own_name(daemon: Dockyardd) -> None:
+    ok(daemon, "run", "-d", "--name", "child", "busybox", "sleep", "60")
+    ok(daemon, "run", "-d", "--name", "parent", "--link", "child:kid", "busybox", "sleep", "60")
+    names = ok(daemon, "ps", "--no-trunc", "--format", "{{.Names}}", "--filter", "name=^child$").split()
+    assert names == ["child,parent/kid"]  # listed with its link name
+    assert ok(daemon, "ps", "-q", "--filter", "name=^/parent$").count("\n") == 1
+    assert ok(daemon, "ps", "-q", "--filter", "name=parent/kid") == ""  # link names do not match, as dockerd
+    assert ok(daemon, "ps", "-q", "--filter", "name=ch.ld").count("\n") == 1
+
+
 def test_link_env_vars_as_docker_writes_them() -> None:
     from dockyard.engine.networks.links import env_vars
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from dockyard.engine.networks.errors import InvalidParameter
@@ -80,22 +79,14 @@ def port_list(ports: dict[str, list[dict[str, str]] | None]) -> list[dict[str, A
     return out
 
 
-def _search(pattern: str, value: str) -> bool:
-    """Docker's filter Match: a regular expression search (a plain substring if it is none)."""
-    try:
-        return re.search(pattern, value) is not None
-    except re.error:
-        return pattern in value
-
-
 def matches(record: dict[str, Any], filters: dict[str, list[str]], used: bool) -> bool:
     """Whether a network passes GET /networks filters (used: it has endpoints, for dangling)."""
     from dockyard.image import filters as flt
 
     tests = {
         "driver": lambda v: record["Driver"] == v,
-        "id": lambda v: _search(v, record["Id"]),
-        "name": lambda v: _search(v, record["Name"]),
+        "id": lambda v: flt.match(v, record["Id"]),
+        "name": lambda v: flt.match(v, record["Name"]),
         "scope": lambda v: record["Scope"] == v,
         "type": lambda v: (record["Name"] in PREDEFINED) == (v == "builtin"),
         "dangling": lambda v: (not used and record["Name"] not in PREDEFINED) == (v.lower() in ("true", "1")),
