@@ -130,6 +130,8 @@ def test_dual_stack_network_by_name(daemon: Dockyardd) -> None:
     aaaa = daemon.docker("exec", asker, "nslookup", "-type=aaaa", "old", "127.0.0.11").stdout
     assert "Address: " not in aaaa and "Address:\t127.0.0.11" in aaaa  # answered (no forwarding), empty
     assert inspect(daemon, "old")["NetworkSettings"]["Networks"]["v4only"]["GlobalIPv6Address"] == ""
+    assert "inet6" not in ok(daemon, "exec", "old", "ip", "addr", "show", "eth0")  # not even link-local
+    assert "::1\tlocalhost" in ok(daemon, "exec", "old", "cat", "/etc/hosts")  # loopback keeps IPv6
 
 
 def test_static_addresses_connect_and_errors(daemon: Dockyardd) -> None:

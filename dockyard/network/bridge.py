@@ -3,6 +3,7 @@ per endpoint a veth pair from the bridge into a sandbox (a network namespace fil
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -15,6 +16,12 @@ from dockyard.network.netlink import Netlink, NetlinkError
 def _write(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
+
+
+def _disable_ipv6(ifname: str) -> None:
+    """IPv6 off on an interface of the calling thread's namespace (nothing if the kernel has none)."""
+    with contextlib.suppress(FileNotFoundError):
+        _write(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")
 
 
 class NotABridge(OSError):
@@ -74,7 +81,8 @@ class Endpoint:
 
 def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
     """Create the veth pair, the host end on the bridge (hairpin on), the other end configured in
-    the sandbox."""
+    the sandbox; an interface of an IPv4-only network gets IPv6 disabled, so no link-local
+    address or multicast groups expose it (as Docker 26+)."""
     fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
         nl.add_veth(ep.host_ifname, ep.ifname, fd, master=nl.index(ep.bridge), mtu=ep.mtu,
@@ -84,6 +92,8 @@ def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
     try:
         nl.set_up(nl.index(ep.host_ifname))
         _write(f"/sys/class/net/{ep.host_ifname}/brport/hairpin_mode", "1")
+        if all(a.version == 4 for a in ep.addresses):  # as Docker: no IPv6 at all (not even link-local)
+            netns.run_in(sandbox, lambda: _disable_ipv6(ep.ifname))
         with netns.netlink_in(sandbox) as inner:
             index = inner.index(ep.ifname)
             for address in ep.addresses:
