@@ -733,6 +733,25 @@ def test_dockyard_cli(daemon: Dockyardd) -> None:
     assert "has active endpoints" in dockyard("network", "rm", "clinet").stderr
     assert dockyard("rm", "-f", "cliweb").returncode == 0
     assert dockyard("network", "rm", "clinet").stdout == "clinet\n"
+    # dual stack: each --gateway/--ip-range goes to the subnet holding it; --ip6 on run and connect
+    prefix = ula_prefix()
+    bad = dockyard("network", "create", "--subnet", "10.230.8.0/24", "--gateway", prefix + "1", "badgw")
+    assert bad.returncode != 0 and f"no matching subnet for gateway {prefix}1" in bad.stderr
+    made = dockyard("network", "create", "--ipv6", "--subnet", "10.230.8.0/24", "--subnet", prefix + "/64",
+                    "--gateway", prefix + "fe", "--gateway", "10.230.8.254", "--ip-range", prefix + "80/124", "dualcli")
+    assert made.returncode == 0, made.stderr
+    configs = json.loads(dockyard("network", "inspect", "-f", "{{json .IPAM.Config}}", "dualcli").stdout)
+    assert configs == [{"Subnet": "10.230.8.0/24", "Gateway": "10.230.8.254"},
+                       {"Subnet": prefix + "/64", "IPRange": prefix + "80/124", "Gateway": prefix + "fe"}]
+    assert dockyard("run", "-d", "--name", "cli6", "--net", "dualcli", "--ip6", prefix + "6", "busybox", "sleep",
+                    "60").returncode == 0
+    assert dockyard("run", "-d", "--name", "cli6b", "busybox", "sleep", "60").returncode == 0
+    assert dockyard("network", "connect", "--ip6", prefix + "7", "dualcli", "cli6b").returncode == 0
+    shown = [json.loads(line)["dualcli"]["GlobalIPv6Address"] for line in dockyard(
+        "inspect", "-f", "{{json .NetworkSettings.Networks}}", "cli6", "cli6b").stdout.splitlines()]
+    assert shown == [prefix + "6", prefix + "7"]
+    assert dockyard("rm", "-f", "cli6", "cli6b").returncode == 0
+    assert dockyard("network", "rm", "dualcli").returncode == 0
 
 
 def test_daemon_address_flags(archive: str, daemon: Dockyardd) -> None:
