@@ -230,3 +230,19 @@ def test_crash_and_restart_keep_ipam_and_release_the_dead(daemon: Dockyardd) -> 
     out = ok(daemon, "run", "--rm", "--network", "keep6", "busybox", "nslookup", "-type=aaaa", "survivor", "127.0.0.11")
     assert f"Address: {survivor}\n" in out
 
+
+
+def test_default_routes_per_family(daemon: Dockyardd) -> None:
+    """As Docker 28: endpoint order is GwPriority, not internal, dual stack, name; the IPv4 and
+    the IPv6 default routes go through the first network of each family, which may differ."""
+    ok(daemon, "network", "create", "a-v4")
+    ok(daemon, "network", "create", "--ipv6", "b-dual")
+    v4_gateways = [inspect(daemon, n, "network")["IPAM"]["Config"][0]["Gateway"] for n in ("a-v4", "b-dual")]
+    v6_gateway = inspect(daemon, "b-dual", "network")["IPAM"]["Config"][1]["Gateway"]
+    script = "ip route show default; ip -6 route show default"
+    out = ok(daemon, "run", "--rm", "--network", "a-v4", "--network", "b-dual", "busybox", "sh", "-c", script)
+    assert f"default via {v4_gateways[1]} dev eth1" in out and f"default via {v6_gateway} dev eth1" in out
+    out = ok(daemon, "run", "--rm", "--network", "name=a-v4,gw-priority=1", "--network", "b-dual", "busybox", "sh",
+             "-c", script)
+    assert f"default via {v4_gateways[0]} dev eth0" in out and f"default via {v6_gateway} dev eth1" in out
+    assert out.count("default") == 2

@@ -126,9 +126,9 @@ class ContainerNetworking:
         settings.update(SandboxID=secrets.token_hex(32), SandboxKey=path)
         try:
             names = [n for n in settings["Networks"] if n != "none"]
-            gateway = self._gateway_network(settings["Networks"])
+            route4, route6 = self._route_networks(settings["Networks"])
             for index, name in enumerate(names):
-                self._attach(record, name, f"eth{index}", default_route=name == gateway)
+                self._attach(record, name, f"eth{index}", routes=(name == route4, name == route6))
             self._publish(record)
             self._write_files(record, self.links.hosts_entries(children))
             self._readdress_parents(record)
@@ -181,20 +181,37 @@ class ContainerNetworking:
 
     # -- endpoints ------------------------------------------------------------------------------------
 
-    def _gateway_network(self, networks: dict[str, Record]) -> str | None:
-        """The network whose gateway is the default route, as Docker orders endpoints: highest
-        GwPriority, then not internal, then by name."""
-        def key(name: str) -> tuple[int, bool, str]:
+    def _endpoint_order(self, networks: dict[str, Record]) -> list[tuple[str, Record | None]]:
+        """A container's networks (with their records; None: gone) in Docker's endpoint order:
+        highest GwPriority, then not internal, then dual stack, then by name."""
+        def record(name: str) -> Record | None:
             try:
-                internal = bool(self.networks.resolve(networks[name].get("NetworkID") or name)["Internal"])
+                return self.networks.resolve(networks[name].get("NetworkID") or name)
             except NotFound:
-                internal = True
-            return -int(networks[name].get("GwPriority") or 0), internal, name
-        return min((n for n in networks if n != "none"), key=key, default=None)
+                return None
 
-    def _attach(self, record: Record, name: str, ifname: str, default_route: bool) -> None:
-        """One endpoint: an address, a veth into the sandbox (with the default route if asked and
-        the network is not internal), the DNS names."""
+        def key(item: tuple[str, Record | None]) -> tuple[int, bool, bool, str]:
+            name, network = item
+            internal = network is None or bool(network["Internal"])
+            return (-int(networks[name].get("GwPriority") or 0), internal,
+                    network is None or ipv6_config(network) is None, name)
+        return sorted(((n, record(n)) for n in networks if n != "none"), key=key)
+
+    def _gateway_network(self, networks: dict[str, Record]) -> str | None:
+        """The first network in Docker's endpoint order (where ports are published)."""
+        order = self._endpoint_order(networks)
+        return order[0][0] if order else None
+
+    def _route_networks(self, networks: dict[str, Record]) -> tuple[str | None, str | None]:
+        """The networks whose gateways are the IPv4 and the IPv6 default routes: in endpoint order,
+        the first not internal one of each family (as Docker 28: they may differ)."""
+        usable = [(n, net) for n, net in self._endpoint_order(networks) if net is not None and not net["Internal"]]
+        return (next((n for n, _ in usable), None),
+                next((n for n, net in usable if ipv6_config(net) is not None), None))
+
+    def _attach(self, record: Record, name: str, ifname: str, routes: tuple[bool, bool] = (False, False)) -> None:
+        """One endpoint: its addresses, a veth into the sandbox (with the IPv4 / IPv6 default
+        routes asked for), the DNS names."""
         cid, settings = record["ID"], record["NetworkSettings"]
         ep_settings = settings["Networks"][name]
         network = self.networks.resolve(ep_settings.get("NetworkID") or name)
@@ -221,16 +238,15 @@ class ContainerNetworking:
             raise Forbidden(str(e)) from None
         except sqlite3.IntegrityError:
             raise Forbidden(f"endpoint with name {ep['Name']} already exists in network {network['Name']}") from None
-        routed = default_route and not network["Internal"]
         addresses = [ipaddress.ip_interface(f"{ip}/{subnet.prefixlen}")]
-        gateways: list[ipam.Address] = [gateway]
+        gateways: list[ipam.Address] = [gateway] if routes[0] else []
         if ip6 is not None and config6 is not None:
             addresses.append(ipaddress.ip_interface(f"{ip6}/{ep['GlobalIPv6PrefixLen']}"))
-            gateways.append(ipaddress.ip_address(config6["Gateway"]))
+            gateways += [ipaddress.ip_address(config6["Gateway"])] if routes[1] else []
         try:
             bridge.attach(self.networks.nl, settings["SandboxKey"], bridge.Endpoint(
                 network["_Bridge"], ep["HostIfname"], ifname, tuple(addresses), ep["MacAddress"],
-                tuple(gateways) if routed else (), int(network["Options"].get(OPT_MTU) or 0)))
+                tuple(gateways), int(network["Options"].get(OPT_MTU) or 0)))
         except BaseException:
             self.networks.store.delete_endpoint(network["Id"], cid)
             raise
@@ -345,7 +361,7 @@ class ContainerNetworking:
             try:
                 taken = bridge.interface_names(settings["SandboxKey"])
                 ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
-                self._attach(record, network["Name"], ifname, default_route=False)
+                self._attach(record, network["Name"], ifname)
             except BaseException:
                 del settings["Networks"][network["Name"]]
                 raise
