@@ -18,10 +18,11 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def _disable_ipv6(ifname: str) -> None:
-    """IPv6 off on an interface of the calling thread's namespace (nothing if the kernel has none)."""
+def _ipv6_sysctl(ifname: str, enabled: bool) -> None:
+    """IPv6 on or off for an interface ("default": those made later) of the calling thread's
+    namespace (nothing if the kernel has no IPv6)."""
     with contextlib.suppress(FileNotFoundError):
-        _write(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")
+        _write(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if enabled else "1")
 
 
 class NotABridge(OSError):
@@ -61,8 +62,13 @@ def remove_bridge(nl: Netlink, name: str) -> None:
 
 
 def create_sandbox(path: str) -> None:
-    """A network namespace at path with lo up."""
-    netns.create(path, lambda nl: nl.set_up(nl.index("lo")))
+    """A network namespace at path with lo up (and ::1 on it); its later interfaces start with
+    IPv6 off, as Docker 26+ leaves the interfaces of IPv4-only networks (no link-local address
+    nor multicast groups to expose them); attach turns it on for a dual-stack endpoint."""
+    def setup(nl: Netlink) -> None:
+        nl.set_up(nl.index("lo"))
+        _ipv6_sysctl("default", False)
+    netns.create(path, setup)
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,7 @@ class Endpoint:
 
 def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
     """Create the veth pair, the host end on the bridge (hairpin on), the other end configured in
-    the sandbox; an interface of an IPv4-only network gets IPv6 disabled, so no link-local
-    address or multicast groups expose it (as Docker 26+)."""
+    the sandbox (IPv6 enabled on it for a dual-stack endpoint only)."""
     fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
         nl.add_veth(ep.host_ifname, ep.ifname, fd, master=nl.index(ep.bridge), mtu=ep.mtu,
@@ -92,9 +97,11 @@ def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
     try:
         nl.set_up(nl.index(ep.host_ifname))
         _write(f"/sys/class/net/{ep.host_ifname}/brport/hairpin_mode", "1")
-        if all(a.version == 4 for a in ep.addresses):  # as Docker: no IPv6 at all (not even link-local)
-            netns.run_in(sandbox, lambda: _disable_ipv6(ep.ifname))
-        with netns.netlink_in(sandbox) as inner:
+        def enter() -> Netlink:
+            if any(a.version == 6 for a in ep.addresses):
+                _ipv6_sysctl(ep.ifname, True)
+            return Netlink()
+        with netns.run_in(sandbox, enter) as inner:
             index = inner.index(ep.ifname)
             for address in ep.addresses:
                 inner.add_address(index, address)
