@@ -87,9 +87,12 @@ class Firewall:
                        ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
                        ("nat", "OUTPUT", [*not_loopback, "-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
                        ("nat", "POSTROUTING", ["-j", self.snat]))
+        self._applied: str | None = None  # the last batch loaded (None: the jumps are unchecked)
 
     def apply(self, bridges: Iterable[BridgeRules], ports: Iterable[PortRule]) -> None:
-        """Rebuild our chains from bridges and ports (one atomic batch), adding the jumps if missing."""
+        """Rebuild our chains from bridges and ports (one atomic batch; nothing when it is the
+        batch loaded last), adding the jumps if missing on the first call. Each iptables process
+        costs ~10 ms, so a change of one family leaves the other's tables alone."""
         bridges, ports = list(bridges), list(ports)
         forward, dnat, snat = [], [], []
         bits = self._host_bits
@@ -119,13 +122,19 @@ class Firewall:
         script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",
                   "*nat", f":{self.dnat} - [0:0]", f":{self.snat} - [0:0]",
                   *(f"-A {self.dnat} {r}" for r in dnat), *(f"-A {self.snat} {r}" for r in snat), "COMMIT", ""]
-        _run([f"{self.command}-restore", "-w", "--noflush"], "\n".join(script))
-        for table, chain, rule in self._jumps:
-            if self._iptables(table, "-C", chain, *rule, check=False).returncode != 0:
-                self._iptables(table, "-I", chain, "1", *rule)
+        batch = "\n".join(script)
+        if batch == self._applied:
+            return
+        _run([f"{self.command}-restore", "-w", "--noflush"], batch)
+        if self._applied is None:
+            for table, chain, rule in self._jumps:
+                if self._iptables(table, "-C", chain, *rule, check=False).returncode != 0:
+                    self._iptables(table, "-I", chain, "1", *rule)
+        self._applied = batch
 
     def remove(self) -> None:
         """Delete the jumps and our chains (nothing if absent)."""
+        self._applied = None
         for table, chain, rule in self._jumps:
             while self._iptables(table, "-D", chain, *rule, check=False).returncode == 0:
                 pass
