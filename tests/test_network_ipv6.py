@@ -246,3 +246,28 @@ def test_default_routes_per_family(daemon: Dockyardd) -> None:
              "-c", script)
     assert f"default via {v4_gateways[0]} dev eth0" in out and f"default via {v6_gateway} dev eth1" in out
     assert out.count("default") == 2
+
+
+def test_daemon_json_ipv6_for_the_default_bridge(tmp_path_factory: pytest.TempPathFactory,
+                                                  daemon: Dockyardd) -> None:
+    """daemon.json "ipv6" without "fixed-cidr-v6": a /64 of the engine's ULA /48 (kept across
+    restarts); "ipv6": false at the next start takes it away."""
+    config = tmp_path_factory.mktemp("config") / "daemon.json"
+    config.write_text('{"ipv6": true}')
+    other = Dockyardd("--config-file", str(config))
+    try:
+        other.start()
+        first = inspect(other, "bridge", "network")
+        subnet = ipaddress.IPv6Network(first["IPAM"]["Config"][1]["Subnet"])
+        assert first["EnableIPv6"] is True and subnet.prefixlen == 64 and subnet.subnet_of(
+            ipaddress.IPv6Network("fd00::/8"))
+        other.stop()
+        other.start()
+        assert inspect(other, "bridge", "network")["IPAM"] == first["IPAM"]
+        other.stop()
+        config.write_text('{"ipv6": false}')
+        other.start()
+        again = inspect(other, "bridge", "network")
+        assert again["EnableIPv6"] is False and len(again["IPAM"]["Config"]) == 1
+    finally:
+        other.cleanup()
