@@ -246,6 +246,11 @@ def test_default_routes_per_family(daemon: Dockyardd) -> None:
              "-c", script)
     assert f"default via {v4_gateways[0]} dev eth0" in out and f"default via {v6_gateway} dev eth1" in out
     assert out.count("default") == 2
+    # connected while running, the first dual-stack network brings the IPv6 default route
+    ok(daemon, "run", "-d", "--name", "late", "--network", "a-v4", "busybox", "sleep", "60")
+    assert "default" not in ok(daemon, "exec", "late", "ip", "-6", "route")
+    ok(daemon, "network", "connect", "b-dual", "late")
+    assert f"default via {v6_gateway} dev eth1" in ok(daemon, "exec", "late", "ip", "-6", "route")
 
 
 def test_daemon_json_ipv6_for_the_default_bridge(tmp_path_factory: pytest.TempPathFactory,

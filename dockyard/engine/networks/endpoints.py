@@ -361,7 +361,10 @@ class ContainerNetworking:
             try:
                 taken = bridge.interface_names(settings["SandboxKey"])
                 ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
-                self._attach(record, network["Name"], ifname)
+                # the first dual-stack network of a container gives it its IPv6 default route
+                dual = [n for n, net in self._endpoint_order(settings["Networks"])
+                        if net is not None and not net["Internal"] and ipv6_config(net) is not None]
+                self._attach(record, network["Name"], ifname, routes=(False, dual == [network["Name"]]))
             except BaseException:
                 del settings["Networks"][network["Name"]]
                 raise
