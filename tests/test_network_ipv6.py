@@ -186,6 +186,11 @@ def test_published_port_on_ipv6_loopback_and_host_address(daemon: Dockyardd) -> 
     assert f"--dport {port} -j DNAT --to-destination [{address}]:80" in ip6tables_dump()
     gateway = inspect(daemon, "bridge", "network")["IPAM"]["Config"][1]["Gateway"]
     assert http_get(f"http://[{gateway}]:{port}/") == f"hello from {cid[:12]}\n"  # a host address: DNAT
+    # from containers through the host: another network's (its gateway), and the same one's (hairpin)
+    for net in ("bridge", "pubnet"):
+        gateway6 = inspect(daemon, net, "network")["IPAM"]["Config"][1]["Gateway"]
+        out = ok(daemon, "run", "--rm", "--network", net, "busybox", "wget", "-qO-", f"http://[{gateway6}]:{port}/")
+        assert out == f"hello from {cid[:12]}\n", net
     ok(daemon, "rm", "-f", "pub")
     assert f"--dport {port} " not in ip6tables_dump()
     with pytest.raises(OSError):
