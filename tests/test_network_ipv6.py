@@ -115,6 +115,8 @@ def test_dual_stack_network_by_name(daemon: Dockyardd) -> None:
     out = ok(daemon, "run", "--rm", "--network", "dual", "--hostname", "client", "busybox", "sh", "-c", script)
     assert "ping-ok\n" in out and f"hello from {cid[:12]}\n" in out
     assert f"Address: {address}\n" in out
+    assert "name = web.dual" in ok(daemon, "run", "--rm", "--network", "dual", "busybox", "nslookup", address,
+                                   "127.0.0.11")  # PTR of the IPv6 address
     assert f"default via {v6['Gateway']} dev eth0" in out and "scope link" in out  # link-local too
     assert "::1\tlocalhost ip6-localhost ip6-loopback\n" in out and "ff02::2\tip6-allrouters\n" in out
     hosts = ok(daemon, "exec", "web", "cat", "/etc/hosts")
