@@ -283,3 +283,28 @@ def test_daemon_json_ipv6_for_the_default_bridge(tmp_path_factory: pytest.TempPa
         assert again["EnableIPv6"] is False and len(again["IPAM"]["Config"]) == 1
     finally:
         other.cleanup()
+
+
+def test_without_ip6tables_the_proxy_serves_ipv6(tmp_path_factory: pytest.TempPathFactory,
+                                                 daemon: Dockyardd) -> None:
+    """--ip6tables=false: no IPv6 chains; the userland proxy on [::] reaches the container's
+    IPv6 address from every host address."""
+    archive = busybox_archive(tmp_path_factory.mktemp("busybox6"))
+    other = Dockyardd("--ip6tables=false")
+    try:
+        other.start()
+        ok(other, "load", "-i", str(archive))
+        ok(other, "network", "create", "--ipv6", "proxied6")
+        port = free_port()
+        cid = serve(other, "web6", "--network", "proxied6", "-p", f"{port}:80")
+        gateway6 = inspect(other, "proxied6", "network")["IPAM"]["Config"][1]["Gateway"]
+        for host in ("[::1]", f"[{gateway6}]", "127.0.0.1"):
+            assert http_get(f"http://{host}:{port}/") == f"hello from {cid[:12]}\n", host
+        assert bridge_of(other, "bridge") not in ip6tables_dump()
+    finally:
+        if other.proc is not None and other.proc.poll() is None:
+            ids = other.docker("ps", "-aq").stdout.split()
+            if ids:
+                other.docker("rm", "-f", *ids)
+            other.docker("network", "prune", "-f")
+        other.cleanup()

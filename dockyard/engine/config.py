@@ -34,12 +34,13 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "data-root": str, "exec-root": str, "hosts": list, "pidfile": str, "debug": bool, "log-level": str,
     "log-driver": str, "log-opts": dict, "default-runtime": str, "runtimes": dict, "live-restore": bool,
     "insecure-registries": list, "default-ulimits": dict,
-    "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool, "ipv6": bool, "fixed-cidr-v6": str,
+    "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool, "ip6tables": bool, "ipv6": bool,
+    "fixed-cidr-v6": str,
     "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
 }
 FLAG_KEYS = ("hosts", "data-root", "exec-root", "pidfile", "debug", "log-level",
              "tlsverify", "tlscacert", "tlscert", "tlskey", "bridge", "bip", "default-address-pools", "iptables",
-             "ipv6", "fixed-cidr-v6")
+             "ip6tables", "ipv6", "fixed-cidr-v6")
 
 
 class ConfigError(Exception):
@@ -85,6 +86,7 @@ class DaemonConfig:
     bip: str = ""
     default_address_pools: list[Any] = field(default_factory=list)
     iptables: bool = True
+    ip6tables: bool = True  # the IPv6 half of the firewall (with iptables only)
     ipv6: bool = False  # the default bridge dual stack
     fixed_cidr_v6: str = ""  # its IPv6 subnet ("": a ULA /64 of the pools)
 
@@ -116,6 +118,8 @@ def arg_parser() -> argparse.ArgumentParser:
                    metavar="base=CIDR,size=N", help="default address pools for networks (repeatable)")
     p.add_argument("--iptables", nargs="?", const=True, type=_flag_bool, default=None,
                    help="program NAT and filtering with iptables (default true; false: userland proxy)")
+    p.add_argument("--ip6tables", nargs="?", const=True, type=_flag_bool, default=None,
+                   help="program IPv6 NAT and filtering with ip6tables (default true)")
     p.add_argument("--ipv6", nargs="?", const=True, type=_flag_bool, default=None,
                    help="enable IPv6 on the default bridge network (default false)")
     p.add_argument("--fixed-cidr-v6", help="the default bridge's IPv6 subnet (default: a ULA /64)")

@@ -38,7 +38,7 @@ OPT_MTU = "com.docker.network.driver.mtu"
 @dataclass
 class NetworkOptions:
     """The daemon's network settings (dockerd's --bridge, --bip, --default-address-pool, --iptables,
-    --ipv6 and --fixed-cidr-v6 for the default bridge)."""
+    --ipv6 and --fixed-cidr-v6 for the default bridge, --ip6tables)."""
 
     bridge: str = "dockyard0"
     bip: str = ""
@@ -46,6 +46,7 @@ class NetworkOptions:
     iptables: bool = True
     ipv6: bool = False
     fixed_cidr_v6: str = ""
+    ip6tables: bool = True
 
 
 @contextlib.contextmanager
@@ -107,7 +108,8 @@ class NetworkService:
         self.store = NetworkStore(data_root)
         self.nl = Netlink()
         self.firewall = Firewall(self.options.bridge) if self.options.iptables and firewall.available() else None
-        self.firewall6 = Firewall(self.options.bridge, 6) if self.firewall and firewall.available(6) else None
+        self.firewall6 = Firewall(self.options.bridge, 6) \
+            if self.firewall and self.options.ip6tables and firewall.available(6) else None
         self.ports = PortAllocator()
         self._port_rules: dict[str, list[PortRule]] = {}
         self._lock = threading.RLock()
