@@ -185,7 +185,7 @@ class NetworkService:
         elif current is not None and record["EnableIPv6"]:
             wanted = current
         else:
-            wanted = self._ipv6_config({})
+            wanted = self._ip_config({}, 6)
         if (current, record["EnableIPv6"]) != (wanted, wanted is not None):
             record.update(EnableIPv6=wanted is not None)
             record["IPAM"]["Config"] = [v4, *([wanted] if wanted else [])]
@@ -258,16 +258,15 @@ class NetworkService:
         with self._lock, host_lock():
             if any(r["Name"] == name for r in self.store.networks()):
                 raise Conflict(f"network with name {name} already exists")
-            config = self._ipv4_config(v4[0] if v4 else {})
+            config = self._ip_config(v4[0] if v4 else {}, 4)
             # as Docker: without EnableIPv6 an IPv6 subnet is neither checked nor used, nor shown
-            config6 = [self._ipv6_config(v6[0] if v6 else {})] if enable_ipv6 else []
+            config6 = [self._ip_config(v6[0] if v6 else {}, 6)] if enable_ipv6 else []
             record = self._record(name, "bridge", {"Driver": ipam_in.get("Driver") or "default",
                                                    "Options": ipam_in.get("Options"),
                                                    "Config": [config, *config6]},
                                   EnableIPv6=enable_ipv6, Internal=bool(body.get("Internal")),
                                   Attachable=bool(body.get("Attachable")), Options=options,
-                                  Labels=dict(body.get("Labels") or {}), _UserSubnet=bool(v4 and v4[0].get("Subnet")),
-                                  _UserSubnet6=bool(enable_ipv6 and v6))
+                                  Labels=dict(body.get("Labels") or {}), _UserSubnet=bool(v4 and v4[0].get("Subnet")))
             record["_Bridge"] = options.get(OPT_BRIDGE_NAME) or f"br-{record['Id'][:12]}"
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", record["_Bridge"]):
                 raise InvalidParameter(f"invalid bridge name {record['_Bridge']!r}: up to 15 letters, digits, "
@@ -285,18 +284,10 @@ class NetworkService:
         self.notify("create", record)
         return record
 
-    def _ipv4_config(self, wanted: dict[str, Any]) -> dict[str, Any]:
-        """The IPv4 IPAM entry: the one asked for, checked, or a free subnet from the pools."""
-        return self._ip_config(wanted, 4)
-
-    def _ipv6_config(self, wanted: dict[str, Any]) -> dict[str, Any]:
-        """The IPv6 IPAM entry of a dual-stack network: the one asked for, or a /64 of the
-        IPv6 pools (the engine's ULA /48 unless configured)."""
-        return self._ip_config(wanted, 6)
-
     def _ip_config(self, wanted: dict[str, Any], version: int) -> dict[str, Any]:
-        """An IPAM entry of one IP version: the one asked for, checked, or a free pool subnet.
-        Addresses of the other family (or none) are Docker's errors."""
+        """The IPAM entry of one IP version: the one asked for, checked (a gateway, range or
+        auxiliary address outside its subnet is Docker's error), or a free subnet of the pools
+        (for IPv6 a /64 of the engine's ULA /48 unless pools of IPv6 are configured)."""
         try:
             if not wanted.get("Subnet"):
                 if wanted.get("Gateway") or wanted.get("IPRange"):
@@ -314,7 +305,7 @@ class NetworkService:
                 ip_range = ipaddress.ip_network(wanted["IPRange"])
             except ValueError:
                 raise InvalidParameter(f"invalid ip-range {wanted['IPRange']}") from None
-            if ip_range.version != version or not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
+            if ip_range.version != version or not ip_range.subnet_of(subnet):
                 raise InvalidParameter(f"ip-range {ip_range} is not within subnet {subnet}")
             out["IPRange"] = str(ip_range)
         gateway = wanted.get("Gateway") or str(ipam.gateway_of(subnet))
