@@ -263,12 +263,14 @@ def test_default_routes_per_family(daemon: Dockyardd) -> None:
 def test_daemon_json_ipv6_for_the_default_bridge(tmp_path_factory: pytest.TempPathFactory,
                                                   daemon: Dockyardd) -> None:
     """daemon.json "ipv6" without "fixed-cidr-v6": a /64 of the engine's ULA /48 (kept across
-    restarts); "ipv6": false at the next start takes it away."""
+    restarts); "ipv6": false at the next start takes it away. "ip6tables" and "experimental"
+    (which older IPv6 setups needed) are accepted."""
     config = tmp_path_factory.mktemp("config") / "daemon.json"
-    config.write_text('{"ipv6": true}')
+    config.write_text('{"ipv6": true, "ip6tables": true, "experimental": true}')  # as Docker's IPv6 guides wrote
     other = Dockyardd("--config-file", str(config))
     try:
         other.start()
+        assert ok(other, "version", "--format", "{{.Server.Experimental}}") == "true\n"
         first = inspect(other, "bridge", "network")
         subnet = ipaddress.IPv6Network(first["IPAM"]["Config"][1]["Subnet"])
         assert first["EnableIPv6"] is True and subnet.prefixlen == 64 and subnet.subnet_of(
