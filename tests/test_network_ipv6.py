@@ -310,3 +310,24 @@ def test_without_ip6tables_the_proxy_serves_ipv6(tmp_path_factory: pytest.TempPa
                 other.docker("rm", "-f", *ids)
             other.docker("network", "prune", "-f")
         other.cleanup()
+
+
+def test_ipv6_only_network(daemon: Dockyardd) -> None:
+    """Docker 28's --ipv4=false: no IPv4 subnet, address or route; names, AAAA and published
+    ports over IPv6 (an IPv4 host address proxied to the container's IPv6 one)."""
+    proc = daemon.docker("network", "create", "--ipv4=false", "none-at-all")
+    assert proc.returncode != 0 and "IPv4 or IPv6 must be enabled" in proc.stderr
+    ok(daemon, "network", "create", "--ipv4=false", "--ipv6", "only6")
+    net = inspect(daemon, "only6", "network")
+    assert net["EnableIPv4"] is False and [":" in c["Subnet"] for c in net["IPAM"]["Config"]] == [True]
+    port = free_port()
+    cid = serve(daemon, "web6only", "--network", "only6", "-p", f"{port}:80")
+    endpoint = inspect(daemon, cid)["NetworkSettings"]["Networks"]["only6"]
+    assert endpoint["IPAddress"] == "" and endpoint["Gateway"] == "" and endpoint["GlobalIPv6Address"]
+    assert inspect(daemon, "only6", "network")["Containers"][cid]["IPv4Address"] == ""
+    out = ok(daemon, "run", "--rm", "--network", "only6", "busybox", "sh", "-c",
+             "ip -4 addr show eth0; ip -4 route; wget -qO- http://web6only/; nslookup -type=aaaa web6only 127.0.0.11")
+    assert "inet " not in out and f"hello from {cid[:12]}\n" in out
+    assert f"Address: {endpoint['GlobalIPv6Address']}\n" in out
+    for host in ("[::1]", "127.0.0.1"):
+        assert http_get(f"http://{host}:{port}/") == f"hello from {cid[:12]}\n", host

@@ -25,7 +25,13 @@ from dockyard.engine.networks.errors import ContainerError, Forbidden, InvalidPa
 from dockyard.engine.networks.links import LegacyLinks
 from dockyard.engine.networks.names import Member, NameTable
 from dockyard.engine.networks.publish import Publisher, publish_error
-from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config, ipv6_config
+from dockyard.engine.networks.service import (
+    OPT_MTU,
+    NetworkService,
+    default_bridge_v4,
+    ipv4_config,
+    ipv6_config,
+)
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
 from dockyard.network.ports import PortError, wanted
@@ -193,8 +199,8 @@ class ContainerNetworking:
         def key(item: tuple[str, Record | None]) -> tuple[int, bool, bool, str]:
             name, network = item
             internal = network is None or bool(network["Internal"])
-            return (-int(networks[name].get("GwPriority") or 0), internal,
-                    network is None or ipv6_config(network) is None, name)
+            dual = network is not None and ipv4_config(network) is not None and ipv6_config(network) is not None
+            return -int(networks[name].get("GwPriority") or 0), internal, not dual, name
         return sorted(((n, record(n)) for n in networks if n != "none"), key=key)
 
     def _gateway_network(self, networks: dict[str, Record]) -> str | None:
@@ -206,7 +212,7 @@ class ContainerNetworking:
         """The networks whose gateways are the IPv4 and the IPv6 default routes: in endpoint order,
         the first not internal one of each family (as Docker 28: they may differ)."""
         usable = [(n, net) for n, net in self._endpoint_order(networks) if net is not None and not net["Internal"]]
-        return (next((n for n, _ in usable), None),
+        return (next((n for n, net in usable if ipv4_config(net) is not None), None),
                 next((n for n, net in usable if ipv6_config(net) is not None), None))
 
     def _attach(self, record: Record, name: str, ifname: str, routes: tuple[bool, bool] = (False, False)) -> None:
@@ -216,8 +222,6 @@ class ContainerNetworking:
         ep_settings = settings["Networks"][name]
         network = self.networks.resolve(ep_settings.get("NetworkID") or name)
         config, config6 = ipv4_config(network), ipv6_config(network)
-        subnet = ipaddress.IPv4Network(config["Subnet"])
-        gateway = ipaddress.IPv4Address(config["Gateway"])
         user_defined = network["Name"] not in views.PREDEFINED
         # Docker's DNSNames: name, aliases, short ID, hostname (first occurrences)
         names = list(dict.fromkeys([record["Name"].lstrip("/"), *(ep_settings.get("Aliases") or []), cid[:12],
@@ -227,10 +231,12 @@ class ContainerNetworking:
         try:
             with self.networks.store.tx() as db:
                 used = set(map(ipaddress.ip_address, self.networks.store.used_ips(db, network["Id"])))
-                ip = _allocate(config, requested.get("IPv4Address"), used)
+                ip = _allocate(config, requested.get("IPv4Address"), used) if config else None
                 ip6 = _allocate(config6, requested.get("IPv6Address"), used) if config6 else None
-                ep = {"EndpointID": secrets.token_hex(32), "Name": record["Name"].lstrip("/"), "IPAddress": str(ip),
-                      "IPPrefixLen": subnet.prefixlen, "MacAddress": ep_settings.get("_Mac") or ipam.mac_for(ip),
+                mac = ep_settings.get("_Mac") or (ipam.mac_for(ip) if ip else "02:42:" + ":".join(
+                    f"{b:02x}" for b in secrets.token_bytes(4)))  # IPv6 only: random, locally administered
+                ep = {"EndpointID": secrets.token_hex(32), "Name": record["Name"].lstrip("/"), "IPAddress": str(ip or ""),
+                      "IPPrefixLen": _prefixlen(config), "MacAddress": mac,
                       "HostIfname": "veth" + secrets.token_hex(4)[:7], "IfName": ifname, "DNSNames": names,
                       "GlobalIPv6Address": str(ip6 or ""), "GlobalIPv6PrefixLen": _prefixlen(config6)}
                 self.networks.store.add_endpoint(db, network["Id"], cid, ep)
@@ -238,11 +244,12 @@ class ContainerNetworking:
             raise Forbidden(str(e)) from None
         except sqlite3.IntegrityError:
             raise Forbidden(f"endpoint with name {ep['Name']} already exists in network {network['Name']}") from None
-        addresses = [ipaddress.ip_interface(f"{ip}/{subnet.prefixlen}")]
-        gateways: list[ipam.Address] = [gateway] if routes[0] else []
-        if ip6 is not None and config6 is not None:
-            addresses.append(ipaddress.ip_interface(f"{ip6}/{ep['GlobalIPv6PrefixLen']}"))
-            gateways += [ipaddress.ip_address(config6["Gateway"])] if routes[1] else []
+        addresses: list[bridge.Interface] = []
+        gateways: list[ipam.Address] = []
+        for address, entry, route in ((ip, config, routes[0]), (ip6, config6, routes[1])):
+            if address is not None and entry is not None:
+                addresses.append(ipaddress.ip_interface(f"{address}/{_prefixlen(entry)}"))
+                gateways += [ipaddress.ip_address(entry["Gateway"])] if route else []
         try:
             bridge.attach(self.networks.nl, settings["SandboxKey"], bridge.Endpoint(
                 network["_Bridge"], ep["HostIfname"], ifname, tuple(addresses), ep["MacAddress"],
@@ -252,8 +259,8 @@ class ContainerNetworking:
             raise
         if user_defined:
             self.names.add(network["Id"], network["Name"], cid, _member(ep), _links(record, ep_settings, network))
-        ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
-                           IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
+        ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=config["Gateway"] if config else "",
+                           IPAddress=ep["IPAddress"], IPPrefixLen=ep["IPPrefixLen"], MacAddress=ep["MacAddress"],
                            DNSNames=names or None, GlobalIPv6Address=ep["GlobalIPv6Address"],
                            GlobalIPv6PrefixLen=ep["GlobalIPv6PrefixLen"],
                            IPv6Gateway=config6["Gateway"] if config6 and ip6 else "")
@@ -289,7 +296,7 @@ class ContainerNetworking:
         network is not internal: where ports are published (as Docker)."""
         networks = record["NetworkSettings"]["Networks"]
         gateway = self._gateway_network(networks)
-        if gateway is None or not networks[gateway].get("IPAddress"):
+        if gateway is None or not _addresses(networks[gateway]):
             return None
         network = self.networks.resolve(networks[gateway]["NetworkID"])
         return None if network["Internal"] else (networks[gateway], network)
@@ -308,7 +315,7 @@ class ContainerNetworking:
 
     def _host_gateway(self) -> str:
         """What --add-host's "host-gateway" stands for: the default bridge's gateway address."""
-        return ipv4_config(self.networks.resolve("bridge"))["Gateway"]
+        return default_bridge_v4(self.networks.resolve("bridge"))["Gateway"]
 
     def _write_files(self, record: Record, link_entries: list[str]) -> None:
         addresses = [a for ep in record["NetworkSettings"]["Networks"].values() for a in _addresses(ep)]

@@ -69,12 +69,13 @@ class Publisher:
 
     def _hold(self, proto: str, host_ip: str, host_port: str, endpoint: dict[str, Any], port: int,
               network: dict[str, Any]) -> PortRule:
-        """Reserve one host port for the endpoint's port (its IPv6 address for an IPv6 host
-        address, when it has one); a proxy serves it where NAT does not."""
+        """Reserve one host port for the endpoint's port: the address of the host address's family
+        when the endpoint has one, else its other one; a proxy serves it where NAT does not (no
+        iptables, IPv6 host addresses for [::1], a container of the other family)."""
         host_ip, number, sock = self.networks.ports.reserve(proto, host_ip, host_port)
-        ip = endpoint.get("GlobalIPv6Address") if ":" in host_ip else None
-        ip = ip or endpoint["IPAddress"]
-        if self.networks.firewall is None or ":" in host_ip:
+        v4, v6 = endpoint["IPAddress"], endpoint.get("GlobalIPv6Address") or ""
+        ip = (v6 or v4) if ":" in host_ip else (v4 or v6)
+        if self.networks.firewall is None or ":" in host_ip or ":" in ip:
             self._proxies[(proto, host_ip, number)] = Proxy(sock, proto, (ip, port))
         return PortRule(proto, host_ip, number, ip, port, network["_Bridge"])
 

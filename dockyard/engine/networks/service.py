@@ -75,8 +75,13 @@ def subnet_of(record: Record, version: int = 4) -> ipam.Network | None:
     return ipaddress.ip_network(config["Subnet"]) if config else None
 
 
-def ipv4_config(record: Record) -> dict[str, Any]:
-    """The network's IPv4 IPAM config entry."""
+def ipv4_config(record: Record) -> dict[str, Any] | None:
+    """The network's IPv4 IPAM config entry (None: an IPv6-only network)."""
+    return ip_config(record, 4) if record.get("EnableIPv4", True) else None
+
+
+def default_bridge_v4(record: Record) -> dict[str, Any]:
+    """The IPv4 IPAM entry of the default bridge (which always has one)."""
     config = ip_config(record, 4)
     assert config is not None, record["Name"]
     return config
@@ -175,7 +180,7 @@ class NetworkService:
     def _default_bridge_ipv6(self, record: Record) -> None:
         """The default bridge's IPv6 as the daemon's ipv6 / fixed-cidr-v6 say at this start (a
         ULA /64 from the pools without fixed-cidr-v6, as Docker 28); recorded when it changed."""
-        v4 = ipv4_config(record)
+        v4 = default_bridge_v4(record)
         current = ip_config(record, 6)
         if not self.options.ipv6:
             wanted = None
@@ -249,6 +254,9 @@ class NetworkService:
         if len(v4) > 1 or len(v6) > 1:
             raise InvalidParameter(f"multiple IPv{4 if len(v4) > 1 else 6} subnets are not supported")
         enable_ipv6 = bool(body.get("EnableIPv6"))
+        enable_ipv4 = body.get("EnableIPv4") is not False  # default true (API 1.48)
+        if not (enable_ipv4 or enable_ipv6):
+            raise InvalidParameter("IPv4 or IPv6 must be enabled")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         for key in (OPT_ICC, OPT_MASQUERADE):
             if options.get(key, "true").lower() not in ("true", "false", "1", "0"):
@@ -258,13 +266,13 @@ class NetworkService:
         with self._lock, host_lock():
             if any(r["Name"] == name for r in self.store.networks()):
                 raise Conflict(f"network with name {name} already exists")
-            config = self._ip_config(v4[0] if v4 else {}, 4)
-            # as Docker: without EnableIPv6 an IPv6 subnet is neither checked nor used, nor shown
+            # as Docker: the subnet of a family not enabled is neither checked nor used, nor shown
+            config = [self._ip_config(v4[0] if v4 else {}, 4)] if enable_ipv4 else []
             config6 = [self._ip_config(v6[0] if v6 else {}, 6)] if enable_ipv6 else []
             record = self._record(name, "bridge", {"Driver": ipam_in.get("Driver") or "default",
                                                    "Options": ipam_in.get("Options"),
-                                                   "Config": [config, *config6]},
-                                  EnableIPv6=enable_ipv6, Internal=bool(body.get("Internal")),
+                                                   "Config": [*config, *config6]},
+                                  EnableIPv4=enable_ipv4, EnableIPv6=enable_ipv6, Internal=bool(body.get("Internal")),
                                   Attachable=bool(body.get("Attachable")), Options=options,
                                   Labels=dict(body.get("Labels") or {}), _UserSubnet=bool(v4 and v4[0].get("Subnet")))
             record["_Bridge"] = options.get(OPT_BRIDGE_NAME) or f"br-{record['Id'][:12]}"
@@ -387,10 +395,10 @@ class NetworkService:
         with self._lock:
             networks = [r for r in self.store.networks() if r["Driver"] == "bridge"]
             ports = [p for rules in self._port_rules.values() for p in rules]
-            bridges = [self._bridge_rules(r, ipv4_config(r)) for r in networks]
+            bridges = [self._bridge_rules(r, c) for r in networks if (c := ipv4_config(r))]
             if not all(b.icc for b in bridges) and not firewall.filter_bridged_traffic():
                 log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
-            self.firewall.apply(bridges, [p for p in ports if ":" not in p.host_ip])
+            self.firewall.apply(bridges, [p for p in ports if ":" not in p.host_ip and ":" not in p.container_ip])
             if self.firewall6 is not None:
                 # IPv6 bindings toward an IPv4-only container stay with the proxy
                 self.firewall6.apply([self._bridge_rules(r, c) for r in networks if (c := ipv6_config(r))],

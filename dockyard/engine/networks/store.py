@@ -91,9 +91,10 @@ class NetworkStore(SqliteStore):
         return {ip for row in rows for ip in row if ip}
 
     def add_endpoint(self, db: sqlite3.Connection, network_id: str, container_id: str, record: Record) -> None:
-        """Record an endpoint (inside tx); IntegrityError if the address or the pair is taken."""
+        """Record an endpoint (inside tx); IntegrityError if the address (IPv4, or IPv6 on an
+        IPv6-only network) or the pair is taken."""
         db.execute("INSERT INTO endpoints (network_id, container_id, ip, record) VALUES (?, ?, ?, ?)",
-                   (network_id, container_id, record["IPAddress"], json.dumps(record)))
+                   (network_id, container_id, record["IPAddress"] or record["GlobalIPv6Address"], json.dumps(record)))
 
     def delete_endpoint(self, network_id: str, container_id: str) -> None:
         """Forget one endpoint (nothing if absent)."""

@@ -16,7 +16,7 @@ def network(record: dict[str, Any], endpoints: list[dict[str, Any]] | None) -> d
     out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
     out["Containers"] = {
         ep["ContainerID"]: {"Name": ep["Name"], "EndpointID": ep["EndpointID"], "MacAddress": ep["MacAddress"],
-                            "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}",
+                            "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}" if ep["IPAddress"] else "",
                             "IPv6Address": f"{ep['GlobalIPv6Address']}/{ep['GlobalIPv6PrefixLen']}"
                             if ep.get("GlobalIPv6Address") else ""}
         for ep in endpoints or []}
