@@ -66,7 +66,7 @@ def ipam_configs(subnets: list[str], gateways: list[str], ranges: list[str]) -> 
 def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     configs = ipam_configs(opts.subnet, opts.gateway, opts.ip_range)
     body = {"Name": args[0], "Driver": opts.driver or "bridge", "Internal": opts.internal,
-            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6 or None,
+            "Attachable": opts.attachable, "EnableIPv4": None if opts.ipv4 else False, "EnableIPv6": opts.ipv6 or None,
             "IPAM": {"Driver": opts.ipam_driver or "default", "Config": configs, "Options": {}},
             "Options": _pairs(opts.opt, "--opt"), "Labels": _pairs(opts.label, "--label")}
     result = cli.client.call("POST", "/networks/create", None, body)
@@ -172,7 +172,8 @@ COMMANDS = {
         Flag("", "internal", BOOL, "Restrict external access to the network"),
         Flag("", "ip-range", LIST, "Allocate container ip from a sub-range"),
         Flag("", "ipam-driver", STR, "IP Address Management Driver", "default"),
-        Flag("", "ipv6", BOOL, "Enable or disable IPv6 networking"),
+        Flag("", "ipv4", BOOL, "Enable or disable IPv4 address assignment", True),
+        Flag("", "ipv6", BOOL, "Enable or disable IPv6 address assignment"),
         Flag("", "label", LIST, "Set metadata on a network"),
         Flag("o", "opt", LIST, "Set driver specific options"),
         Flag("", "subnet", LIST, "Subnet in CIDR format that represents a network segment")], create, 1, 1),
