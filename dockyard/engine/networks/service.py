@@ -213,7 +213,7 @@ class NetworkService:
             subnet = ipaddress.ip_network(config["Subnet"])
             gateways.append(ipaddress.ip_interface(f"{config.get('Gateway') or ipam.gateway_of(subnet)}/"
                                                    f"{subnet.prefixlen}"))
-        if len(gateways) > 1:
+        if any(g.version == 6 for g in gateways):
             with contextlib.suppress(OSError):
                 with open("/proc/sys/net/ipv6/conf/all/forwarding", "w") as f:
                     f.write("1")
