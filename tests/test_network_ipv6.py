@@ -215,6 +215,13 @@ def test_isolation_and_internal(daemon: Dockyardd) -> None:
     assert ok(daemon, "run", "--rm", "--network", "side-a", "busybox", "ping6", "-c1", "-W2", targets["side-a"])
     route = ok(daemon, "run", "--rm", "--network", "closed", "busybox", "ip", "-6", "route")
     assert "default" not in route and "/64 dev eth0" in route
+    # enable_icc=false holds for IPv6 too (where br_netfilter lets ip6tables see bridged traffic)
+    if os.path.exists(firewall.BRIDGE_NF_CALL_IPTABLES):
+        ok(daemon, "network", "create", "--ipv6", "-o", "com.docker.network.bridge.enable_icc=false", "noicc6")
+        cid = ok(daemon, "run", "-d", "--network", "noicc6", "busybox", "sleep", "60").strip()
+        lonely = inspect(daemon, cid)["NetworkSettings"]["Networks"]["noicc6"]["GlobalIPv6Address"]
+        proc = daemon.docker("run", "--rm", "--network", "noicc6", "busybox", "ping6", "-c1", "-W1", lonely)
+        assert proc.returncode == 1 and "0 packets received" in proc.stdout
 
 
 def test_crash_and_restart_keep_ipam_and_release_the_dead(daemon: Dockyardd) -> None:

@@ -53,11 +53,12 @@ class PortRule:
 BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 
-def filter_bridged_traffic() -> bool:
-    """Have iptables see traffic between ports of one bridge (what enable_icc=false needs); False
-    when the br_netfilter module is not loaded."""
+def filter_bridged_traffic(version: int = 4) -> bool:
+    """Have iptables (ip6tables for version 6) see traffic between ports of one bridge (what
+    enable_icc=false needs); False when the br_netfilter module is not loaded."""
+    path = BRIDGE_NF_CALL_IPTABLES.replace("iptables", "ip6tables") if version == 6 else BRIDGE_NF_CALL_IPTABLES
     try:
-        with open(BRIDGE_NF_CALL_IPTABLES, "r+") as f:
+        with open(path, "r+") as f:
             if f.read().strip() != "1":
                 f.seek(0)
                 f.write("1")

@@ -400,9 +400,11 @@ class NetworkService:
                 log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
             self.firewall.apply(bridges, [p for p in ports if ":" not in p.host_ip and ":" not in p.container_ip])
             if self.firewall6 is not None:
+                bridges6 = [self._bridge_rules(r, c) for r in networks if (c := ipv6_config(r))]
+                if not all(b.icc for b in bridges6):
+                    firewall.filter_bridged_traffic(6)
                 # IPv6 bindings toward an IPv4-only container stay with the proxy
-                self.firewall6.apply([self._bridge_rules(r, c) for r in networks if (c := ipv6_config(r))],
-                                     [p for p in ports if ":" in p.host_ip and ":" in p.container_ip])
+                self.firewall6.apply(bridges6, [p for p in ports if ":" in p.host_ip and ":" in p.container_ip])
 
     @staticmethod
     def _bridge_rules(record: Record, config: dict[str, Any]) -> BridgeRules:
