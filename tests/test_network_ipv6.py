@@ -175,6 +175,19 @@ def test_default_bridge_from_fixed_cidr_v6(daemon: Dockyardd) -> None:
     settings = inspect(daemon, cid)["NetworkSettings"]
     assert settings["GlobalIPv6Address"] == settings["Networks"]["bridge"]["GlobalIPv6Address"] == DEFAULT_V6 + "2"
     assert settings["GlobalIPv6PrefixLen"] == 64 and settings["IPv6Gateway"] == DEFAULT_V6 + "1"
+    # a legacy link names the child at both its addresses, and follows it when it restarts
+    ok(daemon, "run", "-d", "--name", "parent6", "--link", f"{cid}:kid", "busybox", "sleep", "60")
+    names = f"kid {cid[:12]} {inspect(daemon, cid)['Name'][1:]}"
+    hosts = ok(daemon, "exec", "parent6", "cat", "/etc/hosts")
+    assert f"{settings['IPAddress']}\t{names}\n{DEFAULT_V6}2\t{names}\n" in hosts
+    ok(daemon, "stop", "-t", "0", cid)
+    ok(daemon, "run", "-d", "busybox", "sleep", "60")  # takes the child's addresses while it is stopped
+    ok(daemon, "start", cid)
+    moved = inspect(daemon, cid)["NetworkSettings"]
+    assert moved["GlobalIPv6Address"] != DEFAULT_V6 + "2"
+    hosts = ok(daemon, "exec", "parent6", "cat", "/etc/hosts")
+    assert f"{moved['IPAddress']}\t{names}\n{moved['GlobalIPv6Address']}\t{names}\n" in hosts
+    assert hosts.count(f"\t{names}\n") == 2
 
 
 def test_published_port_on_ipv6_loopback_and_host_address(daemon: Dockyardd) -> None:

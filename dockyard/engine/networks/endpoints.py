@@ -328,13 +328,13 @@ class ContainerNetworking:
         return self.links.env(record, self.links.check_start(record))
 
     def _readdress_parents(self, record: Record) -> None:
-        """Running containers linked to this one see its new default-bridge address in /etc/hosts."""
-        ip = record["NetworkSettings"]["Networks"].get("bridge", {}).get("IPAddress")
-        if not ip:
+        """Running containers linked to this one see its new default-bridge addresses in /etc/hosts."""
+        addresses = links.bridge_addresses(record)
+        if not addresses:
             return
         for alias, parent in self.links.parents(record["ID"]):
             if parent["State"]["Running"] and os.path.exists(parent.get("HostsPath") or ""):
-                resolvfiles.readdress(parent, alias, ip)
+                resolvfiles.readdress(parent, alias, addresses)
 
     def unlink(self, name: str) -> None:
         """DELETE /containers/{parent/alias}?link=1 (a running parent's /etc/hosts loses the alias)."""

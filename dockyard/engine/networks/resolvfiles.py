@@ -73,11 +73,13 @@ def drop_name(record: Record, name: str) -> None:
     etcfiles.edit_hosts(record["HostsPath"], remove=_lines_naming(record, name))
 
 
-def readdress(record: Record, name: str, ip: str) -> None:
-    """A running container's /etc/hosts lines of name (a link's alias) pointed at ip (the linked
-    container restarted with another address), in place."""
+def readdress(record: Record, name: str, addresses: Sequence[str]) -> None:
+    """A running container's /etc/hosts lines of name (a link's alias) pointed at addresses (the
+    linked container restarted with others; one line each), in place."""
     old = _lines_naming(record, name)
-    etcfiles.edit_hosts(record["HostsPath"], add=[f"{ip}\t{line.partition(chr(9))[2]}" for line in old], remove=old)
+    if old:
+        names = old[0].partition("\t")[2]
+        etcfiles.edit_hosts(record["HostsPath"], add=[f"{ip}\t{names}" for ip in addresses], remove=old)
 
 
 def write_host_mode(record: Record, host_gateway: str) -> None:
