@@ -4,6 +4,7 @@ firewall chains rebuilt from the bridges and the published ports, host ports res
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import ipaddress
@@ -398,13 +399,20 @@ class NetworkService:
             bridges = [self._bridge_rules(r, c) for r in networks if (c := ipv4_config(r))]
             if not all(b.icc for b in bridges) and not firewall.filter_bridged_traffic():
                 log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
-            self.firewall.apply(bridges, [p for p in ports if ":" not in p.host_ip and ":" not in p.container_ip])
-            if self.firewall6 is not None:
-                bridges6 = [self._bridge_rules(r, c) for r in networks if (c := ipv6_config(r))]
-                if not all(b.icc for b in bridges6):
-                    firewall.filter_bridged_traffic(6)
-                # IPv6 bindings toward an IPv4-only container stay with the proxy
-                self.firewall6.apply(bridges6, [p for p in ports if ":" in p.host_ip and ":" in p.container_ip])
+            rules4 = [p for p in ports if ":" not in p.host_ip and ":" not in p.container_ip]
+            if self.firewall6 is None:
+                self.firewall.apply(bridges, rules4)
+                return
+            bridges6 = [self._bridge_rules(r, c) for r in networks if (c := ipv6_config(r))]
+            if not all(b.icc for b in bridges6):
+                firewall.filter_bridged_traffic(6)
+            # both families at once (an iptables-restore takes tens of ms); IPv6 bindings toward
+            # a container without IPv6 stay with the proxy
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ip6tables") as pool:
+                done6 = pool.submit(self.firewall6.apply, bridges6,
+                                    [p for p in ports if ":" in p.host_ip and ":" in p.container_ip])
+                self.firewall.apply(bridges, rules4)
+                done6.result()
 
     @staticmethod
     def _bridge_rules(record: Record, config: dict[str, Any]) -> BridgeRules:
