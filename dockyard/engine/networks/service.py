@@ -412,7 +412,10 @@ class NetworkService:
                 done6 = pool.submit(self.firewall6.apply, bridges6,
                                     [p for p in ports if ":" in p.host_ip and ":" in p.container_ip])
                 self.firewall.apply(bridges, rules4)
-                done6.result()
+                try:
+                    done6.result()
+                except firewall.FirewallError as e:  # e.g. a kernel without IPv6 NAT: the proxies still serve
+                    log.warning("ip6tables refused our rules (no IPv6 isolation nor DNAT): %s", e)
 
     @staticmethod
     def _bridge_rules(record: Record, config: dict[str, Any]) -> BridgeRules:
