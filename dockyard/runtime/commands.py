@@ -66,7 +66,8 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
             console = fg.theirs
     from dockyard.runtime.create import create
 
-    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds), loaded)
+    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds), loaded,
+                   starting=fg is None)
     try:
         if fg is not None:
             fg.receive()

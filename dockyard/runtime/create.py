@@ -133,9 +133,12 @@ def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChann
 
 def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None,
            console: Any = None, no_pivot: bool = False, preserve_fds: int = 0,
-           loaded: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
+           loaded: tuple[dict[str, Any], str] | None = None, starting: bool = False) -> dict[str, Any]:
     """Create a container: its init waits on the exec fifo until `start`. loaded is the bundle's
-    (config, rootfs) when the caller has read it already."""
+    (config, rootfs) when the caller has read it already. starting (`run`): the caller starts the
+    container right away, so the read end of the exec fifo is opened here and returned as
+    state["fifo_fd"] (not saved; for lifecycle.start): the init execs as soon as it is ready
+    instead of waiting for `start` to open it."""
     check_id(cid)
     bundle = os.path.abspath(bundle)
     config, rootfs = loaded or load_bundle(bundle)
@@ -149,6 +152,7 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
                     console=console, preserve_fds=preserve_fds, no_pivot=no_pivot)
     sdir = store.reserve(cid)
     init_pid = 0
+    fifo_reader = -1
     try:
         launch.cgroup = open_cgroup(linux.get("cgroupsPath"), cid)
         launch.cgroup.create()
@@ -166,23 +170,37 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
             init_pid = spawn_direct(launch, parent, child, launch.cgroup, join_fds)
         else:
             init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
+        if starting:
+            fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         state = {"id": cid, "pid": init_pid, "pid_start": process_start_time(init_pid), "bundle": bundle,
                  "rootfs": rootfs, "created": now_rfc3339(), "cgroups_path": linux.get("cgroupsPath"),
                  "config": config}
-        parent.expect("mounted")
         oci = {"ociVersion": config["ociVersion"], "id": cid, "pid": init_pid, "status": "creating",
                "bundle": bundle, "annotations": config.get("annotations") or {}}
-        run_hooks(config, "prestart", oci)
-        run_hooks(config, "createRuntime", oci)
-        oci["status"] = "created"
-        parent.send("hooks", state=oci)
+        hooks = config.get("hooks") or {}
+        runtime_hooks = bool(hooks.get("prestart") or hooks.get("createRuntime"))
+        if not runtime_hooks:
+            # Nothing runs here between the init's mounts and its pivot_root: tell it now, so that
+            # it goes on without waiting for us, and save the state meanwhile.
+            parent.send("hooks", state={**oci, "status": "created"})
+            store.save(state)
+        parent.expect("mounted")
+        if runtime_hooks:
+            run_hooks(config, "prestart", oci)
+            run_hooks(config, "createRuntime", oci)
+            parent.send("hooks", state={**oci, "status": "created"})
         parent.expect("created")
         parent.close()
         os.close(launch.fifo_fd)
-        store.save(state)
+        if runtime_hooks:
+            store.save(state)
         write_pid_file(pid_file, init_pid)
+        if starting:
+            state["fifo_fd"] = fifo_reader
         return state
     except BaseException:
+        if fifo_reader >= 0:
+            os.close(fifo_reader)
         if init_pid:
             kill_and_wait(init_pid, None)
         if launch.cgroup is not None:
@@ -190,5 +208,3 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
             launch.cgroup.destroy()
         store.remove(cid)
         raise
-
-
