@@ -113,6 +113,15 @@ def test_rlimits(runtime: Runtime, bundle_factory) -> None:
     assert out.stdout.split() == ["512", "900", "4096"]
 
 
+def test_unlimited_rlimits(runtime: Runtime, bundle_factory) -> None:
+    """The runtime spec's limits are unsigned 64-bit: 2**64-1 is unlimited (Docker's --ulimit x=-1)."""
+    b = bundle_factory(["sh", "-c", "ulimit -c; ulimit -Hc"])
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
+    out = run(runtime, b)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["unlimited", "unlimited"]
+
+
 def test_env_cwd_umask(runtime: Runtime, bundle_factory) -> None:
     b = bundle_factory(["sh", "-c", "echo $FOO; pwd; umask"])
     b.config["process"]["env"].append("FOO=bar baz")
