@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from dockyard.runtime import jsonfast, lifecycle
+from dockyard.runtime import oslite as os
 from dockyard.runtime.argv import Namespace
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.state import OCI_VERSION, StateStore

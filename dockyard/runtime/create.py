@@ -3,8 +3,7 @@ it, run the create-time hooks, and leave its init waiting on the exec fifo until
 
 from __future__ import annotations
 
-import os
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle

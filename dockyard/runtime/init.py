@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import _signal  # the C module: `signal` imports enum, too slow for every container start
 import errno
-import os
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime import rootfs as rootfs_mod
 from dockyard.runtime import syscalls
 from dockyard.runtime.errors import RuntimeFailure

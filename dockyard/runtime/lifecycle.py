@@ -4,10 +4,10 @@ Kept apart from `create` so these frequent, short commands import little."""
 
 from __future__ import annotations
 
-import os
 import select
 import time
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
 from dockyard.runtime.state import EXEC_FIFO, StateStore, process_alive

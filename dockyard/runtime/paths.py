@@ -3,9 +3,9 @@ as if the root were '/', and '..' stops at the root)."""
 
 from __future__ import annotations
 
-import os
 import stat
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 MAX_SYMLINKS = 255

@@ -6,8 +6,7 @@ is checked before the process commits to running (so `create` reports it, as run
 
 from __future__ import annotations
 
-import os
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls
 from dockyard.runtime.caps import CapabilitySets
 from dockyard.runtime.errors import RuntimeFailure

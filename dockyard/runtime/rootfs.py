@@ -8,9 +8,9 @@ root read-only when asked.
 
 from __future__ import annotations
 
-import os
 import stat
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.mountopts import PROPAGATION, MountOptions

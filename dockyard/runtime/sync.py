@@ -6,8 +6,8 @@ same program, and neither pipes nor marshal cost an import at start-up."""
 from __future__ import annotations
 
 import marshal
-import os
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway

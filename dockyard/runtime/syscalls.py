@@ -8,7 +8,7 @@ DOCKYARD_RUNTIME_CTYPES=1; both return the result or -errno.
 
 from __future__ import annotations
 
-import os
+from dockyard.runtime import oslite as os
 
 if os.environ.get("DOCKYARD_RUNTIME_CTYPES") == "1":
     from dockyard.runtime import syscalls_ctypes as _impl
