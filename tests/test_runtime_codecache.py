@@ -47,7 +47,7 @@ IMPORT_AND_REPORT = """
     import cachedpkg.mod
     print(cachedpkg.VALUE, cachedpkg.mod.f(), cachedpkg.mod.f.__doc__)
     print(type(cachedpkg.mod.__spec__.loader).__name__, type(cachedpkg.__spec__.loader).__name__)
-    print(cachedpkg.mod.__file__)
+    print(cachedpkg.mod.__file__, cachedpkg.mod.__cached__)
 """
 
 
@@ -62,7 +62,7 @@ def test_modules_load_from_the_cache_without_their_pyc(tmp_path: Path) -> None:
             f.unlink()
     out = run_python(IMPORT_AND_REPORT.format(cache=str(cache)), src).splitlines()
     # Compiled as with -OO: no docstrings.
-    assert out == ["True", "package cached None", "CodeCache CodeCache", str(pkg / "mod.py")]
+    assert out == ["True", "package cached None", "CodeCache CodeCache", f"{pkg / 'mod.py'} {cache}"]
     assert not list(pkg.rglob("*.pyc")), "the normal import system was used"
 
 

@@ -90,10 +90,12 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
 
 
 def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
-                 join_fds: list[tuple[str, int]]) -> int:
+                 join_fds: list[tuple[str, int]], resources: dict[str, Any]) -> int:
     """Fork the container's init without an intermediate process: a new pid namespace is
     unshared for our children only, around the fork (then our own is joined back), so the
-    child is its pid 1 and enters the other namespaces itself. Returns its pid."""
+    child is its pid 1 and enters the other namespaces itself. The cgroup is created and its
+    resources applied after the fork, while the child starts on its namespaces and mounts (it
+    joins the cgroup before anything that needs it: see init.direct_child). Returns its pid."""
     own_pid_ns = -1
     if "pid" in launch.namespaces.new:
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -120,9 +122,12 @@ def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChann
         # The child joins v1 hierarchies itself (cheap, see Cgroup.join_self); on v2 it is moved
         # before it creates its cgroup namespace.
         by_self = cgroup is not None and cgroup.self_joinable()
-        if cgroup is not None and not by_self:
-            cgroup.add_process(pid)
-        chan_parent.send("go", join_self=by_self)
+        if cgroup is not None:
+            cgroup.create()
+            cgroup.apply(resources)
+            if not by_self:
+                cgroup.add_process(pid)
+        chan_parent.send("go", join_self=by_self)  # raises the child's error if it failed meanwhile
         return pid
     except BaseException:
         os.kill(pid, 9)
@@ -154,8 +159,6 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
     fifo_reader = -1
     try:
         launch.cgroup = open_cgroup(linux.get("cgroupsPath"), cid)
-        launch.cgroup.create()
-        launch.cgroup.apply(cgroup_resources(config))
         fifo = os.path.join(sdir, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)  # writable by the container's user, which opens it after setuid
         os.chmod(fifo, 0o622)
@@ -166,9 +169,12 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         # set-up (moving a whole process costs an RCU grace period): that takes the intermediate.
         cg = launch.cgroup
         if launch.namespaces.direct and (cg is None or cg.version == 2 or cg.self_joinable()):
-            init_pid = spawn_direct(launch, parent, child, launch.cgroup, join_fds)
+            init_pid = spawn_direct(launch, parent, child, cg, join_fds, cgroup_resources(config))
         else:
-            init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
+            if cg is not None:
+                cg.create()
+                cg.apply(cgroup_resources(config))
+            init_pid = spawn(launch, parent, child, cg, join_fds, container_init)
         if starting:
             fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         state = {"id": cid, "pid": init_pid, "pid_start": process_start_time(init_pid), "bundle": bundle,

@@ -18,6 +18,7 @@ from dockyard.runtime.paths import make_destination, open_in_root, secure_join
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 DEFAULT_DEVICES = [  # path, type, major, minor
@@ -180,8 +181,11 @@ def setup_dev(rootfs: str, config: dict[str, Any], ns_types: set[str]) -> None:
                      dev.get("uid", 0), dev.get("gid", 0), in_userns)
 
 
-def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
-    """Everything before pivot_root: propagation, the rootfs bind, mounts and /dev."""
+def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str],
+            enter_cgroup: Callable[[], None] | None = None) -> None:
+    """Everything before pivot_root: propagation, the rootfs bind, mounts and /dev.
+    enter_cgroup, when given, is called once before the first cgroup mount, or before /dev's
+    devices are made: what comes earlier overlaps the runtime's set-up of the cgroup."""
     rootfs = os.path.realpath(rootfs)  # once here: each mount destination is checked against it
     linux = config.get("linux") or {}
     prop = PROPAGATION.get(linux.get("rootfsPropagation") or "", s.MS_SLAVE | s.MS_REC)
@@ -190,11 +194,16 @@ def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]
         _make_parent_private(rootfs)  # for the bind below and pivot_root; a slave or private one will do
     s.mount(rootfs, rootfs, None, s.MS_BIND | s.MS_REC)
     for m in config.get("mounts") or []:
+        if enter_cgroup is not None and m.get("type") == "cgroup":
+            enter_cgroup()
+            enter_cgroup = None
         try:
             mount_entry(rootfs, m, cgroup, ns_types)
         except OSError as e:
             raise RuntimeFailure(f"error mounting {m.get('source', '')!r} to rootfs at "
                                  f"{m['destination']!r}: {e.strerror or e}") from None
+    if enter_cgroup is not None:
+        enter_cgroup()
     setup_dev(rootfs, config, ns_types)
     cwd = (config.get("process") or {}).get("cwd") or "/"
     if cwd != "/":  # as runc: a missing cwd (say, inside a fresh volume) is made after the mounts
