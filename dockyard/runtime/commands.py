@@ -84,10 +84,7 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_state(store: StateStore, a: Namespace) -> int:
-    state = store.oci_state(store.load(a.id))
-    import json
-
-    print(json.dumps(state, indent=2))
+    print(jsonfast.dumps_indented(store.oci_state(store.load(a.id))))
     return 0
 
 
@@ -269,11 +266,9 @@ def cmd_update(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_features(store: StateStore, a: Namespace) -> int:
-    import json
-
     from dockyard.runtime.features import features
 
-    print(json.dumps(features(), indent=4))
+    print(jsonfast.dumps_indented(features(), indent=4))
     return 0
 
 
