@@ -8,7 +8,7 @@ from dockyard.runtime import syscalls
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.hooks import run_hooks
+from dockyard.runtime.hooks import has_runtime_hooks, run_hooks
 from dockyard.runtime.init import Launch, container_init, direct_child, intermediate
 from dockyard.runtime.lifecycle import kill_and_wait, write_pid_file
 from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
@@ -182,15 +182,14 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
                  "config": config}
         oci = {"ociVersion": config["ociVersion"], "id": cid, "pid": init_pid, "status": "creating",
                "bundle": bundle, "annotations": config.get("annotations") or {}}
-        hooks = config.get("hooks") or {}
-        runtime_hooks = bool(hooks.get("prestart") or hooks.get("createRuntime"))
+        runtime_hooks = has_runtime_hooks(config)
         if not runtime_hooks:
-            # Nothing runs here between the init's mounts and its pivot_root: tell it now, so that
-            # it goes on without waiting for us, and save the state meanwhile.
+            # Nothing runs here between the init's mounts and its pivot_root: the init does not
+            # report its mounts, it gets its hook state at once, and we save ours meanwhile.
             parent.send("hooks", state={**oci, "status": "created"})
             store.save(state)
-        parent.expect("mounted")
-        if runtime_hooks:
+        else:
+            parent.expect("mounted")
             run_hooks(config, "prestart", oci)
             run_hooks(config, "createRuntime", oci)
             parent.send("hooks", state={**oci, "status": "created"})

@@ -53,6 +53,13 @@ def run_hook(hook: dict[str, Any], state: dict[str, Any], kind: str) -> None:
         raise RuntimeFailure(f"{kind} hook {path} failed with exit status {code}")
 
 
+def has_runtime_hooks(config: dict[str, Any]) -> bool:
+    """Whether the config has prestart or createRuntime hooks: the runtime runs them between the
+    init's mounts and its pivot_root, the only point where the init must wait for the runtime."""
+    hooks = config.get("hooks") or {}
+    return bool(hooks.get("prestart") or hooks.get("createRuntime"))
+
+
 def run_hooks(config: dict[str, Any], kind: str, state: dict[str, Any], fatal: bool = True) -> None:
     """Run every hook of a kind in order; non-fatal kinds only warn on stderr."""
     for hook in (config.get("hooks") or {}).get(kind) or []:

@@ -10,7 +10,7 @@ from dockyard.runtime import oslite as os
 from dockyard.runtime import rootfs as rootfs_mod
 from dockyard.runtime import syscalls
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.hooks import run_hooks
+from dockyard.runtime.hooks import has_runtime_hooks, run_hooks
 from dockyard.runtime.namespaces import NamespacePlan, join_all
 from dockyard.runtime.process import (
     ProcessSetup,
@@ -159,7 +159,8 @@ def container_init(launch: Launch, chan: SyncChannel) -> None:
     config = launch.config
     try:
         rootfs_mod.prepare(launch.rootfs, config, launch.cgroup, launch.namespaces.types, launch.enter_cgroup)
-        chan.send("mounted")
+        if has_runtime_hooks(config):
+            chan.send("mounted")  # the runtime runs them now
         state = chan.expect("hooks")["state"]
         run_hooks(config, "createContainer", state)
         rootfs_mod.pivot(launch.rootfs, launch.no_pivot)
