@@ -122,6 +122,22 @@ def test_unlimited_rlimits(runtime: Runtime, bundle_factory) -> None:
     assert out.stdout.split() == ["unlimited", "unlimited"]
 
 
+def test_run_pid_file_exists_when_the_process_starts(dockyard_runtime: Runtime, bundle_factory,
+                                                     tmp_path: Path) -> None:
+    """`run --pid-file` writes the file before the container's process runs, as crun does and as
+    `create` does (runc 1.1 writes it only after the process started)."""
+    piddir = tmp_path / "piddir"
+    piddir.mkdir()
+    b = bundle_factory(["cat", "/piddir/pid"])
+    b.config["mounts"].append({"destination": "/piddir", "type": "bind", "source": str(piddir),
+                               "options": ["rbind", "ro"]})
+    b.write()
+    out = dockyard_runtime("run", "--bundle", str(b.path), "--pid-file", str(piddir / "pid"), unique_id(),
+                           check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (piddir / "pid").read_text().strip() and out.stdout.strip().isdigit()
+
+
 def test_env_cwd_umask(runtime: Runtime, bundle_factory) -> None:
     b = bundle_factory(["sh", "-c", "echo $FOO; pwd; umask"])
     b.config["process"]["env"].append("FOO=bar baz")

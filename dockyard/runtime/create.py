@@ -175,7 +175,7 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
                 cg.create()
                 cg.apply(cgroup_resources(config))
             init_pid = spawn(launch, parent, child, cg, join_fds, container_init)
-        if starting:
+        if starting and not pid_file:  # else after the pid file: it must exist when the process runs
             fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         state = {"id": cid, "pid": init_pid, "pid_start": process_start_time(init_pid), "bundle": bundle,
                  "rootfs": rootfs, "created": now_rfc3339(), "cgroups_path": linux.get("cgroupsPath"),
@@ -200,6 +200,8 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
             store.save(state)
         write_pid_file(pid_file, init_pid)
         if starting:
+            if fifo_reader < 0:
+                fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             state["fifo_fd"] = fifo_reader
         return state
     except BaseException:
