@@ -4,8 +4,7 @@ A runtime command imports ~30 modules; the normal import system looks for each a
 package path (a stat per candidate file name, then the .py and the .pyc) before reading and
 unmarshalling it. The launcher of `dockyard-runtime` installs this finder first instead: a
 module it knows is a dictionary lookup, one stat of its source (the cache entry is used only
-while that file's size and mtime are the ones recorded) and one unmarshal of code already in
-memory. A module it does not know, or whose source changed, is left to the normal import
+while that file's size and mtime are the ones recorded), one pread and one unmarshal. A module it does not know, or whose source changed, is left to the normal import
 system, so a stale cache costs time, never correctness. `make setup` builds the file
 (`python -m dockyard.runtime.codecache build FILE`).
 """

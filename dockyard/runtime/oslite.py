@@ -3,7 +3,7 @@ re-exports on Linux), `path` (pathlite), and the few helpers os adds that the ru
 
 `import os` costs ~1.7 ms of CPU per runtime command (the collections ABCs behind os.environ);
 the runtime's modules import this as `os` instead, so their code reads the same.
-`environ` is a read-only snapshot here (nothing in the runtime changes its own environment).
+`environ` is a snapshot taken at import (changing it changes nothing; the runtime never does).
 """
 
 import sys
@@ -48,7 +48,6 @@ def makedirs(name: str, mode: int = 0o777, exist_ok: bool = False) -> None:
     except OSError:
         if not exist_ok or not path.isdir(name):
             raise
-
 
 
 def walk(top: str, topdown: bool = True) -> "Iterator[tuple[str, list[str], list[str]]]":
