@@ -41,6 +41,14 @@ def test_join_and_relpath() -> None:
         pathlite.relpath("")
 
 
+def test_path_like_arguments(tmp_path: Path) -> None:
+    """Path objects are accepted where posixpath accepts them (the engine passes some)."""
+    for name in ("split", "dirname", "basename", "normpath", "abspath", "realpath", "exists", "isdir"):
+        assert getattr(pathlite, name)(tmp_path / "x") == getattr(posixpath, name)(tmp_path / "x"), name
+    assert pathlite.join(tmp_path, Path("a"), "b") == posixpath.join(tmp_path, Path("a"), "b")
+    assert pathlite.relpath(tmp_path / "a", tmp_path) == posixpath.relpath(tmp_path / "a", tmp_path)
+
+
 def test_realpath_and_predicates(tmp_path: Path) -> None:
     (tmp_path / "d" / "e").mkdir(parents=True)
     (tmp_path / "f").write_text("x")

@@ -1,4 +1,5 @@
-"""The path functions of `os.path` that the runtime uses, for str paths, without importing os.
+"""The path functions of `os.path` that the runtime uses, for str paths (or path-like objects
+naming them), without importing os.
 
 `import os` costs ~1.7 ms of CPU on every runtime command (it builds os.environ, and the
 collections ABCs it needs for that are ~25 classes); the runtime's hot path uses `oslite` (the
@@ -11,8 +12,8 @@ from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 
 def join(a: str, *parts: str) -> str:
-    path = a
-    for part in parts:
+    path = posix.fspath(a)
+    for part in map(posix.fspath, parts):
         if part.startswith("/"):
             path = part
         elif not path or path.endswith("/"):
@@ -23,6 +24,7 @@ def join(a: str, *parts: str) -> str:
 
 
 def split(p: str) -> tuple[str, str]:
+    p = posix.fspath(p)
     i = p.rfind("/") + 1
     head, tail = p[:i], p[i:]
     if head and head != "/" * len(head):
@@ -35,10 +37,12 @@ def dirname(p: str) -> str:
 
 
 def basename(p: str) -> str:
+    p = posix.fspath(p)
     return p[p.rfind("/") + 1:]
 
 
 def normpath(path: str) -> str:
+    path = posix.fspath(path)
     if not path:
         return "."
     initial = 2 if path.startswith("//") and not path.startswith("///") else 1 if path.startswith("/") else 0
@@ -54,10 +58,12 @@ def normpath(path: str) -> str:
 
 
 def abspath(path: str) -> str:
+    path = posix.fspath(path)
     return normpath(path if path.startswith("/") else join(posix.getcwd(), path))
 
 
 def relpath(path: str, start: str = ".") -> str:
+    path = posix.fspath(path)
     if not path:
         raise ValueError("no path specified")
     start_list = [x for x in abspath(start).split("/") if x]
@@ -75,6 +81,7 @@ def realpath(path: str) -> str:
     """The canonical path, symlinks and `..` resolved by the kernel (open + /proc/self/fd); of a
     path that does not exist, the part that does, then the rest as posixpath.realpath does
     (except a dangling symlink at the end, which is not followed)."""
+    path = posix.fspath(path)
     if not path.startswith("/"):
         path = join(posix.getcwd(), path)
     try:
