@@ -157,7 +157,7 @@ async def docker_headers(request: web.Request, response: web.StreamResponse) -> 
         return
     response.headers["Api-Version"] = versions.API_VERSION
     if not request.get(VERSION_REFUSED):
-        response.headers["Docker-Experimental"] = "false"
+        response.headers["Docker-Experimental"] = str(engine(request).config.experimental).lower()
     response.headers["Ostype"] = "linux"
     response.headers["Server"] = SERVER_HEADER
 
