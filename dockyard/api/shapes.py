@@ -39,13 +39,6 @@ def container_summary(doc: dict[str, Any], version: Version) -> dict[str, Any]:
     return doc
 
 
-def network(doc: dict[str, Any], version: Version) -> dict[str, Any]:
-    """GET /networks/{id} or one entry of GET /networks: EnableIPv4 from 1.47."""
-    if version < (1, 47):
-        doc.pop("EnableIPv4", None)
-    return doc
-
-
 def image_summary(doc: dict[str, Any], version: Version) -> dict[str, Any]:
     """One entry of GET /images/json (and of /system/df's Images): VirtualSize before 1.44;
     before 1.43 null for no tags or digests, and "<none>" placeholders for an image with neither."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api import shapes
 from dockyard.api.errors import ApiError
 from dockyard.api.routes import api_path
-from dockyard.api.server import api_version, engine, json_query, json_response, read_json
+from dockyard.api.server import engine, json_query, json_response, read_json
 from dockyard.engine.networks.views import LIST_FILTERS
 from dockyard.image import filters as flt
 
@@ -30,8 +29,7 @@ async def list_networks(request: web.Request) -> web.Response:
     """GET /networks?filters."""
     eng = engine(request)
     filters = flt.normalize(json_query(request, "filters"), LIST_FILTERS)
-    version = api_version(request)
-    return json_response([shapes.network(n, version) for n in await eng.run(eng.networks.list, filters)])
+    return json_response(await eng.run(eng.networks.list, filters))
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -41,7 +39,7 @@ async def inspect(request: web.Request) -> web.Response:
     record = await eng.run(eng.networks.inspect, request.match_info["id"])
     if scope and scope != record["Scope"]:
         raise ApiError(404, f"network {request.match_info['id']} not found")
-    return json_response(shapes.network(record, api_version(request)))
+    return json_response(record)
 
 
 async def create(request: web.Request) -> web.Response:
