@@ -31,6 +31,7 @@ SERVER_HEADER = f"Docker/{ENGINE_VERSION} (linux)"
 JSON_LIMIT = 4 * 1024 * 1024  # the largest JSON request body accepted
 SOCKET_GROUP = "dockyard"
 STREAMING = "dockyard.streaming"
+VERSION_REFUSED = "dockyard.version_refused"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_MESSAGES = {404: "page not found", 405: "method not allowed"}
@@ -143,16 +144,20 @@ async def version_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Refuse /vX.Y/ prefixes outside the supported range, as dockerd does."""
     prefix = request.match_info.get("version", "")
     if prefix:
+        request[VERSION_REFUSED] = True
         versions.check(prefix.strip("v/"))
+        del request[VERSION_REFUSED]
     return await handler(request)
 
 
 async def docker_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """The headers dockerd puts on every response but 101."""
-    if response.status == 101:
+    """The headers dockerd puts on every response but 101 and those to paths it has no route for
+    (its version check's refusals lack Docker-Experimental)."""
+    if response.status == 101 or request.match_info.http_exception is not None:
         return
     response.headers["Api-Version"] = versions.API_VERSION
-    response.headers["Docker-Experimental"] = "false"
+    if not request.get(VERSION_REFUSED):
+        response.headers["Docker-Experimental"] = str(engine(request).config.experimental).lower()
     response.headers["Ostype"] = "linux"
     response.headers["Server"] = SERVER_HEADER
 

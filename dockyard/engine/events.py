@@ -36,7 +36,7 @@ class Event:
         """The JSON object GET /events sends."""
         doc: dict[str, Any] = {}
         if self.type in ("container", "image"):
-            doc = {"status": self.action, "id": self.actor_id}
+            doc = {"status": self.action, **({"id": self.actor_id} if self.actor_id else {})}
             if "image" in self.attributes and self.type == "container":
                 doc["from"] = self.attributes["image"]
         doc.update({"Type": self.type, "Action": self.action,

@@ -12,8 +12,8 @@ from typing import Any, BinaryIO, TypeVar
 
 from dockyard.engine.events import EventBus
 from dockyard.engine.registry import RegistryService
-from dockyard.image import reference
 from dockyard.image.archive import docker_archive, importer
+from dockyard.image.names import normalize_tag
 from dockyard.image.store import ImageStore, InUse
 from dockyard.registry.client.endpoint import RegistryConfig
 
@@ -37,12 +37,20 @@ class ImageService:
         """fn(*args) in the thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    def _labels(self, image_id: str) -> dict[str, str]:
+        """The image's labels ({} once it is gone)."""
+        if self.store.meta.get_image(image_id) is None:
+            return {}
+        return (self.store.config(image_id).get("config") or {}).get("Labels") or {}
+
     def _event(self, action: str, image_id: str, name: str | None = None) -> None:
         """Publish an image event; its attributes are the image's labels and its name."""
-        labels: dict[str, str] = {}
-        if self.store.meta.get_image(image_id) is not None:
-            labels = (self.store.config(image_id).get("config") or {}).get("Labels") or {}
-        self.events.publish("image", action, image_id, {**labels, "name": name or image_id})
+        self.events.publish("image", action, image_id, {**self._labels(image_id), "name": name or image_id})
+
+    def tagged(self, image_id: str, name: str) -> None:
+        """Publish the tag event of an image named as it was made (docker commit with a repo);
+        the name as dockerd gives it, familiar and with its tag ("repo:latest")."""
+        self._event("tag", image_id, normalize_tag(name).familiar())
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -87,7 +95,7 @@ class ImageService:
     def _tag(self, name: str, target: str) -> None:
         with self._write_lock:
             image_id = self.store.tag(name, target)
-        self._event("tag", image_id, reference.parse_normalized(target).familiar())
+        self.tagged(image_id, target)
 
     async def remove(self, name: str, force: bool, prune: bool) -> list[dict[str, str]]:
         """DELETE /images/{name}."""
@@ -96,7 +104,8 @@ class ImageService:
     def _remove(self, name: str, force: bool, prune: bool) -> list[dict[str, str]]:
         with self._write_lock:
             image_id = self.store.resolve(name)
-            before = {rec.id for rec in self.store.meta.list_images()}
+            before = {rec.id: {} for rec in self.store.meta.list_images()}
+            before[image_id] = self._labels(image_id)
             records = self.store.remove(name, force, prune, self.in_use)
         self._removal_events(records, before, image_id)
         return records
@@ -107,27 +116,30 @@ class ImageService:
 
     def _prune(self, filters: dict[str, Any] | None) -> dict[str, Any]:
         with self._write_lock:
-            before = {rec.id for rec in self.store.meta.list_images()}
+            before = {rec.id: self._labels(rec.id) for rec in self.store.meta.list_images()}
             report = self.store.prune(True, filters, self.in_use)
         self._removal_events(report["ImagesDeleted"] or [], before, None)
         self.events.publish("image", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
         return report
 
-    def _removal_events(self, records: list[dict[str, str]], images: set[str], image_id: str | None) -> None:
-        """untag/delete events for rmi/prune records (layer IDs in Deleted are not images).
-        An untag names the image it came from: the next deleted image, else image_id."""
+    def _removal_events(self, records: list[dict[str, str]], images: dict[str, dict[str, str]],
+                        image_id: str | None) -> None:
+        """untag/delete events for rmi/prune records (layer IDs in Deleted are not images); an
+        untag has the labels its image (ID → labels, read before the removal) had. An untag names the image
+        it came from: the next deleted image, else image_id."""
         pending: list[str] = []
         for record in records:
             if "Untagged" in record:
                 pending.append(record["Untagged"])
             elif record.get("Deleted") in images:
+                deleted = record["Deleted"]
                 for _ in pending:
-                    self.events.publish("image", "untag", record["Deleted"], {"name": record["Deleted"]})
+                    self.events.publish("image", "untag", deleted, {**images[deleted], "name": deleted})
                 pending = []
-                self.events.publish("image", "delete", record["Deleted"], {"name": record["Deleted"]})
+                self.events.publish("image", "delete", deleted, {"name": deleted})  # gone: no labels
         for _ in pending:
             if image_id:
-                self.events.publish("image", "untag", image_id, {"name": image_id})
+                self.events.publish("image", "untag", image_id, {**images.get(image_id, {}), "name": image_id})
 
     # -- archives ------------------------------------------------------------------------------
 

@@ -30,12 +30,13 @@ def _base_config(store: ImageStore, image_id: str | None) -> dict[str, Any]:
 
 def commit_container(store: ImageStore, container_key: str, config_changes: dict[str, Any] | None = None, *,
                      image_id: str | None = None, author: str = "", comment: str = "", created_by: str = "",
-                     container_id: str = "", created: str | None = None, tags: tuple[str, ...] = ()) -> str:
+                     container_id: str = "", container_config: dict[str, Any] | None = None,
+                     created: str | None = None, tags: tuple[str, ...] = ()) -> str:
     """Commit the active snapshot container_key (a container of image_id, None for scratch):
     its changes as a gzip layer (none when empty, like Docker), a config whose run config is the
     image's with config_changes applied key by key (the engine passes the container's config
     and --change results here), a history entry, and the image recorded with image_id as its
-    parent; the new image ID."""
+    parent (container_id and container_config recorded as dockerd does); the new image ID."""
     base = _base_config(store, image_id)
     snapshots = store.snapshots
     mode = snapshots.diff_mode()
@@ -62,4 +63,6 @@ def commit_container(store: ImageStore, container_key: str, config_changes: dict
         config["author"] = author
     if container_id:
         config["container"] = container_id
+    if container_config:
+        config["container_config"] = {k: v for k, v in container_config.items() if v is not None}
     return store.add_image(encode_config(config), layers, parent=image_id, tags=tags)

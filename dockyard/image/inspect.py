@@ -1,7 +1,8 @@
 """Image data in the shapes of Docker's Engine API: image inspect, history and list entries.
 
 The shapes follow API 1.45 as a current dockerd serves it: fields that API version always had are
-present with Go's zero values (null for absent lists and maps, "" for strings)."""
+present with Go's zero values (null for absent lists and maps, "" for strings). Image inspect also
+carries Container and ContainerConfig, which only API versions before 1.45 show."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ _LEGACY_DEFAULTS: dict[str, Any] = {
     "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
     "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
 }
+# a container's Config as dockerd writes it: the fields above, and these only when set
+_CONTAINER_OMITEMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "StopSignal",
+                        "StopTimeout", "Shell")
 _HEALTH_FIELDS = ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
 
 
@@ -69,6 +73,16 @@ def api_config(run_config: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def legacy_container_config(container_config: dict[str, Any] | None) -> dict[str, Any]:
+    """Image inspect's ContainerConfig (API < 1.45): the config of the container an image was
+    committed from, every field dockerd always shows filled with its zero value."""
+    out = dict(_LEGACY_DEFAULTS)
+    for key, value in (container_config or {}).items():
+        if key in _LEGACY_DEFAULTS or (key in _CONTAINER_OMITEMPTY and not _empty(value)):
+            out[key] = value
+    return out
+
+
 def _comment(config: dict[str, Any]) -> str:
     comment = config.get("comment") or ""
     history = config.get("history") or []
@@ -105,6 +119,8 @@ def image_inspect(image_id: str, config: dict[str, Any], repo_tags: list[str], r
     if rootfs.get("diff_ids"):
         out["RootFS"]["Layers"] = list(rootfs["diff_ids"])
     out["Metadata"] = {"LastTagTime": last_tag_time or ZERO_TIME}
+    out["Container"] = config.get("container") or ""
+    out["ContainerConfig"] = legacy_container_config(config.get("container_config"))
     return out
 
 

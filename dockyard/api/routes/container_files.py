@@ -131,6 +131,9 @@ async def commit(request: web.Request) -> web.Response:
         eng.containers, ref, query.get("repo", ""), query.get("tag", ""), query.get("comment", ""),
         query.get("author", ""), pause, query.getall("changes", []), body))
     record = await eng.run(eng.containers.store.get, await eng.run(eng.containers.store.resolve, ref))
+    if repo := query.get("repo", ""):  # as dockerd: the image's tag event, then the container's commit
+        tag = query.get("tag", "")
+        await eng.run(eng.images.tagged, image_id, f"{repo}:{tag}" if tag else repo)
     eng.container_event(record, "commit", {"comment": query.get("comment", ""), "imageID": image_id,
                                            "imageRef": query.get("repo", "")})
     return json_response({"Id": image_id}, status=201)

@@ -21,8 +21,11 @@ def routes() -> list[web.RouteDef]:
 async def top(request: web.Request) -> web.Response:
     """GET /containers/{id}/top?ps_args."""
     eng = engine(request)
-    return json_response(await eng.run(container_top, eng.containers, request.match_info["id"],
-                                       request.query.get("ps_args") or None))
+    ref = request.match_info["id"]
+    found = await eng.run(container_top, eng.containers, ref, request.query.get("ps_args") or None)
+    eng.container_event(await eng.run(eng.containers.store.get, await eng.run(eng.containers.store.resolve, ref)),
+                        "top")
+    return json_response(found)
 
 
 async def container_stats(request: web.Request) -> web.StreamResponse:

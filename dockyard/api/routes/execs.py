@@ -72,8 +72,10 @@ async def start(request: web.Request) -> web.StreamResponse:
     body = bodies.exec_start(await read_json(request))
     eng = engine(request)
     ex = await eng.run(eng.execs.startable, request.match_info["id"])
-    if body.get("Detach"):
-        _keep(eng, ex, None)
+    if body.get("Detach"):  # answered once the exec runs, as dockerd (inspect then shows it running)
+        task = _keep(eng, ex, None)
+        while not (ex.running or ex.exit_code is not None or task.done()):
+            await asyncio.sleep(0.002)
         return web.Response(status=200)
     async with hijack.hijack(request) as stream:
         try:

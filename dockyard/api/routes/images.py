@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from dockyard.api import shapes
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
 from dockyard.api.server import (
@@ -49,31 +50,17 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-# what API versions before 1.44 still show (dockerd dropped them then): an empty ContainerConfig
-_LEGACY_CONTAINER_CONFIG = {
-    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
-    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
-    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
-}
-
-
 async def list_images(request: web.Request) -> web.Response:
     """GET /images/json?all&filters&digests (with VirtualSize before API 1.44)."""
     images = await engine(request).images.list(bool_query(request, "all"), json_query(request, "filters"))
-    if api_version(request) < (1, 44):
-        for image in images:
-            image["VirtualSize"] = image.get("Size", 0)
-    return json_response(images)
+    version = api_version(request)
+    return json_response([shapes.image_summary(image, version) for image in images])
 
 
 async def inspect_image(request: web.Request) -> web.Response:
-    """GET /images/{name}/json (with Container, ContainerConfig and VirtualSize before API 1.44)."""
+    """GET /images/{name}/json (Container and ContainerConfig before API 1.45, VirtualSize before 1.44)."""
     image = await engine(request).images.inspect(request.match_info["name"])
-    if api_version(request) < (1, 44):
-        image.setdefault("Container", "")
-        image.setdefault("ContainerConfig", dict(_LEGACY_CONTAINER_CONFIG))
-        image["VirtualSize"] = image.get("Size", 0)
-    return json_response(image)
+    return json_response(shapes.image(image, api_version(request)))
 
 
 async def image_history(request: web.Request) -> web.Response:

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from dockyard.api import versions
+from dockyard.api import shapes, versions
 from dockyard.api.errors import ApiError, json_line
 from dockyard.api.routes import api_path
-from dockyard.api.server import engine, json_query, json_response, start_stream
+from dockyard.api.server import api_version, engine, json_query, json_response, start_stream
 from dockyard.engine.config import ENGINE_VERSION
 from dockyard.engine.events import EventFilter
 from dockyard.image import filters as flt
@@ -48,6 +48,15 @@ async def ping(request: web.Request) -> web.Response:
     return web.Response(text="OK", content_type="text/plain", charset="utf-8", headers=_PING_HEADERS)
 
 
+def _sysctl_on(path: str) -> bool:
+    """Whether a boolean sysctl reads 1 (False when absent)."""
+    try:
+        with open(path) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
 def _kernel() -> str:
     return platform.uname().release
 
@@ -56,9 +65,10 @@ async def version(request: web.Request) -> web.Response:
     """GET /version."""
     arch = host_platform().architecture
     details = {"ApiVersion": versions.API_VERSION, "MinAPIVersion": versions.MIN_API_VERSION, "Os": "linux",
-               "Arch": arch, "KernelVersion": _kernel(), "Experimental": "false", "GitCommit": "",
+               "Arch": arch, "KernelVersion": _kernel(), "GitCommit": "",
                "GoVersion": f"python{platform.python_version()}", "BuildTime": ""}
     eng = engine(request)
+    details["Experimental"] = str(eng.config.experimental).lower()
     return json_response({
         "Platform": {"Name": "dockyard"},
         "Components": [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
@@ -67,7 +77,7 @@ async def version(request: web.Request) -> web.Response:
         "Version": ENGINE_VERSION, "ApiVersion": versions.API_VERSION,
         "MinAPIVersion": versions.MIN_API_VERSION, "GitCommit": "",
         "GoVersion": details["GoVersion"], "Os": "linux", "Arch": arch, "KernelVersion": _kernel(),
-        "BuildTime": "",
+        "BuildTime": "", **({"Experimental": True} if eng.config.experimental else {}),
     })
 
 
@@ -101,37 +111,42 @@ async def info(request: web.Request) -> web.Response:
     running = sum(1 for st in states if st["Running"]) - paused
     runtimes = {name: rt.info() for name, rt in eng.containers.runtimes.items()}
     security = ["name=seccomp,profile=builtin"] + (["name=cgroupns"] if _cgroup_version() == "2" else [])
-    return json_response({
+    return json_response(shapes.info({
         "ID": eng.id, "Containers": len(states), "ContainersRunning": running, "ContainersPaused": paused,
         "ContainersStopped": len(states) - running - paused,
         "Images": await eng.images.count(), "Driver": eng.images.store.snapshots.driver, "DriverStatus": [],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True,
-        "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": False,
-        "BridgeNfIp6tables": False, "Debug": config.debug, "NFd": len(os.listdir("/proc/self/fd")),
+        "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+        "BridgeNfIptables": _sysctl_on("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        "BridgeNfIp6tables": _sysctl_on("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+        "Debug": config.debug, "NFd": len(os.listdir("/proc/self/fd")),
         "OomKillDisable": False, "NGoroutines": len(sys._current_frames()),
         "SystemTime": datetime.now(UTC).astimezone().isoformat(timespec="microseconds"),
         "LoggingDriver": config.log_driver, "CgroupDriver": "cgroupfs", "CgroupVersion": _cgroup_version(),
         "NEventsListener": eng.events.listeners(), "KernelVersion": _kernel(),
         "OperatingSystem": _os_release(), "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                           "AllowNondistributableArtifactsHostnames": None,
+        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [],
+                           "AllowNondistributableArtifactsHostnames": [],
                            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                           "IndexConfigs": {name: {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
-                                            for name in config.insecure_registries},
-                           "Mirrors": None},
+                           "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True,
+                                                          "Official": True},  # always there, as dockerd's
+                                            **{name: {"Name": name, "Mirrors": [], "Secure": False,
+                                                      "Official": False} for name in config.insecure_registries}},
+                           "Mirrors": []},
         "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
         "DockerRootDir": config.data_root, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
-        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": config.experimental, "ServerVersion": ENGINE_VERSION,
         "Runtimes": runtimes, "DefaultRuntime": config.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": config.live_restore, "Isolation": "", "InitBinary": "",
-        "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+        "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": security, "Warnings": None,
-    })
+    }, api_version(request), _cgroup_version()))
 
 
 async def system_df(request: web.Request) -> web.Response:
@@ -141,11 +156,16 @@ async def system_df(request: web.Request) -> web.Response:
     usage = await eng.images.disk_usage()
     containers = await eng.run(eng.containers.list, True, None, True)
     counts = Counter(c["ImageID"] for c in containers)
+    version = api_version(request)
     for image in usage["Images"]:
         image["Containers"] = counts[image["Id"]]
+        shapes.image_summary(image, version)
+    for container in containers:
+        shapes.container_summary(container, version)
     volumes = await eng.run(eng.volumes.disk_usage)
     cache = await eng.run(eng.builds.disk_usage) if eng.builds is not None else []
-    return json_response({**usage, "Containers": containers, "Volumes": volumes, "BuildCache": cache})
+    return json_response(shapes.system_df({**usage, "Containers": containers, "Volumes": volumes,
+                                           "BuildCache": cache or None}, version))  # null when none, as dockerd
 
 
 def parse_time_ns(value: str) -> int:

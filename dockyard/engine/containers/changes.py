@@ -121,6 +121,7 @@ def commit(service: ContainerService, ref: str, repo: str = "", tag: str = "", c
     try:
         return service.images.commit_container(
             cid, run_config, image_id=record["Image"], author=author, comment=comment, container_id=cid,
+            container_config=record["Config"],
             created_by=" ".join([record["Path"], *record["Args"]]), tags=(f"{repo}:{tag or 'latest'}",) if repo else ())
     finally:
         if paused_here:

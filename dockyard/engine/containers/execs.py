@@ -58,7 +58,7 @@ class Exec:
             "OpenStderr": bool(self.config.get("AttachStderr")), "Pid": self.pid,
             "ProcessConfig": {"tty": bool(self.config.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
                               "privileged": bool(self.config.get("Privileged")),
-                              "user": self.config.get("User") or ""},
+                              **({"user": self.config["User"]} if self.config.get("User") else {})},
         }
 
 
@@ -77,7 +77,7 @@ class ExecService:
         if not state["Running"]:
             raise Conflict(f"container {record['ID']} is not running")  # dockerd's texts, cases included
         if state["Paused"]:
-            raise Conflict(f"Container {record['ID']} is paused, unpause the container before exec")
+            raise Conflict(f"Container {ref} is paused, unpause the container before exec")
         return record
 
     def get(self, exec_id: str) -> Exec:
@@ -102,6 +102,10 @@ class ExecService:
         exec_id = new_id()
         self._execs[exec_id] = Exec(exec_id, record["ID"], {**body, "Cmd": list(cmd)})
         return exec_id
+
+    def ids_of(self, container_id: str) -> list[str]:
+        """The IDs of a container's exec instances (inspect's ExecIDs)."""
+        return [ex.id for ex in list(self._execs.values()) if ex.container_id == container_id]
 
     def inspect(self, exec_id: str) -> dict[str, Any]:
         """GET /exec/{id}/json."""

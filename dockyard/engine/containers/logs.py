@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 POLL_INTERVAL = 0.05
 
@@ -55,12 +56,16 @@ class _Filter:
         self.since = int(opts.since * 1e9)
         self.until = int(opts.until * 1e9)
 
-    def entry(self, line: bytes) -> tuple[str, bytes] | None:
-        """(stream, payload) of one log line, or None if filtered out or malformed."""
+    @staticmethod
+    def parse(line: bytes) -> dict[str, Any] | None:
+        """One log line's record, or None if malformed."""
         try:
-            obj = json.loads(line)
+            return json.loads(line)
         except ValueError:
             return None
+
+    def select(self, obj: dict[str, Any]) -> tuple[str, bytes] | None:
+        """(stream, payload) of a record, or None if the streams or times asked leave it out."""
         stream = obj.get("stream", "stdout")
         if (stream == "stdout" and not self.opts.stdout) or (stream == "stderr" and not self.opts.stderr):
             return None
@@ -72,25 +77,34 @@ class _Filter:
             payload = format_time(ns).encode() + b" " + payload
         return stream, payload
 
+    def entry(self, line: bytes) -> tuple[str, bytes] | None:
+        """(stream, payload) of one log line, or None if filtered out or malformed."""
+        obj = self.parse(line)
+        return None if obj is None else self.select(obj)
+
 
 def read_logs(path: str, opts: LogOptions, running: Callable[[], bool]) -> Iterator[tuple[str, bytes]]:
-    """Yield (stream, bytes) entries; with follow, keep yielding new ones until running() is false."""
+    """Yield (stream, bytes) entries; with follow, keep yielding new ones until running() is false.
+    As dockerd's json-file reader, tail takes the last lines of the log whatever their stream
+    or time; the streams and since/until asked for then choose among them."""
     filt = _Filter(opts)
-    entries: deque | list = deque(maxlen=opts.tail) if opts.tail is not None else []
+    records: deque | list = deque(maxlen=opts.tail) if opts.tail is not None else []
     offset, inode = 0, None
     for name in _files(path):
         try:
             with open(name, "rb") as f:
                 for line in f:
-                    if (entry := filt.entry(line)) is not None:
-                        entries.append(entry)
+                    if (obj := filt.parse(line)) is not None:
+                        records.append(obj)
                 if name == path:
                     offset, inode = f.tell(), os.fstat(f.fileno()).st_ino
         except FileNotFoundError:
             continue
     if opts.tail == 0:
-        entries.clear()
-    yield from entries
+        records.clear()
+    for obj in records:
+        if (entry := filt.select(obj)) is not None:
+            yield entry
     if opts.follow:
         yield from _follow(path, offset, inode, filt, running)
 

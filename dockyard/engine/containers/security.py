@@ -41,13 +41,13 @@ def all_caps() -> list[str]:
     return [c for i, c in enumerate(runtime_caps.CAPABILITIES[:runtime_caps.last_cap() + 1]) if own >> i & 1]
 
 
-def _normalise(names: list[str] | None) -> list[str]:
+def _normalise(names: list[str] | None, field: str) -> list[str]:
     out = []
     known = set(all_caps())
     for name in names or []:
         cap = "ALL" if name.strip().upper() in ("ALL", "CAP_ALL") else runtime_caps.normalise(name)
         if cap != "ALL" and cap not in known:
-            raise InvalidParameter(f"unknown capability: {name!r}")
+            raise InvalidParameter(f'invalid {field}: unknown capability: "{cap}"')
         out.append(cap)
     return out
 
@@ -56,7 +56,7 @@ def capabilities(host_config: dict[str, Any]) -> list[str]:
     """Docker's capability set: the defaults, CapDrop removed and CapAdd added ("ALL" either side)."""
     if host_config.get("Privileged"):
         return all_caps()
-    add, drop = _normalise(host_config.get("CapAdd")), _normalise(host_config.get("CapDrop"))
+    add, drop = _normalise(host_config.get("CapAdd"), "CapAdd"), _normalise(host_config.get("CapDrop"), "CapDrop")
     if "ALL" in add:
         return [c for c in all_caps() if c not in drop]
     if "ALL" in drop:
@@ -92,13 +92,23 @@ def parse_security_opts(opts: list[str] | None) -> tuple[bool, str | None]:
             key, sep, value = opt.partition(":")
         if key == "no-new-privileges":
             if value not in ("", "true", "false"):
-                raise InvalidParameter(f"invalid --security-opt 2: {opt!r}")
+                raise InvalidParameter(f'invalid --security-opt 2: "{opt}"')
             nnp = value != "false"
         elif key == "seccomp":
             profile = value
         elif key not in ("apparmor", "label", "systempaths", "writable-cgroups"):
-            raise InvalidParameter(f"invalid --security-opt 1: {opt!r}")
+            raise InvalidParameter(f'invalid --security-opt 1: "{opt}"')
     return nnp, profile
+
+
+def label_opts(host_config: dict[str, Any]) -> list[str]:
+    """The SecurityOpt dockerd adds at create: label=disable for a privileged container or one
+    sharing the host's IPC or PID namespace, unless a label option was given."""
+    opts = host_config.get("SecurityOpt") or []
+    if any(o.partition("=")[0] == "label" for o in opts):
+        return []
+    shares_host = "host" in (host_config.get("IpcMode"), host_config.get("PidMode"))
+    return ["label=disable"] if host_config.get("Privileged") or shares_host else []
 
 
 def seccomp_config(profile_opt: str | None, caps: list[str], privileged: bool) -> dict[str, Any] | None:

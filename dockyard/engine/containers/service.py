@@ -36,7 +36,9 @@ from dockyard.engine.volumes.local import disk_usage as files_size
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
+from dockyard.image.snapshot.base import SnapshotError
 from dockyard.image.snapshot.mount import mounts_under, volatile
+from dockyard.network.ports import PortError, port_range
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
 from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
@@ -83,6 +85,21 @@ def _size(text: str) -> int:
         raise InvalidParameter(f"invalid size: {text!r}") from None
 
 
+def _check_port_bindings(bindings: dict[str, Any]) -> None:
+    """dockerd's check of PortBindings: a container port is one number, a host port a number or
+    a range ("" for any), each at most 65535."""
+    for key, values in bindings.items():
+        port = key.partition("/")[0]
+        if not (port.isdigit() and int(port) <= 65535):
+            raise InvalidParameter(f'invalid port specification: "{port}"')
+        for binding in values or []:
+            host_port = (binding or {}).get("HostPort") or ""
+            try:
+                port_range(host_port)
+            except PortError:
+                raise InvalidParameter(f'invalid port specification: "{host_port}"') from None
+
+
 class ContainerService:
     """Containers of one daemon: records in <data_root>, shims and runtime state in <exec_root>."""
 
@@ -106,6 +123,7 @@ class ContainerService:
         self._changed = threading.Condition(self._lock)
         self._exits: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (exit count, wait result)
         self._removed: set[str] = set()
+        self._graph_data_of: dict[str, dict[str, str] | None] = {}  # inspect's GraphDriver.Data, fixed per container
         self._closed = False
         self._shutting_down = False  # the daemon stops its containers: no restart policy applies
         self.on_event: Callable[[Record, str, dict[str, str]], None] | None = None  # die, destroy
@@ -201,8 +219,12 @@ class ContainerService:
 
     def create(self, body: dict[str, Any], name: str | None = None) -> str:
         """POST /containers/create: record the container, prepare its rootfs; returns the ID."""
-        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig", "Runtime")}
         hc = dict(body.get("HostConfig") or {})
+        # docker-py's create_container(runtime=) sends it beside the Config's fields (dockerd drops
+        # it, which shows only while its default runtime is the one asked for): taken as HostConfig's
+        legacy = body.get("Runtime") if isinstance(body.get("Runtime"), str) else None
+        hc["Runtime"] = hc.get("Runtime") or legacy or self.default_runtime
         if not config.get("Image"):
             raise InvalidParameter("Config cannot be empty in order to create a container")
         try:
@@ -214,7 +236,6 @@ class ContainerService:
             given = (hc.get("LogConfig") or {}).get("Config")
             hc["LogConfig"] = {"Type": self.log_config["Type"], "Config": dict(given or self.log_config["Config"])}
         self._validate_host_config(hc)
-        hc["Runtime"] = hc.get("Runtime") or self.default_runtime
         if hc["Runtime"] not in self.runtimes:
             raise InvalidParameter(f"unknown or invalid runtime name: {hc['Runtime']}")
         if self.network is not None:
@@ -265,9 +286,13 @@ class ContainerService:
         policy.validate_restart_policy(hc)
         security.capabilities(hc)
         security.parse_security_opts(hc.get("SecurityOpt"))
+        if labels := security.label_opts(hc):
+            hc["SecurityOpt"] = [*(hc.get("SecurityOpt") or []), *labels]
+        _check_port_bindings(hc.get("PortBindings") or {})
         log = hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
         if (log.get("Type") or "json-file") not in LOG_DRIVERS:
-            raise InvalidParameter(f"logger: no log driver named '{log['Type']}' is registered")
+            # dockerd's text at create: an unknown driver is looked up as a logging plugin
+            raise InvalidParameter(f'error looking up logging plugin {log["Type"]}: plugin "{log["Type"]}" not found')
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc["ShmSize"] = hc.get("ShmSize") or mounts.DEFAULT_SHM_SIZE
         hc["NetworkMode"] = hc.get("NetworkMode") or "default"
@@ -670,6 +695,24 @@ class ContainerService:
         with self._lock:
             self.network.disconnect(net_ref, ref, force)
 
+    @contextlib.contextmanager
+    def build_sandbox(self, network: str, step_id: str, hostname: str, files_dir: str,
+                      extra_hosts: list[str]) -> Iterator[tuple[str, str, str]]:
+        """A build step's sandbox on a user-defined network (ContainerNetworking.step_record),
+        set up and torn down under this service's lock as a container's start and exit are;
+        yields (network namespace path, /etc/hosts path, resolv.conf path)."""
+        if self.network is None:
+            raise InvalidParameter(f"network {network} not found")
+        record = self.network.step_record(network, step_id, hostname, files_dir, extra_hosts)
+        with self._lock:
+            path = self.network.setup(record)
+        try:
+            yield path, record["HostsPath"], record["ResolvConfPath"]
+        finally:
+            with self._lock:
+                self.network.teardown(record)
+                self.network.forget(step_id)
+
     # -- remove, rename ---------------------------------------------------------------------------
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False, link: bool = False) -> None:
@@ -716,6 +759,7 @@ class ContainerService:
         shutil.rmtree(self._shim_dir(cid), ignore_errors=True)
         shutil.rmtree(self.store.directory(cid), ignore_errors=True)
         self.store.delete(cid)
+        self._graph_data_of.pop(cid, None)
         self.volumes.release(cid, volumes)
 
     def rename(self, ref: str, new_name: str) -> None:
@@ -749,10 +793,29 @@ class ContainerService:
     def inspect(self, ref: str) -> dict[str, Any]:
         """GET /containers/{id}/json."""
         record = self._record(ref)
-        out = views.inspect(record, self.images.snapshots.driver)
+        out = views.inspect(record, self.images.snapshots.driver, self._graph_data(record["ID"]))
         if self.network is not None:
             out["HostConfig"]["Links"] = self.network.links.host_config_links(record)
         return out
+
+    def _graph_data(self, cid: str) -> dict[str, str] | None:
+        """Inspect's GraphDriver.Data: the overlay's directories (None for other snapshotters);
+        read once per container (a snapshot lookup costs ~0.1 ms)."""
+        if cid in self._graph_data_of:
+            cached = self._graph_data_of[cid]
+            return dict(cached) if cached else None
+        try:
+            found = self.images.snapshots.mounts(cid)
+        except SnapshotError:
+            return None
+        data = None
+        for mount in found:
+            if mount.type == "overlay":
+                opts = dict(o.split("=", 1) for o in mount.options if "=" in o)
+                data = {"LowerDir": opts.get("lowerdir", ""), "MergedDir": self._rootfs(cid),
+                        "UpperDir": opts.get("upperdir", ""), "WorkDir": opts.get("workdir", "")}
+        self._graph_data_of[cid] = data
+        return dict(data) if data else None
 
     def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
              size: bool = False) -> list[dict[str, Any]]:
@@ -765,19 +828,37 @@ class ContainerService:
                 ancestors[ref] = self.images.resolve(ref)
             except NoSuchImage:
                 pass
+        # before/since name a container: only the ones created before (after) it pass
+        bounds = {key: parse_time(self._record(filters[key][0])["Created"]) for key in ("before", "since")
+                  if filters.get(key)}
         out = []
+        image_sizes: dict[str, int] = {}
         records = self.store.all()
         for record in records:
             if not all and not record["State"]["Running"] and "status" not in filters:
                 continue
             if not views.matches(record, filters, ancestors):
                 continue
-            usage = self.images.snapshots.usage(record["ID"]) if size else None
-            out.append(views.summary(record, record["Config"].get("Image") or record["Image"],
-                                     (usage[0], usage[0]) if usage else None))
+            created = parse_time(record["Created"])
+            if created >= bounds.get("before", created + 1) or created <= bounds.get("since", created - 1):
+                continue
+            sizes = None
+            if size:  # SizeRootFs: the writable layer and the image's layers, as dockerd
+                rw = self.images.snapshots.usage(record["ID"])[0]
+                if record["Image"] not in image_sizes:
+                    image_sizes[record["Image"]] = self._image_size(record["Image"])
+                sizes = (rw, rw + image_sizes[record["Image"]])
+            out.append(views.summary(record, record["Config"].get("Image") or record["Image"], sizes))
             if self.network is not None:
                 out[-1]["Names"] += self.network.links.names_of(record["ID"], records)
         return out
+
+    def _image_size(self, image_id: str) -> int:
+        """The image's size (0 once it is gone: a forced removal can leave containers of it)."""
+        try:
+            return self.images.size(image_id)
+        except NoSuchImage:
+            return 0
 
     def layer_size(self, cid: str) -> int:
         """Bytes of the files in the container's writable layer (Docker's SizeRw measure: what

@@ -64,7 +64,10 @@ def sample(record: dict[str, Any]) -> dict[str, Any]:
         return _empty(record)
     out = {"read": rfc3339nano(), "preread": ZERO_TIME, "pids_stats": {}, "num_procs": 0, "storage_stats": {},
            "memory_stats": {}, **cgroup_stats, "precpu_stats": _EMPTY_CPU}
-    out["blkio_stats"] = {k: (out.get("blkio_stats") or {}).get(k) or None for k in _BLKIO_KEYS}
+    # as dockerd: on cgroup v1 every list is there (empty ones too); on v2 an empty one is null
+    blkio = out.get("blkio_stats") or {}
+    complete = all(k in blkio for k in _BLKIO_KEYS)
+    out["blkio_stats"] = {k: blkio.get(k) if complete else blkio.get(k) or None for k in _BLKIO_KEYS}
     if networks := network_stats(state["Pid"]):
         out["networks"] = networks
     out.update(name=record["Name"], id=record["ID"])

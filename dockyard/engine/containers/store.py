@@ -110,9 +110,9 @@ class ContainerStore(SqliteStore):
                 raise InvalidParameter("Renaming a container with the same name as its current name")
             other = db.execute("SELECT id FROM containers WHERE name = ?", (new_name,)).fetchone()
             if other:
-                raise Conflict(f'Conflict. The container name "/{new_name}" is already in use by container '
-                               f'"{other[0]}". You have to remove (or rename) that container to be able to '
-                               "reuse that name.")
+                raise Conflict(f'Error when allocating new name: Conflict. The container name "/{new_name}" is '
+                               f'already in use by container "{other[0]}". You have to remove (or rename) that '
+                               "container to be able to reuse that name.")
             record = json.loads(row[0])
             record["Name"] = "/" + new_name
             db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?",

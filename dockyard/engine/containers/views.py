@@ -8,11 +8,38 @@ import time
 from typing import Any
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.engine.containers.security import DOCKER_MASKED_PATHS, READONLY_PATHS
 from dockyard.engine.networks import views as network_views
 from dockyard.humanize import human_duration
-from dockyard.image.filters import labels_match
+from dockyard.image.filters import labels_match, match
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+
+# dockerd's HostConfig with every field it always shows, at Go's zero values (null for unset
+# slices and maps), under what a container's record holds
+HOST_CONFIG_SHAPE: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}}, "NetworkMode": "",
+    "PortBindings": None, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+    "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None, "CapDrop": None,
+    "CgroupnsMode": "host", "Dns": None, "DnsOptions": None, "DnsSearch": None, "ExtraHosts": None,
+    "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+    "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
+    "UsernsMode": "", "ShmSize": 0, "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+    "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": None, "BlkioDeviceReadBps": None,
+    "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0,
+    "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+    "Devices": None, "DeviceCgroupRules": None, "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0,
+    "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None, "Ulimits": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+}
+# dockerd's container Config: fields always shown, and the ones it leaves out when empty
+CONFIG_SHAPE: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+}
+CONFIG_OMITEMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "StopSignal",
+                    "StopTimeout", "Shell")
 
 
 def initial_state() -> dict[str, Any]:
@@ -21,7 +48,32 @@ def initial_state() -> dict[str, Any]:
             "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
 
 
-def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
+def host_config(hc: dict[str, Any]) -> dict[str, Any]:
+    """A record's HostConfig as dockerd shows it: every field, and the masked and read-only paths
+    applied to unprivileged containers."""
+    out = {**HOST_CONFIG_SHAPE, "LogConfig": {"Type": "", "Config": {}},  # fresh copies of the mutable defaults
+           "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "ConsoleSize": [0, 0], **hc}
+    privileged = out["Privileged"]
+    out["MaskedPaths"] = None if privileged else list(DOCKER_MASKED_PATHS)
+    out["ReadonlyPaths"] = None if privileged else list(READONLY_PATHS)
+    return out
+
+
+def _empty(value: Any) -> bool:
+    """Go's omitempty test for JSON values (0 is not empty for the pointer fields concerned)."""
+    return value is None or value is False or value == "" or value == {} or value == []
+
+
+def container_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A record's Config as dockerd shows it: every field, the omitempty ones only when set."""
+    out = {**CONFIG_SHAPE, **config}  # every default is immutable
+    for key in CONFIG_OMITEMPTY:
+        if _empty(out.get(key)):
+            out.pop(key, None)
+    return out
+
+
+def inspect(record: dict[str, Any], driver: str, graph_data: dict[str, str] | None = None) -> dict[str, Any]:
     """The GET /containers/{id}/json body."""
     r = copy.deepcopy(record)
     return {
@@ -29,8 +81,9 @@ def inspect(record: dict[str, Any], driver: str) -> dict[str, Any]:
         "Image": r["Image"], "ResolvConfPath": r["ResolvConfPath"], "HostnamePath": r["HostnamePath"],
         "HostsPath": r["HostsPath"], "LogPath": r["LogPath"], "Name": r["Name"],
         "RestartCount": r.get("RestartCount", 0), "Driver": driver, "Platform": "linux", "MountLabel": "",
-        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": r["HostConfig"],
-        "GraphDriver": {"Name": driver, "Data": None}, "Mounts": r.get("Mounts") or [], "Config": r["Config"],
+        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config(r["HostConfig"]),
+        "GraphDriver": {"Name": driver, "Data": graph_data}, "Mounts": r.get("Mounts") or [],
+        "Config": container_config(r["Config"]),
         "NetworkSettings": network_views.public(r.get("NetworkSettings") or network_views.network_settings({})),
     }
 
@@ -67,12 +120,13 @@ def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | Non
         "Labels": record["Config"].get("Labels") or {}, "State": record["State"]["Status"],
         "Status": status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": network_views.public(record.get("NetworkSettings") or
-                                                             network_views.network_settings({}))["Networks"]},
+        "NetworkSettings": {"Networks": {
+            name: network_views.summary_endpoint(ep) for name, ep in network_views.public(
+                record.get("NetworkSettings") or network_views.network_settings({}))["Networks"].items()}},
         "Mounts": record.get("Mounts") or [],
     }
-    if size is not None:
-        out["SizeRw"], out["SizeRootFs"] = size
+    if size is not None:  # omitted when zero, as dockerd's omitempty does
+        out.update({k: v for k, v in zip(("SizeRw", "SizeRootFs"), size, strict=True) if v})
     return out
 
 
@@ -108,7 +162,9 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
     except label's, which must all match."""
     tests = {
         "id": lambda v: record["ID"].startswith(v),
-        "name": lambda v: v.lstrip("/") in record["Name"].lstrip("/"),
+        # as dockerd: a regular expression on the name with or without its slash (link names only
+        # pre-select there: the container's own name decides)
+        "name": lambda v: match(v, record["Name"]) or match(v, record["Name"].lstrip("/")),
         "label": lambda v: labels_match([v], record["Config"].get("Labels")),
         "status": lambda v: record["State"]["Status"] == v,
         "health": lambda v: (record["State"].get("Health") or {}).get("Status", "none") == v,

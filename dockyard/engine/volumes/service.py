@@ -46,8 +46,8 @@ class VolumeService:
         self.store.close()
 
     def _notify(self, action: str, name: str, **attributes: str) -> None:
-        if self.on_event is not None:
-            self.on_event(action, name, {"driver": local.DRIVER, **attributes})
+        if self.on_event is not None:  # a prune (no volume named) has no driver, as dockerd
+            self.on_event(action, name, {"driver": local.DRIVER, **attributes} if name else dict(attributes))
 
     def view(self, v: Volume) -> dict[str, Any]:
         """A volume as the API shows it (GET /volumes/{name})."""

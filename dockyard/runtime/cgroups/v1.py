@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime.cgroups.base import (
     Cgroup,
     CgroupError,
@@ -98,7 +96,7 @@ class CgroupV1(Cgroup):
 
     def mount_sources(self) -> list[tuple[str, str]]:
         """(basename of the host mountpoint, e.g. "cpu,cpuacct", host path) for each v1 hierarchy."""
-        return [(posixpath.basename(h.mountpoint), path) for h, path in self.targets if h.key != UNIFIED]
+        return [(os.path.basename(h.mountpoint), path) for h, path in self.targets if h.key != UNIFIED]
 
     # freezer
 
@@ -256,12 +254,14 @@ class CgroupV1(Cgroup):
         if "memory" in self.dirs:
             d = self.dirs["memory"]
             limit = read_int(f"{d}/memory.limit_in_bytes") or 0
+            failcnt = read_int(f"{d}/memory.failcnt") or 0
             out["memory_stats"] = {
                 "usage": read_int(f"{d}/memory.usage_in_bytes") or 0,
                 "max_usage": read_int(f"{d}/memory.max_usage_in_bytes") or 0,
-                "failcnt": read_int(f"{d}/memory.failcnt") or 0,
+                **({"failcnt": failcnt} if failcnt else {}),  # dockerd leaves a zero out
                 "limit": min(limit, host.host_memory()) if limit else host.host_memory(),
-                "stats": read_kv(f"{d}/memory.stat"),
+                "stats": {k: v for k, v in read_kv(f"{d}/memory.stat").items()
+                          if k.removeprefix("total_") in _DOCKER_MEMORY_STATS},
             }
         cpu: dict[str, Any] = {"system_cpu_usage": host.system_cpu_usage(), "online_cpus": host.online_cpus()}
         if "cpuacct" in self.dirs:
@@ -287,11 +287,20 @@ class CgroupV1(Cgroup):
             out["pids_stats"] = pids
         if "blkio" in self.dirs:
             d = self.dirs["blkio"]
-            out["blkio_stats"] = {
+            out["blkio_stats"] = {  # as dockerd on v1: every list present, empty when not read
                 "io_service_bytes_recursive": _blkio_list(f"{d}/blkio.throttle.io_service_bytes_recursive"),
                 "io_serviced_recursive": _blkio_list(f"{d}/blkio.throttle.io_serviced_recursive"),
+                **{k: [] for k in ("io_queue_recursive", "io_service_time_recursive", "io_wait_time_recursive",
+                                   "io_merged_recursive", "io_time_recursive", "sectors_recursive")},
             }
         return out
+
+
+# the memory.stat fields dockerd's stats show on cgroup v1 (each also as total_<field>)
+_DOCKER_MEMORY_STATS = frozenset({
+    "cache", "rss", "rss_huge", "mapped_file", "dirty", "writeback", "pgpgin", "pgpgout", "pgfault", "pgmajfault",
+    "inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable", "hierarchical_memory_limit",
+    "hierarchical_memsw_limit"})
 
 
 def _blkio_list(path: str) -> list[dict[str, object]]:
@@ -308,8 +317,8 @@ def _blkio_list(path: str) -> list[dict[str, object]]:
 def _create_cpuset(mountpoint: str, path: str) -> None:
     """mkdir -p, copying cpuset.cpus/mems from the parent into each new level (they start empty)."""
     parent = mountpoint
-    for part in posixpath.relpath(path, mountpoint).split("/"):
-        current = posixpath.join(parent, part)
+    for part in os.path.relpath(path, mountpoint).split("/"):
+        current = os.path.join(parent, part)
         mkdirs(current)
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not read(f"{current}/{name}"):
