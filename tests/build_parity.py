@@ -213,10 +213,6 @@ COPY link-dir /link-dir
             "ro.txt": "read only\n", "link-dir/target.txt": "t\n"},
          modes={"exec.sh": 0o755, "ro.txt": 0o444, "nested/a": 0o700},
          links={"link-dir/link.txt": "target.txt", "link-dir/dangling": "/nowhere"}),
-    Case("copy_chmod_classic", """\
-FROM busybox
-COPY --chmod=0755 app/main.sh /main.sh
-""", files=_APP, note="--chmod needs BuildKit: the classic builder refuses it"),
     Case("add_archives", """\
 FROM busybox
 ADD gz.tar.gz /x/
@@ -598,8 +594,10 @@ class Engine:
         """`build -t tag ARGS ctx`; with stdin and a directory ctx, `-f -` (the Dockerfile on
         stdin); ctx `-` reads the context (a Dockerfile or a tar) from stdin."""
         where = ["-f", "-", str(ctx)] if stdin and str(ctx) != "-" else [str(ctx)]
+        # in the context directory, as users run it: a relative -f is relative to the working directory
+        cwd = ctx if ctx.is_dir() else None
         return subprocess.run([*self.cli, "build", "-t", tag, *args, *where], capture_output=True, env=self.env,
-                              timeout=300, input=stdin or None, stdin=None if stdin else subprocess.DEVNULL)
+                              timeout=300, input=stdin or None, stdin=None if stdin else subprocess.DEVNULL, cwd=cwd)
 
     def tree(self, image: str) -> dict[str, list[Any]]:
         """The image's merged file tree from `docker save`: path -> [type, mode, uid, gid, data]."""

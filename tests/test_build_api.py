@@ -158,6 +158,16 @@ def test_heredocs_and_shell(daemon: Dockyardd, tmp_path: Path) -> None:
     assert run(daemon, "heredoc:1", "cat", "/all") == "one\nheredoc\nvalue=heredoc\n"
 
 
+def test_buildkit_copy_flags_through_the_classic_protocol(daemon: Dockyardd, tmp_path: Path) -> None:
+    """COPY --chmod (BuildKit's) works through /build: without buildx it is the docker CLI's only way."""
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY --chmod=0751 --chown=12:34 run.sh /run.sh\n",
+                           "run.sh": "#!/bin/sh\necho ran\n"})
+    proc = build(daemon, ctx, "-t", "chmod:1", legacy_env=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert run(daemon, "chmod:1", "stat", "-c", "%a %u:%g", "/run.sh") == "751 12:34\n"
+    assert run(daemon, "chmod:1", "/run.sh") == "ran\n"
+
+
 def test_failing_run_reports_step_and_code(daemon: Dockyardd, tmp_path: Path) -> None:
     ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo before\nRUN echo oops && exit 3\n"})
     proc = build(daemon, ctx)

@@ -6,8 +6,10 @@ exit code of failing builds.
 
 Where BuildKit and the classic builder differ, /build behaves as the classic builder (it is that
 builder's protocol): WORKDIR creates directories as root, RUN after VOLUME writes into a throwaway
-volume, COPY --chmod is refused, every stage up to the target runs in order, ARG history shows the
-declaration, HEALTHCHECK inherits unset fields, no `Cache miss` lines. `dockyard build` (its
+volume, every stage up to the target runs in order, ARG history shows the
+declaration, HEALTHCHECK inherits unset fields, no `Cache miss` lines. Beyond the classic builder, /build accepts what BuildKit added to
+the Dockerfile (COPY --chmod, RUN --mount, heredocs): the docker CLI here has no buildx, so /build
+is its only way to build. `dockyard build` (its
 incremental context) keeps BuildKit's behaviour (tests/test_build_exec.py, test_build_cli.py).
 Accepted differences are made equal by `comparable` (COPY/ADD source hashes, history sizes)."""
 

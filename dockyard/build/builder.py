@@ -880,9 +880,6 @@ class Builder:
         chmod = flags.get("chmod", [""])[-1]
         excludes = [self.lex.process_word(e, env) for e in flags.get("exclude", [])]
         workdir = state.cfg.get("WorkingDir") or "/"
-        if chmod and self.opts.classic:
-            raise BuildError("the --chmod option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ "
-                             "to learn how to build images with BuildKit enabled")
         sources = SourceSet.prepare(self, state, frm, srcs, cmd, add, flags)
         try:
             files = sources.digest(excludes)
