@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
 from dockyard.cli.commands.images import confirm
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
@@ -47,15 +47,18 @@ def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     networks = cli.client.call("GET", "/networks", {"filters": parse_filters(opts.filter) or None})
-    networks.sort(key=lambda n: n["Name"])
+    networks.sort(key=lambda n: fmt.natural_key(n["Name"]))
     if opts.quiet:
         cli.write("".join(f"{n['Id'] if opts.no_trunc else n['Id'][:12]}\n" for n in networks))
         return 0
-    rows = [{"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"],
-             "Scope": n["Scope"], "IPv6": fmt.go_string(n.get("EnableIPv6", False)),
-             "Internal": fmt.go_string(n.get("Internal", False)),
-             "Labels": ",".join(f"{k}={v}" for k, v in (n.get("Labels") or {}).items()),
-             "CreatedAt": n.get("Created", "")} for n in networks]
+    rows = [fmt.Context({"CreatedAt": fmt.go_time_string(n.get("Created", "")), "Driver": n["Driver"],
+                         "ID": n["Id"] if opts.no_trunc else n["Id"][:12],
+                         "IPv4": "false" if n.get("EnableIPv4") is False else "true",
+                         "IPv6": "true" if n.get("EnableIPv6") else "false",
+                         "Internal": "true" if n.get("Internal") else "false",
+                         "Labels": ",".join(f"{k}={v}" for k, v in (n.get("Labels") or {}).items()),
+                         "Name": n["Name"], "Scope": n["Scope"]}, "network.networkContext", n.get("Labels"))
+            for n in networks]
     fmt.print_objects(rows, opts.format or "", "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", LS_HEADERS, cli.write)
     return 0
 
@@ -121,7 +124,7 @@ def port(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         key = f"{number}/{proto or 'tcp'}"
         bindings = ports.get(key) or []
         if not bindings:
-            raise CommandError(f"Error: No public port '{key}' published for {args[0]}")
+            raise CommandError(f"Error: No public port '{args[1]}' published for {args[0]}")
         cli.write("".join(f"{_host(b)}\n" for b in bindings))
         return 0
     lines = [f"{key} -> {_host(b)}" for key, bindings in ports.items() for b in bindings or []]
@@ -134,7 +137,7 @@ def _host(binding: dict[str, str]) -> str:
     return f"[{ip}]:{binding['HostPort']}" if ":" in ip else f"{ip}:{binding['HostPort']}"
 
 
-FILTER = Flag("f", "filter", LIST, "Provide filter values")
+FILTER = Flag("f", "filter", LIST, "Provide filter values", check=check_filter)
 COMMANDS = {
     "create": Command("[OPTIONS] NETWORK", "Create a network", [
         Flag("", "attachable", BOOL, "Enable manual container attachment"),
@@ -157,7 +160,7 @@ COMMANDS = {
     "rm": Command("NETWORK [NETWORK...]", "Remove one or more networks",
                   [Flag("f", "force", BOOL, "Do not error if the network does not exist")], rm, 1),
     "prune": Command("[OPTIONS]", "Remove all unused networks", [
-        Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"), Flag("f", "force", BOOL, "Do not prompt for confirmation")], prune, 0, 0),
+        Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")", check=check_filter), Flag("f", "force", BOOL, "Do not prompt for confirmation")], prune, 0, 0),
     "connect": Command("[OPTIONS] NETWORK CONTAINER", "Connect a container to a network", [
         Flag("", "alias", LIST, "Add network-scoped alias for the container"),
         Flag("", "driver-opt", LIST, "driver options for the network"),

@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
 from dockyard.cli.main import VERSION
 from dockyard.cli.runner import Cli, may_autostart
 from dockyard.client import http
@@ -32,7 +32,8 @@ def version(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
               "Context": "default"}
     server = cli.client.server_info_version()
     if opts.format:
-        cli.write(fmt.render(opts.format, {"Client": client, "Server": server}) + "\n")
+        data = {"Client": fmt.Context(client, "system.clientVersion"), "Server": fmt.Context(server, "types.Version")}
+        fmt.print_template(opts.format, fmt.Context(data, "system.versionInfo"), cli.write, "version")
         return 0
     lines = [_client_lines(api, platform.python_version()), "", f"Server: {server.get('Platform', {}).get('Name', '')}"]
     for component in server.get("Components") or []:
@@ -69,7 +70,7 @@ def _arch() -> str:
 def info(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     data = cli.client.info()
     if opts.format:
-        cli.write(fmt.render(opts.format, data) + "\n")
+        fmt.print_template(opts.format, fmt.Context(data, "system.dockerInfo"), cli.write)
         return 0
     plugins = data.get("Plugins") or {}
     security = [dict(p.split("=", 1) for p in opt.split(",")) for opt in data.get("SecurityOptions") or []]
@@ -255,7 +256,7 @@ COMMANDS = {
     "df": Command("[OPTIONS]", "Show dockyard disk usage",
                   [FORMAT, Flag("v", "verbose", BOOL, "Show detailed information on space usage")], df, 0, 0),
     "events": Command("[OPTIONS]", "Get real time events from the server",
-                      [Flag("f", "filter", LIST, "Filter output based on conditions provided"), FORMAT,
+                      [Flag("f", "filter", LIST, "Filter output based on conditions provided", check=check_filter), FORMAT,
                        Flag("", "since", STR, "Show all events created since timestamp"),
                        Flag("", "until", STR, "Stream events until this timestamp")], events, 0, 0),
 }
