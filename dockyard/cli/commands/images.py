@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 from dockyard.client.http import Response
@@ -257,7 +257,7 @@ COMMANDS = {
     "ls": Command("[OPTIONS] [REPOSITORY[:TAG]]", "List images",
                   [Flag("a", "all", BOOL, "Show all images (default hides intermediate images)"),
                    Flag("", "digests", BOOL, "Show digests"),
-                   Flag("f", "filter", LIST, "Filter output based on conditions provided"),
+                   Flag("f", "filter", LIST, "Filter output based on conditions provided", check=check_filter),
                    FORMAT, NO_TRUNC, QUIET], ls, 0, 1),
     "inspect": Command("[OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images",
                        [Flag("f", "format", STR, "Format output using a custom template")], inspect, 1),
@@ -271,7 +271,7 @@ COMMANDS = {
                    Flag("", "no-prune", BOOL, "Do not delete untagged parents")], rm, 1),
     "prune": Command("[OPTIONS]", "Remove unused images",
                      [Flag("a", "all", BOOL, "Remove all unused images, not just dangling ones"),
-                      Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"), FORCE],
+                      Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")", check=check_filter), FORCE],
                      prune, 0, 0),
     "save": Command("[OPTIONS] IMAGE [IMAGE...]",
                     "Save one or more images to a tar archive (streamed to STDOUT by default)",
