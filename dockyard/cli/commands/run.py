@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from dockyard.cli.commands.containers import wait_result
 from dockyard.cli.commands.images import display_messages
-from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError
+from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError, go_parse_int, ram_in_bytes
 from dockyard.cli.mounts import parse_mount, split_volumes
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.cli.stream import Detached, RawTerminal, copy_streams, terminal_size
@@ -18,18 +18,30 @@ TYPE_CHECKING = False  # typing costs 5 ms to import; annotations only
 if TYPE_CHECKING:
     from typing import Any
 
-ERROR_CODES = {"run": 125, "create": 125}
-_BINARY = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
+ERROR_CODES = {"run": 125}
+ULIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+           "rtprio", "rttime", "sigpending", "stack"}
 
 
 def ram_bytes(value: str) -> int:
-    """go-units RAMInBytes: '512m' → 536870912."""
-    import re
+    """go-units RAMInBytes: '512m' → 536870912 (UsageError with its text)."""
+    try:
+        return ram_in_bytes(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", value.strip().lower())
-    if not match:
-        raise UsageError(f"invalid size: '{value}'")
-    return int(float(match.group(1)) * _BINARY[match.group(2)])
+
+def nano_cpus(value: str) -> int:
+    """--cpus (a rational number of CPUs) → NanoCpus, as docker's NanoCPUs flag."""
+    from fractions import Fraction
+
+    try:
+        nano = Fraction(value) * 10 ** 9
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"failed to parse {value} as a rational number") from None
+    if nano.denominator != 1:
+        raise ValueError("value is too precise")
+    return int(nano)
 
 
 def parse_env(values: list[str], files: list[str]) -> list[str]:
@@ -61,8 +73,10 @@ def parse_ports(values: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[
         low, _, high = parts[-1].partition("-")
         host_port = parts[-2] if len(parts) > 1 else ""
         host_ip = parts[0].strip("[]") if len(parts) > 2 else ""
-        if not low.isdigit() or (high and not high.isdigit()):
+        if not _port_range(parts[-1]):
             raise UsageError(f"invalid containerPort: {parts[-1]}")
+        if host_port and not _port_range(host_port):
+            raise UsageError(f"invalid hostPort: {host_port}")
         container = range(int(low), int(high or low) + 1)
         host_low, _, host_high = host_port.partition("-")
         for i, number in enumerate(container):
@@ -75,18 +89,39 @@ def parse_ports(values: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[
     return exposed, bindings
 
 
+def _port_range(text: str) -> bool:
+    """Whether text is a port or a low-high range of ports (0-65535), as nat.ParsePortRange."""
+    low, _, high = text.partition("-")
+    return all(p.isdigit() and int(p) <= 65535 for p in (low, high or low)) and int(low) <= int(high or low)
+
+
 def parse_ulimit(value: str) -> dict[str, Any]:
-    name, _, limits = value.partition("=")
-    soft, _, hard = limits.partition(":")
-    try:
-        return {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
-    except ValueError:
-        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit argument') from None
+    """name=soft[:hard] → a HostConfig.Ulimits entry (go-units ParseUlimit's checks and texts)."""
+    name, eq, limits = value.partition("=")
+    if not eq:
+        raise ValueError(f"invalid ulimit argument: {value}")
+    if name not in ULIMITS:
+        raise ValueError(f"invalid ulimit type: {name}")
+    parts = limits.split(":")
+    if len(parts) > 2:
+        raise ValueError(f"too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`")
+    soft = go_parse_int(parts[0])
+    hard = go_parse_int(parts[1]) if len(parts) == 2 else soft
+    if soft > hard:
+        raise ValueError(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return {"Name": name, "Soft": soft, "Hard": hard}
 
 
 def parse_restart(value: str) -> dict[str, Any]:
-    name, _, count = value.partition(":")
-    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count or 0)}
+    """--restart name[:count] → HostConfig.RestartPolicy (the daemon judges the name)."""
+    name, colon, count = value.partition(":")
+    if colon and not name:
+        raise UsageError("invalid restart policy format: no policy provided before colon")
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise UsageError("invalid restart policy format: maximum retry count must be an integer") from None
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": retries}
 
 
 def _pairs(values: list[str]) -> dict[str, str]:
@@ -126,6 +161,10 @@ def health_config(opts: SimpleNamespace) -> dict[str, Any] | None:
 
 def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool) -> dict[str, Any]:
     """The POST /containers/create body for run/create flags."""
+    if opts.pull not in ("always", "missing", "never"):
+        raise UsageError(f"invalid pull option: '{opts.pull}': must be one of \"always\", \"missing\" or \"never\"")
+    if opts.rm and opts.restart and opts.restart != "no":
+        raise UsageError("conflicting options: cannot specify both --restart and --rm")
     exposed, bindings = parse_ports(opts.publish)
     binds, anonymous = split_volumes(opts.volume)
     network = opts.network or opts.net or "default"
@@ -136,9 +175,9 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "Binds": binds or None, "Mounts": [parse_mount(m, ram_bytes) for m in opts.mount] or None,
         "VolumesFrom": opts.volumes_from or None, "VolumeDriver": opts.volume_driver or "", "AutoRemove": opts.rm, "Init": opts.init or None,
         "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged, "CapAdd": opts.cap_add or None,
-        "CapDrop": opts.cap_drop or None, "Memory": ram_bytes(opts.memory) if opts.memory else 0,
-        "NanoCpus": int(float(opts.cpus) * 1e9) if opts.cpus else 0, "PidsLimit": opts.pids_limit,
-        "Ulimits": [parse_ulimit(u) for u in opts.ulimit] or None,
+        "CapDrop": opts.cap_drop or None, "Memory": opts.memory or 0,
+        "NanoCpus": opts.cpus or 0, "CpuShares": opts.cpu_shares or 0, "PidsLimit": opts.pids_limit,
+        "Ulimits": opts.ulimit or None,
         "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
         "ExtraHosts": opts.add_host or None, "PortBindings": bindings or None,
         "LogConfig": {"Type": opts.log_driver or "", "Config": _pairs(opts.log_opt)},
@@ -147,12 +186,17 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "DnsOptions": opts.dns_option or None,
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
     }
-    stdin = opts.interactive
+    streams = {s.lower() for s in opts.attach}
+    if streams - {"stdin", "stdout", "stderr"}:
+        raise UsageError(f"invalid argument \"{opts.attach[0]}\" for \"-a, --attach\" flag: valid streams are STDIN, "
+                         "STDOUT and STDERR")
+    stdin = opts.interactive or "stdin" in streams
+    attach_out, attach_err = (attach and ("stdout" in streams or not streams), attach and ("stderr" in streams or not streams))
     body: dict[str, Any] = {
         "Hostname": opts.hostname or "", "User": opts.user or "", "Env": parse_env(opts.env, opts.env_file),
         "Cmd": cmd or None, "Image": image, "WorkingDir": opts.workdir or "", "Labels": _pairs(opts.label),
         "Tty": opts.tty, "OpenStdin": stdin, "StdinOnce": stdin and attach, "AttachStdin": stdin and attach,
-        "AttachStdout": attach, "AttachStderr": attach, "ExposedPorts": exposed or None,
+        "AttachStdout": attach_out, "AttachStderr": attach_err, "ExposedPorts": exposed or None,
         "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "Volumes": anonymous or None,
         "HostConfig": host,
     }
@@ -207,9 +251,10 @@ def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def stream_container(cli: Cli, container: str, tty: bool, stdin: bool, start: bool,
-                     condition: str | None) -> int:
-    """Attach, wait (own connection), optionally start, copy stdio; the container's exit code."""
-    resp = cli.client.attach(container, stdin)
+                     condition: str | None, streams: tuple[bool, bool] = (True, True)) -> int:
+    """Attach (streams: stdout, stderr), wait (own connection), optionally start, copy stdio; the
+    container's exit code."""
+    resp = cli.client.attach(container, stdin, stdout=streams[0], stderr=streams[1])
     waiting = cli.client.wait(container, condition)  # registered before the start, as docker does
     status: dict[str, Any] = {}
 
@@ -256,8 +301,10 @@ def run(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                                start_error_code(exc.message)) from None
         cli.write(container + "\n")
         return 0
-    return stream_container(cli, container, opts.tty, opts.interactive, True,
-                            "removed" if opts.rm else "next-exit")
+    streams = {s.lower() for s in opts.attach}
+    return stream_container(cli, container, opts.tty, opts.interactive or "stdin" in streams, True,
+                            "removed" if opts.rm else "next-exit",
+                            (not streams or "stdout" in streams, not streams or "stderr" in streams))
 
 
 def start(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -320,8 +367,10 @@ WORKDIR = Flag("w", "workdir", STR, "Working directory inside the container")
 PRIVILEGED = Flag("", "privileged", BOOL, "Give extended privileges to the command")
 CREATE_FLAGS = [
     Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
+    Flag("a", "attach", LIST, "Attach to STDIN, STDOUT or STDERR"),
     Flag("", "cap-add", LIST, "Add Linux capabilities"), Flag("", "cap-drop", LIST, "Drop Linux capabilities"),
-    Flag("", "cpus", STR, "Number of CPUs"), Flag("", "dns", LIST, "Set custom DNS servers"),
+    Flag("c", "cpu-shares", INT, "CPU shares (relative weight)"),
+    Flag("", "cpus", STR, "Number of CPUs", check=nano_cpus), Flag("", "dns", LIST, "Set custom DNS servers"),
     Flag("", "dns-option", LIST, "Set DNS options"), Flag("", "dns-search", LIST, "Set custom DNS search domains"),
     Flag("", "expose", LIST, "Expose a port or a range of ports"), ENV, ENV_FILE, Flag("", "entrypoint", STR, "Overwrite the default ENTRYPOINT"),
     Flag("", "health-cmd", STR, "Command to run to check health"),
@@ -338,7 +387,7 @@ CREATE_FLAGS = [
     Flag("l", "label", LIST, "Set meta data on a container"), Flag("", "link", LIST, "Add link to another container"),
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
     Flag("", "mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
-    Flag("m", "memory", STR, "Memory limit"), Flag("", "mount", LIST, "Attach a filesystem mount to the container"), Flag("", "name", STR, "Assign a name to the container"),
+    Flag("m", "memory", STR, "Memory limit", check=ram_in_bytes), Flag("", "mount", LIST, "Attach a filesystem mount to the container"), Flag("", "name", STR, "Assign a name to the container"),
     Flag("", "network", STR, "Connect a container to a network"), Flag("", "net", STR, "Alias of --network"),
     Flag("", "network-alias", LIST, "Add network-scoped alias for the container"),
     Flag("", "pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"), PRIVILEGED,
@@ -353,7 +402,7 @@ CREATE_FLAGS = [
     Flag("", "stop-signal", STR, "Signal to stop the container"),
     Flag("", "stop-timeout", INT, "Timeout (in seconds) to stop a container"),
     Flag("", "tmpfs", LIST, "Mount a tmpfs directory"), TTY,
-    Flag("", "ulimit", LIST, "Ulimit options"), USER, Flag("v", "volume", LIST, "Bind mount a volume"),
+    Flag("", "ulimit", LIST, "Ulimit options", check=parse_ulimit), USER, Flag("v", "volume", LIST, "Bind mount a volume"),
     Flag("", "volume-driver", STR, "Optional volume driver for the container"),
     Flag("", "volumes-from", LIST, "Mount volumes from the specified container(s)"), WORKDIR,
 ]
