@@ -35,11 +35,13 @@ def split_cp_arg(arg: str) -> tuple[str, str]:
 
 
 def path_stat(cli: Cli, container: str, path: str) -> dict[str, Any] | None:
-    """The container path's stat (HEAD archive), None when it does not exist."""
+    """The container path's stat (HEAD archive), None when the path does not exist (APIError when
+    the container does not)."""
     try:
         resp = cli.client.call("HEAD", f"/containers/{container}/archive", {"path": path}, stream=True)
     except APIError as exc:
         if exc.status == 404:
+            cli.client.inspect_container(container)  # a missing container is docker's "No such container"
             return None
         raise
     resp.close()
@@ -190,6 +192,11 @@ def export(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def commit(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     repo, tag = "", ""
     if len(args) > 1:
+        from dockyard.image.reference import InvalidReference, parse_normalized
+        try:
+            parse_normalized(args[1])
+        except InvalidReference as exc:
+            raise CommandError(str(exc)) from None
         repo, _, tag = args[1].rpartition(":") if ":" in args[1].rsplit("/", 1)[-1] else (args[1], "", "")
     query = {"container": args[0], "repo": repo or None, "tag": tag or None, "comment": opts.message or None,
              "author": opts.author or None, "pause": "1" if opts.pause else "0", "changes": opts.change or None}

@@ -70,8 +70,8 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         filters.setdefault("reference", {})[args[0]] = True
     images = cli.client.images(opts.all, filters, opts.digests)
     if opts.quiet:
-        ids = [image["Id"] if opts.no_trunc else fmt.short_id(image["Id"]) for image in images]
-        cli.write("".join(f"{i}\n" for i in dict.fromkeys(ids)))
+        rows = [row["ID"] for image in images for row in image_rows(image, opts.no_trunc)]  # one per tag, as docker
+        cli.write("".join(f"{i}\n" for i in rows))
         return 0
     rows = [row for image in images for row in image_rows(image, opts.no_trunc)]
     default = "{{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if opts.digests else "") + \
@@ -103,7 +103,8 @@ def history(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                      "CreatedAt": go_time(created),
                      "Size": fmt.human_size(entry.get("Size") or 0) if opts.human else str(entry.get("Size") or 0),
                      "Comment": entry.get("Comment", "")})
-    headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+    headers = {"ID": "IMAGE", "CreatedSince": "CREATED" if opts.human else "CREATED AT", "CreatedAt": "CREATED AT",
+               "CreatedBy": "CREATED BY",
                "Size": "SIZE", "Comment": "COMMENT"}
     fmt.print_objects(rows, opts.format or "", "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
                       headers, cli.write)
@@ -113,12 +114,17 @@ def history(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def split_reference(ref: str) -> tuple[str, str]:
     """'repo[:tag]' → (repo, tag); the tag defaults to 'latest'."""
     if "@" in ref:
-        raise CommandError(f"refusing to create a tag with a digest reference: {ref}")
+        raise CommandError("refusing to create a tag with a digest reference")
     slash, colon = ref.rfind("/"), ref.rfind(":")
     return (ref[:colon], ref[colon + 1:]) if colon > slash else (ref, "latest")
 
 
 def tag(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    from dockyard.image.reference import InvalidReference, parse_normalized
+    try:
+        parse_normalized(args[1])
+    except InvalidReference as exc:
+        raise CommandError(f'Error parsing reference: "{args[1]}" is not a valid repository/tag: {exc}') from None
     repo, tag_name = split_reference(args[1])
     cli.client.tag(args[0], repo, tag_name)
     return 0
@@ -247,6 +253,8 @@ def import_(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     source = args[0]
     repo, tag_name = split_reference(args[1]) if len(args) > 1 else (None, None)
     remote = "://" in source
+    if not remote and source != "-" and not os.path.exists(source):
+        raise CommandError(f"open {source}: no such file or directory")
     data = None if remote else read_chunks(source)
     resp = cli.client.import_image(data, source if remote else "-", repo, tag_name, opts.message, opts.change)
     display_messages(cli, resp)
@@ -265,7 +273,7 @@ COMMANDS = {
                        [FORMAT, Flag("H", "human", BOOL, "Print sizes and dates in human readable format", True),
                         NO_TRUNC, QUIET], history, 1, 1),
     "tag": Command("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
-                   "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", [], tag, 2, 2),
+                   "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", [], tag, 2, 2, interspersed=False),
     "rm": Command("[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images",
                   [Flag("f", "force", BOOL, "Force removal of the image"),
                    Flag("", "no-prune", BOOL, "Do not delete untagged parents")], rm, 1),
