@@ -106,6 +106,9 @@ class Command:
                     raise UsageError(f"unknown shorthand flag: {arg[j]!r} in {arg}")
                 j += 1
                 if flag.kind == BOOL:
+                    if arg[j:j + 1] == "=":  # -H=false
+                        _set(opts, flag, arg[j + 1:].lower() not in ("false", "0"))
+                        break
                     _set(opts, flag, True)
                     continue
                 value = arg[j:].removeprefix("=")

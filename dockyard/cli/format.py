@@ -113,11 +113,12 @@ def print_template(fmt: str, obj: Any, write: Callable[[str], Any], name: str = 
 
 
 def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers: Mapping[str, str],
-                  write: Callable[[str], Any], go_type: str = "") -> None:
+                  write: Callable[[str], Any], go_type: str = "", probe: Any = None) -> None:
     """List output as docker's formatter: `table ...` (or the default) with a header through the
     tabwriter, `json` as one JSON object per line, else the template once per object; `\\t` and
     `\\n` in the format are a tab and a newline. Plain dict rows become Contexts of go_type
-    (docker's formatter type, named in errors)."""
+    (docker's formatter type, named in errors). probe: an empty row the template runs on first,
+    so a bad field fails even with nothing to list (as docker ps)."""
     from dockyard.cli.gotemplate import ParseError, Template, TemplateError
 
     if fmt == "json":
@@ -130,8 +131,12 @@ def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers:
     except ParseError as exc:
         raise TemplateError(f"failed to parse template: {exc}") from None
     rows = [obj if isinstance(obj, Context) else Context(obj, go_type) for obj in objects]
+    if probe is not None:
+        rows.insert(0, probe)
     try:
         lines = [template.execute(row) for row in rows]
+        if probe is not None:
+            del lines[0], rows[0]
         if table:
             names = {key: key.upper() for key in (rows[0] if rows else ())}
             lines.insert(0, template.execute(Context({**names, **headers}, "formatter.SubHeaderContext")))

@@ -469,13 +469,16 @@ def go_string(value: Any) -> str:
 
 
 def go_json(value: Any, escape_html: bool = False) -> str:
-    """JSON as Go's encoder writes it (map keys sorted); escape_html as json.Marshal (<, >, &)."""
+    """JSON as Go's encoder writes it; escape_html as json.Marshal (<, >, &). API objects keep the
+    daemon's key order (Go's struct order); a Context marshals as docker's formatter does: a map,
+    keys sorted, HTML escaped."""
     import json
 
-    if isinstance(value, Context):
+    sort = isinstance(value, Context)
+    if sort:
         escape_html = True
         value = dict(value)
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=isinstance(value, dict))
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort)
     if escape_html:
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return text

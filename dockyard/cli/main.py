@@ -189,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     words = tuple(args[:2]) if tuple(args[:2]) in COMMANDS else (args[0],)
     if words not in COMMANDS:
-        unknown = " ".join(args[:2]) if args[0] in GROUPS else args[0]
-        sys.stderr.write(f"{PROG}: unknown command: {PROG} {unknown}\n\nRun '{PROG} --help' for more information\n")
+        if args[0] in GROUPS:  # docker's text names the group's usage ("volume COMMAND" is docker's own)
+            usage = f"{args[0]} COMMAND" if args[0] == "volume" else args[0]
+            sys.stderr.write(f"{PROG}: unknown command: {PROG} {' '.join(args[:2])}\n\nUsage:  {PROG} {usage}\n\n"
+                             f"Run '{PROG} {args[0]} --help' for more information\n")
+        else:
+            sys.stderr.write(f"{PROG}: unknown command: {PROG} {args[0]}\n\nRun '{PROG} --help' for more information\n")
         return 1
     from dockyard.cli.runner import run_command
     return run_command(COMMANDS[words], " ".join(words), args[len(words):], select_host(host))

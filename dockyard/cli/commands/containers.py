@@ -4,6 +4,7 @@ container prune."""
 from __future__ import annotations
 
 import sys
+import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
@@ -76,7 +77,8 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.size:
         default += "\t{{.Size}}"
     rows = [container_row(c, not opts.no_trunc) for c in containers]
-    fmt.print_objects(rows, opts.format or "", default, PS_HEADERS, cli.write)
+    fmt.print_objects(rows, opts.format or "", default, PS_HEADERS, cli.write,
+                      probe=container_row({"Id": "", "Created": time.time()}, True))
     return 0
 
 
@@ -107,12 +109,12 @@ def for_each(cli: Cli, names: list[str], action: Callable[[str], Any], missing_o
 
 
 def stop(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    query = {"t": opts.time, "signal": opts.signal}
+    query = {"t": opts.timeout if opts.timeout is not None else opts.time, "signal": opts.signal}
     return for_each(cli, args, lambda n: cli.client.container_action(n, "stop", query))
 
 
 def restart(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    query = {"t": opts.time, "signal": opts.signal}
+    query = {"t": opts.timeout if opts.timeout is not None else opts.time, "signal": opts.signal}
     return for_each(cli, args, lambda n: cli.client.container_action(n, "restart", query))
 
 
@@ -183,8 +185,8 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def logs(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     info = cli.client.inspect_container(args[0])
     query = {"stdout": 1, "stderr": 1, "follow": 1 if opts.follow else None,
-             "since": timestamp(opts.since) if opts.since else None,
-             "until": timestamp(opts.until) if opts.until else None,
+             "since": timestamp(opts.since, "since") if opts.since else None,
+             "until": timestamp(opts.until, "until") if opts.until else None,
              "timestamps": 1 if opts.timestamps else None, "details": 1 if opts.details else None,
              "tail": opts.tail or "all"}
     resp = cli.client.logs(info["Id"], query)
@@ -200,7 +202,8 @@ def logs(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
-TIME = Flag("t", "time", INT, "Seconds to wait before killing the container")
+TIME = [Flag("t", "timeout", INT, "Seconds to wait before killing the container"),
+        Flag("", "time", INT, "Deprecated: use --timeout")]
 SIGNAL = Flag("s", "signal", STR, "Signal to send to the container")
 FILTER = Flag("f", "filter", LIST, "Filter output based on conditions provided", check=check_filter)
 COMMANDS = {
@@ -216,9 +219,9 @@ COMMANDS = {
                        [Flag("f", "format", STR, "Format output using a custom template"),
                         Flag("s", "size", BOOL, "Display total file sizes")], inspect, 1),
     "stop": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
-                    [SIGNAL, TIME], stop, 1),
+                    [SIGNAL, *TIME], stop, 1),
     "restart": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
-                       [SIGNAL, TIME], restart, 1),
+                       [SIGNAL, *TIME], restart, 1),
     "kill": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
                     [SIGNAL], kill, 1),
     "rm": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",

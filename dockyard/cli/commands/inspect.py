@@ -6,16 +6,18 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, STR, Command, Flag, UsageError
+from dockyard.cli.flags import BOOL, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
 TYPES = ("container", "image", "network", "volume")
+DOCKER_TYPES = ("config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume")
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.type and opts.type not in TYPES:
-        raise UsageError(f'"{opts.type}" is not a valid value for --type')
+        known = ", ".join(f'"{t}"' for t in DOCKER_TYPES)
+        raise CommandError(f'unknown type: "{opts.type}": must be one of {known}')
     kinds = (opts.type,) if opts.type else TYPES
     found, errors = [], []
     for name in args:

@@ -87,8 +87,8 @@ def rm(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         except APIError as exc:
             if not (opts.force and exc.status == 404):
                 errors.append(f"Error response from daemon: {exc.message}")
-    if errors:
-        raise CommandError("\n".join(errors))
+    if errors:  # docker 28 prints each error as it happens, then its exit status as one more line
+        raise CommandError("\n".join([*errors, "exit status 1"]))
     return 0
 
 

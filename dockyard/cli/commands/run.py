@@ -314,15 +314,16 @@ def start(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         info = cli.client.inspect_container(args[0])
         condition = "removed" if (info.get("HostConfig") or {}).get("AutoRemove") else "next-exit"
         return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), opts.interactive, True, condition)
-    errors = []
+    errors, failed = [], []
     for name in args:
         try:
             cli.client.start(name)
             cli.write(name + "\n")
         except APIError as exc:
             errors.append(f"Error response from daemon: {exc.message}")
+            failed.append(name)
     if errors:
-        raise CommandError("\n".join(errors + ["Error: failed to start containers: " + ", ".join(args)]))
+        raise CommandError("\n".join(errors + ["Error: failed to start containers: " + ", ".join(failed)]))
     return 0
 
 

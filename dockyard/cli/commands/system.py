@@ -6,9 +6,9 @@ import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, check_filter, parse_filters
 from dockyard.cli.main import VERSION
-from dockyard.cli.runner import Cli, may_autostart
+from dockyard.cli.runner import Cli, CommandError, may_autostart
 from dockyard.client import http
 from dockyard.client.api import MAX_API_VERSION
 
@@ -200,8 +200,9 @@ def _reclaimable(total: int, reclaimable: int) -> str:
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
-def timestamp(value: str) -> str:
-    """docker's --since/--until values: Unix seconds, a Go duration before now, or RFC 3339."""
+def timestamp(value: str, flag: str = "") -> str:
+    """docker's --since/--until values: Unix seconds, a Go duration before now, or RFC 3339
+    (flag: named in the error, as logs does)."""
     import re
 
     if re.fullmatch(r"\d+(\.\d+)?", value):
@@ -211,7 +212,8 @@ def timestamp(value: str) -> str:
         return f"{time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts):.9f}"
     stamp = fmt.parse_time(value if "T" in value else value + "T00:00:00Z")
     if not stamp:
-        raise UsageError(f'failed to parse value as time or duration: "{value}"')
+        prefix = f'invalid value for "{flag}": ' if flag else ""
+        raise CommandError(f'{prefix}failed to parse value as time or duration: "{value}"')
     return f"{stamp:.9f}"
 
 
