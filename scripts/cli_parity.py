@@ -1,11 +1,14 @@
 """Run the same command lines through the real docker CLI and the dockyard CLI against one private
 dockyardd and print where they differ (stdout, stderr, exit code).
 
-    .venv/bin/python scripts/cli_parity.py [-k SUBSTRING] [-v]
+    .venv/bin/python scripts/cli_parity.py [-k SUBSTRING] [-v] [--dockerd]
 
 Both CLIs see the same daemon state, so every difference is the CLI's. Scenarios that change
 state run their setup, the docker CLI, their teardown, then the same for dockyard. Only what must
 differ is normalised: IDs, generated names, timestamps, durations, the program's name.
+--dockerd compares daemons instead: the docker CLI on a private dockerd (bench/_peers.py; no
+bridge, so scenarios that publish ports or use the default network differ for that reason) and
+on dockyardd, each with its own copy of the base state.
 """
 
 from __future__ import annotations
@@ -280,88 +283,109 @@ BASE = [
 ]
 
 
-class Runner:
-    """Both CLIs against one daemon."""
+class Side:
+    """One CLI against one daemon, with the docker CLI on the same daemon for setup and teardown."""
 
-    def __init__(self, daemon: Dockyardd, tmp: str) -> None:
-        self.daemon = daemon
-        self.tmp = tmp
+    def __init__(self, label: str, argv: list[str], env: dict[str, str], tmp: str) -> None:
+        self.label, self.argv, self.env, self.tmp = label, argv, env, tmp
         self.base: set[str] = set()
 
-    def build_base(self) -> None:
-        """(Re)create the base state every scenario starts from."""
-        ids = self.run("docker", ["ps", "-aq"])[1].split()
-        if ids:
-            self.run("docker", ["rm", "-f", *ids])
-        for cmd in (["volume", "prune", "-af"], ["network", "prune", "-f"], ["tag", "busybox:pt", "busybox"]):
-            self.run("docker", cmd)
-        for cmd in BASE:
-            self.run("docker", cmd)
-        self.base = set(self.run("docker", ["ps", "-aq", "--no-trunc"])[1].split())
-
-    def clean(self) -> None:
-        """Remove the containers a scenario left beside the base ones."""
-        extra = set(self.run("docker", ["ps", "-aq", "--no-trunc"])[1].split()) - self.base
-        if extra:
-            self.run("docker", ["rm", "-f", *extra])
-
-    def run(self, cli: str, args: list[str], stdin: bytes | None = None) -> tuple[int, str, str]:
+    def run(self, args: list[str], stdin: bytes | None = None, admin: bool = False) -> tuple[int, str, str]:
+        """One command (admin: through the docker CLI): exit code, stdout, stderr."""
+        argv = ["docker"] if admin else self.argv
         args = [a.replace("<tmp>", self.tmp) for a in args]
-        env = self.daemon.env()
-        if cli == "docker":
-            argv = ["docker", *args]
-        else:
-            argv = [DOCKYARD, *args]
-            env["DOCKYARD_HOST"] = self.daemon.host
         try:
-            proc = subprocess.run(argv, input=stdin if stdin is not None else b"", capture_output=True, env=env,
-                                  timeout=60, cwd=self.tmp)
+            proc = subprocess.run([*argv, *args], input=stdin if stdin is not None else b"", capture_output=True,
+                                  env=self.env, timeout=60, cwd=self.tmp)
         except subprocess.TimeoutExpired:
             return -1, "", "TIMEOUT"
         return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
 
-    def one(self, sc: Scenario, cli: str) -> tuple[int, str, str]:
+    def build_base(self) -> None:
+        """(Re)create the base state every scenario starts from."""
+        self.remove_containers(set())
+        for cmd in (["volume", "prune", "-af"], ["network", "prune", "-f"], ["tag", "busybox:pt", "busybox"], *BASE):
+            self.run(cmd, admin=True)
+        self.base.clear()  # shared by both sides on one daemon
+        self.base.update(self.containers())
+
+    def containers(self) -> set[str]:
+        return set(self.run(["ps", "-aq", "--no-trunc"], admin=True)[1].split())
+
+    def remove_containers(self, keep: set[str]) -> None:
+        extra = self.containers() - keep
+        if extra:
+            self.run(["rm", "-f", *extra], admin=True)
+
+    def one(self, sc: Scenario) -> tuple[int, str, str]:
+        """The scenario's result, normalised; its state undone."""
         for cmd in sc.setup:
-            self.run("docker", cmd)
-        result = self.run(cli, sc.args, sc.stdin)
+            self.run(cmd, admin=True)
+        code, out, err = self.run(sc.args, sc.stdin)
         for cmd in sc.teardown:
-            self.run("docker", cmd)
+            self.run(cmd, admin=True)
         if sc.reset:
             self.build_base()
         elif sc.args[0] in ("run", "create", "start", "container", "rm"):
-            self.clean()
-        return result[0], normalise(result[1], self.tmp), normalise(result[2], self.tmp)
+            self.remove_containers(self.base)
+        return code, normalise(out, self.tmp), normalise(err, self.tmp)
+
+
+def compare(ref: Side, subject: Side, selected: list[Scenario], verbose: bool) -> int:
+    """Run every scenario on both sides; print the differences; how many differ."""
+    differ = 0
+    for sc in selected:
+        theirs, ours = ref.one(sc), subject.one(sc)
+        if theirs == ours and not verbose:
+            continue
+        differ += theirs != ours
+        print(f"=== {sc.name}" + ("" if theirs != ours else "  (same)"))
+        for label, a, b in zip(("exit", "stdout", "stderr"), theirs, ours, strict=True):
+            if a != b or verbose:
+                print(f"--- {label}\n  {ref.label}: {a!r}\n  {subject.label}: {b!r}")
+    return differ
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only scenarios whose command line contains this")
     parser.add_argument("-v", action="store_true", help="print every scenario, not only differences")
+    parser.add_argument("--dockerd", action="store_true",
+                        help="compare the docker CLI on dockerd (a private one) with the docker CLI on dockyardd")
     opts = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="clip-", dir="/tmp")
     Path(tmp, "f").write_text("file\n")
     archive = busybox_archive(Path(tmp))
-    differ = 0
     selected = [sc for sc in scenarios() if opts.k in sc.name]
-    with Dockyardd() as daemon:
-        runner = Runner(daemon, tmp)
-        runner.run("docker", ["load", "-i", str(archive)])
-        runner.build_base()
-        try:
-            for sc in selected:
-                theirs, ours = runner.one(sc, "docker"), runner.one(sc, "dockyard")
-                if theirs == ours and not opts.v:
-                    continue
-                differ += theirs != ours
-                print(f"=== {sc.name}" + ("" if theirs != ours else "  (same)"))
-                for label, a, b in zip(("exit", "stdout", "stderr"), theirs, ours, strict=False):
-                    if a != b or opts.v:
-                        print(f"--- {label}\n  docker:   {a!r}\n  dockyard: {b!r}")
-        finally:
-            ids = runner.run("docker", ["ps", "-aq"])[1].split()
-            if ids:
-                runner.run("docker", ["rm", "-f", *ids])
-            subprocess.run(["rm", "-rf", tmp], check=False)
+    peer = None
+    sides: list[Side] = []
+    try:
+        with Dockyardd() as daemon:
+            ours = Side("dockyard", [DOCKYARD], {**daemon.env(), "DOCKYARD_HOST": daemon.host}, tmp)
+            if opts.dockerd:
+                sys.path.insert(0, str(ROOT / "bench"))
+                from _peers import DockerEngine
+                peer = DockerEngine(Path(tmp), f"/dockyard-parity-{os.getpid()}")
+                peer.start()
+                ref = Side("dockerd ", ["docker"], {**peer.env, "DOCKER_HOST": f"unix://{peer.sock}"}, tmp)
+                ours = Side("dockyardd", ["docker"], daemon.env(), tmp)
+            else:
+                ref = Side("docker  ", ["docker"], daemon.env(), tmp)
+            sides = [ref] if opts.dockerd else []
+            sides.append(ours)
+            for side in sides:
+                side.run(["load", "-i", str(archive)], admin=True)
+                side.build_base()
+            if not opts.dockerd:
+                ref.base = ours.base
+            differ = compare(ref, ours, selected, opts.v)
+            for side in sides:
+                side.remove_containers(set())
+    finally:
+        if peer is not None:
+            for problem in peer.stop():
+                print(problem, file=sys.stderr)
+        subprocess.run(["rm", "-rf", tmp], check=False)
     print(f"{differ} of {len(selected)} scenarios differ", file=sys.stderr)
     return 1 if differ else 0
 
