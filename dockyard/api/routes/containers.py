@@ -24,7 +24,7 @@ from dockyard.api.server import (
     read_json,
     start_stream,
 )
-from dockyard.engine.containers import NotModified, detach
+from dockyard.engine.containers import ContainerError, NotModified, detach
 from dockyard.engine.containers.logs import parse_time
 from dockyard.engine.containers.policy import parse_signal
 from dockyard.engine.containers.service import PendingAttach
@@ -123,9 +123,9 @@ async def list_containers(request: web.Request) -> web.Response:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    """GET /containers/{id}/json."""
+    """GET /containers/{id}/json?size: with size, SizeRw and SizeRootFs as in the list."""
     eng = engine(request)
-    return json_response(await eng.run(eng.containers.inspect, _ref(request)))
+    return json_response(await eng.run(eng.containers.inspect, _ref(request), bool_query(request, "size")))
 
 
 # ---- lifecycle ------------------------------------------------------------------------------------
@@ -158,7 +158,10 @@ async def kill(request: web.Request) -> web.Response:
     """POST /containers/{id}/kill?signal."""
     eng = engine(request)
     sig = parse_signal(request.query.get("signal") or "SIGKILL", 9)
-    return await _no_content(eng, _ref(request), "kill", eng.containers.kill, sig, signal=str(sig))
+    try:
+        return await _no_content(eng, _ref(request), "kill", eng.containers.kill, sig, signal=str(sig))
+    except ContainerError as e:  # dockerd's router names the container in every kill error
+        raise type(e)(f"Cannot kill container: {_ref(request)}: {e}") from None
 
 
 async def pause(request: web.Request) -> web.Response:

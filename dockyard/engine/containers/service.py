@@ -732,10 +732,8 @@ class ContainerService:
         record = self._record(ref)
         if not record["LogPath"]:
             raise NotImplementedByDriver("configured logging driver does not support reading")
-        if tail in (None, "", "all"):
-            tail = None
-        elif int(tail) < 0:
-            tail = None
+        if tail in (None, "", "all") or not str(tail).lstrip("-").isdigit() or int(tail) < 0:
+            tail = None  # dockerd reads anything but a count as "all"
         opts = LogOptions(stdout, stderr, since, until, None if tail is None else int(tail), timestamps, follow)
 
         def running() -> bool:
@@ -746,10 +744,13 @@ class ContainerService:
 
         return read_logs(record["LogPath"], opts, running)
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        """GET /containers/{id}/json."""
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        """GET /containers/{id}/json (size: SizeRw and SizeRootFs, measured as in the list)."""
         record = self._record(ref)
         out = views.inspect(record, self.images.snapshots.driver)
+        if size:
+            usage = self.images.snapshots.usage(record["ID"])
+            out["SizeRw"] = out["SizeRootFs"] = usage[0] if usage else 0
         if self.network is not None:
             out["HostConfig"]["Links"] = self.network.links.host_config_links(record)
         return out

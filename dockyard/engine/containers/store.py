@@ -109,8 +109,9 @@ class ContainerStore(SqliteStore):
             if row[1] == new_name:
                 raise InvalidParameter("Renaming a container with the same name as its current name")
             other = db.execute("SELECT id FROM containers WHERE name = ?", (new_name,)).fetchone()
-            if other:
-                raise Conflict(f'Conflict. The container name "/{new_name}" is already in use by container '
+            if other:  # dockerd's rename wraps the name reservation's error
+                raise Conflict(f'Error when allocating new name: Conflict. The container name "/{new_name}" is '
+                               'already in use by container '
                                f'"{other[0]}". You have to remove (or rename) that container to be able to '
                                "reuse that name.")
             record = json.loads(row[0])

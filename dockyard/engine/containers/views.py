@@ -59,7 +59,7 @@ def status_text(state: dict[str, Any]) -> str:
 
 def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | None) -> dict[str, Any]:
     """One entry of GET /containers/json."""
-    path_args = " ".join([record["Path"], *record["Args"]])
+    path_args = " ".join([record["Path"], *(f"'{a}'" if " " in a else a for a in record["Args"])])  # as dockerd
     out = {
         "Id": record["ID"], "Names": [record["Name"]], "Image": image_name, "ImageID": record["Image"],
         "Command": path_args, "Created": _epoch(record["Created"]),
