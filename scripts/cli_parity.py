@@ -32,15 +32,17 @@ DOCKYARD = str(Path(sys.executable).parent / "dockyard")
 HEX = re.compile(r"\b(sha256:)?[0-9a-f]{64}\b|\b[0-9a-f]{12}\b")
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"
                    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d( [+-]\d{4} \w+)?")
+PORT = re.compile(r"(?<=:)\d{4,5}(?=->|-\\u003e)")
 AGO = re.compile(r"(About a minute|About an hour|Less than a second|\d+ (seconds?|minutes|hours|days))")
 
 
 def normalise(text: str, tmp: str) -> str:
-    """IDs, timestamps and durations become tokens; docker's name becomes ours."""
+    """IDs, timestamps, durations and published host ports become tokens; docker's name becomes ours."""
     text = text.replace(tmp, "<tmp>")
     text = HEX.sub(lambda m: "<id64>" if len(m.group()) > 12 else "<id12>", text)
     text = STAMP.sub("<time>", text)
     text = AGO.sub("<ago>", text)
+    text = PORT.sub("<port>", text)
     return text.replace("Docker", "dockyard").replace("docker", "dockyard")
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 
-from dockyard.cli.gotemplate import Context  # noqa: F401 - re-exported
+from dockyard.cli.gotemplate import Context, ParseError, Template, TemplateError
 from dockyard.humanize import human_duration, human_size  # noqa: F401 - re-exported
 
 TYPE_CHECKING = False  # typing, collections.abc, json and re cost milliseconds to import: used lazily
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any
+
 
 
 def since(timestamp: float) -> str:
@@ -93,17 +94,24 @@ def tabwrite(rows: Iterable[list[str]], minwidth: int = 10) -> str:
 
 def render(template: str, obj: Any, name: str = "") -> str:
     """Execute a Go template on one object (TemplateError as Go words it)."""
-    from dockyard.cli.gotemplate import Template
 
     return Template(template, name).execute(obj)
+
+
+def parse_template(fmt: str, name: str = "") -> Template:
+    """A --format template of inspect, info or version: a parse error is docker's exit 64."""
+
+    try:
+        return Template(fmt, name)
+    except ParseError as exc:
+        raise TemplateError(f"template parsing error: {exc}", 64) from None
 
 
 def print_template(fmt: str, obj: Any, write: Callable[[str], Any], name: str = "") -> None:
     """One object through a template and a newline (info, version): an execution error still
     writes the newline, as docker does."""
-    from dockyard.cli.gotemplate import Template, TemplateError
 
-    template = Template(fmt, name)
+    template = parse_template(fmt, name)
     try:
         text = template.execute(obj)
     except TemplateError:
@@ -119,7 +127,6 @@ def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers:
     `\\n` in the format are a tab and a newline. Plain dict rows become Contexts of go_type
     (docker's formatter type, named in errors). probe: an empty row the template runs on first,
     so a bad field fails even with nothing to list (as docker ps)."""
-    from dockyard.cli.gotemplate import ParseError, Template, TemplateError
 
     if fmt == "json":
         fmt = "{{json .}}"
@@ -148,26 +155,31 @@ def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers:
     write(tabwrite(line.split("\t") for line in "\n".join(lines).split("\n")))
 
 
-def print_inspect(objects: list[Any], fmt: str, write: Callable[[str], Any]) -> None:
-    """inspect output: a JSON array indented like docker, or the template per object (an error
-    leaves the lines done so far and an empty line, as docker's inspector)."""
+class Missing(str):
+    """An inspect argument that was not found: its error text, in its place among the results."""
+
+
+def print_inspect(results: list[Any], fmt: str, write: Callable[[str], Any]) -> list[str]:
+    """inspect output as docker's inspector: a JSON array indented like docker, or the template
+    once per object (an object it fails on gives an error instead; nothing at all printed gives
+    an empty line). The errors, in argument order (Missing entries among them)."""
     import json
 
-    if not fmt:
-        text = json.dumps(objects, indent=4, ensure_ascii=False)
+    found = [r for r in results if not isinstance(r, Missing)]
+    if not fmt or fmt == "json":  # json: the same array on one line
+        text = json.dumps(found, indent=None if fmt else 4, separators=(",", ":") if fmt else None,
+                          ensure_ascii=False)
         write(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n")
-        return
-    from dockyard.cli.gotemplate import Template, TemplateError
-
-    try:
-        template = Template("{{json .}}" if fmt == "json" else fmt)
-    except TemplateError as exc:
-        raise TemplateError(f"template parsing error: {exc}") from None
-    out = []
-    for obj in objects:
+        return [str(r) for r in results if isinstance(r, Missing)]
+    template = parse_template(fmt)
+    out, errors = [], []
+    for obj in results:
+        if isinstance(obj, Missing):
+            errors.append(str(obj))
+            continue
         try:
             out.append(template.execute(obj) + "\n")
         except TemplateError as exc:
-            write("".join(out) + "\n")
-            raise TemplateError(f"template parsing error: {exc}") from None
-    write("".join(out))
+            errors.append(f"template parsing error: {exc}")
+    write("".join(out) or "\n")
+    return errors

@@ -14,7 +14,12 @@ if TYPE_CHECKING:
 
 
 class TemplateError(Exception):
-    """A template that cannot be parsed or executed (the message is Go's)."""
+    """A template that cannot be parsed or executed (the message is Go's); code: the command's exit
+    code for it."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ParseError(TemplateError):
@@ -234,7 +239,8 @@ class _Parser:
             raise ParseError(f"template: {self.name}:1: unexpected {value!r} in operand")
         fields = []
         chain_at = where
-        while i < len(tokens) and tokens[i][0] == "field" and kind != "ident":
+        while (i < len(tokens) and tokens[i][0] == "field" and kind != "ident"
+               and self.src[tokens[i][2] - 1] not in " \t\r\n"):  # `(x).A`, `$v.A`: no space between
             if not fields:
                 chain_at = tokens[i][2]
             fields.append(tokens[i][1])
@@ -326,7 +332,8 @@ class Template:
         elif isinstance(value, int):
             pairs = [(n, n) for n in range(value)]
         else:
-            raise self._error(commands[0][0][2], _show(commands[0][0]), f"range can't iterate over {go_string(value)}")
+            raise self._error(_pos(commands[0][0]), _show(commands[0][0]),
+                              f"range can't iterate over {go_string(value)}")
         if not pairs:
             self._run(node[3], dot, scope, out)
             return
@@ -370,7 +377,7 @@ class Template:
             base = self._arg(head[1], dot, scope)
             return self._fields(base, head[2], [self._arg(a, dot, scope) for a in cmd[1:]] + extra, head)
         if len(cmd) > 1 or extra:
-            raise self._error(head[2], _show(head), f"can't give argument to non-function {_show(head)}")
+            raise self._error(_pos(head), _show(head), f"can't give argument to non-function {_show(head)}")
         return self._arg(head, dot, scope)
 
     def _arg(self, node: Any, dot: Any, scope: dict[str, Any]) -> Any:
@@ -403,29 +410,34 @@ class Template:
         if isinstance(value, Context):
             if name == "Label":
                 if len(args) != 1:
-                    raise self._error(node[2], _show(node), f"wrong number of args for Label: want 1 got {len(args)}")
+                    raise self._error(_pos(node), _show(node), f"wrong number of args for Label: want 1 got {len(args)}")
                 return value.labels.get(str(args[0]), "")
             if name in value:
                 found = value[name]
             else:
                 key = next((k for k in value if k.lower() == name.lower()), None)  # APIVersion / ApiVersion
                 if key is None:
-                    raise self._error(node[2], _show(node), f"can't evaluate field {name} in type {value.go_type}")
+                    raise self._error(_pos(node), _show(node), f"can't evaluate field {name} in type {value.go_type}")
                 found = value[key]
         elif isinstance(value, dict):
             if name not in value:
-                raise self._error(node[2], _show(node), f'map has no entry for key "{name}"')
+                raise self._error(_pos(node), _show(node), f'map has no entry for key "{name}"')
             found = value[name]
         elif value is None:
-            raise self._error(node[2], _show(node), f"nil pointer evaluating interface {{}}.{name}")
+            raise self._error(_pos(node), _show(node), f"nil pointer evaluating interface {{}}.{name}")
         else:
-            raise self._error(node[2], _show(node), f"can't evaluate field {name} in type {_go_type(value)}")
+            raise self._error(_pos(node), _show(node), f"can't evaluate field {name} in type {_go_type(value)}")
         if args:
-            raise self._error(node[2], _show(node), f"{name} has arguments but cannot be invoked as function")
+            raise self._error(_pos(node), _show(node), f"{name} has arguments but cannot be invoked as function")
         return found
 
 
 _MISSING = object()
+
+
+def _pos(node: Any) -> int:
+    """Where a node starts in the template text (a chain: where its fields start)."""
+    return node[3] if node[0] == "chain" else node[2]
 
 
 def _show(node: Any) -> str:

@@ -120,7 +120,7 @@ def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -
             return exc.code
         except TemplateError as exc:
             cli.error(str(exc))
-            return 1
+            return exc.code
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:

@@ -35,13 +35,11 @@ def split_cp_arg(arg: str) -> tuple[str, str]:
 
 
 def path_stat(cli: Cli, container: str, path: str) -> dict[str, Any] | None:
-    """The container path's stat (HEAD archive), None when the path does not exist (APIError when
-    the container does not)."""
+    """The container path's stat (HEAD archive), None when it does not exist."""
     try:
         resp = cli.client.call("HEAD", f"/containers/{container}/archive", {"path": path}, stream=True)
     except APIError as exc:
         if exc.status == 404:
-            cli.client.inspect_container(container)  # a missing container is docker's "No such container"
             return None
         raise
     resp.close()
@@ -84,7 +82,7 @@ def copy_to(cli: Cli, opts: SimpleNamespace, src: str, container: str, dst: str)
         dst = found["linkTarget"]
         found = path_stat(cli, container, dst)
     if found is None:
-        if dst.endswith("/"):
+        if dst.endswith("/") and not is_dir:  # a directory is copied under the new name (the PUT names a missing container)
             raise CommandError("no such directory")
         target, name = os.path.dirname(dst.rstrip("/")) or "/", os.path.basename(dst.rstrip("/"))
     elif found["mode"] & GO_MODE_DIR:

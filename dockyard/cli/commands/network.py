@@ -10,6 +10,10 @@ from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; annotations only
+if TYPE_CHECKING:
+    from typing import Any
+
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
               "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
 
@@ -64,15 +68,15 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    found, errors = [], []
+    results: list[Any] = []
     for name in args:
         try:
-            found.append(cli.client.call("GET", f"/networks/{name}"))
+            results.append(cli.client.call("GET", f"/networks/{name}"))
         except APIError as exc:
             if exc.status != 404:
                 raise
-            errors.append(f"Error response from daemon: {exc.message}")
-    fmt.print_inspect(found, opts.format or "", cli.write)
+            results.append(fmt.Missing(f"Error response from daemon: {exc.message}"))
+    errors = fmt.print_inspect(results, opts.format or "", cli.write)
     if errors:
         raise CommandError("\n".join(errors))
     return 0

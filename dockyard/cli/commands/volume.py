@@ -10,6 +10,10 @@ from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; annotations only
+if TYPE_CHECKING:
+    from typing import Any
+
 LS_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
               "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "CreatedAt": "CREATED AT"}
 
@@ -50,13 +54,13 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    found, errors = [], []
+    results: list[Any] = []
     for name in args:
         try:
-            found.append(cli.client.call("GET", f"/volumes/{name}"))
+            results.append(cli.client.call("GET", f"/volumes/{name}"))
         except APIError as exc:
-            errors.append(f"Error response from daemon: {exc.message}")
-    fmt.print_inspect(found, opts.format or "", cli.write)
+            results.append(fmt.Missing(f"Error response from daemon: {exc.message}"))
+    errors = fmt.print_inspect(results, opts.format or "", cli.write)
     if errors:
         raise CommandError("\n".join(errors))
     return 0
