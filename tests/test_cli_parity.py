@@ -127,6 +127,7 @@ INSPECT = [
     "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}", "{{.NoSuchField}}", "{{.Config.NoSuch}}",
     "{{range .Mounts}}{{.Type}} {{.Destination}}{{end}}", "{{len .Args}}", "{{println .Name}}{{upper .Name}}",
     '{{if eq .State.ExitCode 3}}three{{end}}', "{{ .Name | upper }}", "{{$n := .Name}}{{$n}}",
+    "{{.State.Health}}", "{{json .State}}", "{{.HostConfig.RestartPolicy}}",
 ]
 LISTS = [
     "ps -a", "ps -aq", "ps -a --no-trunc", "ps -l", "ps -n 1", "ps -a --filter status=exited", "history -H=false busybox",
@@ -136,7 +137,7 @@ LISTS = [
     "volume ls --format json", "volume ls --filter label=k", "logs --tail 2 pc-exited", "logs -n 1 pc-exited",
     "logs --tail x pc-exited", "diff pc-exited", "port pc-made", "info --format '{{.Containers}} {{.Images}}'",
     "info --format '{{.Bogus}}'", "version --format '{{.Client.Bogus}}'", "system df --format '{{.Type}}'",
-    "inspect -f '{{' pc-exited", "info -f '{{.Bogus'", "inspect -f json pc-exited pc-made",
+    "inspect -f '{{' pc-exited", "inspect --size -f '{{.SizeRw}} {{.SizeRootFs}}' pc-exited", "info -f '{{.Bogus'", "inspect -f json pc-exited pc-made",
 ]
 
 

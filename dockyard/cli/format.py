@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from dockyard.cli.gotemplate import Context, ParseError, Template, TemplateError
+from dockyard.cli.gotemplate import Context, ParseError, Struct, Template, TemplateError
 from dockyard.humanize import human_duration, human_size  # noqa: F401 - re-exported
 
 TYPE_CHECKING = False  # typing, collections.abc, json and re cost milliseconds to import: used lazily
@@ -155,14 +155,39 @@ def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers:
     write(tabwrite(line.split("\t") for line in "\n".join(lines).split("\n")))
 
 
+MAP_FIELDS = {"Labels", "Options", "Data", "DriverOpts", "ExposedPorts", "Volumes", "Ports", "PortBindings",
+              "Networks", "Sysctls", "Tmpfs", "StorageOpt", "Annotations", "Config"}
+
+
+def typed(value: Any, name: str = "") -> Any:
+    """Inspect JSON as docker's templates see its typed form: objects with capitalised keys are
+    structs (printed {v1 v2}), the map-typed fields (Labels, Ports, ...) stay maps; a container's
+    SizeRw/SizeRootFs and State.Health are nil when absent."""
+    if value is None and name in MAP_FIELDS:
+        return {}  # a nil map prints map[]
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    items = {k: typed(v, k) for k, v in value.items()}
+    is_map = (name in MAP_FIELDS and not (name == "Config" and "Cmd" in value)) or \
+        not all(k[:1].isupper() for k in value)
+    if is_map:
+        return items
+    zeros = {"Health": None} if name == "State" else {}
+    if "State" in value and "Config" in value:
+        zeros = {"SizeRw": None, "SizeRootFs": None}
+    return Struct(items, zeros)
+
+
 class Missing(str):
     """An inspect argument that was not found: its error text, in its place among the results."""
 
 
 def print_inspect(results: list[Any], fmt: str, write: Callable[[str], Any]) -> list[str]:
     """inspect output as docker's inspector: a JSON array indented like docker, or the template
-    once per object (an object it fails on gives an error instead; nothing at all printed gives
-    an empty line). The errors, in argument order (Missing entries among them)."""
+    once per object, typed (an object it fails on gives an error instead; nothing at all printed
+    gives an empty line). The errors, in argument order (Missing entries among them)."""
     import json
 
     found = [r for r in results if not isinstance(r, Missing)]
@@ -178,7 +203,7 @@ def print_inspect(results: list[Any], fmt: str, write: Callable[[str], Any]) -> 
             errors.append(str(obj))
             continue
         try:
-            out.append(template.execute(obj) + "\n")
+            out.append(template.execute(typed(obj)) + "\n")
         except TemplateError as exc:
             errors.append(f"template parsing error: {exc}")
     write("".join(out) or "\n")

@@ -37,6 +37,16 @@ class Context(dict):  # type: ignore[type-arg]
         self.labels = labels or {}
 
 
+class Struct(dict):  # type: ignore[type-arg]
+    """A Go struct from the API's JSON (docker's inspector runs templates on typed values): fields
+    the JSON omitted (omitempty) read as their zero value, and it prints as Go prints a struct,
+    `{v1 v2 ...}` (the omitted fields last, where docker's types declare them)."""
+
+    def __init__(self, fields: dict[str, Any], zeros: dict[str, Any] | None = None) -> None:
+        super().__init__(fields)
+        self.zeros = {k: v for k, v in (zeros or {}).items() if k not in fields}
+
+
 _KEYWORDS = {"if", "else", "end", "range", "with", "nil", "true", "false", "break", "continue",
              "define", "template", "block"}
 _ALNUM = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -420,9 +430,12 @@ class Template:
                     raise self._error(_pos(node), _show(node), f"can't evaluate field {name} in type {value.go_type}")
                 found = value[key]
         elif isinstance(value, dict):
-            if name not in value:
+            if name in value:
+                found = value[name]
+            elif isinstance(value, Struct) and name in value.zeros:
+                found = value.zeros[name]
+            else:
                 raise self._error(_pos(node), _show(node), f'map has no entry for key "{name}"')
-            found = value[name]
         elif value is None:
             raise self._error(_pos(node), _show(node), f"nil pointer evaluating interface {{}}.{name}")
         else:
@@ -473,6 +486,8 @@ def go_string(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + " ".join(go_string(v) for v in value) + "]"
+    if isinstance(value, Struct):
+        return "{" + " ".join(go_string(v) for v in [*value.values(), *value.zeros.values()]) + "}"
     if isinstance(value, dict):
         return "map[" + " ".join(f"{k}:{go_string(v)}" for k, v in sorted(value.items())) + "]"
     if isinstance(value, float):
