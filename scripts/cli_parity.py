@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,6 +270,39 @@ def scenarios() -> list[Scenario]:
         s("import <tmp>/nosuch.tar"),
         s("import - pc-img:imp", stdin=b"", teardown="rmi pc-img:imp"),
         s("system df"),
+        s("load -i <tmp>/img.tar", setup="save -o <tmp>/img.tar busybox"),
+        s("load -q -i <tmp>/img.tar", setup="save -o <tmp>/img.tar busybox"),
+        s("save -o <tmp>/out/img.tar busybox"),
+        s("import -c 'CMD [\"sh\"]' -m msg <tmp>/rootfs.tar pc-img:imp", setup="export -o <tmp>/rootfs.tar pc-exited",
+          teardown="rmi pc-img:imp"),
+        s("export -o <tmp>/nodir/x.tar pc-exited"),
+        s("commit -c 'CMD [\"echo\",\"x\"]' -c 'ENV A=1' pc-exited pc-img:c", teardown="rmi pc-img:c"),
+        s("logs -t pc-exited"), s("logs --details pc-exited"), s("logs --until 1h pc-exited"),
+        s("pause pc-tmp", setup="run -d --name pc-tmp busybox sleep 100"),
+        s("unpause pc-tmp nosuch", setup="run -d --name pc-tmp busybox sleep 100;pause pc-tmp"),
+        s("rename pc-tmp pc-tmp2", setup="create --name pc-tmp busybox", teardown="rm -f pc-tmp2"),
+        s("network connect pn1 pc-tmp", setup="create --name pc-tmp busybox"),
+        s("network disconnect pn1 pc-tmp", setup="create --name pc-tmp --network pn1 busybox"),
+        s("network create --subnet 10.251.0.0/24 pn3", teardown="network rm pn3"),
+        s("network create --subnet 10.251.0.0/24 pn3", setup="network create --subnet 10.251.0.0/24 pn4",
+          teardown="network rm pn3 pn4"),
+        s("volume create pv3", teardown="volume rm pv3"), s("volume rm pv1 pv-used", reset=True),
+        s("builder prune -f"), s("image prune -a -f --filter label=nosuch"),
+        s("events --since 0 --until <until> --filter container=pc-exited"),
+        s("events --since 0 --until <until> --filter type=network --format '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'"),
+        s("events --since 0 --until <until> --filter event=create --format json"),
+        s("system events --since 0 --until <until> --filter type=volume"),
+        s("wait pc-ok pc-exited"), s("diff pc-ok"), s("top pc-run aux"), s("port pc-run 80/tcp"),
+        s("stats --no-stream --format '{{.Name}} {{.ID}}' pc-exited pc-ok"),
+        s("stats --no-stream --no-trunc --format '{{.Container}}' pc-run"),
+        s("container ls -a --filter volume=pv-used --format '{{.Names}}'"),
+        s("container ls -a --filter network=pn1 --format '{{.Names}}'"),
+        s("ps -a --filter since=pc-exited --format '{{.Names}}'"),
+        s("ps -a --filter before=pc-run --format '{{.Names}}'"),
+        s("ps -a --filter health=none --format '{{.Names}}'"),
+        s("images --filter since=busybox"),
+        s("image inspect -f '{{.RepoTags}} {{.Os}}' busybox:pt"),
+        s("image history --format '{{.CreatedBy}}|{{.Size}}' busybox"),
     ]
     return out
 
@@ -291,11 +325,12 @@ class Side:
     def __init__(self, label: str, argv: list[str], env: dict[str, str], tmp: str) -> None:
         self.label, self.argv, self.env, self.tmp = label, argv, env, tmp
         self.base: set[str] = set()
+        self.until = ["0"]  # the end of the base state's events (a list: shared like base)
 
     def run(self, args: list[str], stdin: bytes | None = None, admin: bool = False) -> tuple[int, str, str]:
         """One command (admin: through the docker CLI): exit code, stdout, stderr."""
         argv = ["docker"] if admin else self.argv
-        args = [a.replace("<tmp>", self.tmp) for a in args]
+        args = [a.replace("<tmp>", self.tmp).replace("<until>", self.until[0]) for a in args]
         try:
             proc = subprocess.run([*argv, *args], input=stdin if stdin is not None else b"", capture_output=True,
                                   env=self.env, timeout=60, cwd=self.tmp)
@@ -310,6 +345,8 @@ class Side:
             self.run(cmd, admin=True)
         self.base.clear()  # shared by both sides on one daemon
         self.base.update(self.containers())
+        time.sleep(1.1)  # events of the base state end before <until>
+        self.until[0] = str(int(time.time()))
 
     def containers(self) -> set[str]:
         return set(self.run(["ps", "-aq", "--no-trunc"], admin=True)[1].split())
@@ -328,7 +365,7 @@ class Side:
             self.run(cmd, admin=True)
         if sc.reset:
             self.build_base()
-        elif sc.args[0] in ("run", "create", "start", "container", "rm"):
+        elif sc.setup or sc.args[0] in ("run", "create", "start", "container", "rm"):
             self.remove_containers(self.base)
         return code, normalise(out, self.tmp), normalise(err, self.tmp)
 
@@ -379,7 +416,7 @@ def main() -> int:
                 side.run(["load", "-i", str(archive)], admin=True)
                 side.build_base()
             if not opts.dockerd:
-                ref.base = ours.base
+                ref.base, ref.until = ours.base, ours.until
             differ = compare(ref, ours, selected, opts.v)
             for side in sides:
                 side.remove_containers(set())

@@ -28,13 +28,16 @@ class ParseError(TemplateError):
 
 class Context(dict):  # type: ignore[type-arg]
     """A Go struct seen by a template: fields are its keys; a missing field is Go's "can't
-    evaluate field X in type T"; `.Label "k"` looks in `labels`; `{{json .}}` escapes like
-    json.Marshal (a MarshalJSON method)."""
+    evaluate field X in type T"; `.Label "k"` looks in `labels`. A formatter context (ps, ls rows)
+    marshals as docker's MarshalJSON methods do: a map, sorted and HTML-escaped; others (info,
+    version) as a struct, in field order."""
 
-    def __init__(self, fields: dict[str, Any], go_type: str, labels: dict[str, str] | None = None) -> None:
+    def __init__(self, fields: dict[str, Any], go_type: str, labels: dict[str, str] | None = None,
+                 formatter: bool = True) -> None:
         super().__init__(fields)
         self.go_type = go_type
         self.labels = labels or {}
+        self.formatter = formatter
 
 
 class Struct(dict):  # type: ignore[type-arg]
@@ -432,11 +435,13 @@ class Template:
         elif isinstance(value, dict):
             if name in value:
                 found = value[name]
-            elif isinstance(value, Struct) and name in value.zeros:
+            elif not isinstance(value, Struct):
+                found = _MISSING  # a map's missing key: Go's "<no value>"
+            elif name in value.zeros:
                 found = value.zeros[name]
-            else:
+            else:  # docker's inspector then retries on the raw JSON, where the error is a map's
                 raise self._error(_pos(node), _show(node), f'map has no entry for key "{name}"')
-        elif value is None:
+        elif value is None or value is _MISSING:
             raise self._error(_pos(node), _show(node), f"nil pointer evaluating interface {{}}.{name}")
         else:
             raise self._error(_pos(node), _show(node), f"can't evaluate field {name} in type {_go_type(value)}")
@@ -496,19 +501,28 @@ def go_string(value: Any) -> str:
 
 
 def go_json(value: Any, escape_html: bool = False) -> str:
-    """JSON as Go's encoder writes it; escape_html as json.Marshal (<, >, &). API objects keep the
-    daemon's key order (Go's struct order); a Context marshals as docker's formatter does: a map,
-    keys sorted, HTML escaped."""
+    """JSON as Go's encoder writes it; escape_html as json.Marshal (<, >, &). Structs keep their
+    fields' order, maps are sorted by key; a Context marshals as docker's formatter does (a map,
+    HTML escaped)."""
     import json
 
-    sort = isinstance(value, Context)
-    if sort:
+    if isinstance(value, Context) and value.formatter:
         escape_html = True
-        value = dict(value)
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort)
+    text = json.dumps(_json_order(value), separators=(",", ":"), ensure_ascii=False)
     if escape_html:
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return text
+
+
+def _json_order(value: Any) -> Any:
+    """value with every map's keys sorted (Go marshals maps so) and structs left in field order."""
+    if isinstance(value, dict):
+        struct = isinstance(value, Struct) or (isinstance(value, Context) and not value.formatter)
+        items = value.items() if struct else sorted(value.items())
+        return {k: _json_order(v) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_json_order(v) for v in value]
+    return value
 
 
 def _title(value: str) -> str:

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from types import SimpleNamespace
 
-from dockyard.cli.commands.images import write_output
+from dockyard.cli.commands.images import check_output_path, write_output
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
@@ -182,6 +182,7 @@ def diff(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def export(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if not opts.output and sys.stdout.isatty():
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    check_output_path(opts.output, "failed to export container")
     write_output(cli.client.call("GET", f"/containers/{args[0]}/export", stream=True), opts.output,
                  "failed to export container")
     return 0

@@ -175,6 +175,20 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
+def check_output_path(output: str | None, failure: str) -> None:
+    """docker's check of -o before anything is asked of the daemon: its directory must exist, and
+    the path must not be a directory."""
+    if not output:
+        return
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.exists(directory):
+        raise CommandError(f"{failure}: invalid output path: stat {directory}: no such file or directory")
+    if not os.path.isdir(directory):
+        raise CommandError(f'{failure}: invalid output path: "{directory}" must be a directory')
+    if os.path.isdir(output):
+        raise CommandError(f'{failure}: invalid output path: "{output}" is a directory')
+
+
 def write_output(resp: Response, output: str | None, failure: str) -> None:
     """A streamed body to stdout, or to the file output (through a temporary file beside it)."""
     try:
@@ -202,6 +216,7 @@ def write_output(resp: Response, output: str | None, failure: str) -> None:
 def save(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if not opts.output and sys.stdout.isatty():
         raise CommandError("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    check_output_path(opts.output, "failed to save image")
     write_output(cli.client.save(args), opts.output, "failed to save image")
     return 0
 

@@ -32,8 +32,9 @@ def version(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
               "Context": "default"}
     server = cli.client.server_info_version()
     if opts.format:
-        data = {"Client": fmt.Context(client, "system.clientVersion"), "Server": fmt.Context(server, "types.Version")}
-        fmt.print_template(opts.format, fmt.Context(data, "system.versionInfo"), cli.write, "version")
+        data = {"Client": fmt.Context(fmt.typed(client), "system.clientVersion", formatter=False),
+                "Server": fmt.Context(fmt.typed(server), "types.Version", formatter=False)}
+        fmt.print_template(opts.format, fmt.Context(data, "system.versionInfo", formatter=False), cli.write, "version")
         return 0
     lines = [_client_lines(api, platform.python_version()), "", f"Server: {server.get('Platform', {}).get('Name', '')}"]
     for component in server.get("Components") or []:
@@ -70,7 +71,7 @@ def _arch() -> str:
 def info(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     data = cli.client.info()
     if opts.format:
-        fmt.print_template(opts.format, fmt.Context(data, "system.dockerInfo"), cli.write)
+        fmt.print_template(opts.format, fmt.Context(fmt.typed(data), "system.dockerInfo", formatter=False), cli.write)
         return 0
     plugins = data.get("Plugins") or {}
     security = [dict(p.split("=", 1) for p in opt.split(",")) for opt in data.get("SecurityOptions") or []]
@@ -226,7 +227,8 @@ def events(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                 if not event.get(key, True):
                     del event[key]
             if opts.format:
-                line = fmt.render("{{json .}}" if opts.format == "json" else opts.format, event)
+                line = fmt.render("{{json .}}" if opts.format == "json" else opts.format,
+                                  fmt.Struct({k: fmt.typed(v, k) for k, v in event.items()}))
             else:
                 line = _event_line(event)
             cli.write(line + "\n")
