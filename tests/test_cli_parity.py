@@ -216,6 +216,20 @@ def test_run_exit_codes(daemon: Dockyardd, base: set[str], tmp_path: Path, cmd: 
     assert check(daemon, base, tmp_path, cmd)[0] == code
 
 
+@pytest.mark.parametrize("cmd", ["system prune", "system prune -a --volumes", "image prune", "container prune"])
+def test_prune_prompts(daemon: Dockyardd, base: set[str], tmp_path: Path, cmd: str) -> None:
+    """The confirmation texts (answered no: nothing is removed)."""
+    theirs, ours = both(daemon, base, tmp_path, cmd, stdin=b"n\n")
+    assert ours == theirs and "Are you sure you want to continue? [y/N]" in ours[1]
+
+
+def test_system_prune(daemon: Dockyardd, base: set[str], tmp_path: Path) -> None:
+    """What system prune removes and prints, each side from the same state."""
+    setup = "create --name pc-p1 busybox; network create pn-p; volume create pv-p; tag busybox pc-dangling:1"
+    check(daemon, base, tmp_path, "system prune -f --filter label=nosuch", setup=setup,
+          teardown="network rm pn-p; volume rm pv-p; rmi pc-dangling:1")
+
+
 def test_tag_rmi_and_networks(daemon: Dockyardd, base: set[str], tmp_path: Path) -> None:
     """Successful changes print as docker's do (each side undoes its own)."""
     check(daemon, base, tmp_path, "tag busybox pc-img:t1", teardown="rmi pc-img:t1")

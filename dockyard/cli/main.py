@@ -14,6 +14,7 @@ DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("version",): ("system", "version"), ("info",): ("system", "info"),
     ("system", "info"): ("system", "info"), ("system", "df"): ("system", "df"),
+    ("system", "prune"): ("system", "prune"),
     ("events",): ("system", "events"), ("system", "events"): ("system", "events"),
     ("images",): ("images", "ls"), ("image", "ls"): ("images", "ls"), ("image", "list"): ("images", "ls"),
     ("image", "inspect"): ("images", "inspect"), ("history",): ("images", "history"),

@@ -254,7 +254,51 @@ def _event_line(event: dict[str, Any]) -> str:
     return line
 
 
+def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    """system prune: stopped containers, unused networks, (--volumes) anonymous volumes, dangling
+    (-a: unused) images and build cache, each section as its own prune prints it."""
+    from dockyard.cli.commands.images import confirm
+
+    items = ["all stopped containers", "all networks not used by at least one container"]
+    if opts.volumes:
+        items.append("all anonymous volumes not used by at least one container")
+    items += ["all images without at least one container associated to them" if opts.all else "all dangling images",
+              "all build cache" if opts.all else "unused build cache"]
+    warning = "WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items)
+    if not opts.force and not confirm(cli, warning):
+        return 0
+    filters = parse_filters(opts.filter)
+    reclaimed = 0
+
+    def section(title: str, path: str, key: str, query: dict[str, Any]) -> dict[str, Any]:
+        nonlocal reclaimed
+        report = cli.client.call("POST", path, query)
+        reclaimed += report.get("SpaceReclaimed") or 0
+        lines = report.get(key) or []
+        if lines:
+            cli.write(f"{title}\n" + "".join(f"{line}\n" for line in lines) + "\n")
+        return report
+
+    section("Deleted Containers:", "/containers/prune", "ContainersDeleted", {"filters": filters or None})
+    section("Deleted Networks:", "/networks/prune", "NetworksDeleted", {"filters": filters or None})
+    if opts.volumes:
+        section("Deleted Volumes:", "/volumes/prune", "VolumesDeleted", {"filters": filters or None})
+    images = cli.client.prune_images({**filters, "dangling": {"false" if opts.all else "true": True}})
+    reclaimed += images.get("SpaceReclaimed") or 0
+    deleted = [f"{k.lower()}: {v}" for item in images.get("ImagesDeleted") or [] for k, v in item.items()]
+    if deleted:
+        cli.write("Deleted Images:\n" + "".join(f"{line}\n" for line in deleted) + "\n")
+    section("Deleted build cache objects:", "/build/prune", "CachesDeleted", {"all": 1 if opts.all else None})
+    cli.write(f"Total reclaimed space: {fmt.human_size(reclaimed, 4)}\n")
+    return 0
+
+
 COMMANDS = {
+    "prune": Command("[OPTIONS]", "Remove unused data",
+                     [Flag("a", "all", BOOL, "Remove all unused images not just dangling ones"),
+                      Flag("", "filter", LIST, "Provide filter values (e.g. \"label=<key>=<value>\")", check=check_filter),
+                      Flag("f", "force", BOOL, "Do not prompt for confirmation"),
+                      Flag("", "volumes", BOOL, "Prune anonymous volumes")], prune, 0, 0),
     "version": Command("[OPTIONS]", "Show the dockyard version information", [FORMAT], version, 0, 0),
     "info": Command("[OPTIONS]", "Display system-wide information", [FORMAT], info, 0, 0),
     "df": Command("[OPTIONS]", "Show dockyard disk usage",
