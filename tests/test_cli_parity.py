@@ -247,3 +247,25 @@ def test_tag_rmi_and_networks(daemon: Dockyardd, base: set[str], tmp_path: Path)
 def test_events(daemon: Dockyardd, base: set[str], window: str, tmp_path: Path, args: str) -> None:
     out = check(daemon, base, tmp_path, f"events {window} {args}")[1]
     assert out or "bogus" in args
+
+
+def test_daemon_texts(daemon: Dockyardd, base: set[str], tmp_path: Path) -> None:
+    """What the docker CLI shows from dockyardd where dockerd's answers were copied (found by
+    cli_parity.py --dockerd): since/before filters, logs details, kill/rename/exec errors, ps's
+    quoted Command."""
+    def docker(cmd: str) -> tuple[int, str, str]:
+        return run(daemon, "docker", shlex.split(cmd), tmp_path)
+
+    assert docker("ps -a --filter since=pc-exited --format '{{.Names}}'")[1] == "pc-made\n"
+    assert docker("ps -a --filter before=pc-made --format '{{.Names}}'")[1] == "pc-exited\n"
+    assert docker("ps -a --filter before=nosuch")[2] == "Error response from daemon: No such container: nosuch\n"
+    assert docker("logs --details pc-exited")[1] == " one\n two\n three\n"
+    assert docker("ps -a --filter name=pc-exited --format '{{.Command}}'")[1] == "\"sh -c 'echo one; ec…\"\n"
+    assert docker("kill nosuch")[2] == "Error response from daemon: Cannot kill container: nosuch: No such container: nosuch\n"
+    assert docker("rename pc-made pc-exited")[2].startswith(
+        "Error response from daemon: Error when allocating new name: Conflict. The container name \"/pc-exited\"")
+    daemon.docker(*shlex.split(RUNNING))
+    code, out, _ = docker("exec -u nosuch pc-run true")
+    assert (code, out) == (126, "unable to find user nosuch: no matching entries in passwd file\r\n")
+    assert docker("volume create --driver bogus pv-x")[2] == (
+        "Error response from daemon: create pv-x: error looking up volume plugin bogus: plugin \"bogus\" not found\n")

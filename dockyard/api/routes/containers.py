@@ -310,11 +310,15 @@ async def logs(request: web.Request) -> web.StreamResponse:
     entries = await eng.run(lambda: eng.containers.logs(
         record["Id"], stdout, stderr, _seconds(request, "since"), _seconds(request, "until"),
         request.query.get("tail") or None, bool_query(request, "timestamps"), bool_query(request, "follow")))
+    details, timestamps = bool_query(request, "details"), bool_query(request, "timestamps")
     response = await start_stream(request, hijack.RAW_STREAM if tty else hijack.MULTIPLEXED_STREAM)
     with long_poll(request):
         async with contextlib.aclosing(_threaded(entries)) as threaded:
-            async for entry in threaded:
-                await response.write(_encode(tty, *entry))
+            async for stream_name, data in threaded:
+                if details:  # dockerd: the entry's attributes (none recorded here) and a space, after the time
+                    stamp, _, rest = data.partition(b" ") if timestamps else (b"", b"", data)
+                    data = (stamp + b" " if timestamps else b"") + b" " + rest
+                await response.write(_encode(tty, stream_name, data))
     await response.write_eof()
     return response
 

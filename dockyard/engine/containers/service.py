@@ -766,12 +766,18 @@ class ContainerService:
                 ancestors[ref] = self.images.resolve(ref)
             except NoSuchImage:
                 pass
+        # since/before: created after / before the named containers (which must exist)
+        bounds = {key: [views.created_key(self._record(ref)["Created"]) for ref in filters.get(key, [])]
+                  for key in ("since", "before")}
         out = []
         records = self.store.all()
         for record in records:
             if not all and not record["State"]["Running"] and "status" not in filters:
                 continue
             if not views.matches(record, filters, ancestors):
+                continue
+            created = views.created_key(record["Created"])
+            if any(created <= b for b in bounds["since"]) or any(created >= b for b in bounds["before"]):
                 continue
             usage = self.images.snapshots.usage(record["ID"]) if size else None
             out.append(views.summary(record, record["Config"].get("Image") or record["Image"],

@@ -103,6 +103,12 @@ def _port_key(value: str) -> str:
     return f"{port}/{proto or 'tcp'}"
 
 
+def created_key(created: str) -> str:
+    """An RFC 3339 UTC time that sorts as text: the fraction padded to nanoseconds."""
+    stamp, dot, rest = created.rstrip("Z").partition(".")
+    return f"{stamp}.{(rest if dot else '').ljust(9, '0')}"
+
+
 def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:
     """Whether a record passes the filters, as Docker: keys AND-ed; the values of one key OR-ed,
     except label's, which must all match."""
