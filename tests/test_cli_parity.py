@@ -136,6 +136,7 @@ FORMATS = [
     "{{.Bogus}}", "{{", '{{split .Names "-"}}', '{{join (split .Names "-") "+"}}', "{{title .Names}}",
     "{{if .Ports}}p{{else}}n{{end}}", "{{pad .Names 2 3}}", "{{truncate .Names 3}}", "{{range .Mounts}}{{.}}{{end}}",
     '{{printf "%s=%d" .Names 3}}', '{{with .Labels}}[{{.}}]{{else}}none{{end}}',
+    'table {{.Label "com.x.my-key"}}\t{{upper .Names}}\t{{json .Labels}}\t{{.State}}\t{{.LocalVolumes}}',
 ]
 INSPECT = [
     "{{.Name}}", "{{.State.Status}} {{.State.ExitCode}}", '{{index .Config.Labels "k"}}', "{{json .State.Running}}",
@@ -151,7 +152,8 @@ LISTS = [
     "images --format '{{.Repository}}:{{.Tag}}'", "images busybox:pt", "history busybox", "network ls",
     "network ls --format json", "network ls --format '{{.Name}} {{.Label \"k\"}}'", "volume ls", "volume ls -q",
     "volume ls --format json", "volume ls --filter label=k", "logs --tail 2 pc-exited", "logs -n 1 pc-exited",
-    "logs --tail x pc-exited", "diff pc-exited", "port pc-made", "info --format '{{.Containers}} {{.Images}}'",
+    "logs --tail x pc-exited", "diff pc-exited", "history --format 'table {{.ID}}\t{{.CreatedAt}}' busybox",
+    "images --format 'table {{.Digest}}\t{{.VirtualSize}}\t{{.UniqueSize}}'", "port pc-made", "info --format '{{.Containers}} {{.Images}}'",
     "info --format '{{.Bogus}}'", "version --format '{{.Client.Bogus}}'", "system df --format '{{.Type}}'",
     "inspect -f '{{' pc-exited", "inspect --size -f '{{.SizeRw}} {{.SizeRootFs}}' pc-exited", "info -f '{{.Bogus'", "inspect -f json pc-exited pc-made",
 ]

@@ -120,6 +120,18 @@ def print_template(fmt: str, obj: Any, write: Callable[[str], Any], name: str = 
     write(text + "\n")
 
 
+class HeaderLabels(dict):  # type: ignore[type-arg]
+    """`.Label "com.example.some-key"` in a table header: the key's last part, '-' and '_' as spaces."""
+
+    def get(self, key: str, default: str = "") -> str:  # type: ignore[override]
+        return key.rsplit(".", 1)[-1].replace("-", " ").replace("_", " ")
+
+
+# docker's header functions: a header cell is the column's title whatever the function
+HEADER_FUNCTIONS = {name: (lambda value, *_: value) for name in ("json", "split", "join", "title", "lower", "upper",
+                                                                 "pad", "truncate")}
+
+
 def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers: Mapping[str, str],
                   write: Callable[[str], Any], go_type: str = "", probe: Any = None) -> None:
     """List output as docker's formatter: `table ...` (or the default) with a header through the
@@ -146,7 +158,9 @@ def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers:
             del lines[0], rows[0]
         if table:
             names = {key: key.upper() for key in (rows[0] if rows else ())}
-            lines.insert(0, template.execute(Context({**names, **headers}, "formatter.SubHeaderContext")))
+            header = Template(text, functions=HEADER_FUNCTIONS)
+            lines.insert(0, header.execute(Context({**names, **headers}, "formatter.SubHeaderContext",
+                                                   HeaderLabels())))
     except TemplateError as exc:
         raise TemplateError(f"failed to execute template: {exc}") from None
     if not table:

@@ -36,7 +36,7 @@ class Context(dict):  # type: ignore[type-arg]
                  formatter: bool = True) -> None:
         super().__init__(fields)
         self.go_type = go_type
-        self.labels = labels or {}
+        self.labels = labels if labels is not None else {}
         self.formatter = formatter
 
 

@@ -24,7 +24,7 @@ NO_TRUNC = Flag("", "no-trunc", BOOL, "Don't truncate output")
 FORCE = Flag("f", "force", BOOL, "Do not prompt for confirmation")
 LS_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
               "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
-              "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+              "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "SIZE"}
 CHUNK = 256 * 1024
 
 
@@ -32,6 +32,14 @@ def go_time(stamp: float) -> str:
     """Go's time.Time.String() in local time: '2026-05-07 20:33:45 +0000 UTC'."""
     local = time.localtime(stamp)
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", local)
+
+
+def rfc3339(stamp: float) -> str:
+    """Go's RFC 3339 in local time: '2026-05-07T20:33:45Z' (UTC) or '...+02:00'."""
+    local = time.localtime(stamp)
+    offset = local.tm_gmtoff // 60
+    zone = "Z" if not offset else f"{'+' if offset > 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone
 
 
 def _size_or_na(value: int | None) -> str:
@@ -98,9 +106,8 @@ def history(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         image_id = entry["Id"] if opts.no_trunc or entry["Id"] == "<missing>" else fmt.short_id(entry["Id"])
         created = entry.get("Created") or 0
         rows.append({"ID": image_id, "CreatedBy": created_by if opts.no_trunc else fmt.ellipsis(created_by, 45),
-                     "CreatedSince": fmt.since(created) if opts.human else
-                     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + "Z",
-                     "CreatedAt": go_time(created),
+                     "CreatedSince": fmt.since(created) if opts.human else rfc3339(created),
+                     "CreatedAt": rfc3339(created),
                      "Size": fmt.human_size(entry.get("Size") or 0) if opts.human else str(entry.get("Size") or 0),
                      "Comment": entry.get("Comment", "")})
     headers = {"ID": "IMAGE", "CreatedSince": "CREATED" if opts.human else "CREATED AT", "CreatedAt": "CREATED AT",
