@@ -212,9 +212,16 @@ def test_rmi_in_use(daemon: Dockyardd, base: set[str], tmp_path: Path) -> None:
     ("run --rm busybox true", 0), ("run --rm busybox false", 1), ("run --rm busybox sh -c 'exit 42'", 42),
     ("run --rm busybox /nonexistent", 127), ("run --rm busybox /etc/passwd", 126), ("run --rm busybox nosuchcmd", 127),
     ("run --rm busybox sh -c 'echo out; echo err >&2; exit 3'", 3), ("run --rm -a stdout busybox sh -c 'echo o; echo e >&2'", 0),
+    ("run --rm --memory 64m --memory-swap -1 --shm-size 8m busybox df -k /dev/shm", 0),
+    ("run --rm --device '' busybox true", 125),
+    ("run --rm --sysctl net.ipv4.ip_forward=1 busybox cat /proc/sys/net/ipv4/ip_forward", 0),
+    ("run --rm --sysctl bogus busybox true", 125), ("run --rm --memory-swap x busybox true", 125),
+    ("run --rm --oom-score-adj 100 busybox cat /proc/self/oom_score_adj", 0),
+    ("run --rm --label-file <tmp>/nosuch busybox true", 125), ("run --rm --cidfile <tmp>/f busybox true", 125),
     ("run --name pc-exited busybox true", 125), ("run --rm busybox sh -c 'sleep 5 & kill -9 $!; wait $!'", 137),
 ])
 def test_run_exit_codes(daemon: Dockyardd, base: set[str], tmp_path: Path, cmd: str, code: int) -> None:
+    (tmp_path / "f").write_text("file\n")
     assert check(daemon, base, tmp_path, cmd)[0] == code
 
 

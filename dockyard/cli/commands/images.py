@@ -15,7 +15,7 @@ from dockyard.client.http import Response
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds to import; annotations only
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 FORMAT = Flag("", "format", STR, "Format output using a custom template")
@@ -238,17 +238,19 @@ def read_chunks(path: str | None) -> Iterator[bytes]:
         yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def display_messages(cli: Cli, resp: Response) -> None:
-    """A JSON message stream (load, import, pull): stream text and status lines; errors raise."""
+def display_messages(cli: Cli, resp: Response, write: Callable[[str], Any] | None = None) -> None:
+    """A JSON message stream (load, import, pull): stream text and status lines (to write, stdout
+    by default); errors raise."""
+    write = write or cli.write
     try:
         for message in resp.iter_json():
             if message.get("errorDetail") or message.get("error"):
                 raise CommandError((message.get("errorDetail") or {}).get("message") or message["error"])
             if message.get("stream"):
-                cli.write(message["stream"])
+                write(message["stream"])
             elif message.get("status"):
                 prefix = f"{message['id']}: " if message.get("id") else ""
-                cli.write(f"{prefix}{message['status']} {message.get('progress') or ''}".rstrip() + "\n")
+                write(f"{prefix}{message['status']} {message.get('progress') or ''}".rstrip() + "\n")
     finally:
         resp.close()
 

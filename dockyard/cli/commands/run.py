@@ -89,6 +89,42 @@ def parse_ports(values: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[
     return exposed, bindings
 
 
+def swap_bytes(value: str) -> int:
+    """--memory-swap: a size, or -1 for unlimited swap."""
+    return -1 if value == "-1" else ram_in_bytes(value)
+
+
+def parse_device(value: str) -> dict[str, str]:
+    """--device host[:container][:permissions] → a HostConfig.Devices entry."""
+    parts = value.split(":")
+    if not parts[0] or len(parts) > 3:
+        raise UsageError(f"bad format for path: {value}")
+    permissions = "rwm"
+    if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm") and not parts[-1].startswith("/"):
+        permissions = parts.pop()
+    return {"PathOnHost": parts[0], "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
+            "CgroupPermissions": permissions}
+
+
+def check_sysctl(value: str) -> str:
+    """--sysctl name=value."""
+    if "=" not in value:
+        raise ValueError(f"sysctl '{value}' is not allowed")
+    return value
+
+
+def read_label_files(paths: list[str]) -> list[str]:
+    """--label-file lines (blank lines and comments skipped)."""
+    labels = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                labels += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise UsageError(f"open {path}: {(exc.strerror or '').lower()}") from None
+    return labels
+
+
 def _port_range(text: str) -> bool:
     """Whether text is a port or a low-high range of ports (0-65535), as nat.ParsePortRange."""
     low, _, high = text.partition("-")
@@ -185,6 +221,14 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "PublishAllPorts": opts.publish_all, "Links": opts.link or None, "Dns": opts.dns or None, "DnsSearch": opts.dns_search or None,
         "DnsOptions": opts.dns_option or None,
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
+        "MemorySwap": opts.memory_swap or 0, "MemoryReservation": opts.memory_reservation or 0,
+        "ShmSize": opts.shm_size or 0, "CpusetCpus": opts.cpuset_cpus or "", "CpusetMems": opts.cpuset_mems or "",
+        "CpuPeriod": opts.cpu_period or 0, "CpuQuota": opts.cpu_quota or 0, "BlkioWeight": opts.blkio_weight or 0,
+        "PidMode": opts.pid or "", "IpcMode": opts.ipc or "", "UTSMode": opts.uts or "",
+        "UsernsMode": opts.userns or "", "CgroupnsMode": opts.cgroupns or "", "CgroupParent": opts.cgroup_parent or "",
+        "Sysctls": _pairs(opts.sysctl) or None, "Devices": [parse_device(d) for d in opts.device] or None, "GroupAdd": opts.group_add or None,
+        "OomKillDisable": opts.oom_kill_disable or None, "OomScoreAdj": opts.oom_score_adj or 0,
+        "Annotations": _pairs(opts.annotation) or None,
     }
     streams = {s.lower() for s in opts.attach}
     if streams - {"stdin", "stdout", "stderr"}:
@@ -194,7 +238,8 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
     attach_out, attach_err = (attach and ("stdout" in streams or not streams), attach and ("stderr" in streams or not streams))
     body: dict[str, Any] = {
         "Hostname": opts.hostname or "", "User": opts.user or "", "Env": parse_env(opts.env, opts.env_file),
-        "Cmd": cmd or None, "Image": image, "WorkingDir": opts.workdir or "", "Labels": _pairs(opts.label),
+        "Cmd": cmd or None, "Image": image, "WorkingDir": opts.workdir or "",
+        "Labels": _pairs(read_label_files(opts.label_file) + opts.label), "Domainname": opts.domainname or "",
         "Tty": opts.tty, "OpenStdin": stdin, "StdinOnce": stdin and attach, "AttachStdin": stdin and attach,
         "AttachStdout": attach_out, "AttachStderr": attach_err, "ExposedPorts": exposed or None,
         "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "Volumes": anonymous or None,
@@ -218,7 +263,11 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
 
 
 def create_container(cli: Cli, opts: SimpleNamespace, args: list[str], attach: bool) -> str:
-    """Create (pulling a missing image unless --pull never); the new ID; warnings to stderr."""
+    """Create (pulling a missing image unless --pull never); the new ID (written to --cidfile);
+    warnings to stderr."""
+    if opts.cidfile and os.path.exists(opts.cidfile):
+        raise UsageError(f"container ID file found, make sure the other container isn't running or delete "
+                         f"{opts.cidfile}")
     body = create_body(opts, args[0], args[1:], attach)
     try:
         result = cli.client.create_container(body, opts.name)
@@ -229,10 +278,14 @@ def create_container(cli: Cli, opts: SimpleNamespace, args: list[str], attach: b
         cli.error(f"Unable to find image '{ref}' locally")
         from dockyard.cli.commands.registry_client import auth_header, parse_reference
         display_messages(cli, cli.client.call("POST", "/images/create", {"fromImage": ref},
-                                              headers=auth_header(parse_reference(ref)), stream=True))
+                                              headers=auth_header(parse_reference(ref)), stream=True),
+                         (lambda _: None) if opts.quiet else cli.err.write)  # docker pulls to stderr
         result = cli.client.create_container(body, opts.name)
     for warning in result.get("Warnings") or []:
         cli.error(f"WARNING: {warning}")
+    if opts.cidfile:
+        with open(opts.cidfile, "w", encoding="ascii") as f:
+            f.write(result["Id"])
     return result["Id"]
 
 
@@ -369,6 +422,31 @@ PRIVILEGED = Flag("", "privileged", BOOL, "Give extended privileges to the comma
 CREATE_FLAGS = [
     Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
     Flag("a", "attach", LIST, "Attach to STDIN, STDOUT or STDERR"),
+    Flag("", "annotation", LIST, "Add an annotation to the container (passed through to the OCI runtime)"),
+    Flag("", "blkio-weight", INT, "Block IO (relative weight), between 10 and 1000, or 0 to disable"),
+    Flag("", "cgroup-parent", STR, "Optional parent cgroup for the container"),
+    Flag("", "cgroupns", STR, "Cgroup namespace to use (host|private)"),
+    Flag("", "cidfile", STR, "Write the container ID to the file"),
+    Flag("", "cpu-period", INT, "Limit CPU CFS (Completely Fair Scheduler) period"),
+    Flag("", "cpu-quota", INT, "Limit CPU CFS (Completely Fair Scheduler) quota"),
+    Flag("", "cpuset-cpus", STR, "CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("", "cpuset-mems", STR, "MEMs in which to allow execution (0-3, 0,1)"),
+    Flag("", "device", LIST, "Add a host device to the container"),
+    Flag("", "domainname", STR, "Container NIS domain name"),
+    Flag("", "group-add", LIST, "Add additional groups to join"),
+    Flag("", "ipc", STR, "IPC mode to use"),
+    Flag("", "label-file", LIST, "Read in a line delimited file of labels"),
+    Flag("", "memory-reservation", STR, "Memory soft limit", check=ram_in_bytes),
+    Flag("", "memory-swap", STR, "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
+         check=swap_bytes),
+    Flag("", "oom-kill-disable", BOOL, "Disable OOM Killer"),
+    Flag("", "oom-score-adj", INT, "Tune host's OOM preferences (-1000 to 1000)"),
+    Flag("", "pid", STR, "PID namespace to use"),
+    Flag("", "shm-size", STR, "Size of /dev/shm", check=ram_in_bytes),
+    Flag("", "sysctl", LIST, "Sysctl options", check=check_sysctl),
+    Flag("", "userns", STR, "User namespace to use"),
+    Flag("", "uts", STR, "UTS namespace to use"),
+    Flag("q", "quiet", BOOL, "Suppress the pull output"),
     Flag("", "cap-add", LIST, "Add Linux capabilities"), Flag("", "cap-drop", LIST, "Drop Linux capabilities"),
     Flag("c", "cpu-shares", INT, "CPU shares (relative weight)"),
     Flag("", "cpus", STR, "Number of CPUs", check=nano_cpus), Flag("", "dns", LIST, "Set custom DNS servers"),
