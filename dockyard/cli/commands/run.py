@@ -223,7 +223,9 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "SecurityOpt": opts.security_opt or None, "Runtime": opts.runtime or None,
         "MemorySwap": opts.memory_swap or 0, "MemoryReservation": opts.memory_reservation or 0,
         "ShmSize": opts.shm_size or 0, "CpusetCpus": opts.cpuset_cpus or "", "CpusetMems": opts.cpuset_mems or "",
-        "CpuPeriod": opts.cpu_period or 0, "CpuQuota": opts.cpu_quota or 0, "BlkioWeight": opts.blkio_weight or 0,
+        "CpuPeriod": opts.cpu_period or 0, "CpuQuota": opts.cpu_quota or 0,
+        "CpuRealtimePeriod": opts.cpu_rt_period or 0, "CpuRealtimeRuntime": opts.cpu_rt_runtime or 0,
+        "MemorySwappiness": opts.memory_swappiness if opts.memory_swappiness != -1 else None, "BlkioWeight": opts.blkio_weight or 0,
         "PidMode": opts.pid or "", "IpcMode": opts.ipc or "", "UTSMode": opts.uts or "",
         "UsernsMode": opts.userns or "", "CgroupnsMode": opts.cgroupns or "", "CgroupParent": opts.cgroup_parent or "",
         "Sysctls": _pairs(opts.sysctl) or None, "Devices": [parse_device(d) for d in opts.device] or None, "GroupAdd": opts.group_add or None,
@@ -304,10 +306,11 @@ def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def stream_container(cli: Cli, container: str, tty: bool, stdin: bool, start: bool,
-                     condition: str | None, streams: tuple[bool, bool] = (True, True)) -> int:
-    """Attach (streams: stdout, stderr), wait (own connection), optionally start, copy stdio; the
-    container's exit code."""
-    resp = cli.client.attach(container, stdin, stdout=streams[0], stderr=streams[1])
+                     condition: str | None, streams: tuple[bool, bool] = (True, True),
+                     detach_keys: str | None = None) -> int:
+    """Attach (streams: stdout, stderr; the daemon watches stdin for detach_keys), wait (own
+    connection), optionally start, copy stdio; the container's exit code."""
+    resp = cli.client.attach(container, stdin, stdout=streams[0], stderr=streams[1], detach_keys=detach_keys)
     waiting = cli.client.wait(container, condition)  # registered before the start, as docker does
     status: dict[str, Any] = {}
 
@@ -357,7 +360,7 @@ def run(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     streams = {s.lower() for s in opts.attach}
     return stream_container(cli, container, opts.tty, opts.interactive or "stdin" in streams, True,
                             "removed" if opts.rm else "next-exit",
-                            (not streams or "stdout" in streams, not streams or "stderr" in streams))
+                            (not streams or "stdout" in streams, not streams or "stderr" in streams), opts.detach_keys)
 
 
 def start(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -366,7 +369,8 @@ def start(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
             raise CommandError("you cannot start and attach multiple containers at once")
         info = cli.client.inspect_container(args[0])
         condition = "removed" if (info.get("HostConfig") or {}).get("AutoRemove") else "next-exit"
-        return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), opts.interactive, True, condition)
+        return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), opts.interactive, True, condition,
+                                detach_keys=opts.detach_keys)
     errors, failed = [], []
     for name in args:
         try:
@@ -384,7 +388,8 @@ def attach(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     info = cli.client.inspect_container(args[0])
     if not (info.get("State") or {}).get("Running"):
         raise CommandError("You cannot attach to a stopped container, start it first")
-    return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), not opts.no_stdin, False, None)
+    return stream_container(cli, info["Id"], bool(info["Config"].get("Tty")), not opts.no_stdin, False, None,
+                            detach_keys=opts.detach_keys)
 
 
 def exec_(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
@@ -393,7 +398,7 @@ def exec_(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     body = {"User": opts.user or "", "Privileged": opts.privileged, "Tty": opts.tty,
             "AttachStdin": opts.interactive and not opts.detach, "AttachStdout": not opts.detach,
             "AttachStderr": not opts.detach, "Env": parse_env(opts.env, opts.env_file),
-            "WorkingDir": opts.workdir or "", "Cmd": args[1:]}
+            "WorkingDir": opts.workdir or "", "Cmd": args[1:], "DetachKeys": opts.detach_keys or ""}
     exec_id = cli.client.exec_create(args[0], body)["Id"]
     if opts.detach:
         cli.client.exec_start(exec_id, opts.tty, True)
@@ -419,6 +424,7 @@ TTY = Flag("t", "tty", BOOL, "Allocate a pseudo-TTY")
 USER = Flag("u", "user", STR, "Username or UID (format: <name|uid>[:<group|gid>])")
 WORKDIR = Flag("w", "workdir", STR, "Working directory inside the container")
 PRIVILEGED = Flag("", "privileged", BOOL, "Give extended privileges to the command")
+DETACH_KEYS = Flag("", "detach-keys", STR, "Override the key sequence for detaching a container")
 CREATE_FLAGS = [
     Flag("", "add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
     Flag("a", "attach", LIST, "Attach to STDIN, STDOUT or STDERR"),
@@ -428,6 +434,8 @@ CREATE_FLAGS = [
     Flag("", "cgroupns", STR, "Cgroup namespace to use (host|private)"),
     Flag("", "cidfile", STR, "Write the container ID to the file"),
     Flag("", "cpu-period", INT, "Limit CPU CFS (Completely Fair Scheduler) period"),
+    Flag("", "cpu-rt-period", INT, "Limit CPU real-time period in microseconds"),
+    Flag("", "cpu-rt-runtime", INT, "Limit CPU real-time runtime in microseconds"),
     Flag("", "cpu-quota", INT, "Limit CPU CFS (Completely Fair Scheduler) quota"),
     Flag("", "cpuset-cpus", STR, "CPUs in which to allow execution (0-3, 0,1)"),
     Flag("", "cpuset-mems", STR, "MEMs in which to allow execution (0-3, 0,1)"),
@@ -437,6 +445,7 @@ CREATE_FLAGS = [
     Flag("", "ipc", STR, "IPC mode to use"),
     Flag("", "label-file", LIST, "Read in a line delimited file of labels"),
     Flag("", "memory-reservation", STR, "Memory soft limit", check=ram_in_bytes),
+    Flag("", "memory-swappiness", INT, "Tune container memory swappiness (0 to 100)", -1),
     Flag("", "memory-swap", STR, "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
          check=swap_bytes),
     Flag("", "oom-kill-disable", BOOL, "Disable OOM Killer"),
@@ -487,16 +496,17 @@ CREATE_FLAGS = [
 ]
 COMMANDS = {
     "run": Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
-                   [*CREATE_FLAGS, Flag("d", "detach", BOOL, "Run container in background and print container ID")],
+                   [*CREATE_FLAGS, Flag("d", "detach", BOOL, "Run container in background and print container ID"),
+                    DETACH_KEYS],
                    run, 1, interspersed=False),
     "create": Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container", CREATE_FLAGS, create, 1,
                       interspersed=False),
     "start": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
-                     [Flag("a", "attach", BOOL, "Attach STDOUT/STDERR and forward signals"),
+                     [Flag("a", "attach", BOOL, "Attach STDOUT/STDERR and forward signals"), DETACH_KEYS,
                       Flag("i", "interactive", BOOL, "Attach container's STDIN")], start, 1),
     "attach": Command("[OPTIONS] CONTAINER", "Attach local standard input, output, and error streams to a running container",
-                      [Flag("", "no-stdin", BOOL, "Do not attach STDIN")], attach, 1, 1),
+                      [DETACH_KEYS, Flag("", "no-stdin", BOOL, "Do not attach STDIN")], attach, 1, 1),
     "exec": Command("[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container",
                     [Flag("d", "detach", BOOL, "Detached mode: run command in the background"), ENV, ENV_FILE,
-                     INTERACTIVE, PRIVILEGED, TTY, USER, WORKDIR], exec_, 2, interspersed=False),
+                     DETACH_KEYS, INTERACTIVE, PRIVILEGED, TTY, USER, WORKDIR], exec_, 2, interspersed=False),
 }
