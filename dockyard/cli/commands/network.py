@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
 from dockyard.cli.commands.images import confirm
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
+from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
@@ -40,10 +40,19 @@ def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         config["Gateway"] = opts.gateway[0]
     if opts.ip_range:
         config["IPRange"] = opts.ip_range[0]
+    if opts.aux_address:
+        aux = _pairs(opts.aux_address, "--aux-address")
+        if not opts.subnet:
+            raise CommandError(f"no matching subnet for aux-address {next(iter(aux.values()))}")
+        config["AuxiliaryAddresses"] = aux
     body = {"Name": args[0], "Driver": opts.driver or "bridge", "Internal": opts.internal,
-            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6 or None,
-            "IPAM": {"Driver": opts.ipam_driver or "default", "Config": [config] if config else [], "Options": {}},
+            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6 or None, "EnableIPv4": opts.ipv4,
+            "Scope": opts.scope or "", "Ingress": opts.ingress, "ConfigOnly": opts.config_only,
+            "IPAM": {"Driver": opts.ipam_driver or "default", "Config": [config] if config else [],
+                     "Options": _pairs(opts.ipam_opt, "--ipam-opt")},
             "Options": _pairs(opts.opt, "--opt"), "Labels": _pairs(opts.label, "--label")}
+    if opts.config_from:
+        body["ConfigFrom"] = {"Network": opts.config_from}
     result = cli.client.call("POST", "/networks/create", None, body)
     cli.write(result["Id"] + "\n")
     return 0
@@ -108,9 +117,11 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def connect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    config = {"Aliases": opts.alias or None, "DriverOpts": _pairs(opts.driver_opt, "--driver-opt") or None}
-    if opts.ip:
-        config["IPAMConfig"] = {"IPv4Address": opts.ip}
+    config: dict[str, Any] = {"Aliases": opts.alias or None, "Links": opts.link or None,
+                              "DriverOpts": _pairs(opts.driver_opt, "--driver-opt") or None, "GwPriority": opts.gw_priority}
+    ipam = {"IPv4Address": opts.ip or "", "IPv6Address": opts.ip6 or "", "LinkLocalIPs": opts.link_local_ip or None}
+    if any(ipam.values()):
+        config["IPAMConfig"] = {k: v for k, v in ipam.items() if v}
     cli.client.call("POST", f"/networks/{args[0]}/connect", None, {"Container": args[1], "EndpointConfig": config})
     return 0
 
@@ -145,6 +156,13 @@ FILTER = Flag("f", "filter", LIST, "Provide filter values", check=check_filter)
 COMMANDS = {
     "create": Command("[OPTIONS] NETWORK", "Create a network", [
         Flag("", "attachable", BOOL, "Enable manual container attachment"),
+        Flag("", "aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+        Flag("", "config-from", STR, "The network from which to copy the configuration"),
+        Flag("", "config-only", BOOL, "Create a configuration only network"),
+        Flag("", "ingress", BOOL, "Create swarm routing-mesh network"),
+        Flag("", "ipam-opt", LIST, "Set IPAM driver specific options"),
+        Flag("", "ipv4", BOOL, "Enable or disable IPv4 address assignment", True),
+        Flag("", "scope", STR, "Control the network's scope"),
         Flag("d", "driver", STR, "Driver to manage the Network", "bridge"),
         Flag("", "gateway", LIST, "IPv4 or IPv6 Gateway for the master subnet"),
         Flag("", "internal", BOOL, "Restrict external access to the network"),
@@ -168,7 +186,11 @@ COMMANDS = {
     "connect": Command("[OPTIONS] NETWORK CONTAINER", "Connect a container to a network", [
         Flag("", "alias", LIST, "Add network-scoped alias for the container"),
         Flag("", "driver-opt", LIST, "driver options for the network"),
-        Flag("", "ip", STR, "IPv4 address (e.g., \"172.30.100.104\")")], connect, 2, 2),
+        Flag("", "gw-priority", INT, "Highest gw-priority provides the default gateway", 0),
+        Flag("", "ip", STR, "IPv4 address (e.g., \"172.30.100.104\")"),
+        Flag("", "ip6", STR, "IPv6 address (e.g., \"2001:db8::33\")"),
+        Flag("", "link", LIST, "Add link to another container"),
+        Flag("", "link-local-ip", LIST, "Add a link-local address for the container")], connect, 2, 2),
     "disconnect": Command("[OPTIONS] NETWORK CONTAINER", "Disconnect a container from a network",
                           [Flag("f", "force", BOOL, "Force the container to disconnect from a network")],
                           disconnect, 2, 2),
