@@ -169,6 +169,10 @@ def print_objects(objects: Iterable[Any], fmt: str, default_table: str, headers:
     write(tabwrite(line.split("\t") for line in "\n".join(lines).split("\n")))
 
 
+SLICE_FIELDS = {"Entrypoint", "Cmd", "Env", "OnBuild", "Shell", "Binds", "Links", "Dns", "DnsOptions", "DnsSearch",
+                "ExtraHosts", "CapAdd", "CapDrop", "GroupAdd", "SecurityOpt", "Devices", "DeviceRequests",
+                "DeviceCgroupRules", "Ulimits", "VolumesFrom", "Mounts", "Aliases", "DNSNames", "RepoDigests",
+                "RepoTags", "Layers", "Args", "MaskedPaths", "ReadonlyPaths", "Warnings"}
 MAP_FIELDS = {"Labels", "Options", "Data", "DriverOpts", "ExposedPorts", "Volumes", "Ports", "PortBindings",
               "Networks", "Sysctls", "Tmpfs", "StorageOpt", "Annotations", "Config"}
 
@@ -179,6 +183,8 @@ def typed(value: Any, name: str = "") -> Any:
     SizeRw/SizeRootFs and State.Health are nil when absent."""
     if value is None and name in MAP_FIELDS:
         return {}  # a nil map prints map[]
+    if value is None and name in SLICE_FIELDS:
+        return []  # a nil slice prints []
     if isinstance(value, list):
         return [typed(v) for v in value]
     if not isinstance(value, dict):
