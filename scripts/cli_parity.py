@@ -321,7 +321,7 @@ def scenarios() -> list[Scenario]:
         s("run --rm --label-file <tmp>/nosuch busybox true"), s("run --rm --domainname example.org busybox true"),
         s("run --rm --cpuset-cpus 0 --cpu-period 100000 --cpu-quota 50000 busybox true"),
         s("run --rm --oom-score-adj 100 busybox cat /proc/self/oom_score_adj"),
-        s("run -d --cidfile <tmp>/cid busybox true"), s("run --rm --cidfile <tmp>/f busybox true"),
+        s("run --rm --cidfile <tmp>/f busybox true"),
         s("run -i --name pc-dk --detach-keys ctrl-a,x busybox cat", stdin=b"hi\n\x01x"),
         s("run -i --name pc-dk --detach-keys bogus busybox cat", stdin=b"hi\n"),
         s("exec -i --detach-keys ctrl-a,x pc-run cat", stdin=b"hi\n\x01x"),
