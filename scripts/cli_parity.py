@@ -438,13 +438,13 @@ def main() -> int:
     parser.add_argument("--dockerd", action="store_true",
                         help="compare the docker CLI on dockerd (a private one) with the docker CLI on dockyardd")
     opts = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="clip-", dir="/tmp")
-    Path(tmp, "f").write_text("file\n")
-    archive = busybox_archive(Path(tmp))
     selected = [sc for sc in scenarios() if opts.k in sc.name]
+    tmp = tempfile.mkdtemp(prefix="clip-", dir="/tmp")
     peer = None
     sides: list[Side] = []
     try:
+        Path(tmp, "f").write_text("file\n")
+        archive = busybox_archive(Path(tmp))
         with Dockyardd() as daemon:
             ours = Side("dockyard", [DOCKYARD], {**daemon.env(), "DOCKYARD_HOST": daemon.host}, tmp)
             if opts.dockerd:
