@@ -17,17 +17,24 @@ class UsageError(Exception):
 
 
 class Flag:
-    """One flag: short name ('' if none), long name, kind, help text, default."""
+    """One flag: short name ('' if none), long name, kind, help text, default, and check: a
+    function that validates (and may convert) each value, raising ValueError with docker's text."""
 
-    __slots__ = ("short", "long", "kind", "help", "default")
+    __slots__ = ("short", "long", "kind", "help", "default", "check")
 
-    def __init__(self, short: str, long: str, kind: str, help: str = "", default: object = None) -> None:
-        self.short, self.long, self.kind, self.help = short, long, kind, help
+    def __init__(self, short: str, long: str, kind: str, help: str = "", default: object = None,
+                 check: Callable[[str], object] | None = None) -> None:
+        self.short, self.long, self.kind, self.help, self.check = short, long, kind, help, check
         self.default = default if default is not None else {BOOL: False, LIST: []}.get(kind)
 
     @property
     def dest(self) -> str:
         return self.long.replace("-", "_")
+
+    @property
+    def names(self) -> str:
+        """'-m, --memory' or '--cpus', as pflag names a flag in errors."""
+        return (f"-{self.short}, " if self.short else "") + f"--{self.long}"
 
 
 class Command:
@@ -99,6 +106,9 @@ class Command:
                     raise UsageError(f"unknown shorthand flag: {arg[j]!r} in {arg}")
                 j += 1
                 if flag.kind == BOOL:
+                    if arg[j:j + 1] == "=":  # -H=false
+                        _set(opts, flag, arg[j + 1:].lower() not in ("false", "0"))
+                        break
                     _set(opts, flag, True)
                     continue
                 value = arg[j:].removeprefix("=")
@@ -113,24 +123,67 @@ class Command:
 
 
 def _set(opts: SimpleNamespace, flag: Flag, value: object) -> None:
+    if flag.check is not None:
+        try:
+            value = flag.check(str(value))
+        except ValueError as exc:
+            raise UsageError(f'invalid argument "{value}" for "{flag.names}" flag: {exc}') from None
     if flag.kind == LIST:
         getattr(opts, flag.dest).append(value)
     elif flag.kind == INT:
         try:
             setattr(opts, flag.dest, int(str(value)))
         except ValueError:
-            raise UsageError(f'invalid argument "{value}" for "--{flag.long}" flag: '
+            raise UsageError(f'invalid argument "{value}" for "{flag.names}" flag: '
                              f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
     else:
         setattr(opts, flag.dest, value)
 
 
+def check_filter(value: str) -> str:
+    """A --filter value must be name=value."""
+    if "=" not in value:
+        raise ValueError("bad format of filter (expected name=value)")
+    return value
+
+
 def parse_filters(values: list[str]) -> dict[str, dict[str, bool]]:
-    """--filter k=v ... → the API's {"k": {"v": true}}."""
+    """--filter k=v ... (checked by check_filter as they were parsed) → the API's {"k": {"v": true}}."""
     filters: dict[str, dict[str, bool]] = {}
     for item in values:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise UsageError("bad format of filter (expected name=value)")
+        key, _, value = item.partition("=")
         filters.setdefault(key.strip().lower(), {})[value] = True
     return filters
+
+
+def go_parse_int(value: str) -> int:
+    """strconv.ParseInt's parse, with its error text."""
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise ValueError(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+
+
+def ram_in_bytes(value: str) -> int:
+    """go-units RAMInBytes ('512m', '1.5GiB', '100 kb') with its error texts."""
+    sep = max(value.rfind(c) for c in "0123456789. ")
+    if sep < 0:
+        raise ValueError(f"invalid size: '{value}'")
+    number, suffix = (value[:sep + 1], value[sep + 1:]) if value[sep] != " " else (value[:sep], value[sep + 1:])
+    try:
+        size = float(number)
+    except ValueError:
+        raise ValueError(f'strconv.ParseFloat: parsing "{number}": invalid syntax') from None
+    if size < 0:
+        raise ValueError(f"invalid size: '{value}'")
+    if not suffix:
+        return int(size)
+    if len(suffix) > 3:
+        raise ValueError(f"invalid suffix: '{suffix}'")
+    suffix = suffix.lower()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+    if suffix[0] == "b" and len(suffix) == 1:
+        return int(size)
+    if suffix[0] not in units or (len(suffix) == 2 and suffix[1] not in "ib") or (len(suffix) == 3 and suffix[1:] != "ib"):
+        raise ValueError(f"invalid suffix: '{suffix}'")
+    return int(size * units[suffix[0]])

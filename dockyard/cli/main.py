@@ -14,6 +14,7 @@ DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("version",): ("system", "version"), ("info",): ("system", "info"),
     ("system", "info"): ("system", "info"), ("system", "df"): ("system", "df"),
+    ("system", "prune"): ("system", "prune"),
     ("events",): ("system", "events"), ("system", "events"): ("system", "events"),
     ("images",): ("images", "ls"), ("image", "ls"): ("images", "ls"), ("image", "list"): ("images", "ls"),
     ("image", "inspect"): ("images", "inspect"), ("history",): ("images", "history"),
@@ -189,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     words = tuple(args[:2]) if tuple(args[:2]) in COMMANDS else (args[0],)
     if words not in COMMANDS:
-        unknown = " ".join(args[:2]) if args[0] in GROUPS else args[0]
-        sys.stderr.write(f"{PROG}: unknown command: {PROG} {unknown}\n\nRun '{PROG} --help' for more information\n")
+        if args[0] in GROUPS:  # docker's text names the group's usage ("volume COMMAND" is docker's own)
+            usage = f"{args[0]} COMMAND" if args[0] == "volume" else args[0]
+            sys.stderr.write(f"{PROG}: unknown command: {PROG} {' '.join(args[:2])}\n\nUsage:  {PROG} {usage}\n\n"
+                             f"Run '{PROG} {args[0]} --help' for more information\n")
+        else:
+            sys.stderr.write(f"{PROG}: unknown command: {PROG} {args[0]}\n\nRun '{PROG} --help' for more information\n")
         return 1
     from dockyard.cli.runner import run_command
     return run_command(COMMANDS[words], " ".join(words), args[len(words):], select_host(host))

@@ -7,7 +7,7 @@ import os
 import sys
 
 from dockyard.cli.flags import Command, UsageError
-from dockyard.cli.format import TemplateError
+from dockyard.cli.gotemplate import TemplateError
 from dockyard.cli.main import DEFAULT_HOST, PROG
 from dockyard.client import http
 from dockyard.client.api import APIError, Client
@@ -94,8 +94,8 @@ def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -
         sys.stdout.write(command.help(prog))
         return 0
     if len(args) < command.min_args or (command.max_args is not None and len(args) > command.max_args):
-        exact = command.max_args == command.min_args
-        sys.stderr.write(f"{PROG}: '{prog}' requires {_arity(command)}\n{usage % ('Run' if exact else 'See')}")
+        problem, see = _arity(command)
+        sys.stderr.write(f"{PROG}: '{prog}' {problem}\n{usage % see}")
         return 1
     cli = Cli(host, name)
     error_code = getattr(module, "ERROR_CODES", {}).get(where[1], 1)
@@ -112,12 +112,15 @@ def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -
         except APIError as exc:
             cli.error(f"{prefix}Error response from daemon: {exc.message}{suffix}")
             return error_code
-        except (CommandError, UsageError) as exc:
+        except UsageError as exc:
+            cli.error(f"{prefix}{exc}{suffix}")
+            return 125
+        except CommandError as exc:
             cli.error(str(exc))
-            return getattr(exc, "code", 125)
+            return exc.code
         except TemplateError as exc:
-            cli.error(f"template: {exc}")
-            return 1
+            cli.error(str(exc))
+            return exc.code
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:
@@ -125,12 +128,16 @@ def run_command(where: tuple[str, str], name: str, argv: list[str], host: str) -
     return error_code
 
 
-def _arity(command: Command) -> str:
-    n = command.min_args
-    plural = "s" if n != 1 else ""
-    if command.max_args == n:
-        return f"{n} argument{plural}"
-    if command.max_args is None:
-        return f"at least {n} argument{plural}"
-    return f"at most {command.max_args} argument{'s' if command.max_args != 1 else ''}"
-
+def _arity(command: Command) -> tuple[str, str]:
+    """docker's complaint about the number of arguments, and the verb of its last line ('SRun' is
+    docker's own typo for at-most counts, kept: scripts match the text)."""
+    least, most = command.min_args, command.max_args
+    if most == 0:
+        return "accepts no arguments", "Run"
+    if most == least:
+        return f"requires {least} argument{'s' if least != 1 else ''}", "Run"
+    if most is None:
+        return f"requires at least {least} argument{'s' if least != 1 else ''}", "See"
+    if least == 0:
+        return f"requires at most {most} argument{'s' if most != 1 else ''}", "SRun"
+    return f"requires at least {least} and at most {most} argument{'s' if most != 1 else ''}", "Run"

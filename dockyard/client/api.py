@@ -163,9 +163,12 @@ class Client:
     def wait(self, name: str, condition: str | None = None) -> http.Response:
         return self.call("POST", f"/containers/{name}/wait", {"condition": condition}, stream=True)
 
-    def attach(self, name: str, stdin: bool, logs: bool = False) -> http.Response:
+    def attach(self, name: str, stdin: bool, logs: bool = False, stdout: bool = True,
+               stderr: bool = True, detach_keys: str | None = None) -> http.Response:
         return self.hijack(f"/containers/{name}/attach", {"stream": 1, "stdin": 1 if stdin else None,
-                                                          "stdout": 1, "stderr": 1, "logs": 1 if logs else None})
+                                                          "stdout": 1 if stdout else None,
+                                                          "stderr": 1 if stderr else None, "logs": 1 if logs else None,
+                                                          "detachKeys": detach_keys or None})
 
     def resize(self, kind: str, name: str, height: int, width: int) -> None:
         self.call("POST", f"/{kind}/{name}/resize", {"h": height, "w": width})

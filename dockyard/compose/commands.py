@@ -558,8 +558,8 @@ def cmd_attach(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     from dockyard.cli.commands.run import attach
     eng = ctx.engine()
     container = eng.find(args[0], opts.index)
-    return attach(_legacy(ctx), SimpleNamespace(no_stdin=opts.no_stdin or not sys.stdin or sys.stdin.closed),
-                  [container["Id"]])
+    return attach(_legacy(ctx), SimpleNamespace(no_stdin=opts.no_stdin or not sys.stdin or sys.stdin.closed,
+                                                detach_keys=None), [container["Id"]])
 
 
 def cmd_cp(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:

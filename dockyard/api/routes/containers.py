@@ -25,7 +25,7 @@ from dockyard.api.server import (
     read_json,
     start_stream,
 )
-from dockyard.engine.containers import Conflict, NotModified, detach
+from dockyard.engine.containers import ContainerError, NotModified, detach
 from dockyard.engine.containers.logs import parse_time
 from dockyard.engine.containers.policy import parse_signal
 from dockyard.engine.containers.service import PendingAttach
@@ -126,7 +126,7 @@ async def list_containers(request: web.Request) -> web.Response:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    """GET /containers/{id}/json."""
+    """GET /containers/{id}/json?size: with size, SizeRw and SizeRootFs as in the list."""
     eng = engine(request)
     doc = await eng.run(eng.containers.inspect, _ref(request))
     doc["ExecIDs"] = eng.execs.ids_of(doc["Id"]) or None
@@ -168,8 +168,8 @@ async def kill(request: web.Request) -> web.Response:
     sig = parse_signal(request.query.get("signal") or "SIGKILL", 9)
     try:
         return await _no_content(eng, _ref(request), "kill", eng.containers.kill, sig, signal=str(sig))
-    except Conflict as e:  # dockerd names the container as the client did
-        raise Conflict(f"Cannot kill container: {_ref(request)}: {e}") from None
+    except ContainerError as e:  # dockerd's router names the container in every kill error
+        raise type(e)(f"Cannot kill container: {_ref(request)}: {e}") from None
 
 
 async def pause(request: web.Request) -> web.Response:
@@ -318,11 +318,15 @@ async def logs(request: web.Request) -> web.StreamResponse:
     entries = await eng.run(lambda: eng.containers.logs(
         record["Id"], stdout, stderr, _seconds(request, "since"), _seconds(request, "until"),
         request.query.get("tail") or None, bool_query(request, "timestamps"), bool_query(request, "follow")))
+    details, timestamps = bool_query(request, "details"), bool_query(request, "timestamps")
     response = await start_stream(request, hijack.RAW_STREAM if tty else hijack.MULTIPLEXED_STREAM)
     with long_poll(request):
         async with contextlib.aclosing(_threaded(entries)) as threaded:
-            async for entry in threaded:
-                await response.write(_encode(tty, *entry))
+            async for stream_name, data in threaded:
+                if details:  # dockerd: the entry's attributes (none recorded here) and a space, after the time
+                    stamp, _, rest = data.partition(b" ") if timestamps else (b"", b"", data)
+                    data = (stamp + b" " if timestamps else b"") + b" " + rest
+                await response.write(_encode(tty, stream_name, data))
     await response.write_eof()
     return response
 

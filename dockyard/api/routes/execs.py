@@ -80,8 +80,9 @@ async def start(request: web.Request) -> web.StreamResponse:
     async with hijack.hijack(request) as stream:
         try:
             await asyncio.shield(_keep(eng, ex, stream, bool(body.get("Tty"))))
-        except Exception as e:  # the stream is raw now: report on it, as dockerd does
-            stream[1].write(f"{e}\r\n".encode())
+        except Exception as e:  # the stream is hijacked now: report on it as stdout, as dockerd does
+            text = f"{e}\r\n".encode()
+            stream[1].write(text if body.get("Tty") else b"\x01\0\0\0" + len(text).to_bytes(4, "big") + text)
     return hijack.done()
 
 

@@ -8,7 +8,7 @@ import sys
 from types import SimpleNamespace
 
 from dockyard.cli import buildflags as bf
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, check_filter
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 from dockyard.humanize import human_size
@@ -283,6 +283,6 @@ COMMANDS = {
     "prune": Command("[OPTIONS]", "Remove build cache",
                      [Flag("a", "all", BOOL, "Remove all unused build cache, not just dangling ones"),
                       Flag("f", "force", BOOL, "Do not prompt for confirmation"),
-                      Flag("", "filter", LIST, "Provide filter values"),
+                      Flag("", "filter", LIST, "Provide filter values", check=check_filter),
                       Flag("", "keep-storage", STR, "Amount of disk space to keep for cache")], prune, 0, 0),
 }

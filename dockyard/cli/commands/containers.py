@@ -4,12 +4,13 @@ container prune."""
 from __future__ import annotations
 
 import sys
+import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
 from dockyard.cli.commands.images import confirm, go_time, print_pruned
 from dockyard.cli.commands.system import timestamp
-from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, parse_filters
+from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client import http
 from dockyard.client.api import APIError
@@ -39,8 +40,8 @@ def ports_text(ports: list[dict[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(items))
 
 
-def container_row(c: dict[str, Any], trunc: bool) -> dict[str, str]:
-    """The template fields of one /containers/json entry."""
+def container_row(c: dict[str, Any], trunc: bool) -> fmt.Context:
+    """The template fields of one /containers/json entry (docker's ContainerContext)."""
     import json
 
     names = [n[1:] for n in c.get("Names") or [] if n.count("/") == 1]
@@ -52,19 +53,23 @@ def container_row(c: dict[str, Any], trunc: bool) -> dict[str, str]:
     if c.get("SizeRootFs"):
         size += f" (virtual {fmt.human_size(c['SizeRootFs'])})"
     labels = c.get("Labels") or {}
-    return {"ID": fmt.short_id(c["Id"]) if trunc else c["Id"], "Image": image,
+    mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []]
+    return fmt.Context({"ID": fmt.short_id(c["Id"]) if trunc else c["Id"], "Image": image,
             "Command": json.dumps(fmt.ellipsis(command, 20) if trunc else command, ensure_ascii=False),
             "CreatedAt": go_time(c.get("Created") or 0), "RunningFor": fmt.since(c.get("Created") or 0),
             "Status": c.get("Status", ""), "State": c.get("State", ""), "Ports": ports_text(c.get("Ports") or []),
             "Names": ",".join(names), "Size": size, "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-            "Mounts": ",".join(m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []),
+            "Mounts": ",".join(fmt.ellipsis(m, 15) if trunc else m for m in mounts),
             "Networks": ",".join(sorted((c.get("NetworkSettings") or {}).get("Networks") or {})),
-            "LocalVolumes": str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local"))}
+            "LocalVolumes": str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")),
+            "Platform": None}, "*formatter.ContainerContext", labels)
 
 
 def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     limit = 1 if opts.latest else (opts.last if opts.last and opts.last > 0 else None)
-    containers = cli.client.containers(opts.all or bool(limit), limit, opts.size, parse_filters(opts.filter))
+    template = opts.format or ""
+    size = opts.size or (not opts.quiet and (".Size" in template or "json ." in template.replace("{{", "")))
+    containers = cli.client.containers(opts.all or bool(limit), limit, size, parse_filters(opts.filter))
     if opts.quiet:
         cli.write("".join(f"{c['Id'] if opts.no_trunc else fmt.short_id(c['Id'])}\n" for c in containers))
         return 0
@@ -72,7 +77,8 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.size:
         default += "\t{{.Size}}"
     rows = [container_row(c, not opts.no_trunc) for c in containers]
-    fmt.print_objects(rows, opts.format or "", default, PS_HEADERS, cli.write)
+    fmt.print_objects(rows, opts.format or "", default, PS_HEADERS, cli.write,
+                      probe=container_row({"Id": "", "Created": time.time()}, True))
     return 0
 
 
@@ -83,14 +89,18 @@ def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return inspect_objects(cli, SimpleNamespace(type="container", size=opts.size, format=opts.format), args)
 
 
-def for_each(cli: Cli, names: list[str], action: Callable[[str], Any]) -> int:
-    """Run action on every name, printing the name on success; errors collected, exit 1."""
+def for_each(cli: Cli, names: list[str], action: Callable[[str], Any], missing_ok: bool = False) -> int:
+    """Run action on every name, printing the name on success; errors collected, exit 1
+    (missing_ok: a missing object's error is printed but does not fail the command, as rm -f)."""
     errors = []
     for name in names:
         try:
             result = action(name)
         except APIError as exc:
-            errors.append(f"Error response from daemon: {exc.message}")
+            if missing_ok and exc.status == 404:
+                cli.error(f"Error response from daemon: {exc.message}")
+            else:
+                errors.append(f"Error response from daemon: {exc.message}")
             continue
         cli.write(f"{name if result is None else result}\n")
     if errors:
@@ -99,12 +109,12 @@ def for_each(cli: Cli, names: list[str], action: Callable[[str], Any]) -> int:
 
 
 def stop(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    query = {"t": opts.time, "signal": opts.signal}
+    query = {"t": opts.timeout if opts.timeout is not None else opts.time, "signal": opts.signal}
     return for_each(cli, args, lambda n: cli.client.container_action(n, "stop", query))
 
 
 def restart(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    query = {"t": opts.time, "signal": opts.signal}
+    query = {"t": opts.timeout if opts.timeout is not None else opts.time, "signal": opts.signal}
     return for_each(cli, args, lambda n: cli.client.container_action(n, "restart", query))
 
 
@@ -122,12 +132,12 @@ def unpause(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 def rm(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return for_each(cli, args, lambda n: cli.client.remove_container(n.strip("/"), opts.force, opts.volumes,
-                                                                      opts.link))
+                                                                      opts.link), missing_ok=opts.force)
 
 
 def rename(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if not args[1].strip():
-        raise CommandError("Error: neither old or new names may be empty")
+        raise CommandError("Error: Neither old nor new names may be empty")
     try:
         cli.client.container_action(args[0], "rename", {"name": args[1]})
     except APIError as exc:
@@ -175,8 +185,8 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def logs(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     info = cli.client.inspect_container(args[0])
     query = {"stdout": 1, "stderr": 1, "follow": 1 if opts.follow else None,
-             "since": timestamp(opts.since) if opts.since else None,
-             "until": timestamp(opts.until) if opts.until else None,
+             "since": timestamp(opts.since, "since") if opts.since else None,
+             "until": timestamp(opts.until, "until") if opts.until else None,
              "timestamps": 1 if opts.timestamps else None, "details": 1 if opts.details else None,
              "tail": opts.tail or "all"}
     resp = cli.client.logs(info["Id"], query)
@@ -192,9 +202,10 @@ def logs(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
-TIME = Flag("t", "time", INT, "Seconds to wait before killing the container")
+TIME = [Flag("t", "timeout", INT, "Seconds to wait before killing the container"),
+        Flag("", "time", INT, "Deprecated: use --timeout")]
 SIGNAL = Flag("s", "signal", STR, "Signal to send to the container")
-FILTER = Flag("f", "filter", LIST, "Filter output based on conditions provided")
+FILTER = Flag("f", "filter", LIST, "Filter output based on conditions provided", check=check_filter)
 COMMANDS = {
     "ls": Command("[OPTIONS]", "List containers",
                   [Flag("a", "all", BOOL, "Show all containers (default shows just running)"), FILTER,
@@ -208,9 +219,9 @@ COMMANDS = {
                        [Flag("f", "format", STR, "Format output using a custom template"),
                         Flag("s", "size", BOOL, "Display total file sizes")], inspect, 1),
     "stop": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
-                    [SIGNAL, TIME], stop, 1),
+                    [SIGNAL, *TIME], stop, 1),
     "restart": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
-                       [SIGNAL, TIME], restart, 1),
+                       [SIGNAL, *TIME], restart, 1),
     "kill": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
                     [SIGNAL], kill, 1),
     "rm": Command("[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
@@ -226,7 +237,7 @@ COMMANDS = {
     "top": Command("CONTAINER [ps OPTIONS]", "Display the running processes of a container", [], top, 1,
                    interspersed=False),
     "prune": Command("[OPTIONS]", "Remove all stopped containers",
-                     [Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"),
+                     [Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")", check=check_filter),
                       Flag("f", "force", BOOL, "Do not prompt for confirmation")], prune, 0, 0),
     "logs": Command("[OPTIONS] CONTAINER", "Fetch the logs of a container",
                     [Flag("", "details", BOOL, "Show extra details provided to logs"),

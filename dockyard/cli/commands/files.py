@@ -12,7 +12,7 @@ import tempfile
 import threading
 from types import SimpleNamespace
 
-from dockyard.cli.commands.images import write_output
+from dockyard.cli.commands.images import check_output_path, write_output
 from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
@@ -82,7 +82,7 @@ def copy_to(cli: Cli, opts: SimpleNamespace, src: str, container: str, dst: str)
         dst = found["linkTarget"]
         found = path_stat(cli, container, dst)
     if found is None:
-        if dst.endswith("/"):
+        if dst.endswith("/") and not is_dir:  # a directory is copied under the new name (the PUT names a missing container)
             raise CommandError("no such directory")
         target, name = os.path.dirname(dst.rstrip("/")) or "/", os.path.basename(dst.rstrip("/"))
     elif found["mode"] & GO_MODE_DIR:
@@ -182,6 +182,7 @@ def diff(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def export(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if not opts.output and sys.stdout.isatty():
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    check_output_path(opts.output, "failed to export container")
     write_output(cli.client.call("GET", f"/containers/{args[0]}/export", stream=True), opts.output,
                  "failed to export container")
     return 0
@@ -190,6 +191,11 @@ def export(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def commit(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     repo, tag = "", ""
     if len(args) > 1:
+        from dockyard.image.reference import InvalidReference, parse_normalized
+        try:
+            parse_normalized(args[1])
+        except InvalidReference as exc:
+            raise CommandError(str(exc)) from None
         repo, _, tag = args[1].rpartition(":") if ":" in args[1].rsplit("/", 1)[-1] else (args[1], "", "")
     query = {"container": args[0], "repo": repo or None, "tag": tag or None, "comment": opts.message or None,
              "author": opts.author or None, "pause": "1" if opts.pause else "0", "changes": opts.change or None}

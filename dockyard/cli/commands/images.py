@@ -8,14 +8,14 @@ import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 from dockyard.client.http import Response
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds to import; annotations only
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 FORMAT = Flag("", "format", STR, "Format output using a custom template")
@@ -24,7 +24,7 @@ NO_TRUNC = Flag("", "no-trunc", BOOL, "Don't truncate output")
 FORCE = Flag("f", "force", BOOL, "Do not prompt for confirmation")
 LS_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
               "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
-              "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+              "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "SIZE"}
 CHUNK = 256 * 1024
 
 
@@ -32,6 +32,14 @@ def go_time(stamp: float) -> str:
     """Go's time.Time.String() in local time: '2026-05-07 20:33:45 +0000 UTC'."""
     local = time.localtime(stamp)
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", local)
+
+
+def rfc3339(stamp: float) -> str:
+    """Go's RFC 3339 in local time: '2026-05-07T20:33:45Z' (UTC) or '...+02:00'."""
+    local = time.localtime(stamp)
+    offset = local.tm_gmtoff // 60
+    zone = "Z" if not offset else f"{'+' if offset > 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone
 
 
 def _size_or_na(value: int | None) -> str:
@@ -70,8 +78,8 @@ def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         filters.setdefault("reference", {})[args[0]] = True
     images = cli.client.images(opts.all, filters, opts.digests)
     if opts.quiet:
-        ids = [image["Id"] if opts.no_trunc else fmt.short_id(image["Id"]) for image in images]
-        cli.write("".join(f"{i}\n" for i in dict.fromkeys(ids)))
+        rows = [row["ID"] for image in images for row in image_rows(image, opts.no_trunc)]  # one per tag, as docker
+        cli.write("".join(f"{i}\n" for i in rows))
         return 0
     rows = [row for image in images for row in image_rows(image, opts.no_trunc)]
     default = "{{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if opts.digests else "") + \
@@ -98,12 +106,12 @@ def history(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         image_id = entry["Id"] if opts.no_trunc or entry["Id"] == "<missing>" else fmt.short_id(entry["Id"])
         created = entry.get("Created") or 0
         rows.append({"ID": image_id, "CreatedBy": created_by if opts.no_trunc else fmt.ellipsis(created_by, 45),
-                     "CreatedSince": fmt.since(created) if opts.human else
-                     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + "Z",
-                     "CreatedAt": go_time(created),
+                     "CreatedSince": fmt.since(created) if opts.human else rfc3339(created),
+                     "CreatedAt": rfc3339(created),
                      "Size": fmt.human_size(entry.get("Size") or 0) if opts.human else str(entry.get("Size") or 0),
                      "Comment": entry.get("Comment", "")})
-    headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+    headers = {"ID": "IMAGE", "CreatedSince": "CREATED" if opts.human else "CREATED AT", "CreatedAt": "CREATED AT",
+               "CreatedBy": "CREATED BY",
                "Size": "SIZE", "Comment": "COMMENT"}
     fmt.print_objects(rows, opts.format or "", "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
                       headers, cli.write)
@@ -113,12 +121,17 @@ def history(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 def split_reference(ref: str) -> tuple[str, str]:
     """'repo[:tag]' → (repo, tag); the tag defaults to 'latest'."""
     if "@" in ref:
-        raise CommandError(f"refusing to create a tag with a digest reference: {ref}")
+        raise CommandError("refusing to create a tag with a digest reference")
     slash, colon = ref.rfind("/"), ref.rfind(":")
     return (ref[:colon], ref[colon + 1:]) if colon > slash else (ref, "latest")
 
 
 def tag(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    from dockyard.image.reference import InvalidReference, parse_normalized
+    try:
+        parse_normalized(args[1])
+    except InvalidReference as exc:
+        raise CommandError(f'Error parsing reference: "{args[1]}" is not a valid repository/tag: {exc}') from None
     repo, tag_name = split_reference(args[1])
     cli.client.tag(args[0], repo, tag_name)
     return 0
@@ -169,6 +182,20 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     return 0
 
 
+def check_output_path(output: str | None, failure: str) -> None:
+    """docker's check of -o before anything is asked of the daemon: its directory must exist, and
+    the path must not be a directory."""
+    if not output:
+        return
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.exists(directory):
+        raise CommandError(f"{failure}: invalid output path: stat {directory}: no such file or directory")
+    if not os.path.isdir(directory):
+        raise CommandError(f'{failure}: invalid output path: "{directory}" must be a directory')
+    if os.path.isdir(output):
+        raise CommandError(f'{failure}: invalid output path: "{output}" is a directory')
+
+
 def write_output(resp: Response, output: str | None, failure: str) -> None:
     """A streamed body to stdout, or to the file output (through a temporary file beside it)."""
     try:
@@ -196,6 +223,7 @@ def write_output(resp: Response, output: str | None, failure: str) -> None:
 def save(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if not opts.output and sys.stdout.isatty():
         raise CommandError("Cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    check_output_path(opts.output, "failed to save image")
     write_output(cli.client.save(args), opts.output, "failed to save image")
     return 0
 
@@ -210,17 +238,19 @@ def read_chunks(path: str | None) -> Iterator[bytes]:
         yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def display_messages(cli: Cli, resp: Response) -> None:
-    """A JSON message stream (load, import, pull): stream text and status lines; errors raise."""
+def display_messages(cli: Cli, resp: Response, write: Callable[[str], Any] | None = None) -> None:
+    """A JSON message stream (load, import, pull): stream text and status lines (to write, stdout
+    by default); errors raise."""
+    write = write or cli.write
     try:
         for message in resp.iter_json():
             if message.get("errorDetail") or message.get("error"):
                 raise CommandError((message.get("errorDetail") or {}).get("message") or message["error"])
             if message.get("stream"):
-                cli.write(message["stream"])
+                write(message["stream"])
             elif message.get("status"):
                 prefix = f"{message['id']}: " if message.get("id") else ""
-                cli.write(f"{prefix}{message['status']} {message.get('progress') or ''}".rstrip() + "\n")
+                write(f"{prefix}{message['status']} {message.get('progress') or ''}".rstrip() + "\n")
     finally:
         resp.close()
 
@@ -247,6 +277,8 @@ def import_(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     source = args[0]
     repo, tag_name = split_reference(args[1]) if len(args) > 1 else (None, None)
     remote = "://" in source
+    if not remote and source != "-" and not os.path.exists(source):
+        raise CommandError(f"open {source}: no such file or directory")
     data = None if remote else read_chunks(source)
     resp = cli.client.import_image(data, source if remote else "-", repo, tag_name, opts.message, opts.change)
     display_messages(cli, resp)
@@ -257,7 +289,7 @@ COMMANDS = {
     "ls": Command("[OPTIONS] [REPOSITORY[:TAG]]", "List images",
                   [Flag("a", "all", BOOL, "Show all images (default hides intermediate images)"),
                    Flag("", "digests", BOOL, "Show digests"),
-                   Flag("f", "filter", LIST, "Filter output based on conditions provided"),
+                   Flag("f", "filter", LIST, "Filter output based on conditions provided", check=check_filter),
                    FORMAT, NO_TRUNC, QUIET], ls, 0, 1),
     "inspect": Command("[OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images",
                        [Flag("f", "format", STR, "Format output using a custom template")], inspect, 1),
@@ -265,13 +297,13 @@ COMMANDS = {
                        [FORMAT, Flag("H", "human", BOOL, "Print sizes and dates in human readable format", True),
                         NO_TRUNC, QUIET], history, 1, 1),
     "tag": Command("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
-                   "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", [], tag, 2, 2),
+                   "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", [], tag, 2, 2, interspersed=False),
     "rm": Command("[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images",
                   [Flag("f", "force", BOOL, "Force removal of the image"),
                    Flag("", "no-prune", BOOL, "Do not delete untagged parents")], rm, 1),
     "prune": Command("[OPTIONS]", "Remove unused images",
                      [Flag("a", "all", BOOL, "Remove all unused images, not just dangling ones"),
-                      Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"), FORCE],
+                      Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")", check=check_filter), FORCE],
                      prune, 0, 0),
     "save": Command("[OPTIONS] IMAGE [IMAGE...]",
                     "Save one or more images to a tar archive (streamed to STDOUT by default)",

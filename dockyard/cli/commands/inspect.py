@@ -6,22 +6,28 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, STR, Command, Flag, UsageError
+from dockyard.cli.flags import BOOL, STR, Command, Flag
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; annotations only
+if TYPE_CHECKING:
+    from typing import Any
+
 TYPES = ("container", "image", "network", "volume")
+DOCKER_TYPES = ("config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume")
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     if opts.type and opts.type not in TYPES:
-        raise UsageError(f'"{opts.type}" is not a valid value for --type')
+        known = ", ".join(f'"{t}"' for t in DOCKER_TYPES)
+        raise CommandError(f'unknown type: "{opts.type}": must be one of {known}')
     kinds = (opts.type,) if opts.type else TYPES
-    found, errors = [], []
+    results: list[Any] = []
     for name in args:
         for kind in kinds:
             try:
-                found.append(cli.client.inspect_container(name, opts.size) if kind == "container"
+                results.append(cli.client.inspect_container(name, opts.size) if kind == "container"
                              else cli.client.inspect_image(name) if kind == "image"
                              else cli.client.call("GET", f"/{kind}s/{name}"))
                 break
@@ -30,8 +36,9 @@ def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                     raise
                 last = exc.message
         else:
-            errors.append(f"Error response from daemon: {last}" if opts.type else f"Error: No such object: {name}")
-    fmt.print_inspect(found, opts.format or "", cli.write)
+            results.append(fmt.Missing(f"Error response from daemon: {last}" if opts.type
+                                       else f"Error: No such object: {name}"))
+    errors = fmt.print_inspect(results, opts.format or "", cli.write)
     if errors:
         raise CommandError("\n".join(errors))
     return 0

@@ -7,9 +7,13 @@ from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
 from dockyard.cli.commands.images import confirm
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, parse_filters
+from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
               "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
@@ -65,10 +69,20 @@ def ipam_configs(subnets: list[str], gateways: list[str], ranges: list[str]) -> 
 
 def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     configs = ipam_configs(opts.subnet, opts.gateway, opts.ip_range)
+    for name, text in _pairs(opts.aux_address, "--aux-address").items():  # each to the subnet holding it
+        address = _address(text, "--aux-address")
+        match = [c for c in configs if address in _network(c["Subnet"], "--subnet")]
+        if not match:
+            raise CommandError(f"no matching subnet for aux-address {text}")
+        match[0].setdefault("AuxiliaryAddresses", {})[name] = text
     body = {"Name": args[0], "Driver": opts.driver or "bridge", "Internal": opts.internal,
             "Attachable": opts.attachable, "EnableIPv4": None if opts.ipv4 else False, "EnableIPv6": opts.ipv6 or None,
-            "IPAM": {"Driver": opts.ipam_driver or "default", "Config": configs, "Options": {}},
+            "Scope": opts.scope or "", "Ingress": opts.ingress, "ConfigOnly": opts.config_only,
+            "IPAM": {"Driver": opts.ipam_driver or "default", "Config": configs,
+                     "Options": _pairs(opts.ipam_opt, "--ipam-opt")},
             "Options": _pairs(opts.opt, "--opt"), "Labels": _pairs(opts.label, "--label")}
+    if opts.config_from:
+        body["ConfigFrom"] = {"Network": opts.config_from}
     result = cli.client.call("POST", "/networks/create", None, body)
     cli.write(result["Id"] + "\n")
     return 0
@@ -76,29 +90,32 @@ def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     networks = cli.client.call("GET", "/networks", {"filters": parse_filters(opts.filter) or None})
-    networks.sort(key=lambda n: n["Name"])
+    networks.sort(key=lambda n: fmt.natural_key(n["Name"]))
     if opts.quiet:
         cli.write("".join(f"{n['Id'] if opts.no_trunc else n['Id'][:12]}\n" for n in networks))
         return 0
-    rows = [{"ID": n["Id"] if opts.no_trunc else n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"],
-             "Scope": n["Scope"], "IPv6": fmt.go_string(n.get("EnableIPv6", False)),
-             "Internal": fmt.go_string(n.get("Internal", False)),
-             "Labels": ",".join(f"{k}={v}" for k, v in (n.get("Labels") or {}).items()),
-             "CreatedAt": n.get("Created", "")} for n in networks]
+    rows = [fmt.Context({"CreatedAt": fmt.go_time_string(n.get("Created", "")), "Driver": n["Driver"],
+                         "ID": n["Id"] if opts.no_trunc else n["Id"][:12],
+                         "IPv4": "false" if n.get("EnableIPv4") is False else "true",
+                         "IPv6": "true" if n.get("EnableIPv6") else "false",
+                         "Internal": "true" if n.get("Internal") else "false",
+                         "Labels": ",".join(f"{k}={v}" for k, v in (n.get("Labels") or {}).items()),
+                         "Name": n["Name"], "Scope": n["Scope"]}, "network.networkContext", n.get("Labels"))
+            for n in networks]
     fmt.print_objects(rows, opts.format or "", "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", LS_HEADERS, cli.write)
     return 0
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    found, errors = [], []
+    results: list[Any] = []
     for name in args:
         try:
-            found.append(cli.client.call("GET", f"/networks/{name}"))
+            results.append(cli.client.call("GET", f"/networks/{name}"))
         except APIError as exc:
             if exc.status != 404:
                 raise
-            errors.append(f"Error response from daemon: {exc.message}")
-    fmt.print_inspect(found, opts.format or "", cli.write)
+            results.append(fmt.Missing(f"Error response from daemon: {exc.message}"))
+    errors = fmt.print_inspect(results, opts.format or "", cli.write)
     if errors:
         raise CommandError("\n".join(errors))
     return 0
@@ -113,8 +130,8 @@ def rm(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         except APIError as exc:
             if not (opts.force and exc.status == 404):
                 errors.append(f"Error response from daemon: {exc.message}")
-    if errors:
-        raise CommandError("\n".join(errors))
+    if errors:  # docker 28 prints each error as it happens, then its exit status as one more line
+        raise CommandError("\n".join([*errors, "exit status 1"]))
     return 0
 
 
@@ -130,9 +147,11 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 
 def connect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    config = {"Aliases": opts.alias or None, "DriverOpts": _pairs(opts.driver_opt, "--driver-opt") or None}
-    if opts.ip or opts.ip6:
-        config["IPAMConfig"] = {"IPv4Address": opts.ip or "", "IPv6Address": opts.ip6 or ""}
+    config: dict[str, Any] = {"Aliases": opts.alias or None, "Links": opts.link or None,
+                              "DriverOpts": _pairs(opts.driver_opt, "--driver-opt") or None, "GwPriority": opts.gw_priority}
+    ipam = {"IPv4Address": opts.ip or "", "IPv6Address": opts.ip6 or "", "LinkLocalIPs": opts.link_local_ip or None}
+    if any(ipam.values()):
+        config["IPAMConfig"] = {k: v for k, v in ipam.items() if v}
     cli.client.call("POST", f"/networks/{args[0]}/connect", None, {"Container": args[1], "EndpointConfig": config})
     return 0
 
@@ -150,7 +169,7 @@ def port(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
         key = f"{number}/{proto or 'tcp'}"
         bindings = ports.get(key) or []
         if not bindings:
-            raise CommandError(f"Error: No public port '{key}' published for {args[0]}")
+            raise CommandError(f"Error: No public port '{args[1]}' published for {args[0]}")
         cli.write("".join(f"{_host(b)}\n" for b in bindings))
         return 0
     lines = [f"{key} -> {_host(b)}" for key, bindings in ports.items() for b in bindings or []]
@@ -163,10 +182,16 @@ def _host(binding: dict[str, str]) -> str:
     return f"[{ip}]:{binding['HostPort']}" if ":" in ip else f"{ip}:{binding['HostPort']}"
 
 
-FILTER = Flag("f", "filter", LIST, "Provide filter values")
+FILTER = Flag("f", "filter", LIST, "Provide filter values", check=check_filter)
 COMMANDS = {
     "create": Command("[OPTIONS] NETWORK", "Create a network", [
         Flag("", "attachable", BOOL, "Enable manual container attachment"),
+        Flag("", "aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+        Flag("", "config-from", STR, "The network from which to copy the configuration"),
+        Flag("", "config-only", BOOL, "Create a configuration only network"),
+        Flag("", "ingress", BOOL, "Create swarm routing-mesh network"),
+        Flag("", "ipam-opt", LIST, "Set IPAM driver specific options"),
+        Flag("", "scope", STR, "Control the network's scope"),
         Flag("d", "driver", STR, "Driver to manage the Network", "bridge"),
         Flag("", "gateway", LIST, "IPv4 or IPv6 Gateway for the master subnet"),
         Flag("", "internal", BOOL, "Restrict external access to the network"),
@@ -187,12 +212,15 @@ COMMANDS = {
     "rm": Command("NETWORK [NETWORK...]", "Remove one or more networks",
                   [Flag("f", "force", BOOL, "Do not error if the network does not exist")], rm, 1),
     "prune": Command("[OPTIONS]", "Remove all unused networks", [
-        Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"), Flag("f", "force", BOOL, "Do not prompt for confirmation")], prune, 0, 0),
+        Flag("", "filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")", check=check_filter), Flag("f", "force", BOOL, "Do not prompt for confirmation")], prune, 0, 0),
     "connect": Command("[OPTIONS] NETWORK CONTAINER", "Connect a container to a network", [
         Flag("", "alias", LIST, "Add network-scoped alias for the container"),
         Flag("", "driver-opt", LIST, "driver options for the network"),
+        Flag("", "gw-priority", INT, "Highest gw-priority provides the default gateway", 0),
         Flag("", "ip", STR, "IPv4 address (e.g., \"172.30.100.104\")"),
-        Flag("", "ip6", STR, "IPv6 address (e.g., \"2001:db8::33\")")], connect, 2, 2),
+        Flag("", "ip6", STR, "IPv6 address (e.g., \"2001:db8::33\")"),
+        Flag("", "link", LIST, "Add link to another container"),
+        Flag("", "link-local-ip", LIST, "Add a link-local address for the container")], connect, 2, 2),
     "disconnect": Command("[OPTIONS] NETWORK CONTAINER", "Disconnect a container from a network",
                           [Flag("f", "force", BOOL, "Force the container to disconnect from a network")],
                           disconnect, 2, 2),

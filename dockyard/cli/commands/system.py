@@ -6,9 +6,9 @@ import time
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, check_filter, parse_filters
 from dockyard.cli.main import VERSION
-from dockyard.cli.runner import Cli, may_autostart
+from dockyard.cli.runner import Cli, CommandError, may_autostart
 from dockyard.client import http
 from dockyard.client.api import MAX_API_VERSION
 
@@ -32,7 +32,9 @@ def version(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
               "Context": "default"}
     server = cli.client.server_info_version()
     if opts.format:
-        cli.write(fmt.render(opts.format, {"Client": client, "Server": server}) + "\n")
+        data = {"Client": fmt.Context(fmt.typed(client), "system.clientVersion", formatter=False),
+                "Server": fmt.Context(fmt.typed(server), "types.Version", formatter=False)}
+        fmt.print_template(opts.format, fmt.Context(data, "system.versionInfo", formatter=False), cli.write, "version")
         return 0
     lines = [_client_lines(api, platform.python_version()), "", f"Server: {server.get('Platform', {}).get('Name', '')}"]
     for component in server.get("Components") or []:
@@ -69,7 +71,7 @@ def _arch() -> str:
 def info(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     data = cli.client.info()
     if opts.format:
-        cli.write(fmt.render(opts.format, data) + "\n")
+        fmt.print_template(opts.format, fmt.Context(fmt.typed(data), "system.dockerInfo", formatter=False), cli.write)
         return 0
     plugins = data.get("Plugins") or {}
     security = [dict(p.split("=", 1) for p in opt.split(",")) for opt in data.get("SecurityOptions") or []]
@@ -199,8 +201,9 @@ def _reclaimable(total: int, reclaimable: int) -> str:
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
-def timestamp(value: str) -> str:
-    """docker's --since/--until values: Unix seconds, a Go duration before now, or RFC 3339."""
+def timestamp(value: str, flag: str = "") -> str:
+    """docker's --since/--until values: Unix seconds, a Go duration before now, or RFC 3339
+    (flag: named in the error, as logs does)."""
     import re
 
     if re.fullmatch(r"\d+(\.\d+)?", value):
@@ -210,7 +213,8 @@ def timestamp(value: str) -> str:
         return f"{time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts):.9f}"
     stamp = fmt.parse_time(value if "T" in value else value + "T00:00:00Z")
     if not stamp:
-        raise UsageError(f'failed to parse value as time or duration: "{value}"')
+        prefix = f'invalid value for "{flag}": ' if flag else ""
+        raise CommandError(f'{prefix}failed to parse value as time or duration: "{value}"')
     return f"{stamp:.9f}"
 
 
@@ -223,7 +227,8 @@ def events(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
                 if not event.get(key, True):
                     del event[key]
             if opts.format:
-                line = fmt.render("{{json .}}" if opts.format == "json" else opts.format, event)
+                line = fmt.render("{{json .}}" if opts.format == "json" else opts.format,
+                                  fmt.Struct({k: fmt.typed(v, k) for k, v in event.items()}))
             else:
                 line = _event_line(event)
             cli.write(line + "\n")
@@ -249,13 +254,57 @@ def _event_line(event: dict[str, Any]) -> str:
     return line
 
 
+def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
+    """system prune: stopped containers, unused networks, (--volumes) anonymous volumes, dangling
+    (-a: unused) images and build cache, each section as its own prune prints it."""
+    from dockyard.cli.commands.images import confirm
+
+    items = ["all stopped containers", "all networks not used by at least one container"]
+    if opts.volumes:
+        items.append("all anonymous volumes not used by at least one container")
+    items += ["all images without at least one container associated to them" if opts.all else "all dangling images",
+              "all build cache" if opts.all else "unused build cache"]
+    warning = "WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items)
+    if not opts.force and not confirm(cli, warning):
+        return 0
+    filters = parse_filters(opts.filter)
+    reclaimed = 0
+
+    def section(title: str, path: str, key: str, query: dict[str, Any]) -> dict[str, Any]:
+        nonlocal reclaimed
+        report = cli.client.call("POST", path, query)
+        reclaimed += report.get("SpaceReclaimed") or 0
+        lines = report.get(key) or []
+        if lines:
+            cli.write(f"{title}\n" + "".join(f"{line}\n" for line in lines) + "\n")
+        return report
+
+    section("Deleted Containers:", "/containers/prune", "ContainersDeleted", {"filters": filters or None})
+    section("Deleted Networks:", "/networks/prune", "NetworksDeleted", {"filters": filters or None})
+    if opts.volumes:
+        section("Deleted Volumes:", "/volumes/prune", "VolumesDeleted", {"filters": filters or None})
+    images = cli.client.prune_images({**filters, "dangling": {"false" if opts.all else "true": True}})
+    reclaimed += images.get("SpaceReclaimed") or 0
+    deleted = [f"{k.lower()}: {v}" for item in images.get("ImagesDeleted") or [] for k, v in item.items()]
+    if deleted:
+        cli.write("Deleted Images:\n" + "".join(f"{line}\n" for line in deleted) + "\n")
+    section("Deleted build cache objects:", "/build/prune", "CachesDeleted", {"all": 1 if opts.all else None})
+    cli.write(f"Total reclaimed space: {fmt.human_size(reclaimed, 4)}\n")
+    return 0
+
+
 COMMANDS = {
+    "prune": Command("[OPTIONS]", "Remove unused data",
+                     [Flag("a", "all", BOOL, "Remove all unused images not just dangling ones"),
+                      Flag("", "filter", LIST, "Provide filter values (e.g. \"label=<key>=<value>\")", check=check_filter),
+                      Flag("f", "force", BOOL, "Do not prompt for confirmation"),
+                      Flag("", "volumes", BOOL, "Prune anonymous volumes")], prune, 0, 0),
     "version": Command("[OPTIONS]", "Show the dockyard version information", [FORMAT], version, 0, 0),
     "info": Command("[OPTIONS]", "Display system-wide information", [FORMAT], info, 0, 0),
     "df": Command("[OPTIONS]", "Show dockyard disk usage",
                   [FORMAT, Flag("v", "verbose", BOOL, "Show detailed information on space usage")], df, 0, 0),
     "events": Command("[OPTIONS]", "Get real time events from the server",
-                      [Flag("f", "filter", LIST, "Filter output based on conditions provided"), FORMAT,
+                      [Flag("f", "filter", LIST, "Filter output based on conditions provided", check=check_filter), FORMAT,
                        Flag("", "since", STR, "Show all events created since timestamp"),
                        Flag("", "until", STR, "Stream events until this timestamp")], events, 0, 0),
 }

@@ -6,9 +6,13 @@ from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
 from dockyard.cli.commands.images import confirm, print_pruned
-from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, parse_filters
+from dockyard.cli.flags import BOOL, LIST, STR, Command, Flag, UsageError, check_filter, parse_filters
 from dockyard.cli.runner import Cli, CommandError
 from dockyard.client.api import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 LS_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
               "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "CreatedAt": "CREATED AT"}
@@ -36,24 +40,27 @@ def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 def ls(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     volumes = cli.client.call("GET", "/volumes", {"filters": parse_filters(opts.filter) or None})["Volumes"] or []
-    volumes.sort(key=lambda v: v["Name"])
+    volumes.sort(key=lambda v: fmt.natural_key(v["Name"]))
     if opts.quiet:
         cli.write("".join(v["Name"] + "\n" for v in volumes))
         return 0
-    rows = [{**v, "Labels": ",".join(f"{k}={val}" for k, val in (v.get("Labels") or {}).items()),
-             "Links": "N/A", "Size": "N/A"} for v in volumes]
+    rows = [fmt.Context({"Availability": "N/A", "Driver": v["Driver"], "Group": "N/A",
+                         "Labels": ",".join(f"{k}={val}" for k, val in (v.get("Labels") or {}).items()),
+                         "Links": "N/A", "Mountpoint": v.get("Mountpoint", ""), "Name": v["Name"],
+                         "Scope": v.get("Scope", "local"), "Size": "N/A", "Status": "N/A"},
+                        "*formatter.volumeContext", v.get("Labels")) for v in volumes]
     fmt.print_objects(rows, opts.format or "", "{{.Driver}}\t{{.Name}}", LS_HEADERS, cli.write)
     return 0
 
 
 def inspect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    found, errors = [], []
+    results: list[Any] = []
     for name in args:
         try:
-            found.append(cli.client.call("GET", f"/volumes/{name}"))
+            results.append(cli.client.call("GET", f"/volumes/{name}"))
         except APIError as exc:
-            errors.append(f"Error response from daemon: {exc.message}")
-    fmt.print_inspect(found, opts.format or "", cli.write)
+            results.append(fmt.Missing(f"Error response from daemon: {exc.message}"))
+    errors = fmt.print_inspect(results, opts.format or "", cli.write)
     if errors:
         raise CommandError("\n".join(errors))
     return 0
@@ -93,7 +100,7 @@ COMMANDS = {
                        Flag("", "name", STR, "Specify volume name"),
                        Flag("o", "opt", LIST, "Set driver specific options")], create, 0, 1),
     "ls": Command("[OPTIONS]", "List volumes",
-                  [Flag("f", "filter", LIST, "Provide filter values (e.g. \"dangling=true\")"), FORMAT,
+                  [Flag("f", "filter", LIST, "Provide filter values (e.g. \"dangling=true\")", check=check_filter), FORMAT,
                    Flag("q", "quiet", BOOL, "Only display volume names")], ls, 0, 0),
     "inspect": Command("[OPTIONS] VOLUME [VOLUME...]", "Display detailed information on one or more volumes",
                        [Flag("f", "format", STR, "Format output using a custom template")], inspect, 1),
@@ -101,6 +108,6 @@ COMMANDS = {
                   [Flag("f", "force", BOOL, "Force the removal of one or more volumes")], rm, 1),
     "prune": Command("[OPTIONS]", "Remove unused local volumes",
                      [Flag("a", "all", BOOL, "Remove all unused volumes, not just anonymous ones"),
-                      Flag("", "filter", LIST, "Provide filter values (e.g. \"label=<label>\")"),
+                      Flag("", "filter", LIST, "Provide filter values (e.g. \"label=<label>\")", check=check_filter),
                       Flag("f", "force", BOOL, "Do not prompt for confirmation")], prune, 0, 0),
 }

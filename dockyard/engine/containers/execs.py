@@ -142,9 +142,14 @@ class ExecService:
 
     def _prepare(self, exec_id: str) -> tuple[Exec, str]:
         ex = self.startable(exec_id)
+        try:
+            process = self._process(ex)
+        except ContainerError:
+            ex.exit_code = 126
+            raise
         workdir = os.path.join(self.containers.exec_root, "execs", exec_id[:12])
         os.makedirs(workdir, mode=0o700, exist_ok=True)
-        write_atomic(os.path.join(workdir, "process.json"), json.dumps(self._process(ex)), 0o600)
+        write_atomic(os.path.join(workdir, "process.json"), json.dumps(process), 0o600)
         ex.started = True
         return ex, workdir
 
@@ -152,7 +157,8 @@ class ExecService:
                     raw: bool | None = None) -> None:
         """POST /exec/{id}/start: run the process; pipe its stdio through stream (None: detached,
         output dropped), raw or in 8-byte frames as the start request's Tty says (as dockerd; the
-        exec's own Tty when None). Returns once it exited and its output was sent."""
+        exec's own Tty when None). Returns once it exited and its output was sent. A process that
+        cannot be set up (unknown user, say) leaves ExitCode 126, as dockerd."""
         ex, workdir = self._prepare(exec_id)
         tty = bool(ex.config.get("Tty"))
         raw = tty if raw is None else raw

@@ -776,10 +776,8 @@ class ContainerService:
         record = self._record(ref)
         if not record["LogPath"]:
             raise NotImplementedByDriver("configured logging driver does not support reading")
-        if tail in (None, "", "all"):
-            tail = None
-        elif int(tail) < 0:
-            tail = None
+        if tail in (None, "", "all") or not str(tail).lstrip("-").isdigit() or int(tail) < 0:
+            tail = None  # dockerd reads anything but a count as "all"
         opts = LogOptions(stdout, stderr, since, until, None if tail is None else int(tail), timestamps, follow)
 
         def running() -> bool:
@@ -828,9 +826,9 @@ class ContainerService:
                 ancestors[ref] = self.images.resolve(ref)
             except NoSuchImage:
                 pass
-        # before/since name a container: only the ones created before (after) it pass
-        bounds = {key: parse_time(self._record(filters[key][0])["Created"]) for key in ("before", "since")
-                  if filters.get(key)}
+        # since/before: created after / before the named containers (which must exist)
+        bounds = {key: [views.created_key(self._record(ref)["Created"]) for ref in filters.get(key, [])]
+                  for key in ("since", "before")}
         out = []
         image_sizes: dict[str, int] = {}
         records = self.store.all()
@@ -839,8 +837,8 @@ class ContainerService:
                 continue
             if not views.matches(record, filters, ancestors):
                 continue
-            created = parse_time(record["Created"])
-            if created >= bounds.get("before", created + 1) or created <= bounds.get("since", created - 1):
+            created = views.created_key(record["Created"])
+            if any(created <= b for b in bounds["since"]) or any(created >= b for b in bounds["before"]):
                 continue
             sizes = None
             if size:  # SizeRootFs: the writable layer and the image's layers, as dockerd

@@ -112,7 +112,7 @@ def status_text(state: dict[str, Any]) -> str:
 
 def summary(record: dict[str, Any], image_name: str, size: tuple[int, int] | None) -> dict[str, Any]:
     """One entry of GET /containers/json."""
-    path_args = " ".join([record["Path"], *record["Args"]])
+    path_args = " ".join([record["Path"], *(f"'{a}'" if " " in a else a for a in record["Args"])])  # as dockerd
     out = {
         "Id": record["ID"], "Names": [record["Name"]], "Image": image_name, "ImageID": record["Image"],
         "Command": path_args, "Created": _epoch(record["Created"]),
@@ -155,6 +155,12 @@ def _port_key(value: str) -> str:
     """"80" → "80/tcp" (filters name ports as ExposedPorts keys)."""
     port, _, proto = value.partition("/")
     return f"{port}/{proto or 'tcp'}"
+
+
+def created_key(created: str) -> str:
+    """An RFC 3339 UTC time that sorts as text: the fraction padded to nanoseconds."""
+    stamp, dot, rest = created.rstrip("Z").partition(".")
+    return f"{stamp}.{(rest if dot else '').ljust(9, '0')}"
 
 
 def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: dict[str, str]) -> bool:

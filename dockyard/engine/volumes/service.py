@@ -76,7 +76,7 @@ class VolumeService:
                options: dict[str, str] | None = None) -> dict[str, Any]:
         """POST /volumes/create."""
         if driver and driver != local.DRIVER:
-            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
+            raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
         return self.view(self._create(name or "", labels, options))
 
     def inspect(self, name: str) -> dict[str, Any]:
