@@ -73,7 +73,8 @@ def _serve(opts: dict, sync_fd: int) -> int:
                 os.unlink(log_path)
         _report(sync_fd, {"error": str(exc)})
         return 1
-    monitor = Monitor(opts["id"], runtime, pid, stdio, listener, logger, state, opts["delete_on_exit"])
+    monitor = Monitor(opts["id"], runtime, pid, stdio, listener, logger, state, opts["delete_on_exit"],
+                      opts["bundle"])
     _report(sync_fd, {"pid": pid, "socket": sock_path, "shim_pid": os.getpid()})
     monitor.run()
     return 0

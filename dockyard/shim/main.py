@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-max-file", type=int, default=1, metavar="N", help="log files kept, FILE included")
     p.add_argument("--stdin", action="store_true", help="give the container a stdin pipe")
     p.add_argument("--tty", action="store_true", help="use a pty from the runtime's console socket")
-    p.add_argument("--delete-on-exit", action="store_true", help="run `runtime delete` after the exit")
+    p.add_argument("--delete-on-exit", action="store_true", help="run `runtime delete` when the container exits, before recording the exit")
     opts = p.parse_args(argv)
     for name in ("bundle", "state_dir", "log_path", "runtime_root"):
         if getattr(opts, name):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dockyard.shim import protocol
 from dockyard.shim.logs import JsonFileWriter, LineSplitter, rfc3339nano
 from dockyard.shim.oci import OciRuntime, RuntimeFailed, exit_code
+from dockyard.shim.oom import bundle_oom_killed
 from dockyard.shim.protocol import Message
 from dockyard.shim.startup import Stdio
 
@@ -49,8 +50,9 @@ class Monitor:
     """Watches one container from creation until its exit is recorded."""
 
     def __init__(self, cid: str, runtime: OciRuntime, pid: int, stdio: Stdio, listener: socket.socket,
-                 logger: JsonFileWriter, state_dir: str, delete_on_exit: bool = False) -> None:
+                 logger: JsonFileWriter, state_dir: str, delete_on_exit: bool = False, bundle: str = "") -> None:
         self.cid = cid
+        self.bundle = bundle  # read at the exit for the container's cgroup (its OOM count)
         self.runtime = runtime
         self.pid = pid
         self.stdio = stdio
@@ -182,6 +184,8 @@ class Monitor:
             if fd in self.stdio.outputs:
                 self._close_output(fd)
         assert self.reaped is not None
+        if self.delete_on_exit:
+            self._delete()
         path = os.path.join(self.state_dir, protocol.EXIT_FILE)
         with open(path + ".tmp", "w") as f:
             f.write(protocol.encode(self.reaped).decode())
@@ -196,12 +200,21 @@ class Monitor:
             if client.mode != "command":
                 client.closing = True
                 self._flush_client(client)
-        if self.delete_on_exit:
-            try:
-                self.runtime.run("delete", "--force", self.cid)
-            except RuntimeFailed as exc:
-                print(f"dockyard-shim: delete failed: {exc}", file=sys.stderr)
         self.linger_deadline = time.monotonic() + LINGER_TIMEOUT
+
+    def _delete(self) -> None:
+        """`runtime delete` before the exit is recorded (so the record means the runtime is done
+        with the container); whether the OOM killer fired is noted first, from the cgroup that
+        the delete removes."""
+        assert self.reaped is not None
+        if self.bundle and bundle_oom_killed(self.bundle):
+            self.reaped["oom_killed"] = True
+        try:
+            self.runtime.run("delete", "--force", self.cid)
+        except RuntimeFailed as exc:
+            print(f"dockyard-shim: delete failed: {exc}", file=sys.stderr)
+            return
+        self.reaped["deleted"] = True
 
     # -- container stdio --------------------------------------------------------------------------
 

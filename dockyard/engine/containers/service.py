@@ -40,6 +40,7 @@ from dockyard.image.snapshot.mount import mounts_under, volatile
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
 from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
+from dockyard.shim.oom import oom_killed
 
 DEFAULT_STOP_TIMEOUT = 10
 LOG_DRIVERS = ("json-file", "none")
@@ -313,7 +314,7 @@ class ContainerService:
                                runtime_root=rt.root(self.exec_root),
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
                                tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
-                               forkserver=self.forkserver)
+                               delete_on_exit=True, forkserver=self.forkserver)
             subpaths.release(self._subpath_dir(cid))  # created: the container holds its own mounts
             self._serve_attach_waiters(cid)
             started = ShimClient(shim_dir).start()
@@ -391,18 +392,24 @@ class ContainerService:
                 self.on_running(cid, False)
             hc = record["HostConfig"]
             code = int(result.get("exit_code", 255))
-            oom = policy.oom_killed(spec.cgroups_path(cid, hc))
-            # the runtime's delete (a forked command) overlaps the unmount, whose sync of the
-            # host's filesystem can take tens of milliseconds on a busy host
-            deleting = threading.Thread(target=self._delete_runtime_state, args=(cid,), name=f"delete-{cid[:12]}")
-            deleting.start()
+            deleting = None
+            if result.get("deleted"):  # the shim deleted it, its cgroup with it (the OOM count noted first)
+                oom = bool(result.get("oom_killed"))
+            else:
+                oom = oom_killed(spec.cgroups_path(cid, hc))
+                # the runtime's delete (a forked command) overlaps the unmount, whose sync of the
+                # host's filesystem can take tens of milliseconds on a busy host
+                deleting = threading.Thread(target=self._delete_runtime_state, args=(cid,),
+                                            name=f"delete-{cid[:12]}")
+                deleting.start()
             try:
                 if self.network is not None:
                     self.network.teardown(record)
                 unmount(self._rootfs(cid))
                 self.volumes.deactivate(cid, announce=True)
             finally:
-                deleting.join()
+                if deleting is not None:
+                    deleting.join()
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
             ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))
