@@ -314,10 +314,12 @@ class ContainerService:
                                runtime_root=rt.root(self.exec_root),
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
                                tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
-                               delete_on_exit=True, forkserver=self.forkserver)
+                               delete_on_exit=True, start=not self._attach_waiters.get(cid),
+                               forkserver=self.forkserver)
             subpaths.release(self._subpath_dir(cid))  # created: the container holds its own mounts
-            self._serve_attach_waiters(cid)
-            started = ShimClient(shim_dir).start()
+            if info.started_at is None:  # attach requests wait: connected while it is created, then started
+                self._serve_attach_waiters(cid)
+                info.started_at = ShimClient(shim_dir).start()["started_at"]
         except BaseException as e:
             subpaths.release(self._subpath_dir(cid))
             self._serve_attach_waiters(cid, ContainerError(str(e)))
@@ -337,7 +339,7 @@ class ContainerService:
             raise ContainerError(str(e)) from None if isinstance(e, ShimError) else e
         record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                                Dead=False, Pid=info.pid, ExitCode=0, Error="",
-                               StartedAt=started.get("started_at") or rfc3339nano())
+                               StartedAt=info.started_at)
         record["HasBeenStartedBefore"] = True
         self._save(record)
         self._notify(record, "start")  # before the watcher can report the exit
