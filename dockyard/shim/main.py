@@ -3,8 +3,9 @@
 The foreground command starts a detached shim (a lean interpreter running daemon.py in a new
 session, see client.launch_shim) and waits on a pipe: the shim creates the container (and with
 --start starts it) and reports {"pid", "socket", "shim_pid"[, "started_at"]} (printed as JSON, exit
-0) or the runtime's error (printed to stderr, exit 1). The shim then serves its control socket and records the container's exit in
-<state-dir>/exit.json. Its own diagnostics go to <state-dir>/shim.log.
+0) or the runtime's error (printed to stderr, exit 1). The shim then serves its control socket
+and records the container's exit in <state-dir>/exit.json. Its own diagnostics go to
+<state-dir>/shim.log.
 """
 
 from __future__ import annotations
