@@ -456,3 +456,22 @@ def test_default_runtime_is_dockyard_runtime(tmp_path) -> None:
                        "--log-path", str(tmp_path / "log")])
     assert os.path.basename(opts.runtime) == "dockyard-runtime"
     assert os.access(opts.runtime, os.X_OK)
+
+
+def test_attach_and_start(shims) -> None:
+    shim = shims(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    sock, started_at = shim.client.attach_and_start()
+    with sock:
+        assert started_at
+        frames = read_frames(sock)  # nothing was lost: attached before the process ran
+    assert sorted(frames) == [(1, b"out\n"), (2, b"err\n")]
+    assert shim.client.wait(timeout=20)["exit_code"] == 3
+
+
+def test_attach_and_start_refused_when_started(shims) -> None:
+    shim = shims(["sleep", "30"], start=True)
+    with pytest.raises(ShimError, match="not in created state"):
+        shim.client.attach_and_start()
+    assert shim.client.state()["status"] == "running"
+    shim.client.signal("KILL")
+    assert shim.client.wait(timeout=20)["exit_code"] == 137

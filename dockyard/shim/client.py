@@ -209,15 +209,25 @@ class ShimClient:
                stdin_once: bool = False) -> socket.socket:
         """Attach to the container's stdio; return the stream socket. Without a tty the output is
         framed (protocol.frame); shutting down the write side closes stdin when stdin_once."""
+        return self._attach({"stdin": stdin, "stdout": stdout, "stderr": stderr, "stdin_once": stdin_once})[0]
+
+    def attach_and_start(self, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                         stdin_once: bool = False) -> tuple[socket.socket, str]:
+        """attach() to a created container and start it in the same request: (stream socket, the
+        start time). A ShimError is the start's failure."""
+        sock, reply = self._attach({"stdin": stdin, "stdout": stdout, "stderr": stderr, "stdin_once": stdin_once,
+                                    "start": True})
+        return sock, reply["started_at"]
+
+    def _attach(self, args: dict[str, Any]) -> tuple[socket.socket, dict[str, Any]]:
         sock = self._connect(self.timeout)
         try:
-            sock.sendall(protocol.encode({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
-                                          "stdin_once": stdin_once}))
-            self._read_reply(sock)
+            sock.sendall(protocol.encode({"op": "attach", **args}))
+            reply = self._read_reply(sock)
         except BaseException:
             sock.close()
             raise
-        return sock
+        return sock, reply
 
 
 def read_frames(sock: socket.socket) -> list[tuple[int, bytes]]:

@@ -462,9 +462,14 @@ class Monitor:
             self._flush_stdin()
 
     def _op_attach(self, client: Client, request: Message) -> Message:
+        started: Message = {}
+        if request.get("start"):  # attached first, then started: the loop reads no output in between
+            if self.status != "created" or self.reaped:
+                raise protocol.ProtocolError(f"container is not in created state ({self.status})")
+            started["started_at"] = self.start()
         client.mode = "attach"
         client.streams = frozenset(s for s in ("stdout", "stderr") if request.get(s, True))
         client.stdin = bool(request.get("stdin")) and self.stdio.stdin_fd is not None
         client.stdin_once = bool(request.get("stdin_once"))
         client.closing = self.exit is not None
-        return {"ok": True, "tty": self.stdio.tty, "stdin": client.stdin}
+        return {"ok": True, "tty": self.stdio.tty, "stdin": client.stdin, **started}

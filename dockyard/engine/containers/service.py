@@ -318,8 +318,8 @@ class ContainerService:
                                forkserver=self.forkserver)
             subpaths.release(self._subpath_dir(cid))  # created: the container holds its own mounts
             if info.started_at is None:  # attach requests wait: connected while it is created, then started
-                self._serve_attach_waiters(cid)
-                info.started_at = ShimClient(shim_dir).start()["started_at"]
+                info.started_at = (self._serve_attach_waiters(cid, start=True)
+                                   or ShimClient(shim_dir).start()["started_at"])
         except BaseException as e:
             subpaths.release(self._subpath_dir(cid))
             self._serve_attach_waiters(cid, ContainerError(str(e)))
@@ -645,13 +645,27 @@ class ContainerService:
             waiters = self._attach_waiters.get(cid, [])
             waiters[:] = [w for w in waiters if w[1] is not slot]
 
-    def _serve_attach_waiters(self, cid: str, error: Exception | None = None) -> None:
-        """Connect the attach requests waiting for cid's start (or fail them with error)."""
-        for args, slot in self._attach_waiters.pop(cid, []):
+    def _serve_attach_waiters(self, cid: str, error: Exception | None = None, start: bool = False) -> str | None:
+        """Connect the attach requests waiting for cid's start (or fail them with error). With start
+        the last one's request starts the created container too: its start time (None when it could
+        not attach; a failed start raises ShimError)."""
+        waiters = self._attach_waiters.pop(cid, [])
+        client = ShimClient(self._shim_dir(cid))
+        for n, (args, slot) in enumerate(waiters, 1):
+            if error is not None:
+                slot.put(error)
+                continue
             try:
-                slot.put(error or ShimClient(self._shim_dir(cid)).attach(*args))
+                if start and n == len(waiters):
+                    sock, started_at = client.attach_and_start(*args)
+                    slot.put(sock)
+                    return started_at
+                slot.put(client.attach(*args))
             except (ShimError, OSError) as e:
                 slot.put(ContainerError(f"cannot attach: {e}"))
+                if start and n == len(waiters) and isinstance(e, ShimError):
+                    raise  # the start failed
+        return None
 
     def resize(self, ref: str, height: int, width: int) -> None:
         """POST /containers/{id}/resize."""
