@@ -2,7 +2,8 @@
 measured in-process on a private engine (open_engine, fork server included).
 
 Per round: create, start, the exit's lag (the shim's exited_at to the moment a `wait` returns),
-remove; one exec in a long-running container; one --rm container until its removal. --concurrent N runs N create+start+wait+remove
+remove; one exec in a long-running container; one attached --rm container until its removal; the
+CPU time of this process (the daemon side, all threads) in such a round. --concurrent N runs N create+start+wait+remove
 sequences at once (the daemon's locking under load). --profile FILE writes a cProfile of the
 calling thread (create, start, remove on the daemon side; exits are handled on watcher threads).
 Usage: .venv/bin/python bench/engine_phases.py [--runs 20] [--concurrent 0] [--profile out.prof]
@@ -60,11 +61,17 @@ def one_exec(engine: Engine, cid: str, samples: dict[str, list[float]]) -> None:
 
 
 def run_rm(engine: Engine) -> float:
-    """One `run --rm` as the docker CLI drives it: create, start, wait for the removal."""
+    """One `run --rm` as the docker CLI drives it: create, attach, start, output to its end, wait
+    for the removal."""
     svc = engine.containers
     start = time.perf_counter()
     cid = svc.create(body(["true"], auto_remove=True))
+    attach = svc.prepare_attach(cid, False, True, True)
     svc.start(cid)
+    _, sock = attach.wait()
+    with sock:
+        while sock.recv(65536):
+            pass
     svc.wait(cid, "removed", timeout=60)
     return (time.perf_counter() - start) * 1000
 
@@ -94,9 +101,11 @@ def main() -> int:
             profiler.enable()
         samples: dict[str, list[float]] = {}
         for _ in range(opts.runs):
+            cpu = time.process_time()
             one_run(engine, samples)
             one_exec(engine, long_running, samples)
-            samples.setdefault("run --rm (create, start, wait removed)", []).append(run_rm(engine))
+            samples.setdefault("run --rm attached", []).append(run_rm(engine))
+            samples.setdefault("daemon CPU per round", []).append((time.process_time() - cpu) * 1000)
         if opts.concurrent:
             with ThreadPoolExecutor(opts.concurrent) as pool:
                 start = time.perf_counter()
