@@ -3,8 +3,8 @@ measured in-process on a private engine (open_engine, fork server included).
 
 Per round: create, start, the exit's lag (the shim's exited_at to the moment a `wait` returns),
 remove; one exec in a long-running container; one attached --rm container until its removal; the
-CPU time of this process (the daemon side, all threads) in such a round. --concurrent N runs N create+start+wait+remove
-sequences at once (the daemon's locking under load). --profile FILE writes a cProfile of the
+CPU time of this process (the daemon side, all threads) in such a round. --concurrent N runs N
+attached --rm containers at once (the daemon's locking under load). --profile FILE writes a cProfile of the
 calling thread (create, start, remove on the daemon side; exits are handled on watcher threads).
 Usage: .venv/bin/python bench/engine_phases.py [--runs 20] [--concurrent 0] [--profile out.prof]
 """
