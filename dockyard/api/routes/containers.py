@@ -181,10 +181,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     if condition not in ("not-running", "next-exit", "removed"):
         raise ApiError(400, f"invalid condition: {condition!r}")
     cid = await eng.run(eng.containers.wait_target, _ref(request))
+    seen = eng.containers.exit_count(cid)  # before the headers: an exit right after them is the next one
     response = await start_stream(request, "application/json")
     try:
         with long_poll(request):
-            result = await eng.run_detached(eng.containers.wait, cid, condition)
+            result = await eng.run_detached(eng.containers.wait, cid, condition, None, seen)
     except Exception as e:  # the headers are out: report in the body, as dockerd does
         result = {"StatusCode": -1, "Error": {"Message": str(e)}}
     await response.write(json_line({"Error": result.get("Error"), "StatusCode": result["StatusCode"]}))

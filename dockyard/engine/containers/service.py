@@ -455,14 +455,17 @@ class ContainerService:
 
     # -- wait, stop, kill, restart, pause -----------------------------------------------------------
 
-    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> dict[str, Any]:
-        """POST /containers/{id}/wait: {"StatusCode", "Error"} once the condition holds."""
+    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None,
+             seen: int | None = None) -> dict[str, Any]:
+        """POST /containers/{id}/wait: {"StatusCode", "Error"} once the condition holds. seen is
+        exit_count() when the wait was registered (default: now); a later exit ends a next-exit wait."""
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             cid = self.wait_target(ref)
-            seen = self._exits.get(cid, (0, {}))[0]
+            if seen is None:
+                seen = self.exit_count(cid)
             while True:
                 done = self._wait_result(cid, condition, seen)
                 if done is not None:
@@ -471,6 +474,10 @@ class ContainerService:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"container {cid[:12]} did not reach {condition!r}")
                 self._changed.wait(remaining)
+
+    def exit_count(self, cid: str) -> int:
+        """How many exits of cid this daemon has recorded (what a wait registered now starts from)."""
+        return self._exits.get(cid, (0, {}))[0]
 
     def wait_target(self, ref: str) -> str:
         """The ID a wait is for: a container's, or the full ID of one removed since the daemon
