@@ -600,8 +600,8 @@ class ContainerService:
                 raise Conflict(f"Container {cid} is {'already' if paused else 'not'} paused")
             try:
                 self._runtime(cid, "pause" if paused else "resume")
-            except ContainerError as e:  # it exited, and its exit is not recorded yet
-                if "not running" in str(e):
+            except ContainerError as e:  # it exited (its shim may have deleted it), not recorded yet
+                if "not running" in str(e) or "does not exist" in str(e):
                     raise Conflict(f"Container {cid} is not running") from None
                 raise
             state.update(Paused=paused, Status="paused" if paused else "running")
