@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -174,3 +175,21 @@ def test_a_killed_server_is_restarted_on_the_next_request(server: ForkServer) ->
     server._proc.wait()  # type: ignore[union-attr]
     assert _spawn(server, ["/bin/sh", "-c", "exit 2"], False)[0] == 2
     assert server.running and server._proc.pid != first  # type: ignore[union-attr]
+
+
+def test_spawn_async_on_the_event_loop(server: ForkServer) -> None:
+    async def run() -> tuple[int, bytes, int]:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            spawned = await server.spawn_async(["/bin/sh", "-c", "echo $$; exit 6"], null, out_w, out_w, False)
+        finally:
+            os.close(null)
+            os.close(out_w)
+        code = await spawned.wait_async()
+        return code, _pipe_output(out_r), spawned.pid
+
+    code, out, pid = asyncio.run(run())
+    assert code == 6 and out.strip() == str(pid).encode()
+    with pytest.raises(ForkServerError, match="No such file"):
+        asyncio.run(server.spawn_async(["/no/such/program"], 0, 1, 2, False))
