@@ -193,3 +193,43 @@ def test_spawn_async_on_the_event_loop(server: ForkServer) -> None:
     assert code == 6 and out.strip() == str(pid).encode()
     with pytest.raises(ForkServerError, match="No such file"):
         asyncio.run(server.spawn_async(["/no/such/program"], 0, 1, 2, False))
+
+
+def _children(pid: int) -> set[int]:
+    """pid's live children (zombies left out)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+def _spares(server: ForkServer, timeout: float = 10) -> set[int]:
+    """The server's waiting spare (its only child while nothing runs), once there is one."""
+    deadline = time.monotonic() + timeout
+    while not (found := _children(server._proc.pid)) and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    return found
+
+
+def test_a_spare_becomes_the_shim_and_is_replaced(server: ForkServer, tmp_path: Path, bundle_factory) -> None:
+    first = _spares(server)
+    assert len(first) == 1
+    spare = first.pop()
+    assert os.getsid(spare) == spare  # already in a session of its own
+    bundle = bundle_factory(["true"])
+    cid, state, root = unique_id("fs"), tmp_path / "state", tmp_path / "root"
+    info = launch_shim(cid, str(bundle.path), str(state), DOCKYARD_RUNTIME, str(state / "ctr.log"),
+                       runtime_root=str(root), forkserver=server, delete_on_exit=True, start=True)
+    assert os.getsid(info.shim_pid) == spare  # forked by the spare, which then left
+    assert ShimClient(str(state), timeout=20).wait(timeout=20)["exit_code"] == 0
+    second = _spares(server)
+    assert len(second) == 1 and spare not in second
+    deadline = time.monotonic() + 5
+    while info.shim_pid in _children(os.getpid()) and time.monotonic() < deadline:  # a subreaper's child
+        time.sleep(0.02)
