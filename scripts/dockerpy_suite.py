@@ -11,17 +11,17 @@ with its reason below. The daemon gets busybox offline, tagged under the names t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from client_suite import ROOT, extract_tests, isolate_network, load_images, reexec_isolated, remove_leftovers
+
 REPO = os.environ.get("DOCKERPY_REPO", "/work/.mirror/docker+docker-py/repo")
-ISOLATED = "DOCKERPY_SUITE_ISOLATED"
 
 # The modules that apply to one engine (no swarm, services, secrets, configs, plugins, nodes,
 # contexts or credential helpers).
@@ -32,8 +32,18 @@ MODULES = [
     "api_network_test", "models_networks_test",
 ]
 
-# Image names the tests expect to find locally; each is our busybox.
-IMAGE_NAMES = ["alpine:3.10", "alpine:latest", "busybox:latest", "busybox:buildroot-2014.02"]
+# Image names the tests expect to find locally: busybox as itself, and as alpine with what the
+# tests rely on in alpine's image beyond busybox (its `postgres` account, /var/opt).
+IMAGE_NAMES = ["busybox:latest", "busybox:buildroot-2014.02"]
+ALPINE_NAMES = ["alpine:3.10", "alpine:latest"]
+ALPINE_DOCKERFILE = b"""FROM busybox:latest
+RUN echo 'postgres:x:70:70::/var/lib/postgresql:/bin/sh' >> /etc/passwd && echo 'postgres:x:70:' >> /etc/group \\
+    && mkdir -p /var/opt
+"""
+
+# The daemon also listens here, inside the private network namespace, and the tests use it, as
+# docker-py's own CI does (over tcp://): websocket-client reaches attach/ws only by a ws:// URL.
+TCP_HOST = "tcp://127.0.0.1:2375"
 
 # Tests that need the internet, never run here.
 NEEDS_INTERNET = {
@@ -56,50 +66,12 @@ NEEDS_INTERNET = {
         "pulls a missing image from Docker Hub",
 }
 
-
-def git(*args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    """git on docker-py's bare repository."""
-    return subprocess.run(["git", f"--git-dir={REPO}", *args], check=True, capture_output=True, **kw)  # type: ignore[call-overload]
-
-
-def extract_tests(into: Path) -> str:
-    """docker-py's tests of the installed version's tag (else HEAD) under into; the ref used."""
-    from importlib.metadata import version
-    ref = version("docker")
-    if subprocess.run(["git", f"--git-dir={REPO}", "rev-parse", "--verify", "-q", f"refs/tags/{ref}"],
-                      capture_output=True).returncode != 0:
-        ref = "HEAD"
-    tar = git("archive", ref, "tests", "pytest.ini").stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
-    return ref
-
-
-def load_images(daemon: object, workdir: Path) -> None:
-    """busybox, built offline, loaded and tagged as every name in IMAGE_NAMES."""
-    from tests.daemon import busybox_archive
-    archive = busybox_archive(workdir)
-    for args in (["load", "-i", str(archive)], *(["tag", "busybox:latest", n] for n in IMAGE_NAMES)):
-        proc = daemon.docker(*args)  # type: ignore[attr-defined]
-        if proc.returncode != 0:
-            raise SystemExit(f"docker {' '.join(args)}: {proc.stderr}")
-
-
-def remove_containers(daemon: object) -> None:
-    """Every container the tests left (PruneTest leaves a running `sleep 9999`): the daemon keeps
-    containers running when it stops (live restore), and they must not outlive the run."""
-    ids = daemon.docker("ps", "-aq").stdout.split()  # type: ignore[attr-defined]
-    if ids:
-        daemon.docker("rm", "-f", *ids)  # type: ignore[attr-defined]
-
-
-def isolate_network() -> None:
-    """In the new network and mount namespaces: loopback up, and a sysfs of this network
-    namespace on /sys (bridge ports live there), the cgroup hierarchies moved back under it."""
-    cgroups = tempfile.mkdtemp(prefix="dockerpy-cgroup-")
-    for cmd in (["ip", "link", "set", "lo", "up"], ["mount", "--rbind", "/sys/fs/cgroup", cgroups],
-                ["mount", "-t", "sysfs", "sysfs", "/sys"], ["mount", "--move", cgroups, "/sys/fs/cgroup"]):
-        subprocess.run(cmd, check=True)
-    os.rmdir(cgroups)
+# Tests that need a swarm (dockyard is one engine: /swarm/init answers 503, as outside a swarm).
+NEEDS_SWARM = {
+    "api_network_test.py::TestNetworks::test_create_inspect_network_with_scope": "swarm-scoped networks",
+    "api_network_test.py::TestNetworks::test_create_network_attachable": "attachable overlay networks",
+    "api_network_test.py::TestNetworks::test_create_network_ingress": "the swarm's ingress network",
+}
 
 
 def run_suite(modules: list[str], pytest_args: list[str]) -> int:
@@ -110,47 +82,36 @@ def run_suite(modules: list[str], pytest_args: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="dockerpy-") as tmp:
         work = Path(tmp)
-        ref = extract_tests(work)
+        ref = extract_tests(REPO, [f"refs/tags/{version('docker')}"], ["tests", "pytest.ini"], work)
         print(f"docker-py tests at {ref}", flush=True)
-        daemon = Dockyardd()
+        daemon = Dockyardd("-H", TCP_HOST)
         try:
             daemon.start()
-            load_images(daemon, work)
-            env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.docker_config)}
+            load_images(daemon, work, IMAGE_NAMES, {ALPINE_DOCKERFILE: ALPINE_NAMES})
+            env = {**os.environ, "DOCKER_HOST": TCP_HOST, "DOCKER_CONFIG": str(daemon.docker_config)}
             env.pop("DOCKER_TLS_VERIFY", None)
             argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--timeout=180", "--rootdir", str(work),
                     *(f"tests/integration/{m}.py" for m in modules)]
-            argv += [f"--deselect=tests/integration/{t}" for t in NEEDS_INTERNET]
+            argv += [f"--deselect=tests/integration/{t}" for t in {**NEEDS_INTERNET, **NEEDS_SWARM}]
             code = subprocess.run([*argv, *pytest_args], cwd=work, env=env).returncode
         finally:
             if daemon.proc is not None and daemon.proc.poll() is None:
-                remove_containers(daemon)
+                remove_leftovers(daemon)
             if os.environ.get("DOCKERPY_DAEMON_LOG") and daemon.log.exists():
                 shutil.copyfile(daemon.log, os.environ["DOCKERPY_DAEMON_LOG"])
             daemon.cleanup()
         return code
 
 
-def ensure_test_deps() -> None:
-    """What docker-py's tests need beyond dockyard's own: paramiko (their helpers import it) and
-    pytest-timeout (a hung test fails instead of stalling the run)."""
-    missing = [pkg for pkg, mod in (("paramiko", "paramiko"), ("pytest-timeout", "pytest_timeout"))
-               if importlib.util.find_spec(mod) is None]
-    if missing:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
-
-
 def main() -> int:
     args = sys.argv[1:]
     pytest_args = args[args.index("--") + 1:] if "--" in args else []
     modules = [a.removesuffix(".py") for a in (args[:args.index("--")] if "--" in args else args)] or MODULES
-    if os.environ.get(ISOLATED) != "1":
-        if os.geteuid() != 0:
-            raise SystemExit("run as root (the daemon needs it)")
-        ensure_test_deps()
-        os.environ[ISOLATED] = "1"
-        return subprocess.run(["unshare", "--net", "--mount", "--", sys.executable, __file__, *sys.argv[1:]]).returncode
-    return run_suite(modules, pytest_args)
+    # what docker-py's tests need beyond dockyard's own: paramiko (their helpers import it),
+    # websocket-client (attach over a WebSocket), pytest-timeout (a hung test fails, not stalls)
+    code = reexec_isolated(__file__, {"paramiko": "paramiko", "pytest-timeout": "pytest_timeout",
+                                      "websocket-client": "websocket"})
+    return run_suite(modules, pytest_args) if code is None else code
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
+scripts/build-ext.sh  # before the launchers: their code cache imports the built modules
 scripts/fast-launchers.sh
-scripts/build-ext.sh
 .venv/bin/python -m compileall -q dockyard >/dev/null
 echo "setup: ready (.venv/bin/dockyard-runtime, .venv/bin/dockyard-shim)"

@@ -10,7 +10,9 @@ socket or pidfile behind. Also runs the real docker CLI and raw HTTP against it.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -159,6 +161,11 @@ class Dockyardd:
         """A docker-py client for this daemon."""
         import docker
         return docker.DockerClient(base_url=self.host, timeout=60)
+
+
+def ula_prefix() -> str:
+    """A random IPv6 ULA /48 prefix ("fdxx:xxxx:xxxx::"), made on this machine for one test."""
+    return str(ipaddress.IPv6Address((0xFD << 120) | (secrets.randbelow(1 << 40) << 80)))
 
 
 def busybox_archive(directory: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import websocket
 
 from tests.daemon import Dockyardd
 from tests.daemon import busybox_daemon as daemon  # noqa: F401
@@ -218,6 +219,31 @@ def test_build_extra_hosts(api: docker.APIClient) -> None:
             api.remove_image("extrahosts")
 
 
+def test_build_on_a_user_defined_network(api: docker.APIClient) -> None:
+    """network_mode of a build naming a user-defined network: RUN steps run there as containers
+    do (an address, the embedded DNS resolving the network's aliases, extra hosts in /etc/hosts),
+    and nothing of them stays on the network; an unknown network is a 404."""
+    network = api.create_network("buildnet")["Id"]
+    target = api.create_container("busybox", ["sleep", "60"])["Id"]
+    df = (b"FROM busybox\nRUN ping -c1 -W2 pingtarget.docker && ping -c1 -W2 extrahost.test\n"
+          b"RUN grep -c 127.0.0.11 /etc/resolv.conf\n")
+    try:
+        api.start(target)
+        api.connect_container_to_network(target, network, aliases=["pingtarget.docker"])
+        chunks = list(api.build(fileobj=io.BytesIO(df), network_mode="buildnet", nocache=True, tag="buildnet",
+                                extra_hosts={"extrahost.test": "127.0.0.1"}, decode=True))
+        assert not [c for c in chunks if "errorDetail" in c], chunks
+        assert {"stream": "1\n"} in chunks
+        assert list(api.inspect_network(network)["Containers"]) == [target]
+        with pytest.raises(docker.errors.APIError, match="network nosuchnet not found"):
+            list(api.build(fileobj=io.BytesIO(df), network_mode="nosuchnet", decode=True))
+    finally:
+        api.remove_container(target, force=True)
+        api.remove_network(network)
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_image("buildnet")
+
+
 def test_build_colours_stderr_of_run_steps(api: docker.APIClient) -> None:
     """A RUN step's stderr reaches the build stream in red, as the classic builder sends it."""
     df = b"FROM busybox\nRUN echo out; echo Ancient Temple >&2\n"
@@ -269,6 +295,21 @@ def test_attach_before_start_sees_all_output(api: docker.APIClient) -> None:
             api.remove_container(cid, force=True)
 
 
+def test_attach_logs_right_after_the_head(api: docker.APIClient) -> None:
+    """attach(stream=False, logs=True) of an exited container: the log replay follows the 101 head
+    only once docker-py has read the head (it reads the head buffered, then the raw socket, and
+    would lose replay bytes that came with it)."""
+    for _ in range(20):
+        cid = api.create_container("busybox", "echo hello", host_config=api.create_host_config(
+            network_mode="none"))["Id"]
+        try:
+            api.start(cid)
+            api.wait(cid, condition="not-running", timeout=30)
+            assert api.attach(cid, stream=False, logs=True) == b"hello\n"
+        finally:
+            api.remove_container(cid, force=True)
+
+
 def test_volume_subpath_mount(api: docker.APIClient) -> None:
     """A volume mount with a subpath shows only that directory of the volume; a subpath leaving
     the volume is refused, and one reached through a symlink stays inside the volume."""
@@ -297,3 +338,71 @@ def test_volume_subpath_mount(api: docker.APIClient) -> None:
         for cid in cids:
             api.remove_container(cid, force=True)
         api.remove_volume(volume)
+
+
+def _websocket(daemon: Dockyardd, path: str) -> websocket.WebSocket:  # noqa: F811
+    """A WebSocket to path on daemon's unix socket (websocket-client, as docker-py's ws=True uses)."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(10)
+    sock.connect(str(daemon.socket))
+    return websocket.create_connection(f"ws://localhost{path}", socket=sock, timeout=10)
+
+
+def test_attach_websocket_carries_raw_output_and_input(daemon: Dockyardd, api: docker.APIClient) -> None:  # noqa: F811
+    """GET /containers/{id}/attach/ws: a WebSocket whose binary messages carry the output unframed
+    (no tty: stdout and stderr as written), logs=1 replaying what was logged; the client's
+    messages reach stdin, and the socket closes when the container exits."""
+    cid = api.create_container("busybox", ["sh", "-c", "echo ready; read line; echo got $line >&2"],
+                               stdin_open=True, host_config=api.create_host_config(network_mode="none"))["Id"]
+    try:
+        api.start(cid)
+        deadline = time.monotonic() + 10
+        while b"ready" not in api.logs(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ws = _websocket(daemon, f"/v1.45/containers/{cid}/attach/ws?logs=1&stream=1&stdin=1&stdout=1&stderr=1")
+        try:
+            assert ws.recv() == b"ready\n"  # replayed from the log, unframed
+            ws.send_binary(b"hello\n")
+            received = b""
+            with contextlib.suppress(websocket.WebSocketConnectionClosedException):
+                while message := ws.recv():
+                    received += message
+            assert received == b"got hello\n"
+        finally:
+            ws.close()
+        assert api.wait(cid, timeout=30)["StatusCode"] == 0
+    finally:
+        api.remove_container(cid, force=True)
+
+
+def test_attach_websocket_tty_before_start(daemon: Dockyardd, api: docker.APIClient) -> None:  # noqa: F811
+    """docker-py's attach_socket(ws=True) before start: the stream is connected at the start, and a
+    missing container is a 404 before any upgrade."""
+    cid = api.create_container("busybox", ["printf", "words!"], tty=True,
+                               host_config=api.create_host_config(network_mode="none"))["Id"]
+    try:
+        ws = _websocket(daemon, f"/containers/{cid}/attach/ws?stream=1&stdout=1")
+        try:
+            api.start(cid)
+            assert ws.recv() == b"words!"
+        finally:
+            ws.close()
+    finally:
+        api.remove_container(cid, force=True)
+    with pytest.raises(websocket.WebSocketBadStatusException) as err:
+        _websocket(daemon, "/containers/nosuchcontainer/attach/ws?stream=1&stdout=1")
+    assert err.value.status_code == 404
+
+
+def test_create_container_runtime_beside_the_config(api: docker.APIClient) -> None:
+    """docker-py's create_container(runtime=) sends Runtime beside the Config's fields, not in
+    HostConfig: it is the container's runtime, and an unknown one is refused."""
+    runtime = next(name for name in api.info()["Runtimes"] if name != api.info()["DefaultRuntime"])
+    cid = api.create_container("busybox", ["true"], runtime=runtime)["Id"]
+    try:
+        assert api.inspect_container(cid)["HostConfig"]["Runtime"] == runtime
+        assert "Runtime" not in api.inspect_container(cid)["Config"]
+    finally:
+        api.remove_container(cid, force=True)
+    with pytest.raises(docker.errors.APIError, match="unknown or invalid runtime name: nosuch"):
+        api.create_container("busybox", ["true"], runtime="nosuch")

@@ -209,6 +209,26 @@ def test_ps_logs_down_by_project_name_without_a_file(project: Project, tmp_path:
     assert project.names() == []
 
 
+def test_down_of_named_services_removes_them_and_their_dependents(project: Project) -> None:
+    """`down SERVICES` (testcontainers' DockerCompose(services=...).stop()): those services'
+    containers and their dependents' go; the rest, and the volumes they use, stay."""
+    project.write(TWO.replace("\nvolumes:", """
+  other:
+    image: busybox
+    network_mode: none
+    init: true
+    command: sleep 1000
+volumes:"""))
+    project("up", "-d")
+    down = project("down", "-v", "-t", "1", "db")
+    assert "app-web-1  Removed" in down.stderr and "app-db-1  Removed" in down.stderr
+    assert project.names() == ["app-other-1"]
+    assert project.d.docker("volume", "inspect", "app_data").returncode == 0
+    assert "no such service: nosuch" in project("down", "nosuch", check=False).stderr
+    project("down", "-v", "-t", "1", "other")
+    assert project.names() == [] and project.d.docker("volume", "inspect", "app_data").returncode != 0
+
+
 def test_external_and_named_volumes(project: Project) -> None:
     project.write("""
 services:

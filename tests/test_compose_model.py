@@ -420,6 +420,24 @@ def test_config_no_interpolate(tmp_path: Path) -> None:
     assert web["image"] == "busybox:${TAG:-1}" and web["command"] == ["echo", "$$HOME"]
 
 
+def test_config_no_path_resolution_and_no_normalize(tmp_path: Path) -> None:
+    """`config --no-path-resolution` keeps relative host paths as written; `--no-normalize` adds
+    no implicit default network, build defaults or resource names (testcontainers' raw
+    get_config sends both)."""
+    write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox, build: ./app, volumes: ['./data:/data', 'v:/v']}\n"
+                                    "volumes:\n  v: {}\n")
+    proc = compose(tmp_path, "config", "--format", "json", "--no-path-resolution", "--no-normalize")
+    assert proc.returncode == 0, proc.stderr
+    raw = json.loads(proc.stdout)
+    assert raw["services"]["web"]["build"] == {"context": "./app"} and "networks" not in raw["services"]["web"]
+    assert raw["services"]["web"]["volumes"][0]["source"] == "./data"
+    assert "networks" not in raw and raw["volumes"] == {"v": {}}
+    full = json.loads(compose(tmp_path, "config", "--format", "json").stdout)
+    assert full["services"]["web"]["build"] == {"context": str(tmp_path / "app"), "dockerfile": "Dockerfile"}
+    assert full["services"]["web"]["volumes"][0]["source"] == str(tmp_path / "data")
+    assert full["networks"] == {"default": {"name": f"{tmp_path.name.lower()}_default"}}
+
+
 def test_reset_and_override_tags(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", """
 services:

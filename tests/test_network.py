@@ -21,7 +21,7 @@ import pytest
 
 from dockyard.network import firewall, netns
 from dockyard.network.ports import ipv6_available
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, busybox_archive, other_children, ula_prefix
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 SERVE = "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec httpd -f -p 80 -h /w"
@@ -30,6 +30,12 @@ SERVE = "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec http
 def links() -> set[str]:
     """The names of the host's network interfaces."""
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+def ports_of(bridge: str) -> set[str]:
+    """The interfaces enslaved to one bridge (the host's other veths belong to other users)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
 
 
@@ -118,6 +124,14 @@ def http_get(url: str, timeout: float = 10) -> str:
             time.sleep(0.1)
 
 
+def unreachable(d: Dockyardd, network: str, target: str, *args: str) -> bool:
+    """Whether a container on network gets no reply from target (an address or a name): one
+    ping, one second. (busybox wget -T crashes here, so its failure would prove nothing.)"""
+    proc = d.docker("run", "--rm", "--network", network, *args, "busybox", "ping", "-c1", "-W1", target)
+    return proc.returncode == 1 and ("0 packets received" in proc.stdout or "bad address" in proc.stderr
+                                     or "unreachable" in proc.stderr)
+
+
 def serve(d: Dockyardd, name: str, *args: str) -> str:
     """A detached busybox httpd answering 'hello from <hostname>'; its ID."""
     return ok(d, "run", "-d", "--name", name, *args, "busybox", "sh", "-c", SERVE).strip()
@@ -143,7 +157,7 @@ def test_default_bridge(daemon: Dockyardd) -> None:
     assert http_get(f"http://{endpoint['IPAddress']}/") == f"hello from {cid[:12]}\n"
     assert ok(daemon, "run", "--rm", "busybox", "wget", "-qO-", f"http://{endpoint['IPAddress']}/") \
         == f"hello from {cid[:12]}\n"
-    assert daemon.docker("run", "--rm", "busybox", "wget", "-T", "2", "-qO-", "http://web/").returncode != 0
+    assert unreachable(daemon, "bridge", "web")
     # a legacy --link puts the linked container in /etc/hosts
     out = ok(daemon, "run", "--rm", "--link", "web:w", "busybox", "sh", "-c", "grep web /etc/hosts; wget -qO- http://w/")
     assert out == f"{endpoint['IPAddress']}\tw {cid[:12]} web\nhello from {cid[:12]}\n"
@@ -155,6 +169,16 @@ def test_default_bridge(daemon: Dockyardd) -> None:
     ok(daemon, "rm", "-f", "web")
     assert not os.path.exists(settings["SandboxKey"])
     assert inspect(daemon, "bridge", "network")["Containers"] == {}
+
+
+def test_ps_name_filter_is_a_regular_expression_on_the_own_name(daemon: Dockyardd) -> None:
+    ok(daemon, "run", "-d", "--name", "child", "busybox", "sleep", "60")
+    ok(daemon, "run", "-d", "--name", "parent", "--link", "child:kid", "busybox", "sleep", "60")
+    names = ok(daemon, "ps", "--no-trunc", "--format", "{{.Names}}", "--filter", "name=^child$").split()
+    assert names == ["child,parent/kid"]  # listed with its link name
+    assert ok(daemon, "ps", "-q", "--filter", "name=^/parent$").count("\n") == 1
+    assert ok(daemon, "ps", "-q", "--filter", "name=parent/kid") == ""  # link names do not match, as dockerd
+    assert ok(daemon, "ps", "-q", "--filter", "name=ch.ld").count("\n") == 1
 
 
 def test_link_env_vars_as_docker_writes_them() -> None:
@@ -406,8 +430,7 @@ def test_connect_and_disconnect_running(daemon: Dockyardd) -> None:
     hosts = ok(daemon, "exec", "web", "cat", "/etc/hosts")
     assert hosts.endswith(f"{first}\t{hostname}\n") and address not in hosts
     assert set(inspect(daemon, "web")["NetworkSettings"]["Networks"]) == {"bridge"}
-    assert daemon.docker("run", "--rm", "--network", "side", "busybox", "wget", "-T", "2", "-qO-",
-                         "http://sideweb/").returncode != 0
+    assert unreachable(daemon, "side", "sideweb")
     ok(daemon, "network", "rm", "side")
     # two networks at create (API 1.44+): one interface on each; the default route goes as Docker
     # orders endpoints (highest GwPriority, not internal, then by name), whatever the order given
@@ -425,7 +448,7 @@ def test_connect_disconnect_race_with_exits(daemon: Dockyardd) -> None:
     """connect/disconnect while containers exit: afterwards each record holds what the last
     successful call asked, and no endpoint, veth, sandbox or address is left."""
     ok(daemon, "network", "create", "racenet")
-    veths = {w for w in links() if w.startswith("veth")}
+    bridges = ["br-" + inspect(daemon, "racenet", "network")["Id"][:12], bridge_of(daemon)]
     client = daemon.client()
     try:
         ids = [client.containers.run("busybox", ["sh", "-c", "sleep 0.2"], detach=True, name=f"race{i}").id
@@ -456,7 +479,7 @@ def test_connect_disconnect_race_with_exits(daemon: Dockyardd) -> None:
             assert all(not n["IPAddress"] and not n["EndpointID"] for n in networks.values())
         for net in ("racenet", "bridge"):
             assert inspect(daemon, net, "network")["Containers"] == {}
-        assert {w for w in links() if w.startswith("veth")} == veths
+        assert all(not ports_of(b) for b in bridges)
         assert not os.listdir(daemon.exec_root / "netns")
     finally:
         client.close()
@@ -501,8 +524,8 @@ def test_isolation_and_internal(daemon: Dockyardd) -> None:
     address = inspect(daemon, "srva")["NetworkSettings"]["Networks"]["neta"]["IPAddress"]
     assert ok(daemon, "run", "--rm", "--network", "neta", "busybox", "wget", "-qO-", f"http://{address}/")
     for net in ("bridge", "inside"):
-        proc = daemon.docker("run", "--rm", "--network", net, "busybox", "wget", "-T", "2", "-qO-", f"http://{address}/")
-        assert proc.returncode != 0, net
+        assert unreachable(daemon, net, address), net
+    assert not unreachable(daemon, "neta", address)
     route = ok(daemon, "run", "--rm", "--network", "inside", "busybox", "ip", "route")
     assert "default" not in route and route.strip()
     assert inspect(daemon, "inside", "network")["Internal"] is True
@@ -512,11 +535,9 @@ def test_isolation_and_internal(daemon: Dockyardd) -> None:
     serve(daemon, "lonely", "--network", "noicc")
     lonely = inspect(daemon, "lonely")["NetworkSettings"]["Networks"]["noicc"]["IPAddress"]
     assert http_get(f"http://{lonely}/").startswith("hello from")  # the host still reaches it
-    proc = daemon.docker("run", "--rm", "--network", "noicc", "busybox", "sh", "-c",
-                         f"ip link show eth0; wget -T 2 -qO- http://{lonely}/")
-    assert "mtu 1400" in proc.stdout
+    assert "mtu 1400" in ok(daemon, "run", "--rm", "--network", "noicc", "busybox", "ip", "link", "show", "eth0")
     if os.path.exists(firewall.BRIDGE_NF_CALL_IPTABLES):  # br_netfilter loaded: icc is enforced
-        assert proc.returncode != 0
+        assert unreachable(daemon, "noicc", lonely)
 
 
 def test_host_none_and_container_modes(daemon: Dockyardd) -> None:
@@ -616,7 +637,7 @@ def test_crash_leaves_nothing_behind(daemon: Dockyardd) -> None:
                 "sleep", "600").strip()
     info = inspect(daemon, victim)
     sandbox, pid = info["NetworkSettings"]["SandboxKey"], info["State"]["Pid"]
-    veths = {w for w in links() if w.startswith("veth")}
+    veths = ports_of("br-" + inspect(daemon, "crashnet", "network")["Id"][:12])
     assert daemon.proc is not None
     os.kill(daemon.proc.pid, signal.SIGKILL)
     daemon.proc.wait()
@@ -624,7 +645,7 @@ def test_crash_leaves_nothing_behind(daemon: Dockyardd) -> None:
     daemon.start()
     assert inspect(daemon, victim)["State"]["Running"] is False
     assert not os.path.exists(sandbox)
-    assert len({w for w in links() if w.startswith("veth")}) == len(veths) - 1
+    assert len(veths) == 1 and not veths & links()
     assert f"--dport {lost} " not in iptables_dump()
     with socket.socket() as s:
         s.bind(("0.0.0.0", lost))
@@ -679,15 +700,18 @@ def test_docker_py_ipam_links_and_ipv6_configs(daemon: Dockyardd) -> None:
         client.containers.run("busybox", ["sleep", "60"], detach=True, network="ipamnet", name="upstream")
         assert ok(daemon, "exec", linker["Id"], "nslookup", "bar")
         assert daemon.docker("exec", ct.id, "nslookup", "bar").returncode != 0
-        # IPv6 configs are kept as given (dockyard assigns IPv4 addresses only)
+        # a dual-stack network: the IPv6 config as given, the static IPv6 address on the container
+        prefix = ula_prefix()
         v6 = client.networks.create("v6net", enable_ipv6=True, ipam=IPAMConfig(pool_configs=[
-            IPAMPool(subnet="2001:389::/64", gateway="2001:389::ffff")]))
+            IPAMPool(subnet=prefix + "/64", gateway=prefix + "ffff")]))
         assert v6.attrs["EnableIPv6"] is True
         ct6 = client.containers.create("busybox", ["sleep", "60"], network="v6net", networking_config={
-            "v6net": EndpointConfig(client.api._version, ipv6_address="2001:389::f00d")})
+            "v6net": EndpointConfig(client.api._version, ipv6_address=prefix + "f00d")})
         ct6.start()
         ct6.reload()
-        assert ct6.attrs["NetworkSettings"]["Networks"]["v6net"]["IPAMConfig"]["IPv6Address"] == "2001:389::f00d"
+        endpoint = ct6.attrs["NetworkSettings"]["Networks"]["v6net"]
+        assert endpoint["IPAMConfig"]["IPv6Address"] == endpoint["GlobalIPv6Address"] == prefix + "f00d"
+        assert endpoint["IPv6Gateway"] == prefix + "ffff"
     finally:
         client.close()
 
@@ -720,6 +744,25 @@ def test_dockyard_cli(daemon: Dockyardd) -> None:
     assert "has active endpoints" in dockyard("network", "rm", "clinet").stderr
     assert dockyard("rm", "-f", "cliweb").returncode == 0
     assert dockyard("network", "rm", "clinet").stdout == "clinet\n"
+    # dual stack: each --gateway/--ip-range goes to the subnet holding it; --ip6 on run and connect
+    prefix = ula_prefix()
+    bad = dockyard("network", "create", "--subnet", "10.230.8.0/24", "--gateway", prefix + "1", "badgw")
+    assert bad.returncode != 0 and f"no matching subnet for gateway {prefix}1" in bad.stderr
+    made = dockyard("network", "create", "--ipv6", "--subnet", "10.230.8.0/24", "--subnet", prefix + "/64",
+                    "--gateway", prefix + "fe", "--gateway", "10.230.8.254", "--ip-range", prefix + "80/124", "dualcli")
+    assert made.returncode == 0, made.stderr
+    configs = json.loads(dockyard("network", "inspect", "-f", "{{json .IPAM.Config}}", "dualcli").stdout)
+    assert configs == [{"Subnet": "10.230.8.0/24", "Gateway": "10.230.8.254"},
+                       {"Subnet": prefix + "/64", "IPRange": prefix + "80/124", "Gateway": prefix + "fe"}]
+    assert dockyard("run", "-d", "--name", "cli6", "--net", "dualcli", "--ip6", prefix + "6", "busybox", "sleep",
+                    "60").returncode == 0
+    assert dockyard("run", "-d", "--name", "cli6b", "busybox", "sleep", "60").returncode == 0
+    assert dockyard("network", "connect", "--ip6", prefix + "7", "dualcli", "cli6b").returncode == 0
+    shown = [json.loads(line)["dualcli"]["GlobalIPv6Address"] for line in dockyard(
+        "inspect", "-f", "{{json .NetworkSettings.Networks}}", "cli6", "cli6b").stdout.splitlines()]
+    assert shown == [prefix + "6", prefix + "7"]
+    assert dockyard("rm", "-f", "cli6", "cli6b").returncode == 0
+    assert dockyard("network", "rm", "dualcli").returncode == 0
 
 
 def test_daemon_address_flags(archive: str, daemon: Dockyardd) -> None:

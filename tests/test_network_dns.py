@@ -22,6 +22,7 @@ from dockyard.runtime.syscalls import CLONE_NEWNET, setns
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 NAMES = {"web": ["10.0.0.2"], "db": ["10.0.0.3"], "pool": ["10.0.1.1", "10.0.1.2", "10.0.1.3"]}
+NAMES6 = {"web": ["fd00::2"], "db": [], "pool": ["fd00::11", "fd00::12"]}  # db: IPv4 only
 ADDRESSES = {"10.0.0.2": "web.mynet", "10.0.0.3": "db.mynet", "fd00::2": "web6.mynet"}
 _counter = itertools.count()
 
@@ -128,10 +129,11 @@ def make_dns() -> Iterator[Callable[..., EmbeddedDNS]]:
     """EmbeddedDNS factory over NAMES / ADDRESSES (key 'other' sees only 'db'); closed afterwards."""
     servers: list[EmbeddedDNS] = []
 
-    def resolve(key: str, name: str) -> list[str] | None:
+    def resolve(key: str, name: str, version: int) -> list[str] | None:
+        table = NAMES if version == 4 else NAMES6
         if key == "other":
-            return NAMES.get(name) if name == "db" else None
-        return NAMES.get(name)
+            return table.get(name) if name == "db" else None
+        return table.get(name)
 
     def make(upstreams: list[str], **kwargs: object) -> EmbeddedDNS:
         server = EmbeddedDNS(resolve, lambda _key, ip: ADDRESSES.get(ip), upstreams, **kwargs)
@@ -250,11 +252,21 @@ def test_answers_depend_on_the_sandbox(dns: EmbeddedDNS, netns: str, make_dns: C
         subprocess.run(["ip", "netns", "del", os.path.basename(other)], check=False)
 
 
-def test_aaaa_and_mx_of_a_known_name_are_empty_noerror_not_forwarded(dns: EmbeddedDNS, netns: str,
-                                                                     upstream: Upstream) -> None:
-    for qtype in ("AAAA", "MX"):
-        reply = ask(netns, "web", qtype)
+def test_aaaa_of_a_name_without_ipv6_and_mx_are_empty_noerror_not_forwarded(dns: EmbeddedDNS, netns: str,
+                                                                             upstream: Upstream) -> None:
+    for name, qtype in (("db", "AAAA"), ("web", "MX")):
+        reply = ask(netns, name, qtype)
         assert reply.header.rcode == RCODE.NOERROR and reply.rr == []
+    assert upstream.received == []
+
+
+def test_aaaa_answers_ipv6_addresses_round_robin_apart_from_a(dns: EmbeddedDNS, netns: str,
+                                                              upstream: Upstream) -> None:
+    reply = ask(netns, "web", "AAAA")
+    assert [(QTYPE[rr.rtype], str(rr.rdata)) for rr in reply.rr] == [("AAAA", "fd00::2")]
+    firsts = [str(ask(netns, "pool", "AAAA").rr[0].rdata) for _ in range(2)]
+    assert firsts == ["fd00::11", "fd00::12"]
+    assert str(ask(netns, "pool", "A").rr[0].rdata) == "10.0.1.1"  # A has its own turn
     assert upstream.received == []
 
 
@@ -410,7 +422,7 @@ def test_bursts_from_several_sandboxes_are_all_answered(dns: EmbeddedDNS, netns:
 
 
 def test_a_failing_lookup_gives_servfail_and_the_server_keeps_answering(netns: str) -> None:
-    server = EmbeddedDNS(lambda _key, name: NAMES[name], upstreams=[])  # KeyError for unknown names
+    server = EmbeddedDNS(lambda _key, name, _version: NAMES[name], upstreams=[])  # KeyError for unknown names
     try:
         server.attach("c1", netns)
         assert ask(netns, "nothere").header.rcode == RCODE.SERVFAIL

@@ -17,6 +17,7 @@ from dockyard.network import bridge, firewall, ipam, netns
 from dockyard.network.netlink import Netlink
 from dockyard.network.ports import PortAllocator, PortError, ipv6_available, port_range, wanted
 from dockyard.network.proxy import Proxy
+from tests.daemon import ula_prefix
 
 root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 N = ipaddress.IPv4Network
@@ -52,6 +53,29 @@ def test_addresses() -> None:
     assert ipam.mac_for(ipaddress.IPv4Address("172.17.0.2")) == "02:42:ac:11:00:02"
     with pytest.raises(ipam.IPAMError, match="it should be 10.0.0.0/24"):
         ipam.parse_subnet("10.0.0.7/24")
+
+
+def test_ipv6_subnets_and_addresses() -> None:
+    pool = ipam.ula_pool("engine-id")
+    assert pool == ipam.ula_pool("engine-id") != ipam.ula_pool("another")  # stable per engine
+    assert pool.base.prefixlen == 48 and pool.size == 64 and pool.base.subnet_of(ipaddress.IPv6Network("fd00::/8"))
+    pools = (*ipam.DEFAULT_POOLS, pool)
+    first = next(iter(pool.subnets()))
+    assert ipam.choose_subnet(pools, [N("172.17.0.0/16")], 6) == first  # IPv4 takes nothing from IPv6
+    assert ipam.choose_subnet(pools, [first], 6) == ipaddress.IPv6Network((first.network_address + (1 << 64), 64))
+    with pytest.raises(ipam.IPAMError, match="non-overlapping IPv6 address pool"):
+        ipam.choose_subnet(ipam.DEFAULT_POOLS, [], 6)
+    subnet = ipam.parse_subnet("fd12:0034::/64")  # any spelling of the prefix, shown canonical
+    assert str(subnet) == "fd12:34::/64" and str(ipam.gateway_of(subnet)) == "fd12:34::1"
+    with pytest.raises(ipam.IPAMError, match="it should be fd12:34::/64"):
+        ipam.parse_subnet("fd12:34::5/64")
+    used: set[ipam.Address] = {ipam.gateway_of(subnet)}
+    assert str(ipam.first_free(subnet, used)) == "fd12:34::2"
+    assert str(ipam.first_free(subnet, used, ipaddress.IPv6Network("fd12:34::100/120"))) == "fd12:34::101"
+    assert str(ipam.check_static("fd12:34::0:55", subnet, used)) == "fd12:34::55"
+    with pytest.raises(ipam.IPAMError, match="invalid IPv6 address: 10.0.0.2"):
+        ipam.check_static("10.0.0.2", subnet, used)
+    assert ipam.parse_pool("base=fd99::/56,size=64") == ipam.Pool(ipaddress.IPv6Network("fd99::/56"), 64)
 
 
 def test_port_requests() -> None:
@@ -105,10 +129,11 @@ def names() -> Iterator[dict[str, str]]:
         left.append(made["ns"])
     if os.path.isdir(os.path.dirname(made["ns"])):
         os.rmdir(os.path.dirname(made["ns"]))
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    if made["fw"] in rules:
-        firewall.Firewall(made["fw"]).remove()
-        left.append("iptables chains")
+    for version in (4, 6):
+        rules = subprocess.run([f"ip{'6' if version == 6 else ''}tables-save"], capture_output=True, text=True).stdout
+        if made["fw"] in rules:
+            firewall.Firewall(made["fw"], version).remove()
+            left.append(f"IPv{version} firewall chains")
     assert not left, f"left behind: {left}"
 
 
@@ -133,25 +158,33 @@ def test_namespace_work_stays_on_the_calling_thread(names: dict[str, str]) -> No
 
 @root
 def test_sandbox_on_a_bridge(names: dict[str, str]) -> None:
-    gateway = ipaddress.IPv4Interface("10.233.71.1/24")
+    """A dual-stack bridge and endpoint: both addresses (IPv6 usable at once: no DAD), both
+    default routes, and servers inside reachable from the host over IPv4 and IPv6."""
+    prefix = ula_prefix()
+    gateways = [ipaddress.ip_interface("10.233.71.1/24"), ipaddress.ip_interface(f"{prefix}1/64")]
     with Netlink() as nl:
-        bridge.ensure_bridge(nl, names["bridge"], gateway)
-        bridge.ensure_bridge(nl, names["bridge"], gateway)  # idempotent
+        bridge.ensure_bridge(nl, names["bridge"], gateways)
+        bridge.ensure_bridge(nl, names["bridge"], gateways)  # idempotent
         bridge.create_sandbox(names["ns"])
-        ep = bridge.Endpoint(names["bridge"], names["veth"], "eth0", ipaddress.IPv4Interface("10.233.71.2/24"),
-                             "02:42:0a:e9:47:02", gateway.ip)
+        addresses = (ipaddress.ip_interface("10.233.71.2/24"), ipaddress.ip_interface(f"{prefix}2/64"))
+        ep = bridge.Endpoint(names["bridge"], names["veth"], "eth0", addresses, "02:42:0a:e9:47:02",
+                             tuple(g.ip for g in gateways))
         bridge.attach(nl, names["ns"], ep)
         assert bridge.interface_names(names["ns"]) == {"lo", "eth0"}
-        out = subprocess.run(["nsenter", f"--net={names['ns']}", "ip", "-4", "route"], capture_output=True,
-                             text=True).stdout
-        assert "default via 10.233.71.1 dev eth0" in out
-        # a server inside the namespace answers the host
-        server = netns.run_in(names["ns"], lambda: socket.create_server(("10.233.71.2", 0)))
-        with server, socket.create_connection(server.getsockname(), timeout=5) as client:
-            conn, _ = server.accept()
-            conn.sendall(b"hi")
-            assert client.recv(2) == b"hi"
-            conn.close()
+        out = subprocess.run(["nsenter", f"--net={names['ns']}", "ip", "route", "show", "default"],
+                             capture_output=True, text=True).stdout
+        out += subprocess.run(["nsenter", f"--net={names['ns']}", "ip", "-6", "route", "show", "default"],
+                              capture_output=True, text=True).stdout
+        assert "default via 10.233.71.1 dev eth0" in out and f"default via {prefix}1 dev eth0" in out
+        # servers inside the namespace answer the host
+        for address in ("10.233.71.2", f"{prefix}2"):
+            server = netns.run_in(names["ns"], lambda a=address: socket.create_server((a, 0), family=(
+                socket.AF_INET6 if ":" in a else socket.AF_INET)))
+            with server, socket.create_connection(server.getsockname()[:2], timeout=5) as client:
+                conn, _ = server.accept()
+                conn.sendall(b"hi")
+                assert client.recv(2) == b"hi"
+                conn.close()
         assert nl.delete(names["veth"]) and not nl.exists(names["veth"])
         netns.remove(names["ns"])
         assert nl.delete(names["bridge"])
@@ -176,6 +209,26 @@ def test_firewall_chains(names: dict[str, str]) -> None:
     assert "10.233.72.2" not in dump and f"-A DYF-{names['fw']} -i {names['bridge']} -j DROP" in dump
     fw.remove()
     assert names["fw"] not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+
+
+@root
+@pytest.mark.skipif(not firewall.available(6), reason="no ip6tables")
+def test_ip6tables_chains_and_isolation_order(names: dict[str, str]) -> None:
+    fw = firewall.Firewall(names["fw"], 6)
+    other = names["bridge"][:-1] + "x"
+    bridges = [firewall.BridgeRules(names["bridge"], "fd12:34::/64"), firewall.BridgeRules(other, "fd12:35::/64")]
+    port = firewall.PortRule("tcp", "::", 18123, "fd12:34::2", 80, names["bridge"])
+    fw.apply(bridges, [port])
+    dump = subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
+    assert "-j DNAT --to-destination [fd12:34::2]:80" in dump and "-d fd12:34::2/128" in dump
+    assert f"-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j DYN-{names['fw']}" in dump
+    assert f"-s fd12:34::/64 ! -o {names['bridge']} -j MASQUERADE" in dump
+    forward = [line for line in dump.splitlines() if line.startswith(f"-A DYF-{names['fw']}")]
+    drops = [i for i, line in enumerate(forward) if line.endswith("-j DROP")]
+    accepts = [i for i, line in enumerate(forward) if " -i " in line and " -o " not in line]
+    assert len(drops) == 2 and len(accepts) == 2 and max(drops) < min(accepts)  # no network reaches another
+    fw.remove()
+    assert names["fw"] not in subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
 
 
 def test_userland_proxy() -> None:

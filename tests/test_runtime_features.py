@@ -380,6 +380,29 @@ def test_config_devices_and_defaults(runtime: Runtime, bundle_factory) -> None:
         assert seen[path] == f"character special file {ma:x}:{mi:x} 666 0:0", (path, seen[path])
 
 
+def test_device_paths_stay_in_the_rootfs(dockyard_runtime: Runtime, bundle_factory, tmp_path: Path) -> None:
+    """Devices are made relative to their directory's descriptor, opened inside the rootfs: a
+    nested path gets its directories (0755), a symlink in the path resolves inside the rootfs,
+    and the standard /dev links are there."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    b = bundle_factory(["sh", "-c", "stat -c '%n %F %a' /dev/dy/sub /dev/dy/sub/null2 /escape/null3; "
+                        "for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done"])
+    (b.rootfs / "escape").symlink_to(str(outside))  # absolute: must resolve inside the rootfs
+    b.config["linux"]["devices"] = [
+        {"path": "/dev/dy/sub/null2", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600},
+        {"path": "/escape/null3", "type": "c", "major": 1, "minor": 3, "fileMode": 0o644},
+    ]
+    out = run(dockyard_runtime, b)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "/dev/dy/sub directory 755", "/dev/dy/sub/null2 character special file 600",
+        "/escape/null3 character special file 644",
+        "/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2", "pts/ptmx"]
+    assert list(outside.iterdir()) == []
+    assert (b.rootfs / str(outside).lstrip("/") / "null3").exists()
+
+
 def test_config_device_is_allowed_by_the_device_cgroup(runtime: Runtime, bundle_factory) -> None:
     if not os.path.exists("/dev/fuse"):
         pytest.skip("no fuse device on this host")

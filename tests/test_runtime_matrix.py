@@ -113,6 +113,31 @@ def test_rlimits(runtime: Runtime, bundle_factory) -> None:
     assert out.stdout.split() == ["512", "900", "4096"]
 
 
+def test_unlimited_rlimits(runtime: Runtime, bundle_factory) -> None:
+    """The runtime spec's limits are unsigned 64-bit: 2**64-1 is unlimited (Docker's --ulimit x=-1)."""
+    b = bundle_factory(["sh", "-c", "ulimit -c; ulimit -Hc"])
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
+    out = run(runtime, b)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["unlimited", "unlimited"]
+
+
+def test_run_pid_file_exists_when_the_process_starts(dockyard_runtime: Runtime, bundle_factory,
+                                                     tmp_path: Path) -> None:
+    """`run --pid-file` writes the file before the container's process runs, as crun does and as
+    `create` does (runc 1.1 writes it only after the process started)."""
+    piddir = tmp_path / "piddir"
+    piddir.mkdir()
+    b = bundle_factory(["cat", "/piddir/pid"])
+    b.config["mounts"].append({"destination": "/piddir", "type": "bind", "source": str(piddir),
+                               "options": ["rbind", "ro"]})
+    b.write()
+    out = dockyard_runtime("run", "--bundle", str(b.path), "--pid-file", str(piddir / "pid"), unique_id(),
+                           check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (piddir / "pid").read_text().strip() and out.stdout.strip().isdigit()
+
+
 def test_env_cwd_umask(runtime: Runtime, bundle_factory) -> None:
     b = bundle_factory(["sh", "-c", "echo $FOO; pwd; umask"])
     b.config["process"]["env"].append("FOO=bar baz")
@@ -319,6 +344,38 @@ def test_failed_create_leaves_nothing(dockyard_runtime: Runtime, bundle_factory)
     assert not (dockyard_runtime.root / cid).exists()
     cg = b.config["linux"]["cgroupsPath"].strip("/")
     assert not os.path.exists(f"/sys/fs/cgroup/memory/{cg}")
+
+
+def test_init_failing_before_the_cgroup_is_ready(dockyard_runtime: Runtime, bundle_factory, tmp_path: Path) -> None:
+    """The init starts on its mounts while the runtime sets up the cgroup: when it fails first
+    (a missing bind source; the runtime is slowed by 1500 device rules), its own error is
+    reported, not the broken channel, and nothing is left."""
+    b = bundle_factory(["true"])
+    b.config["mounts"].insert(0, {"destination": "/mnt", "type": "bind", "source": str(tmp_path / "absent"),
+                                  "options": ["rbind"]})
+    b.config["linux"]["resources"]["devices"] += [
+        {"allow": True, "type": "c", "major": 10, "minor": i, "access": "r"} for i in range(1500)]
+    b.write()
+    cid = unique_id()
+    out = dockyard_runtime("run", "--bundle", str(b.path), cid, check=False)
+    assert out.returncode == 1
+    assert f"bind source {tmp_path / 'absent'} does not exist" in out.stderr
+    assert not (dockyard_runtime.root / cid).exists()
+    assert not os.path.exists(f"/sys/fs/cgroup/devices/{b.config['linux']['cgroupsPath'].strip('/')}")
+
+
+def test_cgroup_failure_while_the_init_mounts(dockyard_runtime: Runtime, bundle_factory) -> None:
+    """The runtime's cgroup set-up fails while the init is already building its rootfs: the
+    error is the cgroup's, the init is gone and nothing is left."""
+    b = bundle_factory(["true"])
+    b.config["linux"]["resources"]["cpu"] = {"shares": 1}  # the kernel's minimum is 2
+    b.write()
+    cid = unique_id()
+    out = dockyard_runtime("run", "--bundle", str(b.path), cid, check=False)
+    assert out.returncode == 1
+    assert "cpu shares 1 out of range" in out.stderr
+    assert not (dockyard_runtime.root / cid).exists()
+    assert not os.path.exists(f"/sys/fs/cgroup/cpu/{b.config['linux']['cgroupsPath'].strip('/')}")
 
 
 def test_raising_hard_rlimit_is_explained(dockyard_runtime: Runtime, bundle_factory) -> None:

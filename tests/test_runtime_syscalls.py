@@ -89,6 +89,31 @@ def test_results_pass_through(backend: ModuleType) -> None:
     assert backend.SECCOMP_FILTER
 
 
+def test_prlimit(backend: ModuleType) -> None:
+    """prlimit reads and sets unsigned 64-bit limits (unlimited is 2**64-1, not -1); the RLIMIT
+    numbers match the resource module's (which this module no longer loads on the hot path)."""
+    import resource
+
+    assert len(backend.RLIMITS) == 16 and backend.RLIMITS["RLIMIT_LOCKS"] == 10  # resource lacks LOCKS
+    assert all(getattr(resource, name, value) == value for name, value in backend.RLIMITS.items())
+    nofile = backend.RLIMITS["RLIMIT_NOFILE"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert backend.prlimit(nofile, None) == (soft, hard)
+
+    def child() -> bytes:
+        core = backend.RLIMITS["RLIMIT_CORE"]
+        before = backend.prlimit(core, None)
+        assert before[1] == syscalls.RLIM_INFINITY  # so no CAP_SYS_RESOURCE is needed below
+        assert backend.prlimit(core, (syscalls.RLIM_INFINITY, syscalls.RLIM_INFINITY)) == before
+        assert resource.getrlimit(core) == (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+        assert backend.prlimit(core, (1024, 2048)) == (syscalls.RLIM_INFINITY, syscalls.RLIM_INFINITY)
+        assert backend.prlimit(core, (4096, 2048)) == -errno.EINVAL
+        assert backend.prlimit(-1, None) == -errno.EINVAL
+        return repr(backend.prlimit(core, None)).encode()
+
+    assert in_child(child) == b"(1024, 2048)"
+
+
 def test_libseccomp_info_matches_the_binding() -> None:
     """The C extension reads libseccomp's version and API level (the program cache's key) as the
     ctypes binding does; the ctypes back end leaves it to that binding."""

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import struct
+import termios
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -47,9 +51,11 @@ class _Protocol(asyncio.StreamReaderProtocol):
 
 
 @contextlib.asynccontextmanager
-async def hijack(request: web.Request) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+async def hijack(request: web.Request,
+                 head_first: bool = False) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     """Answer request with the upgrade head and yield the connection as (reader, writer);
-    the connection is closed when the block ends. The handler then returns `done()`."""
+    the connection is closed when the block ends. The handler then returns `done()`. With
+    head_first (attach: output may be there at once), yield once the client has read the head."""
     await request.read()  # the request body (exec start's options) is consumed already
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -63,11 +69,32 @@ async def hijack(request: web.Request) -> AsyncIterator[tuple[asyncio.StreamRead
     writer.write(_head(_wants_upgrade(request)))
     try:
         with long_poll(request):
+            if head_first:
+                await _head_read(transport)
             yield reader, writer
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
     finally:
         writer.close()
+
+
+async def _head_read(transport: asyncio.BaseTransport, limit: float = 0.2) -> None:
+    """Wait (up to limit seconds) until the client has read the answer's head: docker-py reads
+    the head through a buffered file, then the raw socket, so stream bytes that arrived with the
+    head would be lost to it (attach's log replay comes at once). On a unix socket the send queue
+    (SIOCOUTQ) empties only as the peer reads; on TCP, as it acknowledges."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        if queued == 0 and not transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.0005)
 
 
 def done() -> web.StreamResponse:

@@ -152,7 +152,7 @@ async def docker_headers(request: web.Request, response: web.StreamResponse) -> 
     if response.status == 101:
         return
     response.headers["Api-Version"] = versions.API_VERSION
-    response.headers["Docker-Experimental"] = "false"
+    response.headers["Docker-Experimental"] = str(engine(request).config.experimental).lower()
     response.headers["Ostype"] = "linux"
     response.headers["Server"] = SERVER_HEADER
 

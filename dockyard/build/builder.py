@@ -673,7 +673,7 @@ class Builder:
                 args = [*shell, script]
                 shown = " ".join(args)
         network = (flags.get("network") or [self.opts.network])[-1]
-        if network not in ("default", "host", "none"):
+        if flags.get("network") and network not in ("default", "host", "none"):  # (the build's own: any)
             raise ParseError(f"unsupported network mode {network!r}", cmd.start_line)
         mounts: list[dict[str, Any]] = []
         if heredoc_file is not None:

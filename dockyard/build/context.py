@@ -6,7 +6,6 @@ import io
 import os
 import stat
 
-from dockyard.build import fsops
 from dockyard.build.ignore import PatternMatcher, read_ignore
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; annotations are strings anyway
@@ -40,6 +39,7 @@ def drop_ignored(root: str, dockerfile: str) -> None:
             matcher = PatternMatcher(read_ignore(f.read()))
     except (FileNotFoundError, NotADirectoryError):
         return
+    from dockyard.build import fsops  # re and shutil: kept off the CLI's path
     for name in (".dockerignore", os.path.normpath(dockerfile).lstrip("/")):
         if matcher.matches(name):
             try:

@@ -19,7 +19,7 @@ class RunRequest:
     env: list[str]
     cwd: str = "/"
     user: str = ""
-    network: str = "default"  # default | host | none
+    network: str = "default"  # default | host | none | a user-defined network (its name or ID)
     mounts: list[dict] = field(default_factory=list)  # OCI mount entries (--mount)
     hostname: str = "buildkitsandbox"
     extra_hosts: list[str] = field(default_factory=list)  # "name:ip" entries added to /etc/hosts

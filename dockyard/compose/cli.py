@@ -45,6 +45,8 @@ FLAGS: dict[str, tuple[str, str, list[Flag]]] = {
         Flag("q", "quiet", BOOL, "Only validate the configuration, don't print anything"),
         Flag("o", "output", STR, "Save to file (default to stdout)"),
         Flag("", "no-interpolate", BOOL, "Don't interpolate environment variables"),
+        Flag("", "no-path-resolution", BOOL, "Don't resolve file paths"),
+        Flag("", "no-normalize", BOOL, "Don't normalize compose model"),
         Flag("", "resolve-image-digests", BOOL, "Pin image tags to digests"),
     ]),
     "up": ("[OPTIONS] [SERVICE...]", "Create and start containers", [

@@ -29,10 +29,10 @@ class Context:
         return loader.Options(files=g.file, project_name=g.project_name, project_directory=g.project_directory,
                               env_files=g.env_file, profiles=g.profile)
 
-    def raw(self) -> loader.Options:
-        """Options for `config --no-interpolate`."""
+    def raw(self, interpolate: bool, resolve_paths: bool, normalize: bool) -> loader.Options:
+        """Options for `config --no-interpolate`, `--no-path-resolution`, `--no-normalize`."""
         opts = self.options()
-        opts.interpolate = False
+        opts.interpolate, opts.resolve_paths, opts.normalize = interpolate, resolve_paths, normalize
         return opts
 
     def project(self, services: list[str] | None = None, fileless: bool = False) -> loader.Project:
@@ -60,7 +60,10 @@ class Context:
 
 
 def cmd_config(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
-    project = loader.load(ctx.raw(), args) if opts.no_interpolate else ctx.project(args)
+    if opts.no_interpolate or opts.no_path_resolution or opts.no_normalize:
+        project = loader.load(ctx.raw(not opts.no_interpolate, not opts.no_path_resolution, not opts.no_normalize), args)
+    else:
+        project = ctx.project(args)
     model = project.model
     if args:
         model = {**model, "services": {n: s for n, s in model["services"].items() if n in args}}
@@ -178,7 +181,7 @@ def _attached(ctx: Context, eng: Engine, opts: SimpleNamespace, services: list[s
 
 def cmd_down(ctx: Context, opts: SimpleNamespace, args: list[str]) -> int:
     eng = ctx.engine(fileless=True)
-    eng.down(opts.volumes, opts.rmi, opts.remove_orphans or not eng.project.files, opts.timeout)
+    eng.down(opts.volumes, opts.rmi, opts.remove_orphans or not eng.project.files, opts.timeout, args)
     return 0
 
 

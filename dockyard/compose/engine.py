@@ -99,6 +99,13 @@ class Engine:
             visit(n)
         return order
 
+    def with_dependents(self, names: list[str]) -> set[str]:
+        """names plus the services that depend on them, transitively (what `down NAMES` removes)."""
+        chosen = set(names)
+        while grown := {n for n in self.project.services if n not in chosen and chosen & set(self.dependencies(n))}:
+            chosen |= grown
+        return chosen
+
     # resources
     def prepare(self, services: list[str], found: list[dict[str, Any]] | None = None) -> None:
         """Networks and volumes the services use, created unless the daemon has them. One
@@ -475,9 +482,11 @@ class Engine:
         return [layer for layer in layers if layer]
 
     def down(self, remove_volumes: bool = False, rmi: str | None = None, remove_orphans: bool = False,
-             timeout: int | None = None) -> None:
-        """Stop and remove the project's containers, then its networks (and volumes, images)."""
+             timeout: int | None = None, services: list[str] | None = None) -> None:
+        """Stop and remove the project's containers (of services and their dependents when named),
+        then its networks and volumes unless containers remain on them (and images)."""
         known = set(self.project.services) | set(self.project.disabled)
+        chosen = self.with_dependents(self.service_names(services)) if services else known
         found: dict[str, Any] = {}  # containers, networks and volumes, read in one concurrent round
 
         def read(kind: str) -> None:
@@ -485,7 +494,8 @@ class Engine:
                            else resources.labelled(self.client, self.project.name, kind))
         self.each(["containers", "networks", *(["volumes"] if remove_volumes else [])], read)
         everything = found["containers"]
-        targets = [c for c in everything if remove_orphans or c["Labels"].get(LABEL_SERVICE) in known]
+        targets = [c for c in everything if c["Labels"].get(LABEL_SERVICE) in chosen
+                   or (remove_orphans and c["Labels"].get(LABEL_SERVICE) not in known)]
         services_order = self._reverse_layers(list(self.project.services))
         done: set[str] = set()
         for layer in services_order:
@@ -494,13 +504,14 @@ class Engine:
             done |= {c["Id"] for c in batch}
         self.each([c for c in targets if c["Id"] not in done], lambda c: self._remove(c, timeout, remove_volumes))
         left = [c for c in everything if c not in targets]
-        if left:
-            names = ", ".join(name_of(c) for c in left)
+        orphans = [c for c in left if c["Labels"].get(LABEL_SERVICE) not in known]
+        if orphans:
+            names = ", ".join(name_of(c) for c in orphans)
             self.progress.line(f"WARN[0000] Found orphan containers ([{names}]) for this project. If you removed "
                                "or renamed this service in your compose file, you can run this command with the "
                                "--remove-orphans flag to clean it up.")
         jobs = [] if left else [(resources.remove_network, conf) for conf in self._resources("networks", found)]
-        if remove_volumes:
+        if remove_volumes and not (services and left):  # (the other services' containers use them)
             jobs += [(resources.remove_volume, conf) for conf in self._resources("volumes", found)]
         self.each(jobs, lambda job: job[0](self.client, job[1], self.progress))
         if rmi:

@@ -30,6 +30,8 @@ class Options:
     profiles: list[str] = field(default_factory=list)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     interpolate: bool = True
+    resolve_paths: bool = True  # relative host paths made absolute (`config --no-path-resolution`: as written)
+    normalize: bool = True  # implicit defaults added: default network, resource names (`config --no-normalize`)
 
 
 @dataclass
@@ -104,7 +106,8 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
     given = opts.project_name or env.get("COMPOSE_PROJECT_NAME")
     file_env = {**env, "COMPOSE_PROJECT_NAME": given or normalize_name(os.path.basename(directory))}
     for f in files:
-        doc = merge.merge_documents(doc, _load_file(f, file_env if opts.interpolate else None, directory, set()))
+        doc = merge.merge_documents(doc, _load_file(f, file_env if opts.interpolate else None, directory, set(),
+                                                    opts.resolve_paths))
     if given:
         name = _check_name(given)
     elif doc.get("name"):
@@ -117,17 +120,20 @@ def load(opts: Options, services: list[str] | None = None) -> Project:
     doc.pop("version", None)
     doc.setdefault("services", {})
     lookup = dotenv.chain(env)
-    doc["services"] = {n: normalize.service(n, s or {}, lookup, directory) for n, s in doc["services"].items()}
+    doc["services"] = {n: normalize.service(n, s or {}, lookup, directory, opts.normalize)
+                       for n, s in doc["services"].items()}
     profiles = opts.profiles or [p for p in env.get("COMPOSE_PROFILES", "").split(",") if p]
     disabled = _apply_profiles(doc, profiles, services or [])
-    normalize.top_level(doc, name)
+    if opts.normalize:
+        normalize.top_level(doc, name)
     _check_references(doc)
     return Project(name, directory, files, doc, env, disabled)
 
 
-def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: set[str]) -> dict[str, Any]:
+def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: set[str],
+               resolve: bool = True) -> dict[str, Any]:
     """One file: parsed, includes merged in, interpolated (unless env is None), validated,
-    extends applied, paths resolved against base_dir."""
+    extends applied, paths resolved against base_dir (unless not resolve)."""
     if filename == "-":
         source = yamlsrc.parse("-", sys.stdin.read())
     else:
@@ -138,15 +144,16 @@ def _load_file(filename: str, env: dict[str, str] | None, base_dir: str, seen: s
         sys.stderr.write(f"WARN[0000] {filename}: the attribute `version` is obsolete, it will be ignored, "
                          "please remove it to avoid potential confusion\n")
     _check_values(source, data)
-    normalize.resolve_paths(data, base_dir)
+    if resolve:
+        normalize.resolve_paths(data, base_dir)
     services = data.get("services") or {}
     resolved: dict[str, Any] = {}
     for name in services:
-        resolved[name] = _extend(name, services, filename, env, base_dir, source, [])
+        resolved[name] = _extend(name, services, filename, env, base_dir, source, [], resolve)
     if services:
         data["services"] = resolved
     for entry in data.pop("include", None) or []:
-        included = _include(entry, env, os.path.dirname(filename) if filename != "-" else base_dir, seen)
+        included = _include(entry, env, os.path.dirname(filename) if filename != "-" else base_dir, seen, resolve)
         for kind in ("services", "networks", "volumes", "secrets", "configs"):
             for key, value in (included.get(kind) or {}).items():
                 if key in (data.get(kind) or {}):
@@ -169,7 +176,7 @@ def _check_values(source: yamlsrc.Source, data: dict[str, Any]) -> None:
             raise ComposeError(f"{source.filename}: {where}{exc}") from None
 
 
-def _include(entry: Any, env: dict[str, str] | None, base: str, seen: set[str]) -> dict[str, Any]:
+def _include(entry: Any, env: dict[str, str] | None, base: str, seen: set[str], resolve: bool) -> dict[str, Any]:
     if isinstance(entry, str):
         entry = {"path": entry}
     paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
@@ -188,12 +195,12 @@ def _include(entry: Any, env: dict[str, str] | None, base: str, seen: set[str]) 
     for p in paths:
         if p in seen:
             raise ComposeError(f"include cycle detected: {p}")
-        doc = merge.merge_documents(doc, _load_file(p, sub_env, directory, seen | {p}))
+        doc = merge.merge_documents(doc, _load_file(p, sub_env, directory, seen | {p}, resolve))
     return doc
 
 
 def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, str] | None, base_dir: str,
-            source: yamlsrc.Source, chain: list[tuple[str, str]]) -> dict[str, Any]:
+            source: yamlsrc.Source, chain: list[tuple[str, str]], resolve: bool = True) -> dict[str, Any]:
     svc = services[name] or {}
     if not isinstance(svc, dict):  # a service `!reset` in an override file
         return svc
@@ -205,11 +212,12 @@ def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, s
     ext = {"service": ext} if isinstance(ext, str) else ext
     target = ext["service"]
     if ext.get("file"):
-        other = ext["file"]
+        other = os.path.join(base_dir, ext["file"])  # (absolute already when resolved)
         src = yamlsrc.read(other)
         data = src.data if env is None else interpolation.interpolate(src.data, dotenv.chain(env))
         schema.validate(src, merge.strip_tags(data))
-        normalize.resolve_paths(data, os.path.dirname(other))
+        if resolve:
+            normalize.resolve_paths(data, os.path.dirname(other))
         pool, where, where_src, where_dir = data.get("services") or {}, other, src, os.path.dirname(other)
     else:
         pool, where, where_src, where_dir = services, filename, source, base_dir
@@ -217,7 +225,7 @@ def _extend(name: str, services: dict[str, Any], filename: str, env: dict[str, s
         line = source.line(("services", name, "extends"))
         at = f" (line {line})" if line else ""
         raise ComposeError(f"cannot extend service {name!r} in {filename}{at}: service {target!r} not found")
-    base = _extend(target, pool, where, env, where_dir, where_src, [*chain, (filename, name)])
+    base = _extend(target, pool, where, env, where_dir, where_src, [*chain, (filename, name)], resolve)
     local = {k: v for k, v in svc.items() if k != "extends"}
     return merge.merge_mappings({k: v for k, v in base.items() if k != "extends"}, local, ("services", name))
 

@@ -264,17 +264,20 @@ def check(name: str, svc: dict[str, Any]) -> None:
     service(name, {k: v for k, v in strip_tags(svc).items() if k != "env_file"}, lambda _: None, "/")
 
 
-def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None], project_dir: str) -> dict[str, Any]:
-    """One service's canonical form (env files are read here)."""
+def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None], project_dir: str,
+            defaults: bool = True) -> dict[str, Any]:
+    """One service's canonical form (env files are read here); with defaults, the implicit build
+    context and Dockerfile and the default network added."""
     from dockyard.compose import dotenv
     key = f"services.{name}"
     s = _cast(svc, ("services", name))
     _sizes(s, key)
     if "build" in s:
         build = s["build"] if isinstance(s["build"], dict) else {"context": s["build"]}
-        build = {"context": build.get("context", project_dir), **build}
-        if "dockerfile_inline" not in build:
-            build.setdefault("dockerfile", "Dockerfile")
+        if defaults:
+            build = {"context": build.get("context", project_dir), **build}
+            if "dockerfile_inline" not in build:
+                build.setdefault("dockerfile", "Dockerfile")
         if "args" in build:
             build["args"] = {k: (v if v is not None else lookup(k)) for k, v in to_mapping(build["args"]).items()}
         if "secrets" in build:
@@ -287,7 +290,7 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
             s[k] = split_command(s[k])
     env: dict[str, Any] = {}
     for ef in s.get("env_file") or []:
-        env.update(dotenv.read(ef["path"], lookup, ef.get("required", True)))
+        env.update(dotenv.read(os.path.join(project_dir, ef["path"]), lookup, ef.get("required", True)))
     env.update({k: (v if v is not None else lookup(k)) for k, v in to_mapping(s.get("environment")).items()})
     env = {k: None if v is None else scalar_text(v) for k, v in env.items()}
     if env or "environment" in s:
@@ -310,7 +313,7 @@ def service(name: str, svc: dict[str, Any], lookup: Callable[[str], str | None],
         s["extra_hosts"] = hosts_mapping(s["extra_hosts"])
     if isinstance(s.get("networks"), list):
         s["networks"] = {n: None for n in s["networks"]}
-    if "networks" not in s and "network_mode" not in s:
+    if defaults and "networks" not in s and "network_mode" not in s:
         s["networks"] = {"default": None}
     deps = s.get("depends_on")
     if deps is not None:

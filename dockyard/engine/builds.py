@@ -55,6 +55,10 @@ class RuntimeExecutor:
         self.work_root = work_root
         self.cgroup_parent = os.environ.get(CGROUP_PARENT_ENV, "/dockyard-build")
         self.forkserver: ForkServer | None = None  # the daemon's: RUN steps are forks of it
+        # a step's sandbox on a user-defined network: (network, step ID, hostname, files dir, extra
+        # hosts) → (netns path, hosts path, resolv.conf path); the engine's ContainerService.build_sandbox
+        self.sandboxes: Callable[[str, str, str, str, list[str]],
+                                 contextlib.AbstractContextManager[tuple[str, str, str]]] | None = None
 
     def resolve_user(self, rootfs: str, user: str) -> tuple[int, int]:
         """USER / --chown names looked up in the rootfs's passwd and group files."""
@@ -64,7 +68,16 @@ class RuntimeExecutor:
             raise LookupError(str(e)) from None
         return found["uid"], found["gid"]
 
-    def _spec(self, req: RunRequest, cid: str, bundle: str) -> dict:
+    def _sandbox(self, req: RunRequest, cid: str,
+                 bundle: str) -> contextlib.AbstractContextManager[tuple[str, str, str] | None]:
+        """The step's sandbox when its network is a user-defined one (None: the host's or none)."""
+        if req.network in ("default", "host", "none"):
+            return contextlib.nullcontext()
+        if self.sandboxes is None:
+            raise BuildError(f"network mode {req.network!r} is not supported for builds")
+        return self.sandboxes(req.network, cid, req.hostname, bundle, list(req.extra_hosts))
+
+    def _spec(self, req: RunRequest, cid: str, bundle: str, sandbox: tuple[str, str, str] | None) -> dict:
         spec = default_spec(req.args, terminal=False, rootfs=req.rootfs, hostname=req.hostname)
         process = spec["process"]
         process["env"] = list(req.env)
@@ -86,7 +99,14 @@ class RuntimeExecutor:
                 if os.path.exists(f"/etc/{name}") and not (name == "hosts" and req.extra_hosts):
                     spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
                                            "source": os.path.realpath(f"/etc/{name}"), "options": ["rbind", "ro"]})
-        if req.extra_hosts:
+        if sandbox is not None:
+            netns_path, hosts, resolv_conf = sandbox
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"] + [
+                {"type": "network", "path": netns_path}]
+            spec["mounts"] += [{"destination": f"/etc/{name}", "type": "bind", "source": source,
+                                "options": ["rbind", "ro"]} for name, source in (("hosts", hosts),
+                                                                                ("resolv.conf", resolv_conf))]
+        elif req.extra_hosts:
             spec["mounts"].append({"destination": "/etc/hosts", "type": "bind", "options": ["rbind", "ro"],
                                    "source": self._hosts_file(req, bundle)})
         if req.shm_size > 0:
@@ -134,17 +154,18 @@ class RuntimeExecutor:
         cid = "build-" + uuid.uuid4().hex[:20]
         bundle = tempfile.mkdtemp(prefix="bundle-", dir=self.work_root)
         try:
-            with open(os.path.join(bundle, "config.json"), "w") as f:
-                json.dump(self._spec(req, cid, bundle), f)
-            argv = [self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid]
-            if self.forkserver is not None:
-                with contextlib.suppress(ForkServerUnavailable):
-                    return self._run_forked(argv, output)
-            with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE) as proc:
-                assert proc.stdout is not None and proc.stderr is not None
-                _copy_output(proc.stdout.fileno(), proc.stderr.fileno(), output)
-                return proc.wait()
+            with self._sandbox(req, cid, bundle) as sandbox:
+                with open(os.path.join(bundle, "config.json"), "w") as f:
+                    json.dump(self._spec(req, cid, bundle, sandbox), f)
+                argv = [self.runtime, "--root", self.runtime_root, "run", "--bundle", bundle, cid]
+                if self.forkserver is not None:
+                    with contextlib.suppress(ForkServerUnavailable):
+                        return self._run_forked(argv, output)
+                with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE) as proc:
+                    assert proc.stdout is not None and proc.stderr is not None
+                    _copy_output(proc.stdout.fileno(), proc.stderr.fileno(), output)
+                    return proc.wait()
         finally:
             if os.path.exists(os.path.join(self.runtime_root, cid)):  # `run` deletes it unless it failed
                 subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],

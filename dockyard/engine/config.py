@@ -34,11 +34,13 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "data-root": str, "exec-root": str, "hosts": list, "pidfile": str, "debug": bool, "log-level": str,
     "log-driver": str, "log-opts": dict, "default-runtime": str, "runtimes": dict, "live-restore": bool,
     "insecure-registries": list, "default-ulimits": dict,
-    "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool,
+    "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool, "ip6tables": bool, "ipv6": bool,
+    "fixed-cidr-v6": str, "experimental": bool,
     "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
 }
 FLAG_KEYS = ("hosts", "data-root", "exec-root", "pidfile", "debug", "log-level",
-             "tlsverify", "tlscacert", "tlscert", "tlskey", "bridge", "bip", "default-address-pools", "iptables")
+             "tlsverify", "tlscacert", "tlscert", "tlskey", "bridge", "bip", "default-address-pools", "iptables",
+             "ip6tables", "ipv6", "fixed-cidr-v6", "experimental")
 
 
 class ConfigError(Exception):
@@ -84,6 +86,10 @@ class DaemonConfig:
     bip: str = ""
     default_address_pools: list[Any] = field(default_factory=list)
     iptables: bool = True
+    ip6tables: bool = True  # the IPv6 half of the firewall (with iptables only)
+    ipv6: bool = False  # the default bridge dual stack
+    fixed_cidr_v6: str = ""  # its IPv6 subnet ("": a ULA /64 of the pools)
+    experimental: bool = False  # only reported (IPv6 daemon.json files from before Docker 27 set it)
 
     @property
     def image_root(self) -> str:
@@ -113,6 +119,12 @@ def arg_parser() -> argparse.ArgumentParser:
                    metavar="base=CIDR,size=N", help="default address pools for networks (repeatable)")
     p.add_argument("--iptables", nargs="?", const=True, type=_flag_bool, default=None,
                    help="program NAT and filtering with iptables (default true; false: userland proxy)")
+    p.add_argument("--ip6tables", nargs="?", const=True, type=_flag_bool, default=None,
+                   help="program IPv6 NAT and filtering with ip6tables (default true)")
+    p.add_argument("--ipv6", nargs="?", const=True, type=_flag_bool, default=None,
+                   help="enable IPv6 on the default bridge network (default false)")
+    p.add_argument("--experimental", action="store_true", default=None, help="report experimental features as on")
+    p.add_argument("--fixed-cidr-v6", help="the default bridge's IPv6 subnet (default: a ULA /64)")
     p.add_argument("-v", "--version", action="version", version=f"Dockyard version {ENGINE_VERSION}, build dockyardd")
     return p
 
@@ -213,6 +225,11 @@ def validate(config: DaemonConfig) -> DaemonConfig:
             ipaddress.IPv4Interface(config.bip)
         except ValueError:
             raise ConfigError(f"invalid --bip {config.bip!r}: an IPv4 address with its prefix is expected") from None
+    if config.fixed_cidr_v6:
+        try:
+            ipaddress.IPv6Network(config.fixed_cidr_v6)
+        except ValueError:
+            raise ConfigError(f"invalid fixed-cidr-v6 {config.fixed_cidr_v6!r}: an IPv6 subnet is expected") from None
     tls_files = {"--tlscacert": config.tlscacert, "--tlscert": config.tlscert, "--tlskey": config.tlskey}
     if config.tlsverify:
         missing = [flag for flag, value in tls_files.items() if not value]

@@ -204,6 +204,7 @@ def open_engine(config: DaemonConfig) -> Engine:
     engine.builds = BuildService(config.data_root, store, runtimes.own_runtime(), config.exec_root,
                                  registry=images.registry)
     engine.builds.executor.forkserver = containers.forkserver
+    engine.builds.executor.sandboxes = containers.build_sandbox
     containers.on_event = engine.container_event
     networks.on_event = engine.network_event
     volumes.on_event = lambda action, name, attributes: events.publish("volume", action, name, attributes)
@@ -223,9 +224,12 @@ def network_options(config: DaemonConfig) -> NetworkOptions:
                       for p in config.default_address_pools) or ipam.DEFAULT_POOLS
     except (ipam.IPAMError, KeyError, TypeError) as e:
         raise ConfigError(f"invalid default-address-pools: {e}") from None
+    if not any(p.base.version == 6 for p in pools):  # as Docker 27+: the engine's own ULA /48 for IPv6
+        pools += (ipam.ula_pool(engine_id(config.data_root)),)
     bridge = config.bridge or ("dockyard0" if config.data_root == DEFAULT_DATA_ROOT
                                else "dy" + hashlib.sha256(config.data_root.encode()).hexdigest()[:8])
-    return NetworkOptions(bridge, config.bip, pools, config.iptables)
+    return NetworkOptions(bridge, config.bip, pools, config.iptables, config.ipv6, config.fixed_cidr_v6,
+                          config.ip6tables)
 
 
 async def serve(engine: Engine) -> None:

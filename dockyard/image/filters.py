@@ -47,6 +47,17 @@ def get_bool(filters: Filters, name: str, default: bool) -> bool:
     raise InvalidFilter(name, values)
 
 
+def match(pattern: str, text: str) -> bool:
+    """Docker's filters Match: equal, or a regular expression search (a pattern that does not
+    compile only matches exactly)."""
+    if pattern == text:
+        return True
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
 def labels_match(wanted: list[str], labels: Mapping[str, str] | None) -> bool:
     """Every "key" is present and every "key=value" equal (Docker's MatchKVList)."""
     labels = labels or {}

@@ -3,6 +3,7 @@ per endpoint a veth pair from the bridge into a sandbox (a network namespace fil
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -17,12 +18,23 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
+def _ipv6_sysctl(ifname: str, enabled: bool) -> None:
+    """IPv6 on or off for an interface ("default": those made later) of the calling thread's
+    namespace (nothing if the kernel has no IPv6)."""
+    with contextlib.suppress(FileNotFoundError):
+        _write(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if enabled else "1")
+
+
 class NotABridge(OSError):
     """A link of that name exists and is no bridge: it is never taken over, nor deleted."""
 
 
-def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> None:
-    """The bridge up with the gateway address; loopback-sourced DNAT allowed on it."""
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def ensure_bridge(nl: Netlink, name: str, gateways: list[Interface], mtu: int = 0) -> None:
+    """The bridge up with its gateway addresses (IPv4, and IPv6 on a dual-stack network);
+    loopback-sourced DNAT allowed on it."""
     try:
         nl.add_bridge(name, mtu)
     except NetlinkError as e:
@@ -31,11 +43,14 @@ def ensure_bridge(nl: Netlink, name: str, gateway: ipaddress.IPv4Interface, mtu:
         if nl.kind(name) != "bridge":
             raise NotABridge(f"{name} exists and is not a bridge") from None
     index = nl.index(name)
-    try:
-        nl.add_address(index, gateway)
-    except NetlinkError as e:
-        if e.errno != errno.EEXIST:
-            raise
+    for gateway in gateways:
+        if gateway.version == 6:
+            _write(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "0")
+        try:
+            nl.add_address(index, gateway)
+        except NetlinkError as e:
+            if e.errno != errno.EEXIST:
+                raise
     nl.set_up(index)
     _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
 
@@ -47,26 +62,32 @@ def remove_bridge(nl: Netlink, name: str) -> None:
 
 
 def create_sandbox(path: str) -> None:
-    """A network namespace at path with lo up."""
-    netns.create(path, lambda nl: nl.set_up(nl.index("lo")))
+    """A network namespace at path with lo up (and ::1 on it); its later interfaces start with
+    IPv6 off, as Docker 26+ leaves the interfaces of IPv4-only networks (no link-local address
+    nor multicast groups to expose them); attach turns it on for a dual-stack endpoint."""
+    def setup(nl: Netlink) -> None:
+        nl.set_up(nl.index("lo"))
+        _ipv6_sysctl("default", False)
+    netns.create(path, setup)
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One interface of a sandbox on a bridge."""
+    """One interface of a sandbox on a bridge: its addresses (IPv4, and IPv6 on a dual-stack
+    network) and the gateways of its default routes (on the sandbox's gateway network only)."""
 
     bridge: str
     host_ifname: str
     ifname: str
-    address: ipaddress.IPv4Interface
+    addresses: tuple[Interface, ...]
     mac: str
-    gateway: ipaddress.IPv4Address | None  # the default route, on the sandbox's first network only
+    gateways: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     mtu: int = 0
 
 
 def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
     """Create the veth pair, the host end on the bridge (hairpin on), the other end configured in
-    the sandbox."""
+    the sandbox (IPv6 enabled on it for a dual-stack endpoint only)."""
     fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
         nl.add_veth(ep.host_ifname, ep.ifname, fd, master=nl.index(ep.bridge), mtu=ep.mtu,
@@ -76,12 +97,17 @@ def attach(nl: Netlink, sandbox: str, ep: Endpoint) -> None:
     try:
         nl.set_up(nl.index(ep.host_ifname))
         _write(f"/sys/class/net/{ep.host_ifname}/brport/hairpin_mode", "1")
-        with netns.netlink_in(sandbox) as inner:
+        def enter() -> Netlink:
+            if any(a.version == 6 for a in ep.addresses):
+                _ipv6_sysctl(ep.ifname, True)
+            return Netlink()
+        with netns.run_in(sandbox, enter) as inner:
             index = inner.index(ep.ifname)
-            inner.add_address(index, ep.address)
+            for address in ep.addresses:
+                inner.add_address(index, address)
             inner.set_up(index)
-            if ep.gateway is not None:
-                inner.add_default_route(ep.gateway, index)
+            for gateway in ep.gateways:
+                inner.add_default_route(gateway, index)
     except BaseException:
         nl.delete(ep.host_ifname)
         raise

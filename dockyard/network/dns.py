@@ -5,8 +5,8 @@ One `EmbeddedDNS` serves every attached sandbox (network namespace): UDP and TCP
 (container names, aliases, short ids) are answered locally with TTL 600; PTR queries for their
 addresses too; everything else is relayed byte for byte to the upstream resolvers, from the
 daemon's own network namespace, with non-blocking sockets so a slow upstream never delays other
-answers. Behaviour follows dockerd's resolver (libnetwork): AAAA and MX for a known name get an
-empty NOERROR reply, upstreams are tried in order (at most three, 4 s each, SERVFAIL / REFUSED /
+answers. Behaviour follows dockerd's resolver (libnetwork): AAAA answers a known name's IPv6
+addresses on dual-stack networks; AAAA of a name without one, and MX, get an empty NOERROR reply, upstreams are tried in order (at most three, 4 s each, SERVFAIL / REFUSED /
 non-authoritative NXDOMAIN move on to the next), and a query nobody answered gets SERVFAIL.
 """
 
@@ -50,7 +50,7 @@ _TYPE_A, _TYPE_PTR, _TYPE_MX, _TYPE_AAAA, _TYPE_OPT = 1, 12, 15, 28, 41
 _HEADER = struct.Struct("!6H")
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 
-Resolve = Callable[[str, str], "list[str] | None"]
+Resolve = Callable[[str, str, int], "list[str] | None"]  # (key, name, IP version) -> addresses
 Reverse = Callable[[str, str], "str | None"]
 Address = tuple[str, int]
 Reply = Callable[[bytes], None]
@@ -306,7 +306,7 @@ class EmbeddedDNS:
         self._timeout = timeout
         self._port = port
         self._sandboxes: dict[str, _Sandbox] = {}
-        self._rotation: dict[tuple[str, str], int] = {}
+        self._rotation: dict[tuple[str, str, int], int] = {}
         self._forwarding: set[_Forward] = set()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -569,12 +569,13 @@ class EmbeddedDNS:
             return self._answer_ptr(key, query.name)
         if query.qtype not in (_TYPE_A, _TYPE_AAAA, _TYPE_MX):
             return None
-        addresses = self._resolve(key, query.name)
+        addresses = self._resolve(key, query.name, 6 if query.qtype == _TYPE_AAAA else 4)
         if addresses is None:
             return None
-        if query.qtype != _TYPE_A:  # AAAA / MX of a known name: empty NOERROR (no IPv6 here), as dockerd
+        if query.qtype == _TYPE_MX:  # MX of a known name (or AAAA of one without IPv6): empty NOERROR, as dockerd
             return []
-        return [(_TYPE_A, socket.inet_aton(a)) for a in self._rotate(key, query.name, addresses)]
+        family = socket.AF_INET if query.qtype == _TYPE_A else socket.AF_INET6
+        return [(query.qtype, socket.inet_pton(family, a)) for a in self._rotate(key, query, addresses)]
 
     def _answer_ptr(self, key: str, name: str) -> list[tuple[int, bytes]] | None:
         address = _ptr_address(name)
@@ -584,13 +585,14 @@ class EmbeddedDNS:
         wire = None if target is None else encode_name(target)
         return None if wire is None else [(_TYPE_PTR, wire)]
 
-    def _rotate(self, key: str, name: str, addresses: list[str]) -> list[str]:
+    def _rotate(self, key: str, query: Query, addresses: list[str]) -> list[str]:
+        """Round robin over a name's addresses, per querying container, name and record type."""
         if len(addresses) < 2:
             return addresses
         if len(self._rotation) > 10000:
             self._rotation.clear()
-        turn = self._rotation.get((key, name), 0)
-        self._rotation[(key, name)] = turn + 1
+        turn = self._rotation.get((key, query.name, query.qtype), 0)
+        self._rotation[(key, query.name, query.qtype)] = turn + 1
         start = turn % len(addresses)
         return addresses[start:] + addresses[:start]
 

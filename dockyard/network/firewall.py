@@ -8,7 +8,11 @@ enters a bridge from elsewhere but replies), --internal drops, the rest outbound
 nat PREROUTING/OUTPUT (destination local) → DYN-<tag>: DNAT of published ports, loopback included
 (bridges get route_localnet). nat POSTROUTING → DYS-<tag>: masquerade of outbound traffic, of
 host-local sources (127.0.0.1 reaching a container) and of hairpin traffic (a container reaching
-a published port of its own bridge)."""
+a published port of its own bridge).
+
+The same model runs once per IP family: iptables for IPv4, ip6tables for the IPv6 subnets of
+dual-stack networks (IPv6 has no route_localnet: [::1] is never DNATed, the userland proxy
+listening on [::] answers it)."""
 
 from __future__ import annotations
 
@@ -49,11 +53,12 @@ class PortRule:
 BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 
-def filter_bridged_traffic() -> bool:
-    """Have iptables see traffic between ports of one bridge (what enable_icc=false needs); False
-    when the br_netfilter module is not loaded."""
+def filter_bridged_traffic(version: int = 4) -> bool:
+    """Have iptables (ip6tables for version 6) see traffic between ports of one bridge (what
+    enable_icc=false needs); False when the br_netfilter module is not loaded."""
+    path = BRIDGE_NF_CALL_IPTABLES.replace("iptables", "ip6tables") if version == 6 else BRIDGE_NF_CALL_IPTABLES
     try:
-        with open(BRIDGE_NF_CALL_IPTABLES, "r+") as f:
+        with open(path, "r+") as f:
             if f.read().strip() != "1":
                 f.seek(0)
                 f.write("1")
@@ -62,62 +67,84 @@ def filter_bridged_traffic() -> bool:
         return False
 
 
-def available() -> bool:
-    """Whether iptables can be used here."""
-    return shutil.which("iptables-restore") is not None and shutil.which("iptables") is not None
+def _command(version: int) -> str:
+    return "iptables" if version == 4 else "ip6tables"
+
+
+def available(version: int = 4) -> bool:
+    """Whether iptables (ip6tables for version 6) can be used here."""
+    command = _command(version)
+    return shutil.which(f"{command}-restore") is not None and shutil.which(command) is not None
 
 
 class Firewall:
-    """The chains of one daemon."""
+    """The chains of one daemon for one IP family."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, version: int = 4) -> None:
         self.forward, self.dnat, self.snat = f"DYF-{tag}", f"DYN-{tag}", f"DYS-{tag}"
+        self.command, self._host_bits = _command(version), 32 if version == 4 else 128
+        not_loopback = [] if version == 4 else ["!", "-d", "::1/128"]
         self._jumps = (("filter", "FORWARD", ["-j", self.forward]),
                        ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
-                       ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
+                       ("nat", "OUTPUT", [*not_loopback, "-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
                        ("nat", "POSTROUTING", ["-j", self.snat]))
+        self._applied: str | None = None  # the last batch loaded (None: the jumps are unchecked)
 
     def apply(self, bridges: Iterable[BridgeRules], ports: Iterable[PortRule]) -> None:
-        """Rebuild our chains from bridges and ports (one atomic batch), adding the jumps if missing."""
+        """Rebuild our chains from bridges and ports (one atomic batch; nothing when it is the
+        batch loaded last), adding the jumps if missing on the first call. Each iptables process
+        costs ~10 ms, so a change of one family leaves the other's tables alone."""
         bridges, ports = list(bridges), list(ports)
         forward, dnat, snat = [], [], []
+        bits = self._host_bits
         for p in ports:
-            forward.append(f"-d {p.container_ip}/32 -o {p.bridge} -p {p.proto} -m {p.proto} "
+            forward.append(f"-d {p.container_ip}/{bits} -o {p.bridge} -p {p.proto} -m {p.proto} "
                            f"--dport {p.container_port} -j ACCEPT")
-            match_ip = "" if ipaddress.ip_address(p.host_ip).is_unspecified else f"-d {p.host_ip}/32 "
+            match_ip = "" if ipaddress.ip_address(p.host_ip).is_unspecified else f"-d {p.host_ip}/{bits} "
+            target = p.container_ip if bits == 32 else f"[{p.container_ip}]"
             dnat.append(f"{match_ip}-p {p.proto} -m {p.proto} --dport {p.host_port} "
-                        f"-j DNAT --to-destination {p.container_ip}:{p.container_port}")
+                        f"-j DNAT --to-destination {target}:{p.container_port}")
+        # every bridge's drops come before any bridge's outbound accept, or a network listed
+        # early would reach the bridges of those listed after it
+        outbound = []
         for b in bridges:
             forward.append(f"-i {b.bridge} -o {b.bridge} -j {'ACCEPT' if b.icc else 'DROP'}")
             if b.internal:
                 forward += [f"-i {b.bridge} -j DROP", f"-o {b.bridge} -j DROP"]
             else:
                 forward += [f"-o {b.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                            f"-o {b.bridge} -j DROP", f"-i {b.bridge} -j ACCEPT"]
+                            f"-o {b.bridge} -j DROP"]
+                outbound.append(f"-i {b.bridge} -j ACCEPT")
                 if b.masquerade:
                     snat.append(f"-s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
             snat += [f"-o {b.bridge} -m addrtype --src-type LOCAL -j MASQUERADE",
                      f"-o {b.bridge} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE"]
+        forward += outbound
         script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",
                   "*nat", f":{self.dnat} - [0:0]", f":{self.snat} - [0:0]",
                   *(f"-A {self.dnat} {r}" for r in dnat), *(f"-A {self.snat} {r}" for r in snat), "COMMIT", ""]
-        _run(["iptables-restore", "-w", "--noflush"], "\n".join(script))
-        for table, chain, rule in self._jumps:
-            if _iptables(table, "-C", chain, *rule, check=False).returncode != 0:
-                _iptables(table, "-I", chain, "1", *rule)
+        batch = "\n".join(script)
+        if batch == self._applied:
+            return
+        _run([f"{self.command}-restore", "-w", "--noflush"], batch)
+        if self._applied is None:
+            for table, chain, rule in self._jumps:
+                if self._iptables(table, "-C", chain, *rule, check=False).returncode != 0:
+                    self._iptables(table, "-I", chain, "1", *rule)
+        self._applied = batch
 
     def remove(self) -> None:
         """Delete the jumps and our chains (nothing if absent)."""
+        self._applied = None
         for table, chain, rule in self._jumps:
-            while _iptables(table, "-D", chain, *rule, check=False).returncode == 0:
+            while self._iptables(table, "-D", chain, *rule, check=False).returncode == 0:
                 pass
         for table, chain in (("filter", self.forward), ("nat", self.dnat), ("nat", self.snat)):
-            if _iptables(table, "-F", chain, check=False).returncode == 0:
-                _iptables(table, "-X", chain, check=False)
+            if self._iptables(table, "-F", chain, check=False).returncode == 0:
+                self._iptables(table, "-X", chain, check=False)
 
-
-def _iptables(table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _run(["iptables", "-w", "-t", table, *args], None, check)
+    def _iptables(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run([self.command, "-w", "-t", table, *args], None, check)
 
 
 def _run(argv: list[str], stdin: str | None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_F_NODAD = 1, 2, 4, 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 IFF_UP = 0x1
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
@@ -196,40 +196,43 @@ class Netlink:
     # -- addresses and routes -----------------------------------------------------------------------
 
     def add_address(self, index: int, iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> None:
-        """Assign an address (EEXIST if assigned) with its broadcast for IPv4."""
+        """Assign an address (EEXIST if assigned): with its broadcast for IPv4; IPv6 ones skip
+        duplicate address detection (usable at once, as Docker's)."""
         family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
         packed = iface.ip.packed
         attrs = attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
         if iface.version == 4 and iface.network.prefixlen < 31:
             attrs += attr(IFA_BROADCAST, iface.network.broadcast_address.packed)
-        self.request(RTM_NEWADDR, _IFADDR.pack(family, iface.network.prefixlen, 0, 0, index) + attrs,
+        flags = IFA_F_NODAD if iface.version == 6 else 0
+        self.request(RTM_NEWADDR, _IFADDR.pack(family, iface.network.prefixlen, flags, 0, index) + attrs,
                      NLM_F_CREATE | NLM_F_EXCL)
 
-    def addresses(self) -> list[tuple[int, ipaddress.IPv4Interface]]:
-        """Every IPv4 address: (link index, interface)."""
+    def addresses(self, family: int = socket.AF_INET) -> list[tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:
+        """Every address of a family: (link index, interface)."""
         out = []
-        for body in self.dump(RTM_GETADDR, _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)):
-            family, prefix, _, _, index = _IFADDR.unpack_from(body)
+        for body in self.dump(RTM_GETADDR, _IFADDR.pack(family, 0, 0, 0, 0)):
+            got, prefix, _, _, index = _IFADDR.unpack_from(body)
             attrs = parse_attrs(body[_IFADDR.size:])
             raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-            if family == socket.AF_INET and raw:
-                out.append((index, ipaddress.IPv4Interface((ipaddress.IPv4Address(raw), prefix))))
+            if got == family and raw:
+                out.append((index, ipaddress.ip_interface((ipaddress.ip_address(raw), prefix))))
         return out
 
-    def add_default_route(self, gateway: ipaddress.IPv4Address, index: int) -> None:
-        """default via gateway dev index."""
-        msg = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST, 0)
+    def add_default_route(self, gateway: ipaddress.IPv4Address | ipaddress.IPv6Address, index: int) -> None:
+        """default via gateway dev index (of the gateway's family)."""
+        family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+        msg = _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST, 0)
         self.request(RTM_NEWROUTE, msg + attr(RTA_GATEWAY, gateway.packed) + attr(RTA_OIF, index),
                      NLM_F_CREATE | NLM_F_EXCL)
 
-    def routes(self) -> list[ipaddress.IPv4Network]:
-        """The destinations of every IPv4 route in the main table but the default route."""
+    def routes(self, family: int = socket.AF_INET) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The destinations of every route of a family in the main table but the default route."""
         out = []
-        for body in self.dump(RTM_GETROUTE, _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
-            family, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(body)
+        for body in self.dump(RTM_GETROUTE, _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
+            got, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(body)
             attrs = parse_attrs(body[_RTMSG.size:])
-            if (struct.unpack("=I", attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else table) != RT_TABLE_MAIN:
+            if got != family or (struct.unpack("=I", attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else table) != RT_TABLE_MAIN:
                 continue
             if dst_len and RTA_DST in attrs:
-                out.append(ipaddress.IPv4Network((ipaddress.IPv4Address(attrs[RTA_DST]), dst_len), strict=False))
+                out.append(ipaddress.ip_network((ipaddress.ip_address(attrs[RTA_DST]), dst_len), strict=False))
         return out

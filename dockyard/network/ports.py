@@ -36,6 +36,21 @@ def port_range(text: str) -> tuple[int, int]:
     return first, last
 
 
+def check_bindings(port_bindings: dict[str, Any] | None) -> None:
+    """PortBindings checked as dockerd checks them at create: each container port a number of
+    1-65535 with tcp, udp or sctp, each host port empty, a number or a range; PortError otherwise."""
+    for key, bindings in (port_bindings or {}).items():
+        port, _, proto = key.partition("/")
+        if not port.isdigit() or not 0 < int(port) <= 65535 or (proto or "tcp").lower() not in ("tcp", "udp", "sctp"):
+            raise PortError(f'invalid port specification: "{port}/{proto or "tcp"}"')
+        for binding in bindings or []:
+            host_port = str((binding or {}).get("HostPort") or "")
+            try:
+                port_range(host_port)
+            except PortError:
+                raise PortError(f'invalid port specification: "{host_port}"') from None
+
+
 def wanted(config: dict[str, Any], host_config: dict[str, Any]) -> dict[str, list[dict[str, str]] | None]:
     """Every exposed or bound port key → the bindings asked for (None: exposed only). -P binds
     each exposed port without a binding to an ephemeral host port."""

@@ -75,7 +75,7 @@ class Proxy:
                     _close(upstream)
                     del peers[key]
             if addr not in peers:
-                upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                upstream = socket.socket(socket.AF_INET6 if ":" in self.target[0] else socket.AF_INET, socket.SOCK_DGRAM)
                 upstream.connect(self.target)
                 peers[addr] = (upstream, [now])
                 threading.Thread(target=self._udp_replies, args=(upstream, addr), daemon=True).start()

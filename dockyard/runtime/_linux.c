@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -172,6 +173,28 @@ linux_libseccomp_info(PyObject *self, PyObject *noargs)
     return Py_BuildValue("(NI)", PyUnicode_FromFormat("%u.%u.%u", v->major, v->minor, v->micro), api_get());
 }
 
+/* prlimit(2) of the calling process: set (soft, hard) of a resource and return the previous
+ * pair. Limits are unsigned 64-bit: RLIM_INFINITY is 2**64 - 1, as in the runtime spec. */
+static PyObject *
+linux_prlimit(PyObject *self, PyObject *args)
+{
+    int resource;
+    PyObject *new_limits;
+    if (!PyArg_ParseTuple(args, "iO:prlimit", &resource, &new_limits))
+        return NULL;
+    struct rlimit new_rl, old_rl;
+    if (new_limits != Py_None) {
+        unsigned long long soft, hard;
+        if (!PyArg_ParseTuple(new_limits, "KK:prlimit", &soft, &hard))
+            return NULL;
+        new_rl.rlim_cur = soft;
+        new_rl.rlim_max = hard;
+    }
+    if (prlimit(0, resource, new_limits != Py_None ? &new_rl : NULL, &old_rl) < 0)
+        return PyLong_FromLong(-errno);
+    return Py_BuildValue("(KK)", (unsigned long long)old_rl.rlim_cur, (unsigned long long)old_rl.rlim_max);
+}
+
 static PyMethodDef methods[] = {
     {"unshare", linux_unshare, METH_VARARGS, "unshare(flags) -> 0 or -errno"},
     {"setns", linux_setns, METH_VARARGS, "setns(fd, nstype) -> 0 or -errno"},
@@ -184,6 +207,7 @@ static PyMethodDef methods[] = {
     {"capset", linux_capset, METH_VARARGS, "capset(effective, permitted, inheritable) -> 0 or -errno"},
     {"seccomp_filter", linux_seccomp_filter, METH_VARARGS, "seccomp_filter(flags, program) -> 0 or -errno"},
     {"libseccomp_info", linux_libseccomp_info, METH_NOARGS, "libseccomp_info() -> (version, api level) or None"},
+    {"prlimit", linux_prlimit, METH_VARARGS, "prlimit(resource, (soft, hard) or None) -> old (soft, hard) or -errno"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -192,11 +216,43 @@ static struct PyModuleDef module = {
     "The runtime's hot system calls (optional accelerator of dockyard.runtime.syscalls).", -1, methods,
 };
 
+/* The RLIMIT_* numbers of this architecture, by name. */
+static int
+add_rlimits(PyObject *m)
+{
+    static const struct { const char *name; int value; } rlimits[] = {
+        {"RLIMIT_CPU", RLIMIT_CPU}, {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_DATA", RLIMIT_DATA},
+        {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_CORE", RLIMIT_CORE}, {"RLIMIT_RSS", RLIMIT_RSS},
+        {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+        {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_LOCKS", RLIMIT_LOCKS}, {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+        {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE}, {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+        {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    };
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(rlimits) / sizeof(rlimits[0]); i++) {
+        PyObject *v = PyLong_FromLong(rlimits[i].value);
+        if (v == NULL || PyDict_SetItemString(d, rlimits[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, "RLIMITS", d) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC
 PyInit__linux(void)
 {
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "SECCOMP_FILTER", 1) < 0) {  /* seccomp_filter works */
+    if (m != NULL && (PyModule_AddIntConstant(m, "SECCOMP_FILTER", 1) < 0  /* seccomp_filter works */
+                      || add_rlimits(m) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 
 from dockyard.runtime import jsonfast
+from dockyard.runtime import oslite as os
 from dockyard.runtime.argv import Command, Flag, Namespace, UsageError, global_usage, parse
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.state import DEFAULT_ROOT, StateStore, now_rfc3339

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from dockyard.runtime import jsonfast, lifecycle
+from dockyard.runtime import oslite as os
 from dockyard.runtime.argv import Namespace
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.state import OCI_VERSION, StateStore
@@ -66,7 +66,8 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
             console = fg.theirs
     from dockyard.runtime.create import create
 
-    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds), loaded)
+    state = create(store, a.id, a.bundle, a.pid_file, console, a.no_pivot, _count(a.preserve_fds), loaded,
+                   starting=fg is None)
     try:
         if fg is not None:
             fg.receive()
@@ -83,10 +84,7 @@ def cmd_run(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_state(store: StateStore, a: Namespace) -> int:
-    state = store.oci_state(store.load(a.id))
-    import json
-
-    print(json.dumps(state, indent=2))
+    print(jsonfast.dumps_indented(store.oci_state(store.load(a.id))))
     return 0
 
 
@@ -268,11 +266,9 @@ def cmd_update(store: StateStore, a: Namespace) -> int:
 
 
 def cmd_features(store: StateStore, a: Namespace) -> int:
-    import json
-
     from dockyard.runtime.features import features
 
-    print(json.dumps(features(), indent=4))
+    print(jsonfast.dumps_indented(features(), indent=4))
     return 0
 
 

@@ -6,9 +6,8 @@ names the offending field and leaves nothing behind.
 
 from __future__ import annotations
 
-import os
-
 from dockyard.runtime import jsonfast
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway

@@ -3,13 +3,12 @@ it, run the create-time hooks, and leave its init waiting on the exec fifo until
 
 from __future__ import annotations
 
-import os
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.hooks import run_hooks
+from dockyard.runtime.hooks import has_runtime_hooks, run_hooks
 from dockyard.runtime.init import Launch, container_init, direct_child, intermediate
 from dockyard.runtime.lifecycle import kill_and_wait, write_pid_file
 from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
@@ -91,10 +90,12 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
 
 
 def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
-                 join_fds: list[tuple[str, int]]) -> int:
+                 join_fds: list[tuple[str, int]], resources: dict[str, Any]) -> int:
     """Fork the container's init without an intermediate process: a new pid namespace is
     unshared for our children only, around the fork (then our own is joined back), so the
-    child is its pid 1 and enters the other namespaces itself. Returns its pid."""
+    child is its pid 1 and enters the other namespaces itself. The cgroup is created and its
+    resources applied after the fork, while the child starts on its namespaces and mounts (it
+    joins the cgroup before anything that needs it: see init.direct_child). Returns its pid."""
     own_pid_ns = -1
     if "pid" in launch.namespaces.new:
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -121,9 +122,12 @@ def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChann
         # The child joins v1 hierarchies itself (cheap, see Cgroup.join_self); on v2 it is moved
         # before it creates its cgroup namespace.
         by_self = cgroup is not None and cgroup.self_joinable()
-        if cgroup is not None and not by_self:
-            cgroup.add_process(pid)
-        chan_parent.send("go", join_self=by_self)
+        if cgroup is not None:
+            cgroup.create()
+            cgroup.apply(resources)
+            if not by_self:
+                cgroup.add_process(pid)
+        chan_parent.send("go", join_self=by_self)  # raises the child's error if it failed meanwhile
         return pid
     except BaseException:
         os.kill(pid, 9)
@@ -133,9 +137,12 @@ def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChann
 
 def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None,
            console: Any = None, no_pivot: bool = False, preserve_fds: int = 0,
-           loaded: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
+           loaded: tuple[dict[str, Any], str] | None = None, starting: bool = False) -> dict[str, Any]:
     """Create a container: its init waits on the exec fifo until `start`. loaded is the bundle's
-    (config, rootfs) when the caller has read it already."""
+    (config, rootfs) when the caller has read it already. starting (`run`): the caller starts the
+    container right away, so the read end of the exec fifo is opened here and returned as
+    state["fifo_fd"] (not saved; for lifecycle.start): the init execs as soon as it is ready
+    instead of waiting for `start` to open it."""
     check_id(cid)
     bundle = os.path.abspath(bundle)
     config, rootfs = loaded or load_bundle(bundle)
@@ -149,10 +156,9 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
                     console=console, preserve_fds=preserve_fds, no_pivot=no_pivot)
     sdir = store.reserve(cid)
     init_pid = 0
+    fifo_reader = -1
     try:
         launch.cgroup = open_cgroup(linux.get("cgroupsPath"), cid)
-        launch.cgroup.create()
-        launch.cgroup.apply(cgroup_resources(config))
         fifo = os.path.join(sdir, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)  # writable by the container's user, which opens it after setuid
         os.chmod(fifo, 0o622)
@@ -163,26 +169,44 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
         # set-up (moving a whole process costs an RCU grace period): that takes the intermediate.
         cg = launch.cgroup
         if launch.namespaces.direct and (cg is None or cg.version == 2 or cg.self_joinable()):
-            init_pid = spawn_direct(launch, parent, child, launch.cgroup, join_fds)
+            init_pid = spawn_direct(launch, parent, child, cg, join_fds, cgroup_resources(config))
         else:
-            init_pid = spawn(launch, parent, child, launch.cgroup, join_fds, container_init)
+            if cg is not None:
+                cg.create()
+                cg.apply(cgroup_resources(config))
+            init_pid = spawn(launch, parent, child, cg, join_fds, container_init)
+        if starting and not pid_file:  # else after the pid file: it must exist when the process runs
+            fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         state = {"id": cid, "pid": init_pid, "pid_start": process_start_time(init_pid), "bundle": bundle,
                  "rootfs": rootfs, "created": now_rfc3339(), "cgroups_path": linux.get("cgroupsPath"),
                  "config": config}
-        parent.expect("mounted")
         oci = {"ociVersion": config["ociVersion"], "id": cid, "pid": init_pid, "status": "creating",
                "bundle": bundle, "annotations": config.get("annotations") or {}}
-        run_hooks(config, "prestart", oci)
-        run_hooks(config, "createRuntime", oci)
-        oci["status"] = "created"
-        parent.send("hooks", state=oci)
+        runtime_hooks = has_runtime_hooks(config)
+        if not runtime_hooks:
+            # Nothing runs here between the init's mounts and its pivot_root: the init does not
+            # report its mounts, it gets its hook state at once, and we save ours meanwhile.
+            parent.send("hooks", state={**oci, "status": "created"})
+            store.save(state)
+        else:
+            parent.expect("mounted")
+            run_hooks(config, "prestart", oci)
+            run_hooks(config, "createRuntime", oci)
+            parent.send("hooks", state={**oci, "status": "created"})
         parent.expect("created")
         parent.close()
         os.close(launch.fifo_fd)
-        store.save(state)
+        if runtime_hooks:
+            store.save(state)
         write_pid_file(pid_file, init_pid)
+        if starting:
+            if fifo_reader < 0:
+                fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            state["fifo_fd"] = fifo_reader
         return state
     except BaseException:
+        if fifo_reader >= 0:
+            os.close(fifo_reader)
         if init_pid:
             kill_and_wait(init_pid, None)
         if launch.cgroup is not None:
@@ -190,5 +214,3 @@ def create(store: StateStore, cid: str, bundle: str, pid_file: str | None = None
             launch.cgroup.destroy()
         store.remove(cid)
         raise
-
-

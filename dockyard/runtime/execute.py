@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from dockyard.runtime import jsonfast
+from dockyard.runtime import oslite as os
 from dockyard.runtime.caps import normalise
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import validate_process

@@ -4,10 +4,10 @@ subreaper, forward signals to it, and copy a terminal when the runtime owns the 
 from __future__ import annotations
 
 import _signal as signal  # the C module: `signal` imports enum, too slow for every `run`
-import os
 import select
 import sys
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway

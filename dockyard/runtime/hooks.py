@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from dockyard.runtime import jsonfast
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -51,6 +51,13 @@ def run_hook(hook: dict[str, Any], state: dict[str, Any], kind: str) -> None:
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeFailure(f"{kind} hook {path} failed with exit status {code}")
+
+
+def has_runtime_hooks(config: dict[str, Any]) -> bool:
+    """Whether the config has prestart or createRuntime hooks: the runtime runs them between the
+    init's mounts and its pivot_root, the only point where the init must wait for the runtime."""
+    hooks = config.get("hooks") or {}
+    return bool(hooks.get("prestart") or hooks.get("createRuntime"))
 
 
 def run_hooks(config: dict[str, Any], kind: str, state: dict[str, Any], fatal: bool = True) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import _signal  # the C module: `signal` imports enum, too slow for every container start
 import errno
-import os
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime import rootfs as rootfs_mod
 from dockyard.runtime import syscalls
 from dockyard.runtime.errors import RuntimeFailure
-from dockyard.runtime.hooks import run_hooks
+from dockyard.runtime.hooks import has_runtime_hooks, run_hooks
 from dockyard.runtime.namespaces import NamespacePlan, join_all
 from dockyard.runtime.process import (
     ProcessSetup,
@@ -44,13 +44,18 @@ class Launch:
         self.no_pivot = no_pivot
         self.cgroup: Any = None
         self.fifo_fd = -1
+        self.enter_cgroup: Any = None  # set in a direct child: joins the cgroup (see direct_child)
 
 
-def _enter_namespaces(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], exclude: int) -> None:
-    """Wait to be placed in the cgroup, then join the namespaces of join_fds (a user namespace
-    first, with its id maps written by the runtime) and create the new ones but `exclude`."""
+def _join_cgroup(launch: Launch, chan: SyncChannel) -> None:
+    """Wait for the runtime to set up the cgroup (and place us in it, when we cannot)."""
     if chan.expect("go")["join_self"]:
         launch.cgroup.join_self()
+
+
+def _enter_namespaces(launch: Launch, join_fds: list[tuple[str, int]], exclude: int, chan: SyncChannel) -> None:
+    """Join the namespaces of join_fds (a user namespace first, with its id maps written by the
+    runtime) and create the new ones but `exclude`."""
     syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
     ns = launch.namespaces
     join_all([f for f in join_fds if f[0] == "user"])
@@ -70,7 +75,8 @@ def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, in
     """First child: wait to be placed in the cgroup, enter/create namespaces, fork the process that
     will be pid 1 of the new pid namespace, report its pid, and exit."""
     try:
-        _enter_namespaces(launch, chan, join_fds, 0)
+        _join_cgroup(launch, chan)
+        _enter_namespaces(launch, join_fds, 0, chan)
         # The final process shares our channel: it must not speak before we reported its pid,
         # so its first message waits for this pipe to close (when we exit); its work before
         # that (the rootfs mounts) overlaps our exit.
@@ -89,9 +95,19 @@ def intermediate(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, in
 
 def direct_child(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], child_main) -> None:
     """The container's init forked straight into its new pid namespace (or the host's): enter
-    the other namespaces as the intermediate would, then go on as child_main."""
+    the other namespaces, then go on as child_main while the runtime sets up the cgroup. The
+    cgroup (and a new cgroup namespace, which is rooted where we are when it is made) is joined
+    by launch.enter_cgroup, which rootfs.prepare calls before the first mount that needs it."""
+    cgroupns = syscalls.CLONE_NEWCGROUP if "cgroup" in launch.namespaces.new else 0
+
+    def enter_cgroup() -> None:
+        _join_cgroup(launch, chan)
+        if cgroupns:
+            syscalls.unshare(cgroupns)
+
     try:
-        _enter_namespaces(launch, chan, join_fds, syscalls.CLONE_NEWPID)
+        _enter_namespaces(launch, join_fds, syscalls.CLONE_NEWPID | cgroupns, chan)
+        launch.enter_cgroup = enter_cgroup
     except BaseException as e:  # noqa: BLE001 - every failure goes to the runtime
         report_and_exit(chan, e)
     child_main(launch, chan)
@@ -142,8 +158,9 @@ def container_init(launch: Launch, chan: SyncChannel) -> None:
     report 'created', then wait on the exec fifo until `start` and exec the user process."""
     config = launch.config
     try:
-        rootfs_mod.prepare(launch.rootfs, config, launch.cgroup, launch.namespaces.types)
-        chan.send("mounted")
+        rootfs_mod.prepare(launch.rootfs, config, launch.cgroup, launch.namespaces.types, launch.enter_cgroup)
+        if has_runtime_hooks(config):
+            chan.send("mounted")  # the runtime runs them now
         state = chan.expect("hooks")["state"]
         run_hooks(config, "createContainer", state)
         rootfs_mod.pivot(launch.rootfs, launch.no_pivot)

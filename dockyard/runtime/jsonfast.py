@@ -58,6 +58,23 @@ def dumps(obj: object, compact: bool = False) -> str:
     return "".join((_encode_compact if compact else _encode)(obj, 0))
 
 
+def dumps_indented(obj: object, indent: int = 2, _level: int = 0) -> str:
+    """json.dumps(obj, indent=indent) (which runs json's Python encoder, and imports it): objects
+    and arrays one member a line, everything else through the C encoder. Keys must be str."""
+    if isinstance(obj, dict) and obj:
+        if not all(isinstance(k, str) for k in obj):
+            raise TypeError("dumps_indented: object keys must be str")
+        pad = "\n" + " " * (indent * (_level + 1))
+        members = (f"{pad}{dumps(k)}: {dumps_indented(v, indent, _level + 1)}" for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)) and obj:
+        pad = "\n" + " " * (indent * (_level + 1))
+        members = (f"{pad}{dumps_indented(v, indent, _level + 1)}" for v in obj)
+    else:
+        return dumps(obj)
+    opening, closing = ("{", "}") if isinstance(obj, dict) else ("[", "]")
+    return opening + ",".join(members) + "\n" + " " * (indent * _level) + closing
+
+
 def raw_decode(text: str, start: int = 0) -> tuple[object, int]:
     """The JSON value starting at text[start] (no whitespace skipped) and the index after it;
     ValueError when there is none (e.g. the value is cut short)."""

@@ -4,10 +4,10 @@ Kept apart from `create` so these frequent, short commands import little."""
 
 from __future__ import annotations
 
-import os
 import select
 import time
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import run_hooks
 from dockyard.runtime.state import EXEC_FIFO, StateStore, process_alive
@@ -38,15 +38,19 @@ def write_pid_file(path: str | None, pid: int) -> None:
 
 def start(store: StateStore, cid: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Let a created container's init exec the user process; run poststart hooks. state is the
-    container's saved state when the caller holds it already (`run`)."""
+    container's saved state when the caller holds it already (`run`), with the exec fifo's
+    read end as "fifo_fd" when create() opened it: the container was created just now and may
+    even have run to its end already, so its status is not checked."""
     state = state or store.load(cid)
-    status = store.status(state)
-    if status == "stopped":
-        raise RuntimeFailure("cannot start a container that has stopped")
-    if status != "created":
-        raise RuntimeFailure(f"cannot start an already {status} container")
     fifo = os.path.join(store.dir(cid), EXEC_FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = state.pop("fifo_fd", -1)
+    if fd < 0:
+        status = store.status(state)
+        if status == "stopped":
+            raise RuntimeFailure("cannot start a container that has stopped")
+        if status != "created":
+            raise RuntimeFailure(f"cannot start an already {status} container")
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         # Opening the read end releases the init's blocking open of the write end; it then
         # writes one byte. select wakes as soon as it does (or its end closes: it died).

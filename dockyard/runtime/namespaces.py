@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.errors import RuntimeFailure
 

@@ -3,9 +3,9 @@ as if the root were '/', and '..' stops at the root)."""
 
 from __future__ import annotations
 
-import os
 import stat
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 MAX_SYMLINKS = 255
@@ -90,13 +90,3 @@ def open_in_root(root: str, unsafe: str, create: str = "") -> int:
         for fd in stack:
             os.close(fd)
 
-
-def make_destination(path: str, is_file: bool) -> None:
-    """Create a mount point (directory, or empty file for a file bind mount) at a resolved path."""
-    if os.path.lexists(path):
-        return
-    if is_file:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o755))
-    else:
-        os.makedirs(path, mode=0o755, exist_ok=True)

@@ -6,9 +6,7 @@ is checked before the process commits to running (so `create` reports it, as run
 
 from __future__ import annotations
 
-import os
-import resource  # imported here: after pivot_root the host's modules are out of reach
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls
 from dockyard.runtime.caps import CapabilitySets
 from dockyard.runtime.errors import RuntimeFailure
@@ -21,24 +19,27 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def apply_rlimits(proc: dict[str, Any]) -> None:
-    """setrlimit each process.rlimits entry; explain the missing CAP_SYS_RESOURCE case."""
+    """Set each process.rlimits entry (prlimit: unsigned 64-bit limits, as the runtime spec's);
+    explain the missing CAP_SYS_RESOURCE case."""
     rlimits = proc.get("rlimits")
     if not rlimits:
         return
     for rl in rlimits:
         name = rl["type"]
-        res = getattr(resource, name, None)
-        if res is None or not name.startswith("RLIMIT_"):
+        res = syscalls.RLIMITS.get(name)
+        if res is None:
             raise RuntimeFailure(f"process.rlimits: unknown rlimit type {name!r}")
         soft, hard = rl["soft"], rl["hard"]
+        if not 0 <= soft <= syscalls.RLIM_INFINITY or not 0 <= hard <= syscalls.RLIM_INFINITY:
+            raise RuntimeFailure(f"process.rlimits: {name} limits must be between 0 and 2**64-1")
         if soft > hard:
             raise RuntimeFailure(f"process.rlimits: {name} soft limit {soft} exceeds hard limit {hard}")
         try:
-            resource.setrlimit(res, (soft, hard))
-        except (ValueError, OSError) as e:
-            current_hard = resource.getrlimit(res)[1]
+            syscalls.prlimit(res, (soft, hard))
+        except OSError as e:
+            current_hard = syscalls.prlimit(res)[1]
             why = ("raising a hard limit needs CAP_SYS_RESOURCE, which this runtime does not have"
-                   if current_hard != resource.RLIM_INFINITY and hard > current_hard else str(e))
+                   if current_hard != syscalls.RLIM_INFINITY and hard > current_hard else e.strerror)
             raise RuntimeFailure(f"error setting rlimit {name} to soft={soft} hard={hard} "
                                  f"(current hard limit {current_hard}): {why}") from None
 

@@ -8,16 +8,17 @@ root read-only when asked.
 
 from __future__ import annotations
 
-import os
 import stat
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.mountopts import PROPAGATION, MountOptions
-from dockyard.runtime.paths import make_destination, open_in_root, secure_join
+from dockyard.runtime.paths import open_in_root
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 DEFAULT_DEVICES = [  # path, type, major, minor
@@ -143,45 +144,65 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Any, ns_types: set[str])
         s.mount(None, dest, None, prop)
 
 
-def _make_device(rootfs: str, path: str, kind: str, major: int, minor: int, mode: int,
+def _make_device(dev_dir: int, name: str, path: str, kind: str, major: int, minor: int, mode: int,
                  uid: int, gid: int, in_userns: bool) -> None:
-    dest = secure_join(rootfs, path)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    if os.path.lexists(dest):
-        os.unlink(dest)
+    """Make the device node `name` in the directory open at dev_dir (replacing what is there);
+    path is where the container sees it, and in a user namespace the host's node bound there."""
+    try:
+        os.unlink(name, dir_fd=dev_dir)
+    except FileNotFoundError:
+        pass
     if in_userns:  # mknod is not allowed in a user namespace: bind the host's node instead
-        make_destination(dest, is_file=True)
-        s.mount(path, dest, None, s.MS_BIND)
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755,
+                         dir_fd=dev_dir))
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev_dir)
+        try:
+            s.mount(path, f"/proc/self/fd/{fd}", None, s.MS_BIND)
+        finally:
+            os.close(fd)
         return
     type_bits = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
-    old = os.umask(0)
-    try:
-        os.mknod(dest, type_bits | (mode & 0o7777), os.makedev(major, minor))
-    finally:
-        os.umask(old)
-    os.chown(dest, uid, gid)
+    os.mknod(name, type_bits | (mode & 0o7777), os.makedev(major, minor), dir_fd=dev_dir)
+    os.chown(name, uid, gid, dir_fd=dev_dir, follow_symlinks=False)
 
 
 def setup_dev(rootfs: str, config: dict[str, Any], ns_types: set[str]) -> None:
-    """Create default devices, config devices and the standard /dev symlinks."""
+    """Create default devices, config devices and the standard /dev symlinks, each relative to
+    its directory's descriptor (opened inside the rootfs as mount destinations are)."""
     in_userns = "user" in ns_types
     binds_dev = any(m["destination"].rstrip("/") == "/dev" and MountOptions(m.get("options") or []).is_bind
                     for m in config.get("mounts") or [])
-    if not binds_dev:
-        for path, kind, major, minor in DEFAULT_DEVICES:
-            _make_device(rootfs, path, kind, major, minor, 0o666, 0, 0, in_userns)
-        for src, link in DEV_LINKS:
-            dest = secure_join(rootfs, link)
-            if not os.path.lexists(dest) and os.path.isdir(os.path.dirname(dest)):
-                os.symlink(src, dest)
-    for dev in (config.get("linux") or {}).get("devices") or []:
-        mode = dev.get("fileMode", 0o666)
-        _make_device(rootfs, dev["path"], dev["type"], dev.get("major", 0), dev.get("minor", 0), mode,
-                     dev.get("uid", 0), dev.get("gid", 0), in_userns)
+    old_umask = os.umask(0)  # nodes get exactly their mode; directories made on the way 0755
+    try:
+        if not binds_dev:
+            dev = open_in_root(rootfs, "/dev", "dir")
+            try:
+                for path, kind, major, minor in DEFAULT_DEVICES:
+                    _make_device(dev, os.path.basename(path), path, kind, major, minor, 0o666, 0, 0, in_userns)
+                for src, link in DEV_LINKS:
+                    try:
+                        os.symlink(src, os.path.basename(link), dir_fd=dev)
+                    except FileExistsError:
+                        pass
+            finally:
+                os.close(dev)
+        for d in (config.get("linux") or {}).get("devices") or []:
+            parent, name = os.path.split(d["path"])
+            dev_dir = open_in_root(rootfs, parent, "dir")
+            try:
+                _make_device(dev_dir, name, d["path"], d["type"], d.get("major", 0), d.get("minor", 0),
+                             d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0), in_userns)
+            finally:
+                os.close(dev_dir)
+    finally:
+        os.umask(old_umask)
 
 
-def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]) -> None:
-    """Everything before pivot_root: propagation, the rootfs bind, mounts and /dev."""
+def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str],
+            enter_cgroup: Callable[[], None] | None = None) -> None:
+    """Everything before pivot_root: propagation, the rootfs bind, mounts and /dev.
+    enter_cgroup, when given, is called once before the first cgroup mount, or before /dev's
+    devices are made: what comes earlier overlaps the runtime's set-up of the cgroup."""
     rootfs = os.path.realpath(rootfs)  # once here: each mount destination is checked against it
     linux = config.get("linux") or {}
     prop = PROPAGATION.get(linux.get("rootfsPropagation") or "", s.MS_SLAVE | s.MS_REC)
@@ -190,11 +211,16 @@ def prepare(rootfs: str, config: dict[str, Any], cgroup: Any, ns_types: set[str]
         _make_parent_private(rootfs)  # for the bind below and pivot_root; a slave or private one will do
     s.mount(rootfs, rootfs, None, s.MS_BIND | s.MS_REC)
     for m in config.get("mounts") or []:
+        if enter_cgroup is not None and m.get("type") == "cgroup":
+            enter_cgroup()
+            enter_cgroup = None
         try:
             mount_entry(rootfs, m, cgroup, ns_types)
         except OSError as e:
             raise RuntimeFailure(f"error mounting {m.get('source', '')!r} to rootfs at "
                                  f"{m['destination']!r}: {e.strerror or e}") from None
+    if enter_cgroup is not None:
+        enter_cgroup()
     setup_dev(rootfs, config, ns_types)
     cwd = (config.get("process") or {}).get("cwd") or "/"
     if cwd != "/":  # as runc: a missing cwd (say, inside a fresh volume) is made after the mounts

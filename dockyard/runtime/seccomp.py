@@ -7,8 +7,7 @@ ctypes, imported lazily so that importing this module stays cheap.
 
 from __future__ import annotations
 
-import os
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime.seccomp_spec import (
     ACTIONS,
     ARCHES,

@@ -10,9 +10,8 @@ size is not a whole program."""
 
 from __future__ import annotations
 
-import os
-
 from dockyard.runtime import jsonfast, syscalls
+from dockyard.runtime import oslite as os
 
 try:
     from _sha256 import sha256  # built into the interpreter: hashlib would load OpenSSL first

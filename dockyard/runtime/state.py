@@ -7,10 +7,10 @@ created, and the freezer tells paused.
 
 from __future__ import annotations
 
-import os
 import time
 
 from dockyard.runtime import jsonfast
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway

@@ -6,8 +6,8 @@ same program, and neither pipes nor marshal cost an import at start-up."""
 from __future__ import annotations
 
 import marshal
-import os
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
@@ -43,8 +43,18 @@ class SyncChannel:
         fields["type"] = kind
         data = marshal.dumps(fields)
         data = len(data).to_bytes(4, "little") + data
-        while data:
-            data = data[os.write(self.wfd, data):]
+        try:
+            while data:
+                data = data[os.write(self.wfd, data):]
+        except BrokenPipeError:
+            self._raise_peer_failure(kind)
+
+    def _raise_peer_failure(self, kind: str) -> None:
+        """The peer is gone: raise the error it reported before it went, if it did."""
+        while (msg := self.recv())["type"] != "eof":
+            if msg["type"] == "error":
+                raise RuntimeFailure(msg["message"])
+        raise RuntimeFailure(f"container process ended during set-up (sending {kind})")
 
     def _read_exact(self, n: int) -> bytes | None:
         buf = b""

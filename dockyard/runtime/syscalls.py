@@ -8,7 +8,7 @@ DOCKYARD_RUNTIME_CTYPES=1; both return the result or -errno.
 
 from __future__ import annotations
 
-import os
+from dockyard.runtime import oslite as os
 
 if os.environ.get("DOCKYARD_RUNTIME_CTYPES") == "1":
     from dockyard.runtime import syscalls_ctypes as _impl
@@ -20,6 +20,8 @@ else:
 
 BACKEND = "ctypes" if _impl.__name__.endswith("ctypes") else "c"
 SECCOMP_FILTER: bool = bool(_impl.SECCOMP_FILTER)  # whether seccomp_filter() can work on this machine
+RLIMITS: dict[str, int] = _impl.RLIMITS  # RLIMIT_* name -> number
+RLIM_INFINITY = (1 << 64) - 1
 
 # Namespace flags (clone(2)).
 CLONE_NEWNS = 0x00020000
@@ -151,6 +153,15 @@ def seccomp_filter(flags: int, program: bytes) -> None:
     ret = _impl.seccomp_filter(flags, program)
     if ret < 0:
         raise _error(ret, "seccomp")
+
+
+def prlimit(resource: int, limits: tuple[int, int] | None = None) -> tuple[int, int]:
+    """prlimit(2) of the calling process: set (soft, hard) when limits are given (unsigned 64-bit,
+    RLIM_INFINITY for unlimited); returns the previous pair."""
+    ret = _impl.prlimit(resource, limits)
+    if isinstance(ret, int):
+        raise _error(ret, f"prlimit({resource})")
+    return ret
 
 
 def libseccomp_info() -> tuple[str, int] | None:

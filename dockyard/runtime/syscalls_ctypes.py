@@ -86,6 +86,25 @@ def capset(effective: int, permitted: int, inheritable: int) -> int:
     return _result(_libc.capset(ctypes.byref(header), data))
 
 
+RLIMITS = {name: value for name, value in (
+    ("RLIMIT_CPU", 0), ("RLIMIT_FSIZE", 1), ("RLIMIT_DATA", 2), ("RLIMIT_STACK", 3), ("RLIMIT_CORE", 4),
+    ("RLIMIT_RSS", 5), ("RLIMIT_NPROC", 6), ("RLIMIT_NOFILE", 7), ("RLIMIT_MEMLOCK", 8), ("RLIMIT_AS", 9),
+    ("RLIMIT_LOCKS", 10), ("RLIMIT_SIGPENDING", 11), ("RLIMIT_MSGQUEUE", 12), ("RLIMIT_NICE", 13),
+    ("RLIMIT_RTPRIO", 14), ("RLIMIT_RTTIME", 15))}  # the generic Linux numbers (not alpha, sparc, mips)
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+
+def prlimit(resource: int, limits: tuple[int, int] | None) -> tuple[int, int] | int:
+    new = _Rlimit(*limits) if limits is not None else None
+    old = _Rlimit()
+    ret = _libc.prlimit64(ctypes.c_int(0), ctypes.c_int(resource), ctypes.byref(new) if new is not None else None,
+                        ctypes.byref(old))
+    return (old.cur, old.max) if ret == 0 else -ctypes.get_errno()
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 

@@ -84,7 +84,7 @@ def options(request: web.Request) -> tuple[BuildOptions, dict[str, str]]:
             opts.secrets = {k: base64.b64decode(v) for k, v in json.loads(base64.b64decode(secrets)).items()}
         except (ValueError, AttributeError):
             raise ApiError(400, "invalid X-Dockyard-Build-Secrets header") from None
-    if opts.network not in ("default", "host", "none", "bridge"):
+    if opts.network.startswith("container:"):
         raise ApiError(400, f"network mode {opts.network!r} is not supported for builds")
     if opts.network == "bridge":
         opts.network = "default"
@@ -119,7 +119,9 @@ async def build(request: web.Request) -> web.StreamResponse:
     try:
         opts, contexts = options(request)
         ssh = _ssh(request)
-    except ApiError:
+        if opts.network not in ("default", "host", "none"):  # a user-defined network, run in as a container
+            opts.network = (await eng.run(eng.networks.resolve, opts.network))["Id"]
+    except Exception:
         await drain(request)
         raise
     quiet = bool_query(request, "q")

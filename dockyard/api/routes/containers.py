@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from dockyard.api import bodies, hijack
 from dockyard.api.errors import ApiError, json_line
@@ -55,6 +55,7 @@ def routes() -> list[web.RouteDef]:
         web.post(api_path(PATH + "/resize"), resize),
         web.post(api_path(PATH + "/update"), update),
         web.post(api_path(PATH + "/attach"), attach),
+        web.get(api_path(PATH + "/attach/ws"), attach_ws),
         web.get(api_path(PATH + "/logs"), logs),
         web.delete(api_path("/containers/{id:.+}"), remove),  # a link's name has a slash: parent/alias
     ]
@@ -338,16 +339,51 @@ async def attach(request: web.Request) -> web.StreamResponse:
     """POST /containers/{id}/attach?stream&logs&stdin&stdout&stderr: hijacked; logs=1 replays the
     log first; stream=1 then proxies the shim's attach stream from the container's (next) start
     until its output ends."""
+    async with _attach_request(request) as (record, pending, want_stdin, stdout, stderr, keys):
+        return await _attached(request, record, pending, want_stdin, stdout, stderr, keys)
+
+
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """GET /containers/{id}/attach/ws (same query as attach): the attach over a WebSocket, as
+    dockerd's: binary messages carry the output raw (stdout and stderr unframed, even without a
+    tty), and the client's messages go to the container's stdin."""
+    async with _attach_request(request) as (record, pending, want_stdin, stdout, stderr, keys):
+        eng = engine(request)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        with long_poll(request):
+            if bool_query(request, "logs") and (stdout or stderr) and record["LogPath"]:
+                for _stream, data in await eng.run(lambda: list(eng.containers.logs(record["Id"], stdout, stderr))):
+                    await ws.send_bytes(data)
+            if pending is not None:
+                current, shim = await eng.run_detached(pending.wait)
+                eng.container_event(current, "attach")
+                tty = bool(current["Config"].get("Tty"))
+                stdin = want_stdin and bool(current["Config"].get("OpenStdin"))
+                watcher = detach.DetachWatcher(keys) if stdin and tty else None
+                if await _proxy_ws(ws, shim, tty, stdin, watcher):
+                    eng.container_event(current, "detach")
+            await ws.close()
+        return ws
+
+
+AttachRequest = tuple[dict[str, Any], PendingAttach | None, bool, bool, bool, bytes]
+
+
+@contextlib.asynccontextmanager
+async def _attach_request(request: web.Request) -> AsyncIterator[AttachRequest]:
+    """An attach's query read: (record, pending stream or None, stdin, stdout, stderr, detach
+    keys); the pending attach is dropped when the block ends unless it was taken."""
     eng = engine(request)
     ref = _ref(request)
     record = await eng.run(eng.containers.inspect, ref)
     want_stdin, stdout, stderr = (bool_query(request, name) for name in ("stdin", "stdout", "stderr"))
     keys = _detach_keys(request.query.get("detachKeys") or detach.DEFAULT_KEYS)
-    # registered before the 101 answer, after which the client may start the container
+    # registered before the answer, after which the client may start the container
     pending = await eng.run(eng.containers.prepare_attach, ref, want_stdin, stdout, stderr) \
         if bool_query(request, "stream") else None
     try:
-        return await _attached(request, record, pending, want_stdin, stdout, stderr, keys)
+        yield record, pending, want_stdin, stdout, stderr, keys
     finally:
         if pending is not None:
             pending.cancel()  # a no-op once the stream was taken
@@ -356,7 +392,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
 async def _attached(request: web.Request, record: dict[str, Any], pending: PendingAttach | None,
                     want_stdin: bool, stdout: bool, stderr: bool, keys: bytes) -> web.StreamResponse:
     eng = engine(request)
-    async with hijack.hijack(request) as (reader, writer):
+    async with hijack.hijack(request, head_first=True) as (reader, writer):
         if bool_query(request, "logs") and (stdout or stderr) and record["LogPath"]:  # none: no log to replay
             entries = await eng.run(lambda: list(eng.containers.logs(record["Id"], stdout, stderr)))
             writer.write(b"".join(_encode(bool(record["Config"].get("Tty")), *entry) for entry in entries))
@@ -404,15 +440,67 @@ async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shi
                 writer.write(data)
                 await writer.drain()
 
-    feeding = asyncio.create_task(upstream())
-    draining = asyncio.create_task(downstream())
+    try:
+        return await _pump(upstream(), downstream())
+    finally:
+        shim_writer.close()
+
+
+async def _pump(upstream: Coroutine[Any, Any, bool], downstream: Coroutine[Any, Any, None],
+                output_outlives_input: bool = True) -> bool:
+    """Run an attach's two directions until the output ends (False) or the client's input says it
+    detached (True); with output_outlives_input false the end of the input ends it too (False)."""
+    feeding = asyncio.create_task(upstream)
+    draining = asyncio.create_task(downstream)
     try:
         await asyncio.wait({feeding, draining}, return_when=asyncio.FIRST_COMPLETED)
-        if not (feeding.done() and not feeding.cancelled() and feeding.result()):
+        if feeding.done() and not feeding.cancelled() and feeding.result():
+            return True
+        if output_outlives_input:
             await draining  # the output ends (the container exited, or its stdout closed)
-            return False
-        return True
+        return False
     finally:
         feeding.cancel()
         draining.cancel()
+
+
+async def _proxy_ws(ws: web.WebSocketResponse, shim: socket.socket, tty: bool, stdin: bool,
+                    watcher: detach.DetachWatcher | None) -> bool:
+    """_proxy for a WebSocket: the client's messages → the shim, shim output → binary messages,
+    unframed; the client's close ends the session (after half-closing stdin toward the shim)."""
+    shim.setblocking(False)
+    shim_reader, shim_writer = await asyncio.open_connection(sock=shim)
+
+    async def upstream() -> bool:
+        with contextlib.suppress(ConnectionError):
+            async for message in ws:
+                if not stdin or message.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    continue
+                data = message.data if message.type == WSMsgType.BINARY else message.data.encode()
+                detached = False
+                if watcher is not None:
+                    data, detached = watcher.feed(data)
+                shim_writer.write(data)
+                await shim_writer.drain()
+                if detached:
+                    return True
+            if stdin:
+                shim_writer.write_eof()
+        return False
+
+    async def downstream() -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                if tty:
+                    data = await shim_reader.read(65536)
+                    if not data:
+                        return
+                else:
+                    header = await shim_reader.readexactly(8)
+                    data = await shim_reader.readexactly(int.from_bytes(header[4:], "big"))
+                await ws.send_bytes(data)
+
+    try:
+        return await _pump(upstream(), downstream(), output_outlives_input=False)
+    finally:
         shim_writer.close()

@@ -48,6 +48,15 @@ async def ping(request: web.Request) -> web.Response:
     return web.Response(text="OK", content_type="text/plain", charset="utf-8", headers=_PING_HEADERS)
 
 
+def _sysctl_on(path: str) -> bool:
+    """Whether a boolean sysctl reads 1 (False when absent)."""
+    try:
+        with open(path) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
 def _kernel() -> str:
     return platform.uname().release
 
@@ -56,9 +65,10 @@ async def version(request: web.Request) -> web.Response:
     """GET /version."""
     arch = host_platform().architecture
     details = {"ApiVersion": versions.API_VERSION, "MinAPIVersion": versions.MIN_API_VERSION, "Os": "linux",
-               "Arch": arch, "KernelVersion": _kernel(), "Experimental": "false", "GitCommit": "",
+               "Arch": arch, "KernelVersion": _kernel(), "GitCommit": "",
                "GoVersion": f"python{platform.python_version()}", "BuildTime": ""}
     eng = engine(request)
+    details["Experimental"] = str(eng.config.experimental).lower()
     return json_response({
         "Platform": {"Name": "dockyard"},
         "Components": [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
@@ -67,7 +77,7 @@ async def version(request: web.Request) -> web.Response:
         "Version": ENGINE_VERSION, "ApiVersion": versions.API_VERSION,
         "MinAPIVersion": versions.MIN_API_VERSION, "GitCommit": "",
         "GoVersion": details["GoVersion"], "Os": "linux", "Arch": arch, "KernelVersion": _kernel(),
-        "BuildTime": "",
+        "BuildTime": "", **({"Experimental": True} if eng.config.experimental else {}),
     })
 
 
@@ -108,8 +118,10 @@ async def info(request: web.Request) -> web.Response:
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True,
-        "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": False,
-        "BridgeNfIp6tables": False, "Debug": config.debug, "NFd": len(os.listdir("/proc/self/fd")),
+        "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+        "BridgeNfIptables": _sysctl_on("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        "BridgeNfIp6tables": _sysctl_on("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+        "Debug": config.debug, "NFd": len(os.listdir("/proc/self/fd")),
         "OomKillDisable": False, "NGoroutines": len(sys._current_frames()),
         "SystemTime": datetime.now(UTC).astimezone().isoformat(timespec="microseconds"),
         "LoggingDriver": config.log_driver, "CgroupDriver": "cgroupfs", "CgroupVersion": _cgroup_version(),
@@ -124,7 +136,7 @@ async def info(request: web.Request) -> web.Response:
                            "Mirrors": None},
         "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
         "DockerRootDir": config.data_root, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
-        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": config.experimental, "ServerVersion": ENGINE_VERSION,
         "Runtimes": runtimes, "DefaultRuntime": config.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},

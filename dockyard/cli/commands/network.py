@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from types import SimpleNamespace
 
 from dockyard.cli import format as fmt
@@ -24,21 +25,49 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def _network(text: str, flag: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise UsageError(f'invalid argument "{text}" for "{flag}" flag: invalid CIDR address: {text}') from None
+
+
+def _address(text: str, flag: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise UsageError(f'invalid argument "{text}" for "{flag}" flag: invalid string being converted to IP '
+                         f'address: {text}') from None
+
+
+def ipam_configs(subnets: list[str], gateways: list[str], ranges: list[str]) -> list[dict[str, str]]:
+    """--subnet/--gateway/--ip-range as IPAM config entries (one per subnet, IPv4 and IPv6 alike):
+    each gateway and range goes to the subnet holding it, as the docker CLI matches them."""
+    configs = [{"Subnet": s} for s in subnets]
+    nets = [_network(s, "--subnet") for s in subnets]
+    for i, a in enumerate(nets):
+        if any(a.version == b.version and a.overlaps(b) for b in nets[:i]):  # type: ignore[arg-type]
+            raise CommandError("multiple overlapping subnet configuration is not supported")
+    for values, key, parse, word in ((ranges, "IPRange", lambda t: _network(t, "--ip-range"), "range"),
+                                     (gateways, "Gateway", lambda t: _address(t, "--gateway"), "gateway")):
+        for text in values:
+            value = parse(text)
+            match = [i for i, n in enumerate(nets) if n.version == value.version and (
+                value.subnet_of(n) if key == "IPRange" else value in n)]
+            if not match:
+                raise CommandError(f"no matching subnet for {word} {text}")
+            if key in configs[match[0]]:
+                raise CommandError(f"cannot configure multiple {'ranges' if word == 'range' else 'gateways'} "
+                                   f"({text}, {configs[match[0]][key]}) on the same subnet ({subnets[match[0]]})")
+            configs[match[0]][key] = text
+    return configs
+
+
 def create(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
-    if len(opts.subnet) > 1 or len(opts.gateway) > 1 or len(opts.ip_range) > 1:
-        raise UsageError("dockyard supports one IPv4 subnet per network")
-    if (opts.gateway or opts.ip_range) and not opts.subnet:
-        raise CommandError("no matching subnet for gateway" if opts.gateway else "no matching subnet for range")
-    config = {}
-    if opts.subnet:
-        config["Subnet"] = opts.subnet[0]
-    if opts.gateway:
-        config["Gateway"] = opts.gateway[0]
-    if opts.ip_range:
-        config["IPRange"] = opts.ip_range[0]
+    configs = ipam_configs(opts.subnet, opts.gateway, opts.ip_range)
     body = {"Name": args[0], "Driver": opts.driver or "bridge", "Internal": opts.internal,
-            "Attachable": opts.attachable, "EnableIPv6": opts.ipv6 or None,
-            "IPAM": {"Driver": opts.ipam_driver or "default", "Config": [config] if config else [], "Options": {}},
+            "Attachable": opts.attachable, "EnableIPv4": None if opts.ipv4 else False, "EnableIPv6": opts.ipv6 or None,
+            "IPAM": {"Driver": opts.ipam_driver or "default", "Config": configs, "Options": {}},
             "Options": _pairs(opts.opt, "--opt"), "Labels": _pairs(opts.label, "--label")}
     result = cli.client.call("POST", "/networks/create", None, body)
     cli.write(result["Id"] + "\n")
@@ -102,8 +131,8 @@ def prune(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
 
 def connect(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:
     config = {"Aliases": opts.alias or None, "DriverOpts": _pairs(opts.driver_opt, "--driver-opt") or None}
-    if opts.ip:
-        config["IPAMConfig"] = {"IPv4Address": opts.ip}
+    if opts.ip or opts.ip6:
+        config["IPAMConfig"] = {"IPv4Address": opts.ip or "", "IPv6Address": opts.ip6 or ""}
     cli.client.call("POST", f"/networks/{args[0]}/connect", None, {"Container": args[1], "EndpointConfig": config})
     return 0
 
@@ -143,7 +172,8 @@ COMMANDS = {
         Flag("", "internal", BOOL, "Restrict external access to the network"),
         Flag("", "ip-range", LIST, "Allocate container ip from a sub-range"),
         Flag("", "ipam-driver", STR, "IP Address Management Driver", "default"),
-        Flag("", "ipv6", BOOL, "Enable or disable IPv6 networking"),
+        Flag("", "ipv4", BOOL, "Enable or disable IPv4 address assignment", True),
+        Flag("", "ipv6", BOOL, "Enable or disable IPv6 address assignment"),
         Flag("", "label", LIST, "Set metadata on a network"),
         Flag("o", "opt", LIST, "Set driver specific options"),
         Flag("", "subnet", LIST, "Subnet in CIDR format that represents a network segment")], create, 1, 1),
@@ -161,7 +191,8 @@ COMMANDS = {
     "connect": Command("[OPTIONS] NETWORK CONTAINER", "Connect a container to a network", [
         Flag("", "alias", LIST, "Add network-scoped alias for the container"),
         Flag("", "driver-opt", LIST, "driver options for the network"),
-        Flag("", "ip", STR, "IPv4 address (e.g., \"172.30.100.104\")")], connect, 2, 2),
+        Flag("", "ip", STR, "IPv4 address (e.g., \"172.30.100.104\")"),
+        Flag("", "ip6", STR, "IPv6 address (e.g., \"2001:db8::33\")")], connect, 2, 2),
     "disconnect": Command("[OPTIONS] NETWORK CONTAINER", "Disconnect a container from a network",
                           [Flag("f", "force", BOOL, "Force the container to disconnect from a network")],
                           disconnect, 2, 2),

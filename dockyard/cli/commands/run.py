@@ -157,8 +157,8 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
     if (healthcheck := health_config(opts)) is not None:
         body["Healthcheck"] = healthcheck
     endpoint: dict[str, Any] = {}
-    if opts.ip:
-        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+    if opts.ip or opts.ip6:
+        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip or "", "IPv6Address": opts.ip6 or ""}
     if opts.network_alias:
         endpoint["Aliases"] = opts.network_alias
     if opts.mac_address:
@@ -326,6 +326,7 @@ CREATE_FLAGS = [
     Flag("h", "hostname", STR, "Container host name"),
     Flag("", "init", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
     INTERACTIVE, Flag("", "ip", STR, "IPv4 address (e.g., 172.30.100.104)"),
+    Flag("", "ip6", STR, "IPv6 address (e.g., 2001:db8::33)"),
     Flag("l", "label", LIST, "Set meta data on a container"), Flag("", "link", LIST, "Add link to another container"),
     Flag("", "log-driver", STR, "Logging driver for the container"), Flag("", "log-opt", LIST, "Log driver options"),
     Flag("", "mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),

@@ -203,8 +203,12 @@ class ContainerService:
 
     def create(self, body: dict[str, Any], name: str | None = None) -> str:
         """POST /containers/create: record the container, prepare its rootfs; returns the ID."""
-        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig", "Runtime")}
         hc = dict(body.get("HostConfig") or {})
+        # docker-py's create_container(runtime=) sends it beside the Config's fields (dockerd drops
+        # it, which shows only while its default runtime is the one asked for): taken as HostConfig's
+        legacy = body.get("Runtime") if isinstance(body.get("Runtime"), str) else None
+        hc["Runtime"] = hc.get("Runtime") or legacy or self.default_runtime
         if not config.get("Image"):
             raise InvalidParameter("Config cannot be empty in order to create a container")
         try:
@@ -216,7 +220,6 @@ class ContainerService:
             given = (hc.get("LogConfig") or {}).get("Config")
             hc["LogConfig"] = {"Type": self.log_config["Type"], "Config": dict(given or self.log_config["Config"])}
         self._validate_host_config(hc)
-        hc["Runtime"] = hc.get("Runtime") or self.default_runtime
         if hc["Runtime"] not in self.runtimes:
             raise InvalidParameter(f"unknown or invalid runtime name: {hc['Runtime']}")
         if self.network is not None:
@@ -702,6 +705,24 @@ class ContainerService:
         """POST /networks/{id}/disconnect, serialised as connect_network."""
         with self._lock:
             self.network.disconnect(net_ref, ref, force)
+
+    @contextlib.contextmanager
+    def build_sandbox(self, network: str, step_id: str, hostname: str, files_dir: str,
+                      extra_hosts: list[str]) -> Iterator[tuple[str, str, str]]:
+        """A build step's sandbox on a user-defined network (ContainerNetworking.step_record),
+        set up and torn down under this service's lock as a container's start and exit are;
+        yields (network namespace path, /etc/hosts path, resolv.conf path)."""
+        if self.network is None:
+            raise InvalidParameter(f"network {network} not found")
+        record = self.network.step_record(network, step_id, hostname, files_dir, extra_hosts)
+        with self._lock:
+            path = self.network.setup(record)
+        try:
+            yield path, record["HostsPath"], record["ResolvConfPath"]
+        finally:
+            with self._lock:
+                self.network.teardown(record)
+                self.network.forget(step_id)
 
     # -- remove, rename ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 from dockyard.engine.containers.errors import InvalidParameter
 from dockyard.engine.networks import views as network_views
 from dockyard.humanize import human_duration
-from dockyard.image.filters import labels_match
+from dockyard.image.filters import labels_match, match
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -108,7 +108,9 @@ def matches(record: dict[str, Any], filters: dict[str, list[str]], image_ids: di
     except label's, which must all match."""
     tests = {
         "id": lambda v: record["ID"].startswith(v),
-        "name": lambda v: v.lstrip("/") in record["Name"].lstrip("/"),
+        # as dockerd: a regular expression on the name with or without its slash (link names only
+        # pre-select there: the container's own name decides)
+        "name": lambda v: match(v, record["Name"]) or match(v, record["Name"].lstrip("/")),
         "label": lambda v: labels_match([v], record["Config"].get("Labels")),
         "status": lambda v: record["State"]["Status"] == v,
         "health": lambda v: (record["State"].get("Health") or {}).get("Status", "none") == v,

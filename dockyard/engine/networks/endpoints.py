@@ -25,10 +25,16 @@ from dockyard.engine.networks.errors import ContainerError, Forbidden, InvalidPa
 from dockyard.engine.networks.links import LegacyLinks
 from dockyard.engine.networks.names import Member, NameTable
 from dockyard.engine.networks.publish import Publisher, publish_error
-from dockyard.engine.networks.service import OPT_MTU, NetworkService, ipv4_config
+from dockyard.engine.networks.service import (
+    OPT_MTU,
+    NetworkService,
+    default_bridge_v4,
+    ipv4_config,
+    ipv6_config,
+)
 from dockyard.network import bridge, ipam, netns
 from dockyard.network.dns import EmbeddedDNS
-from dockyard.network.ports import PortError, wanted
+from dockyard.network.ports import PortError, check_bindings, wanted
 
 log = logging.getLogger("dockyardd.networks")
 Record = dict[str, Any]
@@ -56,6 +62,10 @@ class ContainerNetworking:
 
     def prepare(self, config: dict[str, Any], hc: dict[str, Any], networking: dict[str, Any] | None) -> Record:
         """Check the container's network mode and endpoint configs; its initial NetworkSettings."""
+        try:
+            check_bindings(hc.get("PortBindings"))
+        except PortError as e:
+            raise InvalidParameter(str(e)) from None
         mode = hc.get("NetworkMode") or "default"
         hc["NetworkMode"] = mode = "bridge" if mode == "default" else mode
         configs = dict((networking or {}).get("EndpointsConfig") or {})
@@ -93,8 +103,9 @@ class ContainerNetworking:
     def _check_endpoint(network: Record, cfg: dict[str, Any] | None) -> None:
         cfg = cfg or {}
         ip = (cfg.get("IPAMConfig") or {}).get("IPv4Address")
+        ip6 = (cfg.get("IPAMConfig") or {}).get("IPv6Address")
         if network["Name"] in views.PREDEFINED:
-            if ip:
+            if ip or ip6:
                 raise InvalidParameter("user specified IP address is supported on user defined networks only")
             if cfg.get("Aliases"):
                 raise InvalidParameter("network-scoped alias is supported only for containers in user defined "
@@ -102,6 +113,8 @@ class ContainerNetworking:
         elif ip and not network.get("_UserSubnet"):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks with "
                                    "user configured subnets")
+        elif ip6:
+            _check_ipv6(ip6, network)
 
     # -- start and exit -------------------------------------------------------------------------------
 
@@ -123,9 +136,9 @@ class ContainerNetworking:
         settings.update(SandboxID=secrets.token_hex(32), SandboxKey=path)
         try:
             names = [n for n in settings["Networks"] if n != "none"]
-            gateway = self._gateway_network(settings["Networks"])
+            route4, route6 = self._route_networks(settings["Networks"])
             for index, name in enumerate(names):
-                self._attach(record, name, f"eth{index}", default_route=name == gateway)
+                self._attach(record, name, f"eth{index}", routes=(name == route4, name == route6))
             self._publish(record)
             self._write_files(record, self.links.hosts_entries(children))
             self._readdress_parents(record)
@@ -137,6 +150,18 @@ class ContainerNetworking:
         views.refresh_top_level(settings)
         log.debug("network setup of %s: %.1f ms", record["ID"][:12], (time.perf_counter() - started) * 1000)
         return path
+
+    def step_record(self, network: str, step_id: str, hostname: str, files_dir: str,
+                    extra_hosts: list[str]) -> Record:
+        """What setup needs to give a build step (a process, not a container) its sandbox on a
+        user-defined network, as dockerd's classic builder runs each step in a container there:
+        an address, its names on the network's DNS, /etc/hosts and resolv.conf in files_dir."""
+        record: Record = {"ID": step_id, "Name": "/" + step_id, "Config": {"Hostname": hostname},
+                          "HostConfig": {"NetworkMode": network, "ExtraHosts": extra_hosts},
+                          "HostsPath": os.path.join(files_dir, "hosts"),
+                          "ResolvConfPath": os.path.join(files_dir, "resolv.conf")}
+        record["NetworkSettings"] = self.prepare(record["Config"], record["HostConfig"], None)
+        return record
 
     def _settings(self, record: Record) -> Record:
         """The container's NetworkSettings (made now for a container created without them)."""
@@ -178,60 +203,83 @@ class ContainerNetworking:
 
     # -- endpoints ------------------------------------------------------------------------------------
 
-    def _gateway_network(self, networks: dict[str, Record]) -> str | None:
-        """The network whose gateway is the default route, as Docker orders endpoints: highest
-        GwPriority, then not internal, then by name."""
-        def key(name: str) -> tuple[int, bool, str]:
+    def _endpoint_order(self, networks: dict[str, Record]) -> list[tuple[str, Record | None]]:
+        """A container's networks (with their records; None: gone) in Docker's endpoint order:
+        highest GwPriority, then not internal, then dual stack, then by name."""
+        def record(name: str) -> Record | None:
             try:
-                internal = bool(self.networks.resolve(networks[name].get("NetworkID") or name)["Internal"])
+                return self.networks.resolve(networks[name].get("NetworkID") or name)
             except NotFound:
-                internal = True
-            return -int(networks[name].get("GwPriority") or 0), internal, name
-        return min((n for n in networks if n != "none"), key=key, default=None)
+                return None
 
-    def _attach(self, record: Record, name: str, ifname: str, default_route: bool) -> None:
-        """One endpoint: an address, a veth into the sandbox (with the default route if asked and
-        the network is not internal), the DNS names."""
+        def key(item: tuple[str, Record | None]) -> tuple[int, bool, bool, str]:
+            name, network = item
+            internal = network is None or bool(network["Internal"])
+            dual = network is not None and ipv4_config(network) is not None and ipv6_config(network) is not None
+            return -int(networks[name].get("GwPriority") or 0), internal, not dual, name
+        return sorted(((n, record(n)) for n in networks if n != "none"), key=key)
+
+    def _gateway_network(self, networks: dict[str, Record]) -> str | None:
+        """The first network in Docker's endpoint order (where ports are published)."""
+        order = self._endpoint_order(networks)
+        return order[0][0] if order else None
+
+    def _route_networks(self, networks: dict[str, Record]) -> tuple[str | None, str | None]:
+        """The networks whose gateways are the IPv4 and the IPv6 default routes: in endpoint order,
+        the first not internal one of each family (as Docker 28: they may differ)."""
+        usable = [(n, net) for n, net in self._endpoint_order(networks) if net is not None and not net["Internal"]]
+        return (next((n for n, net in usable if ipv4_config(net) is not None), None),
+                next((n for n, net in usable if ipv6_config(net) is not None), None))
+
+    def _attach(self, record: Record, name: str, ifname: str, routes: tuple[bool, bool] = (False, False)) -> None:
+        """One endpoint: its addresses, a veth into the sandbox (with the IPv4 / IPv6 default
+        routes asked for), the DNS names."""
         cid, settings = record["ID"], record["NetworkSettings"]
         ep_settings = settings["Networks"][name]
         network = self.networks.resolve(ep_settings.get("NetworkID") or name)
-        config = ipv4_config(network)
-        subnet = ipaddress.IPv4Network(config["Subnet"])
-        gateway = ipaddress.IPv4Address(config["Gateway"])
+        config, config6 = ipv4_config(network), ipv6_config(network)
         user_defined = network["Name"] not in views.PREDEFINED
         # Docker's DNSNames: name, aliases, short ID, hostname (first occurrences)
         names = list(dict.fromkeys([record["Name"].lstrip("/"), *(ep_settings.get("Aliases") or []), cid[:12],
                                     *([record["Config"]["Hostname"]] if record["Config"].get("Hostname") else [])]))
         names = names if user_defined else []
-        requested = (ep_settings.get("IPAMConfig") or {}).get("IPv4Address")
-        ip_range = ipaddress.IPv4Network(config["IPRange"]) if config.get("IPRange") else None
+        requested = ep_settings.get("IPAMConfig") or {}
         try:
             with self.networks.store.tx() as db:
-                used = {ipaddress.IPv4Address(ip) for ip in self.networks.store.used_ips(db, network["Id"])}
-                used |= {gateway, *map(ipaddress.IPv4Address, (config.get("AuxiliaryAddresses") or {}).values())}
-                ip = ipam.check_static(requested, subnet, used) if requested else ipam.first_free(subnet, used, ip_range)
-                ep = {"EndpointID": secrets.token_hex(32), "Name": record["Name"].lstrip("/"), "IPAddress": str(ip),
-                      "IPPrefixLen": subnet.prefixlen, "MacAddress": ep_settings.get("_Mac") or ipam.mac_for(ip),
-                      "HostIfname": "veth" + secrets.token_hex(4)[:7], "IfName": ifname, "DNSNames": names}
+                used = set(map(ipaddress.ip_address, self.networks.store.used_ips(db, network["Id"])))
+                ip = _allocate(config, requested.get("IPv4Address"), used) if config else None
+                ip6 = _allocate(config6, requested.get("IPv6Address"), used) if config6 else None
+                mac = ep_settings.get("_Mac") or (ipam.mac_for(ip) if ip else "02:42:" + ":".join(
+                    f"{b:02x}" for b in secrets.token_bytes(4)))  # IPv6 only: random, locally administered
+                ep = {"EndpointID": secrets.token_hex(32), "Name": record["Name"].lstrip("/"), "IPAddress": str(ip or ""),
+                      "IPPrefixLen": _prefixlen(config), "MacAddress": mac,
+                      "HostIfname": "veth" + secrets.token_hex(4)[:7], "IfName": ifname, "DNSNames": names,
+                      "GlobalIPv6Address": str(ip6 or ""), "GlobalIPv6PrefixLen": _prefixlen(config6)}
                 self.networks.store.add_endpoint(db, network["Id"], cid, ep)
         except ipam.IPAMError as e:
             raise Forbidden(str(e)) from None
         except sqlite3.IntegrityError:
             raise Forbidden(f"endpoint with name {ep['Name']} already exists in network {network['Name']}") from None
-        routed = default_route and not network["Internal"]
+        addresses: list[bridge.Interface] = []
+        gateways: list[ipam.Address] = []
+        for address, entry, route in ((ip, config, routes[0]), (ip6, config6, routes[1])):
+            if address is not None and entry is not None:
+                addresses.append(ipaddress.ip_interface(f"{address}/{_prefixlen(entry)}"))
+                gateways += [ipaddress.ip_address(entry["Gateway"])] if route else []
         try:
             bridge.attach(self.networks.nl, settings["SandboxKey"], bridge.Endpoint(
-                network["_Bridge"], ep["HostIfname"], ifname, ipaddress.IPv4Interface(f"{ip}/{subnet.prefixlen}"),
-                ep["MacAddress"], gateway if routed else None, int(network["Options"].get(OPT_MTU) or 0)))
+                network["_Bridge"], ep["HostIfname"], ifname, tuple(addresses), ep["MacAddress"],
+                tuple(gateways), int(network["Options"].get(OPT_MTU) or 0)))
         except BaseException:
             self.networks.store.delete_endpoint(network["Id"], cid)
             raise
         if user_defined:
-            self.names.add(network["Id"], network["Name"], cid, Member(names, str(ip), ep["Name"]),
-                           _links(record, ep_settings, network))
-        ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=str(gateway),
-                           IPAddress=str(ip), IPPrefixLen=subnet.prefixlen, MacAddress=ep["MacAddress"],
-                           DNSNames=names or None)
+            self.names.add(network["Id"], network["Name"], cid, _member(ep), _links(record, ep_settings, network))
+        ep_settings.update(NetworkID=network["Id"], EndpointID=ep["EndpointID"], Gateway=config["Gateway"] if config else "",
+                           IPAddress=ep["IPAddress"], IPPrefixLen=ep["IPPrefixLen"], MacAddress=ep["MacAddress"],
+                           DNSNames=names or None, GlobalIPv6Address=ep["GlobalIPv6Address"],
+                           GlobalIPv6PrefixLen=ep["GlobalIPv6PrefixLen"],
+                           IPv6Gateway=config6["Gateway"] if config6 and ip6 else "")
         self.networks.notify("connect", network, container=cid)
 
     def _detach(self, ep: Record) -> None:
@@ -264,7 +312,7 @@ class ContainerNetworking:
         network is not internal: where ports are published (as Docker)."""
         networks = record["NetworkSettings"]["Networks"]
         gateway = self._gateway_network(networks)
-        if gateway is None or not networks[gateway].get("IPAddress"):
+        if gateway is None or not _addresses(networks[gateway]):
             return None
         network = self.networks.resolve(networks[gateway]["NetworkID"])
         return None if network["Internal"] else (networks[gateway], network)
@@ -283,10 +331,10 @@ class ContainerNetworking:
 
     def _host_gateway(self) -> str:
         """What --add-host's "host-gateway" stands for: the default bridge's gateway address."""
-        return ipv4_config(self.networks.resolve("bridge"))["Gateway"]
+        return default_bridge_v4(self.networks.resolve("bridge"))["Gateway"]
 
     def _write_files(self, record: Record, link_entries: list[str]) -> None:
-        addresses = [ep["IPAddress"] for ep in record["NetworkSettings"]["Networks"].values() if ep.get("IPAddress")]
+        addresses = [a for ep in record["NetworkSettings"]["Networks"].values() for a in _addresses(ep)]
         resolvfiles.write(record, addresses, self._host_gateway(), link_entries, self._user_networks(record))
 
     # -- legacy links ---------------------------------------------------------------------------------
@@ -296,13 +344,13 @@ class ContainerNetworking:
         return self.links.env(record, self.links.check_start(record))
 
     def _readdress_parents(self, record: Record) -> None:
-        """Running containers linked to this one see its new default-bridge address in /etc/hosts."""
-        ip = record["NetworkSettings"]["Networks"].get("bridge", {}).get("IPAddress")
-        if not ip:
+        """Running containers linked to this one see its new default-bridge addresses in /etc/hosts."""
+        addresses = links.bridge_addresses(record)
+        if not addresses:
             return
         for alias, parent in self.links.parents(record["ID"]):
             if parent["State"]["Running"] and os.path.exists(parent.get("HostsPath") or ""):
-                resolvfiles.readdress(parent, alias, ip)
+                resolvfiles.readdress(parent, alias, addresses)
 
     def unlink(self, name: str) -> None:
         """DELETE /containers/{parent/alias}?link=1 (a running parent's /etc/hosts loses the alias)."""
@@ -336,11 +384,14 @@ class ContainerNetworking:
             try:
                 taken = bridge.interface_names(settings["SandboxKey"])
                 ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
-                self._attach(record, network["Name"], ifname, default_route=False)
+                # the first dual-stack network of a container gives it its IPv6 default route
+                dual = [n for n, net in self._endpoint_order(settings["Networks"])
+                        if net is not None and not net["Internal"] and ipv6_config(net) is not None]
+                self._attach(record, network["Name"], ifname, routes=(False, dual == [network["Name"]]))
             except BaseException:
                 del settings["Networks"][network["Name"]]
                 raise
-            resolvfiles.update_address(record, added=settings["Networks"][network["Name"]]["IPAddress"])
+            resolvfiles.update_address(record, added=_addresses(settings["Networks"][network["Name"]]))
             if self._user_networks(record):
                 self.dns.attach(record["ID"], settings["SandboxKey"], upstreams=self._upstreams(record))
                 resolvfiles.use_internal_resolver(record)
@@ -369,7 +420,7 @@ class ContainerNetworking:
                 self.ports.unpublish(record["ID"])
                 settings["Ports"] = {}
             self._detach(ep)
-            resolvfiles.update_address(record, removed=ep["IPAddress"])
+            resolvfiles.update_address(record, removed=_addresses(ep))
         del settings["Networks"][network["Name"]]
         if not self._user_networks(record):
             self.dns.detach(record["ID"])
@@ -389,8 +440,8 @@ class ContainerNetworking:
             elif ep["DNSNames"]:
                 record = running[ep["ContainerID"]]
                 ep_settings = record["NetworkSettings"]["Networks"].get(network["Name"]) or {}
-                self.names.add(network["Id"], network["Name"], ep["ContainerID"],
-                               Member(ep["DNSNames"], ep["IPAddress"], ep["Name"]), _links(record, ep_settings, network))
+                self.names.add(network["Id"], network["Name"], ep["ContainerID"], _member(ep),
+                               _links(record, ep_settings, network))
         if os.path.isdir(self.sandbox_dir):
             keep = {cid[:12] for cid in running}
             for entry in os.listdir(self.sandbox_dir):
@@ -407,6 +458,42 @@ class ContainerNetworking:
             except (ContainerError, OSError, PortError) as e:
                 log.warning("restoring the network of %s: %s", record["ID"][:12], e)
         self.networks.apply_firewall()
+
+
+def _allocate(config: Record, requested: str | None, used: set[ipam.Address]) -> ipam.Address:
+    """An address of one IPAM config entry: the one requested, or the first free (gateway and
+    auxiliary addresses are never given)."""
+    subnet = ipaddress.ip_network(config["Subnet"])
+    used = used | {ipaddress.ip_address(config["Gateway"]),
+                   *map(ipaddress.ip_address, (config.get("AuxiliaryAddresses") or {}).values())}
+    if requested:
+        return ipam.check_static(requested, subnet, used)
+    return ipam.first_free(subnet, used, ipaddress.ip_network(config["IPRange"]) if config.get("IPRange") else None)
+
+
+def _check_ipv6(address: str, network: Record) -> None:
+    """A requested --ip6: an IPv6 address inside the network's IPv6 subnet (Docker's texts)."""
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        raise InvalidParameter(f"invalid endpoint settings:\ninvalid IPv6 address: {address}") from None
+    config = ipv6_config(network)
+    if config is None or ip not in ipaddress.ip_network(config["Subnet"]):
+        raise InvalidParameter(f"invalid endpoint settings:\nno configured subnet contains IP address {address}")
+
+
+def _addresses(ep: Record) -> list[str]:
+    """An endpoint's addresses (its settings or its row): IPv4, then IPv6 if it has one."""
+    return [a for a in (ep.get("IPAddress"), ep.get("GlobalIPv6Address")) if a]
+
+
+def _prefixlen(config: Record | None) -> int:
+    return ipaddress.ip_network(config["Subnet"]).prefixlen if config else 0
+
+
+def _member(ep: Record) -> Member:
+    """The DNS's view of an endpoint row."""
+    return Member(ep["DNSNames"], ep["IPAddress"], ep["Name"], ep.get("GlobalIPv6Address") or "")
 
 
 def _main_mac(cfg: dict[str, Any] | None, mac: str) -> dict[str, Any]:

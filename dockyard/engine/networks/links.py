@@ -91,8 +91,18 @@ def env_vars(full_name: str, child_ip: str, child_env: list[str], exposed: list[
     return env
 
 
+def _bridge_endpoint(record: Record) -> Record:
+    return ((record.get("NetworkSettings") or {}).get("Networks") or {}).get("bridge") or {}
+
+
 def _bridge_ip(record: Record) -> str:
-    return (((record.get("NetworkSettings") or {}).get("Networks") or {}).get("bridge") or {}).get("IPAddress") or ""
+    return _bridge_endpoint(record).get("IPAddress") or ""
+
+
+def bridge_addresses(record: Record) -> list[str]:
+    """A container's addresses on the default bridge: IPv4, then IPv6 when it is dual stack."""
+    endpoint = _bridge_endpoint(record)
+    return [a for a in (endpoint.get("IPAddress"), endpoint.get("GlobalIPv6Address")) if a]
 
 
 class LegacyLinks:
@@ -179,13 +189,13 @@ class LegacyLinks:
     @staticmethod
     def hosts_entries(children: list[tuple[str, Record]]) -> list[str]:
         """/etc/hosts entries ("names:ip") of the children: alias, hostname, and name unless it is
-        the alias."""
+        the alias; at the IPv4 address, and at the IPv6 one on a dual-stack default bridge."""
         out = []
         for alias, child in children:
             names = [alias, child["Config"].get("Hostname") or child["ID"][:12]]
             if alias != child["Name"][1:]:
                 names.append(child["Name"][1:])
-            out.append(f"{' '.join(names)}:{_bridge_ip(child)}")
+            out += [f"{' '.join(names)}:{ip}" for ip in bridge_addresses(child)]
         return out
 
     @staticmethod

@@ -13,6 +13,7 @@ class Member(NamedTuple):
     names: list[str]  # lower-cased DNSNames
     ip: str
     name: str  # the container's name (PTR answers)
+    ip6: str = ""  # its IPv6 address on a dual-stack network
 
 
 def links_of(links: list[str]) -> dict[str, str]:
@@ -51,22 +52,28 @@ class NameTable:
             return [(self._network_names[nid], list(members.values()), self._links.get((key, nid), {}))
                     for nid, members in self._members.items() if key in members]
 
-    def resolve(self, key: str, name: str) -> list[str] | None:
-        """Addresses of name seen from container key (name, alias, short ID, hostname, link alias,
-        each also as name.<network>); None when it is none of these."""
+    def resolve(self, key: str, name: str, version: int = 4) -> list[str] | None:
+        """Addresses of an IP version of name seen from container key (name, alias, short ID,
+        hostname, link alias, each also as name.<network>); None when it is none of these, []
+        when it is a name without addresses of that version (an IPv4-only container's AAAA)."""
         name = name.rstrip(".").lower()
-        found: list[str] = []
+        known, found = False, []
         for network_name, members, links in self._peers(key):
             suffix = "." + network_name.lower()
             target = name[:-len(suffix)] if name.endswith(suffix) else name
             target = links.get(target, target)
-            found += [m.ip for m in members if target in m.names and m.ip not in found]
-        return found or None
+            for member in members:
+                if target in member.names:
+                    known = True
+                    ip = member.ip if version == 4 else member.ip6
+                    if ip and ip not in found:
+                        found.append(ip)
+        return found if known else None
 
     def reverse(self, key: str, ip: str) -> str | None:
         """The name.<network> of an address seen from container key."""
         for network_name, members, _ in self._peers(key):
             for member in members:
-                if member.ip == ip:
+                if ip in (member.ip, member.ip6):
                     return f"{member.name}.{network_name}"
         return None

@@ -1,7 +1,8 @@
 """Published ports of running containers: host ports held by the NetworkService's allocator, NAT
 rules in its firewall, and proxies where NAT does not reach (IPv6 bindings, --iptables=false).
-An unspecified host IP publishes on 0.0.0.0 and, on an IPv6 host, on [::] too (proxied to the
-container's IPv4 address), as Docker does."""
+An unspecified host IP publishes on 0.0.0.0 and, on an IPv6 host, on [::] too, as Docker does:
+toward the container's IPv6 address when it has one (ip6tables DNAT, and the proxy for [::1],
+which NAT cannot divert), else proxied to its IPv4 address."""
 
 from __future__ import annotations
 
@@ -38,12 +39,12 @@ class Publisher:
         try:
             for key, bindings in wanted.items():
                 port, proto = split_key(key)
-                target = (endpoint["IPAddress"], port, network["_Bridge"])
                 for b in bindings or []:
-                    rules.append(self._hold(proto, b.get("HostIp") or default_ip, b.get("HostPort") or "", *target))
+                    host_ip = b.get("HostIp") or default_ip
+                    rules.append(self._hold(proto, host_ip, b.get("HostPort") or "", endpoint, port, network))
                     if not b.get("HostIp") and default_ip == "0.0.0.0" and ipv6_available():
                         with contextlib.suppress(PortError):
-                            rules.append(self._hold(proto, "::", str(rules[-1].host_port), *target))
+                            rules.append(self._hold(proto, "::", str(rules[-1].host_port), endpoint, port, network))
                 result[key] = None if bindings is None else [
                     {"HostIp": r.host_ip, "HostPort": str(r.host_port)} for r in rules
                     if (r.container_port, r.proto) == (port, proto)]
@@ -58,8 +59,7 @@ class Publisher:
         rules = []
         for key, bindings in ports.items():
             port, proto = split_key(key)
-            rules += [self._hold(proto, b["HostIp"], b["HostPort"], endpoint["IPAddress"], port, network["_Bridge"])
-                      for b in bindings or []]
+            rules += [self._hold(proto, b["HostIp"], b["HostPort"], endpoint, port, network) for b in bindings or []]
         self.networks.set_ports(cid, rules)
 
     def unpublish(self, cid: str) -> None:
@@ -67,12 +67,17 @@ class Publisher:
         self._release(self.networks.port_rules(cid))
         self.networks.set_ports(cid, [])
 
-    def _hold(self, proto: str, host_ip: str, host_port: str, ip: str, port: int, bridge_name: str) -> PortRule:
-        """Reserve one host port for ip:port; a proxy serves it where NAT does not."""
+    def _hold(self, proto: str, host_ip: str, host_port: str, endpoint: dict[str, Any], port: int,
+              network: dict[str, Any]) -> PortRule:
+        """Reserve one host port for the endpoint's port: the address of the host address's family
+        when the endpoint has one, else its other one; a proxy serves it where NAT does not (no
+        iptables, IPv6 host addresses for [::1], a container of the other family)."""
         host_ip, number, sock = self.networks.ports.reserve(proto, host_ip, host_port)
-        if self.networks.firewall is None or ":" in host_ip:
+        v4, v6 = endpoint["IPAddress"], endpoint.get("GlobalIPv6Address") or ""
+        ip = (v6 or v4) if ":" in host_ip else (v4 or v6)
+        if self.networks.firewall is None or ":" in host_ip or ":" in ip:
             self._proxies[(proto, host_ip, number)] = Proxy(sock, proto, (ip, port))
-        return PortRule(proto, host_ip, number, ip, port, bridge_name)
+        return PortRule(proto, host_ip, number, ip, port, network["_Bridge"])
 
     def _release(self, rules: list[PortRule]) -> None:
         for rule in rules:

@@ -4,6 +4,7 @@ host's files on the host's network."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dockyard.engine.containers import etcfiles
@@ -53,12 +54,12 @@ def _names(record: Record) -> tuple[str, str]:
     return config.get("Hostname") or record["ID"][:12], config.get("Domainname") or ""
 
 
-def update_address(record: Record, added: str | None = None, removed: str | None = None) -> None:
-    """A running container joined (added) or left (removed) a network: the /etc/hosts line
-    naming it at that address comes or goes, as Docker's sandbox does."""
+def update_address(record: Record, added: Sequence[str] = (), removed: Sequence[str] = ()) -> None:
+    """A running container joined (added) or left (removed) a network: the /etc/hosts lines
+    naming it at those addresses (IPv4, and IPv6 on a dual-stack network) come or go, as
+    Docker's sandbox does."""
     names = etcfiles.host_names(*_names(record))
-    etcfiles.edit_hosts(record["HostsPath"], [f"{added}\t{names}"] if added else [],
-                        [f"{removed}\t{names}"] if removed else [])
+    etcfiles.edit_hosts(record["HostsPath"], [f"{a}\t{names}" for a in added], [f"{r}\t{names}" for r in removed])
 
 
 def _lines_naming(record: Record, name: str) -> list[str]:
@@ -72,11 +73,13 @@ def drop_name(record: Record, name: str) -> None:
     etcfiles.edit_hosts(record["HostsPath"], remove=_lines_naming(record, name))
 
 
-def readdress(record: Record, name: str, ip: str) -> None:
-    """A running container's /etc/hosts lines of name (a link's alias) pointed at ip (the linked
-    container restarted with another address), in place."""
+def readdress(record: Record, name: str, addresses: Sequence[str]) -> None:
+    """A running container's /etc/hosts lines of name (a link's alias) pointed at addresses (the
+    linked container restarted with others; one line each), in place."""
     old = _lines_naming(record, name)
-    etcfiles.edit_hosts(record["HostsPath"], add=[f"{ip}\t{line.partition(chr(9))[2]}" for line in old], remove=old)
+    if old:
+        names = old[0].partition("\t")[2]
+        etcfiles.edit_hosts(record["HostsPath"], add=[f"{ip}\t{names}" for ip in addresses], remove=old)
 
 
 def write_host_mode(record: Record, host_gateway: str) -> None:

@@ -4,6 +4,7 @@ firewall chains rebuilt from the bridges and the published ports, host ports res
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import ipaddress
@@ -11,6 +12,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,12 +38,16 @@ OPT_MTU = "com.docker.network.driver.mtu"
 
 @dataclass
 class NetworkOptions:
-    """The daemon's network settings (dockerd's --bridge, --bip, --default-address-pool, --iptables)."""
+    """The daemon's network settings (dockerd's --bridge, --bip, --default-address-pool, --iptables,
+    --ipv6 and --fixed-cidr-v6 for the default bridge, --ip6tables)."""
 
     bridge: str = "dockyard0"
     bip: str = ""
     pools: tuple[ipam.Pool, ...] = field(default=ipam.DEFAULT_POOLS)
     iptables: bool = True
+    ipv6: bool = False
+    fixed_cidr_v6: str = ""
+    ip6tables: bool = True
 
 
 @contextlib.contextmanager
@@ -56,17 +62,43 @@ def host_lock() -> Iterator[None]:
         os.close(fd)
 
 
-def subnet_of(record: Record) -> ipaddress.IPv4Network | None:
-    """The network's IPv4 subnet (None for host and none)."""
+def ip_config(record: Record, version: int = 4) -> dict[str, Any] | None:
+    """The network's IPAM config entry of an IP version (None: it has none)."""
     for config in (record.get("IPAM") or {}).get("Config") or []:
-        if config.get("Subnet") and ":" not in config["Subnet"]:
-            return ipaddress.IPv4Network(config["Subnet"])
+        if config.get("Subnet") and (":" in config["Subnet"]) == (version == 6):
+            return config
     return None
 
 
-def ipv4_config(record: Record) -> dict[str, str]:
-    """The network's IPv4 IPAM config entry."""
-    return next(c for c in record["IPAM"]["Config"] if ":" not in c.get("Subnet", ""))
+def subnet_of(record: Record, version: int = 4) -> ipam.Network | None:
+    """The network's subnet of an IP version (None for host and none, or no such subnet)."""
+    config = ip_config(record, version)
+    return ipaddress.ip_network(config["Subnet"]) if config else None
+
+
+def ipv4_config(record: Record) -> dict[str, Any] | None:
+    """The network's IPv4 IPAM config entry (None: an IPv6-only network)."""
+    return ip_config(record, 4) if record.get("EnableIPv4", True) else None
+
+
+def default_bridge_v4(record: Record) -> dict[str, Any]:
+    """The IPv4 IPAM entry of the default bridge (which always has one)."""
+    config = ip_config(record, 4)
+    assert config is not None, record["Name"]
+    return config
+
+
+def ipv6_config(record: Record) -> dict[str, Any] | None:
+    """The IPAM config entry of a dual-stack network's IPv6 subnet (None: IPv4 only)."""
+    return ip_config(record, 6) if record.get("EnableIPv6") else None
+
+
+def _within(address: str, subnet: ipam.Network, what: str) -> bool:
+    """Whether address is inside subnet; InvalidParameter ("invalid <what>") if it is no address."""
+    try:
+        return ipaddress.ip_address(address) in subnet
+    except ValueError:
+        raise InvalidParameter(f"invalid {what}") from None
 
 
 def _option(record: Record, key: str) -> bool:
@@ -82,6 +114,8 @@ class NetworkService:
         self.store = NetworkStore(data_root)
         self.nl = Netlink()
         self.firewall = Firewall(self.options.bridge) if self.options.iptables and firewall.available() else None
+        self.firewall6 = Firewall(self.options.bridge, 6) \
+            if self.firewall and self.options.ip6tables and firewall.available(6) else None
         self.ports = PortAllocator()
         self._port_rules: dict[str, list[PortRule]] = {}
         self._lock = threading.RLock()
@@ -106,6 +140,7 @@ class NetworkService:
                     else ipam.choose_subnet(self.options.pools, self._taken())
                 gateway = ipaddress.IPv4Interface(self.options.bip).ip if self.options.bip else ipam.gateway_of(subnet)
                 self._add(self._default_bridge(subnet, gateway))
+            self._default_bridge_ipv6(self.resolve("bridge"))
             for name, driver in (("host", "host"), ("none", "null")):
                 if name not in names:
                     self._add(self._record(name, driver, {"Driver": "default", "Options": None, "Config": None}))
@@ -121,8 +156,9 @@ class NetworkService:
                 for record in self.store.networks():
                     if record["Driver"] == "bridge":
                         bridge.remove_bridge(self.nl, record["_Bridge"])
-                if self.firewall is not None:
-                    self.firewall.remove()
+                for wall in (self.firewall, self.firewall6):
+                    if wall is not None:
+                        wall.remove()
         finally:
             self.nl.close()
             self.store.close()
@@ -142,21 +178,47 @@ class NetworkService:
                                                  "Config": [{"Subnet": str(subnet), "Gateway": str(gateway)}]},
                             Options=options, _Bridge=self.options.bridge, _UserSubnet=False)
 
+    def _default_bridge_ipv6(self, record: Record) -> None:
+        """The default bridge's IPv6 as the daemon's ipv6 / fixed-cidr-v6 say at this start (a
+        ULA /64 from the pools without fixed-cidr-v6, as Docker 28); recorded when it changed."""
+        v4 = default_bridge_v4(record)
+        current = ip_config(record, 6)
+        if not self.options.ipv6:
+            wanted = None
+        elif self.options.fixed_cidr_v6:
+            subnet = ipam.parse_subnet(self.options.fixed_cidr_v6)
+            wanted = {"Subnet": str(subnet), "Gateway": str(ipam.gateway_of(subnet))}
+        elif current is not None and record["EnableIPv6"]:
+            wanted = current
+        else:
+            wanted = self._ip_config({}, 6)
+        if (current, record["EnableIPv6"]) != (wanted, wanted is not None):
+            record.update(EnableIPv6=wanted is not None)
+            record["IPAM"]["Config"] = [v4, *([wanted] if wanted else [])]
+            self.store.update(record)
+
     def _add(self, record: Record) -> None:
         with self.store.tx() as db:
             if not self.store.add(db, record):
                 raise Conflict(f"network with name {record['Name']} already exists")
 
-    def _taken(self) -> list[ipaddress.IPv4Network]:
-        """Subnets in use: the host's routes and addresses, and this daemon's networks."""
-        taken = self.nl.routes() + [iface.network for _, iface in self.nl.addresses()]
-        return taken + [s for s in map(subnet_of, self.store.networks()) if s is not None]
+    def _taken(self, version: int = 4) -> list[ipam.Network]:
+        """Subnets of an IP version in use: the host's routes and addresses, this daemon's networks."""
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        taken = self.nl.routes(family) + [iface.network for _, iface in self.nl.addresses(family)]
+        return taken + [s for r in self.store.networks() if (s := subnet_of(r, version)) is not None]
 
     def _ensure_bridge(self, record: Record) -> None:
-        config = ipv4_config(record)
-        subnet = ipaddress.IPv4Network(config["Subnet"])
-        gateway = ipaddress.IPv4Interface(f"{config.get('Gateway') or ipam.gateway_of(subnet)}/{subnet.prefixlen}")
-        bridge.ensure_bridge(self.nl, record["_Bridge"], gateway, int(record["Options"].get(OPT_MTU) or 0))
+        gateways = []
+        for config in filter(None, (ipv4_config(record), ipv6_config(record))):
+            subnet = ipaddress.ip_network(config["Subnet"])
+            gateways.append(ipaddress.ip_interface(f"{config.get('Gateway') or ipam.gateway_of(subnet)}/"
+                                                   f"{subnet.prefixlen}"))
+        if any(g.version == 6 for g in gateways):
+            with contextlib.suppress(OSError):
+                with open("/proc/sys/net/ipv6/conf/all/forwarding", "w") as f:
+                    f.write("1")
+        bridge.ensure_bridge(self.nl, record["_Bridge"], gateways, int(record["Options"].get(OPT_MTU) or 0))
 
     def resolve(self, ref: str) -> Record:
         """A network by full ID, name, or unique ID prefix (Docker's order)."""
@@ -189,8 +251,13 @@ class NetworkService:
         ipam_in = body.get("IPAM") or {}
         configs = [dict(c) for c in ipam_in.get("Config") or []]
         v4 = [c for c in configs if ":" not in (c.get("Subnet") or "")]
-        if len(v4) > 1:
-            raise InvalidParameter("multiple IPv4 subnets are not supported")
+        v6 = [c for c in configs if ":" in (c.get("Subnet") or "")]
+        if len(v4) > 1 or len(v6) > 1:
+            raise InvalidParameter(f"multiple IPv{4 if len(v4) > 1 else 6} subnets are not supported")
+        enable_ipv6 = bool(body.get("EnableIPv6"))
+        enable_ipv4 = body.get("EnableIPv4") is not False  # default true (API 1.48)
+        if not (enable_ipv4 or enable_ipv6):
+            raise InvalidParameter("IPv4 or IPv6 must be enabled")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         for key in (OPT_ICC, OPT_MASQUERADE):
             if options.get(key, "true").lower() not in ("true", "false", "1", "0"):
@@ -200,11 +267,13 @@ class NetworkService:
         with self._lock, host_lock():
             if any(r["Name"] == name for r in self.store.networks()):
                 raise Conflict(f"network with name {name} already exists")
-            config = self._ipv4_config(v4[0] if v4 else {})
+            # as Docker: the subnet of a family not enabled is neither checked nor used, nor shown
+            config = [self._ip_config(v4[0] if v4 else {}, 4)] if enable_ipv4 else []
+            config6 = [self._ip_config(v6[0] if v6 else {}, 6)] if enable_ipv6 else []
             record = self._record(name, "bridge", {"Driver": ipam_in.get("Driver") or "default",
                                                    "Options": ipam_in.get("Options"),
-                                                   "Config": [config, *[c for c in configs if c not in v4]]},
-                                  EnableIPv6=bool(body.get("EnableIPv6")), Internal=bool(body.get("Internal")),
+                                                   "Config": [*config, *config6]},
+                                  EnableIPv4=enable_ipv4, EnableIPv6=enable_ipv6, Internal=bool(body.get("Internal")),
                                   Attachable=bool(body.get("Attachable")), Options=options,
                                   Labels=dict(body.get("Labels") or {}), _UserSubnet=bool(v4 and v4[0].get("Subnet")))
             record["_Bridge"] = options.get(OPT_BRIDGE_NAME) or f"br-{record['Id'][:12]}"
@@ -224,42 +293,38 @@ class NetworkService:
         self.notify("create", record)
         return record
 
-    def _ipv4_config(self, wanted: dict[str, Any]) -> dict[str, str]:
-        """The IPv4 IPAM entry: the one asked for, checked, or a free subnet from the pools."""
+    def _ip_config(self, wanted: dict[str, Any], version: int) -> dict[str, Any]:
+        """The IPAM entry of one IP version: the one asked for, checked (a gateway, range or
+        auxiliary address outside its subnet is Docker's error), or a free subnet of the pools
+        (for IPv6 a /64 of the engine's ULA /48 unless pools of IPv6 are configured)."""
         try:
             if not wanted.get("Subnet"):
                 if wanted.get("Gateway") or wanted.get("IPRange"):
                     raise InvalidParameter("a subnet is needed with --gateway or --ip-range")
-                subnet = ipam.choose_subnet(self.options.pools, self._taken())
+                subnet = ipam.choose_subnet(self.options.pools, self._taken(version), version)
                 return {"Subnet": str(subnet), "Gateway": str(ipam.gateway_of(subnet))}
             subnet = ipam.parse_subnet(wanted["Subnet"])
         except ipam.IPAMError as e:
             raise InvalidParameter(str(e)) from None
-        if any(s is not None and s.overlaps(subnet) for s in map(subnet_of, self.store.networks())):
+        if any(s is not None and s.overlaps(subnet) for s in (subnet_of(r, version) for r in self.store.networks())):
             raise Forbidden("invalid pool request: Pool overlaps with other one on this address space")
-        out = {"Subnet": str(subnet)}
+        out: dict[str, Any] = {"Subnet": str(subnet)}
         if wanted.get("IPRange"):
             try:
-                ip_range = ipaddress.IPv4Network(wanted["IPRange"])
+                ip_range = ipaddress.ip_network(wanted["IPRange"])
             except ValueError:
                 raise InvalidParameter(f"invalid ip-range {wanted['IPRange']}") from None
-            if not ip_range.subnet_of(subnet):
+            if ip_range.version != version or not ip_range.subnet_of(subnet):
                 raise InvalidParameter(f"ip-range {ip_range} is not within subnet {subnet}")
             out["IPRange"] = str(ip_range)
         gateway = wanted.get("Gateway") or str(ipam.gateway_of(subnet))
-        try:
-            if ipaddress.IPv4Address(gateway) not in subnet:
-                raise InvalidParameter(f"gateway {gateway} is not within subnet {subnet}")
-        except ValueError:
-            raise InvalidParameter(f"invalid gateway address {gateway}") from None
+        if not _within(gateway, subnet, f"gateway address {gateway}"):
+            raise InvalidParameter(f"gateway {gateway} is not within subnet {subnet}")
         out["Gateway"] = gateway
         aux = dict(wanted.get("AuxiliaryAddresses") or {})
         for host, address in aux.items():
-            try:
-                if ipaddress.IPv4Address(address) not in subnet:
-                    raise InvalidParameter(f"auxiliary address {host}={address} is not within subnet {subnet}")
-            except ValueError:
-                raise InvalidParameter(f"invalid auxiliary address {host}={address}") from None
+            if not _within(address, subnet, f"auxiliary address {host}={address}"):
+                raise InvalidParameter(f"auxiliary address {host}={address} is not within subnet {subnet}")
         if aux:
             out["AuxiliaryAddresses"] = aux
         return out
@@ -329,10 +394,30 @@ class NetworkService:
         if self.firewall is None:
             return
         with self._lock:
-            bridges = [BridgeRules(r["_Bridge"], ipv4_config(r)["Subnet"], bool(r["Internal"]),
-                                   _option(r, OPT_ICC), _option(r, OPT_MASQUERADE))
-                       for r in self.store.networks() if r["Driver"] == "bridge"]
+            networks = [r for r in self.store.networks() if r["Driver"] == "bridge"]
+            ports = [p for rules in self._port_rules.values() for p in rules]
+            bridges = [self._bridge_rules(r, c) for r in networks if (c := ipv4_config(r))]
             if not all(b.icc for b in bridges) and not firewall.filter_bridged_traffic():
                 log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
-            self.firewall.apply(bridges, [p for rules in self._port_rules.values() for p in rules
-                                          if ":" not in p.host_ip])  # IPv6 bindings go through the proxy
+            rules4 = [p for p in ports if ":" not in p.host_ip and ":" not in p.container_ip]
+            if self.firewall6 is None:
+                self.firewall.apply(bridges, rules4)
+                return
+            bridges6 = [self._bridge_rules(r, c) for r in networks if (c := ipv6_config(r))]
+            if not all(b.icc for b in bridges6):
+                firewall.filter_bridged_traffic(6)
+            # both families at once (an iptables-restore takes tens of ms); IPv6 bindings toward
+            # a container without IPv6 stay with the proxy
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ip6tables") as pool:
+                done6 = pool.submit(self.firewall6.apply, bridges6,
+                                    [p for p in ports if ":" in p.host_ip and ":" in p.container_ip])
+                self.firewall.apply(bridges, rules4)
+                try:
+                    done6.result()
+                except firewall.FirewallError as e:  # e.g. a kernel without IPv6 NAT: the proxies still serve
+                    log.warning("ip6tables refused our rules (no IPv6 isolation nor DNAT): %s", e)
+
+    @staticmethod
+    def _bridge_rules(record: Record, config: dict[str, Any]) -> BridgeRules:
+        return BridgeRules(record["_Bridge"], config["Subnet"], bool(record["Internal"]), _option(record, OPT_ICC),
+                           _option(record, OPT_MASQUERADE))

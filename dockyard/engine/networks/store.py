@@ -36,8 +36,6 @@ class NetworkStore(SqliteStore):
         os.makedirs(data_root, mode=0o711, exist_ok=True)
         super().__init__(os.path.join(data_root, "networks.db"), _SCHEMA)
 
-
-
     # -- networks -----------------------------------------------------------------------------------
 
     def networks(self) -> list[Record]:
@@ -61,6 +59,11 @@ class NetworkStore(SqliteStore):
             return False
         return True
 
+    def update(self, record: Record) -> None:
+        """Replace a network's record (same ID and name)."""
+        with self.tx() as db:
+            db.execute("UPDATE networks SET record = ? WHERE id = ?", (json.dumps(record), record["Id"]))
+
     def delete(self, network_id: str) -> None:
         """Forget a network and its endpoints."""
         with self.tx() as db:
@@ -81,13 +84,17 @@ class NetworkStore(SqliteStore):
         return [{**json.loads(rec), "NetworkID": nid, "ContainerID": cid} for nid, cid, rec in rows]
 
     def used_ips(self, db: sqlite3.Connection, network_id: str) -> set[str]:
-        """The addresses in use on a network (inside tx)."""
-        return {r[0] for r in db.execute("SELECT ip FROM endpoints WHERE network_id = ?", (network_id,))}
+        """The addresses in use on a network, IPv4 and IPv6 (inside tx: BEGIN IMMEDIATE makes the
+        IPv6 ones, which have no UNIQUE column, as safe from concurrent starts)."""
+        rows = db.execute("SELECT ip, json_extract(record, '$.GlobalIPv6Address') FROM endpoints "
+                          "WHERE network_id = ?", (network_id,))
+        return {ip for row in rows for ip in row if ip}
 
     def add_endpoint(self, db: sqlite3.Connection, network_id: str, container_id: str, record: Record) -> None:
-        """Record an endpoint (inside tx); IntegrityError if the address or the pair is taken."""
+        """Record an endpoint (inside tx); IntegrityError if the address (IPv4, or IPv6 on an
+        IPv6-only network) or the pair is taken."""
         db.execute("INSERT INTO endpoints (network_id, container_id, ip, record) VALUES (?, ?, ?, ?)",
-                   (network_id, container_id, record["IPAddress"], json.dumps(record)))
+                   (network_id, container_id, record["IPAddress"] or record["GlobalIPv6Address"], json.dumps(record)))
 
     def delete_endpoint(self, network_id: str, container_id: str) -> None:
         """Forget one endpoint (nothing if absent)."""

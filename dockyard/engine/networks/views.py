@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from dockyard.engine.networks.errors import InvalidParameter
@@ -17,7 +16,9 @@ def network(record: dict[str, Any], endpoints: list[dict[str, Any]] | None) -> d
     out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
     out["Containers"] = {
         ep["ContainerID"]: {"Name": ep["Name"], "EndpointID": ep["EndpointID"], "MacAddress": ep["MacAddress"],
-                            "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}", "IPv6Address": ""}
+                            "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}" if ep["IPAddress"] else "",
+                            "IPv6Address": f"{ep['GlobalIPv6Address']}/{ep['GlobalIPv6PrefixLen']}"
+                            if ep.get("GlobalIPv6Address") else ""}
         for ep in endpoints or []}
     return out
 
@@ -36,7 +37,7 @@ def endpoint_settings(network_id: str, config: dict[str, Any] | None) -> dict[st
 def clear_endpoint(settings: dict[str, Any]) -> None:
     """Drop what only holds while the container runs."""
     settings.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, DNSNames=None,
-                    MacAddress=settings.get("_Mac", ""))
+                    IPv6Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0, MacAddress=settings.get("_Mac", ""))
 
 
 _TOP_LEVEL = {"EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
@@ -78,22 +79,14 @@ def port_list(ports: dict[str, list[dict[str, str]] | None]) -> list[dict[str, A
     return out
 
 
-def _search(pattern: str, value: str) -> bool:
-    """Docker's filter Match: a regular expression search (a plain substring if it is none)."""
-    try:
-        return re.search(pattern, value) is not None
-    except re.error:
-        return pattern in value
-
-
 def matches(record: dict[str, Any], filters: dict[str, list[str]], used: bool) -> bool:
     """Whether a network passes GET /networks filters (used: it has endpoints, for dangling)."""
     from dockyard.image import filters as flt
 
     tests = {
         "driver": lambda v: record["Driver"] == v,
-        "id": lambda v: _search(v, record["Id"]),
-        "name": lambda v: _search(v, record["Name"]),
+        "id": lambda v: flt.match(v, record["Id"]),
+        "name": lambda v: flt.match(v, record["Name"]),
         "scope": lambda v: record["Scope"] == v,
         "type": lambda v: (record["Name"] in PREDEFINED) == (v == "builtin"),
         "dangling": lambda v: (not used and record["Name"] not in PREDEFINED) == (v.lower() in ("true", "1")),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import errno
-import os
 import time
 from abc import ABC, abstractmethod  # abc is loaded by the interpreter's start-up anyway
 
+from dockyard.runtime import oslite as os
 from dockyard.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
+from dockyard.runtime import oslite as os
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 UNIFIED = ""  # key of the cgroup2 hierarchy in /proc/<pid>/cgroup ("0::/path")
@@ -35,10 +34,10 @@ class Hierarchy:
 
     def host_path(self, cgroup: str) -> str:
         """Host path of a cgroup as named in /proc/<pid>/cgroup, given this mount's root."""
-        rel = posixpath.relpath(cgroup, self.root)
+        rel = os.path.relpath(cgroup, self.root)
         if rel.startswith(".."):  # outside the mounted subtree: best effort, relative to the mount
             rel = cgroup.lstrip("/")
-        return posixpath.normpath(posixpath.join(self.mountpoint, rel))
+        return os.path.normpath(os.path.join(self.mountpoint, rel))
 
 
 def cgroup_mode() -> str:
@@ -123,9 +122,9 @@ def clean_path(path: str | None) -> str:
     """Normalise cgroupsPath like runc: absolute stays absolute, relative paths cannot climb above their base."""
     if not path:
         return ""
-    path = posixpath.normpath(path)
+    path = os.path.normpath(path)
     if not path.startswith("/"):
-        path = posixpath.relpath(posixpath.normpath("/" + path), "/")
+        path = os.path.relpath(os.path.normpath("/" + path), "/")
     return "" if path == "." else path
 
 
@@ -157,10 +156,10 @@ def resolve_v1(inner: str, root_pid: int | None = None) -> list[tuple[Hierarchy,
         if h.key not in own or (h.key.startswith("name=") and h.key != "name=systemd"):
             continue  # like runc, other tools' named hierarchies are left alone
         if inner.startswith("/"):
-            out.append((h, posixpath.join(h.mountpoint, inner.lstrip("/"))))
+            out.append((h, os.path.join(h.mountpoint, inner.lstrip("/"))))
             continue
         found = locate_under(theirs.get(h.key, ""), inner)
-        out.append((h, h.host_path(found) if found else posixpath.join(h.host_path(own[h.key]), inner)))
+        out.append((h, h.host_path(found) if found else os.path.join(h.host_path(own[h.key]), inner)))
     return out
 
 
@@ -171,13 +170,13 @@ def resolve_v2(inner: str, root_pid: int | None = None) -> str:
     holds processes, so controllers could not be enabled for a child of it).
     """
     if inner.startswith("/"):
-        return posixpath.join(CGROUP_ROOT, inner.lstrip("/"))
+        return os.path.join(CGROUP_ROOT, inner.lstrip("/"))
     if root_pid:
         found = locate_under(_pid_cgroups(root_pid).get(UNIFIED, ""), inner)
         if found:
-            return posixpath.join(CGROUP_ROOT, found.lstrip("/"))
-    parent = posixpath.dirname(own_cgroups().get(UNIFIED, "/"))
-    return posixpath.normpath(posixpath.join(CGROUP_ROOT, parent.lstrip("/"), inner))
+            return os.path.join(CGROUP_ROOT, found.lstrip("/"))
+    parent = os.path.dirname(own_cgroups().get(UNIFIED, "/"))
+    return os.path.normpath(os.path.join(CGROUP_ROOT, parent.lstrip("/"), inner))
 
 
 def _pid_cgroups(pid: int) -> dict[str, str]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
-
+from dockyard.runtime import oslite as os
 from dockyard.runtime.cgroups.base import (
     Cgroup,
     CgroupError,
@@ -98,7 +96,7 @@ class CgroupV1(Cgroup):
 
     def mount_sources(self) -> list[tuple[str, str]]:
         """(basename of the host mountpoint, e.g. "cpu,cpuacct", host path) for each v1 hierarchy."""
-        return [(posixpath.basename(h.mountpoint), path) for h, path in self.targets if h.key != UNIFIED]
+        return [(os.path.basename(h.mountpoint), path) for h, path in self.targets if h.key != UNIFIED]
 
     # freezer
 
@@ -308,8 +306,8 @@ def _blkio_list(path: str) -> list[dict[str, object]]:
 def _create_cpuset(mountpoint: str, path: str) -> None:
     """mkdir -p, copying cpuset.cpus/mems from the parent into each new level (they start empty)."""
     parent = mountpoint
-    for part in posixpath.relpath(path, mountpoint).split("/"):
-        current = posixpath.join(parent, part)
+    for part in os.path.relpath(path, mountpoint).split("/"):
+        current = os.path.join(parent, part)
         mkdirs(current)
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not read(f"{current}/{name}"):
