@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import time
 
@@ -153,11 +154,12 @@ class _Server:
         self.spare = None
         try:
             socket.send_fds(sock, [protocol.encode(options)], fds[:2])
-        except OSError:
+        except OSError:  # it died (its end is closed): reap it, killed first should it still be there
             sock.close()
-            os.close(pidfd)
             self.poller.unregister(pidfd)
-            os.waitpid(pid, 0)  # it died: its socket end is closed
+            os.close(pidfd)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
             return False
         sock.close()
         self.retired[pidfd] = pid
