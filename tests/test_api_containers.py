@@ -143,6 +143,20 @@ def test_events(daemon: Dockyardd) -> None:
     assert out.split("\n")[:5] == ["create ", "start ", "kill 15", "die 137", "stop "]
 
 
+def test_exec_events(daemon: Dockyardd) -> None:
+    since = f"{time.time() - 1:.3f}"
+    running = ok(daemon, "run", "-d", "--name", "execev", "busybox", "sleep", "100").strip()
+    try:
+        assert daemon.docker("exec", running, "sh", "-c", "exit 3").returncode == 3
+        until = f"{time.time() + 0.5:.3f}"
+        out = ok(daemon, "events", "--since", since, "--until", until, "--filter", f"container={running}",
+                 "--format", "{{.Action}}|{{.Actor.Attributes.name}}|{{index .Actor.Attributes \"exitCode\"}}")
+        assert [line for line in out.splitlines() if line.startswith("exec_")] == [
+            "exec_create: sh -c exit 3|execev|", "exec_start: sh -c exit 3|execev|", "exec_die|execev|3"]
+    finally:
+        ok(daemon, "rm", "-f", running)
+
+
 def test_attach_hijack_headers(daemon: Dockyardd) -> None:
     cid = ok(daemon, "create", "busybox", "echo", "attached").strip()
     with socket.socket(socket.AF_UNIX) as sock:

@@ -308,3 +308,25 @@ def test_attach(containers: Dockyardd) -> None:
         same(d, "attach", "cli-att", stderr=True)
     finally:
         dy(d, "rm", "-f", "cli-att")
+
+
+def test_client_version_settled_without_a_ping(daemon: Dockyardd, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.client import api, http
+
+    sent: list[tuple[str, str]] = []
+    real = http.request
+
+    def spy(host: str, method: str, target: str, *args, **kwargs) -> http.Response:
+        sent.append((method, target))
+        return real(host, method, target, *args, **kwargs)
+
+    monkeypatch.setattr(http, "request", spy)
+    client = api.Client(daemon.host)
+    assert isinstance(client.containers(), list) and client.version == "1.45"
+    assert sent == [("GET", "/v1.45/containers/json")]
+    # a daemon that finds the client's version too new: the ping, then the same call at its version
+    monkeypatch.setattr(api, "MAX_API_VERSION", "1.99")
+    sent.clear()
+    client = api.Client(daemon.host)
+    assert isinstance(client.containers(), list) and client.version == "1.45"
+    assert sent == [("GET", "/v1.99/containers/json"), ("HEAD", "/_ping"), ("GET", "/v1.45/containers/json")]

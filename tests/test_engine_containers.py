@@ -146,6 +146,18 @@ def test_kill_with_signal_and_wait_conditions(engine: Engine) -> None:
     assert inspect["State"]["Status"] == "exited" and inspect["State"]["Pid"] == 0
 
 
+def test_next_exit_counts_from_the_wait_registration(engine: Engine) -> None:
+    # the API takes exit_count() before its headers: an exit before the waiting thread runs still counts
+    s = engine.service
+    cid = engine.create(["sh", "-c", "exit 5"])
+    seen = s.exit_count(cid)
+    s.start(cid)
+    assert s.wait(cid, "not-running", timeout=30)["StatusCode"] == 5
+    assert s.wait(cid, "next-exit", timeout=5, seen=seen)["StatusCode"] == 5
+    with pytest.raises(TimeoutError):
+        s.wait(cid, "next-exit", timeout=0.2)
+
+
 def test_auto_remove(engine: Engine) -> None:
     cid = engine.create(["sh", "-c", "exit 4"], {"AutoRemove": True})
     engine.service.start(cid)

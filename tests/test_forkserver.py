@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -174,3 +175,61 @@ def test_a_killed_server_is_restarted_on_the_next_request(server: ForkServer) ->
     server._proc.wait()  # type: ignore[union-attr]
     assert _spawn(server, ["/bin/sh", "-c", "exit 2"], False)[0] == 2
     assert server.running and server._proc.pid != first  # type: ignore[union-attr]
+
+
+def test_spawn_async_on_the_event_loop(server: ForkServer) -> None:
+    async def run() -> tuple[int, bytes, int]:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            spawned = await server.spawn_async(["/bin/sh", "-c", "echo $$; exit 6"], null, out_w, out_w, False)
+        finally:
+            os.close(null)
+            os.close(out_w)
+        code = await spawned.wait_async()
+        return code, _pipe_output(out_r), spawned.pid
+
+    code, out, pid = asyncio.run(run())
+    assert code == 6 and out.strip() == str(pid).encode()
+    with pytest.raises(ForkServerError, match="No such file"):
+        asyncio.run(server.spawn_async(["/no/such/program"], 0, 1, 2, False))
+
+
+def _children(pid: int) -> set[int]:
+    """pid's live children (zombies left out)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+def _spares(server: ForkServer, timeout: float = 10) -> set[int]:
+    """The server's waiting spare (its only child while nothing runs), once there is one."""
+    deadline = time.monotonic() + timeout
+    while not (found := _children(server._proc.pid)) and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    return found
+
+
+def test_a_spare_becomes_the_shim_and_is_replaced(server: ForkServer, tmp_path: Path, bundle_factory) -> None:
+    first = _spares(server)
+    assert len(first) == 1
+    spare = first.pop()
+    assert os.getsid(spare) == spare  # already in a session of its own
+    bundle = bundle_factory(["true"])
+    cid, state, root = unique_id("fs"), tmp_path / "state", tmp_path / "root"
+    info = launch_shim(cid, str(bundle.path), str(state), DOCKYARD_RUNTIME, str(state / "ctr.log"),
+                       runtime_root=str(root), forkserver=server, delete_on_exit=True, start=True)
+    assert os.getsid(info.shim_pid) == spare  # forked by the spare, which then left
+    assert ShimClient(str(state), timeout=20).wait(timeout=20)["exit_code"] == 0
+    second = _spares(server)
+    assert len(second) == 1 and spare not in second
+    deadline = time.monotonic() + 5
+    while info.shim_pid in _children(os.getpid()) and time.monotonic() < deadline:  # a subreaper's child
+        time.sleep(0.02)

@@ -137,6 +137,25 @@ def names() -> Iterator[dict[str, str]]:
     assert not left, f"left behind: {left}"
 
 
+def _own_netns() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+@root
+def test_namespace_work_stays_on_the_calling_thread(names: dict[str, str]) -> None:
+    home = _own_netns()
+    netns.create(names["ns"], lambda nl: nl.set_up(nl.index("lo")))
+    assert _own_netns() == home  # joined back
+    inside = os.stat(names["ns"]).st_ino
+    assert inside != home
+    assert netns.run_in(names["ns"], lambda: (_own_netns(), threading.get_ident())) == (inside, threading.get_ident())
+    assert _own_netns() == home
+    with pytest.raises(ZeroDivisionError):  # a failure inside still joins back
+        netns.run_in(names["ns"], lambda: 1 // 0)
+    assert _own_netns() == home
+    netns.remove(names["ns"])
+
+
 @root
 def test_sandbox_on_a_bridge(names: dict[str, str]) -> None:
     """A dual-stack bridge and endpoint: both addresses (IPv6 usable at once: no DAD), both

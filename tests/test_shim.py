@@ -349,9 +349,27 @@ def test_delete_on_exit(shims, runtime: Runtime) -> None:
     shim = shims(["true"], delete_on_exit=True)
     assert shim.cid in runtime.container_ids()
     shim.client.start()
-    assert shim.client.wait(timeout=20)["exit_code"] == 0
+    record = shim.client.wait(timeout=20)
+    assert record["exit_code"] == 0 and record["deleted"] is True and "oom_killed" not in record
+    assert shim.cid not in runtime.container_ids()  # deleted before the exit was recorded
+    assert read_exit(str(shim.state_dir))["deleted"] is True
     assert _wait_gone(shim.info.shim_pid, 10)
-    assert shim.cid not in runtime.container_ids()
+
+
+def test_start_at_launch(shims) -> None:
+    shim = shims(["sh", "-c", "echo ran; exec sleep 30"], start=True)
+    assert shim.info.started_at
+    state = shim.client.state()
+    assert state["status"] == "running" and state["started_at"] == shim.info.started_at
+    with pytest.raises(ShimError, match="not in created state"):
+        shim.client.start()
+    deadline = time.monotonic() + 10
+    while not shim.log.read_text() and time.monotonic() < deadline:  # its output is logged as usual
+        time.sleep(0.01)
+    assert [e["log"] for e in shim.log_entries()] == ["ran\n"]
+    shim.client.signal("KILL")
+    record = shim.client.wait(timeout=20)
+    assert record["exit_code"] == 137 and "deleted" not in record
 
 
 def test_survives_launcher_kill(runtime: Runtime, tmp_path: Path, bundle_factory) -> None:
@@ -438,3 +456,22 @@ def test_default_runtime_is_dockyard_runtime(tmp_path) -> None:
                        "--log-path", str(tmp_path / "log")])
     assert os.path.basename(opts.runtime) == "dockyard-runtime"
     assert os.access(opts.runtime, os.X_OK)
+
+
+def test_attach_and_start(shims) -> None:
+    shim = shims(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    sock, started_at = shim.client.attach_and_start()
+    with sock:
+        assert started_at
+        frames = read_frames(sock)  # nothing was lost: attached before the process ran
+    assert sorted(frames) == [(1, b"out\n"), (2, b"err\n")]
+    assert shim.client.wait(timeout=20)["exit_code"] == 3
+
+
+def test_attach_and_start_refused_when_started(shims) -> None:
+    shim = shims(["sleep", "30"], start=True)
+    with pytest.raises(ShimError, match="not in created state"):
+        shim.client.attach_and_start()
+    assert shim.client.state()["status"] == "running"
+    shim.client.signal("KILL")
+    assert shim.client.wait(timeout=20)["exit_code"] == 137

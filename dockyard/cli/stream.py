@@ -81,11 +81,13 @@ def _pump_stdin(sock: _socket.socket, tty: bool, detached: threading.Event) -> N
 
 
 def copy_streams(resp: http.Response, tty: bool, stdin: bool) -> None:
-    """Copy the hijacked stream until the container's output ends; Detached if the user detached."""
-    import threading
-
-    detached = threading.Event()
+    """Copy the hijacked stream until the container's output ends; Detached if the user detached.
+    threading (and the functools and collections it imports) is loaded only to pump stdin."""
+    detached = None
     if stdin:
+        import threading
+
+        detached = threading.Event()
         threading.Thread(target=_pump_stdin, args=(resp.sock, tty, detached), daemon=True).start()
     frames: Iterator[tuple[int, bytes]] = http.raw_stream(resp) if tty else http.demux(resp)
     outputs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
@@ -98,5 +100,5 @@ def copy_streams(resp: http.Response, tty: bool, stdin: bool) -> None:
         pass
     finally:
         resp.close()
-    if detached.is_set():
+    if detached is not None and detached.is_set():
         raise Detached

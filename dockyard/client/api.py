@@ -1,6 +1,8 @@
 """The Docker Engine API, one method per endpoint: parsed JSON, or a Response to stream.
-The API version is negotiated on first use like the docker CLI: HEAD /_ping, then
-min(our maximum, the daemon's Api-Version) as the /vX.Y prefix of every later call."""
+The API version is negotiated on first use: min(our maximum, the daemon's Api-Version) as the
+/vX.Y prefix of every later call. The docker CLI pings for it first; here a first call that can be
+sent twice goes out at our maximum and settles it from its answer's Api-Version, and only a daemon
+that refuses that version as too new costs the ping (HEAD /_ping) and a second try."""
 
 from __future__ import annotations
 
@@ -64,9 +66,12 @@ class Client:
         if body is not None and not isinstance(body, bytes) and not hasattr(body, "__next__"):
             body = http.json.dumps(body).encode()
             head.setdefault("Content-Type", "application/json")
-        prefix = f"/v{self.version}" if versioned else ""
+        # Not negotiated yet: a call that can be sent again goes out at our own version at once,
+        # and a daemon that finds it too new refuses it before acting (then the ping, and again).
+        optimistic = versioned and self._version is None and (body is None or isinstance(body, bytes))
+        prefix = f"/v{MAX_API_VERSION if optimistic else self.version}" if versioned else ""
         resp = http.request(self.host, method, prefix + http.url(path, query), body, head)
-        if not versioned and resp.status < 400:
+        if (optimistic or not versioned) and resp.status < 400:
             self.negotiate(resp.headers)
         if resp.status >= 400:
             data = resp.read()
@@ -75,6 +80,9 @@ class Client:
                 message = http.json.loads(data)["message"]
             except (ValueError, KeyError, TypeError):
                 message = data.decode("utf-8", "replace").strip()
+            if optimistic and resp.status == 400 and "is too new" in message:
+                self.version  # noqa: B018 - the ping settles the version
+                return self.call(method, path, query, body, headers, stream, versioned)
             raise APIError(resp.status, message)
         if stream:
             return resp

@@ -18,6 +18,7 @@ Data root layout::
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import fcntl
@@ -26,7 +27,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,7 +99,8 @@ class Engine:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (daemon stopping)
                 loop.call_soon_threadsafe(settle, result, error)
 
-        threading.Thread(target=work, name="dockyardd-detached", daemon=True).start()
+        # _thread: threading.Thread.start() would hold the event loop until the thread runs
+        _thread.start_new_thread(work, ())
         return await future
 
     def container_event(self, record: Record, action: str, extra: dict[str, str] | None = None) -> None:

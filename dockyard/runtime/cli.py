@@ -7,7 +7,7 @@ import sys
 
 from dockyard.runtime import jsonfast
 from dockyard.runtime import oslite as os
-from dockyard.runtime.argv import Command, Flag, UsageError, global_usage, parse
+from dockyard.runtime.argv import Command, Flag, Namespace, UsageError, global_usage, parse
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.state import DEFAULT_ROOT, StateStore, now_rfc3339
 
@@ -111,17 +111,34 @@ def main(argv: list[str] | None = None) -> int:
         print(global_usage(PROG, "The OCI runtime of dockyard (runc's command line).", GLOBAL_FLAGS, COMMANDS))
         return 0
     try:
-        if args.systemd_cgroup or args.cgroup_manager == "systemd":
-            raise RuntimeFailure("the systemd cgroup driver is not supported: use cgroupfs")
-        from dockyard.runtime import commands
-
-        handler = getattr(commands, "cmd_" + cmd.name)
-        return handler(StateStore(os.path.abspath(args.root)), args) or 0
+        return _run(cmd, args)
     except RuntimeFailure as e:
         _log_error(args.log, args.log_format, str(e))
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _run(cmd: Command, args: Namespace) -> int:
+    if args.systemd_cgroup or args.cgroup_manager == "systemd":
+        raise RuntimeFailure("the systemd cgroup driver is not supported: use cgroupfs")
+    from dockyard.runtime import commands
+
+    handler = getattr(commands, "cmd_" + cmd.name)
+    return handler(StateStore(os.path.abspath(args.root)), args) or 0
+
+
+def call(argv: list[str]) -> int:
+    """One command line (global flags, verb, arguments) run in the calling process, its failure
+    raised as RuntimeFailure rather than printed: for a caller that has imported the runtime and
+    runs its light verbs (start, kill, delete) without a fork, as the shim does."""
+    try:
+        cmd, args = parse(argv, GLOBAL_FLAGS, COMMANDS, PROG)
+    except UsageError as e:
+        raise RuntimeFailure(str(e)) from None
+    if cmd is None:
+        raise RuntimeFailure("no command given")
+    return _run(cmd, args)
 
 
 def main_and_exit() -> None:

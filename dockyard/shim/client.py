@@ -32,14 +32,16 @@ class ShimInfo:
     pid: int  # the container's init process
     socket: str
     shim_pid: int
+    started_at: str | None = None  # when the shim started the container itself (launch_shim's start)
 
 
 def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: str, *,
                 runtime_root: str | None = None, runtime_args: tuple[str, ...] = (), stdin: bool = False,
                 tty: bool = False, log_max_size: int | None = None, log_max_file: int | None = None,
-                delete_on_exit: bool = False, python: str | None = None, in_process: bool | None = None,
-                timeout: float = 60, forkserver: ForkServer | None = None) -> ShimInfo:
-    """Start a detached shim (which creates the container); raise ShimError with the runtime's error.
+                delete_on_exit: bool = False, start: bool = False, python: str | None = None,
+                in_process: bool | None = None, timeout: float = 60, forkserver: ForkServer | None = None) -> ShimInfo:
+    """Start a detached shim (which creates the container, and with start starts it at once: one
+    step less when nobody has to attach in the created state); raise ShimError with the runtime's error.
 
     `setsid -f` forks the shim's interpreter into a new session and returns at once, so the shim is
     never our child (it outlives us, and nobody has to reap it) and no interpreter runs in between;
@@ -56,7 +58,7 @@ def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: s
                "runtime_root": runtime_root and os.path.abspath(runtime_root), "runtime_arg": list(runtime_args),
                "log_path": os.path.abspath(log_path), "log_max_size": -1 if log_max_size is None else log_max_size,
                "log_max_file": 1 if log_max_file is None else log_max_file, "stdin": stdin, "tty": tty,
-               "delete_on_exit": delete_on_exit, "runtime_in_process": in_process}
+               "delete_on_exit": delete_on_exit, "start": start, "runtime_in_process": in_process}
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     log_fd = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
@@ -78,7 +80,8 @@ def launch_shim(cid: str, bundle: str, state_dir: str, runtime: str, log_path: s
                 os.close(fd)
     if "error" in report:
         raise ShimError(str(report["error"]))
-    return ShimInfo(pid=report["pid"], socket=report["socket"], shim_pid=report["shim_pid"])
+    return ShimInfo(pid=report["pid"], socket=report["socket"], shim_pid=report["shim_pid"],
+                    started_at=report.get("started_at"))
 
 
 def _fork_shim(forkserver: ForkServer | None, options: dict[str, Any], sync_fd: int, log_fd: int,
@@ -206,15 +209,25 @@ class ShimClient:
                stdin_once: bool = False) -> socket.socket:
         """Attach to the container's stdio; return the stream socket. Without a tty the output is
         framed (protocol.frame); shutting down the write side closes stdin when stdin_once."""
+        return self._attach({"stdin": stdin, "stdout": stdout, "stderr": stderr, "stdin_once": stdin_once})[0]
+
+    def attach_and_start(self, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                         stdin_once: bool = False) -> tuple[socket.socket, str]:
+        """attach() to a created container and start it in the same request: (stream socket, the
+        start time). A ShimError is the start's failure."""
+        sock, reply = self._attach({"stdin": stdin, "stdout": stdout, "stderr": stderr, "stdin_once": stdin_once,
+                                    "start": True})
+        return sock, reply["started_at"]
+
+    def _attach(self, args: dict[str, Any]) -> tuple[socket.socket, dict[str, Any]]:
         sock = self._connect(self.timeout)
         try:
-            sock.sendall(protocol.encode({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
-                                          "stdin_once": stdin_once}))
-            self._read_reply(sock)
+            sock.sendall(protocol.encode({"op": "attach", **args}))
+            reply = self._read_reply(sock)
         except BaseException:
             sock.close()
             raise
-        return sock
+        return sock, reply
 
 
 def read_frames(sock: socket.socket) -> list[tuple[int, bytes]]:

@@ -1,7 +1,8 @@
 """The detached shim process: a fresh, lean interpreter exec'd by main.py.
 
-It becomes a child subreaper, creates the container, reports {"pid", "socket", "shim_pid"} or
-{"error"} on the sync pipe, then runs the monitor until the exit is recorded. It imports only what
+It becomes a child subreaper, creates the container (and with the start option starts it, adding
+"started_at"), reports {"pid", "socket", "shim_pid"} or {"error"} on the sync pipe, then runs the
+monitor until the exit is recorded. It imports only what
 the monitor needs, since one of these runs per container.
 """
 
@@ -16,7 +17,7 @@ from dockyard.shim import protocol
 from dockyard.shim.logs import JsonFileWriter
 from dockyard.shim.monitor import Monitor
 from dockyard.shim.oci import OciRuntime, RuntimeFailed
-from dockyard.shim.startup import create, unix_listener
+from dockyard.shim.startup import create, force_delete, unix_listener
 
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -63,6 +64,15 @@ def _serve(opts: dict, sync_fd: int) -> int:
         logger = JsonFileWriter(log_path, opts["log_max_size"], opts["log_max_file"])
         pid, stdio = create(runtime, opts["id"], opts["bundle"], os.path.join(state, "init.pid"), opts["stdin"],
                             opts["tty"], os.path.join(state, "console.sock"))
+        monitor = Monitor(opts["id"], runtime, pid, stdio, listener, logger, state, opts["delete_on_exit"],
+                          opts["bundle"])
+        report: dict[str, object] = {"pid": pid, "socket": sock_path, "shim_pid": os.getpid()}
+        if opts.get("start"):  # started at once: nobody needs the created state (no attach to connect first)
+            try:
+                report["started_at"] = monitor.start()
+            except RuntimeFailed:
+                force_delete(runtime, opts["id"])
+                raise
     except (RuntimeFailed, OSError) as exc:
         if listener is not None:
             listener.close()
@@ -73,7 +83,6 @@ def _serve(opts: dict, sync_fd: int) -> int:
                 os.unlink(log_path)
         _report(sync_fd, {"error": str(exc)})
         return 1
-    monitor = Monitor(opts["id"], runtime, pid, stdio, listener, logger, state, opts["delete_on_exit"])
-    _report(sync_fd, {"pid": pid, "socket": sock_path, "shim_pid": os.getpid()})
+    _report(sync_fd, report)
     monitor.run()
     return 0

@@ -187,9 +187,9 @@ class ForkServer:
         except FileNotFoundError:
             pass
 
-    def _request(self, message: dict[str, Any], fds: list[int],
-                 timeout: float) -> tuple[socket.socket, dict[str, Any], bytes]:
-        """Send one request: the connection, the first reply, and what followed it on the connection."""
+    def _send(self, message: dict[str, Any], fds: list[int], timeout: float) -> socket.socket:
+        """Connect and send one request (a unix socket's connect and a short send do not block:
+        the listener's backlog and the socket buffer take them)."""
         if not self.running:
             with self._restart_lock:
                 if not self.running:
@@ -207,6 +207,26 @@ class ForkServer:
                 os.close(dir_fd)
         try:
             socket.send_fds(sock, [protocol.encode(message)], fds)
+        except OSError as exc:
+            sock.close()
+            raise ForkServerError(f"fork server request failed: {exc}") from None
+        return sock
+
+    @staticmethod
+    def _first_reply(sock: socket.socket, data: bytes) -> tuple[dict[str, Any], bytes]:
+        """The first reply line of data (which holds one), and what followed it."""
+        line, _, rest = data.partition(b"\n")
+        reply = protocol.decode(line)
+        if not reply.get("ok"):
+            sock.close()
+            raise ForkServerError(str(reply.get("error")))
+        return reply, rest
+
+    def _request(self, message: dict[str, Any], fds: list[int],
+                 timeout: float) -> tuple[socket.socket, dict[str, Any], bytes]:
+        """Send one request: the connection, the first reply, and what followed it on the connection."""
+        sock = self._send(message, fds, timeout)
+        try:
             data = b""
             while b"\n" not in data:
                 chunk = sock.recv(4096)
@@ -216,12 +236,7 @@ class ForkServer:
         except (OSError, ForkServerError) as exc:
             sock.close()
             raise ForkServerError(f"fork server request failed: {exc}") from None
-        line, _, rest = data.partition(b"\n")
-        reply = protocol.decode(line)
-        if not reply.get("ok"):
-            sock.close()
-            raise ForkServerError(str(reply.get("error")))
-        return sock, reply, rest
+        return (sock, *self._first_reply(sock, data))
 
     def launch_shim(self, options: dict[str, Any], sync_fd: int, log_fd: int, timeout: float = 30) -> None:
         """Fork a detached shim with options (see client.launch_shim); it reports on sync_fd."""
@@ -254,4 +269,30 @@ class ForkServer:
         in a fork, argv[0] being this project's dockyard-runtime)."""
         sock, reply, rest = self._request({"op": "spawn", "argv": argv, "in_process": in_process},
                                           [stdin, stdout, stderr], timeout)
+        return Spawned(int(reply["pid"]), sock, rest)
+
+    async def spawn_async(self, argv: list[str], stdin: int, stdout: int, stderr: int, in_process: bool,
+                          timeout: float = 30) -> Spawned:
+        """spawn() for asyncio code: the reply is awaited on the event loop (no worker thread)."""
+        import asyncio
+
+        sock = self._send({"op": "spawn", "argv": argv, "in_process": in_process}, [stdin, stdout, stderr],
+                          timeout)
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        data = b""
+        try:
+            async with asyncio.timeout(timeout):
+                while b"\n" not in data:
+                    chunk = await loop.sock_recv(sock, 4096)
+                    if not chunk:
+                        raise ForkServerError("the fork server closed the connection")
+                    data += chunk
+        except (OSError, TimeoutError, ForkServerError) as exc:
+            sock.close()
+            raise ForkServerError(f"fork server request failed: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
+        reply, rest = self._first_reply(sock, data)
         return Spawned(int(reply["pid"]), sock, rest)

@@ -1,10 +1,11 @@
 """dockyard-shim: the per-container monitor.
 
 The foreground command starts a detached shim (a lean interpreter running daemon.py in a new
-session, see client.launch_shim) and waits on a pipe: the shim creates the container and reports
-{"pid", "socket", "shim_pid"} (printed as JSON, exit 0) or the runtime's error (printed to stderr,
-exit 1). The shim then serves its control socket and records the container's exit in
-<state-dir>/exit.json. Its own diagnostics go to <state-dir>/shim.log.
+session, see client.launch_shim) and waits on a pipe: the shim creates the container (and with
+--start starts it) and reports {"pid", "socket", "shim_pid"[, "started_at"]} (printed as JSON, exit
+0) or the runtime's error (printed to stderr, exit 1). The shim then serves its control socket
+and records the container's exit in <state-dir>/exit.json. Its own diagnostics go to
+<state-dir>/shim.log.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-max-file", type=int, default=1, metavar="N", help="log files kept, FILE included")
     p.add_argument("--stdin", action="store_true", help="give the container a stdin pipe")
     p.add_argument("--tty", action="store_true", help="use a pty from the runtime's console socket")
-    p.add_argument("--delete-on-exit", action="store_true", help="run `runtime delete` after the exit")
+    p.add_argument("--start", action="store_true", help="start the container as soon as it is created")
+    p.add_argument("--delete-on-exit", action="store_true", help="run `runtime delete` when the container exits, before recording the exit")
     opts = p.parse_args(argv)
     for name in ("bundle", "state_dir", "log_path", "runtime_root"):
         if getattr(opts, name):
@@ -56,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         info = launch_shim(opts.id, opts.bundle, opts.state_dir, opts.runtime, opts.log_path,
                            runtime_root=opts.runtime_root, runtime_args=tuple(opts.runtime_arg), stdin=opts.stdin,
                            tty=opts.tty, log_max_size=opts.log_max_size, log_max_file=opts.log_max_file,
-                           delete_on_exit=opts.delete_on_exit)
+                           delete_on_exit=opts.delete_on_exit, start=opts.start)
     except ShimError as e:
         print(e, file=sys.stderr)
         return 1
-    print(json.dumps({"pid": info.pid, "socket": info.socket, "shim_pid": info.shim_pid}))
+    report = {"pid": info.pid, "socket": info.socket, "shim_pid": info.shim_pid}
+    print(json.dumps({**report, "started_at": info.started_at} if info.started_at else report))
     return 0
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dockyard.shim import protocol
 from dockyard.shim.logs import JsonFileWriter, LineSplitter, rfc3339nano
 from dockyard.shim.oci import OciRuntime, RuntimeFailed, exit_code
+from dockyard.shim.oom import bundle_oom_killed
 from dockyard.shim.protocol import Message
 from dockyard.shim.startup import Stdio
 
@@ -49,8 +50,9 @@ class Monitor:
     """Watches one container from creation until its exit is recorded."""
 
     def __init__(self, cid: str, runtime: OciRuntime, pid: int, stdio: Stdio, listener: socket.socket,
-                 logger: JsonFileWriter, state_dir: str, delete_on_exit: bool = False) -> None:
+                 logger: JsonFileWriter, state_dir: str, delete_on_exit: bool = False, bundle: str = "") -> None:
         self.cid = cid
+        self.bundle = bundle  # read at the exit for the container's cgroup (its OOM count)
         self.runtime = runtime
         self.pid = pid
         self.stdio = stdio
@@ -182,6 +184,8 @@ class Monitor:
             if fd in self.stdio.outputs:
                 self._close_output(fd)
         assert self.reaped is not None
+        if self.delete_on_exit:
+            self._delete()
         path = os.path.join(self.state_dir, protocol.EXIT_FILE)
         with open(path + ".tmp", "w") as f:
             f.write(protocol.encode(self.reaped).decode())
@@ -196,12 +200,21 @@ class Monitor:
             if client.mode != "command":
                 client.closing = True
                 self._flush_client(client)
-        if self.delete_on_exit:
-            try:
-                self.runtime.run("delete", "--force", self.cid)
-            except RuntimeFailed as exc:
-                print(f"dockyard-shim: delete failed: {exc}", file=sys.stderr)
         self.linger_deadline = time.monotonic() + LINGER_TIMEOUT
+
+    def _delete(self) -> None:
+        """`runtime delete` before the exit is recorded (so the record means the runtime is done
+        with the container); whether the OOM killer fired is noted first, from the cgroup that
+        the delete removes."""
+        assert self.reaped is not None
+        if self.bundle and bundle_oom_killed(self.bundle):
+            self.reaped["oom_killed"] = True
+        try:
+            self.runtime.run("delete", "--force", self.cid)
+        except RuntimeFailed as exc:
+            print(f"dockyard-shim: delete failed: {exc}", file=sys.stderr)
+            return
+        self.reaped["deleted"] = True
 
     # -- container stdio --------------------------------------------------------------------------
 
@@ -410,10 +423,14 @@ class Monitor:
     def _op_start(self, client: Client, request: Message) -> Message:
         if self.status != "created" or self.reaped:
             raise protocol.ProtocolError(f"container is not in created state ({self.status})")
+        return {"ok": True, "started_at": self.start()}
+
+    def start(self) -> str:
+        """`runtime start`: the container runs; its start time (RFC 3339). RuntimeFailed if it fails."""
         self.runtime.run("start", self.cid)
         self.status = "running"
         self.started_at = rfc3339nano()
-        return {"ok": True, "started_at": self.started_at}
+        return self.started_at
 
     def _op_signal(self, client: Client, request: Message) -> Message:
         sig = request.get("signal")
@@ -445,9 +462,14 @@ class Monitor:
             self._flush_stdin()
 
     def _op_attach(self, client: Client, request: Message) -> Message:
+        started: Message = {}
+        if request.get("start"):  # attached first, then started: the loop reads no output in between
+            if self.status != "created" or self.reaped:
+                raise protocol.ProtocolError(f"container is not in created state ({self.status})")
+            started["started_at"] = self.start()
         client.mode = "attach"
         client.streams = frozenset(s for s in ("stdout", "stderr") if request.get(s, True))
         client.stdin = bool(request.get("stdin")) and self.stdio.stdin_fd is not None
         client.stdin_once = bool(request.get("stdin_once"))
         client.closing = self.exit is not None
-        return {"ok": True, "tty": self.stdio.tty, "stdin": client.stdin}
+        return {"ok": True, "tty": self.stdio.tty, "stdin": client.stdin, **started}

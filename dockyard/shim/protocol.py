@@ -9,9 +9,13 @@ Requests are {"op": NAME, ...args}; every reply is {"ok": true, ...} or {"ok": f
   resize  {width: int, height: int}      -> {}                          (TIOCSWINSZ; tty only)
   wait                                   -> the exit record, once the container has exited
   close_stdin                            -> {}                          (tty: sends EOT instead)
-  attach  {stdin, stdout, stderr: bool, stdin_once: bool} -> tty, stdin; then the connection is a stream
+  attach  {stdin, stdout, stderr: bool, stdin_once: bool[, start: true]}
+                                         -> tty, stdin[, started_at]; then the connection is a stream
+                                            (with start, the created container is started too)
 
-The exit record (also <state-dir>/exit.json) is {"exit_code": N, "exited_at": RFC3339Nano[, "signal": S]}.
+The exit record (also <state-dir>/exit.json) is {"exit_code": N, "exited_at": RFC3339Nano[, "signal": S]}, plus,
+from a shim that deletes the container at its exit (before the record is written), "deleted": true once
+`runtime delete` succeeded and "oom_killed": true when the OOM killer fired in its memory cgroup.
 After a successful attach the shim sends output frames (see frame()) or, with a tty, raw bytes; bytes
 from the client go to the container's stdin, and with stdin_once the client's EOF closes that stdin.
 """

@@ -106,7 +106,8 @@ def _create_pipes(runtime: OciRuntime, args: list[str], want_stdin: bool) -> Std
     return Stdio(tty=False, stdin_fd=stdin_w if want_stdin else None, outputs={out_r: "stdout", err_r: "stderr"})
 
 
-def _force_delete(runtime: OciRuntime, cid: str) -> None:
+def force_delete(runtime: OciRuntime, cid: str) -> None:
+    """`runtime delete --force`, its failure ignored (cleaning up after a failed start)."""
     try:
         runtime.run("delete", "--force", cid)
     except RuntimeFailed:
@@ -130,7 +131,7 @@ def _create_tty(runtime: OciRuntime, args: list[str], console_path: str) -> Stdi
             raise RuntimeFailed("the runtime sent no pty master on the console socket")
     except RuntimeFailed:
         if created:
-            _force_delete(runtime, args[-1])
+            force_delete(runtime, args[-1])
         raise
     finally:
         listener.close()

@@ -76,9 +76,14 @@ def _int_query(request: web.Request, name: str) -> int | None:
         raise ApiError(400, f"invalid value for {name}: {raw!r}") from None
 
 
+def _lookup(eng: Engine, ref: str) -> dict[str, Any]:
+    """The container's record (404 "No such container"); blocking."""
+    return eng.containers.store.get(eng.containers.store.resolve(ref))
+
+
 async def _record(eng: Engine, ref: str) -> dict[str, Any]:
     """The container's record (404 "No such container")."""
-    return await eng.run(eng.containers.store.get, await eng.run(eng.containers.store.resolve, ref))
+    return await eng.run(_lookup, eng, ref)
 
 
 async def _event(eng: Engine, ref: str, action: str, **extra: str) -> None:
@@ -89,11 +94,17 @@ async def _no_content(eng: Engine, ref: str, action: str | None, work: Any, *arg
                       **extra: str) -> web.Response:
     """Run a lifecycle call, publish its event (unless the service does); 204, or 304 when there
     was nothing to do. The record is read first: the container may be gone once the call returns
-    (a --rm container that exited at once)."""
-    record = await _record(eng, ref)
-    try:
-        await eng.run(work, record["ID"], *args)
-    except NotModified:
+    (a --rm container that exited at once); both in one trip to the thread pool."""
+    def call() -> tuple[dict[str, Any], bool]:
+        record = _lookup(eng, ref)
+        try:
+            work(record["ID"], *args)
+        except NotModified:
+            return record, False
+        return record, True
+
+    record, done = await eng.run(call)
+    if not done:
         return web.Response(status=304)
     if action:
         eng.container_event(record, action, extra)
@@ -106,11 +117,15 @@ async def create(request: web.Request) -> web.Response:
     """POST /containers/create?name: 404 "No such image" lets the CLI pull and retry."""
     body = bodies.container_create(await read_json(request))
     eng = engine(request)
-    if body.get("Image"):
-        await eng.images.run(eng.images.store.resolve, body["Image"])  # Docker's "No such image: x:tag"
-    cid = await eng.run(eng.containers.create, body, request.query.get("name") or None)
-    await _event(eng, cid, "create")
-    return json_response({"Id": cid, "Warnings": []}, status=201)
+
+    def create_container() -> dict[str, Any]:  # one trip to the thread pool
+        if body.get("Image"):
+            eng.images.store.resolve(body["Image"])  # Docker's "No such image: x:tag"
+        return eng.containers.store.get(eng.containers.create(body, request.query.get("name") or None))
+
+    record = await eng.run(create_container)
+    eng.container_event(record, "create")
+    return json_response({"Id": record["ID"], "Warnings": []}, status=201)
 
 
 async def list_containers(request: web.Request) -> web.Response:
@@ -192,10 +207,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     if condition not in ("not-running", "next-exit", "removed"):
         raise ApiError(400, f"invalid condition: {condition!r}")
     cid = await eng.run(eng.containers.wait_target, _ref(request))
+    seen = eng.containers.exit_count(cid)  # before the headers: an exit right after them is the next one
     response = await start_stream(request, "application/json")
     try:
         with long_poll(request):
-            result = await eng.run_detached(eng.containers.wait, cid, condition)
+            result = await eng.run_detached(eng.containers.wait, cid, condition, None, seen)
     except Exception as e:  # the headers are out: report in the body, as dockerd does
         result = {"StatusCode": -1, "Error": {"Message": str(e)}}
     await response.write(json_line({"Error": result.get("Error"), "StatusCode": result["StatusCode"]}))

@@ -13,6 +13,7 @@ from dockyard.api.errors import ApiError
 from dockyard.api.routes import api_path
 from dockyard.api.server import engine, json_response, read_json
 from dockyard.engine.containers.execs import Exec
+from dockyard.engine.containers.store import Record
 from dockyard.engine.daemon import Engine
 
 log = logging.getLogger("dockyardd.api")
@@ -28,33 +29,38 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-async def _event(eng: Engine, ex: Exec, action: str, **extra: str) -> None:
-    record = await eng.run(eng.containers.store.get, ex.container_id)
+def _event(eng: Engine, record: Record, ex: Exec, action: str, **extra: str) -> None:
     eng.container_event(record, action, {"execID": ex.id, **extra})
+
+
+def _with_record(eng: Engine, ex: Exec) -> tuple[Exec, Record]:
+    """ex and its container's record (for the events), read in the same trip to the pool."""
+    return ex, eng.containers.store.get(ex.container_id)
 
 
 async def create(request: web.Request) -> web.Response:
     """POST /containers/{id}/exec → 201 {"Id"}."""
     body = bodies.exec_create(await read_json(request))
     eng = engine(request)
-    exec_id = await eng.run(eng.execs.create, request.match_info["id"], body)
-    ex = eng.execs.get(exec_id)
-    await _event(eng, ex, "exec_create: " + " ".join(ex.config["Cmd"]))
-    return json_response({"Id": exec_id}, status=201)
+    ref = request.match_info["id"]
+    ex, record = await eng.run(lambda: _with_record(eng, eng.execs.get(eng.execs.create(ref, body))))
+    _event(eng, record, ex, "exec_create: " + " ".join(ex.config["Cmd"]))
+    return json_response({"Id": ex.id}, status=201)
 
 
-async def _run(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
-               raw: bool | None = None) -> None:
-    await _event(eng, ex, "exec_start: " + " ".join(ex.config["Cmd"]))
+async def _run(eng: Engine, ex: Exec, record: Record,
+               stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, raw: bool | None = None) -> None:
+    """Run the exec; its events carry the container's record as read when it was started."""
+    _event(eng, record, ex, "exec_start: " + " ".join(ex.config["Cmd"]))
     await eng.execs.start(ex.id, stream, raw)
-    await _event(eng, ex, "exec_die", exitCode=str(ex.exit_code))
+    _event(eng, record, ex, "exec_die", exitCode=str(ex.exit_code))
 
 
-def _keep(eng: Engine, ex: Exec, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+def _keep(eng: Engine, ex: Exec, record: Record, stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
           raw: bool | None = None) -> asyncio.Task[None]:
     """The exec run as a task of its own, which outlives its request: a detached exec, or a client
     that detached or went away, leaves the process running and tracked to its exit (as dockerd)."""
-    task = asyncio.create_task(_run(eng, ex, stream, raw))
+    task = asyncio.create_task(_run(eng, ex, record, stream, raw))
     _background.add(task)
 
     def finished(t: asyncio.Task[None]) -> None:
@@ -71,15 +77,15 @@ async def start(request: web.Request) -> web.StreamResponse:
     unless this request's Tty is set (whatever the exec's own Tty, as dockerd)."""
     body = bodies.exec_start(await read_json(request))
     eng = engine(request)
-    ex = await eng.run(eng.execs.startable, request.match_info["id"])
+    ex, record = await eng.run(lambda: _with_record(eng, eng.execs.startable(request.match_info["id"])))
     if body.get("Detach"):  # answered once the exec runs, as dockerd (inspect then shows it running)
-        task = _keep(eng, ex, None)
+        task = _keep(eng, ex, record, None)
         while not (ex.running or ex.exit_code is not None or task.done()):
             await asyncio.sleep(0.002)
         return web.Response(status=200)
     async with hijack.hijack(request) as stream:
         try:
-            await asyncio.shield(_keep(eng, ex, stream, bool(body.get("Tty"))))
+            await asyncio.shield(_keep(eng, ex, record, stream, bool(body.get("Tty"))))
         except Exception as e:  # the stream is hijacked now: report on it as stdout, as dockerd does
             text = f"{e}\r\n".encode()
             stream[1].write(text if body.get("Tty") else b"\x01\0\0\0" + len(text).to_bytes(4, "big") + text)

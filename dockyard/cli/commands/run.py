@@ -6,8 +6,6 @@ import os
 import sys
 from types import SimpleNamespace
 
-from dockyard.cli.commands.containers import wait_result
-from dockyard.cli.commands.images import display_messages
 from dockyard.cli.flags import BOOL, INT, LIST, STR, Command, Flag, UsageError, go_parse_int, ram_in_bytes
 from dockyard.cli.mounts import parse_mount, split_volumes
 from dockyard.cli.runner import Cli, CommandError
@@ -278,6 +276,7 @@ def create_container(cli: Cli, opts: SimpleNamespace, args: list[str], attach: b
             raise
         ref = args[0] if ":" in args[0].rpartition("/")[2] or "@" in args[0] else args[0] + ":latest"
         cli.error(f"Unable to find image '{ref}' locally")
+        from dockyard.cli.commands.images import display_messages
         from dockyard.cli.commands.registry_client import auth_header, parse_reference
         display_messages(cli, cli.client.call("POST", "/images/create", {"fromImage": ref},
                                               headers=auth_header(parse_reference(ref)), stream=True),
@@ -309,41 +308,33 @@ def stream_container(cli: Cli, container: str, tty: bool, stdin: bool, start: bo
                      condition: str | None, streams: tuple[bool, bool] = (True, True),
                      detach_keys: str | None = None) -> int:
     """Attach (streams: stdout, stderr; the daemon watches stdin for detach_keys), wait (own
-    connection), optionally start, copy stdio; the container's exit code."""
+    connection), optionally start, copy stdio; the container's exit code. The wait's answer is
+    read once the output ended (it waits in its connection meanwhile): no thread."""
+    from dockyard.cli.commands.containers import wait_result
+
     resp = cli.client.attach(container, stdin, stdout=streams[0], stderr=streams[1], detach_keys=detach_keys)
     waiting = cli.client.wait(container, condition)  # registered before the start, as docker does
-    status: dict[str, Any] = {}
-
-    def waiter() -> None:
-        try:
-            status["code"] = wait_result(waiting)
-        except (APIError, CommandError) as exc:
-            status["error"] = exc
-    import threading
-
-    thread = threading.Thread(target=waiter, daemon=True)
-    thread.start()
-    if start:
-        try:
-            cli.client.start(container)
-        except APIError as exc:
-            resp.close()
-            raise CommandError(f"dockyard: Error response from daemon: {exc.message}\n\n"
-                               f"Run 'dockyard {cli.name} --help' for more information",
-                               start_error_code(exc.message)) from None
     try:
-        if tty and sys.stdin.isatty():
-            with RawTerminal(lambda h, w: cli.client.resize("containers", container, h, w)) as term:
-                term.send_size()
+        if start:
+            try:
+                cli.client.start(container)
+            except APIError as exc:
+                resp.close()
+                raise CommandError(f"dockyard: Error response from daemon: {exc.message}\n\n"
+                                   f"Run 'dockyard {cli.name} --help' for more information",
+                                   start_error_code(exc.message)) from None
+        try:
+            if tty and sys.stdin.isatty():
+                with RawTerminal(lambda h, w: cli.client.resize("containers", container, h, w)) as term:
+                    term.send_size()
+                    copy_streams(resp, tty, stdin)
+            else:
                 copy_streams(resp, tty, stdin)
-        else:
-            copy_streams(resp, tty, stdin)
-    except Detached:
-        return 0
-    thread.join()
-    if "error" in status:
-        raise status["error"]
-    return status.get("code", 0)
+        except Detached:
+            return 0
+        return wait_result(waiting)
+    finally:
+        waiting.close()
 
 
 def run(cli: Cli, opts: SimpleNamespace, args: list[str]) -> int:

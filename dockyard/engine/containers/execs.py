@@ -299,7 +299,7 @@ class ExecService:
         if forkserver is not None:
             in_process = self.containers.runtime_in_process(cid)
             try:
-                return ForkedProcess(await asyncio.to_thread(forkserver.spawn, argv, stdin, stdout, stderr, in_process))
+                return ForkedProcess(await forkserver.spawn_async(argv, stdin, stdout, stderr, in_process))
             except ForkServerUnavailable:
                 pass
             except ForkServerError as e:

@@ -1,4 +1,4 @@
-"""Exit handling helpers: OOM detection, restart policies and their back-off, signal names."""
+"""Exit handling helpers: restart policies and their back-off, signal names."""
 
 from __future__ import annotations
 
@@ -71,19 +71,3 @@ def next_backoff(previous: float, ran_for: float) -> float:
     if ran_for >= RESET_AFTER or previous <= 0:
         return BACKOFF_START
     return min(previous * 2, BACKOFF_MAX)
-
-
-def oom_killed(cgroups_path: str) -> bool:
-    """Whether the kernel's OOM killer fired in the container's memory cgroup (v1 or v2)."""
-    for path, key in ((f"/sys/fs/cgroup/memory{cgroups_path}/memory.oom_control", "oom_kill"),
-                      (f"/sys/fs/cgroup{cgroups_path}/memory.events", "oom_kill"),
-                      (f"/sys/fs/cgroup/unified{cgroups_path}/memory.events", "oom_kill")):
-        try:
-            with open(path) as f:
-                for line in f:
-                    name, _, value = line.partition(" ")
-                    if name == key and int(value) > 0:
-                        return True
-        except (FileNotFoundError, ValueError):
-            continue
-    return False

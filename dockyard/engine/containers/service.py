@@ -3,6 +3,7 @@ runtime. Blocking methods; the API server calls them from worker threads."""
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import os
@@ -42,6 +43,7 @@ from dockyard.network.ports import PortError, port_range
 from dockyard.shim.client import ShimClient, ShimError, is_own_runtime, launch_shim, read_exit
 from dockyard.shim.forkserver import ForkServer, ForkServerUnavailable
 from dockyard.shim.logs import rfc3339nano
+from dockyard.shim.oom import oom_killed
 
 DEFAULT_STOP_TIMEOUT = 10
 LOG_DRIVERS = ("json-file", "none")
@@ -338,10 +340,12 @@ class ContainerService:
                                runtime_root=rt.root(self.exec_root),
                                runtime_args=rt.args, stdin=bool(record["Config"].get("OpenStdin")),
                                tty=bool(record["Config"].get("Tty")), log_max_size=size, log_max_file=files,
+                               delete_on_exit=True, start=not self._attach_waiters.get(cid),
                                forkserver=self.forkserver)
             subpaths.release(self._subpath_dir(cid))  # created: the container holds its own mounts
-            self._serve_attach_waiters(cid)
-            started = ShimClient(shim_dir).start()
+            if info.started_at is None:  # attach requests wait: connected while it is created, then started
+                info.started_at = (self._serve_attach_waiters(cid, start=True)
+                                   or ShimClient(shim_dir).start()["started_at"])
         except BaseException as e:
             subpaths.release(self._subpath_dir(cid))
             self._serve_attach_waiters(cid, ContainerError(str(e)))
@@ -361,7 +365,7 @@ class ContainerService:
             raise ContainerError(str(e)) from None if isinstance(e, ShimError) else e
         record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                                Dead=False, Pid=info.pid, ExitCode=0, Error="",
-                               StartedAt=started.get("started_at") or rfc3339nano())
+                               StartedAt=info.started_at)
         record["HasBeenStartedBefore"] = True
         self._save(record)
         self._notify(record, "start")  # before the watcher can report the exit
@@ -402,7 +406,9 @@ class ContainerService:
                 result = read_exit(shim_dir) or {"exit_code": 255}
             self._on_exit(cid, shim_dir, result)
 
-        threading.Thread(target=run, name=f"watch-{cid[:12]}", daemon=True).start()
+        # _thread: threading.Thread.start() would wait until the new thread runs (a scheduler
+        # hand-off on every container start; milliseconds on a loaded host)
+        _thread.start_new_thread(run, ())
 
     def _on_exit(self, cid: str, shim_dir: str, result: dict[str, Any]) -> None:
         """Record an exit; then remove (AutoRemove) or restart (policy) the container."""
@@ -416,18 +422,24 @@ class ContainerService:
                 self.on_running(cid, False)
             hc = record["HostConfig"]
             code = int(result.get("exit_code", 255))
-            oom = policy.oom_killed(spec.cgroups_path(cid, hc))
-            # the runtime's delete (a forked command) overlaps the unmount, whose sync of the
-            # host's filesystem can take tens of milliseconds on a busy host
-            deleting = threading.Thread(target=self._delete_runtime_state, args=(cid,), name=f"delete-{cid[:12]}")
-            deleting.start()
+            deleting = None
+            if result.get("deleted"):  # the shim deleted it, its cgroup with it (the OOM count noted first)
+                oom = bool(result.get("oom_killed"))
+            else:
+                oom = oom_killed(spec.cgroups_path(cid, hc))
+                # the runtime's delete (a forked command) overlaps the unmount, whose sync of the
+                # host's filesystem can take tens of milliseconds on a busy host
+                deleting = threading.Thread(target=self._delete_runtime_state, args=(cid,),
+                                            name=f"delete-{cid[:12]}")
+                deleting.start()
             try:
                 if self.network is not None:
                     self.network.teardown(record)
                 unmount(self._rootfs(cid))
                 self.volumes.deactivate(cid, announce=True)
             finally:
-                deleting.join()
+                if deleting is not None:
+                    deleting.join()
             state = record["State"]
             finished = result.get("exited_at") or rfc3339nano()
             ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))
@@ -471,14 +483,17 @@ class ContainerService:
 
     # -- wait, stop, kill, restart, pause -----------------------------------------------------------
 
-    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> dict[str, Any]:
-        """POST /containers/{id}/wait: {"StatusCode", "Error"} once the condition holds."""
+    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None,
+             seen: int | None = None) -> dict[str, Any]:
+        """POST /containers/{id}/wait: {"StatusCode", "Error"} once the condition holds. seen is
+        exit_count() when the wait was registered (default: now); a later exit ends a next-exit wait."""
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             cid = self.wait_target(ref)
-            seen = self._exits.get(cid, (0, {}))[0]
+            if seen is None:
+                seen = self.exit_count(cid)
             while True:
                 done = self._wait_result(cid, condition, seen)
                 if done is not None:
@@ -487,6 +502,10 @@ class ContainerService:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"container {cid[:12]} did not reach {condition!r}")
                 self._changed.wait(remaining)
+
+    def exit_count(self, cid: str) -> int:
+        """How many exits of cid this daemon has recorded (what a wait registered now starts from)."""
+        return self._exits.get(cid, (0, {}))[0]
 
     def wait_target(self, ref: str) -> str:
         """The ID a wait is for: a container's, or the full ID of one removed since the daemon
@@ -606,8 +625,8 @@ class ContainerService:
                 raise Conflict(f"Container {cid} is {'already' if paused else 'not'} paused")
             try:
                 self._runtime(cid, "pause" if paused else "resume")
-            except ContainerError as e:  # it exited, and its exit is not recorded yet
-                if "not running" in str(e):
+            except ContainerError as e:  # it exited (its shim may have deleted it), not recorded yet
+                if "not running" in str(e) or "does not exist" in str(e):
                     raise Conflict(f"Container {cid} is not running") from None
                 raise
             state.update(Paused=paused, Status="paused" if paused else "running")
@@ -661,13 +680,27 @@ class ContainerService:
             waiters = self._attach_waiters.get(cid, [])
             waiters[:] = [w for w in waiters if w[1] is not slot]
 
-    def _serve_attach_waiters(self, cid: str, error: Exception | None = None) -> None:
-        """Connect the attach requests waiting for cid's start (or fail them with error)."""
-        for args, slot in self._attach_waiters.pop(cid, []):
+    def _serve_attach_waiters(self, cid: str, error: Exception | None = None, start: bool = False) -> str | None:
+        """Connect the attach requests waiting for cid's start (or fail them with error). With start
+        the last one's request starts the created container too: its start time (None when it could
+        not attach; a failed start raises ShimError)."""
+        waiters = self._attach_waiters.pop(cid, [])
+        client = ShimClient(self._shim_dir(cid))
+        for n, (args, slot) in enumerate(waiters, 1):
+            if error is not None:
+                slot.put(error)
+                continue
             try:
-                slot.put(error or ShimClient(self._shim_dir(cid)).attach(*args))
+                if start and n == len(waiters):
+                    sock, started_at = client.attach_and_start(*args)
+                    slot.put(sock)
+                    return started_at
+                slot.put(client.attach(*args))
             except (ShimError, OSError) as e:
                 slot.put(ContainerError(f"cannot attach: {e}"))
+                if start and n == len(waiters) and isinstance(e, ShimError):
+                    raise  # the start failed
+        return None
 
     def resize(self, ref: str, height: int, width: int) -> None:
         """POST /containers/{id}/resize."""
