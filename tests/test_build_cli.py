@@ -147,3 +147,23 @@ def test_dockerignore_same_as_the_docker_cli(daemon: Dockyardd, tmp_path: Path) 
     ours = daemon.docker("run", "--rm", "ign:dockyard").stdout
     theirs = daemon.docker("run", "--rm", "ign:docker").stdout
     assert ours == theirs and "./sub/a/x" in ours and "./sub/b/x" not in ours
+
+
+def test_copy_of_the_context_root_hides_what_buildkit_hides(daemon: Dockyardd, tmp_path: Path) -> None:
+    """`COPY .` sees neither a Dockerfile given on stdin nor the Dockerfile and .dockerignore the
+    ignore file excludes (BuildKit's behaviour); an unignored Dockerfile and a subdirectory's
+    files of the same names are copied."""
+    listing = "FROM busybox\nCOPY . /ctx\nCMD find /ctx -type f\n"
+    ctx = context(tmp_path / "ctx", {"app.txt": "a\n", "sub/Dockerfile": "x\n", "sub/.dockerignore": "y\n"})
+    proc = dockyard(daemon, "build", "-q", "-t", "hide:stdin", "-f", "-", str(ctx), input=listing.encode())
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(daemon.docker("run", "--rm", "hide:stdin").stdout.split())
+    assert files == ["/ctx/app.txt", "/ctx/sub/.dockerignore", "/ctx/sub/Dockerfile"]
+    (ctx / "Dockerfile").write_text(listing)
+    (ctx / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
+    assert dockyard(daemon, "build", "-q", "-t", "hide:ignored", str(ctx)).returncode == 0
+    assert sorted(daemon.docker("run", "--rm", "hide:ignored").stdout.split()) == files
+    (ctx / ".dockerignore").write_text("nothing-matches\n")
+    assert dockyard(daemon, "build", "-q", "-t", "hide:kept", str(ctx)).returncode == 0
+    assert sorted(daemon.docker("run", "--rm", "hide:kept").stdout.split()) == sorted(
+        [*files, "/ctx/Dockerfile", "/ctx/.dockerignore"])

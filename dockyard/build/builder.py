@@ -27,7 +27,7 @@ from dockyard.build.cacheio import (
     inline_records,
     parse_spec,
 )
-from dockyard.build.context import drop_ignored
+from dockyard.build.context import drop_ignored, hidden_from_copies
 from dockyard.build.executor import STDERR_END, STDERR_START, Executor, RunRequest
 from dockyard.build.imageconfig import (
     DEFAULT_PATH,
@@ -197,6 +197,7 @@ class Builder:
         text = self._read_dockerfile(context, opts.dockerfile)
         if opts.classic:
             drop_ignored(context, opts.dockerfile)
+        self.hidden = [] if opts.classic else hidden_from_copies(context, opts.dockerfile)
         try:
             df = parse(text)
             self.plan = plan(df, opts.build_args, platform=not opts.classic)
@@ -881,6 +882,8 @@ class Builder:
         excludes = [self.lex.process_word(e, env) for e in flags.get("exclude", [])]
         workdir = state.cfg.get("WorkingDir") or "/"
         sources = SourceSet.prepare(self, state, frm, srcs, cmd, add, flags)
+        if self.hidden and sources.from_context and any(posixpath.normpath("/" + s) == "/" for s in srcs):
+            excludes = [*excludes, *self.hidden]  # the context's root: its paths are the patterns' own
         try:
             files = sources.digest(excludes)
             name = (cmd.cmd or "").upper()

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 
+EXTERNAL_DOCKERFILE = ".dockerfile.external"  # dockyard's CLI: a Dockerfile from stdin or outside the context
+
+
 class ContextError(ValueError):
     """A context that cannot be used (hostile paths, unreadable archive)."""
 
@@ -46,6 +49,16 @@ def drop_ignored(root: str, dockerfile: str) -> None:
                 os.unlink(fsops.resolve(root, name, follow_last=False))  # parents' links stay inside root
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 pass
+
+
+def hidden_from_copies(root: str, dockerfile: str) -> list[str]:
+    """What BuildKit keeps out of `COPY .` although dockyard's CLI sends it: the Dockerfile it
+    put in the context from stdin or elsewhere, and the Dockerfile and .dockerignore when the
+    context's ignore file excludes them (the CLI sends both whatever the patterns say)."""
+    if dockerfile == EXTERNAL_DOCKERFILE:
+        return [EXTERNAL_DOCKERFILE]
+    matcher = PatternMatcher(ignore_patterns(root, os.path.join(root, dockerfile)))
+    return [name for name in (".dockerignore", os.path.normpath(dockerfile).lstrip("/")) if matcher.matches(name)]
 
 
 def walk(root: str, matcher: PatternMatcher, keep: tuple[str, ...] = ()) -> Iterator[str]:

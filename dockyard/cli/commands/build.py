@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from typing import IO
 
 CHUNK = 1 << 20
-EXTERNAL_DOCKERFILE = ".dockerfile.external"  # a Dockerfile from stdin or outside the context
 
 
 def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes],
@@ -27,7 +26,7 @@ def _context(cli: Cli, opts: SimpleNamespace, path: str, spool: IO[bytes],
     """Write the context tar to spool: (the Dockerfile's name inside it, the incremental context
     session or "" when the whole context is sent). named: --build-context directories (name →
     path), sent beside the context: `c/` holds the context and `n/<name>/` each of them."""
-    from dockyard.build.context import looks_like_tar, single_file_context
+    from dockyard.build.context import EXTERNAL_DOCKERFILE, looks_like_tar, single_file_context
     if path == "-":
         if opts.file == "-":
             raise CommandError("invalid argument: can't use stdin for both build context and dockerfile", 1)
