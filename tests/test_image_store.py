@@ -444,7 +444,8 @@ def test_inspect_and_history_shapes(store: ImageStore) -> None:
     image_id = bootstrap_busybox(store)
     info = store.inspect("busybox")
     assert list(info) == ["Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "DockerVersion",
-                          "Author", "Config", "Architecture", "Os", "Size", "GraphDriver", "RootFS", "Metadata"]
+                          "Author", "Config", "Architecture", "Os", "Size", "GraphDriver", "RootFS", "Metadata",
+                          "Container", "ContainerConfig"]  # the API shows the last two before 1.45 only
     assert info["Id"] == image_id and info["RepoTags"] == ["busybox:latest"] and info["Parent"] == ""
     assert info["Config"]["Cmd"] == ["sh"] and info["RootFS"]["Layers"] == store.config(image_id)["rootfs"]["diff_ids"]
     assert info["Size"] == store.size(image_id) and info["Metadata"]["LastTagTime"].endswith("Z")

@@ -626,7 +626,8 @@ class ContainerService:
             try:
                 self._runtime(cid, "pause" if paused else "resume")
             except ContainerError as e:  # it exited (its shim may have deleted it), not recorded yet
-                if "not running" in str(e) or "does not exist" in str(e):
+                gone = not state.get("Pid") or not os.path.exists(f"/proc/{state['Pid']}")
+                if gone or "not running" in str(e) or "does not exist" in str(e):
                     raise Conflict(f"Container {cid} is not running") from None
                 raise
             state.update(Paused=paused, Status="paused" if paused else "running")
