@@ -2,8 +2,9 @@
 several daemons share a host). The chains are rebuilt whole and atomically by one
 `iptables-restore --noflush` from the current bridges and published ports; the built-in chains
 only get one jump each. A change of published ports alone (a container's start or exit) only
-deletes and appends its DNAT rules, in one batch that flushes nothing: a flushed chain costs the
-kernel tens of milliseconds (the old rules wait for an RCU grace period), an append a few.
+deletes and appends its DNAT rules, in one batch that flushes nothing: removing rules makes the
+kernel wait (measured 10-30 ms for a flush, ~12 ms for one delete, spent in the close of
+iptables' netlink socket, with no CPU used), an append costs ~2 ms.
 
 filter FORWARD → DYF-<tag>: per bridge, what was DNATed into it (published ports, whichever host
 port), icc, isolation (nothing else enters a bridge from elsewhere but replies), --internal
