@@ -3,9 +3,10 @@
 Both engines run at once and every measurement alternates between them round by round, so load
 from elsewhere on the machine hits both alike.
 1. What network setup adds to `docker run -d`: the median wall time of `run -d busybox sleep`
-   on a user-defined network (and dockyard's default bridge) minus the same with
-   `--network host` (no namespace, no veth, no address); for dockyard also the median of the
-   setup times its daemon logs (--debug), the figure itself, free of `run`'s noise.
+   on a user-defined network (also with `-p 80`, an ephemeral published port, and on dockyard's
+   default bridge) minus the same with `--network host` (no namespace, no veth, no address); for
+   dockyard also the median of the setup times its daemon logs (--debug) per mode, the figure
+   itself, free of `run`'s noise.
 2. Host → published port: a busybox httpd in a container on a user-defined network with
    `-p PORT:80`; from the host, over 127.0.0.1:PORT, the throughput of GETs of a large file
    (MB/s, median of --gets) and the latency of a fresh connection plus a GET of a tiny file
@@ -55,9 +56,10 @@ class Engine:
     name: str
     docker: Callable[..., str]
     image: str
-    modes: dict[str, str]
+    modes: dict[str, list[str]]  # label -> the network arguments of `run`
     port: int = 0
     samples: dict[str, list[float]] = field(default_factory=dict)
+    started: dict[str, str] = field(default_factory=dict)  # container ID -> mode label
 
     def add(self, key: str, value: float) -> None:
         self.samples.setdefault(key, []).append(value)
@@ -125,10 +127,12 @@ def measure(engines: list[Engine], opts: argparse.Namespace) -> None:
     """Every figure, alternating between engines."""
     for i in range(opts.runs + 2):
         for engine in engines:
-            for label, mode in engine.modes.items():
-                spent = timed(lambda e=engine, m=mode: e.docker("run", "-d", "--network", m, e.image, "sleep", "600"))
+            for label, args in engine.modes.items():
+                start = time.perf_counter()
+                cid = engine.docker("run", "-d", *args, engine.image, "sleep", "600").strip()
                 if i >= 2:  # warm-up rounds
-                    engine.add(f"run -d {label} ms", spent * 1000)
+                    engine.add(f"run -d {label} ms", (time.perf_counter() - start) * 1000)
+                    engine.started[cid] = label
             remove_containers(engine)
     for engine in engines:
         engine.port = free_port()
@@ -149,6 +153,12 @@ def measure(engines: list[Engine], opts: argparse.Namespace) -> None:
             engine.add(key, timed(lambda e=engine, k=key: steps[k](e)) * 1000)
 
 
+def modes(bridge: bool) -> dict[str, list[str]]:
+    """The network arguments of `run -d` timed (dockyard's default bridge too when bridge)."""
+    return {"host": ["--network", "host"], "user network": ["--network", NETWORK],
+            "user network -p": ["--network", NETWORK, "-p", "80"], **({"bridge": ["--network", "bridge"]} if bridge else {})}
+
+
 @contextlib.contextmanager
 def dockyard(tmp: Path) -> Iterator[tuple[Engine, Dockyardd]]:
     tmp.mkdir(parents=True)
@@ -161,7 +171,7 @@ def dockyard(tmp: Path) -> Iterator[tuple[Engine, Dockyardd]]:
             return proc.stdout
         cli("load", "-i", str(archive))
         cli("network", "create", NETWORK)
-        engine = Engine("dockyard", cli, "busybox", {"host": "host", "user network": NETWORK, "bridge": "bridge"})
+        engine = Engine("dockyard", cli, "busybox", modes(bridge=True))
         try:
             yield engine, daemon
         finally:
@@ -186,7 +196,7 @@ def docker(tmp: Path, wanted: bool) -> Iterator[Engine | None]:
         peer.start()
         peer.run("load", "-i", str(busybox_archive(tmp)))
         peer.run("network", "create", NETWORK)
-        engine = Engine("docker", peer.run, "busybox", {"host": "host", "user network": NETWORK})
+        engine = Engine("docker", peer.run, "busybox", modes(bridge=False))
         try:
             yield engine
         finally:
@@ -203,26 +213,28 @@ def docker(tmp: Path, wanted: bool) -> Iterator[Engine | None]:
 def report(engines: list[Engine], daemon_log: str) -> None:
     for engine in engines:
         runs = engine.samples
-        engine.add("setup user ms", statistics.median(runs["run -d user network ms"])
-                   - statistics.median(runs["run -d host ms"]))
-        if "run -d bridge ms" in runs:
-            engine.add("setup bridge ms", statistics.median(runs["run -d bridge ms"])
-                       - statistics.median(runs["run -d host ms"]))
-    spent = [float(m) for m in re.findall(r"network setup of \w+: ([0-9.]+) ms", daemon_log)]
-    engines[0].add("setup (daemon log) ms", statistics.median(spent))
-    print(f"{'figure':<24}" + "".join(f"{e.name:>12}" for e in engines))
+        for label in engine.modes:
+            if label != "host":
+                engine.add(f"setup {label} ms", statistics.median(runs[f"run -d {label} ms"])
+                           - statistics.median(runs["run -d host ms"]))
+    ours = engines[0]
+    for cid, spent in re.findall(r"network setup of (\w+): ([0-9.]+) ms", daemon_log):
+        label = next((label for full, label in ours.started.items() if full.startswith(cid)), None)
+        if label is not None:
+            ours.add(f"setup {label} (log) ms", float(spent))
+    print(f"{'figure':<32}" + "".join(f"{e.name:>12}" for e in engines))
     for key in engines[0].samples:
         cells = []
         for e in engines:
             values = sorted(e.samples.get(key, []))
             digits = 3 if key.startswith("connect") else 2
             cells.append(f"{statistics.median(values):>12.{digits}f}" if values else f"{'-':>12}")
-        print(f"{key:<24}" + "".join(cells))
+        print(f"{key:<32}" + "".join(cells))
         if key == "GET ms":
-            print(f"{'GET p90 ms':<24}" + "".join(
+            print(f"{'GET p90 ms':<32}" + "".join(
                 f"{sorted(e.samples[key])[int(len(e.samples[key]) * 0.9)]:>12.2f}" for e in engines))
         if key.startswith("connect"):
-            print(f"{key.replace(' ms', ' p25 ms'):<24}" + "".join(
+            print(f"{key.replace(' ms', ' p25 ms'):<32}" + "".join(
                 f"{sorted(e.samples[key])[len(e.samples[key]) // 4]:>12.3f}" for e in engines))
 
 

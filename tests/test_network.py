@@ -350,6 +350,11 @@ def test_published_ports(daemon: Dockyardd) -> None:
     ok(daemon, "network", "create", "othernet")
     assert ok(daemon, "run", "--rm", "--network", "othernet", "busybox", "wget", "-qO-",
               f"http://{address}:{port}/") == expected
+    # but not straight to the container's address: only what was DNATed enters its bridge
+    direct = inspect(daemon, cid)["NetworkSettings"]["IPAddress"]
+    probe = ["busybox", "sh", "-c", f"echo | nc -w 2 {direct} 80"]
+    assert daemon.docker("run", "--rm", *probe).returncode == 0  # the probe works on its own network
+    assert daemon.docker("run", "--rm", "--network", "othernet", *probe).returncode != 0
     # the port is taken: Docker's error, and the failed container holds nothing
     proc = daemon.docker("run", "-d", "--name", "clash", "-p", f"{port}:80", "busybox", "sleep", "60")
     assert proc.returncode != 0 and f"Bind for 0.0.0.0:{port} failed: port is already allocated" in proc.stderr

@@ -201,6 +201,16 @@ def test_firewall_chains(names: dict[str, str]) -> None:
     dump = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert dump.count("--to-destination 10.233.72.2:80") == 1
     assert dump.count(f"-j DYF-{names['fw']}") == 1 and f"-s 10.233.72.0/24 ! -o {names['bridge']} -j MASQUERADE" in dump
+    assert f"-A DYF-{names['fw']} -o {names['bridge']} -m conntrack --ctstate DNAT -j ACCEPT" in dump
+    moved = firewall.PortRule("tcp", "127.0.0.1", 18124, "10.233.72.3", 80, names["bridge"])
+    fw.apply([rules], [moved])  # ports alone: the DNAT rules swapped, nothing else
+    dump = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert "--dport 18123 " not in dump and f"-A DYN-{names['fw']} -d 127.0.0.1/32 -p tcp -m tcp --dport 18124 " \
+        "-j DNAT --to-destination 10.233.72.3:80" in dump
+    subprocess.run(["iptables", "-t", "nat", "-F", f"DYN-{names['fw']}"], check=True)  # changed behind our back
+    fw.apply([rules], [port])  # the delete fails: the chains are rebuilt
+    dump = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert dump.count("--to-destination 10.233.72.2:80") == 1 and "--dport 18124 " not in dump
     fw.apply([firewall.BridgeRules(names["bridge"], "10.233.72.0/24", masquerade=False)], [])
     assert "MASQUERADE" in (dump := subprocess.run(["iptables-save"], capture_output=True, text=True).stdout)
     assert f"-s 10.233.72.0/24 ! -o {names['bridge']} -j MASQUERADE" not in dump
@@ -220,7 +230,8 @@ def test_ip6tables_chains_and_isolation_order(names: dict[str, str]) -> None:
     port = firewall.PortRule("tcp", "::", 18123, "fd12:34::2", 80, names["bridge"])
     fw.apply(bridges, [port])
     dump = subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
-    assert "-j DNAT --to-destination [fd12:34::2]:80" in dump and "-d fd12:34::2/128" in dump
+    assert "-j DNAT --to-destination [fd12:34::2]:80" in dump
+    assert f"-o {names['bridge']} -m conntrack --ctstate DNAT -j ACCEPT" in dump
     assert f"-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j DYN-{names['fw']}" in dump
     assert f"-s fd12:34::/64 ! -o {names['bridge']} -j MASQUERADE" in dump
     forward = [line for line in dump.splitlines() if line.startswith(f"-A DYF-{names['fw']}")]

@@ -1,10 +1,14 @@
 """Kernel NAT and filtering with iptables, in chains of our own (named after a daemon tag so that
 several daemons share a host). The chains are rebuilt whole and atomically by one
 `iptables-restore --noflush` from the current bridges and published ports; the built-in chains
-only get one jump each.
+only get one jump each. A change of published ports alone (a container's start or exit) only
+deletes and appends its DNAT rules, in one batch that flushes nothing: removing rules makes the
+kernel wait (measured 10-30 ms for a flush, ~12 ms for one delete, spent in the close of
+iptables' netlink socket, with no CPU used), an append costs ~2 ms.
 
-filter FORWARD → DYF-<tag>: published ports accepted, then per bridge: icc, isolation (nothing
-enters a bridge from elsewhere but replies), --internal drops, the rest outbound accepted.
+filter FORWARD → DYF-<tag>: per bridge, what was DNATed into it (published ports, whichever host
+port), icc, isolation (nothing else enters a bridge from elsewhere but replies), --internal
+drops, the rest outbound accepted.
 nat PREROUTING/OUTPUT (destination local) → DYN-<tag>: DNAT of published ports, loopback included
 (bridges get route_localnet). nat POSTROUTING → DYS-<tag>: masquerade of outbound traffic, of
 host-local sources (127.0.0.1 reaching a container) and of hairpin traffic (a container reaching
@@ -88,27 +92,51 @@ class Firewall:
                        ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
                        ("nat", "OUTPUT", [*not_loopback, "-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
                        ("nat", "POSTROUTING", ["-j", self.snat]))
-        self._applied: str | None = None  # the last batch loaded (None: the jumps are unchecked)
+        self._bridges: list[BridgeRules] | None = None  # those loaded last (None: the jumps are unchecked)
+        self._dnat: list[str] = []  # the DNAT rules loaded
 
     def apply(self, bridges: Iterable[BridgeRules], ports: Iterable[PortRule]) -> None:
-        """Rebuild our chains from bridges and ports (one atomic batch; nothing when it is the
-        batch loaded last), adding the jumps if missing on the first call. Each iptables process
-        costs ~10 ms, so a change of one family leaves the other's tables alone."""
-        bridges, ports = list(bridges), list(ports)
-        forward, dnat, snat = [], [], []
+        """Bring our chains to bridges and ports, adding the jumps if missing on the first call:
+        when only the ports changed, their DNAT rules are deleted and appended; otherwise the
+        chains are rebuilt in one atomic batch. Each iptables process costs a few ms, so a change
+        of one family leaves the other's tables alone."""
+        bridges, dnat = list(bridges), sorted(map(self._dnat_rule, ports))
+        if bridges == self._bridges:
+            gone, new = [r for r in self._dnat if r not in dnat], [r for r in dnat if r not in self._dnat]
+            if not gone and not new:
+                return
+            try:
+                _run([f"{self.command}-restore", "-w", "--noflush"], "\n".join(
+                    ["*nat", *(f"-D {self.dnat} {r}" for r in gone), *(f"-A {self.dnat} {r}" for r in new),
+                     "COMMIT", ""]))
+                self._dnat = dnat
+                return
+            except FirewallError:  # our chain was changed behind our back: rebuilt below
+                pass
+        _run([f"{self.command}-restore", "-w", "--noflush"], self._batch(bridges, dnat))
+        if self._bridges is None:
+            for table, chain, rule in self._jumps:
+                if self._iptables(table, "-C", chain, *rule, check=False).returncode != 0:
+                    self._iptables(table, "-I", chain, "1", *rule)
+        self._bridges, self._dnat = bridges, dnat
+
+    def _dnat_rule(self, p: PortRule) -> str:
+        """The DNAT rule (in our nat chain) of one published port."""
         bits = self._host_bits
-        for p in ports:
-            forward.append(f"-d {p.container_ip}/{bits} -o {p.bridge} -p {p.proto} -m {p.proto} "
-                           f"--dport {p.container_port} -j ACCEPT")
-            match_ip = "" if ipaddress.ip_address(p.host_ip).is_unspecified else f"-d {p.host_ip}/{bits} "
-            target = p.container_ip if bits == 32 else f"[{p.container_ip}]"
-            dnat.append(f"{match_ip}-p {p.proto} -m {p.proto} --dport {p.host_port} "
-                        f"-j DNAT --to-destination {target}:{p.container_port}")
+        match_ip = "" if ipaddress.ip_address(p.host_ip).is_unspecified else f"-d {p.host_ip}/{bits} "
+        target = p.container_ip if bits == 32 else f"[{p.container_ip}]"
+        return (f"{match_ip}-p {p.proto} -m {p.proto} --dport {p.host_port} "
+                f"-j DNAT --to-destination {target}:{p.container_port}")
+
+    def _batch(self, bridges: list[BridgeRules], dnat: list[str]) -> str:
+        """The batch that rebuilds our chains."""
+        forward, snat = [], []
         # every bridge's drops come before any bridge's outbound accept, or a network listed
         # early would reach the bridges of those listed after it
         outbound = []
         for b in bridges:
-            forward.append(f"-i {b.bridge} -o {b.bridge} -j {'ACCEPT' if b.icc else 'DROP'}")
+            forward += [f"-o {b.bridge} -m conntrack --ctstate DNAT -j ACCEPT",
+                        f"-i {b.bridge} -o {b.bridge} -j {'ACCEPT' if b.icc else 'DROP'}"]
             if b.internal:
                 forward += [f"-i {b.bridge} -j DROP", f"-o {b.bridge} -j DROP"]
             else:
@@ -123,19 +151,11 @@ class Firewall:
         script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",
                   "*nat", f":{self.dnat} - [0:0]", f":{self.snat} - [0:0]",
                   *(f"-A {self.dnat} {r}" for r in dnat), *(f"-A {self.snat} {r}" for r in snat), "COMMIT", ""]
-        batch = "\n".join(script)
-        if batch == self._applied:
-            return
-        _run([f"{self.command}-restore", "-w", "--noflush"], batch)
-        if self._applied is None:
-            for table, chain, rule in self._jumps:
-                if self._iptables(table, "-C", chain, *rule, check=False).returncode != 0:
-                    self._iptables(table, "-I", chain, "1", *rule)
-        self._applied = batch
+        return "\n".join(script)
 
     def remove(self) -> None:
         """Delete the jumps and our chains (nothing if absent)."""
-        self._applied = None
+        self._bridges, self._dnat = None, []
         for table, chain, rule in self._jumps:
             while self._iptables(table, "-D", chain, *rule, check=False).returncode == 0:
                 pass

@@ -63,9 +63,13 @@ class Publisher:
         self.networks.set_ports(cid, rules)
 
     def unpublish(self, cid: str) -> None:
-        """Give back the container's host ports and drop its rules."""
-        self._release(self.networks.port_rules(cid))
-        self.networks.set_ports(cid, [])
+        """Drop the container's rules, then give back its host ports (so that no other container
+        takes one while a DNAT rule still sends its traffic here)."""
+        rules = self.networks.port_rules(cid)
+        try:
+            self.networks.set_ports(cid, [])
+        finally:
+            self._release(rules)
 
     def _hold(self, proto: str, host_ip: str, host_port: str, endpoint: dict[str, Any], port: int,
               network: dict[str, Any]) -> PortRule:
