@@ -128,6 +128,33 @@ def test_save_load_round_trip(daemon: Dockyardd, tmp_path: Path) -> None:
     assert busybox_id(daemon) == image_id
 
 
+def test_save_repository_every_tag(daemon: Dockyardd, tmp_path: Path) -> None:
+    """`docker save busybox` saves all of busybox's tags (as dockerd); load gives them all back."""
+    image_id = busybox_id(daemon)
+    ok(daemon, "tag", "busybox", "busybox:other")
+    ok(daemon, "tag", "busybox", "elsewhere:1")
+    try:
+        ok(daemon, "save", "-o", str(tmp_path / "repo.tar"), "busybox")
+        ok(daemon, "save", "-o", str(tmp_path / "two.tar"), "busybox:other", "busybox:latest")
+        for name, tags in (("repo.tar", ["busybox:latest", "busybox:other"]),
+                           ("two.tar", ["busybox:other", "busybox:latest"])):
+            with tarfile.open(tmp_path / name) as tar:
+                manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+                repositories = json.load(tar.extractfile("repositories"))  # type: ignore[arg-type]
+                layers = [n for n in tar.getnames() if n.startswith("blobs/sha256/")]
+            assert [item["RepoTags"] for item in manifest] == [tags]
+            assert list(repositories) == ["busybox"] and list(repositories["busybox"]) == ["latest", "other"]
+            assert len(layers) == 3  # one config, one manifest, one layer
+        ok(daemon, "rmi", "busybox:latest", "busybox:other")
+        assert ok(daemon, "load", "-i", str(tmp_path / "repo.tar")).split("\n")[:2] == [
+            "Loaded image: busybox:latest", "Loaded image: busybox:other"]
+        assert ok(daemon, "image", "inspect", "--format", "{{.Id}}", "busybox:other").strip() == image_id
+        proc = daemon.docker("save", "-o", str(tmp_path / "none.tar"), "nosuchrepo")
+        assert proc.returncode == 1 and "No such image: nosuchrepo\n" in proc.stderr
+    finally:
+        daemon.docker("rmi", "busybox:other", "elsewhere:1")
+
+
 def test_import_with_change_and_prune(daemon: Dockyardd, archives: dict[str, Path]) -> None:
     out = ok(daemon, "import", "-c", 'CMD ["sh"]', "-m", "imported here", str(archives["rootfs"]), "imp:1")
     image_id = out.strip()
