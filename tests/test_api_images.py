@@ -232,6 +232,37 @@ def test_system_df_counts_images(daemon: Dockyardd) -> None:
     assert int(line.split()[1]) == len(doc["Images"])
 
 
+def test_system_df_verbose(daemon: Dockyardd) -> None:
+    """`docker system df -v` (and its JSON): containers per image, unique and shared sizes, each
+    container's writable layer in bytes of its files (as dockerd counts them), volume links."""
+    ok(daemon, "volume", "create", "df-v1")
+    try:
+        ok(daemon, "run", "--name", "df-c1", "-v", "df-v1:/data", "busybox", "sh", "-c",
+           "echo hi > /data/x; echo y > /y")
+        ok(daemon, "run", "-d", "--name", "df-c2", "busybox", "sleep", "100")
+        ok(daemon, "create", "--name", "df-c3", "busybox")
+        doc = json.loads(ok(daemon, "system", "df", "-v", "--format", "json"))
+        image = next(i for i in doc["Images"] if i["Repository"] == "busybox")
+        assert image["Containers"] == "3" and image["SharedSize"] == "0B"
+        assert image["UniqueSize"] == image["VirtualSize"] != "0B"
+        rows = {c["Names"]: c for c in doc["Containers"]}
+        assert {n: (rows[n]["Size"], rows[n]["LocalVolumes"], rows[n]["State"]) for n in rows} == {
+            "df-c1": ("2B", "1", "exited"), "df-c2": ("0B", "0", "running"), "df-c3": ("0B", "0", "created")}
+        volume = next(v for v in doc["Volumes"] if v["Name"] == "df-v1")
+        assert (volume["Links"], volume["Size"]) == ("1", "3B")
+        text = ok(daemon, "system", "df", "-v")
+        for title in ("Images space usage:", "Containers space usage:", "Local Volumes space usage:",
+                      "Build cache usage: 0B"):
+            assert title in text
+        c1 = next(line for line in text.splitlines() if line.endswith(" df-c1")).split()
+        assert c1[1:2] == ["busybox"] and "2B" in c1
+        totals = {row["Type"]: row for row in map(json.loads, ok(daemon, "system", "df", "--format", "json").splitlines())}
+        assert (totals["Containers"]["Size"], totals["Containers"]["Reclaimable"]) == ("2B", "2B (100%)")
+    finally:
+        daemon.docker("rm", "-f", "df-c1", "df-c2", "df-c3")
+        daemon.docker("volume", "rm", "df-v1")
+
+
 def _peak_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))

@@ -875,7 +875,7 @@ class ContainerService:
                 continue
             sizes = None
             if size:  # SizeRootFs: the writable layer and the image's layers, as dockerd
-                rw = self.images.snapshots.usage(record["ID"])[0]
+                rw = self.layer_size(record["ID"])
                 if record["Image"] not in image_sizes:
                     image_sizes[record["Image"]] = self._image_size(record["Image"])
                 sizes = (rw, rw + image_sizes[record["Image"]])
