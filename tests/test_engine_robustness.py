@@ -127,6 +127,28 @@ def test_kill9_during_concurrent_runs_loses_nothing(daemon: Dockyardd) -> None:
     wait_for(lambda: not leftovers(daemon, ids | set(started)), what=f"clean-up: {leftovers(daemon, ids)}")
 
 
+def test_concurrent_start_rm_rename_and_same_names(daemon: Dockyardd) -> None:
+    """Per-container locking keeps the races safe: starts racing a forced removal and a rename
+    of the same containers leave nothing behind, and of ten creates under one name one wins."""
+    env = daemon.env()
+    ids = [daemon.docker("create", "busybox", "sleep", "60").stdout.strip() for _ in range(8)]
+    procs = []
+    for n, cid in enumerate(ids):
+        procs += [subprocess.Popen(["docker", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                  for args in (["start", cid], ["rename", cid, f"race-{n}"], ["rm", "-f", cid])]
+    for p in procs:
+        p.wait(timeout=120)
+    removals = procs[2::3]
+    assert [p.returncode for p in removals] == [0] * len(ids), [p.stderr.read() for p in removals]  # type: ignore[union-attr]
+    assert daemon.docker("ps", "-aq").stdout.split() == []
+    wait_for(lambda: not leftovers(daemon, set(ids)), what=f"clean-up: {leftovers(daemon, set(ids))}")
+    creates = [subprocess.Popen(["docker", "create", "--name", "one-name", "busybox"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(10)]
+    codes = sorted(p.wait(timeout=120) for p in creates)
+    assert codes == [0] + [1] * 9
+    assert all(b"is already in use" in p.stderr.read() for p in creates if p.returncode)  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("body, message", [
     ({"Image": "busybox", "Cmd": 5}, "ContainerConfigWrapper.Cmd of type strslice.StrSlice"),
     ({"Image": "busybox", "Env": ["A=1", 2]}, "ContainerConfigWrapper.Env of type string"),
