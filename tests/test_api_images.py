@@ -128,6 +128,33 @@ def test_save_load_round_trip(daemon: Dockyardd, tmp_path: Path) -> None:
     assert busybox_id(daemon) == image_id
 
 
+def test_save_repository_every_tag(daemon: Dockyardd, tmp_path: Path) -> None:
+    """`docker save busybox` saves all of busybox's tags (as dockerd); load gives them all back."""
+    image_id = busybox_id(daemon)
+    ok(daemon, "tag", "busybox", "busybox:other")
+    ok(daemon, "tag", "busybox", "elsewhere:1")
+    try:
+        ok(daemon, "save", "-o", str(tmp_path / "repo.tar"), "busybox")
+        ok(daemon, "save", "-o", str(tmp_path / "two.tar"), "busybox:other", "busybox:latest")
+        for name, tags in (("repo.tar", ["busybox:latest", "busybox:other"]),
+                           ("two.tar", ["busybox:other", "busybox:latest"])):
+            with tarfile.open(tmp_path / name) as tar:
+                manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+                repositories = json.load(tar.extractfile("repositories"))  # type: ignore[arg-type]
+                layers = [n for n in tar.getnames() if n.startswith("blobs/sha256/")]
+            assert [item["RepoTags"] for item in manifest] == [tags]
+            assert list(repositories) == ["busybox"] and list(repositories["busybox"]) == ["latest", "other"]
+            assert len(layers) == 3  # one config, one manifest, one layer
+        ok(daemon, "rmi", "busybox:latest", "busybox:other")
+        assert ok(daemon, "load", "-i", str(tmp_path / "repo.tar")).split("\n")[:2] == [
+            "Loaded image: busybox:latest", "Loaded image: busybox:other"]
+        assert ok(daemon, "image", "inspect", "--format", "{{.Id}}", "busybox:other").strip() == image_id
+        proc = daemon.docker("save", "-o", str(tmp_path / "none.tar"), "nosuchrepo")
+        assert proc.returncode == 1 and "No such image: nosuchrepo\n" in proc.stderr
+    finally:
+        daemon.docker("rmi", "busybox:other", "elsewhere:1")
+
+
 def test_import_with_change_and_prune(daemon: Dockyardd, archives: dict[str, Path]) -> None:
     out = ok(daemon, "import", "-c", 'CMD ["sh"]', "-m", "imported here", str(archives["rootfs"]), "imp:1")
     image_id = out.strip()
@@ -203,6 +230,37 @@ def test_system_df_counts_images(daemon: Dockyardd) -> None:
     assert all(i["Containers"] == 0 for i in doc["Images"])
     line = next(line for line in ok(daemon, "system", "df").splitlines() if line.startswith("Images"))
     assert int(line.split()[1]) == len(doc["Images"])
+
+
+def test_system_df_verbose(daemon: Dockyardd) -> None:
+    """`docker system df -v` (and its JSON): containers per image, unique and shared sizes, each
+    container's writable layer in bytes of its files (as dockerd counts them), volume links."""
+    ok(daemon, "volume", "create", "df-v1")
+    try:
+        ok(daemon, "run", "--name", "df-c1", "-v", "df-v1:/data", "busybox", "sh", "-c",
+           "echo hi > /data/x; echo y > /y")
+        ok(daemon, "run", "-d", "--name", "df-c2", "busybox", "sleep", "100")
+        ok(daemon, "create", "--name", "df-c3", "busybox")
+        doc = json.loads(ok(daemon, "system", "df", "-v", "--format", "json"))
+        image = next(i for i in doc["Images"] if i["Repository"] == "busybox")
+        assert image["Containers"] == "3" and image["SharedSize"] == "0B"
+        assert image["UniqueSize"] == image["VirtualSize"] != "0B"
+        rows = {c["Names"]: c for c in doc["Containers"]}
+        assert {n: (rows[n]["Size"], rows[n]["LocalVolumes"], rows[n]["State"]) for n in rows} == {
+            "df-c1": ("2B", "1", "exited"), "df-c2": ("0B", "0", "running"), "df-c3": ("0B", "0", "created")}
+        volume = next(v for v in doc["Volumes"] if v["Name"] == "df-v1")
+        assert (volume["Links"], volume["Size"]) == ("1", "3B")
+        text = ok(daemon, "system", "df", "-v")
+        for title in ("Images space usage:", "Containers space usage:", "Local Volumes space usage:",
+                      "Build cache usage: 0B"):
+            assert title in text
+        c1 = next(line for line in text.splitlines() if line.endswith(" df-c1")).split()
+        assert c1[1:2] == ["busybox"] and "2B" in c1
+        totals = {row["Type"]: row for row in map(json.loads, ok(daemon, "system", "df", "--format", "json").splitlines())}
+        assert (totals["Containers"]["Size"], totals["Containers"]["Reclaimable"]) == ("2B", "2B (100%)")
+    finally:
+        daemon.docker("rm", "-f", "df-c1", "df-c2", "df-c3")
+        daemon.docker("volume", "rm", "df-v1")
 
 
 def _peak_rss(pid: int) -> int:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.daemon import Dockyardd, busybox_archive, other_children
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+DOCKYARD_RUNTIME = str(Path(sys.executable).parent / "dockyard-runtime")
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,28 @@ def test_kill9_during_concurrent_runs_loses_nothing(daemon: Dockyardd) -> None:
     wait_for(lambda: not leftovers(daemon, ids | set(started)), what=f"clean-up: {leftovers(daemon, ids)}")
 
 
+def test_concurrent_start_rm_rename_and_same_names(daemon: Dockyardd) -> None:
+    """Per-container locking keeps the races safe: starts racing a forced removal and a rename
+    of the same containers leave nothing behind, and of ten creates under one name one wins."""
+    env = daemon.env()
+    ids = [daemon.docker("create", "busybox", "sleep", "60").stdout.strip() for _ in range(8)]
+    procs = []
+    for n, cid in enumerate(ids):
+        procs += [subprocess.Popen(["docker", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                  for args in (["start", cid], ["rename", cid, f"race-{n}"], ["rm", "-f", cid])]
+    for p in procs:
+        p.wait(timeout=120)
+    removals = procs[2::3]
+    assert [p.returncode for p in removals] == [0] * len(ids), [p.stderr.read() for p in removals]  # type: ignore[union-attr]
+    assert daemon.docker("ps", "-aq").stdout.split() == []
+    wait_for(lambda: not leftovers(daemon, set(ids)), what=f"clean-up: {leftovers(daemon, set(ids))}")
+    creates = [subprocess.Popen(["docker", "create", "--name", "one-name", "busybox"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(10)]
+    codes = sorted(p.wait(timeout=120) for p in creates)
+    assert codes == [0] + [1] * 9
+    assert all(b"is already in use" in p.stderr.read() for p in creates if p.returncode)  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("body, message", [
     ({"Image": "busybox", "Cmd": 5}, "ContainerConfigWrapper.Cmd of type strslice.StrSlice"),
     ({"Image": "busybox", "Env": ["A=1", 2]}, "ContainerConfigWrapper.Env of type string"),
@@ -178,3 +202,34 @@ def test_wait_for_a_removed_container_by_id_gets_its_exit(daemon: Dockyardd) -> 
     status, _, raw = daemon.request("POST", f"/v1.45/containers/{cid}/wait?condition=removed")
     assert status == 200 and json.loads(raw)["StatusCode"] == 3
     assert daemon.request("POST", "/v1.45/containers/gone/wait?condition=removed")[0] == 404
+
+
+def test_starts_of_different_containers_overlap(tmp_path: Path, archive: Path) -> None:
+    """Two containers whose runtime takes a second to create each start in parallel: the second
+    create begins before the first ends (one container's start does not hold up another's)."""
+    log = tmp_path / "creates.log"
+    slow = tmp_path / "slow-runtime"
+    runtime = Path(DOCKYARD_RUNTIME)
+    slow.write_text('#!/bin/sh\ncase " $* " in *" create "*)\n'
+                    f'  echo "begin $(date +%s.%N)" >> {log}; sleep 2; echo "end $(date +%s.%N)" >> {log};;\nesac\n'
+                    f'exec {runtime} "$@"\n')
+    slow.chmod(0o755)
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"runtimes": {"slow": {"path": str(slow)}}}))
+    d = Dockyardd("--config-file", str(config))
+    try:
+        d.start()
+        assert d.docker("load", "-i", str(archive)).returncode == 0
+        ids = [d.docker("create", "--runtime", "slow", "busybox", "sleep", "60").stdout.strip() for _ in range(2)]
+        starts = [subprocess.Popen(["docker", "start", cid], env=d.env(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE) for cid in ids]
+        assert [p.wait(timeout=120) for p in starts] == [0, 0], [p.stderr.read() for p in starts]  # type: ignore[union-attr]
+        events = sorted((float(t), what) for what, t in (line.split() for line in log.read_text().splitlines()))
+        assert [what for _, what in events] == ["begin", "begin", "end", "end"], events
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            found = d.docker("ps", "-aq").stdout.split()
+            if found:
+                d.docker("rm", "-f", *found)
+        d.cleanup()
+    assert not other_children(set(), timeout=15), "a test left child processes running"

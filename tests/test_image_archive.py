@@ -24,6 +24,7 @@ from dockyard.image.archive.export import export_rootfs
 from dockyard.image.archive.importer import import_tarball
 from dockyard.image.archive.tario import ArchiveError
 from dockyard.image.bootstrap_busybox import build_rootfs, image_config
+from dockyard.image.errors import NoSuchImage
 from dockyard.image.manifest import parse_config
 from dockyard.image.store import ImageStore
 
@@ -146,6 +147,33 @@ def test_round_trip(stores: tuple[ImageStore, ImageStore, str], oci: bool) -> No
     assert saved(dst, ["busybox", "example.com/team/bb:v1"], oci=oci) == data
 
 
+def test_save_repository_saves_every_tag(stores: tuple[ImageStore, ImageStore, str], rootfs: Path) -> None:
+    """`docker save busybox` writes every tag of the repository (an image once, its layers once);
+    `repositories` keys are sorted as Go writes a map; a repository without tags is an ID prefix."""
+    src, dst, image_id = stores
+    other = add_busybox(src, rootfs / "etc", tags=("busybox:etc",))
+    src.tag("busybox", "busybox:also")
+    src.tag("busybox", "bb:x")
+    files = members(saved(src, ["busybox"]))
+    items = json.loads(files["manifest.json"])  # type: ignore[arg-type]
+    assert [(i["Config"].rsplit("/", 1)[1], i["RepoTags"]) for i in items] == [
+        (digests.split(image_id)[1], ["busybox:also", "busybox:latest"]), (digests.split(other)[1], ["busybox:etc"])]
+    assert len([n for n in files if n.startswith("blobs/sha256/")]) == 2 * 3  # config, manifest, layer each
+    assert list(json.loads(files["repositories"])["busybox"]) == ["also", "etc", "latest"]  # type: ignore[arg-type]
+    index = json.loads(files["index.json"])  # type: ignore[arg-type]
+    assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]] == \
+        ["also", "latest", "etc"]
+    lines = docker_archive.load(dst, io.BytesIO(saved(src, ["busybox:latest", "busybox:also"])))
+    assert lines == ["Loaded image: busybox:latest", "Loaded image: busybox:also"]
+    assert dst.meta.tags_of(image_id) == ["docker.io/library/busybox:also", "docker.io/library/busybox:latest"]
+    src.untag("busybox:latest")
+    src.untag("busybox:also")
+    src.untag("busybox:etc")
+    assert json.loads(members(saved(src, [image_id[7:13]]))["manifest.json"])[0]["RepoTags"] is None  # type: ignore[arg-type]
+    with pytest.raises(NoSuchImage, match="^No such image: busybox$"):
+        saved(src, ["busybox"])
+
+
 def test_load_untagged_and_retag_message(stores: tuple[ImageStore, ImageStore, str], rootfs: Path) -> None:
     src, dst, image_id = stores
     assert docker_archive.load(dst, io.BytesIO(saved(src, [image_id]))) == [f"Loaded image ID: {image_id}"]
@@ -191,7 +219,7 @@ def test_oci_layout_dir_and_tar(stores: tuple[ImageStore, ImageStore, str], work
     with pytest.raises(ArchiveError, match="no image named"):
         oci_layout.load_layout(dst, str(work / "layout"), ref="nope")
     buf = io.BytesIO()
-    oci_layout.write_layout(src, ["busybox"], buf)
+    oci_layout.write_layout(src, ["busybox:latest"], buf)
     assert "manifest.json" not in members(buf.getvalue())
     third = new_store(work / "third")
     try:  # docker load of a plain OCI layout tarball

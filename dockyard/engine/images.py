@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, TypeVar
 from dockyard.engine.events import EventBus
 from dockyard.engine.registry import RegistryService
 from dockyard.image.archive import docker_archive, importer
+from dockyard.image.archive.oci_layout import gather
 from dockyard.image.names import normalize_tag
 from dockyard.image.store import ImageStore, InUse
 from dockyard.registry.client.endpoint import RegistryConfig
@@ -143,14 +144,14 @@ class ImageService:
 
     # -- archives ------------------------------------------------------------------------------
 
-    async def resolve_all(self, names: list[str]) -> list[str]:
-        """The image IDs names refer to (NoSuchImage for the first unknown one)."""
-        return await self.run(lambda: [self.store.resolve(n) for n in names])
+    async def to_save(self, names: list[str]) -> list[str]:
+        """The IDs of the images `docker save names` writes (NoSuchImage for the first unknown
+        name; a repository name stands for all its tags)."""
+        return await self.run(lambda: [image_id for image_id, _ in gather(self.store, names)])
 
     def save(self, names: list[str], out: BinaryIO) -> None:
         """docker save into out (blocking: call through run)."""
-        docker_archive.save(self.store, names, out)
-        for image_id in dict.fromkeys(self.store.resolve(n) for n in names):
+        for image_id in docker_archive.save(self.store, names, out):
             self._event("save", image_id)
 
     def load(self, stream: BinaryIO) -> list[str]:

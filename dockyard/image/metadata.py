@@ -320,6 +320,13 @@ class MetadataStore:
         """The image's tags, sorted."""
         return self._names_of(image_id, "tag")
 
+    def tags_in(self, repository: str) -> list[tuple[str, str]]:
+        """(tag, image ID) of every tag of a repository ("docker.io/library/busybox"), sorted."""
+        prefix = f"{repository}:"
+        rows = self._conn().execute("SELECT name, image_id FROM names WHERE kind = 'tag' AND substr(name, 1, ?) = ? "
+                                    "ORDER BY name", (len(prefix), prefix))
+        return [(name, image_id) for name, image_id in rows if "/" not in name[len(prefix):]]
+
     def repo_digests_of(self, image_id: str) -> list[str]:
         """The image's repo digests, sorted."""
         return self._names_of(image_id, "digest")

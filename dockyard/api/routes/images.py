@@ -95,7 +95,7 @@ async def save_images(request: web.Request) -> web.StreamResponse:
     if not names:
         raise ApiError(400, "no images named: use names=")
     service = engine(request).images
-    await service.resolve_all(names)
+    await service.to_save(names)
     response = await start_stream(request, "application/x-tar")
     out = response_writer(response, asyncio.get_running_loop())
 

@@ -104,6 +104,17 @@ def parse_device(value: str) -> dict[str, str]:
             "CgroupPermissions": permissions}
 
 
+def check_device_cgroup_rule(value: str) -> str:
+    """--device-cgroup-rule "TYPE MAJOR:MINOR ACCESS" (TYPE a, b or c; "*" for any number)."""
+    kind, _, rest = value.partition(" ")
+    numbers, _, access = rest.partition(" ")
+    major, colon, minor = numbers.partition(":")
+    if not (kind in ("a", "b", "c") and colon and all(n == "*" or (n.isascii() and n.isdigit()) for n in (major, minor))
+            and 1 <= len(access) <= 3 and set(access) <= set("rwm")):
+        raise ValueError(f"invalid device cgroup format '{value}'")
+    return value
+
+
 def check_sysctl(value: str) -> str:
     """--sysctl name=value."""
     if "=" not in value:
@@ -226,7 +237,8 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
         "MemorySwappiness": opts.memory_swappiness if opts.memory_swappiness != -1 else None, "BlkioWeight": opts.blkio_weight or 0,
         "PidMode": opts.pid or "", "IpcMode": opts.ipc or "", "UTSMode": opts.uts or "",
         "UsernsMode": opts.userns or "", "CgroupnsMode": opts.cgroupns or "", "CgroupParent": opts.cgroup_parent or "",
-        "Sysctls": _pairs(opts.sysctl) or None, "Devices": [parse_device(d) for d in opts.device] or None, "GroupAdd": opts.group_add or None,
+        "Sysctls": _pairs(opts.sysctl) or None, "Devices": [parse_device(d) for d in opts.device] or None,
+        "DeviceCgroupRules": opts.device_cgroup_rule or None, "GroupAdd": opts.group_add or None,
         "OomKillDisable": opts.oom_kill_disable or None, "OomScoreAdj": opts.oom_score_adj or 0,
         "Annotations": _pairs(opts.annotation) or None,
     }
@@ -431,6 +443,8 @@ CREATE_FLAGS = [
     Flag("", "cpuset-cpus", STR, "CPUs in which to allow execution (0-3, 0,1)"),
     Flag("", "cpuset-mems", STR, "MEMs in which to allow execution (0-3, 0,1)"),
     Flag("", "device", LIST, "Add a host device to the container"),
+    Flag("", "device-cgroup-rule", LIST, "Add a rule to the cgroup allowed devices list",
+         check=check_device_cgroup_rule),
     Flag("", "domainname", STR, "Container NIS domain name"),
     Flag("", "group-add", LIST, "Add additional groups to join"),
     Flag("", "ipc", STR, "IPC mode to use"),

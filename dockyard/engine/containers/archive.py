@@ -60,14 +60,14 @@ class ContainerFiles:
         self.mounts = mount_points(self.record)
 
     def __enter__(self) -> ContainerFiles:
-        with self.service._lock:
+        with self.service.locked(self.cid):
             if not mounts_under(self.rootfs):
                 mount_all(self.service.images.snapshots.mounts(self.cid), self.rootfs)
             _users[self.cid] = _users.get(self.cid, 0) + 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self.service._lock:
+        with self.service.locked(self.cid):
             _users[self.cid] -= 1
             if _users[self.cid]:
                 return

@@ -73,7 +73,7 @@ class HealthMonitor:
 
     def update(self, cid: str, running: bool) -> None:
         """The container started (or was found running) or stopped: (re)start or stop its probes."""
-        with self.containers._lock, self._lock:  # always in this order (the service calls in with its lock)
+        with self.containers.locked(cid), self._lock:  # always in this order (the service calls in with it)
             old = self._stops.pop(cid, None)
             if old is not None:
                 old.set()
@@ -140,7 +140,7 @@ class HealthMonitor:
         if code == -1:
             text = f"Health check exceeded timeout ({go_duration(timeout)})" + (f": {text}" if text else "")
         entry = {"Start": rfc3339nano(begin), "End": rfc3339nano(), "ExitCode": code, "Output": text}
-        with self.containers._lock:
+        with self.containers.locked(cid):
             if stop.is_set():
                 return None
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.engine.containers import devices
 from dockyard.engine.containers.errors import InvalidParameter
 
 CPU_PERIOD = 100_000  # µs, what --cpus uses
@@ -12,7 +13,7 @@ _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nic
 
 
 def validate(hc: dict[str, Any]) -> None:
-    """Docker's create-time checks on resource values."""
+    """Docker's create-time checks on resource values (devices included)."""
     memory = hc.get("Memory") or 0
     if memory and memory < 6 * 1024 * 1024:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
@@ -28,6 +29,7 @@ def validate(hc: dict[str, Any]) -> None:
     for ulimit in hc.get("Ulimits") or []:
         if ulimit.get("Name") not in _RLIMITS:
             raise InvalidParameter(f"invalid ulimit type: {ulimit.get('Name')}")
+    devices.validate(hc)
 
 
 UPDATABLE = ("CpuShares", "Memory", "NanoCpus", "BlkioWeight", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",

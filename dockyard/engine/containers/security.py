@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from typing import Any
 
-from dockyard.engine.containers import seccomp
+from dockyard.engine.containers import devices, seccomp
 from dockyard.engine.containers.errors import InvalidParameter
 from dockyard.engine.containers.seccomp_default import default_profile
 from dockyard.runtime import caps as runtime_caps
@@ -17,13 +15,6 @@ DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CA
                 "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
                 "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 DOCKER_MASKED_PATHS = [*MASKED_PATHS, "/sys/devices/virtual/powercap"]
-# what every container may use: null, zero, full, random, urandom, tty, console, ptmx, pts, tun; mknod of any
-DEFAULT_DEVICE_RULES = [{"allow": False, "access": "rwm"}] + [
-    {"allow": True, "type": t, "major": ma, "minor": mi, "access": acc} for t, ma, mi, acc in (
-        ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"),
-        ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"),
-        ("c", 5, 1, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"))]
-_SKIP_DEV_DIRS = {"/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.lxc", "/dev/.udev"}
 
 
 def _own_bounding_set() -> int:
@@ -62,25 +53,6 @@ def capabilities(host_config: dict[str, Any]) -> list[str]:
     if "ALL" in drop:
         return [c for c in all_caps() if c in add]
     return [c for c in DEFAULT_CAPS if c not in drop] + [c for c in all_caps() if c in add and c not in DEFAULT_CAPS]
-
-
-def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
-    """Every device node under /dev, as OCI linux.devices entries (for privileged containers)."""
-    devices = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in _SKIP_DEV_DIRS]
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
-            if kind is None or path in ("/dev/console", "/dev/ptmx"):  # the runtime sets these up
-                continue
-            devices.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
-                            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
-    return devices
 
 
 def parse_security_opts(opts: list[str] | None) -> tuple[bool, str | None]:
@@ -133,13 +105,8 @@ def apply(spec: dict[str, Any], host_config: dict[str, Any]) -> None:
     nnp, profile = parse_security_opts(host_config.get("SecurityOpt"))
     spec["process"]["noNewPrivileges"] = nnp
     linux = spec["linux"]
-    if privileged:
-        linux["devices"] = host_devices()
-        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
-    else:
-        linux["devices"] = []
-        linux["resources"]["devices"] = [{k: v for k, v in rule.items() if v is not None}
-                                         for rule in DEFAULT_DEVICE_RULES]
+    devices.apply(linux, host_config)
+    if not privileged:
         linux["maskedPaths"] = list(DOCKER_MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
     sec = seccomp_config(profile, caps, privileged)

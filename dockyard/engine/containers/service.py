@@ -121,16 +121,43 @@ class ContainerService:
         self.default_ulimits = default_ulimits or []  # daemon.json default-ulimits
         for rt in self.runtimes.values():
             os.makedirs(rt.root(exec_root), mode=0o700, exist_ok=True)
+        # Each container's lifecycle (start, exit, stop, rm, pause, update, attach, connect...)
+        # runs under that container's own lock, so one container's slow start holds up no other.
+        # Lock order: a container's lock, then _net_lock (its network work: the network code is
+        # not thread-safe), then _lock, held only briefly (the maps below, waits' condition).
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        self._net_lock = threading.RLock()
+        self._container_locks: dict[str, threading.RLock] = {}
+        self._busy = 0  # operations holding a container's lock (close waits for them)
         self._exits: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (exit count, wait result)
-        self._removed: set[str] = set()
+        self._removing: set[str] = set()  # removal begun: its exit is not handled any more
+        self._removed: set[str] = set()  # removal done (a subset of _removing)
         self._graph_data_of: dict[str, dict[str, str] | None] = {}  # inspect's GraphDriver.Data, fixed per container
         self._closed = False
         self._shutting_down = False  # the daemon stops its containers: no restart policy applies
         self.on_event: Callable[[Record, str, dict[str, str]], None] | None = None  # die, destroy
         self.on_running: Callable[[str, bool], None] | None = None  # a container runs (True) or stopped
         self._attach_waiters: dict[str, list[tuple[tuple[bool, bool, bool, bool], queue.Queue]]] = {}
+
+    @contextlib.contextmanager
+    def locked(self, cid: str) -> Iterator[None]:
+        """Hold container cid's lock (reentrant): its state changes happen one at a time. (A
+        removed container's late callers, e.g. its exit watcher, get a lock of their own.)"""
+        with self._lock:
+            lock = self._container_locks.get(cid)
+            if lock is None:
+                lock = threading.RLock()
+                if cid not in self._removed:
+                    self._container_locks[cid] = lock
+            self._busy += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
 
     def _notify(self, record: Record, action: str, **extra: str) -> None:
         if self.on_event is not None:
@@ -211,8 +238,11 @@ class ContainerService:
             pass
 
     def close(self) -> None:
-        """Stop acting on exits (the daemon is going away; containers keep running)."""
-        with self._lock:
+        """Stop acting on exits (the daemon is going away; containers keep running), once the
+        operations under way are done."""
+        with self._changed:
+            while self._busy:
+                self._changed.wait()
             self._closed = True
             self.store.close()
             self.volumes.close()
@@ -303,8 +333,9 @@ class ContainerService:
 
     def start(self, ref: str) -> None:
         """POST /containers/{id}/start."""
-        with self._lock:
-            record = self._record(ref)
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
             state = record["State"]
             if state["Paused"]:
                 raise Conflict("cannot start a paused container, try unpause instead")
@@ -323,8 +354,10 @@ class ContainerService:
             etc = {f"/etc/{n}": os.path.join(self.store.directory(cid), n) for n in ("hostname", "hosts", "resolv.conf")}
             mounts.make_bind_sources(record["HostConfig"])
             self.volumes.activate(cid, record["Mounts"], announce=True)
-            netns = self.network.setup(record) if self.network is not None else None
-            link_env = self.network.link_env(record) if self.network is not None else []
+            netns, link_env = None, []
+            if self.network is not None:
+                with self._net_lock:
+                    netns, link_env = self.network.setup(record), self.network.link_env(record)
             subpaths.release(self._subpath_dir(cid))  # a killed daemon's leftovers
             points = subpaths.stage(record["Mounts"], record["HostConfig"], self._subpath_dir(cid))
             oci = spec.build_spec(cid, record["Config"], self._with_default_ulimits(record["HostConfig"]), rootfs,
@@ -351,7 +384,8 @@ class ContainerService:
             self._serve_attach_waiters(cid, ContainerError(str(e)))
             self._delete_runtime_state(cid)
             if self.network is not None:
-                self.network.teardown(record)
+                with self._net_lock:
+                    self.network.teardown(record)
             unmount(rootfs)
             self.volumes.deactivate(cid, announce=True)
             record["State"].update(Status="created" if not record["HasBeenStartedBefore"] else "exited",
@@ -359,8 +393,7 @@ class ContainerService:
             self._save(record)
             if record["HostConfig"].get("AutoRemove"):
                 # As Docker: a --rm container that cannot start is removed (its `wait removed` returns).
-                count = self._exits.get(cid, (0, {}))[0] + 1
-                self._exits[cid] = (count, {"StatusCode": 128, "Error": None})
+                self._count_exit(cid, 128)
                 self._remove(cid, volumes=True)
             raise ContainerError(str(e)) from None if isinstance(e, ShimError) else e
         record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
@@ -412,7 +445,7 @@ class ContainerService:
 
     def _on_exit(self, cid: str, shim_dir: str, result: dict[str, Any]) -> None:
         """Record an exit; then remove (AutoRemove) or restart (policy) the container."""
-        with self._lock:
+        with self.locked(cid):
             record = self._live_record(cid)
             if record is None:
                 return
@@ -434,7 +467,8 @@ class ContainerService:
                 deleting.start()
             try:
                 if self.network is not None:
-                    self.network.teardown(record)
+                    with self._net_lock:
+                        self.network.teardown(record)
                 unmount(self._rootfs(cid))
                 self.volumes.deactivate(cid, announce=True)
             finally:
@@ -445,8 +479,7 @@ class ContainerService:
             ran_for = max(0.0, time.time() - _parse_epoch(state["StartedAt"]))
             state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=code,
                          OOMKilled=oom, FinishedAt=finished)
-            count = self._exits.get(cid, (0, {}))[0] + 1
-            self._exits[cid] = (count, {"StatusCode": code, "Error": None})
+            self._count_exit(cid, code)
             self._notify(record, "die", exitCode=str(code))
             restart = not self._shutting_down and policy.should_restart(
                 hc, code, record.get("RestartCount", 0), record["HasBeenManuallyStopped"])
@@ -461,9 +494,15 @@ class ContainerService:
         if restart:
             threading.Timer(record["Backoff"], self._restart_after_backoff, (cid,)).start()
 
+    def _count_exit(self, cid: str, code: int) -> None:
+        """One more exit of cid, with code, for its waits (notified by the record's next save)."""
+        with self._lock:
+            count = self._exits.get(cid, (0, {}))[0] + 1
+            self._exits[cid] = (count, {"StatusCode": code, "Error": None})
+
     def _live_record(self, cid: str) -> Record | None:
-        """The container's record, or None once the service closed or the container went away."""
-        if self._closed or cid in self._removed:
+        """The container's record, or None once the service closed or the container's removal began."""
+        if self._closed or cid in self._removing:
             return None
         try:
             return self.store.get(cid)
@@ -471,7 +510,7 @@ class ContainerService:
             return None
 
     def _restart_after_backoff(self, cid: str) -> None:
-        with self._lock:
+        with self.locked(cid):
             record = self._live_record(cid)
             if record is None:
                 return
@@ -513,7 +552,7 @@ class ContainerService:
         try:
             return self.store.resolve(ref)
         except NotFound:
-            if ref in self._removed:
+            if ref in self._removing:
                 return ref
             raise
 
@@ -528,7 +567,10 @@ class ContainerService:
             return last
         if condition == "next-exit":
             return None
-        state = self.store.get(cid)["State"]
+        try:
+            state = self.store.get(cid)["State"]
+        except NotFound:  # being removed: the removal's end answers
+            return None
         if state["Running"]:
             return None
         return {"StatusCode": state["ExitCode"], "Error": None}
@@ -536,13 +578,13 @@ class ContainerService:
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None, by_user: bool = True) -> None:
         """POST /containers/{id}/stop: StopSignal, then SIGKILL after timeout seconds (by_user:
         restart policies then leave it stopped; a daemon shutdown's stop is not one)."""
-        with self._lock:
-            record = self._record(ref)
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
             if not record["State"]["Running"]:
                 raise NotModified("container already stopped")
             record["HasBeenManuallyStopped"] = by_user
             self._save(record)
-            cid = record["ID"]
             if record["State"]["Restarting"]:
                 record["State"].update(Status="exited", Running=False, Restarting=False)
                 self._save(record)
@@ -585,8 +627,9 @@ class ContainerService:
         """POST /containers/{id}/kill. As dockerd, a SIGKILL returns once the container has
         stopped (waiting up to 2 s); other signals return once sent."""
         sig = policy.parse_signal(signal, 9)
-        with self._lock:
-            record = self._record(ref)
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
             if not record["State"]["Running"] or record["State"]["Restarting"]:
                 raise Conflict(f"Container {record['ID']} is not running")
             record["HasBeenManuallyStopped"] = True
@@ -616,9 +659,10 @@ class ContainerService:
         self._set_paused(ref, False)
 
     def _set_paused(self, ref: str, paused: bool) -> None:
-        with self._lock:
-            record = self._record(ref)
-            cid, state = record["ID"], record["State"]
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
+            state = record["State"]
             if not state["Running"] or state["Restarting"]:
                 raise Conflict(f"Container {cid} is not running")
             if state["Paused"] == paused:
@@ -636,11 +680,11 @@ class ContainerService:
     def update(self, ref: str, body: dict[str, Any]) -> list[str]:
         """POST /containers/{id}/update: new resource limits (applied at once to a running
         container through `runtime update`) and restart policy; Docker's warnings."""
-        with self._lock:
-            record = self._record(ref)
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
             hc = resources.updated(record["HostConfig"], body)
             policy.validate_restart_policy(hc)
-            cid = record["ID"]
             if record["State"]["Running"] and not record["State"]["Restarting"]:
                 path = os.path.join(self.store.directory(cid), "update.json")
                 write_atomic(path, json.dumps(resources.linux_resources(hc)), 0o600)
@@ -663,17 +707,19 @@ class ContainerService:
     def prepare_attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> PendingAttach:
         """attach, registered now: a start that comes before PendingAttach.wait() is not missed
         (the API registers before its 101 answer lets the client start the container)."""
-        with self._lock:
-            record = self._record(ref)
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
             config = record["Config"]
             # as dockerd: the client's EOF closes stdin only without a tty (a tty session can be detached and resumed)
             args = (stdin and bool(config.get("OpenStdin")), stdout, stderr,
                     bool(config.get("StdinOnce")) and not config.get("Tty"))
             slot: queue.Queue[socket.socket | Exception] = queue.Queue(1)
             if record["State"]["Running"] and not record["State"]["Restarting"]:
-                slot.put(ShimClient(self._shim_dir(record["ID"])).attach(*args))
+                slot.put(ShimClient(self._shim_dir(cid)).attach(*args))
             else:
-                self._attach_waiters.setdefault(record["ID"], []).append((args, slot))
+                with self._lock:
+                    self._attach_waiters.setdefault(cid, []).append((args, slot))
         return PendingAttach(self, record, slot)
 
     def _drop_attach_waiter(self, cid: str, slot: queue.Queue[socket.socket | Exception]) -> None:
@@ -685,7 +731,8 @@ class ContainerService:
         """Connect the attach requests waiting for cid's start (or fail them with error). With start
         the last one's request starts the created container too: its start time (None when it could
         not attach; a failed start raises ShimError)."""
-        waiters = self._attach_waiters.pop(cid, [])
+        with self._lock:
+            waiters = self._attach_waiters.pop(cid, [])
         client = ShimClient(self._shim_dir(cid))
         for n, (args, slot) in enumerate(waiters, 1):
             if error is not None:
@@ -719,31 +766,31 @@ class ContainerService:
 
     def connect_network(self, net_ref: str, ref: str, cfg: dict[str, Any] | None) -> None:
         """POST /networks/{id}/connect, serialised with the container's start, exit and removal
-        (they change the same record and endpoints; the lock order is always this service's lock,
-        then the network service's)."""
-        with self._lock:
+        (they change the same record and endpoints; the lock order is always this service's
+        locks, then the network service's)."""
+        with self.locked(self.store.resolve(ref)), self._net_lock:
             self.network.connect(net_ref, ref, cfg)
 
     def disconnect_network(self, net_ref: str, ref: str, force: bool = False) -> None:
         """POST /networks/{id}/disconnect, serialised as connect_network."""
-        with self._lock:
+        with self.locked(self.store.resolve(ref)), self._net_lock:
             self.network.disconnect(net_ref, ref, force)
 
     @contextlib.contextmanager
     def build_sandbox(self, network: str, step_id: str, hostname: str, files_dir: str,
                       extra_hosts: list[str]) -> Iterator[tuple[str, str, str]]:
         """A build step's sandbox on a user-defined network (ContainerNetworking.step_record),
-        set up and torn down under this service's lock as a container's start and exit are;
+        set up and torn down under this service's network lock as a container's start and exit are;
         yields (network namespace path, /etc/hosts path, resolv.conf path)."""
         if self.network is None:
             raise InvalidParameter(f"network {network} not found")
         record = self.network.step_record(network, step_id, hostname, files_dir, extra_hosts)
-        with self._lock:
+        with self._net_lock:
             path = self.network.setup(record)
         try:
             yield path, record["HostsPath"], record["ResolvConfPath"]
         finally:
-            with self._lock:
+            with self._net_lock:
                 self.network.teardown(record)
                 self.network.forget(step_id)
 
@@ -752,33 +799,46 @@ class ContainerService:
     def remove(self, ref: str, force: bool = False, volumes: bool = False, link: bool = False) -> None:
         """DELETE /containers/{id}; volumes (`rm -v`) removes its anonymous volumes too; link
         removes the legacy link named ref ("parent/alias") instead."""
-        with self._lock:
-            if link and self.network is not None:
-                self.network.unlink(ref)
-                return
-            record = self._record(ref)
-            cid, state = record["ID"], record["State"]
+        if link and self.network is not None:
+            self._unlink(ref)
+            return
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            record = self.store.get(cid)
+            state = record["State"]
             if state["Running"] and not force:
                 what = "paused" if state["Paused"] else "restarting" if state["Restarting"] else "running"
                 raise Conflict(f"You cannot remove a {what} container {cid}. Stop the container before "
                                "attempting removal or force remove")
-            self._removed.add(cid)
             if state["Running"] and not state["Restarting"]:
                 self._signal(record, 9)
             self._remove(cid, volumes)
 
+    def _unlink(self, ref: str) -> None:
+        """Drop the legacy link "parent/alias" from the parent's record, under the parent's lock."""
+        try:
+            parent = self.store.resolve(ref.lstrip("/").rpartition("/")[0])
+        except NotFound:  # the network code gives Docker's texts for what is not there
+            parent = None
+        with self.locked(parent) if parent else contextlib.nullcontext(), self._net_lock:
+            self.network.unlink(ref)
+
     def _remove(self, cid: str, volumes: bool = False) -> None:
+        """Remove a container whose lock the caller holds; its waits end once it is gone."""
+        with self._lock:
+            self._removing.add(cid)
+        client = ShimClient(self._shim_dir(cid), timeout=10)
+        try:
+            client.wait(timeout=10)
+        except (ShimError, OSError):
+            pass
+        record = self.store.get(cid)
+        self._serve_attach_waiters(cid, Conflict(f"container {cid} was removed"))
+        self._destroy(cid, volumes)
+        self._notify(record, "destroy")
         with self._changed:
             self._removed.add(cid)
-            client = ShimClient(self._shim_dir(cid), timeout=10)
-            try:
-                client.wait(timeout=10)
-            except (ShimError, OSError):
-                pass
-            record = self.store.get(cid)
-            self._serve_attach_waiters(cid, Conflict(f"container {cid} was removed"))
-            self._destroy(cid, volumes)
-            self._notify(record, "destroy")
+            self._container_locks.pop(cid, None)
             self._changed.notify_all()
 
     def _destroy(self, cid: str, volumes: bool = False) -> None:
@@ -786,7 +846,8 @@ class ContainerService:
         network endpoints, volume references (and its anonymous volumes when volumes)."""
         self._delete_runtime_state(cid)
         if self.network is not None:
-            self.network.forget(cid)
+            with self._net_lock:
+                self.network.forget(cid)
         subpaths.release(self._subpath_dir(cid))
         unmount(self._rootfs(cid))
         self.images.remove_rootfs(cid)
@@ -798,8 +859,9 @@ class ContainerService:
 
     def rename(self, ref: str, new_name: str) -> None:
         """POST /containers/{id}/rename."""
-        with self._lock:
-            self.store.rename(self.store.resolve(ref), new_name)
+        cid = self.store.resolve(ref)
+        with self.locked(cid):
+            self.store.rename(cid, new_name)
 
     # -- logs, inspect, list ----------------------------------------------------------------------
 
@@ -876,7 +938,7 @@ class ContainerService:
                 continue
             sizes = None
             if size:  # SizeRootFs: the writable layer and the image's layers, as dockerd
-                rw = self.images.snapshots.usage(record["ID"])[0]
+                rw = self.layer_size(record["ID"])
                 if record["Image"] not in image_sizes:
                     image_sizes[record["Image"]] = self._image_size(record["Image"])
                 sizes = (rw, rw + image_sizes[record["Image"]])
@@ -942,7 +1004,7 @@ class ContainerService:
     def _start_by_policy(self, records: list[Record]) -> None:
         """Start containers whose restart policy says so at daemon start (failures are recorded)."""
         for record in records:
-            with self._lock:
+            with self.locked(record["ID"]):
                 record["HasBeenManuallyStopped"] = False
                 try:
                     self._start(record)  # publishes "start"

@@ -44,12 +44,14 @@ _HEX_LEN = 64
 
 # ---- save ------------------------------------------------------------------------------------
 
-def save(store: Any, refs: list[str], out: BinaryIO, *, oci: bool = True) -> None:
-    """Write the images refs name (tags or IDs) to out as `docker save` does."""
+def save(store: Any, refs: list[str], out: BinaryIO, *, oci: bool = True) -> list[str]:
+    """Write the images refs name (tags, repositories or IDs) to out as `docker save` does;
+    their IDs."""
     with tempfile.TemporaryDirectory(prefix="dockyard-save-") as tmp:
         images = [_uncompressed(store, stored_image(store, image_id, tags), Path(tmp))
                   for image_id, tags in gather(store, refs)]
         write_tar(out, _docker_files(images) if oci else _legacy_files(images))
+    return [image.image_id for image in images]
 
 
 def _uncompressed(store: Any, image: ExportImage, tmp: Path) -> ExportImage:
@@ -90,11 +92,12 @@ def _encode(doc: Any) -> bytes:
 
 
 def _repositories(images: list[ExportImage], top_layer: list[str]) -> dict[str, dict[str, str]]:
+    """The `repositories` file: repository -> tag -> top layer, keys sorted (a Go map's JSON)."""
     repos: dict[str, dict[str, str]] = {}
     for image, top in zip(images, top_layer, strict=True):
         for ref in image.refs:
             repos.setdefault(ref.familiar_name(), {})[ref.tag or "latest"] = top
-    return repos
+    return {name: dict(sorted(tags.items())) for name, tags in sorted(repos.items())}
 
 
 def _manifest_item(config: str, image: ExportImage, layers: list[str]) -> dict[str, Any]:

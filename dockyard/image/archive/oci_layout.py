@@ -97,14 +97,38 @@ def stored_image(store: Any, image_id: str, refs: list[reference.Reference]) -> 
     return ExportImage(image_id, config, manifest_bytes, manifest.media_type, list(manifest.layers), blobs, refs)
 
 
+def _repository(ref: str) -> reference.Reference | None:
+    """The repository ref names when it is a name without tag or digest."""
+    try:
+        named = reference.parse_normalized(ref)
+    except reference.InvalidReference:
+        return None
+    return named if named.is_name_only else None
+
+
+def _named_by(store: Any, ref: str) -> list[tuple[str, reference.Reference | None]]:
+    """(image ID, tag) pairs one `docker save` argument stands for: a repository name all its
+    tags (or an image ID prefix when it has none), a tag its image, an ID its image untagged."""
+    repository = _repository(ref)
+    if repository is None:
+        return [resolve(store, ref)]
+    tagged = store.meta.tags_in(repository.name)
+    if tagged:
+        return [(image_id, reference.parse_normalized(name)) for name, image_id in tagged]
+    try:
+        return [resolve(store, ref)]
+    except NoSuchImage:
+        raise NoSuchImage(ref) from None  # named as given, without ":latest"
+
+
 def gather(store: Any, refs: list[str]) -> list[tuple[str, list[reference.Reference]]]:
     """Image IDs to export, in first-named order, each with the tags that named it."""
     chosen: dict[str, list[reference.Reference]] = {}
     for ref in refs:
-        image_id, tag = resolve(store, ref)
-        tags = chosen.setdefault(image_id, [])
-        if tag is not None and tag not in tags:
-            tags.append(tag)
+        for image_id, tag in _named_by(store, ref):
+            tags = chosen.setdefault(image_id, [])
+            if tag is not None and tag not in tags:
+                tags.append(tag)
     return list(chosen.items())
 
 
