@@ -330,3 +330,11 @@ def test_client_version_settled_without_a_ping(daemon: Dockyardd, monkeypatch: p
     client = api.Client(daemon.host)
     assert isinstance(client.containers(), list) and client.version == "1.45"
     assert sent == [("GET", "/v1.99/containers/json"), ("HEAD", "/_ping"), ("GET", "/v1.45/containers/json")]
+
+
+def test_a_bad_template_is_an_error_as_docker(daemon: Dockyardd) -> None:
+    """The runner reports a template error (the engine imported only by the commands that format)
+    with Go's words and docker's exit code, not a traceback."""
+    ours = same(daemon, "inspect", "--format", "{{.Id", "busybox")
+    assert ours.returncode != 0 and ours.stderr.startswith("template"), ours.stderr
+    assert "Traceback" not in ours.stderr

@@ -244,6 +244,22 @@ def test_exec_joins_the_container(runtime: Runtime, bundle_factory) -> None:
     runtime("delete", "--force", cid)
 
 
+def test_exec_is_in_every_namespace_and_cgroup_of_the_init(runtime: Runtime, bundle_factory) -> None:
+    """The exec'd process is forked straight into the container's pid namespace (no intermediate
+    process): every namespace and cgroup it is in are the init's."""
+    b = bundle_factory(["sleep", "100"]).write()
+    cid = unique_id()
+    runtime("run", "-d", "--bundle", str(b.path), cid)
+    try:
+        script = ("for n in pid pid_for_children mnt net ipc uts; do "
+                  "[ $(readlink /proc/self/ns/$n) = $(readlink /proc/1/ns/$n) ] || echo $n differs; done; "
+                  "cmp /proc/self/cgroup /proc/1/cgroup && echo same cgroups")
+        out = runtime("exec", cid, "sh", "-c", script)
+        assert out.stdout.split() == ["same", "cgroups"], out.stdout + out.stderr
+    finally:
+        runtime("delete", "--force", cid)
+
+
 def test_exec_missing_binary(runtime: Runtime, bundle_factory) -> None:
     b = bundle_factory(["sleep", "100"]).write()
     cid = unique_id()

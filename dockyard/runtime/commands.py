@@ -309,6 +309,15 @@ def preload() -> None:
     import dockyard.runtime.create
     import dockyard.runtime.execute
     import dockyard.runtime.foreground
-    import dockyard.runtime.seccomp
+    import dockyard.runtime.seccomp_bpf
     import dockyard.runtime.signals  # noqa: F401
+    from dockyard.runtime import seccomp
+    from dockyard.runtime.cgroups.paths import cgroup_mode
+
+    # host facts every fork would otherwise look up again (each process asks once)
+    cgroup_mode()  # the cgroup mounts, from mountinfo
+    try:
+        seccomp.library_info()  # the library's version and the kernel's seccomp API level
+    except seccomp.SeccompError:
+        pass  # no libseccomp: the commands that need it report that themselves
 

@@ -9,9 +9,9 @@ from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import check_id, load_bundle
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.hooks import has_runtime_hooks, run_hooks
-from dockyard.runtime.init import Launch, container_init, direct_child, intermediate
+from dockyard.runtime.init import Launch, container_init, direct_child, intermediate, joining_child
 from dockyard.runtime.lifecycle import kill_and_wait, write_pid_file
-from dockyard.runtime.namespaces import NamespacePlan, write_id_maps
+from dockyard.runtime.namespaces import CHILDREN_ONLY, PROC_NAMES, NamespacePlan, join_all, write_id_maps
 from dockyard.runtime.process import ProcessSetup
 from dockyard.runtime.state import EXEC_FIFO, StateStore, now_rfc3339, process_start_time
 from dockyard.runtime.sync import SyncChannel
@@ -67,13 +67,7 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
     for _, fd in join_fds:
         os.close(fd)
     try:
-        # v1 hierarchies are joined by the child itself (cheap); anything else is done from here:
-        # before the fork of the final process on v2 (whose cgroup namespace must be rooted at the
-        # container's cgroup), or after it, overlapping its set-up, for a hybrid host's cgroup2.
-        late = cgroup is not None and cgroup.version == 1
-        if cgroup is not None and not late:
-            cgroup.add_process(first)
-        chan_parent.send("go", join_self=late)
+        late = _release(chan_parent, cgroup, first)
         if launch.namespaces.new_user:
             chan_parent.expect("userns")
             write_id_maps(first, launch.config.get("linux") or {})
@@ -87,6 +81,56 @@ def spawn(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgr
         raise
     finally:
         os.waitpid(first, 0)
+
+
+def _release(chan_parent: SyncChannel, cgroup: Any, pid: int) -> bool:
+    """Let the forked process pid go on once it is in the cgroup. v1 hierarchies are joined by
+    the child itself (cheap); anything else is done from here: before it goes on, on v2 (a
+    cgroup namespace it makes is rooted where it is), or, for a hybrid host's cgroup2, by the
+    caller's add_remaining once the final process is known, overlapping its set-up. Returns
+    whether that is still to do."""
+    late = cgroup is not None and cgroup.version == 1
+    if cgroup is not None and not late:
+        cgroup.add_process(pid)
+    chan_parent.send("go", join_self=late)
+    return late
+
+
+def spawn_joined(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,
+                 join_fds: list[tuple[str, int]], child_main) -> int:
+    """Fork a process straight into the namespaces of join_fds (exec), without an intermediate:
+    the pid and time namespaces apply to the caller's children only, so this process joins them
+    around its fork and goes back to its own at once; the child joins the others itself
+    (init.joining_child). Returns the child's pid."""
+    around = [(kind, fd) for kind, fd in join_fds if kind in CHILDREN_ONLY]
+    later = [(kind, fd) for kind, fd in join_fds if kind not in CHILDREN_ONLY]
+    own = [(kind, os.open(f"/proc/self/ns/{PROC_NAMES[kind]}", os.O_RDONLY | os.O_CLOEXEC)) for kind, _ in around]
+    # the cgroup exists: a child that joins it itself (v1) need not wait for us
+    launch.self_join = cgroup is not None and cgroup.version == 1
+    # the child is in the container's pid namespace from its first instruction: it must be
+    # non-dumpable from then on (see init._enter_namespaces), so its parent is already
+    syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
+    try:
+        join_all(around)
+        pid = os.fork()
+        if pid == 0:
+            chan_parent.close()
+            joining_child(launch, chan_child, later, child_main)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot start the process in the container: {e.strerror}") from None
+    finally:
+        join_all(own)  # later forks (hooks) stay in our own namespaces
+    chan_child.close()
+    for _, fd in later:
+        os.close(fd)
+    try:
+        if launch.self_join or _release(chan_parent, cgroup, pid):
+            cgroup.add_remaining(pid)
+        return pid
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
 
 
 def spawn_direct(launch: Launch, chan_parent: SyncChannel, chan_child: SyncChannel, cgroup: Any,

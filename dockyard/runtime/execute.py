@@ -7,7 +7,7 @@ from dockyard.runtime import oslite as os
 from dockyard.runtime.caps import normalise
 from dockyard.runtime.cgroups import open_cgroup
 from dockyard.runtime.config import validate_process
-from dockyard.runtime.create import compile_seccomp, spawn
+from dockyard.runtime.create import compile_seccomp, spawn_joined
 from dockyard.runtime.errors import RuntimeFailure
 from dockyard.runtime.init import Launch, exec_child
 from dockyard.runtime.lifecycle import write_pid_file
@@ -88,7 +88,7 @@ def exec_process(store: StateStore, cid: str, proc: dict[str, Any], console: Any
     join_fds = process_namespace_fds(state["pid"], plan.types | {"user"})
     launch.cgroup = open_cgroup(state.get("cgroups_path"), cid)
     parent, child = SyncChannel.pair()
-    pid = spawn(launch, parent, child, launch.cgroup, join_fds, exec_child)
+    pid = spawn_joined(launch, parent, child, launch.cgroup, join_fds, exec_child)
     try:
         parent.expect("ready")
     except BaseException:

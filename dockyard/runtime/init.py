@@ -45,6 +45,7 @@ class Launch:
         self.cgroup: Any = None
         self.fifo_fd = -1
         self.enter_cgroup: Any = None  # set in a direct child: joins the cgroup (see direct_child)
+        self.self_join = False  # a joining child enters its (existing) cgroup without a "go" (see joining_child)
 
 
 def _join_cgroup(launch: Launch, chan: SyncChannel) -> None:
@@ -108,6 +109,22 @@ def direct_child(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, in
     try:
         _enter_namespaces(launch, join_fds, syscalls.CLONE_NEWPID | cgroupns, chan)
         launch.enter_cgroup = enter_cgroup
+    except BaseException as e:  # noqa: BLE001 - every failure goes to the runtime
+        report_and_exit(chan, e)
+    child_main(launch, chan)
+    os._exit(1)
+
+
+def joining_child(launch: Launch, chan: SyncChannel, join_fds: list[tuple[str, int]], child_main) -> None:
+    """A process forked straight into a running container's pid (and time) namespace
+    (create.spawn_joined): wait to be placed in the cgroup, join the other namespaces of
+    join_fds, then go on as child_main."""
+    try:
+        if launch.self_join:
+            launch.cgroup.join_self()
+        else:
+            _join_cgroup(launch, chan)
+        _enter_namespaces(launch, join_fds, 0, chan)
     except BaseException as e:  # noqa: BLE001 - every failure goes to the runtime
         report_and_exit(chan, e)
     child_main(launch, chan)

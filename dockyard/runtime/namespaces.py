@@ -19,6 +19,8 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
 # Join order: the user namespace first (it owns the others), the mount namespace last (after it,
 # the host's /proc paths of the other namespaces are no longer visible).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+# setns into these changes the namespace of the caller's later children, not the caller's own
+CHILDREN_ONLY = ("pid", "time")
 
 
 class NamespacePlan:

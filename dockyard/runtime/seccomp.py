@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["SeccompError", "SeccompFilter", "compile_cached", "compile_filter", "features"]
 
 _OPTIMIZE_ABOVE = 32  # rules; like runc, use libseccomp's binary tree for long profiles
+_library: tuple[str, int] | None = None  # libseccomp's (version, API level), asked once per process
 
 
 class SeccompFilter:
@@ -135,6 +136,22 @@ def compile_filter(spec: dict[str, Any]) -> SeccompFilter:
     return SeccompFilter(context)
 
 
+def library_info() -> tuple[str, int]:
+    """libseccomp's version and API level, asked once per process (the API level probes the
+    kernel with several seccomp(2) calls): a long-lived process that forks runtime commands (the
+    fork server, a shim) asks before it forks, and a compiled-program cache hit then needs neither
+    ctypes nor the library binding."""
+    global _library
+    if _library is None:
+        from dockyard.runtime import syscalls
+
+        _library = syscalls.libseccomp_info()
+        if _library is None:
+            lib = _lib()
+            _library = lib.version(), lib.api_level()
+    return _library
+
+
 def compile_cached(spec: dict[str, Any], root: str) -> Any:
     """compile_filter through the program cache under root (see seccomp_bpf): a profile seen
     before on this machine costs a file read; a new one is compiled, exported and stored."""
@@ -143,11 +160,7 @@ def compile_cached(spec: dict[str, Any], root: str) -> Any:
 
     if not syscalls.SECCOMP_FILTER:  # a machine whose seccomp(2) number the ctypes back end does not know
         return compile_filter(spec)
-    info = syscalls.libseccomp_info()  # a hit then needs neither ctypes nor the library binding
-    if info is None:
-        lib = _lib()
-        info = lib.version(), lib.api_level()
-    version, api = info
+    version, api = library_info()
     path = os.path.join(root, bpf.CACHE_DIR, bpf.cache_key(spec, version, api) + ".bpf")
     flags = bpf.kernel_flags(spec.get("flags"), api >= FLAG_MIN_API[FLAG_SPEC_ALLOW])
     cached = bpf.load_cached(path, flags)
