@@ -468,7 +468,8 @@ def main() -> int:
                 side.remove_containers(set())
     finally:
         if peer is not None:
-            for problem in peer.stop():
+            from _common import remove_cgroups
+            for problem in [*peer.stop(), *remove_cgroups(f"/dockyard-parity-{os.getpid()}")]:
                 print(problem, file=sys.stderr)
         subprocess.run(["rm", "-rf", tmp], check=False)
     print(f"{differ} of {len(selected)} scenarios differ", file=sys.stderr)
