@@ -434,19 +434,9 @@ async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shi
     shim.setblocking(False)
     shim_reader, shim_writer = await asyncio.open_connection(sock=shim)
 
-    async def upstream() -> bool:
-        with contextlib.suppress(ConnectionError):
-            while stdin and (data := await reader.read(65536)):
-                detached = False
-                if watcher is not None:
-                    data, detached = watcher.feed(data)
-                shim_writer.write(data)
-                await shim_writer.drain()
-                if detached:
-                    return True
-            if stdin:
-                shim_writer.write_eof()
-        return False
+    async def client_input() -> AsyncIterator[bytes]:
+        while stdin and (data := await reader.read(65536)):
+            yield data
 
     async def downstream() -> None:
         with contextlib.suppress(ConnectionError):
@@ -455,9 +445,27 @@ async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shi
                 await writer.drain()
 
     try:
-        return await _pump(upstream(), downstream())
+        return await _pump(_feed_shim(client_input(), shim_writer, stdin, watcher), downstream())
     finally:
         shim_writer.close()
+
+
+async def _feed_shim(chunks: AsyncIterator[bytes], shim_writer: asyncio.StreamWriter, stdin: bool,
+                     watcher: detach.DetachWatcher | None) -> bool:
+    """The client's input (chunks) to the shim, watched for the detach keys: True when they ended
+    it; else, once the input ends, stdin is half-closed toward the shim if attached (False)."""
+    with contextlib.suppress(ConnectionError):
+        async for data in chunks:
+            detached = False
+            if watcher is not None:
+                data, detached = watcher.feed(data)
+            shim_writer.write(data)
+            await shim_writer.drain()
+            if detached:
+                return True
+        if stdin:
+            shim_writer.write_eof()
+    return False
 
 
 async def _pump(upstream: Coroutine[Any, Any, bool], downstream: Coroutine[Any, Any, None],
@@ -485,22 +493,10 @@ async def _proxy_ws(ws: web.WebSocketResponse, shim: socket.socket, tty: bool, s
     shim.setblocking(False)
     shim_reader, shim_writer = await asyncio.open_connection(sock=shim)
 
-    async def upstream() -> bool:
-        with contextlib.suppress(ConnectionError):
-            async for message in ws:
-                if not stdin or message.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    continue
-                data = message.data if message.type == WSMsgType.BINARY else message.data.encode()
-                detached = False
-                if watcher is not None:
-                    data, detached = watcher.feed(data)
-                shim_writer.write(data)
-                await shim_writer.drain()
-                if detached:
-                    return True
-            if stdin:
-                shim_writer.write_eof()
-        return False
+    async def client_input() -> AsyncIterator[bytes]:
+        async for message in ws:  # read to the client's close even without stdin
+            if stdin and message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                yield message.data if message.type == WSMsgType.BINARY else message.data.encode()
 
     async def downstream() -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
@@ -515,6 +511,7 @@ async def _proxy_ws(ws: web.WebSocketResponse, shim: socket.socket, tty: bool, s
                 await ws.send_bytes(data)
 
     try:
-        return await _pump(upstream(), downstream(), output_outlives_input=False)
+        return await _pump(_feed_shim(client_input(), shim_writer, stdin, watcher), downstream(),
+                           output_outlives_input=False)
     finally:
         shim_writer.close()
