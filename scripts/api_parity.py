@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import http.client
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tests.daemon import UnixHTTPConnection  # noqa: E402 - after the repository is on the path
 
 HEADERS = ("Content-Type", "Api-Version", "Docker-Experimental", "Ostype", "Server")
 # headers whose value (not just presence) must match
@@ -46,19 +49,6 @@ def filters(value: dict[str, list[str]]) -> str:
 
 ID_RE = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b")
 FULL_ID_RE = re.compile(r"[0-9a-f]{64}")
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a unix socket."""
-
-    def __init__(self, path: str, timeout: float = 60) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
 
 
 @dataclass
@@ -766,8 +756,6 @@ PRIVATE_BRIDGE, PRIVATE_BRIDGE_ADDRESS = "dyparity0", "10.251.77.1/24"
 @contextlib.contextmanager
 def private_daemons() -> Iterator[tuple[str, str]]:
     """A private dockerd and dockyardd with busybox; (dockerd socket, dockyardd socket)."""
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
     from tests.daemon import Dockyardd, busybox_archive
 
     tmp = Path(tempfile.mkdtemp(prefix="dy-parity-", dir="/tmp"))
