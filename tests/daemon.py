@@ -9,6 +9,7 @@ socket or pidfile behind. Also runs the real docker CLI and raw HTTP against it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import os
@@ -182,6 +183,22 @@ def busybox_archive(directory: Path) -> Path:
     finally:
         store.close()
     return directory / "busybox.tar"
+
+
+@contextlib.contextmanager
+def build_daemon(directory: Path) -> Iterator[Dockyardd]:
+    """A private dockyardd with busybox loaded (its archive made in directory), build steps'
+    containers under the test session's cgroup parent."""
+    from tests.conftest import TEST_CGROUP_PARENT
+
+    os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = TEST_CGROUP_PARENT
+    try:
+        with Dockyardd() as d:
+            proc = d.docker("load", "-i", str(busybox_archive(directory)))
+            assert proc.returncode == 0, proc.stderr
+            yield d
+    finally:
+        os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
 
 
 @pytest.fixture(scope="module", name="daemon")

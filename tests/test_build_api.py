@@ -11,21 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_CGROUP_PARENT
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, build_daemon, other_children
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    archive = busybox_archive(tmp_path_factory.mktemp("busybox"))
-    os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = TEST_CGROUP_PARENT
-    try:
-        with Dockyardd() as d:
-            proc = d.docker("load", "-i", str(archive))
-            assert proc.returncode == 0, proc.stderr
-            yield d
-    finally:
-        os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
+    with build_daemon(tmp_path_factory.mktemp("busybox")) as d:
+        yield d
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_CGROUP_PARENT
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, build_daemon, busybox_archive, other_children
 from tests.registries import Dockyard, write_htpasswd
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
@@ -91,16 +91,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     htpasswd = write_htpasswd(tmp / "htpasswd", {"alice": "wonderland"})
     (tmp / "git").mkdir()
     commits = make_repository(tmp / "git")
-    os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = TEST_CGROUP_PARENT
     gitd = GitDaemon(tmp / "git")
     try:
-        with Dockyardd() as d, Dockyard("--htpasswd", str(htpasswd), tmp=tmp / "private") as private:
-            proc = d.docker("load", "-i", str(busybox_archive(tmp)))
-            assert proc.returncode == 0, proc.stderr
+        with build_daemon(tmp) as d, Dockyard("--htpasswd", str(htpasswd), tmp=tmp / "private") as private:
             yield {"daemon": d, "private": private, "git": gitd, "commits": commits}
     finally:
         gitd.stop()
-        os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_CGROUP_PARENT
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, build_daemon, other_children
 from tests.test_build_sources import GitDaemon, make_repository
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
@@ -31,16 +30,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("servers")
     (tmp / "git").mkdir()
     make_repository(tmp / "git")
-    os.environ["DOCKYARD_BUILD_CGROUP_PARENT"] = TEST_CGROUP_PARENT
     gitd = GitDaemon(tmp / "git")
     try:
-        with Dockyardd() as d:
-            proc = d.docker("load", "-i", str(busybox_archive(tmp)))
-            assert proc.returncode == 0, proc.stderr
+        with build_daemon(tmp) as d:
             yield {"daemon": d, "gitd": gitd, "git": gitd.url + "/app.git"}
     finally:
         gitd.stop()
-        os.environ.pop("DOCKYARD_BUILD_CGROUP_PARENT", None)
 
 
 @pytest.fixture(autouse=True)
