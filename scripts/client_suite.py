@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,3 +75,15 @@ def remove_leftovers(daemon: object) -> None:
     ids = daemon.docker("ps", "-aq").stdout.split()  # type: ignore[attr-defined]
     if ids:
         daemon.docker("rm", "-f", *ids)  # type: ignore[attr-defined]
+
+
+def finish_daemon(daemon: object, log_env: str) -> None:
+    """After a suite: the containers it left removed, the daemon's log copied to $log_env when
+    set, the daemon stopped and its directories removed."""
+    proc = daemon.proc  # type: ignore[attr-defined]
+    if proc is not None and proc.poll() is None:
+        remove_leftovers(daemon)
+    log = daemon.log  # type: ignore[attr-defined]
+    if os.environ.get(log_env) and log.exists():
+        shutil.copyfile(log, os.environ[log_env])
+    daemon.cleanup()  # type: ignore[attr-defined]

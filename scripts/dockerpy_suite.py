@@ -12,14 +12,13 @@ with its reason below. The daemon gets busybox offline, tagged under the names t
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from client_suite import ROOT, extract_tests, isolate_network, load_images, reexec_isolated, remove_leftovers
+from client_suite import ROOT, extract_tests, finish_daemon, isolate_network, load_images, reexec_isolated
 
 REPO = os.environ.get("DOCKERPY_REPO", "/work/.mirror/docker+docker-py/repo")
 
@@ -95,11 +94,7 @@ def run_suite(modules: list[str], pytest_args: list[str]) -> int:
             argv += [f"--deselect=tests/integration/{t}" for t in {**NEEDS_INTERNET, **NEEDS_SWARM}]
             code = subprocess.run([*argv, *pytest_args], cwd=work, env=env).returncode
         finally:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                remove_leftovers(daemon)
-            if os.environ.get("DOCKERPY_DAEMON_LOG") and daemon.log.exists():
-                shutil.copyfile(daemon.log, os.environ["DOCKERPY_DAEMON_LOG"])
-            daemon.cleanup()
+            finish_daemon(daemon, "DOCKERPY_DAEMON_LOG")
         return code
 
 

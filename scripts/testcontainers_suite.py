@@ -23,14 +23,13 @@ Tests needing the internet or an image we cannot have are deselected, each with 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from client_suite import ROOT, extract_tests, isolate_network, load_images, reexec_isolated, remove_leftovers
+from client_suite import ROOT, extract_tests, finish_daemon, isolate_network, load_images, reexec_isolated
 
 REPO = os.environ.get("TESTCONTAINERS_REPO", "/work/.mirror/testcontainers+testcontainers-python/repo")
 
@@ -118,11 +117,7 @@ def run_suite(files: list[str], pytest_args: list[str]) -> int:
             argv += [f"--deselect=tests/core/{t}" for t in DESELECTED if "::" in t]
             code = subprocess.run([*argv, *pytest_args], cwd=work, env=env).returncode
         finally:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                remove_leftovers(daemon)
-            if os.environ.get("TESTCONTAINERS_DAEMON_LOG") and daemon.log.exists():
-                shutil.copyfile(daemon.log, os.environ["TESTCONTAINERS_DAEMON_LOG"])
-            daemon.cleanup()
+            finish_daemon(daemon, "TESTCONTAINERS_DAEMON_LOG")
         return code
 
 
