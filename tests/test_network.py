@@ -78,12 +78,17 @@ def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
     try:
         yield
     finally:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            ids = daemon.docker("ps", "-aq").stdout.split()
-            if ids:
-                daemon.docker("rm", "-f", *ids)
-            daemon.docker("network", "prune", "-f")
+        clear(daemon)
     assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]
+
+
+def clear(daemon: Dockyardd) -> None:
+    """Remove every container and user network of a running daemon."""
+    if daemon.proc is not None and daemon.proc.poll() is None:
+        ids = daemon.docker("ps", "-aq").stdout.split()
+        if ids:
+            daemon.docker("rm", "-f", *ids)
+        daemon.docker("network", "prune", "-f")
 
 
 def ok(d: Dockyardd, *args: str) -> str:

@@ -6,7 +6,6 @@ prefix is a ULA made here for this run."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 
 from dockyard.network import firewall
 from tests.daemon import Dockyardd, busybox_archive, other_children, ula_prefix
+from tests.test_network import clear, inspect, links, ok, serve
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.skipif(not firewall.available(6), reason="needs ip6tables"),
@@ -25,28 +25,9 @@ SERVE = "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec http
 DEFAULT_V6 = ula_prefix()  # the default bridge's fixed-cidr-v6 (a /64 of it)
 
 
-def links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
-
-
 def ip6tables_dump() -> str:
     return "".join(subprocess.run(["ip6tables", "-t", table, "-S"], capture_output=True, text=True).stdout
                    for table in ("filter", "nat"))
-
-
-def ok(d: Dockyardd, *args: str) -> str:
-    proc = d.docker(*args)
-    assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def inspect(d: Dockyardd, ref: str, kind: str = "container") -> dict:
-    return json.loads(ok(d, kind, "inspect", ref))[0]
-
-
-def serve(d: Dockyardd, name: str, *args: str) -> str:
-    return ok(d, "run", "-d", "--name", name, *args, "busybox", "sh", "-c", SERVE).strip()
 
 
 def http_get(url: str) -> str:
@@ -87,11 +68,7 @@ def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
     try:
         yield
     finally:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            ids = daemon.docker("ps", "-aq").stdout.split()
-            if ids:
-                daemon.docker("rm", "-f", *ids)
-            daemon.docker("network", "prune", "-f")
+        clear(daemon)
     assert not other_children({daemon.proc.pid}, timeout=15)  # type: ignore[union-attr]
 
 
