@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the optional C accelerators in place, next to their sources, when a source is newer than
 # its built module: the runtime's system calls (dockyard/runtime/_linux.c) and layer apply's tar
-# header parser and file writer (dockyard/image/_tarfast.c). Without a compiler or Python's headers
-# it says so and leaves the runtime on its ctypes fallback (dockyard/runtime/syscalls_ctypes.py)
-# and layer apply on its pure-Python code.
+# header parser and file writer (dockyard/image/_tarfast.c), the userland proxy's splice loop
+# (dockyard/network/_splice.c). Without a compiler or Python's headers it says so and leaves the
+# runtime on its ctypes fallback (dockyard/runtime/syscalls_ctypes.py), layer apply on its
+# pure-Python code and the proxy on its threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -19,8 +20,10 @@ build() {  # build <source.c> [libs...]: next to the source, if the source is ne
   mv "$tmp" "$out"  # a running process keeps the old file mapped
 }
 if ! command -v gcc >/dev/null || [ ! -f "$include/Python.h" ]; then
-  echo "setup: no gcc or Python.h: dockyard-runtime uses its ctypes fallback, layer apply its Python parser" >&2
+  echo "setup: no gcc or Python.h: dockyard-runtime uses its ctypes fallback, layer apply its Python parser," \
+    "the userland proxy its threads" >&2
   exit 0
 fi
 build dockyard/runtime/_linux.c -ldl
 build dockyard/image/_tarfast.c -O3  # -O3: the checksum loop is vectorized
+build dockyard/network/_splice.c
