@@ -111,10 +111,19 @@ def host_address() -> str:
     pytest.skip("no global IPv4 address on this host")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(count: int = 1) -> int:
+    """The first of count consecutive ports that nothing holds (sockets in TIME_WAIT included)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket() as s:
+                    s.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
 
 
 def http_get(url: str, timeout: float = 10) -> str:
@@ -381,7 +390,7 @@ def test_ephemeral_ports_and_publish_all(daemon: Dockyardd) -> None:
     assert all(low <= int(ports[k][0]["HostPort"]) <= high for k in ports)
     assert http_get(f"http://127.0.0.1:{ports['80/tcp'][0]['HostPort']}/") == f"hello from {cid[:12]}\n"
     # ranges: container ports onto host ports one by one; one port onto the first free of a host range
-    base = free_port()
+    base = free_port(3)
     ranged = inspect(daemon, ok(daemon, "run", "-d", "-p", f"127.0.0.1:{base}-{base + 1}:80-81", "-p",
                                 f"127.0.0.1:{base}-{base + 2}:82", "busybox", "sleep", "60").strip())
     assert {k: v[0]["HostPort"] for k, v in ranged["NetworkSettings"]["Ports"].items()} == \
@@ -681,6 +690,48 @@ def test_userland_proxy_without_iptables(archive: str, daemon: Dockyardd) -> Non
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the proxied connections left TIME_WAITs
         s.bind(("0.0.0.0", port))
+
+
+def test_loopback_through_the_proxy_or_nat(archive: str, daemon: Dockyardd) -> None:
+    """As Docker: with the userland proxy (the default) the host's connections to 127.0.0.1 reach a
+    published port through the proxy (no DNAT of loopback, no route_localnet); with
+    --userland-proxy=false through kernel NAT; a restart with the other setting leaves one jump."""
+    def jumps(d: Dockyardd) -> list[str]:
+        return [line for line in iptables_dump().splitlines()
+                if line.startswith("-A OUTPUT") and f"DYN-{bridge_of(d)}" in line]
+
+    def route_localnet(network: str, d: Dockyardd) -> str:
+        name = inspect(d, network, "network")["Options"].get("com.docker.network.bridge.name") or \
+            "br-" + inspect(d, network, "network")["Id"][:12]
+        return open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet").read().strip()
+
+    port = free_port()
+    cid = serve(daemon, "viaproxy", "-p", f"{port}:80")
+    try:
+        assert jumps(daemon) == [f"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DYN-{bridge_of(daemon)}"]
+        assert route_localnet("bridge", daemon) == "0"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
+    finally:
+        ok(daemon, "rm", "-f", "viaproxy")
+    other = Dockyardd("--userland-proxy=false")
+    other.start()
+    try:
+        ok(other, "load", "-i", archive)
+        cid = serve(other, "vianat", "-p", f"{port}:80")
+        assert jumps(other) == [f"-A OUTPUT -m addrtype --dst-type LOCAL -j DYN-{bridge_of(other)}"]
+        assert route_localnet("bridge", other) == "1"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
+        ok(other, "rm", "-f", "vianat")
+        other.stop()
+        other.extra_args = []
+        other.start()
+        assert jumps(other) == [f"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DYN-{bridge_of(other)}"]
+        assert route_localnet("bridge", other) == "0"
+    finally:
+        ids = other.docker("ps", "-aq").stdout.split()
+        if ids:
+            other.docker("rm", "-f", *ids)
+        other.cleanup()
 
 
 def test_docker_py_ipam_links_and_ipv6_configs(daemon: Dockyardd) -> None:

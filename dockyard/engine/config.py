@@ -35,12 +35,12 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "log-driver": str, "log-opts": dict, "default-runtime": str, "runtimes": dict, "live-restore": bool,
     "insecure-registries": list, "default-ulimits": dict,
     "bridge": str, "bip": str, "default-address-pools": list, "iptables": bool, "ip6tables": bool, "ipv6": bool,
-    "fixed-cidr-v6": str, "experimental": bool,
+    "fixed-cidr-v6": str, "userland-proxy": bool, "experimental": bool,
     "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
 }
 FLAG_KEYS = ("hosts", "data-root", "exec-root", "pidfile", "debug", "log-level",
              "tlsverify", "tlscacert", "tlscert", "tlskey", "bridge", "bip", "default-address-pools", "iptables",
-             "ip6tables", "ipv6", "fixed-cidr-v6", "experimental")
+             "ip6tables", "ipv6", "fixed-cidr-v6", "userland-proxy", "experimental")
 
 
 class ConfigError(Exception):
@@ -89,6 +89,7 @@ class DaemonConfig:
     ip6tables: bool = True  # the IPv6 half of the firewall (with iptables only)
     ipv6: bool = False  # the default bridge dual stack
     fixed_cidr_v6: str = ""  # its IPv6 subnet ("": a ULA /64 of the pools)
+    userland_proxy: bool = True  # 127.0.0.1 reaches published ports through the proxy (else NAT)
     experimental: bool = False  # only reported (IPv6 daemon.json files from before Docker 27 set it)
 
     @property
@@ -121,6 +122,9 @@ def arg_parser() -> argparse.ArgumentParser:
                    help="program NAT and filtering with iptables (default true; false: userland proxy)")
     p.add_argument("--ip6tables", nargs="?", const=True, type=_flag_bool, default=None,
                    help="program IPv6 NAT and filtering with ip6tables (default true)")
+    p.add_argument("--userland-proxy", nargs="?", const=True, type=_flag_bool, default=None,
+                   help="serve published ports on 127.0.0.1 with the userland proxy (default true; "
+                   "false: kernel NAT with route_localnet)")
     p.add_argument("--ipv6", nargs="?", const=True, type=_flag_bool, default=None,
                    help="enable IPv6 on the default bridge network (default false)")
     p.add_argument("--experimental", action="store_true", default=None, help="report experimental features as on")

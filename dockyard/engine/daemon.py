@@ -229,7 +229,7 @@ def network_options(config: DaemonConfig) -> NetworkOptions:
     bridge = config.bridge or ("dockyard0" if config.data_root == DEFAULT_DATA_ROOT
                                else "dy" + hashlib.sha256(config.data_root.encode()).hexdigest()[:8])
     return NetworkOptions(bridge, config.bip, pools, config.iptables, config.ipv6, config.fixed_cidr_v6,
-                          config.ip6tables)
+                          config.ip6tables, config.userland_proxy)
 
 
 async def serve(engine: Engine) -> None:

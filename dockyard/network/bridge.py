@@ -32,9 +32,10 @@ class NotABridge(OSError):
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
-def ensure_bridge(nl: Netlink, name: str, gateways: list[Interface], mtu: int = 0) -> None:
+def ensure_bridge(nl: Netlink, name: str, gateways: list[Interface], mtu: int = 0, loopback_nat: bool = False) -> None:
     """The bridge up with its gateway addresses (IPv4, and IPv6 on a dual-stack network);
-    loopback-sourced DNAT allowed on it."""
+    loopback_nat: 127.0.0.1's traffic DNATed into it is routed (route_localnet), for published
+    ports without the userland proxy."""
     try:
         nl.add_bridge(name, mtu)
     except NetlinkError as e:
@@ -52,7 +53,7 @@ def ensure_bridge(nl: Netlink, name: str, gateways: list[Interface], mtu: int = 
             if e.errno != errno.EEXIST:
                 raise
     nl.set_up(index)
-    _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1" if loopback_nat else "0")
 
 
 def remove_bridge(nl: Netlink, name: str) -> None:

@@ -9,10 +9,11 @@ iptables' netlink socket, with no CPU used), an append costs ~2 ms.
 filter FORWARD → DYF-<tag>: per bridge, what was DNATed into it (published ports, whichever host
 port), icc, isolation (nothing else enters a bridge from elsewhere but replies), --internal
 drops, the rest outbound accepted.
-nat PREROUTING/OUTPUT (destination local) → DYN-<tag>: DNAT of published ports, loopback included
-(bridges get route_localnet). nat POSTROUTING → DYS-<tag>: masquerade of outbound traffic, of
-host-local sources (127.0.0.1 reaching a container) and of hairpin traffic (a container reaching
-a published port of its own bridge).
+nat PREROUTING/OUTPUT (destination local) → DYN-<tag>: DNAT of published ports; from the host
+itself, 127.0.0.0/8 excluded while the userland proxy serves loopback (Docker's default), else
+included (bridges then get route_localnet). nat POSTROUTING → DYS-<tag>: masquerade of outbound
+traffic, of host-local sources (the host reaching a container through a published port) and of
+hairpin traffic (a container reaching a published port of its own bridge).
 
 The same model runs once per IP family: iptables for IPv4, ip6tables for the IPv6 subnets of
 dual-stack networks (IPv6 has no route_localnet: [::1] is never DNATed, the userland proxy
@@ -84,14 +85,18 @@ def available(version: int = 4) -> bool:
 class Firewall:
     """The chains of one daemon for one IP family."""
 
-    def __init__(self, tag: str, version: int = 4) -> None:
+    def __init__(self, tag: str, version: int = 4, proxied_loopback: bool = True) -> None:
+        """proxied_loopback: the host's own connections to 127.0.0.0/8 are left to the userland
+        proxy (IPv6's [::1] always is)."""
         self.forward, self.dnat, self.snat = f"DYF-{tag}", f"DYN-{tag}", f"DYS-{tag}"
         self.command, self._host_bits = _command(version), 32 if version == 4 else 128
-        not_loopback = [] if version == 4 else ["!", "-d", "::1/128"]
-        self._jumps = (("filter", "FORWARD", ["-j", self.forward]),
-                       ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
-                       ("nat", "OUTPUT", [*not_loopback, "-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]),
-                       ("nat", "POSTROUTING", ["-j", self.snat]))
+        loopback = ["!", "-d", "127.0.0.0/8"] if version == 4 else ["!", "-d", "::1/128"]
+        local = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat]
+        output = [*loopback, *local] if proxied_loopback or version == 6 else local
+        self._jumps = (("filter", "FORWARD", ["-j", self.forward]), ("nat", "PREROUTING", local),
+                       ("nat", "OUTPUT", output), ("nat", "POSTROUTING", ["-j", self.snat]))
+        # the OUTPUT jump of the other --userland-proxy setting, left by an earlier run
+        self._stale = [] if version == 6 else [("nat", "OUTPUT", local if output != local else [*loopback, *local])]
         self._bridges: list[BridgeRules] | None = None  # those loaded last (None: the jumps are unchecked)
         self._dnat: list[str] = []  # the DNAT rules loaded
 
@@ -115,6 +120,7 @@ class Firewall:
                 pass
         _run([f"{self.command}-restore", "-w", "--noflush"], self._batch(bridges, dnat))
         if self._bridges is None:
+            self._delete_jumps(self._stale)
             for table, chain, rule in self._jumps:
                 if self._iptables(table, "-C", chain, *rule, check=False).returncode != 0:
                     self._iptables(table, "-I", chain, "1", *rule)
@@ -156,12 +162,15 @@ class Firewall:
     def remove(self) -> None:
         """Delete the jumps and our chains (nothing if absent)."""
         self._bridges, self._dnat = None, []
-        for table, chain, rule in self._jumps:
-            while self._iptables(table, "-D", chain, *rule, check=False).returncode == 0:
-                pass
+        self._delete_jumps([*self._jumps, *self._stale])
         for table, chain in (("filter", self.forward), ("nat", self.dnat), ("nat", self.snat)):
             if self._iptables(table, "-F", chain, check=False).returncode == 0:
                 self._iptables(table, "-X", chain, check=False)
+
+    def _delete_jumps(self, jumps: Iterable[tuple[str, str, list[str]]]) -> None:
+        for table, chain, rule in jumps:
+            while self._iptables(table, "-D", chain, *rule, check=False).returncode == 0:
+                pass
 
     def _iptables(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run([self.command, "-w", "-t", table, *args], None, check)

@@ -1,5 +1,6 @@
 """Published ports of running containers: host ports held by the NetworkService's allocator, NAT
-rules in its firewall, and proxies where NAT does not reach (IPv6 bindings, --iptables=false).
+rules in its firewall, and proxies where NAT does not reach or is not wanted (127.0.0.1 with the
+userland proxy on, as Docker's default; IPv6 bindings; --iptables=false).
 An unspecified host IP publishes on 0.0.0.0 and, on an IPv6 host, on [::] too, as Docker does:
 toward the container's IPv6 address when it has one (ip6tables DNAT, and the proxy for [::1],
 which NAT cannot divert), else proxied to its IPv4 address."""
@@ -75,11 +76,13 @@ class Publisher:
               network: dict[str, Any]) -> PortRule:
         """Reserve one host port for the endpoint's port: the address of the host address's family
         when the endpoint has one, else its other one; a proxy serves it where NAT does not (no
-        iptables, IPv6 host addresses for [::1], a container of the other family)."""
+        iptables, IPv6 host addresses for [::1], a container of the other family) and, with the
+        userland proxy on, what 127.0.0.1 reaches (an unspecified or loopback host address)."""
         host_ip, number, sock = self.networks.ports.reserve(proto, host_ip, host_port)
         v4, v6 = endpoint["IPAddress"], endpoint.get("GlobalIPv6Address") or ""
         ip = (v6 or v4) if ":" in host_ip else (v4 or v6)
-        if self.networks.firewall is None or ":" in host_ip or ":" in ip:
+        loopback = self.networks.options.userland_proxy and (host_ip == "0.0.0.0" or host_ip.startswith("127."))
+        if self.networks.firewall is None or ":" in host_ip or ":" in ip or loopback:
             self._proxies[(proto, host_ip, number)] = Proxy(sock, proto, (ip, port))
         return PortRule(proto, host_ip, number, ip, port, network["_Bridge"])
 

@@ -39,7 +39,7 @@ OPT_MTU = "com.docker.network.driver.mtu"
 @dataclass
 class NetworkOptions:
     """The daemon's network settings (dockerd's --bridge, --bip, --default-address-pool, --iptables,
-    --ipv6 and --fixed-cidr-v6 for the default bridge, --ip6tables)."""
+    --ipv6 and --fixed-cidr-v6 for the default bridge, --ip6tables, --userland-proxy)."""
 
     bridge: str = "dockyard0"
     bip: str = ""
@@ -48,6 +48,7 @@ class NetworkOptions:
     ipv6: bool = False
     fixed_cidr_v6: str = ""
     ip6tables: bool = True
+    userland_proxy: bool = True
 
 
 @contextlib.contextmanager
@@ -113,7 +114,8 @@ class NetworkService:
         self.options = options or NetworkOptions()
         self.store = NetworkStore(data_root)
         self.nl = Netlink()
-        self.firewall = Firewall(self.options.bridge) if self.options.iptables and firewall.available() else None
+        self.firewall = Firewall(self.options.bridge, proxied_loopback=self.options.userland_proxy) \
+            if self.options.iptables and firewall.available() else None
         self.firewall6 = Firewall(self.options.bridge, 6) \
             if self.firewall and self.options.ip6tables and firewall.available(6) else None
         self.ports = PortAllocator()
@@ -218,7 +220,8 @@ class NetworkService:
             with contextlib.suppress(OSError):
                 with open("/proc/sys/net/ipv6/conf/all/forwarding", "w") as f:
                     f.write("1")
-        bridge.ensure_bridge(self.nl, record["_Bridge"], gateways, int(record["Options"].get(OPT_MTU) or 0))
+        bridge.ensure_bridge(self.nl, record["_Bridge"], gateways, int(record["Options"].get(OPT_MTU) or 0),
+                             loopback_nat=self.firewall is not None and not self.options.userland_proxy)
 
     def resolve(self, ref: str) -> Record:
         """A network by full ID, name, or unique ID prefix (Docker's order)."""
