@@ -1,12 +1,14 @@
 """Docker and Podman as reference peers for the benchmarks: each started on private temp state
 (dockerd with its own containerd, data root, exec root and socket; podman with its own storage,
 run root and containers.conf), driven through its own CLI, and removed again without touching the
-host's own daemons, bridges or rules."""
+host's own daemons, bridges or rules (dockerd keeps its networks' bridges when it stops: they go
+with its networks, or by their names in its network store when it died first)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -47,6 +49,26 @@ def rootfs_tarball(rootfs: Path, path: Path) -> Path:
         for entry in sorted(rootfs.iterdir()):
             tar.add(entry, arcname=entry.name)
     return path
+
+
+def dockerd_bridges(data_root: Path) -> set[str]:
+    """The bridges named in a dockerd's network store (BoltDB values are JSON, stored as is); it
+    may still hold names of removed networks, whose bridges are gone."""
+    try:
+        data = (data_root / "network" / "files" / "local-kv.db").read_bytes()
+    except FileNotFoundError:
+        return set()
+    return {name.decode() for name in re.findall(rb'"BridgeName":"([^"/]{1,15})"', data)}
+
+
+def remove_bridges(names: set[str]) -> list[str]:
+    """Delete those of the named links that exist and are bridges; the ones deleted."""
+    removed = []
+    for name in sorted(names):
+        if os.path.isdir(f"/sys/class/net/{name}/bridge"):
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+            removed.append(name)
+    return removed
 
 
 class PeerEngine:
@@ -166,8 +188,9 @@ class DockerEngine(PeerEngine):
         if self.proc and self.proc.poll() is None:
             try:
                 self.remove_all()
+                self.run("network", "prune", "-f")
             except (RuntimeError, subprocess.TimeoutExpired) as e:
-                problems.append(f"{self.name}: removing containers: {e}")
+                problems.append(f"{self.name}: removing containers and networks: {e}")
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -175,6 +198,9 @@ class DockerEngine(PeerEngine):
                 problems.append(f"{self.name}: dockerd ignored SIGTERM; killed")
                 self.proc.kill()
                 self.proc.wait()
+        left = remove_bridges(dockerd_bridges(self.tmp / "data"))
+        if left:
+            problems.append(f"{self.name}: bridges left by dockerd removed: {', '.join(left)}")
         return self.finish(problems)
 
 
