@@ -663,6 +663,25 @@ def test_crash_leaves_nothing_behind(daemon: Dockyardd) -> None:
     assert http_get(f"http://127.0.0.1:{kept}/") == f"hello from {cid[:12]}\n"
 
 
+def test_test_daemon_cleanup_removes_what_a_dead_daemon_kept(daemon: Dockyardd) -> None:
+    """A test daemon killed with a user network still there (its data root about to go) leaves
+    no bridge nor chain once cleaned up."""
+    other = Dockyardd().start()
+    try:
+        user_bridge = "br-" + json.loads(ok(other, "network", "inspect", ok(other, "network", "create", "gone")
+                                            .strip()))[0]["Id"][:12]
+        default_bridge = bridge_of(other)
+        assert {user_bridge, default_bridge} <= links() and f"DYF-{default_bridge}" in iptables_dump()
+        assert other.proc is not None
+        os.kill(other.proc.pid, signal.SIGKILL)
+        other.proc.wait()
+        assert {user_bridge, default_bridge} <= links()  # what a dead daemon keeps
+    finally:
+        other.cleanup()
+    assert not {user_bridge, default_bridge} & links()
+    assert f"-{default_bridge}" not in iptables_dump()
+
+
 def test_userland_proxy_without_iptables(archive: str, daemon: Dockyardd) -> None:
     port = free_port()
     with Dockyardd("--iptables=false") as other:
