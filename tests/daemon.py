@@ -143,7 +143,7 @@ class Dockyardd:
         from dockyard.engine.networks.service import NetworkService
         from dockyard.engine.networks.store import NetworkStore
 
-        if not (self.data_root / "networks.db").exists():
+        if self.proc is None or not (self.data_root / "networks.db").exists():  # never started here
             return
         store = NetworkStore(str(self.data_root))
         try:
