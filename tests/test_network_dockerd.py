@@ -22,7 +22,7 @@ import pytest
 from dockyard.network import firewall
 from tests.conftest import TEST_CGROUP_PARENT
 from tests.daemon import Dockyardd, busybox_archive
-from tests.test_network import SERVE, free_port, host_address, http_get, inspect, iptables_dump, ok
+from tests.test_network import SERVE, free_port, host_address, http_get, inspect, iptables_dump, links, ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from _common import remove_cgroups  # noqa: E402
@@ -118,3 +118,27 @@ def test_published_ports_beside_a_dockerd_with_iptables(tmp_path: Path, docker_b
     assert forward_policy() == policy
     dump = iptables_dump()
     assert "DOCKER" not in dump and docker_bridge not in dump
+
+
+def test_a_dockerd_peer_that_died_leaves_no_bridge() -> None:
+    """dockerd keeps its networks' bridges when it stops, and a dead one cannot remove its
+    networks: DockerEngine.stop deletes the bridges its network store names (and says so)."""
+    parent = f"{TEST_CGROUP_PARENT}/dockerd-killed"
+    short = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))
+    try:
+        docker = DockerEngine(short, parent)
+    except Skip as exc:
+        shutil.rmtree(short, ignore_errors=True)
+        pytest.skip(str(exc))
+    bridge = ""
+    try:
+        docker.start()
+        bridge = "br-" + docker.run("network", "create", "dy-killed").strip()[:12]
+        assert bridge in links()
+        assert docker.proc is not None
+        docker.proc.kill()
+        docker.proc.wait()
+    finally:
+        problems = [*docker.stop(), *remove_cgroups(parent)]
+    assert f"docker: bridges left by dockerd removed: {bridge}" in problems, problems
+    assert bridge not in links()
