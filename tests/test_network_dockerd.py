@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,24 @@ def docker_bridge() -> Iterator[str]:
         subprocess.run(["ip", "link", "del", name], check=False)
 
 
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temp directory with a short path (containerd's socket path must stay short)."""
+    path = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def docker_engine(short_tmp: Path, parent: str, **options: Any) -> DockerEngine:
+    """A private dockerd (not started yet); the test is skipped when docker.io is missing."""
+    try:
+        return DockerEngine(short_tmp, parent, **options)
+    except Skip as exc:
+        pytest.skip(str(exc))
+
+
 def wget(run: list[str], url: str) -> str:
     """A busybox wget in a running container (run: the exec command line up to the container)."""
     proc = subprocess.run([*run, "wget", "-qO-", url], capture_output=True, text=True, timeout=30)
@@ -63,14 +82,9 @@ def wget(run: list[str], url: str) -> str:
     return proc.stdout
 
 
-def test_published_ports_beside_a_dockerd_with_iptables(tmp_path: Path, docker_bridge: str) -> None:
+def test_published_ports_beside_a_dockerd_with_iptables(tmp_path: Path, short_tmp: Path, docker_bridge: str) -> None:
     parent = f"{TEST_CGROUP_PARENT}/dockerd-iptables"
-    short = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))  # containerd's socket path must stay short
-    try:
-        docker = DockerEngine(short, parent, bridge=docker_bridge, iptables=True, userland_proxy=True)
-    except Skip as exc:
-        shutil.rmtree(short, ignore_errors=True)
-        pytest.skip(str(exc))
+    docker = docker_engine(short_tmp, parent, bridge=docker_bridge, iptables=True, userland_proxy=True)
     policy, archive = forward_policy(), busybox_archive(tmp_path)
     before, after = Dockyardd(), Dockyardd()  # started before dockerd (its jumps go ahead) and after
     dropping: list[list[str]] = []
@@ -120,16 +134,11 @@ def test_published_ports_beside_a_dockerd_with_iptables(tmp_path: Path, docker_b
     assert "DOCKER" not in dump and docker_bridge not in dump
 
 
-def test_a_dockerd_peer_that_died_leaves_no_bridge() -> None:
+def test_a_dockerd_peer_that_died_leaves_no_bridge(short_tmp: Path) -> None:
     """dockerd keeps its networks' bridges when it stops, and a dead one cannot remove its
     networks: DockerEngine.stop deletes the bridges its network store names (and says so)."""
     parent = f"{TEST_CGROUP_PARENT}/dockerd-killed"
-    short = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))
-    try:
-        docker = DockerEngine(short, parent)
-    except Skip as exc:
-        shutil.rmtree(short, ignore_errors=True)
-        pytest.skip(str(exc))
+    docker = docker_engine(short_tmp, parent)
     bridge = ""
     try:
         docker.start()
