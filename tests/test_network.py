@@ -397,7 +397,10 @@ def test_rm_f_frees_the_port_for_a_new_container_at_once(daemon: Dockyardd) -> N
         ok(daemon, "rm", "-f", old)
         new = ok(daemon, "run", "-d", "-p", f"{port}:8080", "busybox", "sh", "-c",
                  SERVE.replace("-p 80 ", "-p 8080 ")).strip()
-        ok(daemon, "exec", new, "wget", "-qO/dev/null", "http://127.0.0.1:8080/")  # listening
+        deadline = time.monotonic() + 10
+        while daemon.docker("exec", new, "wget", "-qO/dev/null", "http://127.0.0.1:8080/").returncode:
+            assert time.monotonic() < deadline, "httpd does not listen"
+            time.sleep(0.05)
         for host in ("127.0.0.1", address):  # no retry: the first connection must reach it
             with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as resp:
                 assert resp.read().decode() == f"hello from {new[:12]}\n", (round_, host)
