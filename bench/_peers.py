@@ -1,13 +1,16 @@
 """Docker and Podman as reference peers for the benchmarks: each started on private temp state
 (dockerd with its own containerd, data root, exec root and socket; podman with its own storage,
 run root and containers.conf), driven through its own CLI, and removed again without touching the
-host's own daemons, bridges or rules."""
+host's own daemons, bridges or rules (dockerd keeps its networks' bridges when it stops: they go
+with its networks, or by their names in its network store when it died first)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -47,6 +50,26 @@ def rootfs_tarball(rootfs: Path, path: Path) -> Path:
         for entry in sorted(rootfs.iterdir()):
             tar.add(entry, arcname=entry.name)
     return path
+
+
+def dockerd_bridges(data_root: Path) -> set[str]:
+    """The bridges named in a dockerd's network store (BoltDB values are JSON, stored as is); it
+    may still hold names of removed networks, whose bridges are gone."""
+    try:
+        data = (data_root / "network" / "files" / "local-kv.db").read_bytes()
+    except FileNotFoundError:
+        return set()
+    return {name.decode() for name in re.findall(rb'"BridgeName":"([^"/]{1,15})"', data)}
+
+
+def remove_bridges(names: set[str]) -> list[str]:
+    """Delete those of the named links that exist and are bridges; the ones deleted."""
+    removed = []
+    for name in sorted(names):
+        if os.path.isdir(f"/sys/class/net/{name}/bridge"):
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+            removed.append(name)
+    return removed
 
 
 class PeerEngine:
@@ -107,14 +130,49 @@ class PeerEngine:
         return problems
 
 
+DOCKERD_CHAINS = {"filter": ("DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"),
+                  "nat": ("DOCKER",)}
+
+
+def iptables_rules(table: str) -> list[str]:
+    """`iptables -t table -S`, one rule or chain a line."""
+    return run_checked(["iptables", "-w", "-t", table, "-S"]).splitlines()
+
+
+def forward_policy() -> str:
+    """The filter table's FORWARD policy (ACCEPT or DROP)."""
+    return next(line.split()[2] for line in iptables_rules("filter") if line.startswith("-P FORWARD "))
+
+
+def remove_dockerd_iptables(bridges: set[str], forward: str) -> None:
+    """What a dockerd with iptables leaves when it stops: its rules in the built-in chains (the
+    jumps to its chains, those naming one of its bridges), its chains; the FORWARD policy back
+    to forward."""
+    for table, chains in DOCKERD_CHAINS.items():
+        for line in iptables_rules(table):
+            words = shlex.split(line)
+            if words[0] == "-A" and words[1] not in chains and (
+                    any(w in chains or w in bridges for w in words)):
+                subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True, check=False)
+        present = {line.split()[1] for line in iptables_rules(table) if line.startswith("-N ")}
+        for verb in ("-F", "-X"):  # all flushed first: they jump to each other
+            for chain in chains:
+                if chain in present:
+                    subprocess.run(["iptables", "-w", "-t", table, verb, chain], capture_output=True, check=False)
+    subprocess.run(["iptables", "-w", "-P", "FORWARD", forward], capture_output=True, check=False)
+
+
 class DockerEngine(PeerEngine):
-    """dockerd (with its own containerd) on a temp data root and socket, no bridge or iptables."""
+    """dockerd (with its own containerd) on a temp data root and socket; no bridge nor iptables
+    unless given: a bridge the caller made (dockerd's default network on it) and iptables on
+    (then dockerd's chains, its rules and the FORWARD policy it may set are undone at stop; Skip
+    if another dockerd's chains are there)."""
 
     name = "docker"
     default_dirs = ("/run/containerd", "/run/docker")
 
     def __init__(self, tmp: Path, cgroup_parent: str, storage_driver: str = "overlay2",
-                 userland_proxy: bool = False) -> None:
+                 userland_proxy: bool = False, bridge: str = "none", iptables: bool = False) -> None:
         dockerd = shutil.which("dockerd")
         cli = dockerd and (shutil.which("docker", path=os.path.dirname(dockerd)) or shutil.which("docker"))
         if not dockerd or not cli or not shutil.which("containerd"):
@@ -126,6 +184,8 @@ class DockerEngine(PeerEngine):
         self.cgroup_parent = cgroup_parent
         self.storage_driver = storage_driver
         self.userland_proxy = userland_proxy  # docker-proxy serves published ports (bench/network.py)
+        self.bridge, self.iptables = bridge, iptables
+        self.forward_policy = ""  # before dockerd started with iptables
         self.proc: subprocess.Popen | None = None
         self.env = {**os.environ, "DOCKER_CONFIG": str(self.tmp / "cli")}
 
@@ -133,12 +193,17 @@ class DockerEngine(PeerEngine):
         return [self.docker, "-H", f"unix://{self.sock}", *args]
 
     def start(self) -> None:
+        if self.iptables:
+            if any(line == "-N DOCKER" for line in iptables_rules("filter")):
+                raise Skip("another dockerd's iptables chains are on this host")
+            self.forward_policy = forward_policy()
         self.tmp.mkdir(parents=True)
         (self.tmp / "daemon.json").write_text("{}")
         argv = [self.dockerd, "--config-file", str(self.tmp / "daemon.json"), "--data-root", str(self.tmp / "data"),
                 "--exec-root", str(self.exec_root), "--pidfile", str(self.tmp / "docker.pid"),
-                "-H", f"unix://{self.sock}", "--bridge", "none", "--iptables=false", "--ip6tables=false",
-                "--ip-masq=false", f"--userland-proxy={str(self.userland_proxy).lower()}", "--storage-driver", self.storage_driver,
+                "-H", f"unix://{self.sock}", "--bridge", self.bridge, f"--iptables={str(self.iptables).lower()}",
+                "--ip6tables=false", f"--ip-masq={str(self.iptables).lower()}",
+                f"--userland-proxy={str(self.userland_proxy).lower()}", "--storage-driver", self.storage_driver,
                 "--cgroup-parent", f"{self.cgroup_parent}/docker"]
         with open(self.tmp / "dockerd.log", "wb") as log:  # own session: Ctrl-C must not stop it before us
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -166,8 +231,9 @@ class DockerEngine(PeerEngine):
         if self.proc and self.proc.poll() is None:
             try:
                 self.remove_all()
+                self.run("network", "prune", "-f")
             except (RuntimeError, subprocess.TimeoutExpired) as e:
-                problems.append(f"{self.name}: removing containers: {e}")
+                problems.append(f"{self.name}: removing containers and networks: {e}")
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -175,6 +241,12 @@ class DockerEngine(PeerEngine):
                 problems.append(f"{self.name}: dockerd ignored SIGTERM; killed")
                 self.proc.kill()
                 self.proc.wait()
+        bridges = dockerd_bridges(self.tmp / "data") - {self.bridge}
+        if self.forward_policy:
+            remove_dockerd_iptables({self.bridge, *bridges}, self.forward_policy)
+        left = remove_bridges(bridges)
+        if left:
+            problems.append(f"{self.name}: bridges left by dockerd removed: {', '.join(left)}")
         return self.finish(problems)
 
 

@@ -5,7 +5,7 @@ Creates a network namespace, attaches an EmbeddedDNS to it and sends N sequentia
 external name (forwarded to a stub upstream on the host's 127.0.0.1, which answers at once).
 Prints the median and p90 round trip, and for local answers the median time spent in the server's
 query handler. If dockerd is installed, the same local-name query is timed against Docker's
-embedded DNS (a private dockerd from bench/shim_rss.py, a user network, one busybox container);
+embedded DNS (a private dockerd from bench/_peers.py, a user network, one busybox container);
 Docker's forwarding is not timed, as it would send queries to the host's real resolvers.
 Needs root; removes the namespace, network, container and daemon it made, also on failure.
 
@@ -25,9 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-from _common import make_busybox_rootfs  # also makes the project importable
+from _common import BENCH_CGROUP, make_busybox_rootfs, remove_cgroups  # also makes the project importable
+from _peers import IMAGE, DockerEngine, Skip, rootfs_tarball
 from dnslib import QTYPE, RR, A, DNSRecord
-from shim_rss import IMAGE, SLEEP, Docker, Skip
 
 from dockyard.network.dns import EmbeddedDNS
 from dockyard.runtime.syscalls import CLONE_NEWNET, setns
@@ -83,48 +83,29 @@ def summary(label: str, micros: list[float]) -> str:
             f"p90 {ordered[int(len(ordered) * 0.9)]:8.1f} us   n={len(ordered)}")
 
 
-class DockerDNS(Docker):
-    """A private dockerd with one container named `web` on a user-defined network."""
-
-    def up(self, k: int = 1) -> list[int]:
-        """Start dockerd, the network and the container; the container's pid."""
-        self.tmp.mkdir(parents=True)
-        (self.tmp / "daemon.json").write_text("{}")
-        with open(self.tmp / "dockerd.log", "wb") as log:
-            self.proc = subprocess.Popen(self.dockerd_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
-        self.wait_ready()
-        self.docker("import", str(self.image_tarball()), IMAGE)
-        self.docker("network", "create", "dy-dns-bench")
-        self.docker("run", "-d", "--name", "web", "--network", "dy-dns-bench", IMAGE, *SLEEP)
-        return [int(self.docker("inspect", "-f", "{{.State.Pid}}", "web"))]
-
-    def down(self) -> list[str]:
-        """Remove the container and the network (its host bridge), then stop dockerd."""
-        if self.proc and self.proc.poll() is None:
-            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "rm", "-f", "web"], capture_output=True)
-            subprocess.run([self.cli, "-H", f"unix://{self.sock}", "network", "rm", "dy-dns-bench"],
-                           capture_output=True)
-        return super().down()
-
-
 def docker_peer(count: int) -> None:
-    """Time Docker's embedded DNS answering a container name, if dockerd is installed."""
+    """Time Docker's embedded DNS answering a container name (one busybox container named `web`
+    on a user network of a private dockerd), if dockerd is installed."""
     tmp = Path(tempfile.mkdtemp(prefix="dy-dns-bench-"))
+    parent = f"{BENCH_CGROUP}/dns-{os.getpid()}"
     try:
-        peer = DockerDNS(tmp, make_busybox_rootfs(tmp / "template" / "rootfs"))
+        peer = DockerEngine(tmp, parent)
     except Skip as why:
         print(f"docker: skipped ({why})")
         shutil.rmtree(tmp, ignore_errors=True)
         return
     try:
-        [pid] = peer.up()
+        peer.start()
+        peer.run("import", str(rootfs_tarball(make_busybox_rootfs(tmp / "rootfs"), tmp / "rootfs.tar")), IMAGE)
+        peer.run("network", "create", "dy-dns-bench")
+        peer.run("run", "-d", "--name", "web", "--network", "dy-dns-bench", IMAGE, "sleep", "600")
+        pid = int(peer.run("inspect", "-f", "{{.State.Pid}}", "web"))
         with socket_in(f"/proc/{pid}/ns/net") as sock:
             print(summary("docker: local name (A, 1 address)", round_trips(sock, "web", count)))
     except Skip as why:
         print(f"docker: skipped ({why})")
     finally:
-        for problem in peer.down():
+        for problem in [*peer.stop(), *remove_cgroups(parent)]:  # the container and network too
             print(problem)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -142,7 +123,7 @@ def main() -> None:
     stub = threading.Thread(target=stub_upstream, args=(upstream, stop))
     stub.start()
     names = {"web": ["10.0.0.2"], "pool": ["10.0.1.1", "10.0.1.2", "10.0.1.3"]}
-    server = EmbeddedDNS(lambda _key, n: names.get(n), upstreams=[f"127.0.0.1:{upstream.getsockname()[1]}"])
+    server = EmbeddedDNS(lambda _key, n, version: names.get(n) if version == 4 else None, upstreams=[f"127.0.0.1:{upstream.getsockname()[1]}"])
     handler_times: list[float] = []
     handle = server._handle  # instrumented: the time the server thread spends on one query
 

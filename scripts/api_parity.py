@@ -786,7 +786,9 @@ def private_daemons() -> Iterator[tuple[str, str]]:
         if dockerd is not None:
             dockerd.terminate()
             dockerd.wait(60)
-        subprocess.run(["ip", "link", "del", PRIVATE_BRIDGE], check=False)
+        sys.path.insert(0, str(ROOT / "bench"))
+        from _peers import dockerd_bridges, remove_bridges
+        remove_bridges({PRIVATE_BRIDGE, *dockerd_bridges(tmp / "docker")})  # dockerd keeps its networks' bridges
         with open("/proc/self/mountinfo") as f:  # dockerd's overlay mounts, deepest first
             points = sorted((line.split()[4] for line in f if line.split()[4].startswith(str(tmp))),
                             key=len, reverse=True)

@@ -124,12 +124,39 @@ class Dockyardd:
         return code
 
     def cleanup(self) -> None:
-        """Stop the daemon if it runs and remove every temporary file."""
+        """Stop the daemon if it runs and remove every temporary file, and the bridges and
+        iptables chains it kept (it does when it stops with containers running, or dies)."""
         try:
             if self.proc is not None and self.proc.poll() is None:
                 self.stop()
         finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            try:
+                self.remove_networking()
+            finally:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def remove_networking(self) -> None:
+        """What the stopped daemon's own stop removes when no container runs: its networks'
+        bridges and its iptables chains (nothing when none of the bridges is left)."""
+        from dockyard.engine.config import ConfigError, load
+        from dockyard.engine.daemon import network_options
+        from dockyard.engine.networks.service import NetworkService
+        from dockyard.engine.networks.store import NetworkStore
+
+        if self.proc is None or not (self.data_root / "networks.db").exists():  # never started here
+            return
+        store = NetworkStore(str(self.data_root))
+        try:
+            bridges = [r["_Bridge"] for r in store.networks() if r["Driver"] == "bridge"]
+        finally:
+            store.close()
+        if not any(os.path.exists(f"/sys/class/net/{name}") for name in bridges):
+            return
+        try:
+            config = load(self.argv()[1:])
+        except ConfigError:
+            return
+        NetworkService(config.data_root, network_options(config)).shutdown(containers_running=False)
 
     def __enter__(self) -> Dockyardd:
         return self.start()

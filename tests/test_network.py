@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker.errors
 import pytest
@@ -39,9 +40,21 @@ def ports_of(bridge: str) -> set[str]:
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
 
 
-def iptables_dump() -> str:
-    return "".join(subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+def iptables_dump(command: str = "iptables") -> str:
+    """The filter and nat tables of iptables (or ip6tables)."""
+    return "".join(subprocess.run([command, "-t", table, "-S"], capture_output=True, text=True).stdout
                    for table in ("filter", "nat"))
+
+
+def dnat_gone(port: int, command: str = "iptables", timeout: float = 5) -> bool:
+    """Whether no rule names host port `port` within timeout: the rules of an unpublished port
+    are deleted just after `rm -f` or the exit was handled (a delete makes the kernel wait)."""
+    deadline = time.monotonic() + timeout
+    while f"--dport {port} " in iptables_dump(command):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -378,7 +391,61 @@ def test_published_ports(daemon: Dockyardd) -> None:
         with socket.socket(family) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # proxied connections leave TIME_WAITs
             s.bind((wildcard, port))  # released
-    assert f"--dport {port} " not in iptables_dump()
+    assert dnat_gone(port)
+
+
+def test_rm_f_frees_the_port_for_a_new_container_at_once(daemon: Dockyardd) -> None:
+    """`rm -f` answers before the old DNAT rule is deleted from the kernel; still, a `run -p`
+    of the same host port right after succeeds and its first connection reaches the new
+    container (whose server listens on another container port than the old one's, so the old
+    rule, were it still first, would be refused), from 127.0.0.1 and a host address."""
+    port, address = free_port(), host_address()
+    for round_ in range(4):
+        old = ok(daemon, "run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c", SERVE).strip()
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {old[:12]}\n"
+        ok(daemon, "rm", "-f", old)
+        new = ok(daemon, "run", "-d", "-p", f"{port}:8080", "busybox", "sh", "-c",
+                 SERVE.replace("-p 80 ", "-p 8080 ")).strip()
+        deadline = time.monotonic() + 10
+        while daemon.docker("exec", new, "wget", "-qO/dev/null", "http://127.0.0.1:8080/").returncode:
+            assert time.monotonic() < deadline, "httpd does not listen"
+            time.sleep(0.05)
+        for host in ("127.0.0.1", address):  # no retry: the first connection must reach it
+            with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as resp:
+                assert resp.read().decode() == f"hello from {new[:12]}\n", (round_, host)
+        assert iptables_dump().count(f"--dport {port} ") == 1
+        ok(daemon, "rm", "-f", new)
+        if round_ % 2:  # the next round also after the sweep
+            assert dnat_gone(port)
+
+
+def test_a_port_published_again_before_the_sweep_replaces_the_old_rule(tmp_path: Path) -> None:
+    """NetworkService: the DNAT rules of unpublished ports stay loaded until a sweep thread
+    deletes them; a container that publishes one of those host ports before the sweep runs (a
+    busy host) gets its rule in place of the old one, in one batch, and the sweep leaves it."""
+    from dockyard.engine.networks.service import NetworkOptions, NetworkService
+    from dockyard.network.firewall import PortRule
+
+    tag = f"dyt{os.getpid() % 100000:05d}sw"
+    service = NetworkService(str(tmp_path / "data"), NetworkOptions(bridge=tag, ip6tables=False))
+    taken, freed = free_port(), free_port()
+    try:
+        service.set_ports("a", [PortRule("tcp", "0.0.0.0", taken, "10.233.74.2", 80, tag),
+                                PortRule("tcp", "0.0.0.0", freed, "10.233.74.2", 81, tag)])
+        with service._lock:  # the sweep waits for it
+            service.set_ports("a", [])  # as `rm -f a`
+            assert iptables_dump().count("--to-destination 10.233.74.2:") == 2  # not deleted yet
+            service.set_ports("b", [PortRule("tcp", "0.0.0.0", taken, "10.233.74.3", 8080, tag)])
+            dump = iptables_dump()
+            assert "10.233.74.2:80" not in dump and dump.count(f"--dport {taken} ") == 1
+            assert f"--dport {freed} -j DNAT --to-destination 10.233.74.2:81" in dump  # for the sweep
+        assert dnat_gone(freed)
+        assert f"--dport {taken} -j DNAT --to-destination 10.233.74.3:8080" in iptables_dump()
+        service.set_ports("b", [])
+        assert dnat_gone(taken)
+    finally:
+        service.shutdown(containers_running=False)
+    assert tag not in iptables_dump()
 
 
 def test_ephemeral_ports_and_publish_all(daemon: Dockyardd) -> None:
@@ -670,6 +737,25 @@ def test_crash_leaves_nothing_behind(daemon: Dockyardd) -> None:
         s.bind(("0.0.0.0", lost))
     assert inspect(daemon, "crashnet", "network")["Containers"] == {}
     assert http_get(f"http://127.0.0.1:{kept}/") == f"hello from {cid[:12]}\n"
+
+
+def test_test_daemon_cleanup_removes_what_a_dead_daemon_kept(daemon: Dockyardd) -> None:
+    """A test daemon killed with a user network still there (its data root about to go) leaves
+    no bridge nor chain once cleaned up."""
+    other = Dockyardd().start()
+    try:
+        user_bridge = "br-" + json.loads(ok(other, "network", "inspect", ok(other, "network", "create", "gone")
+                                            .strip()))[0]["Id"][:12]
+        default_bridge = bridge_of(other)
+        assert {user_bridge, default_bridge} <= links() and f"DYF-{default_bridge}" in iptables_dump()
+        assert other.proc is not None
+        os.kill(other.proc.pid, signal.SIGKILL)
+        other.proc.wait()
+        assert {user_bridge, default_bridge} <= links()  # what a dead daemon keeps
+    finally:
+        other.cleanup()
+    assert not {user_bridge, default_bridge} & links()
+    assert f"-{default_bridge}" not in iptables_dump()
 
 
 def test_userland_proxy_without_iptables(archive: str, daemon: Dockyardd) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 
@@ -16,18 +15,13 @@ import pytest
 
 from dockyard.network import firewall
 from tests.daemon import Dockyardd, busybox_archive, other_children, ula_prefix
-from tests.test_network import clear, inspect, links, ok, serve
+from tests.test_network import clear, dnat_gone, inspect, iptables_dump, links, ok, serve
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.skipif(not firewall.available(6), reason="needs ip6tables"),
               pytest.mark.skipif(not os.path.exists("/proc/net/if_inet6"), reason="needs IPv6")]
 SERVE = "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec httpd -f -p 80 -h /w"
 DEFAULT_V6 = ula_prefix()  # the default bridge's fixed-cidr-v6 (a /64 of it)
-
-
-def ip6tables_dump() -> str:
-    return "".join(subprocess.run(["ip6tables", "-t", table, "-S"], capture_output=True, text=True).stdout
-                   for table in ("filter", "nat"))
 
 
 def http_get(url: str) -> str:
@@ -60,7 +54,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
         d.cleanup()
     # nothing left: no bridge, veth or ip6tables chain of this daemon
     assert not any(tag in name for name in links())
-    assert f"-{tag}" not in ip6tables_dump()
+    assert f"-{tag}" not in iptables_dump("ip6tables")
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +169,7 @@ def test_published_port_on_ipv6_loopback_and_host_address(daemon: Dockyardd) -> 
     assert f"80/tcp -> [::]:{port}" in ok(daemon, "port", "pub")
     assert http_get(f"http://[::1]:{port}/") == f"hello from {cid[:12]}\n"  # the proxy: NAT cannot reach ::1
     assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
-    assert f"--dport {port} -j DNAT --to-destination [{address}]:80" in ip6tables_dump()
+    assert f"--dport {port} -j DNAT --to-destination [{address}]:80" in iptables_dump("ip6tables")
     gateway = inspect(daemon, "bridge", "network")["IPAM"]["Config"][1]["Gateway"]
     assert http_get(f"http://[{gateway}]:{port}/") == f"hello from {cid[:12]}\n"  # a host address: DNAT
     # from containers through the host: another network's (its gateway), and the same one's (hairpin)
@@ -184,7 +178,7 @@ def test_published_port_on_ipv6_loopback_and_host_address(daemon: Dockyardd) -> 
         out = ok(daemon, "run", "--rm", "--network", net, "busybox", "wget", "-qO-", f"http://[{gateway6}]:{port}/")
         assert out == f"hello from {cid[:12]}\n", net
     ok(daemon, "rm", "-f", "pub")
-    assert f"--dport {port} " not in ip6tables_dump()
+    assert dnat_gone(port, "ip6tables")
     with pytest.raises(OSError):
         http_get(f"http://[::1]:{port}/")
 
@@ -228,7 +222,7 @@ def test_crash_and_restart_keep_ipam_and_release_the_dead(daemon: Dockyardd) -> 
     daemon.start()
     assert inspect(daemon, "keep6", "network")["IPAM"] == before
     assert http_get(f"http://[::1]:{port}/") == f"hello from {cid[:12]}\n"
-    dump = ip6tables_dump()
+    dump = iptables_dump("ip6tables")
     assert f"--dport {port} " in dump and f"--dport {lost} " not in dump
     survivor = inspect(daemon, "survivor")["NetworkSettings"]["Networks"]["keep6"]["GlobalIPv6Address"]
     out = ok(daemon, "run", "--rm", "--network", "keep6", "busybox", "nslookup", "-type=aaaa", "survivor", "127.0.0.11")
@@ -299,7 +293,7 @@ def test_without_ip6tables_the_proxy_serves_ipv6(tmp_path_factory: pytest.TempPa
         gateway6 = inspect(other, "proxied6", "network")["IPAM"]["Config"][1]["Gateway"]
         for host in ("[::1]", f"[{gateway6}]", "127.0.0.1"):
             assert http_get(f"http://{host}:{port}/") == f"hello from {cid[:12]}\n", host
-        assert bridge_of(other, "bridge") not in ip6tables_dump()
+        assert bridge_of(other, "bridge") not in iptables_dump("ip6tables")
     finally:
         if other.proc is not None and other.proc.poll() is None:
             ids = other.docker("ps", "-aq").stdout.split()

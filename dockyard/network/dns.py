@@ -295,7 +295,8 @@ class EmbeddedDNS:
     def __init__(self, resolve: Resolve, reverse: Reverse | None = None,
                  upstreams: list[str] | None = None, *, timeout: float = UPSTREAM_TIMEOUT,
                  port: int = DNS_PORT) -> None:
-        """resolve(key, name) -> IPv4 addresses of a name seen from sandbox key (None: not ours);
+        """resolve(key, name, version) -> the IPv4 or IPv6 addresses of a name seen from sandbox
+        key (None: not ours);
         reverse(key, ip) -> the name of an address (None: not ours). Both run on the server thread
         and must not block. upstreams: 'ip' or 'ip:port' (default: the host's resolv.conf);
         timeout: seconds to wait for each upstream."""

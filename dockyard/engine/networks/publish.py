@@ -64,8 +64,8 @@ class Publisher:
         self.networks.set_ports(cid, rules)
 
     def unpublish(self, cid: str) -> None:
-        """Drop the container's rules, then give back its host ports (so that no other container
-        takes one while a DNAT rule still sends its traffic here)."""
+        """Drop the container's rules, then give back its host ports (a container that takes one
+        has its rule replace this one's, which is otherwise deleted after the caller returns)."""
         rules = self.networks.port_rules(cid)
         try:
             self.networks.set_ports(cid, [])

@@ -4,6 +4,7 @@ firewall chains rebuilt from the bridges and the published ports, host ports res
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures
 import contextlib
 import fcntl
@@ -120,6 +121,9 @@ class NetworkService:
             if self.firewall and self.options.ip6tables and firewall.available(6) else None
         self.ports = PortAllocator()
         self._port_rules: dict[str, list[PortRule]] = {}
+        self._stale: list[PortRule] = []  # rules of unpublished ports still loaded, deleted by a sweep
+        self._stale_swept = threading.Event()  # no sweep pending
+        self._stale_swept.set()
         self._lock = threading.RLock()
         self.on_event: Callable[[str, Record, dict[str, str]], None] | None = None
 
@@ -153,6 +157,7 @@ class NetworkService:
 
     def shutdown(self, containers_running: bool) -> None:
         """Close; with no container left running, take the bridges and rules away (start puts them back)."""
+        self._stale_swept.wait(60)
         try:
             if not containers_running:
                 for record in self.store.networks():
@@ -386,21 +391,43 @@ class NetworkService:
             return list(self._port_rules.get(cid, []))
 
     def set_ports(self, cid: str, rules: list[PortRule]) -> None:
-        """The port rules of one container (none: forget it); the firewall follows."""
+        """The port rules of one container (none: forget it); the firewall follows. Rules that
+        only go are deleted from the kernel after this returns (a delete makes the kernel wait
+        ~12 ms, idle): until then they stay loaded unless a rule given here takes their host
+        port, which deletes them in the same batch (traffic goes to the new rule's container)."""
         with self._lock:
             before = self._port_rules.pop(cid, [])
             if rules:
                 self._port_rules[cid] = rules
-            if before or rules:
                 self.apply_firewall()
+            elif before and self.firewall is not None:
+                self._stale += before
+                if self._stale_swept.is_set():
+                    self._stale_swept.clear()
+                    _thread.start_new_thread(self._sweep_stale, ())
+
+    def _sweep_stale(self) -> None:
+        """Delete the DNAT rules of ports no container publishes any more (a thread of its own)."""
+        with self._lock:  # set under the lock: set_ports starts a sweep for whatever comes after this one
+            try:
+                self._stale = []
+                self.apply_firewall()
+            except Exception:  # the next change of the firewall retries
+                log.exception("deleting the rules of unpublished ports")
+            finally:
+                self._stale_swept.set()
 
     def apply_firewall(self) -> None:
-        """Rebuild the firewall chains from the bridges and every published port."""
+        """Rebuild the firewall chains from the bridges and every published port, keeping the
+        rules waiting to be swept but those whose host port a published one now has."""
         if self.firewall is None:
             return
         with self._lock:
             networks = [r for r in self.store.networks() if r["Driver"] == "bridge"]
             ports = [p for rules in self._port_rules.values() for p in rules]
+            published = {(p.proto, p.host_port) for p in ports}
+            self._stale = [p for p in self._stale if (p.proto, p.host_port) not in published]
+            ports += self._stale
             bridges = [self._bridge_rules(r, c) for r in networks if (c := ipv4_config(r))]
             if not all(b.icc for b in bridges) and not firewall.filter_bridged_traffic():
                 log.warning("br_netfilter is not loaded: enable_icc=false cannot be enforced")
