@@ -43,11 +43,11 @@ from typing import Any
 from dockyard.image import commit, reference, removal, views
 from dockyard.image import digest as digests
 from dockyard.image import mediatypes as mt
-from dockyard.image.compression import open_decompressed
-from dockyard.image.content import CHUNK, ContentStore
+from dockyard.image.content import ContentStore
 from dockyard.image.errors import InvalidImage, NoSuchImage
 from dockyard.image.gc import DEFAULT_GRACE, GCReport, collect
 from dockyard.image.layer_diff import write_layer
+from dockyard.image.layer_size import measure_layer
 from dockyard.image.manifest import Descriptor, build_manifest, chain_ids, parse_config, parse_manifest
 from dockyard.image.metadata import AmbiguousPrefix, ImageRecord, MetadataStore, Target
 from dockyard.image.names import normalize_repo_digest, normalize_tag, stored_name
@@ -59,13 +59,16 @@ __all__ = ["DEFAULT_ROOT", "ImageStore", "InUse", "Layer", "UsedBy", "normalize_
 
 DEFAULT_ROOT = "/var/lib/dockyard/image-store"
 LABEL_PARENT = "dockyard.image/parent"
-LABEL_LAYER_SIZES = "dockyard.image/layer-sizes"
+# the layers' sizes as dockerd reports them (layer_size.py), null where not known yet; stores
+# before it recorded the tars' lengths as "dockyard.image/layer-sizes", replaced on first use
+LABEL_LAYER_SIZES = "dockyard.image/docker-layer-sizes"
+_OLD_LAYER_SIZES = "dockyard.image/layer-sizes"
 
 
 @dataclass(frozen=True)
 class Layer:
     """One layer blob of an image: its descriptor (the blob in the content store), the sha256
-    of its uncompressed tar (diff ID) and that tar's size, when known."""
+    of its uncompressed tar (diff ID) and the layer's size as dockerd reports it, when known."""
 
     descriptor: Descriptor
     diff_id: str | None = None
@@ -157,6 +160,7 @@ class ImageStore:
                 existing = self.meta.get_image(config_id)
                 merged = {**(existing.labels if existing else {}), **(labels or {}),
                           LABEL_LAYER_SIZES: json.dumps(sizes)}
+                merged.pop(_OLD_LAYER_SIZES, None)
                 if parent is not None:
                     merged[LABEL_PARENT] = parent
                 self.meta.set_refs(manifest_digest, children)
@@ -169,25 +173,21 @@ class ImageStore:
         return config_id
 
     def _measure(self, layer: Layer) -> tuple[str, int]:
-        """(diff ID, uncompressed size) of a layer blob: as given, or read from the blob."""
+        """(diff ID, Docker's size) of a layer blob: as given, or read from the blob."""
         if layer.diff_id is not None and layer.size is not None:
             return layer.diff_id, layer.size
         desc = layer.descriptor
+        known = None
         with contextlib.suppress(ValueError):
             if mt.layer_compression(desc.media_type) == "" and desc.digest.startswith("sha256:"):
-                return desc.digest, desc.size
-        hasher = digests.hasher("sha256")
-        size = 0
+                known = desc.digest
         try:
-            with self.content.open(desc.digest) as blob, open_decompressed(blob) as tar:
-                while chunk := tar.read(CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
+            with self.content.open(desc.digest) as blob:
+                return measure_layer(blob, known)
         except LookupError:
             raise InvalidImage(f"blob {desc.digest} is not in the content store") from None
         except (OSError, EOFError, ValueError) as err:
-            raise InvalidImage(f"layer {desc.digest} cannot be decompressed: {err}") from None
-        return f"sha256:{hasher.hexdigest()}", size
+            raise InvalidImage(f"layer {desc.digest} cannot be read: {err}") from None
 
     def write_layer(self, src: str, *, mode: str = "compare", parent: str | None = None,
                     source_date_epoch: int | None = None, compression: str = "gzip") -> Layer:
@@ -203,7 +203,7 @@ class ImageStore:
             writer.abort()
             raise
         media_type = mt.OCI_LAYER_GZIP if compression == "gzip" else mt.OCI_LAYER
-        return Layer(Descriptor(media_type, blob, result.size), result.diff_id)
+        return Layer(Descriptor(media_type, blob, result.size), result.diff_id, result.layer_size)
 
     # -- looking images up -----------------------------------------------------------------------
 
@@ -241,11 +241,29 @@ class ImageStore:
         rec = self.record(image_id)
         manifest = parse_manifest(self.content.read(rec.target.digest), rec.target.media_type)
         diff_ids = self.config(image_id).get("rootfs", {}).get("diff_ids") or []
-        sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null")) or [None] * len(manifest.layers)
+        chains = chain_ids(diff_ids)
+        if LABEL_LAYER_SIZES in rec.labels:
+            sizes = json.loads(rec.labels[LABEL_LAYER_SIZES])
+        else:
+            sizes = self._upgrade_sizes(rec, manifest.layers, chains)
         if None in sizes:  # pulled without measuring: known once unpacked, the blob's size until then
-            sizes = [self.unpacker.unpacked_size(chain) if s is None else s
-                     for s, chain in zip(sizes, chain_ids(diff_ids), strict=True)]
+            sizes = [self.unpacker.unpacked_size(chain) if s is None else s for s, chain in zip(sizes, chains, strict=True)]
         return [Layer(d, i, d.size if s is None else s) for d, i, s in zip(manifest.layers, diff_ids, sizes, strict=True)]
+
+    def _upgrade_sizes(self, rec: ImageRecord, blobs: list[Descriptor], chains: list[str]) -> list[int | None]:
+        """Docker's sizes of the layers of an image recorded before they were kept, measured once
+        and saved: unpacked layers' from their snapshot, others from their blobs, except layers
+        pulled unmeasured and not unpacked (still unknown, as for a new pull)."""
+        old = json.loads(rec.labels.get(_OLD_LAYER_SIZES, "null")) or [None] * len(blobs)
+        sizes: list[int | None] = []
+        for blob, chain, tar_size in zip(blobs, chains, old, strict=True):
+            size = self.unpacker.unpacked_size(chain)
+            if size is None and (tar_size is not None or self.unpacker.is_committed(chain)):
+                with contextlib.suppress(InvalidImage):
+                    size = self._measure(Layer(blob))[1]
+            sizes.append(size)
+        self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(sizes), _OLD_LAYER_SIZES: None})
+        return sizes
 
     def chain_ids(self, image_id: str) -> list[str]:
         """Chain IDs of the image's layers, bottom first."""
