@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import stat
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -21,6 +22,23 @@ from dockyard.image.tarstream import DIR, LINK, REG, SYMLINK, Entry, TarReader
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
+
+
+def dir_size(path: str) -> int:
+    """dockerd's size of a directory tree (pkg/directory.Size, a layer's or a volume's): the lstat
+    sizes of what is not a directory, each inode once, symlinks never followed."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:  # a symlink to a directory is listed in dirs, not walked
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue  # gone meanwhile
+            if not stat.S_ISDIR(st.st_mode) and st.st_size and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
 
 
 def _clean(name: str) -> str:

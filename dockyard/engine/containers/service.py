@@ -33,8 +33,8 @@ from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
 from dockyard.engine.runtimes import Runtime
 from dockyard.engine.volumes import VolumeService
-from dockyard.engine.volumes.local import disk_usage as files_size
 from dockyard.image.errors import NoSuchImage
+from dockyard.image.layer_size import dir_size
 from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
 from dockyard.image.snapshot.base import SnapshotError
@@ -958,7 +958,7 @@ class ContainerService:
         """Bytes of the files in the container's writable layer (Docker's SizeRw measure: what
         removing it reclaims; 0 without one)."""
         try:
-            return max(0, files_size(self.images.snapshots.layer_dir(cid)))
+            return dir_size(self.images.snapshots.layer_dir(cid))
         except SnapshotNotFound:
             return 0
 
