@@ -18,6 +18,7 @@ from pathlib import Path
 DATA = Path(__file__).parent / "data" / "layer_sizes.json"
 BUILT = "layer-sizes/built:latest"
 WRITER = "layer-sizes-writer"
+COMMITTED = "layer-sizes/committed:latest"
 # a COPY, then RUN steps that add a hard link and a symlink, append to a hard-linked file (copy-up
 # breaks the link), delete a file of the same image and one of the base (whiteouts only)
 DOCKERFILE = """\
@@ -38,10 +39,13 @@ def context(directory: Path) -> Path:
 
 
 def facts(docker: Callable[..., str], directory: Path) -> dict[str, list[str]]:
-    """Build BUILT and run WRITER (busybox loaded already) with docker(*args) -> stdout; the sizes."""
+    """Build BUILT, run WRITER and commit it as COMMITTED (busybox loaded already) with
+    docker(*args) -> stdout; the sizes shown."""
     docker("build", "-q", "-t", BUILT, str(context(directory)))
     docker("run", "--name", WRITER, "busybox", "sh", "-c", WRITES)
+    docker("commit", WRITER, COMMITTED)
     try:
+        verbose = json.loads(docker("system", "df", "-v", "--format", "{{json .}}"))
         return {
             "inspect": docker("image", "inspect", "-f", "{{.Size}}", "busybox", BUILT).split(),
             "history": docker("history", "-H=false", "--format", "{{.Size}}", BUILT).split(),
@@ -49,10 +53,15 @@ def facts(docker: Callable[..., str], directory: Path) -> dict[str, list[str]]:
             "container": docker("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", WRITER).split(),
             "ps": docker("ps", "-as", "--filter", f"name={WRITER}", "--format", "{{.Size}}").splitlines(),
             "df": docker("system", "df", "--format", "{{.Type}} {{.Size}} {{.Reclaimable}}").splitlines(),
+            "df_images": sorted(" ".join(i[k] for k in ("Repository", "Tag", "Size", "SharedSize", "UniqueSize",
+                                                        "Containers")) for i in verbose["Images"]),
+            "df_containers": [f"{c['Names']} {c['Size']}" for c in verbose["Containers"]],
+            "committed": [docker("image", "inspect", "-f", "{{.Size}}", COMMITTED).strip(),
+                          *docker("history", "-H=false", "--format", "{{.Size}}", COMMITTED).split()],
         }
     finally:
         docker("rm", WRITER)
-        docker("rmi", BUILT)
+        docker("rmi", BUILT, COMMITTED)
 
 
 def cli(env: dict[str, str]) -> Callable[..., str]:

@@ -76,16 +76,23 @@ class ImageService:
         return await self.run(self._disk_usage)
 
     def _disk_usage(self) -> dict[str, Any]:
-        images = self.store.list(all=True)
-        chains = {s["Id"]: list(zip(self.store.chain_ids(s["Id"]),
-                                    (layer.size or 0 for layer in self.store.layers(s["Id"])), strict=True))
-                  for s in images}
+        """As dockerd: the images /images/json lists (no intermediate build images), SharedSize
+        counting the layers these share; LayersSize over every layer of every image."""
+        images = self.store.list(all=False)
+        chains = {s["Id"]: self._layer_sizes(s["Id"]) for s in images}
         users = Counter(chain for layers in chains.values() for chain, _ in layers)
-        sizes = {chain: size for layers in chains.values() for chain, size in layers}
         for summary in images:
             summary["SharedSize"] = sum(size for chain, size in chains[summary["Id"]] if users[chain] > 1)
             summary["Containers"] = 0
+        listed = {s["Id"] for s in images}
+        sizes = {chain: size for rec in self.store.meta.list_images()
+                 for chain, size in (chains[rec.id] if rec.id in listed else self._layer_sizes(rec.id))}
         return {"LayersSize": sum(sizes.values()), "Images": images}
+
+    def _layer_sizes(self, image_id: str) -> list[tuple[str, int]]:
+        """(chain ID, size) of each layer of the image, bottom first."""
+        return list(zip(self.store.chain_ids(image_id), (layer.size or 0 for layer in self.store.layers(image_id)),
+                        strict=True))
 
     # -- names and removal -------------------------------------------------------------------
 
