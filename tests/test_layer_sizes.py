@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.image.archive.importer import import_tarball
 from dockyard.image.layer_apply import apply_layer
 from dockyard.image.layer_diff import write_layer
 from dockyard.image.layer_size import dir_size, measure_layer
+from dockyard.image.store import LABEL_LAYER_SIZES, ImageStore
+from dockyard.image.store import OLD_LABEL_LAYER_SIZES as OLD
 from tests.conftest import TEST_CGROUP_PARENT
 from tests.daemon import build_daemon
 from tests.layer_sizes import DATA, cli, dockerd, facts
@@ -98,3 +101,25 @@ def test_sizes_as_a_live_dockerd(dockyardd_facts: dict[str, list[str]]) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     assert found == dockyardd_facts
+
+
+def test_stores_from_before_are_measured_once_and_saved(tmp_path: Path) -> None:
+    data = CASES["kinds"][0]
+    store = ImageStore(str(tmp_path / "store"))
+    try:
+        image = import_tarball(store, io.BytesIO(data), "sizes:loaded")
+        assert store.size(image) == 104
+        # as recorded before: the tar's length; the label replaced by the real size on first use
+        store.meta.set_image_labels(image, {LABEL_LAYER_SIZES: None, OLD: json.dumps([len(data)])})
+        assert [layer.size for layer in store.layers(image)] == [104]
+        labels = store.record(image).labels
+        assert OLD not in labels and json.loads(labels[LABEL_LAYER_SIZES]) == [104]
+        # pulled unmeasured, not unpacked: still unknown (the blob's size) until unpacked
+        store.meta.set_image_labels(image, {LABEL_LAYER_SIZES: None, OLD: "[null]"})
+        blob = store.layers(image)[0].descriptor.size
+        assert store.size(image) == blob != 104
+        assert json.loads(store.record(image).labels[LABEL_LAYER_SIZES]) == [None]
+        store.unpack(image)
+        assert store.size(image) == 104
+    finally:
+        store.close()

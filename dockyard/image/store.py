@@ -62,7 +62,7 @@ LABEL_PARENT = "dockyard.image/parent"
 # the layers' sizes as dockerd reports them (layer_size.py), null where not known yet; stores
 # before it recorded the tars' lengths as "dockyard.image/layer-sizes", replaced on first use
 LABEL_LAYER_SIZES = "dockyard.image/docker-layer-sizes"
-_OLD_LAYER_SIZES = "dockyard.image/layer-sizes"
+OLD_LABEL_LAYER_SIZES = "dockyard.image/layer-sizes"
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class ImageStore:
                 existing = self.meta.get_image(config_id)
                 merged = {**(existing.labels if existing else {}), **(labels or {}),
                           LABEL_LAYER_SIZES: json.dumps(sizes)}
-                merged.pop(_OLD_LAYER_SIZES, None)
+                merged.pop(OLD_LABEL_LAYER_SIZES, None)
                 if parent is not None:
                     merged[LABEL_PARENT] = parent
                 self.meta.set_refs(manifest_digest, children)
@@ -254,7 +254,7 @@ class ImageStore:
         """Docker's sizes of the layers of an image recorded before they were kept, measured once
         and saved: unpacked layers' from their snapshot, others from their blobs, except layers
         pulled unmeasured and not unpacked (still unknown, as for a new pull)."""
-        old = json.loads(rec.labels.get(_OLD_LAYER_SIZES, "null")) or [None] * len(blobs)
+        old = json.loads(rec.labels.get(OLD_LABEL_LAYER_SIZES, "null")) or [None] * len(blobs)
         sizes: list[int | None] = []
         for blob, chain, tar_size in zip(blobs, chains, old, strict=True):
             size = self.unpacker.unpacked_size(chain)
@@ -262,7 +262,7 @@ class ImageStore:
                 with contextlib.suppress(InvalidImage):
                     size = self._measure(Layer(blob))[1]
             sizes.append(size)
-        self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(sizes), _OLD_LAYER_SIZES: None})
+        self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(sizes), OLD_LABEL_LAYER_SIZES: None})
         return sizes
 
     def chain_ids(self, image_id: str) -> list[str]:
