@@ -49,7 +49,8 @@ def facts(docker: Callable[..., str], directory: Path) -> dict[str, list[str]]:
         return {
             "inspect": docker("image", "inspect", "-f", "{{.Size}}", "busybox", BUILT).split(),
             "history": docker("history", "-H=false", "--format", "{{.Size}}", BUILT).split(),
-            "images": docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}").splitlines(),
+            # sorted: the three images may be created within the same second
+            "images": sorted(docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}").splitlines()),
             "container": docker("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", WRITER).split(),
             "ps": docker("ps", "-as", "--filter", f"name={WRITER}", "--format", "{{.Size}}").splitlines(),
             "df": docker("system", "df", "--format", "{{.Type}} {{.Size}} {{.Reclaimable}}").splitlines(),
