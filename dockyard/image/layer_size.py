@@ -43,6 +43,8 @@ def dir_size(path: str) -> int:
 
 def _clean(name: str) -> str:
     """The entry name relative to the layer root ("" for the root); ".." stops at the root."""
+    if name and name[0] not in "/." and "/." not in name and "//" not in name:
+        return name[:-1] if name[-1] == "/" else name  # nothing to clean
     return posixpath.normpath("/" + name).lstrip("/")
 
 
