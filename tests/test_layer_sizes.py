@@ -24,7 +24,7 @@ from dockyard.image.store import LABEL_LAYER_SIZES, ImageStore
 from dockyard.image.store import OLD_LABEL_LAYER_SIZES as OLD
 from tests.conftest import TEST_CGROUP_PARENT
 from tests.daemon import build_daemon
-from tests.layer_sizes import DATA, cli, dockerd, facts
+from tests.layer_sizes import BUILT, DATA, cli, context, dockerd, facts
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from _peers import Skip  # noqa: E402
@@ -123,3 +123,17 @@ def test_stores_from_before_are_measured_once_and_saved(tmp_path: Path) -> None:
         assert store.size(image) == 104
     finally:
         store.close()
+
+
+def test_shared_size_on_request_from_api_1_42(tmp_path: Path) -> None:
+    with build_daemon(tmp_path) as d:
+        docker = cli(d.env())
+        docker("build", "-q", "-t", BUILT, str(context(tmp_path / "ctx")))
+        try:
+            def listed(path: str) -> dict[str, int]:
+                return {i["RepoTags"][0]: i["SharedSize"] for i in json.loads(d.request("GET", path)[2])}
+            busybox = json.loads(d.request("GET", "/images/busybox/json")[2])["Size"]
+            assert listed("/v1.42/images/json?shared-size=1") == {BUILT: busybox, "busybox:latest": busybox}
+            assert set(listed("/v1.41/images/json?shared-size=1").values()) == set(listed("/v1.42/images/json").values()) == {-1}
+        finally:
+            docker("rmi", BUILT)
