@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sqlite3
 import sys
 import tarfile
 import tempfile
@@ -121,6 +122,16 @@ def test_stores_from_before_are_measured_once_and_saved(tmp_path: Path) -> None:
         assert json.loads(store.record(image).labels[LABEL_LAYER_SIZES]) == [None]
         store.unpack(image)
         assert store.size(image) == 104
+        # unpacked by an older version: the snapshot has no size; the blob is measured once
+        chain = store.chain_ids(image)[0]
+        with sqlite3.connect(Path(store.snapshots.root) / "metadata.db") as db:
+            db.execute("UPDATE snapshots SET labels = ? WHERE key = ?",
+                       (json.dumps({"dockyard.image/size": str(len(data))}), chain))
+        db.close()
+        store.meta.set_image_labels(image, {LABEL_LAYER_SIZES: "[null]"})
+        assert store.unpacker.unpacked_size(chain) is None
+        assert store.size(image) == 104
+        assert json.loads(store.record(image).labels[LABEL_LAYER_SIZES]) == [104]
     finally:
         store.close()
 

@@ -237,33 +237,39 @@ class ImageStore:
         return json.loads(self.content.read(image_id))
 
     def layers(self, image_id: str) -> list[Layer]:
-        """The image's layers, bottom first, with diff IDs and uncompressed sizes."""
+        """The image's layers, bottom first, with diff IDs and Docker's sizes (a blob's size
+        stands in while a layer pulled without measuring is not unpacked)."""
         rec = self.record(image_id)
         manifest = parse_manifest(self.content.read(rec.target.digest), rec.target.media_type)
         diff_ids = self.config(image_id).get("rootfs", {}).get("diff_ids") or []
-        chains = chain_ids(diff_ids)
-        if LABEL_LAYER_SIZES in rec.labels:
-            sizes = json.loads(rec.labels[LABEL_LAYER_SIZES])
-        else:
-            sizes = self._upgrade_sizes(rec, manifest.layers, chains)
-        if None in sizes:  # pulled without measuring: known once unpacked, the blob's size until then
-            sizes = [self.unpacker.unpacked_size(chain) if s is None else s for s, chain in zip(sizes, chains, strict=True)]
+        sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null"))
+        if sizes is None or None in sizes:
+            sizes = self._complete_sizes(rec, sizes, manifest.layers, chain_ids(diff_ids))
         return [Layer(d, i, d.size if s is None else s) for d, i, s in zip(manifest.layers, diff_ids, sizes, strict=True)]
 
-    def _upgrade_sizes(self, rec: ImageRecord, blobs: list[Descriptor], chains: list[str]) -> list[int | None]:
-        """Docker's sizes of the layers of an image recorded before they were kept, measured once
-        and saved: unpacked layers' from their snapshot, others from their blobs, except layers
-        pulled unmeasured and not unpacked (still unknown, as for a new pull)."""
-        old = json.loads(rec.labels.get(OLD_LABEL_LAYER_SIZES, "null")) or [None] * len(blobs)
-        sizes: list[int | None] = []
-        for blob, chain, tar_size in zip(blobs, chains, old, strict=True):
-            size = self.unpacker.unpacked_size(chain)
-            if size is None and (tar_size is not None or self.unpacker.is_committed(chain)):
+    def _complete_sizes(self, rec: ImageRecord, sizes: list[int | None] | None, blobs: list[Descriptor],
+                        chains: list[str]) -> list[int | None]:
+        """Fill in the sizes still unknown: from unpacked layers' snapshots, else measured from the
+        blob where an older version left none (images recorded before sizes were kept: their
+        label held tar lengths, null for layers pulled unmeasured; snapshots it unpacked have no
+        size), saved so that happens once. Layers pulled unmeasured and not unpacked stay unknown."""
+        old = None
+        if sizes is None:
+            old = json.loads(rec.labels.get(OLD_LABEL_LAYER_SIZES, "null")) or [None] * len(blobs)
+            sizes = [None] * len(blobs)
+        out: list[int | None] = []
+        measured = False
+        for i, (size, blob, chain) in enumerate(zip(sizes, blobs, chains, strict=True)):
+            if size is None:
+                size = self.unpacker.unpacked_size(chain)
+            if size is None and ((old is not None and old[i] is not None) or self.unpacker.is_committed(chain)):
                 with contextlib.suppress(InvalidImage):
                     size = self._measure(Layer(blob))[1]
-            sizes.append(size)
-        self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(sizes), OLD_LABEL_LAYER_SIZES: None})
-        return sizes
+                    measured = True
+            out.append(size)
+        if old is not None or measured:
+            self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(out), OLD_LABEL_LAYER_SIZES: None})
+        return out
 
     def chain_ids(self, image_id: str) -> list[str]:
         """Chain IDs of the image's layers, bottom first."""
