@@ -148,3 +148,20 @@ def test_shared_size_on_request_from_api_1_42(tmp_path: Path) -> None:
             assert set(listed("/v1.41/images/json?shared-size=1").values()) == set(listed("/v1.42/images/json").values()) == {-1}
         finally:
             docker("rmi", BUILT)
+
+
+@pytest.mark.parametrize("snapshotter", ["overlay", "vfs"])
+def test_a_containers_size_counts_its_own_changes(tmp_path: Path, snapshotter: str) -> None:
+    store = ImageStore(str(tmp_path / "store"), snapshotter=snapshotter)
+    try:
+        image = import_tarball(store, io.BytesIO(CASES["kinds"][0]), "sizes:base")
+        store.prepare_rootfs("c1", image)
+        layer = Path(store.snapshots.layer_dir("c1"))
+        assert store.rootfs_size("c1") == 0  # vfs: the image's files are in the layer dir, unchanged
+        (layer / "written").write_bytes(b"12345\n")
+        if snapshotter == "vfs":
+            (layer / "d" / "f").unlink()  # a deletion counts nothing
+        assert store.rootfs_size("c1") == 6
+        store.remove_rootfs("c1")
+    finally:
+        store.close()

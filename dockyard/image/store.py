@@ -47,7 +47,7 @@ from dockyard.image.content import ContentStore
 from dockyard.image.errors import InvalidImage, NoSuchImage
 from dockyard.image.gc import DEFAULT_GRACE, GCReport, collect
 from dockyard.image.layer_diff import write_layer
-from dockyard.image.layer_size import measure_layer
+from dockyard.image.layer_size import dir_size, measure_layer
 from dockyard.image.manifest import Descriptor, build_manifest, chain_ids, parse_config, parse_manifest
 from dockyard.image.metadata import AmbiguousPrefix, ImageRecord, MetadataStore, Target
 from dockyard.image.names import normalize_repo_digest, normalize_tag, stored_name
@@ -333,6 +333,16 @@ class ImageStore:
     def prepare_rootfs(self, container_key: str, image_id: str | None) -> list[Mount]:
         """A writable snapshot for a container on the image (None: scratch); its mounts."""
         return self.unpacker.prepare_rootfs(container_key, self._layer_refs(image_id) if image_id else [])
+
+    def rootfs_size(self, container_key: str) -> int:
+        """Docker's SizeRw of a container's writable snapshot: its layer's size as layer_size.py
+        counts it (vfs: the full copy compared with its parent, as a diff written nowhere).
+        snapshot NotFound if there is none."""
+        layer = self.snapshots.layer_dir(container_key)
+        if self.snapshots.diff_mode() != "compare":
+            return dir_size(layer)
+        with open(os.devnull, "wb") as nowhere:
+            return write_layer(layer, nowhere, mode="compare", parent=self.snapshots.parent_dir(container_key)).layer_size
 
     def remove_rootfs(self, container_key: str) -> None:
         """Delete a container's snapshot (unmounted by the caller); no error if it is gone."""
