@@ -60,6 +60,8 @@ CASES = {
     "subtrees": (layer(("d", D, b""), ("d/f", F, b"x" * 40), ("d", F, b"y"),
                        ("e", D, b""), ("e/g", D, b""), ("e/g/f", F, b"x" * 9), ("e/s", S, "g"), (".wh.e", F, b""),
                        ("k", D, b""), ("k/f", F, b"x" * 5), ("k/.wh..wh..opq", F, b"")), 1 + 5),
+    # parents the tar does not list are directories all the same
+    "unlisted": (layer(("x/y/f", F, b"x" * 10), ("x/z", F, b"x" * 2), (".wh.x", F, b""), ("v/w", F, b"x" * 3)), 3),
 }
 
 

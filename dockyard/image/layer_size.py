@@ -55,7 +55,7 @@ class LayerSize:
         self.total = 0
         self._inode: dict[str, int] = {}  # path -> inode (a counter) of what the layer has there
         self._inodes: dict[int, list[int]] = {}  # inode -> [size, links]
-        self._dirs: set[str] = set()  # directories the layer has (their subtrees go with them)
+        self._dirs: set[str] = {""}  # directories the layer has (their subtrees go with them)
         self._last = 0  # the last inode number given
 
     def add(self, e: Entry) -> None:
@@ -69,6 +69,8 @@ class LayerSize:
                 name = base[len(WHITEOUT_PREFIX):]
                 self._remove(f"{parent}/{name}" if parent else name)
             return
+        if parent not in self._dirs:  # parents the tar does not list are created all the same
+            self._add_dirs(parent)
         if e.type == DIR:
             self._unlink(path)
             self._dirs.add(path)
@@ -87,6 +89,12 @@ class LayerSize:
             self._inode[path] = inode
             self._inodes[inode] = [size, 1]
             self.total += size
+
+    def _add_dirs(self, path: str) -> None:
+        while path and path not in self._dirs:
+            self._unlink(path)  # a file of the layer there is replaced by the directory
+            self._dirs.add(path)
+            path = path.rpartition("/")[0]
 
     def _unlink(self, path: str) -> None:
         inode = self._inode.pop(path, None)

@@ -252,22 +252,20 @@ class ImageStore:
         """Fill in the sizes still unknown: from unpacked layers' snapshots, else measured from the
         blob where an older version left none (images recorded before sizes were kept: their
         label held tar lengths, null for layers pulled unmeasured; snapshots it unpacked have no
-        size), saved so that happens once. Layers pulled unmeasured and not unpacked stay unknown."""
+        size), saved. Layers pulled unmeasured and not unpacked stay unknown."""
         old = None
         if sizes is None:
             old = json.loads(rec.labels.get(OLD_LABEL_LAYER_SIZES, "null")) or [None] * len(blobs)
             sizes = [None] * len(blobs)
         out: list[int | None] = []
-        measured = False
         for i, (size, blob, chain) in enumerate(zip(sizes, blobs, chains, strict=True)):
             if size is None:
                 size = self.unpacker.unpacked_size(chain)
             if size is None and ((old is not None and old[i] is not None) or self.unpacker.is_committed(chain)):
                 with contextlib.suppress(InvalidImage):
                     size = self._measure(Layer(blob))[1]
-                    measured = True
             out.append(size)
-        if old is not None or measured:
+        if old is not None or out != sizes:
             self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(out), OLD_LABEL_LAYER_SIZES: None})
         return out
 
