@@ -738,12 +738,11 @@ _HASH = re.compile(r"((?:file|dir|multi):)?[0-9a-f]{64}\b")
 def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     """The facts with what is known to differ and accepted made equal: the source hashes of
     COPY/ADD history texts (dockerd's are tarsums of tar headers and contents, ours sha256s of
-    the contents), history sizes (dockerd counts the files' bytes, we the layer tar's: which
-    steps made a layer shows in the layer count), and where dockerd 20.10 and current moby
-    differ (ours are moby's): `parse error line N` (`on line N`), `Invalid containerPort`."""
+    the contents), and where dockerd 20.10 and current moby differ (ours are moby's): `parse
+    error line N` (`on line N`), `Invalid containerPort`. History sizes are compared."""
     out = json.loads(json.dumps(doc))
     if "history" in out:
-        out["history"] = [_HASH.sub(r"\1<hash>", h.rsplit("\t", 1)[0]) for h in out["history"]]
+        out["history"] = [_HASH.sub(r"\1<hash>", h) for h in out["history"]]
     for key in ("stdout", "stderr", "rebuild", "edited_rebuild"):
         if key in out:
             out[key] = [line.replace("parse error line", "parse error on line").replace(

@@ -1,7 +1,7 @@
 """dockyardd's /build against dockerd's classic builder: each Dockerfile of tests/build_parity.py,
 built by the real docker CLI (DOCKER_BUILDKIT=0) on a private dockyardd, must give the facts
 recorded from dockerd 20.10 by scripts/build_parity.py (tests/data/build_parity/*.json): image
-config, layer count, history texts, the file tree over busybox, the build's output, the error and
+config, layer count, history texts and sizes, the file tree over busybox, the build's output, the error and
 exit code of failing builds.
 
 Where BuildKit and the classic builder differ, /build behaves as the classic builder (it is that
@@ -11,7 +11,7 @@ declaration, HEALTHCHECK inherits unset fields, no `Cache miss` lines. Beyond th
 the Dockerfile (COPY --chmod, RUN --mount, heredocs): the docker CLI here has no buildx, so /build
 is its only way to build. `dockyard build` (its
 incremental context) keeps BuildKit's behaviour (tests/test_build_exec.py, test_build_cli.py).
-Accepted differences are made equal by `comparable` (COPY/ADD source hashes, history sizes)."""
+Accepted differences are made equal by `comparable` (COPY/ADD source hashes)."""
 
 from __future__ import annotations
 

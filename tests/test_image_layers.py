@@ -22,6 +22,7 @@ from dockyard.image import digest, tarstream
 from dockyard.image.compression import compress_stream, detect, open_decompressed
 from dockyard.image.layer_apply import ApplyResult, apply_layer
 from dockyard.image.layer_diff import write_layer
+from dockyard.image.layer_size import dir_size
 
 CAP_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")  # vfs cap v2: cap_net_raw+ep
 
@@ -189,7 +190,8 @@ def test_round_trip_every_entry_kind(work: Path, compression: str) -> None:
     assert (written.digest == written.diff_id) == (compression == "none")
     with open(work / "layer", "rb") as f:
         applied = apply_layer(f, str(dest))
-    assert applied == ApplyResult(written.diff_id, len(plain))
+    assert applied == ApplyResult(written.diff_id, len(plain), written.layer_size)
+    assert written.layer_size == dir_size(str(src)) > 3 << 20  # dockerd's measure of the tree
     assert snapshot(dest) == snapshot(src)
 
 
@@ -243,7 +245,7 @@ def test_diff_id_is_sha256_of_whole_uncompressed_stream(work: Path) -> None:
     for i, blob in enumerate([data, gzip.compress(data), gzip.compress(data[:4000]) + gzip.compress(data[4000:])]):
         dest = work / f"d{i}"
         dest.mkdir()
-        assert apply_bytes(blob, dest) == ApplyResult(expected, len(data))
+        assert apply_bytes(blob, dest) == ApplyResult(expected, len(data), 5 + 5000)
         assert (dest / "a").read_bytes() == b"hello"
 
 

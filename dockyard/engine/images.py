@@ -55,9 +55,16 @@ class ImageService:
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def list(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """GET /images/json."""
-        return await self.run(self.store.list, all, filters)
+    async def list(self, all: bool = False, filters: dict[str, Any] | None = None,
+                   shared_size: bool = False) -> list[dict[str, Any]]:
+        """GET /images/json (with shared_size, each image's SharedSize among those listed)."""
+        return await self.run(self._list, all, filters, shared_size)
+
+    def _list(self, all: bool, filters: dict[str, Any] | None, shared_size: bool) -> list[dict[str, Any]]:
+        images = self.store.list(all, filters)
+        if shared_size:
+            self._share(images)
+        return images
 
     async def inspect(self, name: str) -> dict[str, Any]:
         """GET /images/{name}/json."""
@@ -76,16 +83,29 @@ class ImageService:
         return await self.run(self._disk_usage)
 
     def _disk_usage(self) -> dict[str, Any]:
-        images = self.store.list(all=True)
-        chains = {s["Id"]: list(zip(self.store.chain_ids(s["Id"]),
-                                    (layer.size or 0 for layer in self.store.layers(s["Id"])), strict=True))
-                  for s in images}
+        """As dockerd: the images /images/json lists (no intermediate build images) with their
+        SharedSize among those; LayersSize over every layer of every image."""
+        images = self.store.list(all=False)
+        chains = self._share(images)
+        for summary in images:
+            summary["Containers"] = 0
+        sizes = {chain: size for rec in self.store.meta.list_images()
+                 for chain, size in chains.get(rec.id) or self._layer_sizes(rec.id)}
+        return {"LayersSize": sum(sizes.values()), "Images": images}
+
+    def _share(self, images: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
+        """Set each image summary's SharedSize, dockerd's way: the sizes of its layers that
+        another of these images has too; the layers of each image, by ID."""
+        chains = {s["Id"]: self._layer_sizes(s["Id"]) for s in images}
         users = Counter(chain for layers in chains.values() for chain, _ in layers)
-        sizes = {chain: size for layers in chains.values() for chain, size in layers}
         for summary in images:
             summary["SharedSize"] = sum(size for chain, size in chains[summary["Id"]] if users[chain] > 1)
-            summary["Containers"] = 0
-        return {"LayersSize": sum(sizes.values()), "Images": images}
+        return chains
+
+    def _layer_sizes(self, image_id: str) -> list[tuple[str, int]]:
+        """(chain ID, size) of each layer of the image, bottom first."""
+        return list(zip(self.store.chain_ids(image_id), (layer.size or 0 for layer in self.store.layers(image_id)),
+                        strict=True))
 
     # -- names and removal -------------------------------------------------------------------
 

@@ -18,15 +18,13 @@ from collections import namedtuple
 
 from dockyard.image import tarstream
 from dockyard.image.compression import DecompressedChunks, DecompressionError
+from dockyard.image.layer_size import WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, LayerSize
 from dockyard.image.tarstream import BLK, CHR, DIR, LINK, REG, SYMLINK, Entry, TarFormatError, TarReader
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are strings anyway
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-WHITEOUT_PREFIX = ".wh."
-WHITEOUT_META_PREFIX = ".wh..wh."
-WHITEOUT_OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _OVERLAY_XATTR_PREFIX = "trusted.overlay."
 
@@ -41,8 +39,9 @@ class LayerApplyError(ValueError):
     """A layer that cannot be applied safely or is malformed; the message names the entry."""
 
 
-ApplyResult = namedtuple("ApplyResult", "diff_id size")
-ApplyResult.__doc__ = "diff_id: sha256 of the uncompressed tar stream; size: its length in bytes."
+ApplyResult = namedtuple("ApplyResult", "diff_id size layer_size")
+ApplyResult.__doc__ = ("diff_id: sha256 of the uncompressed tar stream; size: its length in bytes; "
+                       "layer_size: the layer's size as dockerd reports it (see layer_size.py).")
 
 
 def _umask() -> int:
@@ -480,8 +479,10 @@ def apply_layer(stream: BinaryIO, dest: str, *, whiteouts: str = "overlay", same
         with DecompressedChunks(stream) as chunks:
             reader = TarReader(chunks)
             release = applier.dirs.release
+            layer_size = LayerSize()
             try:
                 for entry in reader:
+                    layer_size.add(entry)
                     try:
                         applier.apply(entry, reader)
                     except OSError as exc:
@@ -492,6 +493,6 @@ def apply_layer(stream: BinaryIO, dest: str, *, whiteouts: str = "overlay", same
                 chunks.drain()
             except (TarFormatError, DecompressionError) as exc:
                 raise LayerApplyError(str(exc)) from exc
-        return ApplyResult(chunks.digest, chunks.size)
+        return ApplyResult(chunks.digest, chunks.size, layer_size.total)
     finally:
         applier.close()

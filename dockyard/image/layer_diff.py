@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from dockyard.image.compression import HashingWriter, open_compressed
-from dockyard.image.layer_apply import (
-    OVERLAY_OPAQUE_XATTR,
-    WHITEOUT_OPAQUE,
-    WHITEOUT_PREFIX,
-)
+from dockyard.image.layer_apply import OVERLAY_OPAQUE_XATTR
+from dockyard.image.layer_size import WHITEOUT_OPAQUE, WHITEOUT_PREFIX, LayerSize
 from dockyard.image.tarstream import BLK, CHR, DIR, FIFO, LINK, REG, SYMLINK, Entry, TarWriter
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -32,11 +29,13 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True)
 class DiffResult:
-    """diff_id: sha256 of the tar; digest and size: of the bytes written (compressed or not)."""
+    """diff_id: sha256 of the tar; digest and size: of the bytes written (compressed or not);
+    layer_size: the layer's size as dockerd reports it (see layer_size.py)."""
 
     diff_id: str
     digest: str
     size: int
+    layer_size: int
 
 
 def _whiteout(path: str) -> Entry:
@@ -59,6 +58,7 @@ class _Differ:
 
     def __init__(self, writer: TarWriter, overlay: bool, source_date_epoch: int | None) -> None:
         self.writer = writer
+        self.layer_size = LayerSize()
         self.overlay = overlay
         self.epoch = source_date_epoch
         self.links: dict[tuple[int, int], str] = {}  # (dev, ino) of emitted files -> their name
@@ -68,8 +68,10 @@ class _Differ:
         if self.pending:
             for ancestor in self.pending:
                 self.writer.add(ancestor)
+                self.layer_size.add(ancestor)
             self.pending.clear()
         self.writer.add(entry, fd)
+        self.layer_size.add(entry)
 
     def walk(self, new_fd: int, old_fd: int | None, prefix: str) -> None:
         """Emit the entries of directory `new_fd` (relative path `prefix`) and its subtree."""
@@ -210,7 +212,7 @@ def write_layer(src: str, out: BinaryIO, *, mode: str = "overlay", parent: str |
         os.close(src_fd)
         if parent_fd is not None:
             os.close(parent_fd)
-    return DiffResult(tar_sink.digest(), sink.digest(), sink.size)
+    return DiffResult(tar_sink.digest(), sink.digest(), sink.size, differ.layer_size.total)
 
 
 def write_tree(path: str, out: BinaryIO, name: str) -> None:

@@ -244,6 +244,16 @@ class MetadataStore:
                      created = excluded.created, labels = excluded.labels""",
                 (image_id, target.media_type, target.digest, target.size, created, _check_labels(labels)))
 
+    def set_image_labels(self, image_id: str, labels: dict[str, str | None]) -> bool:
+        """Set (or, with None, remove) labels of an image; False if it is gone."""
+        with self.transaction() as db:
+            row = db.execute("SELECT labels FROM images WHERE id = ?", (image_id,)).fetchone()
+            if row is None:
+                return False
+            merged = {k: v for k, v in {**json.loads(row[0]), **labels}.items() if v is not None}
+            db.execute("UPDATE images SET labels = ? WHERE id = ?", (_check_labels(merged), image_id))
+        return True
+
     def get_image(self, image_id: str) -> ImageRecord | None:
         """The image with this full ID, or None."""
         row = self._conn().execute(f"{_IMAGE_SELECT} WHERE id = ?", (image_id,)).fetchone()

@@ -43,11 +43,11 @@ from typing import Any
 from dockyard.image import commit, reference, removal, views
 from dockyard.image import digest as digests
 from dockyard.image import mediatypes as mt
-from dockyard.image.compression import open_decompressed
-from dockyard.image.content import CHUNK, ContentStore
+from dockyard.image.content import ContentStore
 from dockyard.image.errors import InvalidImage, NoSuchImage
 from dockyard.image.gc import DEFAULT_GRACE, GCReport, collect
 from dockyard.image.layer_diff import write_layer
+from dockyard.image.layer_size import dir_size, measure_layer
 from dockyard.image.manifest import Descriptor, build_manifest, chain_ids, parse_config, parse_manifest
 from dockyard.image.metadata import AmbiguousPrefix, ImageRecord, MetadataStore, Target
 from dockyard.image.names import normalize_repo_digest, normalize_tag, stored_name
@@ -59,13 +59,16 @@ __all__ = ["DEFAULT_ROOT", "ImageStore", "InUse", "Layer", "UsedBy", "normalize_
 
 DEFAULT_ROOT = "/var/lib/dockyard/image-store"
 LABEL_PARENT = "dockyard.image/parent"
-LABEL_LAYER_SIZES = "dockyard.image/layer-sizes"
+# the layers' sizes as dockerd reports them (layer_size.py), null where not known yet; stores
+# before it recorded the tars' lengths as "dockyard.image/layer-sizes", replaced on first use
+LABEL_LAYER_SIZES = "dockyard.image/docker-layer-sizes"
+OLD_LABEL_LAYER_SIZES = "dockyard.image/layer-sizes"
 
 
 @dataclass(frozen=True)
 class Layer:
     """One layer blob of an image: its descriptor (the blob in the content store), the sha256
-    of its uncompressed tar (diff ID) and that tar's size, when known."""
+    of its uncompressed tar (diff ID) and the layer's size as dockerd reports it, when known."""
 
     descriptor: Descriptor
     diff_id: str | None = None
@@ -157,6 +160,7 @@ class ImageStore:
                 existing = self.meta.get_image(config_id)
                 merged = {**(existing.labels if existing else {}), **(labels or {}),
                           LABEL_LAYER_SIZES: json.dumps(sizes)}
+                merged.pop(OLD_LABEL_LAYER_SIZES, None)
                 if parent is not None:
                     merged[LABEL_PARENT] = parent
                 self.meta.set_refs(manifest_digest, children)
@@ -169,25 +173,21 @@ class ImageStore:
         return config_id
 
     def _measure(self, layer: Layer) -> tuple[str, int]:
-        """(diff ID, uncompressed size) of a layer blob: as given, or read from the blob."""
+        """(diff ID, Docker's size) of a layer blob: as given, or read from the blob."""
         if layer.diff_id is not None and layer.size is not None:
             return layer.diff_id, layer.size
         desc = layer.descriptor
+        known = None
         with contextlib.suppress(ValueError):
             if mt.layer_compression(desc.media_type) == "" and desc.digest.startswith("sha256:"):
-                return desc.digest, desc.size
-        hasher = digests.hasher("sha256")
-        size = 0
+                known = desc.digest
         try:
-            with self.content.open(desc.digest) as blob, open_decompressed(blob) as tar:
-                while chunk := tar.read(CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
+            with self.content.open(desc.digest) as blob:
+                return measure_layer(blob, known)
         except LookupError:
             raise InvalidImage(f"blob {desc.digest} is not in the content store") from None
         except (OSError, EOFError, ValueError) as err:
-            raise InvalidImage(f"layer {desc.digest} cannot be decompressed: {err}") from None
-        return f"sha256:{hasher.hexdigest()}", size
+            raise InvalidImage(f"layer {desc.digest} cannot be read: {err}") from None
 
     def write_layer(self, src: str, *, mode: str = "compare", parent: str | None = None,
                     source_date_epoch: int | None = None, compression: str = "gzip") -> Layer:
@@ -203,7 +203,7 @@ class ImageStore:
             writer.abort()
             raise
         media_type = mt.OCI_LAYER_GZIP if compression == "gzip" else mt.OCI_LAYER
-        return Layer(Descriptor(media_type, blob, result.size), result.diff_id)
+        return Layer(Descriptor(media_type, blob, result.size), result.diff_id, result.layer_size)
 
     # -- looking images up -----------------------------------------------------------------------
 
@@ -237,15 +237,37 @@ class ImageStore:
         return json.loads(self.content.read(image_id))
 
     def layers(self, image_id: str) -> list[Layer]:
-        """The image's layers, bottom first, with diff IDs and uncompressed sizes."""
+        """The image's layers, bottom first, with diff IDs and Docker's sizes (a blob's size
+        stands in while a layer pulled without measuring is not unpacked)."""
         rec = self.record(image_id)
         manifest = parse_manifest(self.content.read(rec.target.digest), rec.target.media_type)
         diff_ids = self.config(image_id).get("rootfs", {}).get("diff_ids") or []
-        sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null")) or [None] * len(manifest.layers)
-        if None in sizes:  # pulled without measuring: known once unpacked, the blob's size until then
-            sizes = [self.unpacker.unpacked_size(chain) if s is None else s
-                     for s, chain in zip(sizes, chain_ids(diff_ids), strict=True)]
+        sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null"))
+        if sizes is None or None in sizes:
+            sizes = self._complete_sizes(rec, sizes, manifest.layers, chain_ids(diff_ids))
         return [Layer(d, i, d.size if s is None else s) for d, i, s in zip(manifest.layers, diff_ids, sizes, strict=True)]
+
+    def _complete_sizes(self, rec: ImageRecord, sizes: list[int | None] | None, blobs: list[Descriptor],
+                        chains: list[str]) -> list[int | None]:
+        """Fill in the sizes still unknown: from unpacked layers' snapshots, else measured from the
+        blob where an older version left none (images recorded before sizes were kept: their
+        label held tar lengths, null for layers pulled unmeasured; snapshots it unpacked have no
+        size), saved. Layers pulled unmeasured and not unpacked stay unknown."""
+        old = None
+        if sizes is None:
+            old = json.loads(rec.labels.get(OLD_LABEL_LAYER_SIZES, "null")) or [None] * len(blobs)
+            sizes = [None] * len(blobs)
+        out: list[int | None] = []
+        for i, (size, blob, chain) in enumerate(zip(sizes, blobs, chains, strict=True)):
+            if size is None:
+                size = self.unpacker.unpacked_size(chain)
+            if size is None and ((old is not None and old[i] is not None) or self.unpacker.is_committed(chain)):
+                with contextlib.suppress(InvalidImage):
+                    size = self._measure(Layer(blob))[1]
+            out.append(size)
+        if old is not None or out != sizes:
+            self.meta.set_image_labels(rec.id, {LABEL_LAYER_SIZES: json.dumps(out), OLD_LABEL_LAYER_SIZES: None})
+        return out
 
     def chain_ids(self, image_id: str) -> list[str]:
         """Chain IDs of the image's layers, bottom first."""
@@ -309,6 +331,16 @@ class ImageStore:
     def prepare_rootfs(self, container_key: str, image_id: str | None) -> list[Mount]:
         """A writable snapshot for a container on the image (None: scratch); its mounts."""
         return self.unpacker.prepare_rootfs(container_key, self._layer_refs(image_id) if image_id else [])
+
+    def rootfs_size(self, container_key: str) -> int:
+        """Docker's SizeRw of a container's writable snapshot: its layer's size as layer_size.py
+        counts it (vfs: the full copy compared with its parent, as a diff written nowhere).
+        snapshot NotFound if there is none."""
+        layer = self.snapshots.layer_dir(container_key)
+        if self.snapshots.diff_mode() != "compare":
+            return dir_size(layer)
+        with open(os.devnull, "wb") as nowhere:
+            return write_layer(layer, nowhere, mode="compare", parent=self.snapshots.parent_dir(container_key)).layer_size
 
     def remove_rootfs(self, container_key: str) -> None:
         """Delete a container's snapshot (unmounted by the caller); no error if it is gone."""

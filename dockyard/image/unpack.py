@@ -31,7 +31,9 @@ from dockyard.image.snapshot import Mount, NotFound, SnapshotError, Snapshotter
 
 EXTRACT_PREFIX = "extract-"
 LABEL_DIFF_ID = "dockyard.image/diff-id"
-LABEL_SIZE = "dockyard.image/size"  # the layer's uncompressed size (images pulled unmeasured show it once unpacked)
+# the layer's size as dockerd reports it (images pulled unmeasured show it once unpacked); stores
+# before it recorded the tar's length as "dockyard.image/size", which is not read any more
+LABEL_SIZE = "dockyard.image/layer-size"
 
 
 class LayerMismatch(ValueError):
@@ -96,7 +98,7 @@ class Unpacker:
             return False
 
     def unpacked_size(self, chain: str) -> int | None:
-        """The uncompressed size of the layer committed as chain, if it is unpacked."""
+        """Docker's size of the layer committed as chain, if it is unpacked (since layer sizes)."""
         try:
             return int(self.snapshots.stat(chain).labels[LABEL_SIZE])
         except (NotFound, KeyError, ValueError):
@@ -127,7 +129,7 @@ class Unpacker:
             if result.diff_id != layer.diff_id:
                 raise LayerMismatch(f"failed to extract layer {layer.blob}: wrong diff id calculated on "
                                     f"extraction {result.diff_id!r}, expected {layer.diff_id!r}")
-            self.snapshots.commit(chain, key, {LABEL_DIFF_ID: layer.diff_id, LABEL_SIZE: str(result.size)})
+            self.snapshots.commit(chain, key, {LABEL_DIFF_ID: layer.diff_id, LABEL_SIZE: str(result.layer_size)})
         except BaseException:
             self.snapshots.remove(key)
             raise

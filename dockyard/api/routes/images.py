@@ -51,9 +51,11 @@ def routes() -> list[web.RouteDef]:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    """GET /images/json?all&filters&digests (with VirtualSize before API 1.44)."""
-    images = await engine(request).images.list(bool_query(request, "all"), json_query(request, "filters"))
+    """GET /images/json?all&filters&digests&shared-size (shared-size from API 1.42, VirtualSize
+    before 1.44)."""
     version = api_version(request)
+    images = await engine(request).images.list(bool_query(request, "all"), json_query(request, "filters"),
+                                               version >= (1, 42) and bool_query(request, "shared-size"))
     return json_response([shapes.image_summary(image, version) for image in images])
 
 

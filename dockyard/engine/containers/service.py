@@ -33,7 +33,6 @@ from dockyard.engine.containers.names import new_id
 from dockyard.engine.containers.store import ContainerStore, Record
 from dockyard.engine.runtimes import Runtime
 from dockyard.engine.volumes import VolumeService
-from dockyard.engine.volumes.local import disk_usage as files_size
 from dockyard.image.errors import NoSuchImage
 from dockyard.image.snapshot import Mount, mount_all, unmount
 from dockyard.image.snapshot.base import NotFound as SnapshotNotFound
@@ -958,7 +957,7 @@ class ContainerService:
         """Bytes of the files in the container's writable layer (Docker's SizeRw measure: what
         removing it reclaims; 0 without one)."""
         try:
-            return max(0, files_size(self.images.snapshots.layer_dir(cid)))
+            return self.images.rootfs_size(cid)
         except SnapshotNotFound:
             return 0
 

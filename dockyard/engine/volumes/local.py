@@ -6,9 +6,9 @@ from __future__ import annotations
 import errno
 import os
 import re
-import stat
 
 from dockyard.engine.containers.errors import InvalidParameter
+from dockyard.image.layer_size import dir_size
 from dockyard.runtime import syscalls as s
 from dockyard.runtime.mountopts import MountOptions
 
@@ -81,21 +81,6 @@ def unmount(path: str) -> None:
 
 
 def disk_usage(path: str) -> int:
-    """Bytes used under path (files counted once per inode, directories not followed
-    across symlinks); -1 when path is gone."""
-    if not os.path.isdir(path):
-        return -1
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for top, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(top, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            if not stat.S_ISDIR(st.st_mode):
-                total += st.st_size
-    return total
+    """Bytes used under path as dockerd counts them (files once per inode, symlinks not
+    followed); -1 when path is gone."""
+    return dir_size(path) if os.path.isdir(path) else -1

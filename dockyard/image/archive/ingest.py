@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.image import digest as digests
 from dockyard.image import mediatypes as mt
 from dockyard.image.archive.tario import ArchiveError
-from dockyard.image.compression import detect, open_decompressed
+from dockyard.image.compression import detect
 from dockyard.image.content import ContentStore
+from dockyard.image.layer_size import measure_layer
 from dockyard.image.manifest import Descriptor, parse_config
 from dockyard.image.store import Layer, normalize_tag
 
@@ -42,21 +42,16 @@ class Recorded:
 
 
 def measure(content: ContentStore, layer: Descriptor) -> Layer:
-    """The layer with the digest and size of its uncompressed tar, streamed from the blob; the
-    compression is told by the blob's magic bytes, whatever its media type says."""
+    """The layer with the digest of its uncompressed tar and Docker's size of it, streamed from
+    the blob; the compression is told by the blob's magic bytes, whatever its media type says."""
     with content.open(layer.digest) as raw:
-        if detect(raw.read(8)) == "none" and layer.digest.startswith("sha256:"):
-            return Layer(layer, layer.digest, content.size(layer.digest))
+        plain = detect(raw.read(8)) == "none" and layer.digest.startswith("sha256:")
         raw.seek(0)
-        h, size = digests.hasher("sha256"), 0
         try:
-            reader = open_decompressed(raw)
-            while chunk := reader.read(1 << 20):
-                h.update(chunk)
-                size += len(chunk)
+            diff_id, size = measure_layer(raw, layer.digest if plain else None)
         except (OSError, EOFError, ValueError) as exc:
-            raise LayerMismatch(f"layer {layer.digest} cannot be decompressed: {exc}") from None
-    return Layer(layer, f"sha256:{h.hexdigest()}", size)
+            raise LayerMismatch(f"layer {layer.digest} cannot be read: {exc}") from None
+    return Layer(layer, diff_id, size)
 
 
 def check_layers(content: ContentStore, config: bytes, layers: list[Descriptor], what: str) -> list[Layer]:
