@@ -12,8 +12,9 @@ from elsewhere on the machine hits both alike.
    (MB/s, median of --gets) and the latency of a fresh connection plus a GET of a tiny file
    (median and p90 of --requests), and of the TCP connect alone (median and p25), to 127.0.0.1
    and to a host address; every request's engine and path in a random order per round.
-Docker runs as a private dockerd (bench/shim_rss.py's, `--bridge none`, with its userland proxy
-on: that is Docker's path for 127.0.0.1 in its default configuration). Needs root; removes every
+Docker runs as a private dockerd (bench/shim_rss.py's, `--bridge none`) in Docker's default
+network configuration: iptables on (a host address is DNATed in the kernel) and its userland
+proxy on (docker-proxy serves 127.0.0.1), as dockyardd by default. Needs root; removes every
 container, network, daemon and temp file it made, also on failure.
 
     .venv/bin/python bench/network.py [--runs 15] [--mb 64] [--gets 8] [--requests 300] [--no-peers]
@@ -181,13 +182,14 @@ def dockyard(tmp: Path) -> Iterator[tuple[Engine, Dockyardd]]:
 
 @contextlib.contextmanager
 def docker(tmp: Path, wanted: bool) -> Iterator[Engine | None]:
-    """A private dockerd with its userland proxy (docker-proxy) publishing ports; None if absent."""
+    """A private dockerd with iptables and its userland proxy (docker-proxy) publishing ports; None
+    if absent."""
     if not wanted:
         yield None
         return
     parent = f"/dockyard-bench/network-{os.getpid()}"
     try:
-        peer = DockerEngine(tmp, parent, userland_proxy=True)
+        peer = DockerEngine(tmp, parent, userland_proxy=True, iptables=True)
     except Skip as why:
         print(f"# docker skipped: {why}")
         yield None
