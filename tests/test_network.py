@@ -796,6 +796,9 @@ def test_loopback_through_the_proxy_or_nat(archive: str, daemon: Dockyardd) -> N
     try:
         assert jumps(daemon) == [f"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DYN-{bridge_of(daemon)}"]
         assert route_localnet("bridge", daemon) == "0"
+        # a host address is answered as is (through the container's gateway): no masquerade
+        assert not [r for r in iptables_dump().splitlines() if r.startswith(f"-A DYS-{bridge_of(daemon)} ")
+                    and "--src-type LOCAL" in r]
         assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
     finally:
         ok(daemon, "rm", "-f", "viaproxy")
@@ -806,6 +809,8 @@ def test_loopback_through_the_proxy_or_nat(archive: str, daemon: Dockyardd) -> N
         cid = serve(other, "vianat", "-p", f"{port}:80")
         assert jumps(other) == [f"-A OUTPUT -m addrtype --dst-type LOCAL -j DYN-{bridge_of(other)}"]
         assert route_localnet("bridge", other) == "1"
+        assert f"-A DYS-{bridge_of(other)} -o {bridge_of(other)} -m addrtype --src-type LOCAL -j MASQUERADE" \
+            in iptables_dump()
         assert http_get(f"http://127.0.0.1:{port}/") == f"hello from {cid[:12]}\n"
         ok(other, "rm", "-f", "vianat")
         other.stop()

@@ -12,7 +12,7 @@ drops, the rest outbound accepted.
 nat PREROUTING/OUTPUT (destination local) → DYN-<tag>: DNAT of published ports; from the host
 itself, 127.0.0.0/8 excluded while the userland proxy serves loopback (Docker's default), else
 included (bridges then get route_localnet). nat POSTROUTING → DYS-<tag>: masquerade of outbound
-traffic, of host-local sources (the host reaching a container through a published port) and of
+traffic, of host-local sources when loopback is DNATed (127.0.0.1 reaching a container), and of
 hairpin traffic (a container reaching a published port of its own bridge).
 
 The same model runs once per IP family: iptables for IPv4, ip6tables for the IPv6 subnets of
@@ -87,7 +87,9 @@ class Firewall:
 
     def __init__(self, tag: str, version: int = 4, proxied_loopback: bool = True) -> None:
         """proxied_loopback: the host's own connections to 127.0.0.0/8 are left to the userland
-        proxy (IPv6's [::1] always is)."""
+        proxy (IPv6's [::1] always is); otherwise they are DNATed, and masqueraded on their way
+        into a bridge (a container cannot answer 127.0.0.1). Other host-local sources need no
+        masquerade: the container answers them through its gateway."""
         self.forward, self.dnat, self.snat = f"DYF-{tag}", f"DYN-{tag}", f"DYS-{tag}"
         self.command, self._host_bits = _command(version), 32 if version == 4 else 128
         loopback = ["!", "-d", "127.0.0.0/8"] if version == 4 else ["!", "-d", "::1/128"]
@@ -97,6 +99,7 @@ class Firewall:
                        ("nat", "OUTPUT", output), ("nat", "POSTROUTING", ["-j", self.snat]))
         # the OUTPUT jump of the other --userland-proxy setting, left by an earlier run
         self._stale = [] if version == 6 else [("nat", "OUTPUT", local if output != local else [*loopback, *local])]
+        self._masquerade_local = version == 4 and not proxied_loopback
         self._bridges: list[BridgeRules] | None = None  # those loaded last (None: the jumps are unchecked)
         self._dnat: list[str] = []  # the DNAT rules loaded
 
@@ -151,8 +154,9 @@ class Firewall:
                 outbound.append(f"-i {b.bridge} -j ACCEPT")
                 if b.masquerade:
                     snat.append(f"-s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
-            snat += [f"-o {b.bridge} -m addrtype --src-type LOCAL -j MASQUERADE",
-                     f"-o {b.bridge} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE"]
+            if self._masquerade_local:
+                snat.append(f"-o {b.bridge} -m addrtype --src-type LOCAL -j MASQUERADE")
+            snat.append(f"-o {b.bridge} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE")
         forward += outbound
         script = ["*filter", f":{self.forward} - [0:0]", *(f"-A {self.forward} {r}" for r in forward), "COMMIT",
                   "*nat", f":{self.dnat} - [0:0]", f":{self.snat} - [0:0]",
