@@ -104,7 +104,7 @@ class ImageService:
 
     def _layer_sizes(self, image_id: str) -> list[tuple[str, int]]:
         """(chain ID, size) of each layer of the image, bottom first."""
-        return list(zip(self.store.chain_ids(image_id), (layer.size or 0 for layer in self.store.layers(image_id)),
+        return list(zip(self.store.chain_ids(image_id), (layer.size or 0 for layer in self.store.layers(image_id, measure_pulled=True)),
                         strict=True))
 
     # -- names and removal -------------------------------------------------------------------

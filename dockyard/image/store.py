@@ -236,23 +236,25 @@ class ImageStore:
         """The image config document."""
         return json.loads(self.content.read(image_id))
 
-    def layers(self, image_id: str) -> list[Layer]:
-        """The image's layers, bottom first, with diff IDs and Docker's sizes (a blob's size
-        stands in while a layer pulled without measuring is not unpacked)."""
+    def layers(self, image_id: str, measure_pulled: bool = False) -> list[Layer]:
+        """The image's layers, bottom first, with diff IDs and Docker's sizes. A layer pulled
+        without measuring (pull does not decompress) and not unpacked has its blob's size, unless
+        measure_pulled (what size reports ask: dockerd knows them once pulled), which measures its
+        blob once and saves the size."""
         rec = self.record(image_id)
         manifest = parse_manifest(self.content.read(rec.target.digest), rec.target.media_type)
         diff_ids = self.config(image_id).get("rootfs", {}).get("diff_ids") or []
         sizes = json.loads(rec.labels.get(LABEL_LAYER_SIZES, "null"))
         if sizes is None or None in sizes:
-            sizes = self._complete_sizes(rec, sizes, manifest.layers, chain_ids(diff_ids))
+            sizes = self._complete_sizes(rec, sizes, manifest.layers, chain_ids(diff_ids), measure_pulled)
         return [Layer(d, i, d.size if s is None else s) for d, i, s in zip(manifest.layers, diff_ids, sizes, strict=True)]
 
     def _complete_sizes(self, rec: ImageRecord, sizes: list[int | None] | None, blobs: list[Descriptor],
-                        chains: list[str]) -> list[int | None]:
+                        chains: list[str], measure_pulled: bool) -> list[int | None]:
         """Fill in the sizes still unknown: from unpacked layers' snapshots, else measured from the
         blob where an older version left none (images recorded before sizes were kept: their
         label held tar lengths, null for layers pulled unmeasured; snapshots it unpacked have no
-        size), saved. Layers pulled unmeasured and not unpacked stay unknown."""
+        size) or measure_pulled, saved. Other layers pulled unmeasured and not unpacked stay unknown."""
         old = None
         if sizes is None:
             old = json.loads(rec.labels.get(OLD_LABEL_LAYER_SIZES, "null")) or [None] * len(blobs)
@@ -261,7 +263,8 @@ class ImageStore:
         for i, (size, blob, chain) in enumerate(zip(sizes, blobs, chains, strict=True)):
             if size is None:
                 size = self.unpacker.unpacked_size(chain)
-            if size is None and ((old is not None and old[i] is not None) or self.unpacker.is_committed(chain)):
+            if size is None and (measure_pulled or (old is not None and old[i] is not None)
+                                 or self.unpacker.is_committed(chain)):
                 with contextlib.suppress(InvalidImage):
                     size = self._measure(Layer(blob))[1]
             out.append(size)
@@ -274,8 +277,8 @@ class ImageStore:
         return chain_ids(self.config(image_id).get("rootfs", {}).get("diff_ids") or [])
 
     def size(self, image_id: str) -> int:
-        """Docker's image Size: the sum of the layers' uncompressed sizes."""
-        return sum(layer.size or 0 for layer in self.layers(image_id))
+        """Docker's image Size: the sum of the layers' uncompressed sizes (pulled ones measured)."""
+        return sum(layer.size or 0 for layer in self.layers(image_id, measure_pulled=True))
 
     def parent(self, image_id: str) -> str | None:
         """The image this one was committed from, if it is still in the store."""

@@ -32,7 +32,7 @@ def history(store: ImageStore, ref: str) -> list[dict[str, Any]]:
     """GET /images/{name}/history: newest first; entries take the IDs and tags of the image and
     then of its parents in turn (as dockerd fills them), the rest stay "<missing>"."""
     image_id = store.resolve(ref)
-    sizes = [layer.size or 0 for layer in store.layers(image_id)]
+    sizes = [layer.size or 0 for layer in store.layers(image_id, measure_pulled=True)]
     entries = image_history(store.config(image_id), sizes, image_id, [])
     current: str | None = image_id
     for entry in entries:
