@@ -208,6 +208,14 @@ def raise_on_termination() -> None:
         signal.signal(sig, handler)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, with a warning when the machine is busy."""
     loads = os.getloadavg()

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import load_average, raise_on_termination, remove_cgroups
+from _common import free_port, load_average, raise_on_termination, remove_cgroups
 from _peers import DockerEngine, Skip
 
 from tests.daemon import Dockyardd, busybox_archive
@@ -64,12 +64,6 @@ class Engine:
 
     def add(self, key: str, value: float) -> None:
         self.samples.setdefault(key, []).append(value)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from _common import VENV_PYTHON, load_average, raise_on_termination
+from _common import VENV_PYTHON, free_port, load_average, raise_on_termination
 
 SERVER = """
 import socket, sys, threading
@@ -52,12 +52,6 @@ if sys.argv[3] == "other":  # the loop's thread back to SCHED_OTHER: what its SC
     os.sched_setscheduler(loop.native_id, os.SCHED_OTHER, os.sched_param(0))
 loop.join()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bulk(port: int) -> float:

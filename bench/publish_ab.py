@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import statistics
 import sys
 import time
 
-from _common import load_average, raise_on_termination
+from _common import free_port, load_average, raise_on_termination
 
 from tests.daemon import DOCKYARDD, Dockyardd, busybox_archive
 
@@ -40,12 +39,6 @@ class Daemon(Dockyardd):
         if proc.returncode:
             raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr}")
         return proc.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def modes() -> dict[str, list[str]]:
