@@ -136,3 +136,32 @@ def test_close_ends_relayed_connections_and_leaks_nothing(published: tuple[tuple
     while len(os.listdir("/proc/self/fd")) > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+@pytest.mark.parametrize("spliced", MODES)
+def test_the_container_may_speak_first(spliced: bool) -> None:
+    """A server that greets on accept (SSH, SMTP, MySQL): the greeting reaches a client that waits
+    for it before sending anything."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def greet() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"220 hello\r\n")
+            conn.sendall(conn.recv(100).upper())
+
+    thread = threading.Thread(target=greet)
+    thread.start()
+    ports = PortAllocator()
+    ip, port, sock = ports.reserve("tcp", "127.0.0.1", "")
+    proxy = Proxy(sock, "tcp", server.getsockname(), spliced=spliced)
+    try:
+        with socket.create_connection((ip, port), timeout=10) as client:
+            assert client.recv(100) == b"220 hello\r\n"
+            client.sendall(b"quit")
+            assert client.recv(100) == b"QUIT"
+    finally:
+        thread.join(10)
+        proxy.close()
+        ports.release("tcp", ip, port)
+        server.close()
