@@ -26,8 +26,7 @@ SPLICED = _splice is not None
 
 
 class Proxy:
-    """Serves one bound socket, forwarding to (ip, port) until close() (which shuts the socket
-    down: it is being released)."""
+    """Serves one bound socket, forwarding to (ip, port) until close()."""
 
     def __init__(self, sock: socket.socket, proto: str, target: tuple[str, int], spliced: bool = SPLICED) -> None:
         self.sock, self.proto, self.target = sock, proto, target
@@ -44,8 +43,8 @@ class Proxy:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving, closing the connections relayed (the socket stays open: its owner
-        releases it); a second call does nothing."""
+        """Stop serving (the splice loop also closes the connections it relays; the threads'
+        finish theirs). The socket stays open: its owner releases it. A second call does nothing."""
         if self._closed.is_set():
             return
         self._closed.set()
