@@ -250,3 +250,17 @@ def containers_removed(daemon: Dockyardd) -> Iterator[None]:
             if ids:
                 daemon.docker("rm", "-f", *ids)
     assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module", name="daemon")
+def build_busybox_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
+    """A module's private build_daemon (busybox loaded; import it as `daemon` into a test module)."""
+    with build_daemon(tmp_path_factory.mktemp("busybox")) as d:
+        yield d
+
+
+@pytest.fixture(autouse=True, name="no_leftover_children")
+def daemon_children_only(daemon: Dockyardd) -> Iterator[None]:
+    """conftest's check, except for the module's daemon (shared by its tests, stopped at the end)."""
+    yield
+    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]

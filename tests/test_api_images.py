@@ -18,7 +18,7 @@ from dockyard.image.archive import docker_archive
 from dockyard.image.bootstrap import image_from_rootfs
 from dockyard.image.bootstrap_busybox import build_rootfs
 from dockyard.image.store import ImageStore
-from tests.daemon import Dockyardd, busybox_archive, other_children
+from tests.daemon import Dockyardd, busybox_archive, daemon_children_only  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,6 @@ def daemon(archives: dict[str, Path]) -> Iterator[Dockyardd]:
         proc = d.docker("load", "-i", str(archives["save"]))
         assert proc.returncode == 0 and proc.stdout.strip() == "Loaded image: busybox:latest", proc.stderr
         yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    """conftest's check, except for this module's daemon (shared by its tests, stopped at the end)."""
-    yield
-    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
 
 
 def ok(d: Dockyardd, *args: str) -> str:

@@ -14,20 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import DOCKYARDD, Dockyardd, other_children
+from tests.daemon import DOCKYARDD, Dockyardd, daemon_children_only  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Dockyardd]:
     with Dockyardd() as d:
         yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    """conftest's check, except for this module's daemon (shared by its tests, stopped at the end)."""
-    yield
-    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
 
 
 def test_docker_version_negotiates_down(daemon: Dockyardd) -> None:

@@ -6,24 +6,11 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import Dockyardd, build_daemon, other_children
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    with build_daemon(tmp_path_factory.mktemp("busybox")) as d:
-        yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    yield
-    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
+from tests.daemon import Dockyardd, build_busybox_daemon, daemon_children_only  # noqa: F401 (fixtures)
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -6,26 +6,11 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.daemon import Dockyardd, build_daemon, other_children
+from tests.daemon import Dockyardd, build_busybox_daemon, daemon_children_only  # noqa: F401 (fixtures)
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    with build_daemon(tmp_path_factory.mktemp("busybox")) as d:
-        yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    yield
-    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
 
 
 def dockyard(d: Dockyardd, *args: str, input: bytes | None = None,

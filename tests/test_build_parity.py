@@ -16,28 +16,13 @@ Accepted differences are made equal by `comparable` (COPY/ADD source hashes)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.build_parity import BASE, CASES, Case, Engine, comparable, compare, expected, facts
-from tests.daemon import Dockyardd, build_daemon, other_children
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
-    """A private dockyardd with busybox."""
-    with build_daemon(tmp_path_factory.mktemp("busybox")) as d:
-        yield d
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    """conftest's check, the module's daemon aside."""
-    yield
-    assert not other_children({daemon.proc.pid}), "a test left child processes running"  # type: ignore[union-attr]
+from tests.daemon import Dockyardd, build_busybox_daemon, daemon_children_only  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

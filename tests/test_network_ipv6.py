@@ -14,8 +14,16 @@ from collections.abc import Iterator
 import pytest
 
 from dockyard.network import firewall
-from tests.daemon import Dockyardd, busybox_archive, other_children, ula_prefix
-from tests.test_network import clear, dnat_gone, inspect, iptables_dump, links, ok, serve
+from tests.daemon import Dockyardd, busybox_archive, ula_prefix
+from tests.test_network import (  # noqa: F401 (no_leftover_children: the per-test cleanup fixture)
+    dnat_gone,
+    inspect,
+    iptables_dump,
+    links,
+    no_leftover_children,
+    ok,
+    serve,
+)
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.skipif(not firewall.available(6), reason="needs ip6tables"),
@@ -55,15 +63,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
     # nothing left: no bridge, veth or ip6tables chain of this daemon
     assert not any(tag in name for name in links())
     assert f"-{tag}" not in iptables_dump("ip6tables")
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        clear(daemon)
-    assert not other_children({daemon.proc.pid}, timeout=15)  # type: ignore[union-attr]
 
 
 def test_dual_stack_network_by_name(daemon: Dockyardd) -> None:
