@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import Dockyardd
-
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
-from tests.test_api_images import archives, no_leftover_children  # noqa: F401
+from tests.daemon import (
+    Dockyardd,
+    daemon_children_only,  # noqa: F401 (fixture)
+)
+from tests.test_api_images import archives  # noqa: F401
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
 TIMING = re.compile(r"(About a minute|About an hour|Less than a second|\d+ (seconds?|minutes|hours|days|weeks|months|years))"

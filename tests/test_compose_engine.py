@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.compose_classic import V1, run_classic_with_v1, write_classic
-from tests.daemon import Dockyardd
-from tests.test_api_images import archives, no_leftover_children  # noqa: F401
+from tests.daemon import (
+    Dockyardd,
+    daemon_children_only,  # noqa: F401 (fixture)
+)
+from tests.test_api_images import archives  # noqa: F401
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
 

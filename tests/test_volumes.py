@@ -23,10 +23,13 @@ import pytest
 
 from dockyard.image.snapshot.mount import mounts_under
 from dockyard.runtime.syscalls import MNT_DETACH, umount2
-from tests.daemon import Dockyardd
 
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
-from tests.test_api_images import archives, no_leftover_children  # noqa: F401
+from tests.daemon import (
+    Dockyardd,
+    daemon_children_only,  # noqa: F401 (fixture)
+)
+from tests.test_api_images import archives  # noqa: F401
 
 VOLIMG = "volimg:1"
 

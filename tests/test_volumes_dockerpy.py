@@ -14,10 +14,12 @@ import docker
 import pytest
 from docker.types import Mount
 
-from tests.daemon import Dockyardd
-
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
-from tests.test_api_images import archives, no_leftover_children  # noqa: F401
+from tests.daemon import (
+    Dockyardd,
+    daemon_children_only,  # noqa: F401 (fixture)
+)
+from tests.test_api_images import archives  # noqa: F401
 from tests.test_volumes import volume_daemon
 
 

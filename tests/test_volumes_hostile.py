@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 
 from dockyard.runtime.paths import open_in_root
-from tests.daemon import Dockyardd
 
 # fixtures: busybox as a save archive and a rootfs tar; the leftover-children check minus the daemon
-from tests.test_api_images import archives, no_leftover_children  # noqa: F401
+from tests.daemon import (
+    Dockyardd,
+    daemon_children_only,  # noqa: F401 (fixture)
+)
+from tests.test_api_images import archives  # noqa: F401
 from tests.test_volumes import fails, image_tar, member, ok, volume_daemon
 
 UNIQUE = "dyhostile-" + uuid.uuid4().hex[:8]  # a name no host path has

@@ -44,15 +44,8 @@ def nano_cpus(value: str) -> int:
 
 def parse_env(values: list[str], files: list[str]) -> list[str]:
     """--env-file lines, then -e values; 'VAR' alone takes the caller's value if set."""
-    items = []
-    for path in files:
-        try:
-            with open(path, encoding="utf-8") as f:
-                items += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-        except OSError as exc:
-            raise UsageError(f"open {path}: {(exc.strerror or '').lower()}") from None
     env = []
-    for item in items + values:
+    for item in read_line_files(files) + values:
         if "=" in item:
             env.append(item)
         elif item in os.environ:
@@ -122,8 +115,8 @@ def check_sysctl(value: str) -> str:
     return value
 
 
-def read_label_files(paths: list[str]) -> list[str]:
-    """--label-file lines (blank lines and comments skipped)."""
+def read_line_files(paths: list[str]) -> list[str]:
+    """The lines of --env-file / --label-file files (blank lines and comments skipped)."""
     labels = []
     for path in paths:
         try:
@@ -251,7 +244,7 @@ def create_body(opts: SimpleNamespace, image: str, cmd: list[str], attach: bool)
     body: dict[str, Any] = {
         "Hostname": opts.hostname or "", "User": opts.user or "", "Env": parse_env(opts.env, opts.env_file),
         "Cmd": cmd or None, "Image": image, "WorkingDir": opts.workdir or "",
-        "Labels": _pairs(read_label_files(opts.label_file) + opts.label), "Domainname": opts.domainname or "",
+        "Labels": _pairs(read_line_files(opts.label_file) + opts.label), "Domainname": opts.domainname or "",
         "Tty": opts.tty, "OpenStdin": stdin, "StdinOnce": stdin and attach, "AttachStdin": stdin and attach,
         "AttachStdout": attach_out, "AttachStderr": attach_err, "ExposedPorts": exposed or None,
         "StopSignal": opts.stop_signal, "StopTimeout": opts.stop_timeout, "Volumes": anonymous or None,
