@@ -66,6 +66,14 @@ def _tar(members: dict[str, str], compress: Callable[[bytes], bytes]) -> bytes:
     return compress(buf.getvalue())
 
 
+_ONBUILD_PARENT = """\
+FROM busybox
+RUN mkdir /app
+ONBUILD COPY app/ /app/src/
+ONBUILD RUN ls -R /app > /app/listing
+ONBUILD ENV BUILT_FROM=parent
+WORKDIR /app
+"""
 _APP = {"app/main.sh": "#!/bin/sh\necho main\n", "app/lib/util.sh": "util() { :; }\n",
         "app/README.md": "# app\n", "app/config.yml": "a: 1\n"}
 
@@ -147,26 +155,12 @@ FROM busybox
 ARG VERSION=2.0
 RUN echo "$VERSION" > /other
 """),
-    Case("onbuild_parent", """\
-FROM busybox
-RUN mkdir /app
-ONBUILD COPY app/ /app/src/
-ONBUILD RUN ls -R /app > /app/listing
-ONBUILD ENV BUILT_FROM=parent
-WORKDIR /app
-""", files=_APP),
+    Case("onbuild_parent", _ONBUILD_PARENT, files=_APP),
     Case("onbuild_child", """\
 FROM parity/onbuild-parent
 RUN cat /app/listing
 CMD ["cat", "/app/listing"]
-""", files=_APP, pre=(("parity/onbuild-parent", """\
-FROM busybox
-RUN mkdir /app
-ONBUILD COPY app/ /app/src/
-ONBUILD RUN ls -R /app > /app/listing
-ONBUILD ENV BUILT_FROM=parent
-WORKDIR /app
-"""),)),
+""", files=_APP, pre=(("parity/onbuild-parent", _ONBUILD_PARENT),)),
     Case("user_by_name_and_uid", """\
 FROM busybox
 RUN echo 'staff2:x:2000:' >> /etc/group && echo 'app:x:2001:2000::/home/app:/bin/sh' >> /etc/passwd \\
