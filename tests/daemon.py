@@ -158,6 +158,13 @@ class Dockyardd:
             return
         NetworkService(config.data_root, network_options(config)).shutdown(containers_running=False)
 
+    def remove_containers(self) -> None:
+        """`rm -f` every container, if the daemon runs (a test's teardown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            ids = self.docker("ps", "-aq").stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids)
+
     def __enter__(self) -> Dockyardd:
         return self.start()
 
@@ -245,10 +252,7 @@ def containers_removed(daemon: Dockyardd) -> Iterator[None]:
     try:
         yield
     finally:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            ids = daemon.docker("ps", "-aq").stdout.split()
-            if ids:
-                daemon.docker("rm", "-f", *ids)
+        daemon.remove_containers()
     assert not other_children({daemon.proc.pid}, timeout=15), "a test left child processes running"  # type: ignore[union-attr]
 
 

@@ -33,9 +33,7 @@ def daemon(archives: dict[str, Path]) -> Iterator[Dockyardd]:  # noqa: F811
         proc = d.docker("load", "-i", str(archives["save"]))
         assert proc.returncode == 0, proc.stderr
         yield d
-        ids = d.docker("ps", "-aq").stdout.split()
-        if ids:
-            d.docker("rm", "-f", *ids)
+        d.remove_containers()
 
 
 def dy(d: Dockyardd, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

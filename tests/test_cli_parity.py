@@ -39,9 +39,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyardd]:
                 assert proc.returncode in (0, 3), proc.stderr
             yield d
         finally:
-            ids = d.docker("ps", "-aq").stdout.split()
-            if ids:
-                d.docker("rm", "-f", *ids)
+            d.remove_containers()
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,7 @@ def daemon(archive: Path) -> Iterator[Dockyardd]:
     try:
         yield d
     finally:
-        ids = d.docker("ps", "-aq").stdout.split()
-        if ids:
-            d.docker("rm", "-f", *ids)
+        d.remove_containers()
         d.cleanup()
 
 
@@ -106,9 +104,7 @@ def test_live_restore_off_stops_containers_with_the_daemon(archive: Path) -> Non
         assert states[plain]["Status"] == "exited"
         assert states[cid]["Running"], "unless-stopped comes back: the daemon, not the user, stopped it"
     finally:
-        ids = d.docker("ps", "-aq").stdout.split() if d.proc and d.proc.poll() is None else []
-        if ids:
-            d.docker("rm", "-f", *ids)
+        d.remove_containers()
         d.cleanup()
 
 

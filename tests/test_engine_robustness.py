@@ -34,10 +34,7 @@ def daemon(archive: Path) -> Iterator[Dockyardd]:
         assert d.docker("load", "-i", str(archive)).returncode == 0
         yield d
     finally:
-        if d.proc is not None and d.proc.poll() is None:
-            ids = d.docker("ps", "-aq").stdout.split()
-            if ids:
-                d.docker("rm", "-f", *ids)
+        d.remove_containers()
         d.cleanup()
     assert not other_children(set(), timeout=15), "a test left child processes running"
 
@@ -227,9 +224,6 @@ def test_starts_of_different_containers_overlap(tmp_path: Path, archive: Path) -
         events = sorted((float(t), what) for what, t in (line.split() for line in log.read_text().splitlines()))
         assert [what for _, what in events] == ["begin", "begin", "end", "end"], events
     finally:
-        if d.proc is not None and d.proc.poll() is None:
-            found = d.docker("ps", "-aq").stdout.split()
-            if found:
-                d.docker("rm", "-f", *found)
+        d.remove_containers()
         d.cleanup()
     assert not other_children(set(), timeout=15), "a test left child processes running"

@@ -98,9 +98,7 @@ def no_leftover_children(daemon: Dockyardd) -> Iterator[None]:
 def clear(daemon: Dockyardd) -> None:
     """Remove every container and user network of a running daemon."""
     if daemon.proc is not None and daemon.proc.poll() is None:
-        ids = daemon.docker("ps", "-aq").stdout.split()
-        if ids:
-            daemon.docker("rm", "-f", *ids)
+        daemon.remove_containers()
         daemon.docker("network", "prune", "-f")
 
 
@@ -770,9 +768,7 @@ def test_userland_proxy_without_iptables(archive: str, daemon: Dockyardd) -> Non
             proc = other.docker("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "60")
             assert "port is already allocated" in proc.stderr
         finally:
-            ids = other.docker("ps", "-aq").stdout.split()
-            if ids:
-                other.docker("rm", "-f", *ids)
+            other.remove_containers()
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the proxied connections left TIME_WAITs
         s.bind(("0.0.0.0", port))
@@ -819,9 +815,7 @@ def test_loopback_through_the_proxy_or_nat(archive: str, daemon: Dockyardd) -> N
         assert jumps(other) == [f"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DYN-{bridge_of(other)}"]
         assert route_localnet("bridge", other) == "0"
     finally:
-        ids = other.docker("ps", "-aq").stdout.split()
-        if ids:
-            other.docker("rm", "-f", *ids)
+        other.remove_containers()
         other.cleanup()
 
 

@@ -123,9 +123,7 @@ def test_published_ports_beside_a_dockerd_with_iptables(tmp_path: Path, short_tm
             subprocess.run(["iptables", "-w", "-D", *rule], check=False)
         problems = docker.stop()  # its containers, networks, chains and rules, the FORWARD policy
         for daemon in (after, before):
-            ids = daemon.docker("ps", "-aq").stdout.split() if daemon.proc and daemon.proc.poll() is None else []
-            if ids:
-                daemon.docker("rm", "-f", *ids)
+            daemon.remove_containers()
             daemon.cleanup()
         problems += remove_cgroups(parent)
     assert not problems, problems

@@ -295,9 +295,7 @@ def test_without_ip6tables_the_proxy_serves_ipv6(tmp_path_factory: pytest.TempPa
         assert bridge_of(other, "bridge") not in iptables_dump("ip6tables")
     finally:
         if other.proc is not None and other.proc.poll() is None:
-            ids = other.docker("ps", "-aq").stdout.split()
-            if ids:
-                other.docker("rm", "-f", *ids)
+            other.remove_containers()
             other.docker("network", "prune", "-f")
         other.cleanup()
 
